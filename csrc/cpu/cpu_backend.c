@@ -1,0 +1,132 @@
+// The CPU backend: the reference implementation of the operation table (backend.h). fp32 only; every op
+// runs when called (the context is a stream that is always idle). Parallel regions use the context's fixed
+// thread count with static partitions, and reductions add per-thread partials in thread order, so results
+// are bit-identical from run to run.
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_internal.h"
+
+static int cpu_ctx_init(rt_ctx *ctx, rt_dtype act, int n_threads, rt_error *err) {
+    if (act != RT_F32)
+        return rt_fail(err, "the CPU backend computes in fp32 (system.precision %s needs the CUDA backend)",
+                       rt_dtype_name(act));
+    cpu_state *st = calloc(1, sizeof *st);
+    if (!st) return rt_fail(err, "out of memory creating the CPU context");
+    st->n_threads = n_threads > 0 ? n_threads : omp_get_num_procs();
+    // OpenBLAS (OpenMP build) takes its thread count from the OpenMP runtime
+    omp_set_num_threads(st->n_threads);
+    ctx->be = &rt_backend_cpu;
+    ctx->act = act;
+    ctx->n_threads = st->n_threads;
+    ctx->impl = st;
+    return 0;
+}
+
+static void cpu_ctx_free(rt_ctx *ctx) {
+    cpu_state *st = cpu_of(ctx);
+    if (st) {
+        free(st->scratch);
+        free(st);
+    }
+    ctx->impl = NULL;
+}
+
+float *cpu_scratch(rt_ctx *ctx, size_t n_per_thread) {
+    cpu_state *st = cpu_of(ctx);
+    if (n_per_thread > st->scratch_per_thread) {
+        size_t total;
+        if (!rt_mul_size(n_per_thread, (size_t)st->n_threads, &total) || !rt_mul_size(total, sizeof(float), &total))
+            return NULL;
+        float *p = aligned_alloc(64, (total + 63) / 64 * 64);
+        if (!p) return NULL;
+        free(st->scratch);
+        st->scratch = p;
+        st->scratch_per_thread = n_per_thread;
+    }
+    return st->scratch;
+}
+
+static void *cpu_alloc(rt_ctx *ctx, size_t bytes, const char *what, rt_error *err) {
+    size_t rounded = (bytes + 63) / 64 * 64;
+    if (rounded < bytes) {
+        rt_fail(err, "size overflow allocating %s", what);
+        return NULL;
+    }
+    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    if (!p) {
+        rt_fail(err, "out of memory allocating %zu bytes for %s", bytes, what);
+        return NULL;
+    }
+    memset(p, 0, rounded ? rounded : 64);
+    return p;
+}
+
+static void cpu_free(rt_ctx *ctx, void *p) { free(p); }
+
+static void cpu_upload(rt_ctx *ctx, void *dst, rt_dtype t, const float *src, size_t n) {
+    memcpy(dst, src, n * sizeof(float));
+}
+
+static void cpu_download(rt_ctx *ctx, float *dst, const void *src, rt_dtype t, size_t n) {
+    memcpy(dst, src, n * sizeof(float));
+}
+
+static void cpu_upload_i32(rt_ctx *ctx, int32_t *dst, const int32_t *src, size_t n) {
+    memcpy(dst, src, n * sizeof(int32_t));
+}
+
+static void cpu_sync(rt_ctx *ctx) {}
+
+static void cpu_zero(rt_ctx *ctx, void *p, size_t bytes) { memset(p, 0, bytes); }
+
+static void cpu_convert(rt_ctx *ctx, void *dst, rt_dtype dst_t, const void *src, rt_dtype src_t, size_t n) {
+    if (dst != src) memmove(dst, src, n * sizeof(float));
+}
+
+static void cpu_add(rt_ctx *ctx, void *out, const void *a, const void *b, size_t n) {
+    float *o = out;
+    const float *x = a, *y = b;
+#pragma omp parallel for schedule(static) num_threads(cpu_of(ctx)->n_threads) if (n > 32768)
+    for (size_t i = 0; i < n; i++) o[i] = x[i] + y[i];
+}
+
+static void cpu_add_inplace(rt_ctx *ctx, void *acc, const void *x, size_t n) {
+    float *o = acc;
+    const float *y = x;
+#pragma omp parallel for schedule(static) num_threads(cpu_of(ctx)->n_threads) if (n > 32768)
+    for (size_t i = 0; i < n; i++) o[i] += y[i];
+}
+
+const rt_backend rt_backend_cpu = {
+    .name = "cpu",
+    .ctx_init = cpu_ctx_init,
+    .ctx_free = cpu_ctx_free,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_upload,
+    .download = cpu_download,
+    .upload_i32 = cpu_upload_i32,
+    .sync = cpu_sync,
+    .zero = cpu_zero,
+    .convert = cpu_convert,
+    .matmul = cpu_matmul,
+    .add = cpu_add,
+    .add_inplace = cpu_add_inplace,
+    .embedding_forward = cpu_embedding_forward,
+    .embedding_backward = cpu_embedding_backward,
+    .rmsnorm_forward = cpu_rmsnorm_forward,
+    .rmsnorm_backward = cpu_rmsnorm_backward,
+    .rope_forward = cpu_rope_forward,
+    .rope_backward = cpu_rope_backward,
+    .attention_forward = cpu_attention_forward,
+    .attention_backward = cpu_attention_backward,
+    .swiglu_forward = cpu_swiglu_forward,
+    .swiglu_backward = cpu_swiglu_backward,
+    .cross_entropy = cpu_cross_entropy,
+    .sum_squares = cpu_sum_squares,
+    .sum_f32 = cpu_sum_f32,
+    .clip_scale = cpu_clip_scale,
+    .adamw = cpu_adamw,
+};

@@ -1,0 +1,56 @@
+// Datasets are HDF5 files:
+//   /tokens        int32 [N]      every document's ids back to back (each document: BOS, bytes, EOS)
+//   /doc_offsets   int64 [D+1]    document d is tokens[doc_offsets[d] : doc_offsets[d+1]]
+//   /prompt_len    int32 [D]      optional: how many ids of document d (after BOS) are the prompt; the rest
+//                                 up to EOS is the exact answer that `retort eval --task` checks
+//   root attributes: format = "retort-dataset", version = 1, tokenizer = "byte", vocab_size, n_docs,
+//                    n_tokens, task, split, seed, source (how it was made)
+#ifndef RT_DATASET_H
+#define RT_DATASET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+#define RT_DATASET_FORMAT  "retort-dataset"
+#define RT_DATASET_VERSION 1
+
+typedef struct rt_dataset {
+    char path[1024];
+    int32_t *tokens;       // [n_tokens]
+    size_t n_tokens;
+    int64_t *doc_offsets;  // [n_docs + 1]
+    size_t n_docs;
+    int32_t *prompt_len;   // [n_docs] or NULL when the dataset has no prompt/answer split
+    int vocab_size;        // from the attributes
+    char task[64];         // "arithmetic", "kv", "text", ...
+    char split[16];        // "train", "val", "all"
+    int64_t seed;
+    char source[256];
+} rt_dataset;
+
+// Describes a dataset being written (tokens, offsets and prompt_len are borrowed).
+typedef struct rt_dataset_spec {
+    const int32_t *tokens;
+    size_t n_tokens;
+    const int64_t *doc_offsets;  // [n_docs + 1]
+    size_t n_docs;
+    const int32_t *prompt_len;   // may be NULL
+    int vocab_size;
+    const char *task;
+    const char *split;
+    int64_t seed;
+    const char *source;
+} rt_dataset_spec;
+
+// Load and validate a dataset (format attribute, shapes, offsets monotonic and in range, every id <
+// vocab_size and >= 0, prompt_len within its document). Errors name the file and the dataset/attribute.
+// max_vocab: the model's vocabulary; ids >= max_vocab are an error naming the position (0 = skip check).
+int rt_dataset_load(rt_dataset *ds, const char *path, int max_vocab, rt_error *err);
+void rt_dataset_free(rt_dataset *ds);
+
+// Write atomically (temp file in the same directory, fsync, rename).
+int rt_dataset_write(const char *path, const rt_dataset_spec *spec, rt_error *err);
+
+#endif

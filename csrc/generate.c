@@ -1,0 +1,179 @@
+#include "generate.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokenizer.h"
+
+int32_t rt_sample_token(const float *logits, int V, const rt_sampling *s, rt_rng *rng, float *probs) {
+    int best = 0;
+    for (int i = 1; i < V; i++)
+        if (logits[i] > logits[best]) best = i;
+    if (s->temperature <= 0.0f) return best;
+    // Keep the top_k largest (ties broken by lower id) by finding the k-th largest value.
+    float cutoff = -INFINITY;
+    if (s->top_k > 0 && s->top_k < V) {
+        memcpy(probs, logits, (size_t)V * sizeof(float));
+        for (int k = 0; k < s->top_k; k++) {  // k passes of selection: V is small (bytes) to mid-size
+            int arg = -1;
+            for (int i = 0; i < V; i++)
+                if (probs[i] != -INFINITY && (arg < 0 || probs[i] > probs[arg])) arg = i;
+            cutoff = probs[arg];
+            probs[arg] = -INFINITY;
+        }
+    }
+    double sum = 0.0;
+    float mx = logits[best];
+    for (int i = 0; i < V; i++) {
+        double p = logits[i] >= cutoff ? exp((double)(logits[i] - mx) / s->temperature) : 0.0;
+        probs[i] = (float)p;
+        sum += p;
+    }
+    double u = (double)rt_rng_uniform(rng) * sum, acc = 0.0;
+    for (int i = 0; i < V; i++) {
+        acc += probs[i];
+        if (u < acc && probs[i] > 0) return i;
+    }
+    return best;
+}
+
+int64_t rt_generate(rt_model *m, int32_t *ids, int64_t n, int64_t max_new, const rt_sampling *s, rt_rng *rng,
+                    void (*on_token)(int32_t id, void *user), void *user, rt_error *err) {
+    int V = m->dims.V, T_cap = m->T_max_batch;
+    float *row = rt_malloc((size_t)V * 2 * sizeof(float), "logits row", err);
+    if (!row) return -1;
+    for (int64_t i = 0; i < max_new; i++) {
+        int64_t start = n > T_cap ? n - T_cap : 0;
+        int T = (int)(n - start);
+        if (rt_model_forward(m, ids + start, NULL, 1, T, 1.0f, err)) {
+            free(row);
+            return -1;
+        }
+        rt_model_logits_row(m, T - 1, row);
+        int32_t next = rt_sample_token(row, V, s, rng, row + V);
+        ids[n++] = next;
+        if (on_token) on_token(next, user);
+        if (next == RT_TOK_EOS) break;
+    }
+    free(row);
+    return n;
+}
+
+typedef struct doc_ref {
+    int32_t prompt_len;
+    int64_t doc;
+} doc_ref;
+
+static int doc_ref_cmp(const void *pa, const void *pb) {
+    const doc_ref *a = pa, *b = pb;
+    if (a->prompt_len != b->prompt_len) return a->prompt_len < b->prompt_len ? -1 : 1;
+    return a->doc < b->doc ? -1 : a->doc > b->doc;
+}
+
+int rt_eval_task(rt_model *m, const rt_dataset *ds, int64_t limit, rt_task_result *res, rt_error *err) {
+    memset(res, 0, sizeof *res);
+    if (!ds->prompt_len)
+        return rt_fail(err, "%s has no /prompt_len: exact-match needs a task dataset (retort data synth)", ds->path);
+    int64_t n_docs = (int64_t)ds->n_docs;
+    if (limit > 0 && limit < n_docs) n_docs = limit;
+    int B = m->B_max, T_cap = m->T_max_batch, V = m->dims.V;
+    doc_ref *refs = rt_malloc((size_t)(n_docs > 0 ? n_docs : 1) * sizeof *refs, "task order", err);
+    int32_t *ids = rt_malloc((size_t)B * T_cap * sizeof(int32_t), "task batch", err);
+    float *row = rt_malloc((size_t)V * sizeof(float), "logits row", err);
+    int rc = (refs && ids && row) ? 0 : -1;
+    for (int64_t d = 0; d < n_docs && rc == 0; d++) {
+        refs[d].prompt_len = ds->prompt_len[d];
+        refs[d].doc = d;
+    }
+    if (rc == 0) qsort(refs, (size_t)n_docs, sizeof *refs, doc_ref_cmp);
+    rt_sampling greedy = {0.0f, 0};
+    for (int64_t start = 0; start < n_docs && rc == 0;) {
+        // a batch of documents with the same prompt length advances in lockstep
+        int nb = 0;
+        int P = refs[start].prompt_len + 1;  // BOS + prompt
+        while (nb < B && start + nb < n_docs && refs[start + nb].prompt_len + 1 == P) nb++;
+        int max_answer = 0;
+        for (int b = 0; b < nb; b++) {
+            int64_t d = refs[start + b].doc;
+            int answer = (int)(ds->doc_offsets[d + 1] - ds->doc_offsets[d]) - P - 1;  // minus EOS
+            if (answer > max_answer) max_answer = answer;
+        }
+        int steps = max_answer + 1;
+        if (P + steps > T_cap) {
+            rc = rt_fail(err, "%s: document %lld needs %d tokens, more than max_seq_len %d", ds->path,
+                         (long long)refs[start].doc, P + steps, T_cap);
+            break;
+        }
+        for (int b = 0; b < nb; b++)
+            memcpy(ids + (size_t)b * (P + steps), ds->tokens + ds->doc_offsets[refs[start + b].doc],
+                   (size_t)P * sizeof(int32_t));
+        // rows are laid out with stride P + steps, but each forward uses a dense [nb, T] copy
+        int32_t *dense = rt_malloc((size_t)nb * (P + steps) * sizeof(int32_t), "task batch", err);
+        if (!dense) {
+            rc = -1;
+            break;
+        }
+        for (int t = P; t < P + steps && rc == 0; t++) {
+            for (int b = 0; b < nb; b++)
+                memcpy(dense + (size_t)b * t, ids + (size_t)b * (P + steps), (size_t)t * sizeof(int32_t));
+            rc = rt_model_forward(m, dense, NULL, nb, t, 1.0f, err);
+            for (int b = 0; b < nb && rc == 0; b++) {
+                rt_model_logits_row(m, b * t + t - 1, row);
+                ids[(size_t)b * (P + steps) + t] = rt_sample_token(row, V, &greedy, NULL, NULL);
+            }
+        }
+        free(dense);
+        for (int b = 0; b < nb && rc == 0; b++) {
+            int64_t d = refs[start + b].doc;
+            const int32_t *want = ds->tokens + ds->doc_offsets[d] + P;  // answer then EOS
+            int len = (int)(ds->doc_offsets[d + 1] - ds->doc_offsets[d]) - P;
+            if (memcmp(ids + (size_t)b * (P + steps) + P, want, (size_t)len * sizeof(int32_t)) == 0) res->correct++;
+            res->total++;
+        }
+        start += nb;
+    }
+    free(refs);
+    free(ids);
+    free(row);
+    return rc;
+}
+
+int rt_eval_loss(rt_model *m, const rt_dataset *ds, int B, int T, int64_t max_batches, double *loss,
+                 int64_t *n_tokens, rt_error *err) {
+    *loss = 0.0;
+    *n_tokens = 0;
+    if (ds->n_tokens < (size_t)T + 1) {
+        // a short dataset is evaluated as one shorter window
+        T = (int)ds->n_tokens - 1;
+        if (T < 1) return rt_fail(err, "%s has %zu tokens, too few to predict any", ds->path, ds->n_tokens);
+    }
+    int64_t n_windows = (int64_t)((ds->n_tokens - 1) / (size_t)T);
+    int32_t *tok = rt_malloc((size_t)B * T * sizeof(int32_t), "eval batch", err);
+    int32_t *tgt = rt_malloc((size_t)B * T * sizeof(int32_t), "eval batch", err);
+    if (!tok || !tgt) {
+        free(tok);
+        free(tgt);
+        return -1;
+    }
+    double sum = 0.0;
+    int rc = 0;
+    int64_t batches = 0;
+    for (int64_t w = 0; w < n_windows && rc == 0; w += B) {
+        if (max_batches > 0 && batches >= max_batches) break;
+        int nb = (int)(n_windows - w < B ? n_windows - w : B);
+        for (int b = 0; b < nb; b++) {
+            const int32_t *src = ds->tokens + (size_t)(w + b) * T;
+            memcpy(tok + (size_t)b * T, src, (size_t)T * sizeof(int32_t));
+            memcpy(tgt + (size_t)b * T, src + 1, (size_t)T * sizeof(int32_t));
+        }
+        rc = rt_model_forward(m, tok, tgt, nb, T, 1.0f, err);
+        if (rc == 0) sum += rt_model_loss_sum(m, nb, T);
+        *n_tokens += (int64_t)nb * T;
+        batches++;
+    }
+    free(tok);
+    free(tgt);
+    if (rc == 0) *loss = *n_tokens > 0 ? sum / (double)*n_tokens : 0.0;
+    return rc;
+}

@@ -1,0 +1,508 @@
+// Llama-style decoder: parameters, activations, forward and backward over backend ops.
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rng.h"
+
+rt_model_dims rt_model_dims_from_config(const rt_config *cfg) {
+    rt_model_dims d;
+    d.V = cfg->model.vocab_size;
+    d.C = cfg->model.dim;
+    d.L = cfg->model.n_layers;
+    d.H = cfg->model.n_heads;
+    d.KVH = cfg->model.n_kv_heads;
+    d.D = cfg->model.dim / cfg->model.n_heads;
+    d.F = cfg->model.ffn_dim;
+    d.T_max = cfg->model.max_seq_len;
+    d.eps = (float)cfg->model.norm_eps;
+    d.theta = (float)cfg->model.rope_theta;
+    d.tied = cfg->model.tie_embeddings;
+    return d;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// allocation
+
+typedef struct alloc_state {
+    rt_model *m;
+    rt_error *err;
+    int failed;
+} alloc_state;
+
+static void *dev_alloc(alloc_state *a, size_t n_elems, size_t elem_size, const char *what) {
+    if (a->failed) return NULL;
+    size_t bytes;
+    if (!rt_mul_size(n_elems, elem_size, &bytes)) {
+        rt_fail(a->err, "size overflow allocating %s", what);
+        a->failed = 1;
+        return NULL;
+    }
+    void *p = a->m->ctx->be->alloc(a->m->ctx, bytes, what, a->err);
+    if (!p) a->failed = 1;
+    return p;
+}
+
+static void dev_free(rt_model *m, void *p) {
+    if (p) m->ctx->be->free(m->ctx, p);
+}
+
+static int add_param(rt_model *m, const char *name, int64_t rows, int64_t cols) {
+    rt_param *p = &m->params[m->n_params];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->ndim = cols > 0 ? 2 : 1;
+    p->shape[0] = rows;
+    p->shape[1] = cols > 0 ? cols : 0;
+    p->n = (size_t)rows * (size_t)(cols > 0 ? cols : 1);
+    p->decay = p->ndim == 2;
+    return m->n_params++;
+}
+
+static void define_params(rt_model *m) {
+    const rt_model_dims *d = &m->dims;
+    char name[RT_TENSOR_NAME_MAX];
+    m->tok_embd = add_param(m, "token_embd.weight", d->V, d->C);
+    for (int l = 0; l < d->L; l++) {
+        rt_layer_params *lp = &m->layer[l];
+#define LAYER_PARAM(field, suffix, rows, cols)                                                                \
+    snprintf(name, sizeof name, "blk.%d." suffix, l);                                                         \
+    lp->field = add_param(m, name, rows, cols)
+        LAYER_PARAM(attn_norm, "attn_norm.weight", d->C, 0);
+        LAYER_PARAM(wq, "attn_q.weight", (int64_t)d->H * d->D, d->C);
+        LAYER_PARAM(wk, "attn_k.weight", (int64_t)d->KVH * d->D, d->C);
+        LAYER_PARAM(wv, "attn_v.weight", (int64_t)d->KVH * d->D, d->C);
+        LAYER_PARAM(wo, "attn_output.weight", d->C, (int64_t)d->H * d->D);
+        LAYER_PARAM(ffn_norm, "ffn_norm.weight", d->C, 0);
+        LAYER_PARAM(wgate, "ffn_gate.weight", d->F, d->C);
+        LAYER_PARAM(wup, "ffn_up.weight", d->F, d->C);
+        LAYER_PARAM(wdown, "ffn_down.weight", d->C, d->F);
+#undef LAYER_PARAM
+    }
+    m->out_norm = add_param(m, "output_norm.weight", d->C, 0);
+    m->out_head = d->tied ? m->tok_embd : add_param(m, "output.weight", d->V, d->C);
+}
+
+static void alloc_params(rt_model *m, alloc_state *a) {
+    rt_ctx *ctx = m->ctx;
+    size_t act = rt_dtype_size(ctx->act);
+    for (int i = 0; i < m->n_params; i++) {
+        rt_param *p = &m->params[i];
+        p->master = dev_alloc(a, p->n, sizeof(float), p->name);
+        p->w = ctx->act == RT_F32 ? (void *)p->master : dev_alloc(a, p->n, act, p->name);
+        if (m->training) {
+            p->grad = dev_alloc(a, p->n, act, "gradient");
+            p->m = dev_alloc(a, p->n, sizeof(float), "AdamW first moment");
+            p->v = dev_alloc(a, p->n, sizeof(float), "AdamW second moment");
+        }
+    }
+}
+
+static void alloc_acts(rt_model *m, alloc_state *a) {
+    const rt_model_dims *d = &m->dims;
+    size_t act = rt_dtype_size(m->ctx->act);
+    size_t N = (size_t)m->B_max * (size_t)m->T_max_batch;
+    size_t HD = (size_t)d->H * d->D, KD = (size_t)d->KVH * d->D;
+    for (int l = 0; l < d->L; l++) {
+        rt_layer_acts *la = &m->acts[l];
+        la->x = dev_alloc(a, N * d->C, act, "activations");
+        la->xn1 = dev_alloc(a, N * d->C, act, "activations");
+        la->rstd1 = dev_alloc(a, N, sizeof(float), "activations");
+        la->q = dev_alloc(a, N * HD, act, "activations");
+        la->k = dev_alloc(a, N * KD, act, "activations");
+        la->v = dev_alloc(a, N * KD, act, "activations");
+        la->att = dev_alloc(a, N * HD, act, "activations");
+        la->lse = dev_alloc(a, N * d->H, sizeof(float), "activations");
+        la->xmid = dev_alloc(a, N * d->C, act, "activations");
+        la->xn2 = dev_alloc(a, N * d->C, act, "activations");
+        la->rstd2 = dev_alloc(a, N, sizeof(float), "activations");
+        la->gate = dev_alloc(a, N * d->F, act, "activations");
+        la->up = dev_alloc(a, N * d->F, act, "activations");
+        la->h = dev_alloc(a, N * d->F, act, "activations");
+    }
+    m->resid_out = dev_alloc(a, N * d->C, act, "activations");
+    m->xf = dev_alloc(a, N * d->C, act, "activations");
+    m->rstdf = dev_alloc(a, N, sizeof(float), "activations");
+    m->logits = dev_alloc(a, N * d->V, act, "logits");
+    m->losses = dev_alloc(a, N, sizeof(float), "losses");
+    m->tokens = dev_alloc(a, N, sizeof(int32_t), "token ids");
+    m->targets = dev_alloc(a, N, sizeof(int32_t), "targets");
+    m->scalars = dev_alloc(a, 4, sizeof(float), "scalars");
+    m->rope_cos = dev_alloc(a, (size_t)d->T_max * (d->D / 2), sizeof(float), "RoPE table");
+    m->rope_sin = dev_alloc(a, (size_t)d->T_max * (d->D / 2), sizeof(float), "RoPE table");
+    if (m->training) {
+        size_t wide = HD > (size_t)d->F ? HD : (size_t)d->F;
+        m->dresid = dev_alloc(a, N * d->C, act, "gradients");
+        m->dx = dev_alloc(a, N * d->C, act, "gradients");
+        m->dC = dev_alloc(a, N * d->C, act, "gradients");
+        m->dq = dev_alloc(a, N * HD, act, "gradients");
+        m->dk = dev_alloc(a, N * KD, act, "gradients");
+        m->dv = dev_alloc(a, N * KD, act, "gradients");
+        m->datt = dev_alloc(a, N * wide, act, "gradients");
+        m->dgate = dev_alloc(a, N * d->F, act, "gradients");
+        m->dup = dev_alloc(a, N * d->F, act, "gradients");
+        m->dh = dev_alloc(a, N * d->F, act, "gradients");
+    }
+}
+
+static void upload_rope_tables(rt_model *m, float *cos_tab, float *sin_tab) {
+    const rt_model_dims *d = &m->dims;
+    int half = d->D / 2;
+    for (int t = 0; t < d->T_max; t++) {
+        for (int i = 0; i < half; i++) {
+            // double for the angle: t * theta^(-2i/D) loses digits in fp32 at long positions
+            double freq = pow((double)d->theta, -2.0 * i / (double)d->D);
+            double ang = (double)t * freq;
+            cos_tab[(size_t)t * half + i] = (float)cos(ang);
+            sin_tab[(size_t)t * half + i] = (float)sin(ang);
+        }
+    }
+    size_t n = (size_t)d->T_max * half;
+    m->ctx->be->upload(m->ctx, m->rope_cos, RT_F32, cos_tab, n);
+    m->ctx->be->upload(m->ctx, m->rope_sin, RT_F32, sin_tab, n);
+}
+
+int rt_model_create(rt_model *m, const rt_model_dims *dims, rt_ctx *ctx, int B, int T, int training,
+                    rt_error *err) {
+    memset(m, 0, sizeof *m);
+    m->dims = *dims;
+    m->ctx = ctx;
+    m->B_max = B;
+    m->T_max_batch = T;
+    m->training = training;
+    if (B <= 0 || T <= 0 || T > dims->T_max)
+        return rt_fail(err, "batch %d x %d does not fit the model (max_seq_len %d)", B, T, dims->T_max);
+    if (dims->H % dims->KVH != 0 || dims->D % 2 != 0 || dims->D * dims->H != dims->C)
+        return rt_fail(err, "model dims: n_heads %d, n_kv_heads %d, dim %d do not form even head dims", dims->H,
+                       dims->KVH, dims->C);
+    int max_params = 3 + 9 * dims->L;
+    m->params = rt_calloc((size_t)max_params, sizeof(rt_param), "parameter table", err);
+    m->layer = rt_calloc((size_t)dims->L, sizeof(rt_layer_params), "layer table", err);
+    m->acts = rt_calloc((size_t)dims->L, sizeof(rt_layer_acts), "activation table", err);
+    if (!m->params || !m->layer || !m->acts) {
+        rt_model_free(m);
+        return -1;
+    }
+    define_params(m);
+    alloc_state a = {m, err, 0};
+    alloc_params(m, &a);
+    alloc_acts(m, &a);
+    if (a.failed) {
+        rt_model_free(m);
+        return -1;
+    }
+    size_t half_n = (size_t)dims->T_max * (dims->D / 2);
+    float *cos_tab = rt_malloc(half_n * sizeof(float), "RoPE table", err);
+    float *sin_tab = rt_malloc(half_n * sizeof(float), "RoPE table", err);
+    if (!cos_tab || !sin_tab) {
+        free(cos_tab);
+        free(sin_tab);
+        rt_model_free(m);
+        return -1;
+    }
+    upload_rope_tables(m, cos_tab, sin_tab);
+    ctx->be->sync(ctx);
+    free(cos_tab);
+    free(sin_tab);
+    return 0;
+}
+
+void rt_model_free(rt_model *m) {
+    if (!m->ctx) return;
+    if (m->params) {
+        for (int i = 0; i < m->n_params; i++) {
+            rt_param *p = &m->params[i];
+            if (p->w != p->master) dev_free(m, p->w);
+            dev_free(m, p->master);
+            dev_free(m, p->grad);
+            dev_free(m, p->m);
+            dev_free(m, p->v);
+        }
+    }
+    if (m->acts) {
+        for (int l = 0; l < m->dims.L; l++) {
+            rt_layer_acts *la = &m->acts[l];
+            void *bufs[] = {la->x,    la->xn1,  la->rstd1, la->q,     la->k,    la->v,  la->att,
+                            la->lse,  la->xmid, la->xn2,   la->rstd2, la->gate, la->up, la->h};
+            for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dev_free(m, bufs[i]);
+        }
+    }
+    void *bufs[] = {m->resid_out, m->xf, m->rstdf, m->logits, m->losses, m->tokens, m->targets, m->scalars,
+                    m->rope_cos,  m->rope_sin, m->dresid, m->dx, m->dC, m->dq, m->dk, m->dv, m->datt,
+                    m->dgate,     m->dup,      m->dh};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dev_free(m, bufs[i]);
+    free(m->params);
+    free(m->layer);
+    free(m->acts);
+    memset(m, 0, sizeof *m);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// weights
+
+static void sync_compute_copy(rt_model *m, rt_param *p) {
+    if (p->w != p->master) m->ctx->be->convert(m->ctx, p->w, m->ctx->act, p->master, RT_F32, p->n);
+}
+
+int rt_model_init_weights(rt_model *m, uint64_t seed, float std, rt_error *err) {
+    size_t max_n = 0;
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].n > max_n) max_n = m->params[i].n;
+    float *host = rt_malloc(max_n * sizeof(float), "weight init", err);
+    if (!host) return -1;
+    // Each tensor has its own stream, so adding a tensor later does not change the others' values.
+    float resid_std = std / sqrtf(2.0f * (float)m->dims.L);
+    for (int i = 0; i < m->n_params; i++) {
+        rt_param *p = &m->params[i];
+        rt_rng r;
+        rt_rng_seed(&r, rt_seed_mix(seed, (uint64_t)i + 1));
+        int is_out_proj = strstr(p->name, "attn_output") || strstr(p->name, "ffn_down");
+        float s = is_out_proj ? resid_std : std;
+        for (size_t j = 0; j < p->n; j++) host[j] = p->ndim == 1 ? 1.0f : s * rt_rng_normal(&r);
+        m->ctx->be->upload(m->ctx, p->master, RT_F32, host, p->n);
+        sync_compute_copy(m, p);
+    }
+    m->ctx->be->sync(m->ctx);
+    free(host);
+    return 0;
+}
+
+size_t rt_model_param_count(const rt_model *m) {
+    size_t n = 0;
+    for (int i = 0; i < m->n_params; i++) n += m->params[i].n;
+    return n;
+}
+
+double rt_model_train_flops_per_token(const rt_model *m, int T) {
+    // N counts parameters that take part in matmuls: every matrix but the embedding lookup, plus the
+    // output head (which is the embedding when tied).
+    double n = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        const rt_param *p = &m->params[i];
+        if (p->ndim == 2 && i != m->tok_embd) n += (double)p->n;
+    }
+    if (m->dims.tied) n += (double)m->params[m->tok_embd].n;
+    const rt_model_dims *d = &m->dims;
+    return 6.0 * n + 12.0 * d->L * d->C * (double)T;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// forward and backward
+
+#define W(idx) (m->params[(idx)].w)
+#define G(idx) (m->params[(idx)].grad)
+
+int rt_model_forward(rt_model *m, const int32_t *tokens, const int32_t *targets, int B, int T,
+                     float grad_scale, rt_error *err) {
+    if (B <= 0 || T <= 0 || B > m->B_max || T > m->T_max_batch)
+        return rt_fail(err, "batch %d x %d exceeds the model's buffers (%d x %d)", B, T, m->B_max,
+                       m->T_max_batch);
+    rt_ctx *ctx = m->ctx;
+    const rt_backend *be = ctx->be;
+    const rt_model_dims *d = &m->dims;
+    int N = B * T, C = d->C, HD = d->H * d->D, KD = d->KVH * d->D, F = d->F;
+
+    be->upload_i32(ctx, m->tokens, tokens, (size_t)N);
+    be->embedding_forward(ctx, m->acts[0].x, m->tokens, W(m->tok_embd), N, C);  // [N, C]
+    for (int l = 0; l < d->L; l++) {
+        const rt_layer_params *lp = &m->layer[l];
+        rt_layer_acts *a = &m->acts[l];
+        void *out = l + 1 < d->L ? m->acts[l + 1].x : m->resid_out;  // [N, C]
+        be->rmsnorm_forward(ctx, a->xn1, a->rstd1, a->x, W(lp->attn_norm), N, C, d->eps);
+        be->matmul(ctx, a->q, a->xn1, W(lp->wq), N, HD, C, 0, 1, 1.0f, 0.0f);  // [N, H*D]
+        be->matmul(ctx, a->k, a->xn1, W(lp->wk), N, KD, C, 0, 1, 1.0f, 0.0f);  // [N, KVH*D]
+        be->matmul(ctx, a->v, a->xn1, W(lp->wv), N, KD, C, 0, 1, 1.0f, 0.0f);  // [N, KVH*D]
+        be->rope_forward(ctx, a->q, a->q, m->rope_cos, m->rope_sin, B, T, d->H, d->D);
+        be->rope_forward(ctx, a->k, a->k, m->rope_cos, m->rope_sin, B, T, d->KVH, d->D);
+        be->attention_forward(ctx, a->att, a->lse, a->q, a->k, a->v, B, T, d->H, d->KVH, d->D);
+        be->matmul(ctx, a->xmid, a->att, W(lp->wo), N, C, HD, 0, 1, 1.0f, 0.0f);  // [N, C]
+        be->add_inplace(ctx, a->xmid, a->x, (size_t)N * C);
+        be->rmsnorm_forward(ctx, a->xn2, a->rstd2, a->xmid, W(lp->ffn_norm), N, C, d->eps);
+        be->matmul(ctx, a->gate, a->xn2, W(lp->wgate), N, F, C, 0, 1, 1.0f, 0.0f);  // [N, F]
+        be->matmul(ctx, a->up, a->xn2, W(lp->wup), N, F, C, 0, 1, 1.0f, 0.0f);      // [N, F]
+        be->swiglu_forward(ctx, a->h, a->gate, a->up, (size_t)N * F);
+        be->matmul(ctx, out, a->h, W(lp->wdown), N, C, F, 0, 1, 1.0f, 0.0f);  // [N, C]
+        be->add_inplace(ctx, out, a->xmid, (size_t)N * C);
+    }
+    be->rmsnorm_forward(ctx, m->xf, m->rstdf, m->resid_out, W(m->out_norm), N, C, d->eps);
+    be->matmul(ctx, m->logits, m->xf, W(m->out_head), N, d->V, C, 0, 1, 1.0f, 0.0f);  // [N, V]
+    if (targets) {
+        be->upload_i32(ctx, m->targets, targets, (size_t)N);
+        be->cross_entropy(ctx, m->losses, m->training ? m->logits : NULL, m->logits, m->targets, N, d->V,
+                          grad_scale);
+    }
+    return 0;
+}
+
+void rt_model_backward(rt_model *m, int B, int T) {
+    rt_ctx *ctx = m->ctx;
+    const rt_backend *be = ctx->be;
+    const rt_model_dims *d = &m->dims;
+    int N = B * T, C = d->C, HD = d->H * d->D, KD = d->KVH * d->D, F = d->F;
+    void *dlogits = m->logits;  // [N, V], written in place by cross_entropy
+
+    // output head: logits = xf @ W^T
+    be->matmul(ctx, G(m->out_head), dlogits, m->xf, d->V, C, N, 1, 0, 1.0f, 1.0f);  // [V, C] +=
+    be->matmul(ctx, m->dx, dlogits, W(m->out_head), N, C, d->V, 0, 0, 1.0f, 0.0f);  // [N, C]
+    be->zero(ctx, m->dresid, (size_t)N * C * rt_dtype_size(ctx->act));
+    be->rmsnorm_backward(ctx, m->dresid, G(m->out_norm), m->dx, m->resid_out, W(m->out_norm), m->rstdf, N, C);
+
+    for (int l = d->L - 1; l >= 0; l--) {
+        const rt_layer_params *lp = &m->layer[l];
+        rt_layer_acts *a = &m->acts[l];
+        // dresid holds dL/d(block output); the block output is xmid + down(h)
+        be->matmul(ctx, G(lp->wdown), m->dresid, a->h, C, F, N, 1, 0, 1.0f, 1.0f);  // [C, F] +=
+        be->matmul(ctx, m->dh, m->dresid, W(lp->wdown), N, F, C, 0, 0, 1.0f, 0.0f);  // [N, F]
+        be->swiglu_backward(ctx, m->dgate, m->dup, m->dh, a->gate, a->up, (size_t)N * F);
+        be->matmul(ctx, G(lp->wgate), m->dgate, a->xn2, F, C, N, 1, 0, 1.0f, 1.0f);  // [F, C] +=
+        be->matmul(ctx, G(lp->wup), m->dup, a->xn2, F, C, N, 1, 0, 1.0f, 1.0f);      // [F, C] +=
+        be->matmul(ctx, m->dx, m->dgate, W(lp->wgate), N, C, F, 0, 0, 1.0f, 0.0f);   // [N, C]
+        be->matmul(ctx, m->dx, m->dup, W(lp->wup), N, C, F, 0, 0, 1.0f, 1.0f);       // [N, C] +=
+        // dresid becomes dL/dxmid: the residual path plus the ffn_norm path
+        be->rmsnorm_backward(ctx, m->dresid, G(lp->ffn_norm), m->dx, a->xmid, W(lp->ffn_norm), a->rstd2, N, C);
+
+        // xmid = x + att @ Wo^T
+        be->matmul(ctx, G(lp->wo), m->dresid, a->att, C, HD, N, 1, 0, 1.0f, 1.0f);  // [C, H*D] +=
+        be->matmul(ctx, m->datt, m->dresid, W(lp->wo), N, HD, C, 0, 0, 1.0f, 0.0f);  // [N, H*D]
+        be->attention_backward(ctx, m->dq, m->dk, m->dv, m->datt, a->q, a->k, a->v, a->att, a->lse, B, T, d->H,
+                               d->KVH, d->D);
+        be->rope_backward(ctx, m->dq, m->dq, m->rope_cos, m->rope_sin, B, T, d->H, d->D);
+        be->rope_backward(ctx, m->dk, m->dk, m->rope_cos, m->rope_sin, B, T, d->KVH, d->D);
+        be->matmul(ctx, G(lp->wq), m->dq, a->xn1, HD, C, N, 1, 0, 1.0f, 1.0f);  // [H*D, C] +=
+        be->matmul(ctx, G(lp->wk), m->dk, a->xn1, KD, C, N, 1, 0, 1.0f, 1.0f);  // [KVH*D, C] +=
+        be->matmul(ctx, G(lp->wv), m->dv, a->xn1, KD, C, N, 1, 0, 1.0f, 1.0f);  // [KVH*D, C] +=
+        be->matmul(ctx, m->dx, m->dq, W(lp->wq), N, C, HD, 0, 0, 1.0f, 0.0f);   // [N, C]
+        be->matmul(ctx, m->dx, m->dk, W(lp->wk), N, C, KD, 0, 0, 1.0f, 1.0f);   // [N, C] +=
+        be->matmul(ctx, m->dx, m->dv, W(lp->wv), N, C, KD, 0, 0, 1.0f, 1.0f);   // [N, C] +=
+        // dresid becomes dL/dx: the residual path plus the attn_norm path
+        be->rmsnorm_backward(ctx, m->dresid, G(lp->attn_norm), m->dx, a->x, W(lp->attn_norm), a->rstd1, N, C);
+    }
+    be->embedding_backward(ctx, G(m->tok_embd), m->dresid, m->tokens, N, C);
+}
+
+void rt_model_zero_grad(rt_model *m) {
+    size_t act = rt_dtype_size(m->ctx->act);
+    for (int i = 0; i < m->n_params; i++) {
+        rt_param *p = &m->params[i];
+        if (p->grad) m->ctx->be->zero(m->ctx, p->grad, p->n * act);
+    }
+}
+
+float rt_model_loss_sum(rt_model *m, int B, int T) {
+    float sum = 0.0f;
+    m->ctx->be->sum_f32(m->ctx, &m->scalars[2], m->losses, (size_t)B * T);
+    m->ctx->be->download(m->ctx, &sum, &m->scalars[2], RT_F32, 1);
+    return sum;
+}
+
+void rt_model_logits_row(rt_model *m, int row, float *out) {
+    size_t V = (size_t)m->dims.V;
+    size_t off = (size_t)row * V * rt_dtype_size(m->ctx->act);
+    m->ctx->be->download(m->ctx, out, (const char *)m->logits + off, m->ctx->act, V);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// host tensors for checkpoints
+
+static int host_tensor(rt_named_tensor *t, const rt_param *p, rt_error *err) {
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", p->name);
+    t->ndim = p->ndim;
+    t->shape[0] = p->shape[0];
+    t->shape[1] = p->shape[1];
+    t->data = rt_malloc(p->n * sizeof(float), p->name, err);
+    return t->data ? 0 : -1;
+}
+
+void rt_model_free_host_tensors(rt_named_tensor *ts, int n) {
+    if (!ts) return;
+    for (int i = 0; i < n; i++) free(ts[i].data);
+    free(ts);
+}
+
+int rt_model_export_tensors(rt_model *m, rt_named_tensor **weights, rt_named_tensor **adam_m,
+                            rt_named_tensor **adam_v, int *n, rt_error *err) {
+    const rt_backend *be = m->ctx->be;
+    int want_optim = adam_m && adam_v && m->training;
+    rt_named_tensor *w = rt_calloc((size_t)m->n_params, sizeof *w, "tensor list", err);
+    rt_named_tensor *mm = want_optim ? rt_calloc((size_t)m->n_params, sizeof *mm, "tensor list", err) : NULL;
+    rt_named_tensor *vv = want_optim ? rt_calloc((size_t)m->n_params, sizeof *vv, "tensor list", err) : NULL;
+    int ok = w && (!want_optim || (mm && vv));
+    for (int i = 0; ok && i < m->n_params; i++) {
+        rt_param *p = &m->params[i];
+        ok = host_tensor(&w[i], p, err) == 0;
+        if (ok) be->download(m->ctx, w[i].data, p->master, RT_F32, p->n);
+        if (ok && want_optim) {
+            ok = host_tensor(&mm[i], p, err) == 0 && host_tensor(&vv[i], p, err) == 0;
+            if (ok) {
+                be->download(m->ctx, mm[i].data, p->m, RT_F32, p->n);
+                be->download(m->ctx, vv[i].data, p->v, RT_F32, p->n);
+            }
+        }
+    }
+    if (!ok) {
+        rt_model_free_host_tensors(w, m->n_params);
+        rt_model_free_host_tensors(mm, m->n_params);
+        rt_model_free_host_tensors(vv, m->n_params);
+        return -1;
+    }
+    *weights = w;
+    if (want_optim) {
+        *adam_m = mm;
+        *adam_v = vv;
+    } else {
+        if (adam_m) *adam_m = NULL;
+        if (adam_v) *adam_v = NULL;
+    }
+    *n = m->n_params;
+    return 0;
+}
+
+static int check_shape(const rt_named_tensor *t, const rt_param *p, const char *what, const char *source,
+                       rt_error *err) {
+    int same = t->ndim == p->ndim && t->shape[0] == p->shape[0] && (p->ndim == 1 || t->shape[1] == p->shape[1]);
+    if (same) return 0;
+    char got[64];
+    if (t->ndim == 2) snprintf(got, sizeof got, "[%lld, %lld]", (long long)t->shape[0], (long long)t->shape[1]);
+    else snprintf(got, sizeof got, "%d-D starting [%lld]", t->ndim, (long long)t->shape[0]);
+    if (p->ndim == 2)
+        return rt_fail(err, "%s: %s %s has shape %s, the model expects [%lld, %lld]", source, what, p->name, got,
+                       (long long)p->shape[0], (long long)p->shape[1]);
+    return rt_fail(err, "%s: %s %s has shape %s, the model expects [%lld]", source, what, p->name, got,
+                   (long long)p->shape[0]);
+}
+
+int rt_model_import_tensors(rt_model *m, const rt_named_tensor *weights, int n_weights,
+                            const rt_named_tensor *adam_m, const rt_named_tensor *adam_v, int n_optim,
+                            const char *source, rt_error *err) {
+    const rt_backend *be = m->ctx->be;
+    // Every tensor in the file must belong to the model, so a checkpoint of a different architecture
+    // is refused rather than half-loaded.
+    for (int j = 0; j < n_weights; j++) {
+        int found = 0;
+        for (int i = 0; i < m->n_params && !found; i++) found = strcmp(m->params[i].name, weights[j].name) == 0;
+        if (!found)
+            return rt_fail(err, "%s: tensor %s is not part of this model (tie_embeddings or n_layers differ?)",
+                           source, weights[j].name);
+    }
+    for (int i = 0; i < m->n_params; i++) {
+        rt_param *p = &m->params[i];
+        const rt_named_tensor *t = rt_ckpt_find(weights, n_weights, p->name);
+        if (!t) return rt_fail(err, "%s: missing tensor %s", source, p->name);
+        if (check_shape(t, p, "tensor", source, err)) return -1;
+        be->upload(m->ctx, p->master, RT_F32, t->data, p->n);
+        sync_compute_copy(m, p);
+        if (!m->training || n_optim == 0) continue;
+        const rt_named_tensor *tm = rt_ckpt_find(adam_m, n_optim, p->name);
+        const rt_named_tensor *tv = rt_ckpt_find(adam_v, n_optim, p->name);
+        if (!tm || !tv) return rt_fail(err, "%s: missing optimizer state for %s", source, p->name);
+        if (check_shape(tm, p, "adam_m", source, err) || check_shape(tv, p, "adam_v", source, err)) return -1;
+        be->upload(m->ctx, p->m, RT_F32, tm->data, p->n);
+        be->upload(m->ctx, p->v, RT_F32, tv->data, p->n);
+    }
+    be->sync(m->ctx);
+    return 0;
+}

@@ -1,0 +1,130 @@
+// The Llama-style decoder: token embedding, L blocks of (RMSNorm, grouped-query attention with RoPE,
+// RMSNorm, SwiGLU MLP) with residuals, final RMSNorm, output head (optionally tied to the embedding).
+//
+// Written once in terms of backend operations (backend.h): this file never touches tensor memory, so the
+// same code runs on the CPU and on the GPU.
+#ifndef RT_MODEL_H
+#define RT_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "checkpoint.h"
+#include "config.h"
+
+typedef struct rt_model_dims {
+    int V;      // vocabulary
+    int C;      // width
+    int L;      // layers
+    int H;      // query heads
+    int KVH;    // key/value heads
+    int D;      // head dim = C / H
+    int F;      // SwiGLU hidden width
+    int T_max;  // longest sequence (RoPE table rows)
+    float eps;
+    float theta;
+    int tied;  // output head is token_embd.weight
+} rt_model_dims;
+
+typedef struct rt_param {
+    char name[RT_TENSOR_NAME_MAX];  // GGUF llama name
+    int ndim;
+    int64_t shape[2];  // [out, in] for matrices, [C] for norms
+    size_t n;          // elements
+    float *master;     // fp32 master weight (device)
+    void *w;           // compute copy in act dtype; == master when act is fp32
+    void *grad;        // act dtype, NULL when not trainable
+    float *m, *v;      // AdamW moments (fp32, device), NULL when not trainable
+    int decay;         // weight decay applies (matrices, not norms)
+} rt_param;
+
+// Per-layer parameters as indices into rt_model.params.
+typedef struct rt_layer_params {
+    int attn_norm, wq, wk, wv, wo, ffn_norm, wgate, wup, wdown;
+} rt_layer_params;
+
+// Activations kept for backward, per layer, for a batch of N = B*T rows.
+typedef struct rt_layer_acts {
+    void *x;      // [N, C]     block input (residual stream)
+    void *xn1;    // [N, C]     attn_norm(x)
+    float *rstd1; // [N]
+    void *q;      // [N, H*D]   after RoPE
+    void *k;      // [N, KVH*D] after RoPE
+    void *v;      // [N, KVH*D]
+    void *att;    // [N, H*D]   attention output (before attn_output)
+    float *lse;   // [B, H, T]
+    void *xmid;   // [N, C]     x + attn_output(att)
+    void *xn2;    // [N, C]     ffn_norm(xmid)
+    float *rstd2; // [N]
+    void *gate;   // [N, F]
+    void *up;     // [N, F]
+    void *h;      // [N, F]     silu(gate) * up
+} rt_layer_acts;
+
+typedef struct rt_model {
+    rt_model_dims dims;
+    rt_ctx *ctx;
+    int B_max, T_max_batch;  // activation buffers are sized for this batch
+    int training;            // gradients and optimizer moments allocated
+
+    rt_param *params;  // [n_params] in GGUF order
+    int n_params;
+    int tok_embd, out_norm, out_head;  // indices (out_head == tok_embd when tied)
+    rt_layer_params *layer;            // [L]
+
+    float *rope_cos, *rope_sin;  // [T_max, D/2] fp32 (device)
+    int32_t *tokens, *targets;   // [B_max * T] (device)
+    rt_layer_acts *acts;         // [L]
+    void *resid_out;             // [N, C]  output of the last block
+    void *xf;                    // [N, C]  output_norm(resid_out)
+    float *rstdf;                // [N]
+    void *logits;                // [N, V]  (holds dlogits after a training forward)
+    float *losses;               // [N]
+    float *scalars;              // [4] device scratch: grad norm^2, clip scale, loss sum
+    // backward scratch
+    void *dresid, *dx, *dC, *dq, *dk, *dv, *datt, *dgate, *dup, *dh;
+} rt_model;
+
+// Dims from the config (validated by rt_config_validate).
+rt_model_dims rt_model_dims_from_config(const rt_config *cfg);
+
+// Allocate parameters and activation buffers for batches up to B x T. training = 1 also allocates
+// gradients and AdamW moments. Weights are zero until init_weights or load_weights.
+int rt_model_create(rt_model *m, const rt_model_dims *dims, rt_ctx *ctx, int B, int T, int training,
+                    rt_error *err);
+void rt_model_free(rt_model *m);
+
+// Seeded init on the host, uploaded: matrices N(0, std) (output projections scaled by 1/sqrt(2L)),
+// norms 1.
+int rt_model_init_weights(rt_model *m, uint64_t seed, float std, rt_error *err);
+
+// Parameter count and the matmul FLOPs of one training token (6N + 12 L C T; training.md §3).
+size_t rt_model_param_count(const rt_model *m);
+double rt_model_train_flops_per_token(const rt_model *m, int T);
+
+// Forward over tokens [B, T] (host ids). With targets (host, < 0 = ignored) it computes per-token losses
+// and, when the model is training, leaves grad_scale * dloss/dlogits in place of the logits for backward.
+// Without targets it leaves logits [B*T, V] in m->logits.
+int rt_model_forward(rt_model *m, const int32_t *tokens, const int32_t *targets, int B, int T,
+                     float grad_scale, rt_error *err);
+// Accumulates parameter gradients of the last forward (which must have had targets).
+void rt_model_backward(rt_model *m, int B, int T);
+void rt_model_zero_grad(rt_model *m);
+
+// Sum of the per-token losses of the last forward with targets (synchronises).
+float rt_model_loss_sum(rt_model *m, int B, int T);
+// Copy logits row `row` of the last forward to host (V floats; synchronises).
+void rt_model_logits_row(rt_model *m, int row, float *out);
+
+// Host copies of weights (and optimizer moments) for checkpoints; the arrays and their data are owned by
+// the caller and released with rt_model_free_host_tensors.
+int rt_model_export_tensors(rt_model *m, rt_named_tensor **weights, rt_named_tensor **adam_m,
+                            rt_named_tensor **adam_v, int *n, rt_error *err);
+void rt_model_free_host_tensors(rt_named_tensor *ts, int n);
+// Load weights (and moments when given) from host tensors, checking every name and shape.
+int rt_model_import_tensors(rt_model *m, const rt_named_tensor *weights, int n_weights,
+                            const rt_named_tensor *adam_m, const rt_named_tensor *adam_v, int n_optim,
+                            const char *source, rt_error *err);
+
+#endif

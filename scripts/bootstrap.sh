@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what retort needs from Debian packages, only what is missing. Idempotent.
+#   scripts/bootstrap.sh          build and run (compiler, cmake, HDF5, libyaml, OpenBLAS, OpenMP)
+#   scripts/bootstrap.sh test     also what the tests need (Check, PyTorch, h5py, numpy, matplotlib)
+# As root it runs apt-get; otherwise it prints the exact command to run.
+set -euo pipefail
+
+build_pkgs=(build-essential cmake ninja-build pkg-config libhdf5-dev libyaml-dev libopenblas-openmp-dev)
+test_pkgs=(check libsubunit-dev python3 python3-torch python3-h5py python3-numpy python3-matplotlib)
+
+want=("${build_pkgs[@]}")
+if [[ "${1:-}" == "test" ]]; then want+=("${test_pkgs[@]}"); fi
+
+missing=()
+for p in "${want[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then missing+=("$p"); fi
+done
+if [[ ${#missing[@]} -eq 0 ]]; then exit 0; fi
+
+cmd=(apt-get install -y --no-install-recommends "${missing[@]}")
+if [[ $(id -u) -ne 0 ]]; then
+    echo "retort needs these Debian packages; install them with:" >&2
+    echo "  sudo apt-get update && sudo ${cmd[*]}" >&2
+    exit 1
+fi
+echo "bootstrap: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+"${cmd[@]}" >/dev/null

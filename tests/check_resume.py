@@ -1,0 +1,169 @@
+"""Training through the CLI: bit-exact resume, fallback past a damaged checkpoint, signal handling, the run
+directory's files, and the inspect/generate/eval commands on the result. Checks files with h5py.
+
+usage: check_resume.py   (RETORT_BIN, RT_SOURCE_DIR from ctest)"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import h5py
+import numpy as np
+
+RETORT = os.environ["RETORT_BIN"]
+SRC = os.environ["RT_SOURCE_DIR"]
+failures = []
+
+
+def fail(msg):
+    failures.append(msg)
+    print("FAIL:", msg)
+
+
+def run(args, expect=0, **kw):
+    p = subprocess.run([RETORT] + args, capture_output=True, text=True, **kw)
+    if expect is not None and p.returncode != expect:
+        fail(f"retort {' '.join(args)} exited {p.returncode}, expected {expect}\nstderr: {p.stderr[-2000:]}")
+    return p
+
+
+def losses(run_dir):
+    out = {}
+    for line in open(os.path.join(run_dir, "metrics.jsonl")):
+        rec = json.loads(line)
+        if rec["type"] == "train":
+            out[rec["step"]] = rec["loss"]
+    return out
+
+
+def h5_tensors(path):
+    with h5py.File(path, "r") as f:
+        t = {}
+        for group in ("model", "optim/adam_m", "optim/adam_v"):
+            for name, ds in f[group].items():
+                t[f"{group}/{name}"] = ds[()]
+        state = {k: np.array(v).tolist() for k, v in f["state"].attrs.items()}
+    return t, state
+
+
+def same_checkpoint(a, b, what):
+    ta, sa = h5_tensors(a)
+    tb, sb = h5_tensors(b)
+    if sorted(ta) != sorted(tb):
+        fail(f"{what}: tensor names differ")
+        return
+    diff = [n for n in ta if not np.array_equal(ta[n], tb[n])]
+    if diff:
+        fail(f"{what}: {len(diff)} tensors differ bit-wise, e.g. {diff[0]} (max |d| "
+             f"{np.abs(ta[diff[0]] - tb[diff[0]]).max():.3g})")
+    if sa != sb:
+        fail(f"{what}: state differs: {sa} vs {sb}")
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="resume-")
+    train_h5, val_h5 = os.path.join(tmp, "train.h5"), os.path.join(tmp, "val.h5")
+    run(["data", "synth", "--task", "add", "--n", "3000", "--split", "train", "--seed", "3", "--out", train_h5])
+    run(["data", "synth", "--task", "add", "--n", "200", "--split", "val", "--seed", "4", "--out", val_h5])
+    cfg = os.path.join(SRC, "trainer", "configs", "tiny.yaml")
+    common = ["model.dim=32", "model.n_layers=2", "model.n_heads=4", "model.n_kv_heads=2", "model.ffn_dim=64",
+              "model.max_seq_len=32", "data.seq_len=32", "train.batch_size=4", "train.grad_accum=2",
+              "train.steps=12", "train.warmup_steps=2", "train.eval_every=4", "train.eval_batches=2",
+              "run.log_every=1", "system.threads=2", f"data.train={train_h5}", f"data.val={val_h5}"]
+
+    a = os.path.join(tmp, "a")
+    run(["train", cfg, f"run.out_dir={a}", "checkpoint.every=0"] + common)
+
+    # the run directory: resolved config, metrics, final checkpoint with the documented layout
+    for f in ("config.yaml", "metrics.jsonl", "ckpt-00000012.h5", "ckpt-latest.h5"):
+        if not os.path.exists(os.path.join(a, f)):
+            fail(f"run directory lacks {f}")
+    la = losses(a)
+    if sorted(la) != list(range(1, 13)):
+        fail(f"metrics.jsonl has train steps {sorted(la)}")
+    if not la[12] < la[1]:
+        fail(f"loss did not fall over 12 steps: {la[1]} -> {la[12]}")
+    h5check = os.path.join(SRC, "tests", "check_ckpt_h5py.py")
+    if os.path.exists(h5check):
+        p = subprocess.run([sys.executable, h5check, os.path.join(a, "ckpt-latest.h5")], capture_output=True, text=True)
+        if p.returncode != 0:
+            fail(f"check_ckpt_h5py.py on a training checkpoint: {p.stdout[-1500:]} {p.stderr[-1500:]}")
+
+    # half, save, resume: identical losses, weights, moments and state
+    b = os.path.join(tmp, "b")
+    run(["train", cfg, f"run.out_dir={b}", "checkpoint.every=0", "--stop-after", "6"] + common)
+    if not os.path.exists(os.path.join(b, "ckpt-00000006.h5")):
+        fail("--stop-after 6 left no ckpt-00000006.h5")
+    run(["train", os.path.join(b, "config.yaml"), "--resume"])
+    lb = losses(b)
+    if lb != la:
+        fail(f"resumed losses differ:\n straight {la}\n resumed  {lb}")
+    same_checkpoint(os.path.join(a, "ckpt-00000012.h5"), os.path.join(b, "ckpt-00000012.h5"), "resume")
+
+    # a run directory with checkpoints is not overwritten without --resume
+    p = run(["train", os.path.join(b, "config.yaml")], expect=1)
+    if "--resume" not in p.stderr:
+        fail(f"starting over a run directory did not point to --resume: {p.stderr}")
+
+    # fallback past a damaged newest checkpoint, with a warning, still bit-exact
+    c = os.path.join(tmp, "c")
+    run(["train", cfg, f"run.out_dir={c}", "checkpoint.every=2", "checkpoint.keep=2", "--stop-after", "6"] + common)
+    kept = sorted(f for f in os.listdir(c) if f.startswith("ckpt-0"))
+    if kept != ["ckpt-00000004.h5", "ckpt-00000006.h5"]:
+        fail(f"checkpoint.keep=2 kept {kept}")
+    newest = os.path.join(c, "ckpt-00000006.h5")
+    size = os.path.getsize(newest)
+    with open(newest, "r+b") as f:
+        f.truncate(size // 2)
+    p = run(["train", os.path.join(c, "config.yaml"), "--resume"])
+    if "ckpt-00000006.h5" not in p.stderr or "warning" not in p.stderr:
+        fail(f"resume past a damaged checkpoint gave no warning naming it: {p.stderr[-1500:]}")
+    if "step 4" not in p.stderr:
+        fail(f"resume did not fall back to step 4: {p.stderr[-1500:]}")
+    same_checkpoint(os.path.join(a, "ckpt-00000012.h5"), os.path.join(c, "ckpt-00000012.h5"), "fallback resume")
+
+    # SIGTERM: finish the step, checkpoint, exit 128+15; --resume completes the run identically
+    s = os.path.join(tmp, "s")
+    proc = subprocess.Popen([RETORT, "train", cfg, f"run.out_dir={s}", "checkpoint.every=0"] + common[:-3] +
+                            ["train.steps=400", "run.log_every=1", "system.threads=2", f"data.train={train_h5}",
+                             f"data.val={val_h5}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    metrics = os.path.join(s, "metrics.jsonl")
+    while time.time() < deadline and not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode != 128 + signal.SIGTERM:
+        fail(f"SIGTERM: exit {proc.returncode}, expected {128 + signal.SIGTERM}: {err[-1500:]}")
+    if not os.path.islink(os.path.join(s, "ckpt-latest.h5")):
+        fail("SIGTERM left no checkpoint")
+
+    # the other commands read the checkpoint
+    ck = os.path.join(a, "ckpt-latest.h5")
+    p = run(["inspect", ck])
+    if "blk.1.ffn_down.weight" not in p.stdout:
+        fail(f"inspect does not list blk.1.ffn_down.weight: {p.stdout[:1000]}")
+    p = run(["generate", ck, "--prompt", "12+34=", "--max-tokens", "4", "--temperature", "0"])
+    if not p.stdout.startswith("12+34="):
+        fail(f"generate did not echo its prompt: {p.stdout!r}")
+    p = run(["eval", ck, "--data", val_h5, "--json"])
+    try:
+        rows = json.loads(p.stdout)
+        if not (rows[0]["total"] == 200 and 0 <= rows[0]["accuracy"] <= 1 and rows[0]["loss"] > 0):
+            fail(f"eval --json: {rows}")
+    except (ValueError, KeyError, IndexError) as e:
+        fail(f"eval --json output is not the expected JSON ({e}): {p.stdout[:500]}")
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    if failures:
+        print(f"FAILED: {len(failures)} checks")
+        sys.exit(1)
+    print("resume, fallback, signal and command checks passed")
+
+
+if __name__ == "__main__":
+    main()

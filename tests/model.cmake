@@ -1,0 +1,7 @@
+# The whole model and the training loop: PyTorch reference, bit-exact resume, training CLI.
+add_executable(model_harness ${CMAKE_CURRENT_SOURCE_DIR}/model_harness.c)
+target_link_libraries(model_harness PRIVATE retort_core)
+rt_script_test(model_torch check_model_torch.py $<TARGET_FILE:model_harness>)
+rt_script_test(train_resume check_resume.py)
+rt_script_test(cli_errors check_cli_errors.py)
+rt_check_test(test_batcher ${CMAKE_CURRENT_SOURCE_DIR}/test_batcher.c)

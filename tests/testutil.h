@@ -1,0 +1,35 @@
+// Helpers shared by the Check tests.
+#ifndef RT_TESTUTIL_H
+#define RT_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rng.h"
+
+// Environment set by ctest (tests/CMakeLists.txt); abort the test with a message when missing.
+const char *rt_test_env(const char *name);
+
+// A fresh empty directory under the build tree for this test ("<build>/tests/tmp/<tag>-<pid>").
+// Returns a static buffer.
+const char *rt_test_tmpdir(const char *tag);
+
+// Run a shell command; returns its exit status (or -1 when it could not run / was signalled).
+int rt_test_system(const char *fmt, ...);
+
+// Read a whole float dataset from an HDF5 file as fp32 (any float/int type converts). Returns a malloc'd
+// array and its element count; fails the current Check test when absent.
+float *rt_test_h5_read_f32(const char *file, const char *dset, size_t *n);
+int32_t *rt_test_h5_read_i32(const char *file, const char *dset, size_t *n);
+// Read an integer attribute of the root group (fails the test when absent).
+int64_t rt_test_h5_attr_i64(const char *file, const char *attr);
+
+// Fill with uniform values in [lo, hi).
+void rt_test_fill_uniform(rt_rng *r, float *x, size_t n, float lo, float hi);
+
+// Check |got - ref| <= atol + rtol*|ref| element-wise; NaN never passes. On failure the Check test fails
+// with the first offending index, both values and the worst error.
+void rt_test_assert_close(const char *what, const float *got, const float *ref, size_t n, float atol,
+                          float rtol);
+
+#endif

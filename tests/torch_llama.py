@@ -1,0 +1,110 @@
+"""A PyTorch implementation of retort's Llama-style decoder, written independently of retort's C code from
+the definition in DESIGN.md: the reference for the model tests and the peer in bench/cpu_train.sh.
+
+Weights use the GGUF llama names and [out, in] layouts, so a retort checkpoint's tensors load directly."""
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def param_shapes(V, C, L, H, KVH, F_, tied):
+    D = C // H
+    shapes = {"token_embd.weight": (V, C)}
+    for l in range(L):
+        p = f"blk.{l}."
+        shapes[p + "attn_norm.weight"] = (C,)
+        shapes[p + "attn_q.weight"] = (H * D, C)
+        shapes[p + "attn_k.weight"] = (KVH * D, C)
+        shapes[p + "attn_v.weight"] = (KVH * D, C)
+        shapes[p + "attn_output.weight"] = (C, H * D)
+        shapes[p + "ffn_norm.weight"] = (C,)
+        shapes[p + "ffn_gate.weight"] = (F_, C)
+        shapes[p + "ffn_up.weight"] = (F_, C)
+        shapes[p + "ffn_down.weight"] = (C, F_)
+    shapes["output_norm.weight"] = (C,)
+    if not tied:
+        shapes["output.weight"] = (V, C)
+    return shapes
+
+
+def rmsnorm(x, w, eps):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def rope_tables(T, D, theta, dtype):
+    i = torch.arange(D // 2, dtype=torch.float64)
+    freq = theta ** (-2.0 * i / D)
+    ang = torch.arange(T, dtype=torch.float64)[:, None] * freq[None, :]
+    return torch.cos(ang).to(dtype), torch.sin(ang).to(dtype)
+
+
+def rope(x, cos, sin):
+    # x [B, T, H, D]; rotate-half: pairs (i, i + D/2)
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    c = cos[None, : x.shape[1], None, :]
+    s = sin[None, : x.shape[1], None, :]
+    return torch.cat([x1 * c - x2 * s, x1 * s + x2 * c], dim=-1)
+
+
+def attention(q, k, v, H, KVH):
+    # q [B, T, H, D], k/v [B, T, KVH, D]
+    B, T, _, D = q.shape
+    rep = H // KVH
+    k = k.repeat_interleave(rep, dim=2)
+    v = v.repeat_interleave(rep, dim=2)
+    q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [B, H, T, D]
+    scores = q @ k.transpose(-1, -2) / math.sqrt(D)
+    mask = torch.ones(T, T, dtype=torch.bool).triu(1)
+    scores = scores.masked_fill(mask, float("-inf"))
+    out = torch.softmax(scores, dim=-1) @ v
+    return out.transpose(1, 2).reshape(B, T, H * D)
+
+
+class Llama(torch.nn.Module):
+    def __init__(self, V, C, L, H, KVH, F_, T_max, eps=1e-5, theta=10000.0, tied=True, dtype=torch.float32):
+        super().__init__()
+        self.V, self.C, self.L, self.H, self.KVH, self.F, self.eps, self.tied = V, C, L, H, KVH, F_, eps, tied
+        self.D = C // H
+        self.w = torch.nn.ParameterDict()
+        for name, shape in param_shapes(V, C, L, H, KVH, F_, tied).items():
+            self.w[name.replace(".", "__")] = torch.nn.Parameter(torch.zeros(shape, dtype=dtype))
+        cos, sin = rope_tables(T_max, self.D, theta, dtype)
+        self.register_buffer("cos", cos)
+        self.register_buffer("sin", sin)
+
+    def p(self, name):
+        return self.w[name.replace(".", "__")]
+
+    def named(self):
+        return {k.replace("__", "."): v for k, v in self.w.items()}
+
+    def init_normal(self, std=0.02, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, t in self.named().items():
+                if t.dim() == 1:
+                    t.fill_(1.0)
+                else:
+                    s = std / math.sqrt(2 * self.L) if ("attn_output" in name or "ffn_down" in name) else std
+                    t.copy_(torch.randn(t.shape, generator=g, dtype=t.dtype) * s)
+
+    def forward(self, tokens):
+        B, T = tokens.shape
+        x = F.embedding(tokens, self.p("token_embd.weight"))
+        for l in range(self.L):
+            pre = f"blk.{l}."
+            h = rmsnorm(x, self.p(pre + "attn_norm.weight"), self.eps)
+            q = (h @ self.p(pre + "attn_q.weight").T).view(B, T, self.H, self.D)
+            k = (h @ self.p(pre + "attn_k.weight").T).view(B, T, self.KVH, self.D)
+            v = (h @ self.p(pre + "attn_v.weight").T).view(B, T, self.KVH, self.D)
+            q, k = rope(q, self.cos, self.sin), rope(k, self.cos, self.sin)
+            x = x + attention(q, k, v, self.H, self.KVH) @ self.p(pre + "attn_output.weight").T
+            h = rmsnorm(x, self.p(pre + "ffn_norm.weight"), self.eps)
+            g = h @ self.p(pre + "ffn_gate.weight").T
+            u = h @ self.p(pre + "ffn_up.weight").T
+            x = x + (F.silu(g) * u) @ self.p(pre + "ffn_down.weight").T
+        x = rmsnorm(x, self.p("output_norm.weight"), self.eps)
+        head = self.p("token_embd.weight") if self.tied else self.p("output.weight")
+        return x @ head.T  # [B, T, V]

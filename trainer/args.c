@@ -1,0 +1,50 @@
+#include "args.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int rt_arg_value(int argc, char **argv, int *i, const char *name, const char **value, rt_error *err) {
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0) return 0;
+    if (a[n] == '=') {
+        *value = a + n + 1;
+        (*i)++;
+        return 1;
+    }
+    if (a[n] != '\0') return 0;
+    if (*i + 1 >= argc) return rt_fail(err, "option %s needs a value", name);
+    *value = argv[*i + 1];
+    *i += 2;
+    return 1;
+}
+
+int rt_arg_int(const char *opt, const char *text, int64_t lo, int64_t hi, int64_t *out, rt_error *err) {
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (!*text || *end || errno == ERANGE)
+        return rt_fail(err, "%s: expected an integer, got '%s'", opt, text);
+    if (v < lo || v > hi) return rt_fail(err, "%s: %lld is out of range [%lld, %lld]", opt, v, (long long)lo, (long long)hi);
+    *out = v;
+    return 0;
+}
+
+int rt_arg_float(const char *opt, const char *text, double lo, double hi, double *out, rt_error *err) {
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (!*text || *end || errno == ERANGE || !isfinite(v))
+        return rt_fail(err, "%s: expected a number, got '%s'", opt, text);
+    if (v < lo || v > hi) return rt_fail(err, "%s: %g is out of range [%g, %g]", opt, v, lo, hi);
+    *out = v;
+    return 0;
+}
+
+int rt_arg_wants_help(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) return 1;
+    return 0;
+}

@@ -1,0 +1,21 @@
+// Small strict option parsing shared by the commands: "--name value" or "--name=value".
+#ifndef RT_ARGS_H
+#define RT_ARGS_H
+
+#include <stdint.h>
+
+#include "common.h"
+
+// If argv[*i] is option `name`, stores its value (the next argument or the part after '=') in *value,
+// advances *i past it and returns 1; returns 0 when argv[*i] is another argument; -1 (err filled) when the
+// value is missing.
+int rt_arg_value(int argc, char **argv, int *i, const char *name, const char **value, rt_error *err);
+
+// Strict number parsing for option values: the whole string must be a number within [lo, hi].
+int rt_arg_int(const char *opt, const char *text, int64_t lo, int64_t hi, int64_t *out, rt_error *err);
+int rt_arg_float(const char *opt, const char *text, double lo, double hi, double *out, rt_error *err);
+
+// True when argv holds -h or --help.
+int rt_arg_wants_help(int argc, char **argv);
+
+#endif

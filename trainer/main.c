@@ -1,0 +1,51 @@
+// retort: one binary, one verb per job.
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+#ifndef RT_VERSION
+#define RT_VERSION "dev"
+#endif
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"train", rt_cmd_train, "train a model from a YAML config (pretraining or full fine-tuning)"},
+    {"generate", rt_cmd_generate, "sample text from a checkpoint"},
+    {"eval", rt_cmd_eval, "loss, perplexity and task exact-match of checkpoints"},
+    {"inspect", rt_cmd_inspect, "show what a checkpoint or dataset holds"},
+    {"data", rt_cmd_data, "make datasets: synthetic tasks, or text/JSONL files"},
+};
+
+void rt_cli_error(const char *cmd, const char *msg) {
+    fprintf(stderr, "retort %s: error: %s\n", cmd, msg);
+}
+
+static void usage(FILE *out) {
+    fprintf(out, "retort %s: make small language models\n\nusage: retort <command> [options]\n\ncommands:\n",
+            RT_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`retort <command> --help` lists each command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("retort %s\n", RT_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "retort: error: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
