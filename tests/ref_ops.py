@@ -1,177 +1,258 @@
-"""Reference values for every CPU backend operation, computed with PyTorch in float64 (autograd for the
-backward passes) on random inputs of several shapes, odd sizes included. Writes OUT.h5 with one group per
-case: /<op>/<i>/dims (int32), the inputs and the expected outputs. tests/test_ops.c runs retort's ops on the
-same inputs and compares.
+#!/usr/bin/env python3
+"""Reference outputs for every CPU backend op, computed with PyTorch in float64.
 
-usage: ref_ops.py OUT.h5"""
-import math
+Usage: ref_ops.py OUT.h5
+
+Random fp32 inputs (fixed numpy seed) on several shapes, odd sizes included, and the expected forward and
+backward outputs (backward through autograd, never through formulas copied from the C code) go into one HDF5
+file that tests/test_ops.c reads. Layout: /<op>/<case>/{dims, scalars, <tensors>}, root attribute n_<op> =
+number of cases. dims is int32 (shape parameters), scalars fp32 (alpha, eps, ...), as documented per op below.
+"""
+import os
 import sys
 
 import h5py
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-rng = np.random.default_rng(20261122)
 torch.set_default_dtype(torch.float64)
+rng = np.random.RandomState(20240611)
 
 
-def rnd(*shape, scale=1.0):
-    return (rng.standard_normal(shape) * scale).astype(np.float32)
+def f32(shape, lo=-1.0, hi=1.0):
+    return rng.uniform(lo, hi, size=shape).astype(np.float32)
 
 
-def t(a):
-    return torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=True)
+def t64(a, grad=False):
+    return torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
 
 
-def put(f, op, i, dims, **arrays):
-    g = f.create_group(f"{op}/{i}")
-    g["dims"] = np.asarray(dims, dtype=np.int32)
-    for k, v in arrays.items():
-        v = np.asarray(v.detach().numpy() if isinstance(v, torch.Tensor) else v)
-        g[k] = v.astype(np.int32 if v.dtype.kind in "iu" else np.float32)
+def np64(t):
+    return t.detach().numpy().astype(np.float64)
 
 
-def matmul_cases(f):
-    i = 0
-    for M, N, K in ((1, 1, 1), (7, 5, 3), (33, 17, 65), (64, 48, 130)):
+class Writer:
+    def __init__(self, path):
+        self.f = h5py.File(path, "w")
+        self.counts = {}
+
+    def case(self, op, dims, scalars=(), **tensors):
+        i = self.counts.get(op, 0)
+        self.counts[op] = i + 1
+        g = self.f.create_group(f"{op}/{i}")
+        g["dims"] = np.asarray(dims, dtype=np.int32)
+        g["scalars"] = np.asarray(list(scalars) + [0.0], dtype=np.float32)  # never empty
+        for k, v in tensors.items():
+            v = np.asarray(v)
+            if v.dtype.kind in "iu":
+                g[k] = v.astype(np.int32).reshape(-1)
+            elif v.dtype == np.float32:
+                g[k] = v.reshape(-1)
+            else:
+                g[k] = v.astype(np.float64).reshape(-1)
+
+    def close(self):
+        for op, n in self.counts.items():
+            self.f.attrs[f"n_{op}"] = np.int64(n)
+        self.f.close()
+
+
+# dims = [M, N, K, trans_a, trans_b]; scalars = [alpha]; a, b as stored; c0 prefill;
+# out0 = alpha op(a) op(b) (beta 0), out1 = out0 + c0 (beta 1)
+def matmul(w):
+    for M, N, K in [(1, 1, 1), (7, 5, 33), (33, 130, 48), (17, 7, 259), (64, 96, 80)]:
         for ta in (0, 1):
             for tb in (0, 1):
-                for beta in (0, 1):
-                    a = rnd(K, M) if ta else rnd(M, K)
-                    b = rnd(N, K) if tb else rnd(K, N)
-                    c0 = rnd(M, N)
-                    A = torch.tensor(a, dtype=torch.float64)
-                    Bm = torch.tensor(b, dtype=torch.float64)
-                    out = 0.7 * ((A.T if ta else A) @ (Bm.T if tb else Bm)) + beta * torch.tensor(c0, dtype=torch.float64)
-                    put(f, "matmul", i, [M, N, K, ta, tb, beta], a=a, b=b, c0=c0, out=out)
-                    i += 1
+                a = f32((K, M) if ta else (M, K))
+                b = f32((N, K) if tb else (K, N))
+                c0 = f32((M, N))
+                alpha = np.float32(0.75)
+                opa = t64(a).T if ta else t64(a)
+                opb = t64(b).T if tb else t64(b)
+                out0 = float(alpha) * (opa @ opb)
+                w.case("matmul", [M, N, K, ta, tb], [alpha], a=a, b=b, c0=c0, out0=np64(out0),
+                       out1=np64(out0) + c0.astype(np.float64))
 
 
-def embedding_cases(f):
-    for i, (N, C, V) in enumerate(((1, 5, 3), (7, 48, 11), (33, 130, 259), (64, 64, 7))):
-        tokens = rng.integers(0, V, N).astype(np.int32)
-        table, dout, prefill = rnd(V, C), rnd(N, C), rnd(V, C)
-        T = t(table)
-        out = F.embedding(torch.tensor(tokens, dtype=torch.long), T)
-        (out * torch.tensor(dout, dtype=torch.float64)).sum().backward()
-        put(f, "embedding", i, [N, C, V], tokens=tokens, table=table, dout=dout, prefill=prefill, out=out,
-            dtable=T.grad.numpy() + prefill)
+# dims = [n]; out = a + b
+def add(w):
+    for n in [1, 7, 33, 100003]:
+        a, b = f32(n), f32(n)
+        w.case("add", [n], a=a, b=b, out=a.astype(np.float64) + b.astype(np.float64))
 
 
-def rmsnorm_cases(f):
-    eps = 1e-5
-    for i, (N, C) in enumerate(((1, 5), (7, 48), (33, 130), (3, 1))):
-        x, w, dout = rnd(N, C), rnd(C) * 0.5 + 1.0, rnd(N, C)
-        pdx, pdw = rnd(N, C), rnd(C)
-        X, W = t(x), t(w)
-        rstd = torch.rsqrt(X.pow(2).mean(-1) + eps)
-        out = X * rstd[:, None] * W
-        (out * torch.tensor(dout, dtype=torch.float64)).sum().backward()
-        put(f, "rmsnorm", i, [N, C], x=x, w=w, dout=dout, pdx=pdx, pdw=pdw, out=out, rstd=rstd,
-            dx=X.grad.numpy() + pdx, dw=W.grad.numpy() + pdw)
+# dims = [N, C, V]; tokens [N]; table [V, C]; dout [N, C]; dtable0 prefill [V, C];
+# out [N, C]; dtable = dtable0 + d(sum(out * dout))/dtable
+def embedding(w):
+    for N, C, V in [(1, 5, 7), (7, 48, 7), (33, 130, 259), (257, 33, 301)]:
+        tokens = rng.randint(0, V, size=N).astype(np.int32)
+        if N > 3:
+            tokens[1] = tokens[3] = tokens[0]  # repeated rows must add up
+        table = f32((V, C))
+        dout = f32((N, C))
+        dtable0 = f32((V, C))
+        tt = t64(table, True)
+        out = torch.nn.functional.embedding(torch.tensor(tokens, dtype=torch.long), tt)
+        (out * t64(dout)).sum().backward()
+        w.case("embedding", [N, C, V], tokens=tokens, table=table, dout=dout, dtable0=dtable0, out=np64(out),
+               dtable=np64(tt.grad) + dtable0)
 
 
-def rope_tables(T, D, theta=10000.0):
+# dims = [N, C]; scalars = [eps]; x [N, C]; weight [C]; dout [N, C]; dx0 [N, C], dw0 [C] prefills;
+# out, rstd [N]; dx = dx0 + grad, dw = dw0 + grad
+def rmsnorm(w):
+    eps = np.float32(1e-5)
+    for N, C in [(1, 5), (7, 48), (33, 130), (300, 64)]:
+        x = f32((N, C), -2, 2)
+        weight = f32(C, 0.5, 1.5)
+        dout, dx0, dw0 = f32((N, C)), f32((N, C)), f32(C)
+        xt, wt = t64(x, True), t64(weight, True)
+        rstd = torch.rsqrt((xt * xt).mean(-1, keepdim=True) + float(eps))
+        out = xt * rstd * wt
+        (out * t64(dout)).sum().backward()
+        w.case("rmsnorm", [N, C], [eps], x=x, weight=weight, dout=dout, dx0=dx0, dw0=dw0, out=np64(out),
+               rstd=np64(rstd).reshape(-1), dx=np64(xt.grad) + dx0, dw=np64(wt.grad) + dw0)
+
+
+def rope_tables(T_max, D, theta=10000.0):
     i = np.arange(D // 2, dtype=np.float64)
-    ang = np.arange(T, dtype=np.float64)[:, None] * theta ** (-2.0 * i / D)[None, :]
+    ang = np.arange(T_max, dtype=np.float64)[:, None] * theta ** (-2.0 * i / D)[None, :]
     return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
 
 
-def rope_ref(X, cos, sin):
-    half = X.shape[-1] // 2
-    c = torch.tensor(cos[: X.shape[1]], dtype=torch.float64)[None, :, None, :]
-    s = torch.tensor(sin[: X.shape[1]], dtype=torch.float64)[None, :, None, :]
-    x1, x2 = X[..., :half], X[..., half:]
-    return torch.cat([x1 * c - x2 * s, x1 * s + x2 * c], -1)
+def rope_ref(x, cos, sin):
+    # x [B, T, H, D]; cos/sin [T, D/2]: rotate-half, pair (i, i + D/2)
+    half = x.shape[-1] // 2
+    c = cos[None, :, None, :]
+    s = sin[None, :, None, :]
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * c - x2 * s, x1 * s + x2 * c], dim=-1)
 
 
-def rope_cases(f):
-    for i, (B, T, H, D) in enumerate(((1, 1, 1, 2), (2, 5, 3, 8), (3, 17, 4, 16), (1, 40, 2, 6))):
-        cos, sin = rope_tables(T + 3, D)
-        x, dout = rnd(B, T, H, D), rnd(B, T, H, D)
-        X = t(x)
-        out = rope_ref(X, cos, sin)
-        (out * torch.tensor(dout, dtype=torch.float64)).sum().backward()
-        put(f, "rope", i, [B, T, H, D], cos=cos, sin=sin, x=x, dout=dout, out=out, dx=X.grad)
+# dims = [B, T, H, D, T_max]; x [B,T,H,D]; cos/sin [T_max, D/2]; dout [B,T,H,D];
+# out = rope(x); dx = d(sum(out * dout))/dx
+def rope(w):
+    for B, T, H, D in [(1, 1, 1, 2), (2, 5, 4, 8), (3, 17, 6, 16), (2, 17, 3, 8)]:
+        T_max = T + 3
+        cos, sin = rope_tables(T_max, D)
+        x, dout = f32((B, T, H, D)), f32((B, T, H, D))
+        xt = t64(x, True)
+        out = rope_ref(xt, t64(cos[:T]), t64(sin[:T]))
+        (out * t64(dout)).sum().backward()
+        w.case("rope", [B, T, H, D, T_max], x=x, cos=cos, sin=sin, dout=dout, out=np64(out), dx=np64(xt.grad))
 
 
-def attention_cases(f):
-    shapes = ((1, 1, 1, 1, 2), (2, 5, 4, 2, 8), (1, 17, 6, 3, 16), (3, 33, 4, 4, 8), (1, 7, 2, 1, 6))
-    for i, (B, T, H, KVH, D) in enumerate(shapes):
-        q, k, v, dout = rnd(B, T, H, D), rnd(B, T, KVH, D), rnd(B, T, KVH, D), rnd(B, T, H, D)
-        Q, K, V = t(q), t(k), t(v)
-        rep = H // KVH
-        Kr, Vr = K.repeat_interleave(rep, 2).transpose(1, 2), V.repeat_interleave(rep, 2).transpose(1, 2)
-        s = Q.transpose(1, 2) @ Kr.transpose(-1, -2) / math.sqrt(D)
-        s = s.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
-        lse = torch.logsumexp(s, -1)  # [B, H, T]
-        out = (torch.softmax(s, -1) @ Vr).transpose(1, 2)  # [B, T, H, D]
-        (out * torch.tensor(dout, dtype=torch.float64)).sum().backward()
-        put(f, "attention", i, [B, T, H, KVH, D], q=q, k=k, v=v, dout=dout, out=out, lse=lse, dq=Q.grad,
-            dk=K.grad, dv=V.grad)
+# dims = [B, T, H, KVH, D]; q [B,T,H,D]; k, v [B,T,KVH,D]; dout [B,T,H,D];
+# out [B,T,H,D]; lse [B,H,T]; dq, dk, dv = grads of sum(out * dout)
+def attention(w):
+    for B, T, H, KVH, D in [(1, 1, 1, 1, 2), (2, 5, 4, 2, 8), (2, 17, 6, 3, 16), (1, 33, 4, 1, 8),
+                            (2, 7, 1, 1, 16)]:
+        q = f32((B, T, H, D), -2, 2)
+        k = f32((B, T, KVH, D), -2, 2)
+        v = f32((B, T, KVH, D))
+        dout = f32((B, T, H, D))
+        qt, kt, vt = t64(q, True), t64(k, True), t64(v, True)
+        g = H // KVH
+        qh = qt.permute(0, 2, 1, 3)  # [B, H, T, D]
+        kh = kt.permute(0, 2, 1, 3).repeat_interleave(g, dim=1)
+        vh = vt.permute(0, 2, 1, 3).repeat_interleave(g, dim=1)
+        s = qh @ kh.transpose(-1, -2) / np.sqrt(D)
+        mask = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+        s = s.masked_fill(mask, float("-inf"))
+        lse = torch.logsumexp(s, dim=-1)  # [B, H, T]
+        out = (torch.softmax(s, dim=-1) @ vh).permute(0, 2, 1, 3)  # [B, T, H, D]
+        (out * t64(dout)).sum().backward()
+        w.case("attention", [B, T, H, KVH, D], q=q, k=k, v=v, dout=dout, out=np64(out), lse=np64(lse),
+               dq=np64(qt.grad), dk=np64(kt.grad), dv=np64(vt.grad))
 
 
-def swiglu_cases(f):
-    for i, n in enumerate((1, 7, 130, 4099)):
-        g, u, dout = rnd(n, scale=3.0), rnd(n), rnd(n)
-        G, U = t(g), t(u)
-        out = F.silu(G) * U
-        (out * torch.tensor(dout, dtype=torch.float64)).sum().backward()
-        put(f, "swiglu", i, [n], gate=g, up=u, dout=dout, out=out, dgate=G.grad, dup=U.grad)
+# dims = [n]; gate, up, dout [n]; out; dgate, dup
+def swiglu(w):
+    for n in [1, 7, 33, 1000]:
+        gate, up, dout = f32(n, -6, 6), f32(n, -2, 2), f32(n)
+        gt, ut = t64(gate, True), t64(up, True)
+        out = torch.nn.functional.silu(gt) * ut
+        (out * t64(dout)).sum().backward()
+        w.case("swiglu", [n], gate=gate, up=up, dout=dout, out=np64(out), dgate=np64(gt.grad),
+               dup=np64(ut.grad))
 
 
-def cross_entropy_cases(f):
-    for i, (N, V) in enumerate(((1, 7), (7, 259), (33, 301), (5, 2))):
-        logits = rnd(N, V, scale=3.0)
-        targets = rng.integers(0, V, N).astype(np.int32)
+# dims = [N, V]; scalars = [grad_scale]; logits [N, V]; targets [N] (-1 ignored);
+# losses [N]; dlogits = grad_scale * d(sum(losses))/dlogits
+def cross_entropy(w):
+    for N, V, spread in [(1, 7, 1.0), (5, 7, 3.0), (7, 259, 1.0), (33, 301, 30.0)]:
+        logits = f32((N, V), -spread, spread)
+        if N > 1:
+            logits[0, 0] = 80.0  # far beyond exp's fp32 range without the max subtraction
+        targets = rng.randint(0, V, size=N).astype(np.int32)
         if N > 2:
-            targets[::3] = -1  # ignored positions
-        scale = 1.0 / max(1, int((targets >= 0).sum()))
-        L = t(logits)
-        tg = torch.tensor(targets, dtype=torch.long)
-        losses = F.cross_entropy(L, tg, ignore_index=-1, reduction="none")
-        (losses.sum() * scale).backward()
-        put(f, "cross_entropy", i, [N, V], logits=logits, targets=targets, scale=np.float32([scale]), losses=losses,
-            dlogits=L.grad)
+            targets[1] = -1
+            targets[N - 1] = -1
+        scale = np.float32(0.37)
+        lt = t64(logits, True)
+        tt = torch.tensor(targets, dtype=torch.long)
+        losses = torch.nn.functional.cross_entropy(lt, tt, ignore_index=-1, reduction="none")
+        (losses.sum() * float(scale)).backward()
+        w.case("cross_entropy", [N, V], [scale], logits=logits, targets=targets, losses=np64(losses),
+               dlogits=np64(lt.grad))
 
 
-def adamw_cases(f):
-    for i, n in enumerate((1, 33, 5000)):
-        w = rnd(n)
-        grads = rnd(3, n)
-        lr, b1, b2, eps, wd, gs = 1e-2, 0.9, 0.95, 1e-8, 0.1, 0.5
-        W = w.astype(np.float64)
-        m = np.zeros(n)
-        v = np.zeros(n)
-        for s in range(1, 4):  # the documented update, written out independently in float64
-            g = grads[s - 1].astype(np.float64) * gs
+# dims = [n]; x [n]; acc0 [1]; sum_squares = acc0 + sum(x^2); sum = sum(x)
+def reductions(w):
+    for n in [1, 7, 33, 100003, 300001]:
+        x = f32(n, -2, 2)
+        acc0 = f32(1)
+        x64 = x.astype(np.float64)
+        w.case("reduce", [n], x=x, acc0=acc0, sum_squares=acc0.astype(np.float64) + (x64 * x64).sum(),
+               sum=np.array([x64.sum()]))
+
+
+# scalars = [norm_sq, max_norm]; scale [1]
+def clip(w):
+    for norm_sq, max_norm in [(4.0, 1.0), (0.25, 1.0), (9.0, 3.0), (100.0, 0.0), (2.0, -1.0), (0.0, 1.0),
+                              (1e6, 0.5)]:
+        norm = np.sqrt(np.float64(np.float32(norm_sq)))
+        mx = np.float64(np.float32(max_norm))
+        scale = mx / norm if mx > 0 and norm > mx else 1.0
+        w.case("clip", [0], [norm_sq, max_norm], scale=np.array([scale]))
+
+
+# dims = [n, steps]; scalars = [lr, beta1, beta2, eps, wd, grad_scale]; master0, m0, v0 [n];
+# grads [steps, n]; master, m, v after the steps. Steps count from 1. The formula is the one documented in
+# backend.h, evaluated here in float64 by hand: torch.optim.AdamW scales the decay by lr before the Adam
+# update, which is a different order.
+def adamw(w):
+    for n, steps in [(7, 1), (33, 3), (1000, 5), (20000, 4)]:
+        lr, b1, b2, eps, wd, gs = 3e-3, 0.9, 0.95, 1e-8, 0.1, 0.5
+        hyper = np.array([lr, b1, b2, eps, wd, gs], dtype=np.float32)
+        lr, b1, b2, eps, wd, gs = (float(h) for h in hyper)
+        master0 = f32(n)
+        m0 = np.zeros(n, np.float32) if steps != 3 else f32(n, -0.1, 0.1)
+        v0 = np.zeros(n, np.float32) if steps != 3 else f32(n, 0.0, 0.01)
+        grads = f32((steps, n), -2, 2)
+        wt, m, v = t64(master0), t64(m0), t64(v0)
+        for s in range(1, steps + 1):
+            g = t64(grads[s - 1]) * gs
             m = b1 * m + (1 - b1) * g
             v = b2 * v + (1 - b2) * g * g
-            W = W - lr * ((m / (1 - b1 ** s)) / (np.sqrt(v / (1 - b2 ** s)) + eps) + wd * W)
-        # and torch.optim.AdamW must agree with it
-        P = torch.nn.Parameter(torch.tensor(w, dtype=torch.float64))
-        opt = torch.optim.AdamW([P], lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd)
-        for s in range(3):
-            P.grad = torch.tensor(grads[s], dtype=torch.float64) * gs
-            opt.step()
-        assert np.allclose(P.detach().numpy(), W, atol=1e-9), "documented AdamW update disagrees with torch"
-        put(f, "adamw", i, [n], w=w, grads=grads, params=np.float32([lr, b1, b2, eps, wd, gs]), w_out=W, m=m, v=v)
-
-
-def reduce_cases(f):
-    for i, n in enumerate((1, 7, 100003)):
-        x = rnd(n)
-        put(f, "reduce", i, [n], x=x, sum_sq=np.float64([(x.astype(np.float64) ** 2).sum()]),
-            sum=np.float64([x.astype(np.float64).sum()]))
+            bc1, bc2 = 1 - b1 ** s, 1 - b2 ** s
+            wt = wt - lr * (m / bc1 / (torch.sqrt(v / bc2) + eps) + wd * wt)
+        w.case("adamw", [n, steps], hyper, master0=master0, m0=m0, v0=v0, grads=grads, master=np64(wt),
+               m=np64(m), v=np64(v))
 
 
 def main():
-    with h5py.File(sys.argv[1], "w") as f:
-        for fn in (matmul_cases, embedding_cases, rmsnorm_cases, rope_cases, attention_cases, swiglu_cases,
-                   cross_entropy_cases, adamw_cases, reduce_cases):
-            fn(f)
-    print(f"wrote {sys.argv[1]}")
+    if len(sys.argv) != 2:
+        sys.exit("usage: ref_ops.py OUT.h5")
+    out = sys.argv[1]
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    tmp = out + ".tmp"
+    w = Writer(tmp)
+    for gen in (matmul, add, embedding, rmsnorm, rope, attention, swiglu, cross_entropy, reductions, clip, adamw):
+        gen(w)
+    w.close()
+    os.replace(tmp, out)
+    print(f"wrote {out}: " + ", ".join(f"{k} x{v}" for k, v in w.counts.items()))
 
 
 if __name__ == "__main__":
