@@ -135,6 +135,7 @@ static int split_docs(doc_builder *b, const char *path, const char *fmt, const c
         } else if (!jsonl && !lines) {  // blank-line separated paragraphs
             if (blank && in_para) {
                 size_t end = start > para ? start - 1 : para;
+                while (end > para && (text[end - 1] == '\r' || text[end - 1] == '\n')) end--;
                 if (add_doc(b, "", 0, text + para, end - para, err)) return -1;
                 in_para = 0;
             } else if (!blank && !in_para) {

@@ -24,6 +24,12 @@ static void make_add(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
     snprintf(a, ac, "%llu", (unsigned long long)(x + y));
 }
 
+static void make_add2(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
+    uint64_t x = below_pow10(r, 1 + (int)rt_rng_below(r, 2)), y = below_pow10(r, 1 + (int)rt_rng_below(r, 2));
+    snprintf(p, pc, "%llu+%llu=", (unsigned long long)x, (unsigned long long)y);
+    snprintf(a, ac, "%llu", (unsigned long long)(x + y));
+}
+
 static void make_mul(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
     uint64_t x = below_pow10(r, 1 + (int)rt_rng_below(r, 2)), y = below_pow10(r, 1 + (int)rt_rng_below(r, 2));
     snprintf(p, pc, "%llu*%llu=", (unsigned long long)x, (unsigned long long)y);
@@ -66,6 +72,7 @@ typedef struct task {
 static const task tasks[] = {
     {"arithmetic", make_arithmetic, "70% addition of 1-3 digit numbers, 30% multiplication of 1-2 digit numbers: 47*8=376"},
     {"add", make_add, "addition of 1-3 digit numbers: 305+98=403"},
+    {"add2", make_add2, "addition of 1-2 digit numbers, the quick demo task: 47+8=55"},
     {"kv", make_kv, "key-value recall over 3-6 pairs: ab:123 xq:907 mt:044 ?xq=907"},
 };
 #define N_TASKS ((int)(sizeof tasks / sizeof tasks[0]))
@@ -85,7 +92,7 @@ int rt_synth_write(const char *task_name, size_t n_docs, const char *split, uint
     const task *t = NULL;
     for (int i = 0; i < N_TASKS; i++)
         if (strcmp(tasks[i].name, task_name) == 0) t = &tasks[i];
-    if (!t) return rt_fail(err, "unknown task '%s' (tasks: arithmetic, add, kv)", task_name);
+    if (!t) return rt_fail(err, "unknown task '%s' (tasks: arithmetic, add, add2, kv)", task_name);
     int want_val;
     if (strcmp(split, "val") == 0) want_val = 1;
     else if (strcmp(split, "train") == 0) want_val = 0;
