@@ -4,9 +4,11 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "h5util.h"
@@ -15,85 +17,178 @@
 #define RT_VERSION "dev"
 #endif
 
+#define MAX_VOCAB (1 << 24)
+
+static int same_shape(const rt_named_tensor *a, const rt_named_tensor *b) {
+    if (a->ndim != b->ndim) return 0;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->shape[d] != b->shape[d]) return 0;
+    return 1;
+}
+
+static void shape_str(const rt_named_tensor *t, char *buf, size_t cap) {
+    int n = snprintf(buf, cap, "[");
+    for (int d = 0; d < t->ndim && d < 4 && n > 0 && (size_t)n < cap; d++)
+        n += snprintf(buf + n, cap - (size_t)n, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+    if (n > 0 && (size_t)n < cap) snprintf(buf + n, cap - (size_t)n, "]");
+}
+
+// Moments belong to model tensors: every one must name a model tensor of the same shape, and adam_m and
+// adam_v must hold the same names and shapes.
+static int check_moments(const rt_ckpt *c, const char *path, rt_error *err) {
+    for (int i = 0; i < c->n_optim; i++) {
+        const rt_named_tensor *m = &c->adam_m[i];
+        const rt_named_tensor *w = rt_ckpt_find(c->model, c->n_model, m->name);
+        const rt_named_tensor *v = rt_ckpt_find(c->adam_v, c->n_optim, m->name);
+        char a[96], b[96];
+        if (!w)
+            return rt_fail(err, "%s: optimizer moment %s has no tensor of that name in /model", path,
+                           m->name);
+        if (!v) return rt_fail(err, "%s: /optim/adam_m/%s has no twin in /optim/adam_v", path, m->name);
+        if (!same_shape(m, w) || !same_shape(v, w)) {
+            shape_str(w, a, sizeof a);
+            shape_str(same_shape(m, w) ? v : m, b, sizeof b);
+            return rt_fail(err, "%s: optimizer moment of %s has shape %s, the tensor %s", path, m->name, b,
+                           a);
+        }
+    }
+    return 0;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // writing
 
-static int check_tensors(const rt_named_tensor *ts, int n, const char *what, rt_error *err) {
+static int check_tensors(const rt_named_tensor *ts, int n, const char *group, const char *path,
+                         rt_error *err) {
+    if (n > 0 && !ts) return rt_fail(err, "%s: /%s: %d tensors but no array", path, group, n);
     for (int i = 0; i < n; i++) {
         const rt_named_tensor *t = &ts[i];
         size_t count;
-        if (!t->data || t->ndim < 1 || t->ndim > 4 || !rt_dims_product(t->shape, t->ndim, &count) ||
-            !t->name[0] || strchr(t->name, '/'))
-            return rt_fail(err, "%s tensor %d (%s) has no data, an invalid shape or an invalid name", what, i, t->name);
+        if (!t->name[0] || memchr(t->name, '\0', RT_TENSOR_NAME_MAX) == NULL || strchr(t->name, '/') ||
+            strcmp(t->name, ".") == 0)
+            return rt_fail(err, "%s: /%s tensor %d has an empty or invalid name", path, group, i);
+        if (t->ndim < 1 || t->ndim > 4 || !rt_dims_product(t->shape, t->ndim, &count) ||
+            !rt_mul_size(count, sizeof(float), &count))
+            return rt_fail(err, "%s: tensor /%s/%s has an invalid shape (ndim %d, every dim must be > 0)",
+                           path, group, t->name, t->ndim);
+        if (!t->data) return rt_fail(err, "%s: tensor /%s/%s has no data", path, group, t->name);
+        for (int j = 0; j < i; j++)
+            if (strcmp(ts[j].name, t->name) == 0)
+                return rt_fail(err, "%s: /%s holds two tensors named %s", path, group, t->name);
     }
     return 0;
 }
 
-static int write_group(hid_t f, const char *group, const rt_named_tensor *ts, int n, const char *path,
-                       rt_error *err) {
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t g = H5Gcreate2(f, group, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    H5Pclose(lcpl);
-    if (g < 0) return rt_fail(err, "%s: cannot create group %s", path, group);
+static int check_meta(const rt_ckpt *c, const char *path, rt_error *err) {
+    const rt_train_state *s = &c->state;
+    if (s->step < 0 || s->tokens_seen < 0 || s->data_epoch < 0 || s->data_index < 0 || s->world_size < 1)
+        return rt_fail(
+            err,
+            "%s: impossible training state (step %lld, tokens_seen %lld, data %lld/%lld, world_size "
+            "%lld)",
+            path, (long long)s->step, (long long)s->tokens_seen, (long long)s->data_epoch,
+            (long long)s->data_index, (long long)s->world_size);
+    const rt_tokenizer_info *t = &c->tokenizer;
+    if (t->vocab_size < 1 || t->vocab_size > MAX_VOCAB || t->bos_id < 0 || t->bos_id >= t->vocab_size ||
+        t->eos_id < 0 || t->eos_id >= t->vocab_size || t->pad_id < 0 || t->pad_id >= t->vocab_size)
+        return rt_fail(err, "%s: tokenizer vocab_size %d with bos %d, eos %d, pad %d is inconsistent", path,
+                       t->vocab_size, t->bos_id, t->eos_id, t->pad_id);
+    return 0;
+}
+
+static int write_group(hid_t f, const char *group, const rt_named_tensor *ts, int n, rt_error *err) {
+    hid_t g = rt_h5_group_create(f, group, err); // "optim/adam_m" creates /optim too
+    if (g < 0) return -1;
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         hsize_t dims[4];
-        for (int d = 0; d < ts[i].ndim; d++) dims[d] = (hsize_t)ts[i].shape[d];
-        rc = rt_h5_write(g, ts[i].name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, ts[i].ndim, dims, ts[i].data, path, err);
+        for (int d = 0; d < ts[i].ndim; d++) dims[d] = (hsize_t)ts[i].shape[d]; // row-major, as in memory
+        rc = rt_h5_write(g, ts[i].name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, ts[i].ndim, dims, ts[i].data, err);
     }
     H5Gclose(g);
     return rc;
 }
 
-static int write_meta(hid_t f, const rt_ckpt *c, const char *path, rt_error *err) {
-    int rc = rt_h5_attr_write_str(f, "format", RT_CKPT_FORMAT, err) ||
-             rt_h5_attr_write_i64(f, "version", RT_CKPT_VERSION, err) ||
-             rt_h5_attr_write_str(f, "architecture", c->architecture[0] ? c->architecture : "llama", err) ||
-             rt_h5_attr_write_str(f, "producer", "retort " RT_VERSION, err);
-    hid_t g = rc ? -1 : H5Gcreate2(f, "state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g < 0) return rt_fail_wrap(err, "%s: writing attributes", path);
-    const rt_train_state *s = &c->state;
-    rc = rt_h5_attr_write_i64(g, "step", s->step, err) || rt_h5_attr_write_i64(g, "tokens_seen", s->tokens_seen, err) ||
-         rt_h5_attr_write_u64s(g, "rng", s->rng, 4, err) || rt_h5_attr_write_i64(g, "data_epoch", s->data_epoch, err) ||
-         rt_h5_attr_write_i64(g, "data_index", s->data_index, err) ||
-         rt_h5_attr_write_i64(g, "world_size", s->world_size, err);
+// A group holding only attributes; set() fills them.
+static int attr_group(hid_t f, const char *name, int (*set)(hid_t g, const rt_ckpt *c, rt_error *err),
+                      const rt_ckpt *c, rt_error *err) {
+    hid_t g = rt_h5_group_create(f, name, err);
+    if (g < 0) return -1;
+    int rc = set(g, c, err);
     H5Gclose(g);
-    if (rc) return rt_fail_wrap(err, "%s: /state", path);
-    g = H5Gcreate2(f, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    rc = g < 0 || rt_h5_attr_write_str(g, "yaml", c->config_yaml ? c->config_yaml : "", err);
-    if (g >= 0) H5Gclose(g);
-    if (rc) return rt_fail_wrap(err, "%s: /config", path);
-    g = H5Gcreate2(f, "tokenizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    return rc;
+}
+
+static int set_state(hid_t g, const rt_ckpt *c, rt_error *err) {
+    const rt_train_state *s = &c->state;
+    return rt_h5_attr_write_i64(g, "step", s->step, err) ||
+                   rt_h5_attr_write_i64(g, "tokens_seen", s->tokens_seen, err) ||
+                   rt_h5_attr_write_u64s(g, "rng", s->rng, 4, err) ||
+                   rt_h5_attr_write_i64(g, "data_epoch", s->data_epoch, err) ||
+                   rt_h5_attr_write_i64(g, "data_index", s->data_index, err) ||
+                   rt_h5_attr_write_i64(g, "world_size", s->world_size, err)
+               ? -1
+               : 0;
+}
+
+static int set_config(hid_t g, const rt_ckpt *c, rt_error *err) {
+    return rt_h5_attr_write_str(g, "yaml", c->config_yaml ? c->config_yaml : "", err);
+}
+
+// The file's strings in the order strings_crc32 covers them (docs/checkpoint.md).
+static uint32_t strings_crc(const char *architecture, const char *producer, const char *yaml,
+                            const char *tok_type) {
+    uint32_t crc = rt_h5_crc32_str(0, RT_CKPT_FORMAT);
+    crc = rt_h5_crc32_str(crc, architecture);
+    crc = rt_h5_crc32_str(crc, producer);
+    crc = rt_h5_crc32_str(crc, yaml);
+    return rt_h5_crc32_str(crc, tok_type);
+}
+
+static int set_tokenizer(hid_t g, const rt_ckpt *c, rt_error *err) {
     const rt_tokenizer_info *t = &c->tokenizer;
-    rc = g < 0 || rt_h5_attr_write_str(g, "type", t->type[0] ? t->type : "byte", err) ||
-         rt_h5_attr_write_i64(g, "vocab_size", t->vocab_size, err) || rt_h5_attr_write_i64(g, "bos_id", t->bos_id, err) ||
-         rt_h5_attr_write_i64(g, "eos_id", t->eos_id, err) || rt_h5_attr_write_i64(g, "pad_id", t->pad_id, err);
-    if (g >= 0) H5Gclose(g);
-    if (rc) return rt_fail_wrap(err, "%s: /tokenizer", path);
-    return 0;
+    return rt_h5_attr_write_str(g, "type", t->type[0] ? t->type : "byte", err) ||
+                   rt_h5_attr_write_i64(g, "vocab_size", t->vocab_size, err) ||
+                   rt_h5_attr_write_i64(g, "bos_id", t->bos_id, err) ||
+                   rt_h5_attr_write_i64(g, "eos_id", t->eos_id, err) ||
+                   rt_h5_attr_write_i64(g, "pad_id", t->pad_id, err)
+               ? -1
+               : 0;
+}
+
+static int fill(hid_t f, const char *path, void *user, rt_error *err) {
+    const rt_ckpt *c = user;
+    const char *arch = c->architecture[0] ? c->architecture : "llama", *producer = "retort " RT_VERSION;
+    uint32_t crc = strings_crc(arch, producer, c->config_yaml ? c->config_yaml : "",
+                               c->tokenizer.type[0] ? c->tokenizer.type : "byte");
+    if (rt_h5_attr_write_str(f, "format", RT_CKPT_FORMAT, err) ||
+        rt_h5_attr_write_i64(f, "version", RT_CKPT_VERSION, err) ||
+        rt_h5_attr_write_str(f, "architecture", arch, err) ||
+        rt_h5_attr_write_str(f, "producer", producer, err) ||
+        rt_h5_attr_write_i64(f, "strings_crc32", crc, err))
+        return -1;
+    if (write_group(f, "model", c->model, c->n_model, err)) return -1;
+    if (c->n_optim > 0 && (write_group(f, "optim/adam_m", c->adam_m, c->n_optim, err) ||
+                           write_group(f, "optim/adam_v", c->adam_v, c->n_optim, err)))
+        return -1;
+    return attr_group(f, "state", set_state, c, err) || attr_group(f, "config", set_config, c, err) ||
+                   attr_group(f, "tokenizer", set_tokenizer, c, err)
+               ? -1
+               : 0;
 }
 
 int rt_ckpt_write(const char *path, const rt_ckpt *c, rt_error *err) {
-    if (check_tensors(c->model, c->n_model, "model", err)) return rt_fail_wrap(err, "%s", path);
-    if (c->n_optim && (check_tensors(c->adam_m, c->n_optim, "adam_m", err) ||
-                       check_tensors(c->adam_v, c->n_optim, "adam_v", err)))
-        return rt_fail_wrap(err, "%s", path);
-    rt_h5_quiet();
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return rt_fail(err, "%s: cannot create (is the directory there and writable?)", tmp);
-    int rc = write_group(f, "model", c->model, c->n_model, path, err);
-    if (rc == 0 && c->n_optim) rc = write_group(f, "optim/adam_m", c->adam_m, c->n_optim, path, err);
-    if (rc == 0 && c->n_optim) rc = write_group(f, "optim/adam_v", c->adam_v, c->n_optim, path, err);
-    if (rc == 0) rc = write_meta(f, c, path, err);
-    if (H5Fclose(f) < 0 && rc == 0) rc = rt_fail(err, "%s: cannot finish writing (disk full?)", tmp);
-    if (rc == 0) rc = rt_fsync_path(tmp, err);
-    if (rc == 0 && rename(tmp, path) != 0) rc = rt_fail(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    if (rc == 0) rc = rt_fsync_parent_dir(path, err);
-    if (rc) unlink(tmp);
-    return rc;
+    // Everything is checked before the temp file exists, so a bad call never leaves anything behind.
+    if (c->n_model < 1) return rt_fail(err, "%s: refusing to write a checkpoint without model tensors", path);
+    if (c->n_optim < 0) return rt_fail(err, "%s: n_optim is %d", path, c->n_optim);
+    if (check_tensors(c->model, c->n_model, "model", path, err) ||
+        check_tensors(c->adam_m, c->n_optim, "optim/adam_m", path, err) ||
+        check_tensors(c->adam_v, c->n_optim, "optim/adam_v", path, err) || check_moments(c, path, err) ||
+        check_meta(c, path, err))
+        return -1;
+    if (memchr(c->architecture, '\0', sizeof c->architecture) == NULL)
+        return rt_fail(err, "%s: architecture name is not terminated", path);
+    return rt_h5_write_atomic(path, fill, (void *)c, err);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -101,57 +196,22 @@ int rt_ckpt_write(const char *path, const rt_ckpt *c, rt_error *err) {
 
 typedef struct name_list {
     char (*names)[RT_TENSOR_NAME_MAX];
-    int n, cap, too_long;
+    int n, cap, too_long, oom;
 } name_list;
 
 static herr_t collect_name(hid_t g, const char *name, const H5L_info_t *info, void *user) {
     name_list *l = user;
-    if (strlen(name) >= RT_TENSOR_NAME_MAX) {
-        l->too_long = 1;
-        return 1;
-    }
+    if (strlen(name) >= RT_TENSOR_NAME_MAX) return l->too_long = 1, 1;
     if (l->n == l->cap) {
+        if (l->cap > (1 << 20)) return l->oom = 1, 1;
         int cap = l->cap ? l->cap * 2 : 64;
         void *p = realloc(l->names, (size_t)cap * sizeof *l->names);
-        if (!p) return -1;
+        if (!p) return l->oom = 1, 1;
         l->names = p;
         l->cap = cap;
     }
     snprintf(l->names[l->n++], RT_TENSOR_NAME_MAX, "%s", name);
     return 0;
-}
-
-static int read_group(hid_t f, const char *group, rt_named_tensor **out, int *n_out, const char *path,
-                      rt_error *err) {
-    *out = NULL;
-    *n_out = 0;
-    if (H5Lexists(f, group, H5P_DEFAULT) <= 0) return rt_fail(err, "%s: group /%s is missing", path, group);
-    hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
-    if (g < 0) return rt_fail(err, "%s: cannot open group /%s (damaged file?)", path, group);
-    name_list l = {0};
-    hsize_t idx = 0;
-    herr_t it = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_name, &l);
-    int rc = 0;
-    if (it < 0) rc = rt_fail(err, "%s: cannot list /%s (damaged file?)", path, group);
-    else if (l.too_long) rc = rt_fail(err, "%s: /%s holds a tensor name longer than %d", path, group, RT_TENSOR_NAME_MAX - 1);
-    rt_named_tensor *ts = rc == 0 ? calloc((size_t)(l.n ? l.n : 1), sizeof *ts) : NULL;
-    if (rc == 0 && !ts) rc = rt_fail(err, "out of memory");
-    for (int i = 0; i < l.n && rc == 0; i++) {
-        rt_named_tensor *t = &ts[i];
-        snprintf(t->name, sizeof t->name, "%s", l.names[i]);
-        hsize_t dims[4];
-        size_t count;
-        char what[RT_TENSOR_NAME_MAX + 64];
-        snprintf(what, sizeof what, "%s/%s", group, t->name);
-        rc = rt_h5_read(g, t->name, H5T_NATIVE_FLOAT, sizeof(float), &t->ndim, dims, (void **)&t->data, &count, path, err);
-        if (rc) rt_fail_wrap(err, "tensor /%s", what);
-        for (int d = 0; rc == 0 && d < t->ndim; d++) t->shape[d] = (int64_t)dims[d];
-        *n_out = i + 1;
-    }
-    free(l.names);
-    H5Gclose(g);
-    *out = ts;
-    return rc;
 }
 
 static void free_tensors(rt_named_tensor *ts, int n) {
@@ -160,53 +220,88 @@ static void free_tensors(rt_named_tensor *ts, int n) {
     free(ts);
 }
 
-void rt_ckpt_free(rt_ckpt *c) {
-    free_tensors(c->model, c->n_model);
-    free_tensors(c->adam_m, c->n_optim);
-    free_tensors(c->adam_v, c->n_optim);
-    free(c->config_yaml);
-    memset(c, 0, sizeof *c);
+// Every dataset of a group, in name order (deterministic; callers look tensors up by name anyway).
+// On failure nothing is left allocated.
+static int read_group(hid_t f, const char *group, rt_named_tensor **out, int *n_out, const char *path,
+                      rt_error *err) {
+    *out = NULL;
+    *n_out = 0;
+    htri_t ex = H5Lexists(f, group, H5P_DEFAULT);
+    if (ex < 0) return rt_fail(err, "%s: cannot look up group /%s (damaged file?)", path, group);
+    if (ex == 0) return rt_fail(err, "%s: group /%s is missing", path, group);
+    hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
+    if (g < 0) return rt_fail(err, "%s: cannot open group /%s (damaged file?)", path, group);
+    name_list l = {0};
+    hsize_t idx = 0;
+    int rc = 0;
+    if (H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_name, &l) < 0)
+        rc = rt_fail(err, "%s: cannot list /%s (damaged file?)", path, group);
+    else if (l.too_long)
+        rc = rt_fail(err, "%s: /%s holds a tensor name longer than %d bytes", path, group,
+                     RT_TENSOR_NAME_MAX - 1);
+    else if (l.oom)
+        rc = rt_fail(err, "%s: out of memory listing /%s", path, group);
+    rt_named_tensor *ts = NULL;
+    if (rc == 0) ts = rt_calloc((size_t)(l.n ? l.n : 1), sizeof *ts, "tensor list", err);
+    if (rc == 0 && !ts) rc = -1;
+    int done = 0;
+    for (; rc == 0 && done < l.n; done++) {
+        rt_named_tensor *t = &ts[done];
+        snprintf(t->name, sizeof t->name, "%s", l.names[done]);
+        hsize_t dims[4];
+        rc = rt_h5_read(g, t->name, H5T_NATIVE_FLOAT, 0, NULL, &t->ndim, dims, (void **)&t->data, NULL, path,
+                        err);
+        for (int d = 0; rc == 0 && d < t->ndim; d++) {
+            if (dims[d] > (hsize_t)INT64_MAX)
+                rc = rt_fail(err, "%s: /%s/%s has an impossible shape", path, group, t->name);
+            t->shape[d] = (int64_t)dims[d];
+        }
+    }
+    free(l.names);
+    H5Gclose(g);
+    if (rc) {
+        free_tensors(ts, done);
+        return -1;
+    }
+    *out = ts;
+    *n_out = l.n;
+    return 0;
 }
 
-static int same_layout(const rt_named_tensor *a, int na, const rt_named_tensor *b, int nb) {
-    if (na != nb) return 0;
-    for (int i = 0; i < na; i++) {
-        if (strcmp(a[i].name, b[i].name) != 0 || a[i].ndim != b[i].ndim) return 0;
-        for (int d = 0; d < a[i].ndim; d++)
-            if (a[i].shape[d] != b[i].shape[d]) return 0;
+static int read_optim(hid_t f, const char *path, rt_ckpt *c, rt_error *err) {
+    rt_named_tensor *m = NULL, *v = NULL;
+    int nm = 0, nv = 0;
+    if (read_group(f, "optim/adam_m", &m, &nm, path, err)) return -1;
+    if (read_group(f, "optim/adam_v", &v, &nv, path, err)) {
+        free_tensors(m, nm);
+        return -1;
     }
-    return 1;
+    if (nm != nv) {
+        free_tensors(m, nm);
+        free_tensors(v, nv);
+        return rt_fail(err, "%s: /optim/adam_m holds %d tensors, /optim/adam_v %d", path, nm, nv);
+    }
+    c->adam_m = m;
+    c->adam_v = v;
+    c->n_optim = nm; // from here rt_ckpt_free releases them
+    return check_moments(c, path, err);
 }
 
-static int read_contents(hid_t f, const char *path, int with_optim, rt_ckpt *c, rt_error *err) {
-    char *s = NULL;
-    if (rt_h5_attr_read_str(f, "format", &s, path, "the file", err)) return rt_fail_wrap(err, "not a retort checkpoint");
-    int ok = strcmp(s, RT_CKPT_FORMAT) == 0;
-    free(s);
-    if (!ok) return rt_fail(err, "%s: format attribute is not '%s': not a retort checkpoint", path, RT_CKPT_FORMAT);
-    int64_t version;
-    if (rt_h5_attr_read_i64(f, "version", &version, path, "the file", err)) return -1;
-    if (version < 1 || version > RT_CKPT_VERSION)
-        return rt_fail(err, "%s: checkpoint version %lld; this retort reads version %d", path, (long long)version,
-                       RT_CKPT_VERSION);
-    if (rt_h5_attr_read_str(f, "architecture", &s, path, "the file", err)) return -1;
-    snprintf(c->architecture, sizeof c->architecture, "%s", s);
-    free(s);
-    if (read_group(f, "model", &c->model, &c->n_model, path, err)) return -1;
-    if (c->n_model == 0) return rt_fail(err, "%s: /model holds no tensors", path);
-    if (with_optim && H5Lexists(f, "optim", H5P_DEFAULT) > 0) {
-        int nm = 0, nv = 0;
-        int rc = read_group(f, "optim/adam_m", &c->adam_m, &nm, path, err);
-        if (rc == 0) rc = read_group(f, "optim/adam_v", &c->adam_v, &nv, path, err);
-        c->n_optim = nm > nv ? nm : nv;  // so rt_ckpt_free releases everything read
-        if (rc) return -1;
-        if (!same_layout(c->adam_m, nm, c->adam_v, nv))
-            return rt_fail(err, "%s: /optim/adam_m and /optim/adam_v hold different tensors", path);
-    }
-    if (H5Lexists(f, "state", H5P_DEFAULT) <= 0) return rt_fail(err, "%s: group /state is missing", path);
-    hid_t g = H5Gopen2(f, "state", H5P_DEFAULT);
-    if (g < 0) return rt_fail(err, "%s: cannot open /state", path);
-    rt_train_state *st = &c->state;
+// Opens an attribute-only group, or fails naming it.
+static hid_t open_group(hid_t f, const char *name, const char *path, rt_error *err) {
+    htri_t ex = H5Lexists(f, name, H5P_DEFAULT);
+    if (ex <= 0)
+        return rt_fail(err, "%s: group /%s is %s", path, name,
+                       ex < 0 ? "unreadable (damaged file?)" : "missing"),
+               -1;
+    hid_t g = H5Gopen2(f, name, H5P_DEFAULT);
+    if (g < 0) rt_fail(err, "%s: cannot open group /%s (damaged file?)", path, name);
+    return g;
+}
+
+static int read_state(hid_t f, const char *path, rt_train_state *st, rt_error *err) {
+    hid_t g = open_group(f, "state", path, err);
+    if (g < 0) return -1;
     int rc = rt_h5_attr_read_i64(g, "step", &st->step, path, "/state", err) ||
              rt_h5_attr_read_i64(g, "tokens_seen", &st->tokens_seen, path, "/state", err) ||
              rt_h5_attr_read_u64s(g, "rng", st->rng, 4, path, "/state", err) ||
@@ -215,35 +310,106 @@ static int read_contents(hid_t f, const char *path, int with_optim, rt_ckpt *c, 
              rt_h5_attr_read_i64(g, "world_size", &st->world_size, path, "/state", err);
     H5Gclose(g);
     if (rc) return -1;
-    if (st->step < 0 || st->tokens_seen < 0 || st->world_size < 1)
-        return rt_fail(err, "%s: /state holds impossible values (step %lld, world_size %lld)", path,
-                       (long long)st->step, (long long)st->world_size);
-    if (H5Lexists(f, "config", H5P_DEFAULT) <= 0) return rt_fail(err, "%s: group /config is missing", path);
-    g = H5Gopen2(f, "config", H5P_DEFAULT);
-    rc = g < 0 || rt_h5_attr_read_str(g, "yaml", &c->config_yaml, path, "/config", err);
-    if (g >= 0) H5Gclose(g);
-    if (rc) return -1;
-    if (H5Lexists(f, "tokenizer", H5P_DEFAULT) <= 0) return rt_fail(err, "%s: group /tokenizer is missing", path);
-    g = H5Gopen2(f, "tokenizer", H5P_DEFAULT);
+    if (st->step < 0 || st->tokens_seen < 0 || st->data_epoch < 0 || st->data_index < 0 || st->world_size < 1)
+        return rt_fail(err,
+                       "%s: /state holds impossible values (step %lld, tokens_seen %lld, data %lld/%lld, "
+                       "world_size %lld)",
+                       path, (long long)st->step, (long long)st->tokens_seen, (long long)st->data_epoch,
+                       (long long)st->data_index, (long long)st->world_size);
+    return 0;
+}
+
+static int read_tokenizer(hid_t f, const char *path, rt_tokenizer_info *t, rt_error *err) {
+    hid_t g = open_group(f, "tokenizer", path, err);
+    if (g < 0) return -1;
+    char *s = NULL;
     int64_t v[4] = {0};
-    rc = g < 0 || rt_h5_attr_read_str(g, "type", &s, path, "/tokenizer", err);
+    int rc = rt_h5_attr_read_str(g, "type", &s, path, "/tokenizer", err);
     if (rc == 0) {
-        snprintf(c->tokenizer.type, sizeof c->tokenizer.type, "%s", s);
+        if (strlen(s) >= sizeof t->type)
+            rc = rt_fail(err, "%s: /tokenizer type '%.32s' is too long", path, s);
+        else
+            snprintf(t->type, sizeof t->type, "%s", s);
         free(s);
+    }
+    if (rc == 0)
         rc = rt_h5_attr_read_i64(g, "vocab_size", &v[0], path, "/tokenizer", err) ||
              rt_h5_attr_read_i64(g, "bos_id", &v[1], path, "/tokenizer", err) ||
              rt_h5_attr_read_i64(g, "eos_id", &v[2], path, "/tokenizer", err) ||
              rt_h5_attr_read_i64(g, "pad_id", &v[3], path, "/tokenizer", err);
-    }
-    if (g >= 0) H5Gclose(g);
+    H5Gclose(g);
     if (rc) return -1;
-    for (int i = 0; i < 4; i++)
-        if (v[i] < 0 || v[i] > (1 << 24)) return rt_fail(err, "%s: /tokenizer holds an impossible id or size", path);
-    c->tokenizer.vocab_size = (int)v[0];
-    c->tokenizer.bos_id = (int)v[1];
-    c->tokenizer.eos_id = (int)v[2];
-    c->tokenizer.pad_id = (int)v[3];
+    if (v[0] < 1 || v[0] > MAX_VOCAB)
+        return rt_fail(err, "%s: /tokenizer vocab_size %lld is impossible", path, (long long)v[0]);
+    for (int i = 1; i < 4; i++)
+        if (v[i] < 0 || v[i] >= v[0])
+            return rt_fail(err, "%s: /tokenizer control id %lld is outside its vocabulary of %lld", path,
+                           (long long)v[i], (long long)v[0]);
+    t->vocab_size = (int)v[0];
+    t->bos_id = (int)v[1];
+    t->eos_id = (int)v[2];
+    t->pad_id = (int)v[3];
     return 0;
+}
+
+// strings_crc32 (absent in files of other writers: nothing to check) against the strings just read.
+static int check_strings(hid_t f, const char *path, const rt_ckpt *c, rt_error *err) {
+    int has = rt_h5_attr_exists(f, "strings_crc32");
+    if (has < 0) return rt_fail(err, "%s: cannot read the root attributes (damaged file?)", path);
+    if (has == 0) return 0;
+    int64_t want;
+    char *producer = NULL;
+    if (rt_h5_attr_read_i64(f, "strings_crc32", &want, path, "the file", err) ||
+        rt_h5_attr_read_str(f, "producer", &producer, path, "the file", err))
+        return -1;
+    uint32_t got = strings_crc(c->architecture, producer, c->config_yaml, c->tokenizer.type);
+    free(producer);
+    if (want != (int64_t)got)
+        return rt_fail(err,
+                       "%s: the string attributes (architecture, producer, /config yaml, /tokenizer type) do "
+                       "not match strings_crc32: the file is damaged",
+                       path);
+    return 0;
+}
+
+static int read_contents(hid_t f, const char *path, int with_optim, rt_ckpt *c, rt_error *err) {
+    char *s = NULL;
+    if (rt_h5_attr_exists(f, "format") == 0)
+        return rt_fail(err, "%s: the file has no 'format' attribute: not a retort checkpoint", path);
+    if (rt_h5_attr_read_str(f, "format", &s, path, "the file", err)) return -1;
+    int ok = strcmp(s, RT_CKPT_FORMAT) == 0;
+    if (!ok)
+        rt_fail(err, "%s: format attribute is '%.64s', expected '%s': not a retort checkpoint", path, s,
+                RT_CKPT_FORMAT);
+    free(s);
+    if (!ok) return -1;
+    int64_t version;
+    if (rt_h5_attr_read_i64(f, "version", &version, path, "the file", err)) return -1;
+    if (version < 1 || version > RT_CKPT_VERSION)
+        return rt_fail(err, "%s: checkpoint version %lld; this retort reads version %d", path,
+                       (long long)version, RT_CKPT_VERSION);
+    if (rt_h5_attr_read_str(f, "architecture", &s, path, "the file", err)) return -1;
+    ok = s[0] && strlen(s) < sizeof c->architecture;
+    if (ok)
+        snprintf(c->architecture, sizeof c->architecture, "%s", s);
+    else
+        rt_fail(err, "%s: architecture attribute '%.40s' is empty or too long", path, s);
+    free(s);
+    if (!ok) return -1;
+    if (read_group(f, "model", &c->model, &c->n_model, path, err)) return -1;
+    if (c->n_model == 0) return rt_fail(err, "%s: /model holds no tensors", path);
+    if (with_optim) {
+        htri_t has = H5Lexists(f, "optim", H5P_DEFAULT);
+        if (has < 0) return rt_fail(err, "%s: cannot look up group /optim (damaged file?)", path);
+        if (has && read_optim(f, path, c, err)) return -1;
+    }
+    if (read_state(f, path, &c->state, err)) return -1;
+    hid_t g = open_group(f, "config", path, err);
+    if (g < 0) return -1;
+    int rc = rt_h5_attr_read_str(g, "yaml", &c->config_yaml, path, "/config", err);
+    H5Gclose(g);
+    if (rc || read_tokenizer(f, path, &c->tokenizer, err)) return -1;
+    return check_strings(f, path, c, err);
 }
 
 int rt_ckpt_read(const char *path, int with_optim, rt_ckpt *out, rt_error *err) {
@@ -256,8 +422,16 @@ int rt_ckpt_read(const char *path, int with_optim, rt_ckpt *out, rt_error *err) 
     return rc;
 }
 
+void rt_ckpt_free(rt_ckpt *c) {
+    free_tensors(c->model, c->n_model);
+    free_tensors(c->adam_m, c->n_optim);
+    free_tensors(c->adam_v, c->n_optim);
+    free(c->config_yaml);
+    memset(c, 0, sizeof *c);
+}
+
 const rt_named_tensor *rt_ckpt_find(const rt_named_tensor *ts, int n, const char *name) {
-    for (int i = 0; i < n; i++)
+    for (int i = 0; ts && i < n; i++)
         if (strcmp(ts[i].name, name) == 0) return &ts[i];
     return NULL;
 }
@@ -286,6 +460,7 @@ static int cmp_desc(const void *a, const void *b) {
 
 // Steps of the checkpoints in dir, newest first. Returns the count or -1.
 static int list_steps(const char *dir, int64_t **steps, rt_error *err) {
+    *steps = NULL;
     DIR *d = opendir(dir);
     if (!d) return rt_fail(err, "cannot list %s: %s", dir, strerror(errno));
     int n = 0, cap = 0;
@@ -300,7 +475,7 @@ static int list_steps(const char *dir, int64_t **steps, rt_error *err) {
             if (!p) {
                 free(s);
                 closedir(d);
-                return rt_fail(err, "out of memory");
+                return rt_fail(err, "out of memory listing %s", dir);
             }
             s = p;
         }
@@ -312,39 +487,67 @@ static int list_steps(const char *dir, int64_t **steps, rt_error *err) {
     return n;
 }
 
+// Temp files ("ckpt-*.h5.tmp-<pid>", ".ckpt-latest.tmp-<pid>") left by a writer that died. Only those of
+// processes no longer running on this machine go, so a concurrent writer's file is never pulled away.
+static void remove_stale_temps(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *t = strstr(e->d_name, ".tmp-");
+        if (!t || (strncmp(e->d_name, "ckpt-", 5) != 0 && strncmp(e->d_name, ".ckpt-latest", 12) != 0))
+            continue;
+        char *end;
+        long pid = strtol(t + 5, &end, 10);
+        if (*end || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char p[4400];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+}
+
 int rt_ckpt_save_rotating(const char *dir, const rt_ckpt *c, int keep, char *written_path, size_t cap,
                           rt_error *err) {
-    char path[1200], link_tmp[1200], link_path[1200], target[64];
+    char path[4200], link_tmp[4200], link_path[4200], target[64];
+    if (strlen(dir) > 4000) return rt_fail(err, "%s: run directory path too long", dir);
     rt_ckpt_step_path(path, sizeof path, dir, c->state.step);
     if (rt_ckpt_write(path, c, err)) return -1;
-    snprintf(written_path, cap, "%s", path);
+    if (written_path && cap) snprintf(written_path, cap, "%s", path);
     // point ckpt-latest.h5 at it: a relative symlink, swapped in by rename so readers never see it missing
     snprintf(target, sizeof target, "ckpt-%08lld.h5", (long long)c->state.step);
     snprintf(link_tmp, sizeof link_tmp, "%s/.ckpt-latest.tmp-%ld", dir, (long)getpid());
     snprintf(link_path, sizeof link_path, "%s/ckpt-latest.h5", dir);
     unlink(link_tmp);
     if (symlink(target, link_tmp) != 0 || rename(link_tmp, link_path) != 0) {
+        int e = errno;
         unlink(link_tmp);
-        return rt_fail(err, "cannot point %s at %s: %s", link_path, target, strerror(errno));
+        return rt_fail(err, "cannot point %s at %s: %s", link_path, target, strerror(e));
     }
     if (rt_fsync_parent_dir(link_path, err)) return -1;
+    remove_stale_temps(dir);
     int64_t *steps = NULL;
     int n = list_steps(dir, &steps, err);
     if (n < 0) return -1;
     // Checkpoints past this step belong to a timeline this run abandoned (it resumed from an older one,
-    // because those were damaged): they go, so they can never be taken for the newest.
+    // because those were damaged): they go, so they can never be taken for the newest. keep < 1 acts as 1:
+    // the checkpoint just written always stays.
     int kept = 0;
     for (int i = 0; i < n; i++) {
-        char old[1200];
+        char old[4200];
         rt_ckpt_step_path(old, sizeof old, dir, steps[i]);
-        if (steps[i] > c->state.step || (steps[i] < c->state.step && kept >= keep)) unlink(old);
-        else kept++;
+        if (steps[i] > c->state.step || (steps[i] < c->state.step && kept >= keep))
+            unlink(old);
+        else
+            kept++;
     }
     free(steps);
     return 0;
 }
 
-int rt_ckpt_load_latest(const char *dir, int with_optim, rt_ckpt *out, char *path, size_t cap, rt_error *err) {
+int rt_ckpt_load_latest(const char *dir, int with_optim, rt_ckpt *out, char *path, size_t cap,
+                        rt_error *err) {
     memset(out, 0, sizeof *out);
     int64_t *steps = NULL;
     int n = list_steps(dir, &steps, err);

@@ -7,11 +7,16 @@
 #include "config.h"
 
 #define FIELD(f) offsetof(rt_config, f), sizeof(((rt_config *)0)->f)
-#define INT(path, f, dflt, lo, hi, help) {path, RT_CFG_INT, FIELD(f), dflt, lo, hi, NULL, help}
-#define FLT(path, f, dflt, lo, hi, help) {path, RT_CFG_FLOAT, FIELD(f), dflt, lo, hi, NULL, help}
-#define BOOL(path, f, dflt, help) {path, RT_CFG_BOOL, FIELD(f), dflt, 0, 1, NULL, help}
-#define STR(path, f, dflt, help) {path, RT_CFG_STRING, FIELD(f), dflt, 0, 0, NULL, help}
-#define ENUM(path, f, dflt, choices, help) {path, RT_CFG_ENUM, FIELD(f), dflt, 0, 0, choices, help}
+#define INT(path, f, dflt, lo, hi, help)                                                                     \
+    { path, RT_CFG_INT, FIELD(f), dflt, lo, hi, NULL, help }
+#define FLT(path, f, dflt, lo, hi, help)                                                                     \
+    { path, RT_CFG_FLOAT, FIELD(f), dflt, lo, hi, NULL, help }
+#define BOOL(path, f, dflt, help)                                                                            \
+    { path, RT_CFG_BOOL, FIELD(f), dflt, 0, 1, NULL, help }
+#define STR(path, f, dflt, help)                                                                             \
+    { path, RT_CFG_STRING, FIELD(f), dflt, 0, 0, NULL, help }
+#define ENUM(path, f, dflt, choices, help)                                                                   \
+    { path, RT_CFG_ENUM, FIELD(f), dflt, 0, 0, choices, help }
 
 // 2^53: the largest integer a double (the range type) holds exactly
 #define BIG 9007199254740992.0
@@ -21,7 +26,8 @@ const rt_cfg_key rt_config_schema[] = {
     INT("run.seed", run.seed, "1337", 0, BIG, "seeds the weight init, the data order and sampling"),
     INT("run.log_every", run.log_every, "10", 1, 1e9, "steps between status lines and metric records"),
 
-    INT("model.vocab_size", model.vocab_size, "259", 259, 1 << 20, "vocabulary; >= 259 for the byte tokenizer"),
+    INT("model.vocab_size", model.vocab_size, "259", 259, 1 << 20,
+        "vocabulary; >= 259 for the byte tokenizer"),
     INT("model.dim", model.dim, "128", 8, 65536, "model width C"),
     INT("model.n_layers", model.n_layers, "4", 1, 1024, "transformer blocks"),
     INT("model.n_heads", model.n_heads, "4", 1, 1024, "query heads; dim / n_heads is the (even) head dim"),
@@ -35,7 +41,8 @@ const rt_cfg_key rt_config_schema[] = {
 
     STR("data.train", data.train, "data/train.h5", "training dataset (HDF5 from retort data)"),
     STR("data.val", data.val, "data/val.h5", "validation dataset; empty for none"),
-    INT("data.seq_len", data.seq_len, "128", 2, 1 << 20, "tokens per training sequence, <= model.max_seq_len"),
+    INT("data.seq_len", data.seq_len, "128", 2, 1 << 20,
+        "tokens per training sequence, <= model.max_seq_len"),
 
     INT("train.steps", train.steps, "600", 1, BIG, "optimizer steps"),
     INT("train.batch_size", train.batch_size, "16", 1, 1 << 20, "sequences per micro-batch"),
@@ -51,7 +58,8 @@ const rt_cfg_key rt_config_schema[] = {
     INT("train.eval_every", train.eval_every, "100", 0, BIG, "steps between validation passes; 0 = off"),
     INT("train.eval_batches", train.eval_batches, "8", 1, 1 << 20, "batches per validation pass"),
 
-    INT("checkpoint.every", checkpoint.every, "200", 0, BIG, "steps between checkpoints; 0 = only at the end"),
+    INT("checkpoint.every", checkpoint.every, "200", 0, BIG,
+        "steps between checkpoints; 0 = only at the end"),
     INT("checkpoint.keep", checkpoint.keep, "3", 1, 1000, "most recent checkpoints kept"),
 
     ENUM("system.device", system.device, "cpu", "cpu|cuda|auto", "where to train"),

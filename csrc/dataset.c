@@ -1,141 +1,228 @@
-// Token datasets in HDF5 (layout in dataset.h and docs/checkpoint.md).
+// Token datasets in HDF5 (layout in dataset.h and docs/checkpoint.md). The same checks run before a write
+// and after a load, so retort never writes a dataset it would refuse to read.
 #define _POSIX_C_SOURCE 200809L
 #include "dataset.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "h5util.h"
 
-static int write_contents(hid_t f, const char *path, const rt_dataset_spec *s, rt_error *err) {
-    hsize_t nt = s->n_tokens, no = s->n_docs + 1, nd = s->n_docs;
-    if (rt_h5_write(f, "tokens", H5T_NATIVE_INT32, H5T_STD_I32LE, 1, &nt, s->tokens, path, err) ||
-        rt_h5_write(f, "doc_offsets", H5T_NATIVE_INT64, H5T_STD_I64LE, 1, &no, s->doc_offsets, path, err))
-        return -1;
-    if (s->prompt_len && rt_h5_write(f, "prompt_len", H5T_NATIVE_INT32, H5T_STD_I32LE, 1, &nd, s->prompt_len, path, err))
-        return -1;
-    if (rt_h5_attr_write_str(f, "format", RT_DATASET_FORMAT, err) ||
-        rt_h5_attr_write_i64(f, "version", RT_DATASET_VERSION, err) ||
-        rt_h5_attr_write_str(f, "tokenizer", "byte", err) ||
-        rt_h5_attr_write_i64(f, "vocab_size", s->vocab_size, err) ||
-        rt_h5_attr_write_i64(f, "n_docs", (int64_t)s->n_docs, err) ||
-        rt_h5_attr_write_i64(f, "n_tokens", (int64_t)s->n_tokens, err) ||
-        rt_h5_attr_write_str(f, "task", s->task ? s->task : "text", err) ||
-        rt_h5_attr_write_str(f, "split", s->split ? s->split : "all", err) ||
-        rt_h5_attr_write_i64(f, "seed", s->seed, err) ||
-        rt_h5_attr_write_str(f, "source", s->source ? s->source : "", err))
-        return rt_fail_wrap(err, "%s", path);
+#define MAX_VOCAB (1 << 24)
+
+// What both the writer and the loader check, over borrowed arrays.
+typedef struct ds_view {
+    const int32_t *tokens; // [n_tokens]
+    size_t n_tokens;
+    const int64_t *offsets; // [n_docs + 1]
+    size_t n_docs;
+    const int32_t *prompt_len; // [n_docs] or NULL
+    int vocab_size;
+} ds_view;
+
+static int validate(const ds_view *v, int max_vocab, const char *p, rt_error *err) {
+    if (v->n_docs == 0) return rt_fail(err, "%s: the dataset holds no documents", p);
+    if (v->vocab_size < 1 || v->vocab_size > MAX_VOCAB)
+        return rt_fail(err, "%s: vocab_size %d is outside [1, %d]", p, v->vocab_size, MAX_VOCAB);
+    if (v->offsets[0] != 0)
+        return rt_fail(err, "%s: doc_offsets[0] is %lld, expected 0", p, (long long)v->offsets[0]);
+    for (size_t d = 0; d < v->n_docs; d++)
+        if (v->offsets[d + 1] < v->offsets[d])
+            return rt_fail(err,
+                           "%s: doc_offsets decrease at document %zu (%lld then %lld): they must be "
+                           "non-decreasing",
+                           p, d, (long long)v->offsets[d], (long long)v->offsets[d + 1]);
+    if (v->offsets[v->n_docs] < 0 || (uint64_t)v->offsets[v->n_docs] != (uint64_t)v->n_tokens)
+        return rt_fail(err,
+                       "%s: doc_offsets end at %lld but there are %zu tokens (the last offset must equal "
+                       "n_tokens)",
+                       p, (long long)v->offsets[v->n_docs], v->n_tokens);
+    // offsets are now monotonic within [0, n_tokens]: walk documents so errors can say where a token is
+    for (size_t d = 0; d < v->n_docs; d++)
+        for (int64_t i = v->offsets[d]; i < v->offsets[d + 1]; i++) {
+            int32_t id = v->tokens[i];
+            if (id < 0 || id >= v->vocab_size)
+                return rt_fail(
+                    err, "%s: token %lld (document %zu) is %d, outside the dataset's vocabulary [0, %d)", p,
+                    (long long)i, d, id, v->vocab_size);
+            if (max_vocab > 0 && id >= max_vocab)
+                return rt_fail(err,
+                               "%s: token %lld (document %zu) is %d, but the model's vocab_size is %d (the "
+                               "dataset's vocab_size is %d)",
+                               p, (long long)i, d, id, max_vocab, v->vocab_size);
+        }
+    for (size_t d = 0; v->prompt_len && d < v->n_docs; d++) {
+        int64_t len = v->offsets[d + 1] - v->offsets[d];
+        // BOS + prompt + the answer (possibly empty) + EOS must fit in the document
+        if (v->prompt_len[d] < 0)
+            return rt_fail(err, "%s: prompt_len[%zu] = %d is negative", p, d, v->prompt_len[d]);
+        if ((int64_t)v->prompt_len[d] + 2 > len)
+            return rt_fail(err,
+                           "%s: prompt_len[%zu] = %d does not fit its document of %lld tokens (BOS, the "
+                           "prompt and EOS need %lld)",
+                           p, d, v->prompt_len[d], (long long)len, (long long)v->prompt_len[d] + 2);
+    }
     return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// writing
+
+// The file's strings in the order strings_crc32 covers them (docs/checkpoint.md).
+static uint32_t strings_crc(const char *task, const char *split, const char *source) {
+    uint32_t crc = rt_h5_crc32_str(0, RT_DATASET_FORMAT);
+    crc = rt_h5_crc32_str(crc, "byte");
+    crc = rt_h5_crc32_str(crc, task);
+    crc = rt_h5_crc32_str(crc, split);
+    return rt_h5_crc32_str(crc, source);
+}
+
+static int fill(hid_t f, const char *path, void *user, rt_error *err) {
+    const rt_dataset_spec *s = user;
+    const char *task = s->task ? s->task : "text", *split = s->split ? s->split : "all";
+    const char *source = s->source ? s->source : "";
+    hsize_t nt = s->n_tokens, no = s->n_docs + 1, nd = s->n_docs;
+    if (rt_h5_write(f, "tokens", H5T_NATIVE_INT32, H5T_STD_I32LE, 1, &nt, s->tokens, err) ||
+        rt_h5_write(f, "doc_offsets", H5T_NATIVE_INT64, H5T_STD_I64LE, 1, &no, s->doc_offsets, err) ||
+        (s->prompt_len &&
+         rt_h5_write(f, "prompt_len", H5T_NATIVE_INT32, H5T_STD_I32LE, 1, &nd, s->prompt_len, err)))
+        return -1;
+    return rt_h5_attr_write_str(f, "format", RT_DATASET_FORMAT, err) ||
+                   rt_h5_attr_write_i64(f, "version", RT_DATASET_VERSION, err) ||
+                   rt_h5_attr_write_str(f, "tokenizer", "byte", err) ||
+                   rt_h5_attr_write_i64(f, "vocab_size", s->vocab_size, err) ||
+                   rt_h5_attr_write_i64(f, "n_docs", (int64_t)s->n_docs, err) ||
+                   rt_h5_attr_write_i64(f, "n_tokens", (int64_t)s->n_tokens, err) ||
+                   rt_h5_attr_write_str(f, "task", task, err) ||
+                   rt_h5_attr_write_str(f, "split", split, err) ||
+                   rt_h5_attr_write_i64(f, "seed", s->seed, err) ||
+                   rt_h5_attr_write_str(f, "source", source, err) ||
+                   rt_h5_attr_write_i64(f, "strings_crc32", strings_crc(task, split, source), err)
+               ? -1
+               : 0;
 }
 
 int rt_dataset_write(const char *path, const rt_dataset_spec *s, rt_error *err) {
-    if (s->n_docs == 0 || s->doc_offsets[0] != 0 || (size_t)s->doc_offsets[s->n_docs] != s->n_tokens)
-        return rt_fail(err, "%s: refusing to write a dataset whose offsets do not cover its tokens", path);
-    rt_h5_quiet();
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return rt_fail(err, "%s: cannot create (is the directory there and writable?)", tmp);
-    int rc = write_contents(f, path, s, err);
-    if (H5Fclose(f) < 0 && rc == 0) rc = rt_fail(err, "%s: cannot finish writing", tmp);
-    if (rc == 0) rc = rt_fsync_path(tmp, err);
-    if (rc == 0 && rename(tmp, path) != 0) rc = rt_fail(err, "cannot rename %s to %s", tmp, path);
-    if (rc == 0) rc = rt_fsync_parent_dir(path, err);
-    if (rc) unlink(tmp);
-    return rc;
+    if ((s->n_tokens && !s->tokens) || !s->doc_offsets)
+        return rt_fail(err, "%s: refusing to write a dataset without its token or offset arrays", path);
+    if (s->n_tokens > (size_t)INT64_MAX || s->n_docs > (size_t)INT64_MAX - 1)
+        return rt_fail(err, "%s: too many tokens or documents", path);
+    rt_dataset ds; // only for its field sizes: what the loader can hold back
+    if ((s->task && strlen(s->task) >= sizeof ds.task) || (s->split && strlen(s->split) >= sizeof ds.split))
+        return rt_fail(err, "%s: task or split name too long (at most %zu and %zu bytes)", path,
+                       sizeof ds.task - 1, sizeof ds.split - 1);
+    ds_view v = {s->tokens, s->n_tokens, s->doc_offsets, s->n_docs, s->prompt_len, s->vocab_size};
+    if (validate(&v, 0, path, err)) return rt_fail_wrap(err, "refusing to write an invalid dataset");
+    return rt_h5_write_atomic(path, fill, (void *)s, err);
 }
 
-static int read_1d(hid_t f, const char *name, hid_t type, size_t esize, void **out, size_t *n, const char *path,
+// ---------------------------------------------------------------------------------------------------
+// loading
+
+// An optional string attribute: absent keeps dst's default; present must be a string. *crc continues over
+// the whole stored value (dst may hold only its start).
+static int opt_str(hid_t f, const char *name, char *dst, size_t cap, uint32_t *crc, const char *p,
                    rt_error *err) {
-    int rank;
-    hsize_t dims[4];
-    if (rt_h5_read(f, name, type, esize, &rank, dims, out, n, path, err)) return -1;
-    if (rank != 1) {
-        free(*out);
-        *out = NULL;
-        return rt_fail(err, "%s: dataset %s has rank %d, expected 1", path, name, rank);
+    int e = rt_h5_attr_exists(f, name);
+    if (e < 0) return rt_fail(err, "%s: cannot read the attributes of the file (damaged file?)", p);
+    if (e == 0) {
+        *crc = rt_h5_crc32_str(*crc, dst);
+        return 0;
     }
+    char *s = NULL;
+    if (rt_h5_attr_read_str(f, name, &s, p, "the file", err)) return -1;
+    snprintf(dst, cap, "%s", s);
+    *crc = rt_h5_crc32_str(*crc, s);
+    free(s);
     return 0;
 }
 
-static int validate(rt_dataset *ds, int max_vocab, rt_error *err) {
+static int load_attrs(rt_dataset *ds, hid_t f, int64_t *n_docs, int64_t *n_tokens, rt_error *err) {
     const char *p = ds->path;
-    if (ds->n_docs == 0) return rt_fail(err, "%s: the dataset holds no documents", p);
-    if (ds->doc_offsets[0] != 0) return rt_fail(err, "%s: doc_offsets[0] is %lld, expected 0", p, (long long)ds->doc_offsets[0]);
-    for (size_t d = 0; d < ds->n_docs; d++)
-        if (ds->doc_offsets[d + 1] < ds->doc_offsets[d])
-            return rt_fail(err, "%s: doc_offsets decrease at document %zu", p, d);
-    if ((uint64_t)ds->doc_offsets[ds->n_docs] != (uint64_t)ds->n_tokens)
-        return rt_fail(err, "%s: doc_offsets end at %lld but the file holds %zu tokens", p,
-                       (long long)ds->doc_offsets[ds->n_docs], ds->n_tokens);
-    if (ds->vocab_size < 1) return rt_fail(err, "%s: vocab_size attribute is %d", p, ds->vocab_size);
-    for (size_t i = 0; i < ds->n_tokens; i++) {
-        int32_t id = ds->tokens[i];
-        if (id < 0 || id >= ds->vocab_size)
-            return rt_fail(err, "%s: token %zu is %d, outside the dataset's vocabulary [0, %d)", p, i, id,
-                           ds->vocab_size);
-        if (max_vocab > 0 && id >= max_vocab)
-            return rt_fail(err, "%s: token %zu is %d, but the model's vocab_size is %d (the dataset's is %d)", p, i,
-                           id, max_vocab, ds->vocab_size);
-    }
-    if (ds->prompt_len)
-        for (size_t d = 0; d < ds->n_docs; d++) {
-            int64_t len = ds->doc_offsets[d + 1] - ds->doc_offsets[d];
-            // BOS + prompt + at least EOS must fit in the document
-            if (ds->prompt_len[d] < 0 || ds->prompt_len[d] + 2 > len)
-                return rt_fail(err, "%s: prompt_len[%zu] = %d does not fit its document of %lld tokens", p, d,
-                               ds->prompt_len[d], (long long)len);
-        }
+    char *s = NULL;
+    if (rt_h5_attr_exists(f, "format") == 0)
+        return rt_fail(err, "%s: the file has no 'format' attribute: not a retort dataset", p);
+    if (rt_h5_attr_read_str(f, "format", &s, p, "the file", err)) return -1;
+    int ok = strcmp(s, RT_DATASET_FORMAT) == 0;
+    if (!ok)
+        rt_fail(err, "%s: format attribute is '%.64s', expected '%s': not a retort dataset", p, s,
+                RT_DATASET_FORMAT);
+    free(s);
+    if (!ok) return -1;
+    int64_t version, vocab;
+    if (rt_h5_attr_read_i64(f, "version", &version, p, "the file", err)) return -1;
+    if (version < 1 || version > RT_DATASET_VERSION)
+        return rt_fail(err, "%s: dataset version %lld; this retort reads version %d", p, (long long)version,
+                       RT_DATASET_VERSION);
+    if (rt_h5_attr_read_str(f, "tokenizer", &s, p, "the file", err)) return -1;
+    ok = strcmp(s, "byte") == 0;
+    if (!ok) rt_fail(err, "%s: tokenizer attribute is '%.64s'; this retort reads 'byte' datasets", p, s);
+    free(s);
+    if (!ok) return -1;
+    if (rt_h5_attr_read_i64(f, "vocab_size", &vocab, p, "the file", err) ||
+        rt_h5_attr_read_i64(f, "n_docs", n_docs, p, "the file", err) ||
+        rt_h5_attr_read_i64(f, "n_tokens", n_tokens, p, "the file", err))
+        return -1;
+    if (vocab < 1 || vocab > MAX_VOCAB)
+        return rt_fail(err, "%s: vocab_size attribute %lld is outside [1, %d]", p, (long long)vocab,
+                       MAX_VOCAB);
+    ds->vocab_size = (int)vocab;
+    if (*n_docs < 1 || *n_tokens < 0)
+        return rt_fail(err, "%s: attributes say %lld documents and %lld tokens", p, (long long)*n_docs,
+                       (long long)*n_tokens);
+    snprintf(ds->task, sizeof ds->task, "text");
+    snprintf(ds->split, sizeof ds->split, "all");
+    uint32_t crc = rt_h5_crc32_str(rt_h5_crc32_str(0, RT_DATASET_FORMAT), "byte");
+    if (opt_str(f, "task", ds->task, sizeof ds->task, &crc, p, err) ||
+        opt_str(f, "split", ds->split, sizeof ds->split, &crc, p, err) ||
+        opt_str(f, "source", ds->source, sizeof ds->source, &crc, p, err))
+        return -1;
+    int e = rt_h5_attr_exists(f, "seed");
+    if (e < 0) return rt_fail(err, "%s: cannot read the attributes of the file (damaged file?)", p);
+    if (e && rt_h5_attr_read_i64(f, "seed", &ds->seed, p, "the file", err)) return -1;
+    // strings_crc32: absent in files of other writers (nothing to check)
+    int64_t want;
+    e = rt_h5_attr_exists(f, "strings_crc32");
+    if (e < 0) return rt_fail(err, "%s: cannot read the attributes of the file (damaged file?)", p);
+    if (e && rt_h5_attr_read_i64(f, "strings_crc32", &want, p, "the file", err)) return -1;
+    if (e && want != (int64_t)crc)
+        return rt_fail(err,
+                       "%s: the string attributes (task, split, source) do not match strings_crc32: the file "
+                       "is damaged, or was edited without updating strings_crc32",
+                       p);
     return 0;
 }
 
 static int load_contents(rt_dataset *ds, hid_t f, int max_vocab, rt_error *err) {
     const char *p = ds->path;
-    char *s = NULL;
-    if (rt_h5_attr_read_str(f, "format", &s, p, "the file", err))
-        return rt_fail_wrap(err, "not a retort dataset");
-    int ok = strcmp(s, RT_DATASET_FORMAT) == 0;
-    free(s);
-    if (!ok) return rt_fail(err, "%s: format attribute is not '%s': not a retort dataset", p, RT_DATASET_FORMAT);
-    int64_t version, vocab, n_docs_attr, n_tokens_attr;
-    if (rt_h5_attr_read_i64(f, "version", &version, p, "the file", err) ||
-        rt_h5_attr_read_i64(f, "vocab_size", &vocab, p, "the file", err) ||
-        rt_h5_attr_read_i64(f, "n_docs", &n_docs_attr, p, "the file", err) ||
-        rt_h5_attr_read_i64(f, "n_tokens", &n_tokens_attr, p, "the file", err) ||
-        rt_h5_attr_read_i64(f, "seed", &ds->seed, p, "the file", err))
-        return -1;
-    if (version < 1 || version > RT_DATASET_VERSION)
-        return rt_fail(err, "%s: dataset version %lld; this retort reads version %d", p, (long long)version,
-                       RT_DATASET_VERSION);
-    if (vocab < 1 || vocab > (1 << 24)) return rt_fail(err, "%s: vocab_size attribute %lld is invalid", p, (long long)vocab);
-    ds->vocab_size = (int)vocab;
-    const char *names[3] = {"task", "split", "source"};
-    char *dst[3] = {ds->task, ds->split, ds->source};
-    size_t caps[3] = {sizeof ds->task, sizeof ds->split, sizeof ds->source};
-    for (int i = 0; i < 3; i++) {
-        if (rt_h5_attr_read_str(f, names[i], &s, p, "the file", err)) return -1;
-        snprintf(dst[i], caps[i], "%s", s);
-        free(s);
-    }
+    int64_t n_docs, n_tokens;
+    if (load_attrs(ds, f, &n_docs, &n_tokens, err)) return -1;
     size_t n_off;
-    if (read_1d(f, "tokens", H5T_NATIVE_INT32, sizeof(int32_t), (void **)&ds->tokens, &ds->n_tokens, p, err) ||
-        read_1d(f, "doc_offsets", H5T_NATIVE_INT64, sizeof(int64_t), (void **)&ds->doc_offsets, &n_off, p, err))
+    if (rt_h5_read(f, "tokens", H5T_NATIVE_INT32, 1, NULL, NULL, NULL, (void **)&ds->tokens, &ds->n_tokens, p,
+                   err) ||
+        rt_h5_read(f, "doc_offsets", H5T_NATIVE_INT64, 1, NULL, NULL, NULL, (void **)&ds->doc_offsets, &n_off,
+                   p, err))
         return -1;
     if (n_off < 2) return rt_fail(err, "%s: doc_offsets has %zu entries, expected n_docs + 1 >= 2", p, n_off);
     ds->n_docs = n_off - 1;
-    if ((uint64_t)n_docs_attr != ds->n_docs || (uint64_t)n_tokens_attr != ds->n_tokens)
-        return rt_fail(err, "%s: attributes say %lld documents and %lld tokens, the datasets hold %zu and %zu", p,
-                       (long long)n_docs_attr, (long long)n_tokens_attr, ds->n_docs, ds->n_tokens);
-    if (H5Lexists(f, "prompt_len", H5P_DEFAULT) > 0) {
+    if ((uint64_t)n_docs != ds->n_docs || (uint64_t)n_tokens != ds->n_tokens)
+        return rt_fail(
+            err,
+            "%s: attributes n_docs = %lld and n_tokens = %lld, but the datasets hold %zu documents "
+            "(doc_offsets has n_docs + 1 entries) and %zu tokens",
+            p, (long long)n_docs, (long long)n_tokens, ds->n_docs, ds->n_tokens);
+    htri_t has_pl = H5Lexists(f, "prompt_len", H5P_DEFAULT);
+    if (has_pl < 0) return rt_fail(err, "%s: cannot look up dataset /prompt_len (damaged file?)", p);
+    if (has_pl) {
+        int64_t want = (int64_t)ds->n_docs;
         size_t n_pl;
-        if (read_1d(f, "prompt_len", H5T_NATIVE_INT32, sizeof(int32_t), (void **)&ds->prompt_len, &n_pl, p, err))
+        if (rt_h5_read(f, "prompt_len", H5T_NATIVE_INT32, 1, &want, NULL, NULL, (void **)&ds->prompt_len,
+                       &n_pl, p, err))
             return -1;
-        if (n_pl != ds->n_docs)
-            return rt_fail(err, "%s: prompt_len has %zu entries for %zu documents", p, n_pl, ds->n_docs);
     }
-    return validate(ds, max_vocab, err);
+    ds_view v = {ds->tokens, ds->n_tokens, ds->doc_offsets, ds->n_docs, ds->prompt_len, ds->vocab_size};
+    return validate(&v, max_vocab, p, err);
 }
 
 int rt_dataset_load(rt_dataset *ds, const char *path, int max_vocab, rt_error *err) {

@@ -81,10 +81,12 @@ def add(w):
         w.case("add", [n], a=a, b=b, out=a.astype(np.float64) + b.astype(np.float64))
 
 
+# Each op gets at least one case big enough to run on several threads (backend cpu_threads()).
+
 # dims = [N, C, V]; tokens [N]; table [V, C]; dout [N, C]; dtable0 prefill [V, C];
 # out [N, C]; dtable = dtable0 + d(sum(out * dout))/dtable
 def embedding(w):
-    for N, C, V in [(1, 5, 7), (7, 48, 7), (33, 130, 259), (257, 33, 301)]:
+    for N, C, V in [(1, 5, 7), (7, 48, 7), (33, 130, 259), (600, 33, 301)]:
         tokens = rng.randint(0, V, size=N).astype(np.int32)
         if N > 3:
             tokens[1] = tokens[3] = tokens[0]  # repeated rows must add up
@@ -132,7 +134,7 @@ def rope_ref(x, cos, sin):
 # dims = [B, T, H, D, T_max]; x [B,T,H,D]; cos/sin [T_max, D/2]; dout [B,T,H,D];
 # out = rope(x); dx = d(sum(out * dout))/dx
 def rope(w):
-    for B, T, H, D in [(1, 1, 1, 2), (2, 5, 4, 8), (3, 17, 6, 16), (2, 17, 3, 8)]:
+    for B, T, H, D in [(1, 1, 1, 2), (2, 5, 4, 8), (3, 17, 6, 16), (2, 17, 3, 8), (4, 40, 8, 16)]:
         T_max = T + 3
         cos, sin = rope_tables(T_max, D)
         x, dout = f32((B, T, H, D)), f32((B, T, H, D))
@@ -146,7 +148,7 @@ def rope(w):
 # out [B,T,H,D]; lse [B,H,T]; dq, dk, dv = grads of sum(out * dout)
 def attention(w):
     for B, T, H, KVH, D in [(1, 1, 1, 1, 2), (2, 5, 4, 2, 8), (2, 17, 6, 3, 16), (1, 33, 4, 1, 8),
-                            (2, 7, 1, 1, 16)]:
+                            (2, 7, 1, 1, 16), (1, 150, 4, 2, 8)]:
         q = f32((B, T, H, D), -2, 2)
         k = f32((B, T, KVH, D), -2, 2)
         v = f32((B, T, KVH, D))
@@ -168,7 +170,7 @@ def attention(w):
 
 # dims = [n]; gate, up, dout [n]; out; dgate, dup
 def swiglu(w):
-    for n in [1, 7, 33, 1000]:
+    for n in [1, 7, 33, 1000, 20001]:
         gate, up, dout = f32(n, -6, 6), f32(n, -2, 2), f32(n)
         gt, ut = t64(gate, True), t64(up, True)
         out = torch.nn.functional.silu(gt) * ut
@@ -180,7 +182,7 @@ def swiglu(w):
 # dims = [N, V]; scalars = [grad_scale]; logits [N, V]; targets [N] (-1 ignored);
 # losses [N]; dlogits = grad_scale * d(sum(losses))/dlogits
 def cross_entropy(w):
-    for N, V, spread in [(1, 7, 1.0), (5, 7, 3.0), (7, 259, 1.0), (33, 301, 30.0)]:
+    for N, V, spread in [(1, 7, 1.0), (5, 7, 3.0), (7, 259, 1.0), (70, 301, 30.0)]:
         logits = f32((N, V), -spread, spread)
         if N > 1:
             logits[0, 0] = 80.0  # far beyond exp's fp32 range without the max subtraction
@@ -248,7 +250,8 @@ def main():
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     tmp = out + ".tmp"
     w = Writer(tmp)
-    for gen in (matmul, add, embedding, rmsnorm, rope, attention, swiglu, cross_entropy, reductions, clip, adamw):
+    ops = (matmul, add, embedding, rmsnorm, rope, attention, swiglu, cross_entropy, reductions, clip, adamw)
+    for gen in ops:
         gen(w)
     w.close()
     os.replace(tmp, out)

@@ -19,7 +19,9 @@ static void setup(void) {
     ck_assert(be->ctx_init(&ctx, RT_F32, 2, &err) == 0);
     rt_rng_seed(&rng, 77);
 }
-static void teardown(void) { be->ctx_free(&ctx); }
+static void teardown(void) {
+    be->ctx_free(&ctx);
+}
 
 // The forward under test, evaluated as L = sum(out * R) in double.
 typedef double (*loss_fn)(void *state);
@@ -38,7 +40,8 @@ static void check_grad(const char *what, loss_fn f, void *state, float *x, const
         double num = (lp - lm) / (2.0 * h);
         double err = fabs(num - g[i]), tol = 5e-4 + 5e-3 * fabs(num);
         if (err > worst) worst = err;
-        ck_assert_msg(err <= tol, "%s: element %zu: backward %.6g, finite difference %.6g", what, i, g[i], num);
+        ck_assert_msg(err <= tol, "%s: element %zu: backward %.6g, finite difference %.6g", what, i, g[i],
+                      num);
     }
 }
 
@@ -49,7 +52,10 @@ static double dot(const float *a, const float *r, size_t n) {
 }
 
 // ---- rmsnorm
-typedef struct { int N, C; float *x, *w, *out, *rstd, *R; } norm_state;
+typedef struct {
+    int N, C;
+    float *x, *w, *out, *rstd, *R;
+} norm_state;
 static double norm_loss(void *p) {
     norm_state *s = p;
     be->rmsnorm_forward(&ctx, s->out, s->rstd, s->x, s->w, s->N, s->C, 1e-5f);
@@ -58,7 +64,8 @@ static double norm_loss(void *p) {
 START_TEST(test_rmsnorm) {
     norm_state s = {.N = 3, .C = 6};
     size_t n = (size_t)s.N * s.C;
-    s.x = malloc(n * 4), s.w = malloc(s.C * 4), s.out = malloc(n * 4), s.rstd = malloc(s.N * 4), s.R = malloc(n * 4);
+    s.x = malloc(n * 4), s.w = malloc(s.C * 4), s.out = malloc(n * 4), s.rstd = malloc(s.N * 4),
+    s.R = malloc(n * 4);
     rt_test_fill_uniform(&rng, s.x, n, -1, 1);
     rt_test_fill_uniform(&rng, s.w, s.C, 0.5f, 1.5f);
     rt_test_fill_uniform(&rng, s.R, n, -1, 1);
@@ -72,7 +79,10 @@ START_TEST(test_rmsnorm) {
 END_TEST
 
 // ---- rope
-typedef struct { int B, T, H, D; float *x, *out, *cs, *sn, *R; } rope_state;
+typedef struct {
+    int B, T, H, D;
+    float *x, *out, *cs, *sn, *R;
+} rope_state;
 static double rope_loss(void *p) {
     rope_state *s = p;
     be->rope_forward(&ctx, s->out, s->x, s->cs, s->sn, s->B, s->T, s->H, s->D);
@@ -81,9 +91,12 @@ static double rope_loss(void *p) {
 START_TEST(test_rope) {
     rope_state s = {.B = 2, .T = 3, .H = 2, .D = 4};
     size_t n = (size_t)s.B * s.T * s.H * s.D;
-    s.x = malloc(n * 4), s.out = malloc(n * 4), s.R = malloc(n * 4), s.cs = malloc(s.T * 2 * 4), s.sn = malloc(s.T * 2 * 4);
+    s.x = malloc(n * 4), s.out = malloc(n * 4), s.R = malloc(n * 4), s.cs = malloc(s.T * 2 * 4),
+    s.sn = malloc(s.T * 2 * 4);
     for (int t = 0; t < s.T; t++)
-        for (int i = 0; i < 2; i++) s.cs[t * 2 + i] = cosf(t * powf(1e4f, -i / 2.0f)), s.sn[t * 2 + i] = sinf(t * powf(1e4f, -i / 2.0f));
+        for (int i = 0; i < 2; i++)
+            s.cs[t * 2 + i] = cosf(t * powf(1e4f, -i / 2.0f)),
+                         s.sn[t * 2 + i] = sinf(t * powf(1e4f, -i / 2.0f));
     rt_test_fill_uniform(&rng, s.x, n, -1, 1);
     rt_test_fill_uniform(&rng, s.R, n, -1, 1);
     float *dx = malloc(n * 4);
@@ -94,7 +107,10 @@ START_TEST(test_rope) {
 END_TEST
 
 // ---- attention (grouped-query)
-typedef struct { int B, T, H, KVH, D; float *q, *k, *v, *out, *lse, *R; } att_state;
+typedef struct {
+    int B, T, H, KVH, D;
+    float *q, *k, *v, *out, *lse, *R;
+} att_state;
 static double att_loss(void *p) {
     att_state *s = p;
     be->attention_forward(&ctx, s->out, s->lse, s->q, s->k, s->v, s->B, s->T, s->H, s->KVH, s->D);
@@ -103,7 +119,8 @@ static double att_loss(void *p) {
 START_TEST(test_attention) {
     att_state s = {.B = 2, .T = 4, .H = 4, .KVH = 2, .D = 4};
     size_t nq = (size_t)s.B * s.T * s.H * s.D, nk = (size_t)s.B * s.T * s.KVH * s.D;
-    s.q = malloc(nq * 4), s.k = malloc(nk * 4), s.v = malloc(nk * 4), s.out = malloc(nq * 4), s.R = malloc(nq * 4);
+    s.q = malloc(nq * 4), s.k = malloc(nk * 4), s.v = malloc(nk * 4), s.out = malloc(nq * 4),
+    s.R = malloc(nq * 4);
     s.lse = malloc((size_t)s.B * s.H * s.T * 4);
     rt_test_fill_uniform(&rng, s.q, nq, -1, 1);
     rt_test_fill_uniform(&rng, s.k, nk, -1, 1);
@@ -120,7 +137,10 @@ START_TEST(test_attention) {
 END_TEST
 
 // ---- swiglu
-typedef struct { size_t n; float *g, *u, *out, *R; } glu_state;
+typedef struct {
+    size_t n;
+    float *g, *u, *out, *R;
+} glu_state;
 static double glu_loss(void *p) {
     glu_state *s = p;
     be->swiglu_forward(&ctx, s->out, s->g, s->u, s->n);
@@ -141,7 +161,11 @@ START_TEST(test_swiglu) {
 END_TEST
 
 // ---- cross-entropy: L = sum of losses * 0.5 (the grad_scale)
-typedef struct { int N, V; float *logits, *losses; int32_t *tg; } ce_state;
+typedef struct {
+    int N, V;
+    float *logits, *losses;
+    int32_t *tg;
+} ce_state;
 static double ce_loss(void *p) {
     ce_state *s = p;
     be->cross_entropy(&ctx, s->losses, NULL, s->logits, s->tg, s->N, s->V, 1.0f);
@@ -164,7 +188,11 @@ START_TEST(test_cross_entropy) {
 END_TEST
 
 // ---- embedding: L = sum(table[tokens] * R)
-typedef struct { int N, C; int32_t *tok; float *table, *out, *R; } emb_state;
+typedef struct {
+    int N, C;
+    int32_t *tok;
+    float *table, *out, *R;
+} emb_state;
 static double emb_loss(void *p) {
     emb_state *s = p;
     be->embedding_forward(&ctx, s->out, s->tok, s->table, s->N, s->C);

@@ -1,49 +1,17 @@
-// Every CPU backend op, forward and backward, against PyTorch float64 references (tests/ref_ops.py writes
-// them; RT_OPS_REF names the file). Accumulating outputs start from random prefills; in-place variants run
-// too; outputs are poisoned with NaN first so an element the op forgets to write fails.
+// Every op of the CPU backend, forward and backward, against PyTorch float64 references written by
+// tests/ref_ops.py (RT_OPS_REF names the file; the layout is documented there). Outputs that an op overwrites
+// are poisoned with NaN first, so an element the op forgets to write fails; outputs it accumulates into start
+// from random prefills, so += is checked as well as the value. In-place variants run where backend.h allows
+// them, and a last test checks that results are bit-identical from one run to the next.
 #include <check.h>
-#include <hdf5.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
 #include "testutil.h"
-
-static const char *ref_file(void) { return rt_test_env("RT_OPS_REF"); }
-
-static int case_exists(const char *op, int i) {
-    char path[128];
-    snprintf(path, sizeof path, "/%s/%d", op, i);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fopen(ref_file(), H5F_ACC_RDONLY, H5P_DEFAULT);
-    ck_assert_msg(f >= 0, "cannot open %s", ref_file());
-    htri_t a = H5Lexists(f, op, H5P_DEFAULT);
-    htri_t e = a > 0 ? H5Lexists(f, path, H5P_DEFAULT) : 0;
-    H5Fclose(f);
-    return e > 0;
-}
-
-static float *get(const char *op, int i, const char *name, size_t *n) {
-    char path[128];
-    snprintf(path, sizeof path, "/%s/%d/%s", op, i, name);
-    size_t dummy;
-    return rt_test_h5_read_f32(ref_file(), path, n ? n : &dummy);
-}
-
-static int *dims(const char *op, int i) {
-    char path[128];
-    size_t n;
-    snprintf(path, sizeof path, "/%s/%d/dims", op, i);
-    return rt_test_h5_read_i32(ref_file(), path, &n);
-}
-
-static float *poisoned(size_t n) {
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    for (size_t i = 0; i < n; i++) p[i] = NAN;
-    return p;
-}
 
 static rt_ctx ctx;
 static const rt_backend *be = &rt_backend_cpu;
@@ -52,133 +20,218 @@ static void setup(void) {
     rt_error err;
     ck_assert_msg(be->ctx_init(&ctx, RT_F32, 2, &err) == 0, "%s", err.msg);
 }
-static void teardown(void) { be->ctx_free(&ctx); }
+static void teardown(void) {
+    be->ctx_free(&ctx);
+}
 
-#define CLOSE(what, got, ref, n, atol, rtol)                                                                  \
-    do {                                                                                                       \
-        char label_[160];                                                                                      \
-        snprintf(label_, sizeof label_, "%s case %d: %s", op, i, what);                                        \
-        rt_test_assert_close(label_, got, ref, n, atol, rtol);                                                 \
+static const char *ref_file(void) {
+    return rt_test_env("RT_OPS_REF");
+}
+
+static int n_cases(const char *op) {
+    char attr[64];
+    snprintf(attr, sizeof attr, "n_%s", op);
+    int64_t n = rt_test_h5_attr_i64(ref_file(), attr);
+    ck_assert_msg(n > 0, "%s: no cases for %s", ref_file(), op);
+    return (int)n;
+}
+
+// Dataset <name> of case i of op, as fp32; *n receives its element count when n is not NULL.
+static float *get(const char *op, int i, const char *name, size_t *n) {
+    char path[128];
+    size_t count;
+    snprintf(path, sizeof path, "/%s/%d/%s", op, i, name);
+    float *p = rt_test_h5_read_f32(ref_file(), path, &count);
+    if (n) *n = count;
+    return p;
+}
+
+static int32_t *get_i32(const char *op, int i, const char *name, size_t *n) {
+    char path[128];
+    size_t count;
+    snprintf(path, sizeof path, "/%s/%d/%s", op, i, name);
+    int32_t *p = rt_test_h5_read_i32(ref_file(), path, &count);
+    if (n) *n = count;
+    return p;
+}
+
+static float *poisoned(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    ck_assert_ptr_nonnull(p);
+    for (size_t i = 0; i < n; i++) p[i] = NAN;
+    return p;
+}
+
+static float *copy_of(const float *src, size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    ck_assert_ptr_nonnull(p);
+    memcpy(p, src, n * sizeof(float));
+    return p;
+}
+
+static void dims_str(char *buf, size_t cap, const int32_t *d, size_t n) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (size_t j = 0; j < n && len + 16 < cap; j++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%d", j ? "," : "", d[j]);
+}
+
+// rt_test_assert_close with the op, case and shape in the message.
+#define CLOSE(what, got, ref, n, atol, rtol)                                                                 \
+    do {                                                                                                     \
+        char label_[192];                                                                                    \
+        snprintf(label_, sizeof label_, "%s case %d (dims %s): %s", op, i, shape, what);                     \
+        rt_test_assert_close(label_, got, ref, n, atol, rtol);                                               \
     } while (0)
+
+// d: the case's shape parameters, shape: them as text, sc: its scalar parameters.
+#define LOAD_DIMS()                                                                                          \
+    size_t nd_;                                                                                              \
+    int32_t *d = get_i32(op, i, "dims", &nd_);                                                               \
+    char shape[96];                                                                                          \
+    dims_str(shape, sizeof shape, d, nd_);                                                                   \
+    float *sc = get(op, i, "scalars", NULL)
 
 START_TEST(test_matmul) {
     const char *op = "matmul";
-    for (int i = 0; case_exists(op, i); i++) {
-        int *d = dims(op, i);
-        int M = d[0], N = d[1], K = d[2], ta = d[3], tb = d[4], beta = d[5];
+    for (int i = 0; i < n_cases(op); i++) {
+        LOAD_DIMS();
+        int M = d[0], N = d[1], K = d[2], ta = d[3], tb = d[4];
         size_t n;
-        float *a = get(op, i, "a", NULL), *b = get(op, i, "b", NULL), *c = get(op, i, "c0", &n);
-        float *ref = get(op, i, "out", NULL);
-        if (!beta)
-            for (size_t j = 0; j < n; j++) c[j] = NAN;  // beta 0 must not read the output
-        be->matmul(&ctx, c, a, b, M, N, K, ta, tb, 0.7f, (float)beta);
-        CLOSE("out", c, ref, n, 1e-5f, 1e-5f);
-        free(a), free(b), free(c), free(ref), free(d);
+        float *a = get(op, i, "a", NULL), *b = get(op, i, "b", NULL), *c0 = get(op, i, "c0", &n);
+        float *r0 = get(op, i, "out0", NULL), *r1 = get(op, i, "out1", NULL);
+        float *out = poisoned(n); // beta 0 must not read the output
+        be->matmul(&ctx, out, a, b, M, N, K, ta, tb, sc[0], 0.0f);
+        CLOSE("beta 0", out, r0, n, 1e-5f, 1e-4f);
+        memcpy(out, c0, n * sizeof(float));
+        be->matmul(&ctx, out, a, b, M, N, K, ta, tb, sc[0], 1.0f);
+        CLOSE("beta 1 (accumulated)", out, r1, n, 1e-5f, 1e-4f);
+        free(a), free(b), free(c0), free(r0), free(r1), free(out), free(d), free(sc);
+    }
+}
+END_TEST
+
+START_TEST(test_add) {
+    const char *op = "add";
+    for (int i = 0; i < n_cases(op); i++) {
+        LOAD_DIMS();
+        size_t n;
+        float *a = get(op, i, "a", &n), *b = get(op, i, "b", NULL), *ref = get(op, i, "out", NULL);
+        float *out = poisoned(n);
+        be->add(&ctx, out, a, b, n);
+        CLOSE("add", out, ref, n, 0.0f, 1e-7f);
+        be->add_inplace(&ctx, a, b, n);
+        CLOSE("add_inplace", a, ref, n, 0.0f, 1e-7f);
+        free(a), free(b), free(ref), free(out), free(d), free(sc);
     }
 }
 END_TEST
 
 START_TEST(test_embedding) {
     const char *op = "embedding";
-    for (int i = 0; case_exists(op, i); i++) {
-        int *d = dims(op, i);
+    for (int i = 0; i < n_cases(op); i++) {
+        LOAD_DIMS();
         int N = d[0], C = d[1];
-        size_t nt, ntab;
-        char path[64];
-        snprintf(path, sizeof path, "/%s/%d/tokens", op, i);
-        int32_t *tokens = rt_test_h5_read_i32(ref_file(), path, &nt);
+        size_t ntab;
+        int32_t *tokens = get_i32(op, i, "tokens", NULL);
         float *table = get(op, i, "table", &ntab), *dout = get(op, i, "dout", NULL);
-        float *dtable = get(op, i, "prefill", NULL), *out = poisoned((size_t)N * C);
-        float *ref_out = get(op, i, "out", NULL), *ref_dt = get(op, i, "dtable", NULL);
+        float *dtable = get(op, i, "dtable0", NULL), *out = poisoned((size_t)N * C);
+        float *r_out = get(op, i, "out", NULL), *r_dt = get(op, i, "dtable", NULL);
         be->embedding_forward(&ctx, out, tokens, table, N, C);
-        CLOSE("forward", out, ref_out, (size_t)N * C, 0, 0);
+        CLOSE("forward", out, r_out, (size_t)N * C, 0.0f, 0.0f);
         be->embedding_backward(&ctx, dtable, dout, tokens, N, C);
-        CLOSE("backward (accumulated)", dtable, ref_dt, ntab, 1e-5f, 1e-5f);
-        free(tokens), free(table), free(dout), free(dtable), free(out), free(ref_out), free(ref_dt), free(d);
+        CLOSE("dtable (accumulated)", dtable, r_dt, ntab, 1e-6f, 1e-5f);
+        free(tokens), free(table), free(dout), free(dtable), free(out), free(r_out), free(r_dt), free(d),
+            free(sc);
     }
 }
 END_TEST
 
 START_TEST(test_rmsnorm) {
     const char *op = "rmsnorm";
-    for (int i = 0; case_exists(op, i); i++) {
-        int *d = dims(op, i);
+    for (int i = 0; i < n_cases(op); i++) {
+        LOAD_DIMS();
         int N = d[0], C = d[1];
-        float *x = get(op, i, "x", NULL), *w = get(op, i, "w", NULL), *dout = get(op, i, "dout", NULL);
-        float *dx = get(op, i, "pdx", NULL), *dw = get(op, i, "pdw", NULL);
-        float *out = poisoned((size_t)N * C), *rstd = poisoned((size_t)N);
+        size_t n = (size_t)N * C;
+        float *x = get(op, i, "x", NULL), *w = get(op, i, "weight", NULL), *dout = get(op, i, "dout", NULL);
+        float *dx = get(op, i, "dx0", NULL), *dw = get(op, i, "dw0", NULL);
         float *r_out = get(op, i, "out", NULL), *r_rstd = get(op, i, "rstd", NULL);
         float *r_dx = get(op, i, "dx", NULL), *r_dw = get(op, i, "dw", NULL);
-        be->rmsnorm_forward(&ctx, out, rstd, x, w, N, C, 1e-5f);
-        CLOSE("out", out, r_out, (size_t)N * C, 1e-5f, 1e-5f);
-        CLOSE("rstd", rstd, r_rstd, (size_t)N, 1e-5f, 1e-5f);
+        float *out = poisoned(n), *rstd = poisoned((size_t)N);
+        be->rmsnorm_forward(&ctx, out, rstd, x, w, N, C, sc[0]);
+        CLOSE("out", out, r_out, n, 1e-6f, 1e-5f);
+        CLOSE("rstd", rstd, r_rstd, (size_t)N, 1e-6f, 1e-5f);
         be->rmsnorm_backward(&ctx, dx, dw, dout, x, w, rstd, N, C);
-        CLOSE("dx (accumulated)", dx, r_dx, (size_t)N * C, 1e-4f, 1e-4f);
-        CLOSE("dweight (accumulated)", dw, r_dw, (size_t)C, 1e-4f, 1e-4f);
+        CLOSE("dx (accumulated)", dx, r_dx, n, 1e-5f, 1e-4f);
+        CLOSE("dweight (accumulated)", dw, r_dw, (size_t)C, 1e-5f, 1e-4f);
         free(x), free(w), free(dout), free(dx), free(dw), free(out), free(rstd), free(r_out), free(r_rstd);
-        free(r_dx), free(r_dw), free(d);
+        free(r_dx), free(r_dw), free(d), free(sc);
     }
 }
 END_TEST
 
 START_TEST(test_rope) {
     const char *op = "rope";
-    for (int i = 0; case_exists(op, i); i++) {
-        int *d = dims(op, i);
+    for (int i = 0; i < n_cases(op); i++) {
+        LOAD_DIMS();
         int B = d[0], T = d[1], H = d[2], D = d[3];
         size_t n;
         float *cs = get(op, i, "cos", NULL), *sn = get(op, i, "sin", NULL), *x = get(op, i, "x", &n);
-        float *dout = get(op, i, "dout", NULL), *r_out = get(op, i, "out", NULL), *r_dx = get(op, i, "dx", NULL);
+        float *dout = get(op, i, "dout", NULL), *r_out = get(op, i, "out", NULL),
+              *r_dx = get(op, i, "dx", NULL);
         float *out = poisoned(n), *dx = poisoned(n);
         be->rope_forward(&ctx, out, x, cs, sn, B, T, H, D);
-        CLOSE("forward", out, r_out, n, 1e-5f, 1e-5f);
+        CLOSE("forward", out, r_out, n, 1e-6f, 1e-5f);
         be->rope_backward(&ctx, dx, dout, cs, sn, B, T, H, D);
-        CLOSE("backward", dx, r_dx, n, 1e-5f, 1e-5f);
-        be->rope_forward(&ctx, x, x, cs, sn, B, T, H, D);  // in place
-        CLOSE("forward in place", x, r_out, n, 1e-5f, 1e-5f);
+        CLOSE("backward", dx, r_dx, n, 1e-6f, 1e-5f);
+        be->rope_forward(&ctx, x, x, cs, sn, B, T, H, D);
+        CLOSE("forward in place", x, r_out, n, 1e-6f, 1e-5f);
         be->rope_backward(&ctx, dout, dout, cs, sn, B, T, H, D);
-        CLOSE("backward in place", dout, r_dx, n, 1e-5f, 1e-5f);
-        free(cs), free(sn), free(x), free(dout), free(r_out), free(r_dx), free(out), free(dx), free(d);
+        CLOSE("backward in place", dout, r_dx, n, 1e-6f, 1e-5f);
+        free(cs), free(sn), free(x), free(dout), free(r_out), free(r_dx), free(out), free(dx), free(d),
+            free(sc);
     }
 }
 END_TEST
 
 START_TEST(test_attention) {
     const char *op = "attention";
-    for (int i = 0; case_exists(op, i); i++) {
-        int *d = dims(op, i);
+    for (int i = 0; i < n_cases(op); i++) {
+        LOAD_DIMS();
         int B = d[0], T = d[1], H = d[2], KVH = d[3], D = d[4];
-        size_t nq, nk;
+        size_t nq, nk, nl = (size_t)B * H * T;
         float *q = get(op, i, "q", &nq), *k = get(op, i, "k", &nk), *v = get(op, i, "v", NULL);
         float *dout = get(op, i, "dout", NULL);
         float *r_out = get(op, i, "out", NULL), *r_lse = get(op, i, "lse", NULL);
         float *r_dq = get(op, i, "dq", NULL), *r_dk = get(op, i, "dk", NULL), *r_dv = get(op, i, "dv", NULL);
-        float *out = poisoned(nq), *lse = poisoned((size_t)B * H * T);
-        float *dq = poisoned(nq), *dk = poisoned(nk), *dv = poisoned(nk);
+        float *out = poisoned(nq), *lse = poisoned(nl), *dq = poisoned(nq), *dk = poisoned(nk),
+              *dv = poisoned(nk);
         be->attention_forward(&ctx, out, lse, q, k, v, B, T, H, KVH, D);
         CLOSE("out", out, r_out, nq, 1e-5f, 1e-4f);
-        CLOSE("lse", lse, r_lse, (size_t)B * H * T, 1e-5f, 1e-5f);
+        CLOSE("lse", lse, r_lse, nl, 1e-5f, 1e-5f);
         be->attention_backward(&ctx, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D);
-        CLOSE("dq", dq, r_dq, nq, 1e-4f, 1e-4f);
-        CLOSE("dk", dk, r_dk, nk, 1e-4f, 1e-4f);
-        CLOSE("dv", dv, r_dv, nk, 1e-4f, 1e-4f);
-        // determinism: the same inputs give the same bits
-        float *dk2 = poisoned(nk), *dv2 = poisoned(nk), *dq2 = poisoned(nq);
-        be->attention_backward(&ctx, dq2, dk2, dv2, dout, q, k, v, out, lse, B, T, H, KVH, D);
-        ck_assert_msg(memcmp(dq, dq2, nq * 4) == 0 && memcmp(dk, dk2, nk * 4) == 0 && memcmp(dv, dv2, nk * 4) == 0,
-                      "attention backward is not deterministic");
+        CLOSE("dq", dq, r_dq, nq, 1e-5f, 1e-4f);
+        CLOSE("dk (overwritten)", dk, r_dk, nk, 1e-5f, 1e-4f);
+        CLOSE("dv (overwritten)", dv, r_dv, nk, 1e-5f, 1e-4f);
+        // backward overwrites: values already in the gradients must not leak into the result
+        for (size_t j = 0; j < nk; j++) dk[j] = dv[j] = 1e3f;
+        be->attention_backward(&ctx, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D);
+        CLOSE("dk over old values", dk, r_dk, nk, 1e-5f, 1e-4f);
+        CLOSE("dv over old values", dv, r_dv, nk, 1e-5f, 1e-4f);
         free(q), free(k), free(v), free(dout), free(r_out), free(r_lse), free(r_dq), free(r_dk), free(r_dv);
-        free(out), free(lse), free(dq), free(dk), free(dv), free(dk2), free(dv2), free(dq2), free(d);
+        free(out), free(lse), free(dq), free(dk), free(dv), free(d), free(sc);
     }
 }
 END_TEST
 
 START_TEST(test_swiglu) {
     const char *op = "swiglu";
-    for (int i = 0; case_exists(op, i); i++) {
+    for (int i = 0; i < n_cases(op); i++) {
+        LOAD_DIMS();
         size_t n;
         float *g = get(op, i, "gate", &n), *u = get(op, i, "up", NULL), *dout = get(op, i, "dout", NULL);
-        float *r_out = get(op, i, "out", NULL), *r_dg = get(op, i, "dgate", NULL), *r_du = get(op, i, "dup", NULL);
+        float *r_out = get(op, i, "out", NULL), *r_dg = get(op, i, "dgate", NULL),
+              *r_du = get(op, i, "dup", NULL);
         float *out = poisoned(n), *dg = poisoned(n), *du = poisoned(n);
         be->swiglu_forward(&ctx, out, g, u, n);
         CLOSE("out", out, r_out, n, 1e-6f, 1e-5f);
@@ -186,98 +239,189 @@ START_TEST(test_swiglu) {
         CLOSE("dgate", dg, r_dg, n, 1e-6f, 1e-5f);
         CLOSE("dup", du, r_du, n, 1e-6f, 1e-5f);
         free(g), free(u), free(dout), free(r_out), free(r_dg), free(r_du), free(out), free(dg), free(du);
+        free(d), free(sc);
     }
 }
 END_TEST
 
 START_TEST(test_cross_entropy) {
     const char *op = "cross_entropy";
-    for (int i = 0; case_exists(op, i); i++) {
-        int *d = dims(op, i);
+    for (int i = 0; i < n_cases(op); i++) {
+        LOAD_DIMS();
         int N = d[0], V = d[1];
-        size_t n, nt;
-        char path[64];
-        snprintf(path, sizeof path, "/%s/%d/targets", op, i);
-        int32_t *targets = rt_test_h5_read_i32(ref_file(), path, &nt);
-        float *logits = get(op, i, "logits", &n), *scale = get(op, i, "scale", NULL);
-        float *r_loss = get(op, i, "losses", NULL), *r_dl = get(op, i, "dlogits", NULL);
-        float *losses = poisoned((size_t)N), *dl = poisoned(n);
-        be->cross_entropy(&ctx, losses, NULL, logits, targets, N, V, scale[0]);
-        CLOSE("losses without gradient", losses, r_loss, (size_t)N, 1e-5f, 1e-5f);
-        be->cross_entropy(&ctx, losses, dl, logits, targets, N, V, scale[0]);
-        CLOSE("losses", losses, r_loss, (size_t)N, 1e-5f, 1e-5f);
-        CLOSE("dlogits", dl, r_dl, n, 1e-6f, 1e-5f);
-        be->cross_entropy(&ctx, losses, logits, logits, targets, N, V, scale[0]);  // in place
-        CLOSE("dlogits in place", logits, r_dl, n, 1e-6f, 1e-5f);
-        free(targets), free(logits), free(scale), free(r_loss), free(r_dl), free(losses), free(dl), free(d);
-    }
-}
-END_TEST
-
-START_TEST(test_adamw) {
-    const char *op = "adamw";
-    for (int i = 0; case_exists(op, i); i++) {
         size_t n;
-        float *w = get(op, i, "w", &n), *grads = get(op, i, "grads", NULL), *p = get(op, i, "params", NULL);
-        float *r_w = get(op, i, "w_out", NULL), *r_m = get(op, i, "m", NULL), *r_v = get(op, i, "v", NULL);
-        float *m = calloc(n, sizeof(float)), *v = calloc(n, sizeof(float)), *copy = poisoned(n);
-        for (int s = 1; s <= 3; s++)
-            be->adamw(&ctx, w, copy, grads + (size_t)(s - 1) * n, m, v, n, p[0], p[1], p[2], p[3], p[4], s, &p[5]);
-        CLOSE("weights", w, r_w, n, 1e-6f, 1e-5f);
-        CLOSE("compute copy", copy, r_w, n, 1e-6f, 1e-5f);
-        CLOSE("m", m, r_m, n, 1e-7f, 1e-5f);
-        CLOSE("v", v, r_v, n, 1e-9f, 1e-5f);
-        free(w), free(grads), free(p), free(r_w), free(r_m), free(r_v), free(m), free(v), free(copy);
+        int32_t *targets = get_i32(op, i, "targets", NULL);
+        float *logits = get(op, i, "logits", &n), *r_loss = get(op, i, "losses", NULL);
+        float *r_dl = get(op, i, "dlogits", NULL), *losses = poisoned((size_t)N), *dl = poisoned(n);
+        be->cross_entropy(&ctx, losses, NULL, logits, targets, N, V, sc[0]);
+        CLOSE("losses without gradient", losses, r_loss, (size_t)N, 1e-5f, 1e-5f);
+        for (int r = 0; r < N; r++) losses[r] = NAN;
+        be->cross_entropy(&ctx, losses, dl, logits, targets, N, V, sc[0]);
+        CLOSE("losses", losses, r_loss, (size_t)N, 1e-5f, 1e-5f);
+        CLOSE("dlogits", dl, r_dl, n, 1e-7f, 1e-5f);
+        for (int r = 0; r < N; r++) losses[r] = NAN;
+        be->cross_entropy(&ctx, losses, logits, logits, targets, N, V, sc[0]);
+        CLOSE("losses with in-place dlogits", losses, r_loss, (size_t)N, 1e-5f, 1e-5f);
+        CLOSE("dlogits in place", logits, r_dl, n, 1e-7f, 1e-5f);
+        free(targets), free(logits), free(r_loss), free(r_dl), free(losses), free(dl), free(d), free(sc);
     }
 }
 END_TEST
 
 START_TEST(test_reductions) {
     const char *op = "reduce";
-    for (int i = 0; case_exists(op, i); i++) {
+    for (int i = 0; i < n_cases(op); i++) {
+        LOAD_DIMS();
         size_t n;
-        float *x = get(op, i, "x", &n), *r_sq = get(op, i, "sum_sq", NULL), *r_sum = get(op, i, "sum", NULL);
-        float acc = 1.5f, sum = NAN;
-        be->sum_squares(&ctx, &acc, x, n);
-        float want = r_sq[0] + 1.5f;
-        CLOSE("sum_squares (accumulated)", &acc, &want, 1, 1e-4f, 1e-5f);
+        float *x = get(op, i, "x", &n), *acc = get(op, i, "acc0", NULL);
+        float *r_sq = get(op, i, "sum_squares", NULL), *r_sum = get(op, i, "sum", NULL);
+        float sum = NAN;
+        be->sum_squares(&ctx, acc, x, n);
+        CLOSE("sum_squares (accumulated)", acc, r_sq, 1, 1e-5f, 1e-5f);
         be->sum_f32(&ctx, &sum, x, n);
-        CLOSE("sum", &sum, r_sum, 1, 1e-3f, 1e-5f);
-        free(x), free(r_sq), free(r_sum);
+        CLOSE("sum_f32", &sum, r_sum, 1, 1e-4f, 1e-5f);
+        free(x), free(acc), free(r_sq), free(r_sum), free(d), free(sc);
     }
-    float scale, norm_sq = 16.0f;
-    be->clip_scale(&ctx, &scale, &norm_sq, 2.0f);
-    ck_assert_float_eq_tol(scale, 0.5f, 1e-7f);
-    be->clip_scale(&ctx, &scale, &norm_sq, 8.0f);
-    ck_assert_float_eq(scale, 1.0f);
-    be->clip_scale(&ctx, &scale, &norm_sq, 0.0f);
-    ck_assert_float_eq(scale, 1.0f);
 }
 END_TEST
 
-START_TEST(test_elementwise_and_memory) {
+START_TEST(test_clip_scale) {
+    const char *op = "clip";
+    for (int i = 0; i < n_cases(op); i++) {
+        LOAD_DIMS();
+        float *ref = get(op, i, "scale", NULL), scale = NAN;
+        be->clip_scale(&ctx, &scale, &sc[0], sc[1]);
+        CLOSE("scale", &scale, ref, 1, 0.0f, 1e-6f);
+        free(ref), free(d), free(sc);
+    }
+}
+END_TEST
+
+// Several steps, once with param == master (fp32 act) and once into a separate compute copy.
+START_TEST(test_adamw) {
+    const char *op = "adamw";
+    for (int i = 0; i < n_cases(op); i++) {
+        LOAD_DIMS();
+        int steps = d[1];
+        size_t n;
+        float *w0 = get(op, i, "master0", &n), *m0 = get(op, i, "m0", NULL), *v0 = get(op, i, "v0", NULL);
+        float *grads = get(op, i, "grads", NULL), *r_w = get(op, i, "master", NULL);
+        float *r_m = get(op, i, "m", NULL), *r_v = get(op, i, "v", NULL);
+        for (int separate = 0; separate < 2; separate++) {
+            float *w = copy_of(w0, n), *m = copy_of(m0, n), *v = copy_of(v0, n);
+            float *param = separate ? poisoned(n) : w;
+            for (int s = 1; s <= steps; s++)
+                be->adamw(&ctx, w, param, grads + (size_t)(s - 1) * n, m, v, n, sc[0], sc[1], sc[2], sc[3],
+                          sc[4], s, &sc[5]);
+            CLOSE(separate ? "master (separate param)" : "master", w, r_w, n, 1e-6f, 1e-5f);
+            CLOSE("param", param, r_w, n, 1e-6f, 1e-5f);
+            CLOSE("m", m, r_m, n, 1e-7f, 1e-5f);
+            CLOSE("v", v, r_v, n, 1e-9f, 1e-5f);
+            if (separate) free(param);
+            free(w), free(m), free(v);
+        }
+        free(w0), free(m0), free(v0), free(grads), free(r_w), free(r_m), free(r_v), free(d), free(sc);
+    }
+}
+END_TEST
+
+START_TEST(test_context_and_memory) {
     rt_error err;
-    float *a = be->alloc(&ctx, 1000 * sizeof(float), "test", &err);
+    float *a = be->alloc(&ctx, 1001 * sizeof(float), "test buffer", &err);
     ck_assert_ptr_nonnull(a);
-    for (int i = 0; i < 1000; i++) ck_assert_float_eq(a[i], 0.0f);  // alloc is zero-filled
-    float x[1000], y[1000], out[1000], back[1000];
+    ck_assert_uint_eq((uintptr_t)a % 64, 0);
+    for (int i = 0; i < 1001; i++) ck_assert_float_eq(a[i], 0.0f); // zero-filled
+    float x[1001], back[1001];
     rt_rng r;
     rt_rng_seed(&r, 5);
-    rt_test_fill_uniform(&r, x, 1000, -1, 1);
-    rt_test_fill_uniform(&r, y, 1000, -1, 1);
-    be->upload(&ctx, a, RT_F32, x, 1000);
-    be->download(&ctx, back, a, RT_F32, 1000);
+    rt_test_fill_uniform(&r, x, 1001, -1, 1);
+    be->upload(&ctx, a, RT_F32, x, 1001);
+    be->sync(&ctx);
+    be->download(&ctx, back, a, RT_F32, 1001);
     ck_assert_int_eq(memcmp(back, x, sizeof x), 0);
-    be->add(&ctx, out, x, y, 1000);
-    for (int i = 0; i < 1000; i++) ck_assert_float_eq(out[i], x[i] + y[i]);
-    be->add_inplace(&ctx, a, y, 1000);
-    for (int i = 0; i < 1000; i++) ck_assert_float_eq(a[i], x[i] + y[i]);
-    be->zero(&ctx, a, 1000 * sizeof(float));
-    for (int i = 0; i < 1000; i++) ck_assert_float_eq(a[i], 0.0f);
-    be->free(&ctx, a);
-    rt_ctx bf;
-    ck_assert_int_ne(be->ctx_init(&bf, RT_BF16, 1, &err), 0);  // the CPU computes in fp32 only
-    ck_assert_ptr_nonnull(strstr(err.msg, "fp32"));
+    float *c = be->alloc(&ctx, 1001 * sizeof(float), "copy", &err);
+    ck_assert_ptr_nonnull(c);
+    be->convert(&ctx, c, RT_F32, a, RT_F32, 1001);
+    ck_assert_int_eq(memcmp(c, x, sizeof x), 0);
+    be->zero(&ctx, a, 1001 * sizeof(float));
+    for (int i = 0; i < 1001; i++) ck_assert_float_eq(a[i], 0.0f);
+    int32_t ids[5] = {1, -1, 7, 0, 300}, *dev = be->alloc(&ctx, sizeof ids, "ids", &err);
+    ck_assert_ptr_nonnull(dev);
+    be->upload_i32(&ctx, dev, ids, 5);
+    ck_assert_int_eq(memcmp(dev, ids, sizeof ids), 0);
+    be->free(&ctx, a), be->free(&ctx, c), be->free(&ctx, dev);
+
+    rt_ctx other;
+    ck_assert_int_ne(be->ctx_init(&other, RT_BF16, 1, &err), 0); // the CPU computes in fp32 only
+    ck_assert_msg(strstr(err.msg, "fp32") && strstr(err.msg, "bf16"), "unclear message: %s", err.msg);
+    ck_assert_int_eq(be->ctx_init(&other, RT_F32, 0, &err), 0); // 0 = every core
+    ck_assert_int_ge(other.n_threads, 1);
+    be->ctx_free(&other);
+    ck_assert_str_eq(rt_dtype_name(RT_F32), "fp32");
+    ck_assert_str_eq(rt_dtype_name(RT_BF16), "bf16");
+}
+END_TEST
+
+// Resume after a checkpoint is bit-exact only if every op gives the same bits for the same inputs: run the
+// ops whose threads share outputs (reductions across rows, scatter-adds, GQA heads sharing kv gradients)
+// twice on 2 threads, on shapes big enough for every thread to get work, and compare bytes.
+START_TEST(test_determinism) {
+    rt_rng r;
+    rt_rng_seed(&r, 11);
+    enum { B = 2, T = 96, H = 6, KVH = 2, D = 16, N = 1500, C = 130, V = 40 };
+    size_t nq = (size_t)B * T * H * D, nk = (size_t)B * T * KVH * D, nl = (size_t)B * H * T;
+    float *q = malloc(nq * 4), *k = malloc(nk * 4), *v = malloc(nk * 4), *dout = malloc(nq * 4);
+    float *out = malloc(nq * 4), *lse = malloc(nl * 4);
+    rt_test_fill_uniform(&r, q, nq, -2, 2);
+    rt_test_fill_uniform(&r, k, nk, -2, 2);
+    rt_test_fill_uniform(&r, v, nk, -1, 1);
+    rt_test_fill_uniform(&r, dout, nq, -1, 1);
+    be->attention_forward(&ctx, out, lse, q, k, v, B, T, H, KVH, D);
+    float *g[2][3];
+    for (int run = 0; run < 2; run++) {
+        g[run][0] = poisoned(nq), g[run][1] = poisoned(nk), g[run][2] = poisoned(nk);
+        be->attention_backward(&ctx, g[run][0], g[run][1], g[run][2], dout, q, k, v, out, lse, B, T, H, KVH,
+                               D);
+    }
+    ck_assert_msg(memcmp(g[0][0], g[1][0], nq * 4) == 0, "attention dq differs between two runs");
+    ck_assert_msg(memcmp(g[0][1], g[1][1], nk * 4) == 0, "attention dk differs between two runs");
+    ck_assert_msg(memcmp(g[0][2], g[1][2], nk * 4) == 0, "attention dv differs between two runs");
+    for (int run = 0; run < 2; run++)
+        for (int j = 0; j < 3; j++) free(g[run][j]);
+
+    size_t nx = (size_t)N * C;
+    float *x = malloc(nx * 4), *w = malloc(C * 4), *dy = malloc(nx * 4), *y = malloc(nx * 4);
+    float *rstd = malloc(N * 4);
+    rt_test_fill_uniform(&r, x, nx, -2, 2);
+    rt_test_fill_uniform(&r, w, C, 0.5f, 1.5f);
+    rt_test_fill_uniform(&r, dy, nx, -1, 1);
+    be->rmsnorm_forward(&ctx, y, rstd, x, w, N, C, 1e-5f);
+    float *dx[2], *dw[2];
+    for (int run = 0; run < 2; run++) {
+        dx[run] = calloc(nx, 4), dw[run] = calloc(C, 4);
+        be->rmsnorm_backward(&ctx, dx[run], dw[run], dy, x, w, rstd, N, C);
+    }
+    ck_assert_msg(memcmp(dx[0], dx[1], nx * 4) == 0, "rmsnorm dx differs between two runs");
+    ck_assert_msg(memcmp(dw[0], dw[1], C * 4) == 0, "rmsnorm dweight differs between two runs");
+
+    int32_t tokens[N];
+    for (int i = 0; i < N; i++) tokens[i] = (int32_t)(rt_rng_uniform(&r) * V) % V; // many repeats
+    float *dt[2];
+    for (int run = 0; run < 2; run++) {
+        dt[run] = calloc((size_t)V * C, 4);
+        be->embedding_backward(&ctx, dt[run], dy, tokens, N, C);
+    }
+    ck_assert_msg(memcmp(dt[0], dt[1], (size_t)V * C * 4) == 0, "embedding dtable differs between two runs");
+
+    float s[2] = {0.5f, 0.5f}, f[2];
+    for (int run = 0; run < 2; run++) {
+        be->sum_squares(&ctx, &s[run], dy, nx);
+        be->sum_f32(&ctx, &f[run], dy, nx);
+    }
+    ck_assert_msg(memcmp(&s[0], &s[1], 4) == 0 && memcmp(&f[0], &f[1], 4) == 0, "reductions differ");
+    free(q), free(k), free(v), free(dout), free(out), free(lse), free(x), free(w), free(dy), free(y),
+        free(rstd);
+    for (int run = 0; run < 2; run++) free(dx[run]), free(dw[run]), free(dt[run]);
 }
 END_TEST
 
@@ -286,15 +430,18 @@ int main(void) {
     TCase *tc = tcase_create("ops");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_matmul);
+    tcase_add_test(tc, test_add);
     tcase_add_test(tc, test_embedding);
     tcase_add_test(tc, test_rmsnorm);
     tcase_add_test(tc, test_rope);
     tcase_add_test(tc, test_attention);
     tcase_add_test(tc, test_swiglu);
     tcase_add_test(tc, test_cross_entropy);
-    tcase_add_test(tc, test_adamw);
     tcase_add_test(tc, test_reductions);
-    tcase_add_test(tc, test_elementwise_and_memory);
+    tcase_add_test(tc, test_clip_scale);
+    tcase_add_test(tc, test_adamw);
+    tcase_add_test(tc, test_context_and_memory);
+    tcase_add_test(tc, test_determinism);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,6 +1,8 @@
-// Causal grouped-query attention. One task per (batch, head) forward and per (batch, kv head) backward;
-// each builds its T x T score block with sgemm in per-thread scratch (the block is never kept: backward
-// rebuilds the probabilities from the saved log-sum-exp).
+// Causal grouped-query attention. One task per (batch, head) forward and per (batch, kv head) backward.
+// Each task walks its queries in blocks of ATT_BLOCK rows; a block of rows [r0, r1) only sees keys [0, r1),
+// so the score block is [r1 - r0, r1] (sgemm on strided q/k/v, into per-thread scratch) and the masked upper
+// triangle is never computed beyond the diagonal block. The probabilities are never kept: backward rebuilds
+// them from the saved log-sum-exp.
 //   q [B, T, H, D], k/v [B, T, KVH, D], out [B, T, H, D], lse [B, H, T]
 #include <cblas.h>
 #include <math.h>
@@ -9,92 +11,111 @@
 
 #include "cpu_internal.h"
 
-// P[T, T] = causal softmax of scale * Q K^T, rebuilt from the scores and (when given) the saved lse.
-// Without lse it computes and stores the lse of each row.
-static void probabilities(float *P, const float *q, int ldq, const float *k, int ldk, int T, int D, float scale,
-                          float *lse_out, const float *lse_in) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, scale, q, ldq, k, ldk, 0.0f, P, T);
-    for (int t = 0; t < T; t++) {
-        float *row = P + (size_t)t * T;
-        float l;
+#define ATT_BLOCK 64
+
+// P[t - r0, 0..r1) for rows t in [r0, r1): the causal softmax of S = scale * Q K^T over keys 0..t, zero for
+// keys after t. S is computed into P (row stride ldp). With lse_in the row's log-sum-exp is given (backward);
+// otherwise it is computed and stored into lse_out.
+static void probabilities(float *P, int ldp, const float *q, int ldq, const float *k, int ldk, int r0, int r1,
+                          int D, float scale, float *lse_out, const float *lse_in) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, D, scale, q + (size_t)r0 * ldq, ldq, k,
+                ldk, 0.0f, P, ldp);
+    for (int t = r0; t < r1; t++) {
+        float *row = P + (size_t)(t - r0) * ldp;
+        int n = t + 1;
         if (lse_in) {
-            l = lse_in[t];
+            float l = lse_in[t];
+#pragma omp simd
+            for (int j = 0; j < n; j++) row[j] = cpu_expf(row[j] - l);
         } else {
-            float mx = row[0];
-            for (int j = 1; j <= t; j++) mx = row[j] > mx ? row[j] : mx;
-            float sum = 0.0f;
-            for (int j = 0; j <= t; j++) sum += expf(row[j] - mx);
-            l = mx + logf(sum);
-            lse_out[t] = l;
+            float mx = cpu_max(row, n);
+#pragma omp simd
+            for (int j = 0; j < n; j++) row[j] = cpu_expf(row[j] - mx);
+            float sum = cpu_sum(row, n), inv = 1.0f / sum;
+            lse_out[t] = mx + logf(sum);
+#pragma omp simd
+            for (int j = 0; j < n; j++) row[j] *= inv;
         }
-        for (int j = 0; j <= t; j++) row[j] = expf(row[j] - l);
-        for (int j = t + 1; j < T; j++) row[j] = 0.0f;
+        for (int j = n; j < r1; j++) row[j] = 0.0f;
     }
 }
 
-void cpu_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k, const void *v, int B,
-                           int T, int H, int KVH, int D) {
+void cpu_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k, const void *v,
+                           int B, int T, int H, int KVH, int D) {
     const float *Q = q, *K = k, *Vv = v;
     float *O = out;
-    int group = H / KVH, ldq = H * D, ldk = KVH * D;
+    int group = H / KVH, ldq = H * D, ldk = KVH * D, bs = T < ATT_BLOCK ? T : ATT_BLOCK;
     float scale = 1.0f / sqrtf((float)D);
-    float *scratch = cpu_scratch(ctx, (size_t)T * T);
+    float *scratch = cpu_scratch(ctx, (size_t)bs * T);
     size_t per = cpu_of(ctx)->scratch_per_thread;
-#pragma omp parallel for schedule(static) num_threads(cpu_of(ctx)->n_threads)
+    int nt = cpu_threads(ctx, (size_t)B * H * T * T * D);
+#pragma omp parallel for schedule(static) num_threads(nt)
     for (int task = 0; task < B * H; task++) {
         int b = task / H, h = task % H, g = h / group;
-        float *P = scratch + (size_t)omp_get_thread_num() * per;
+        float *P = scratch + (size_t)omp_get_thread_num() * per; // [bs, T]
         const float *qb = Q + (size_t)b * T * ldq + (size_t)h * D;
         const float *kb = K + (size_t)b * T * ldk + (size_t)g * D;
         const float *vb = Vv + (size_t)b * T * ldk + (size_t)g * D;
-        probabilities(P, qb, ldq, kb, ldk, T, D, scale, lse + ((size_t)b * H + h) * T, NULL);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, 1.0f, P, T, vb, ldk, 0.0f,
-                    O + (size_t)b * T * ldq + (size_t)h * D, ldq);
+        float *ob = O + (size_t)b * T * ldq + (size_t)h * D;
+        float *lb = lse + ((size_t)b * H + h) * T;
+        for (int r0 = 0; r0 < T; r0 += bs) {
+            int r1 = r0 + bs < T ? r0 + bs : T;
+            probabilities(P, T, qb, ldq, kb, ldk, r0, r1, D, scale, lb, NULL);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, r1, 1.0f, P, T, vb, ldk, 0.0f,
+                        ob + (size_t)r0 * ldq, ldq);
+        }
     }
 }
 
-// For each query head h of kv head g, with P rebuilt from lse and delta_t = sum_d dO[t,d] O[t,d]:
+// For each query head h of kv head g, per block of query rows, with P rebuilt from lse and
+// delta_t = sum_d dO[t,d] O[t,d]:
 //   dP = dO V^T,  dS = P * (dP - delta),  dQ = scale dS K,  dK += scale dS^T Q,  dV += P^T dO
 // A kv head's query heads run in order inside one task, so dK and dV accumulate deterministically.
 void cpu_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const void *dout, const void *q,
-                            const void *k, const void *v, const void *out, const float *lse, int B, int T, int H,
-                            int KVH, int D) {
+                            const void *k, const void *v, const void *out, const float *lse, int B, int T,
+                            int H, int KVH, int D) {
     const float *Q = q, *K = k, *Vv = v, *dO = dout, *O = out;
     float *dQ = dq, *dK = dk, *dV = dv;
-    int group = H / KVH, ldq = H * D, ldk = KVH * D;
+    int group = H / KVH, ldq = H * D, ldk = KVH * D, bs = T < ATT_BLOCK ? T : ATT_BLOCK;
     float scale = 1.0f / sqrtf((float)D);
-    float *scratch = cpu_scratch(ctx, 2 * (size_t)T * T + (size_t)T);
+    float *scratch = cpu_scratch(ctx, 2 * (size_t)bs * T);
     size_t per = cpu_of(ctx)->scratch_per_thread;
-#pragma omp parallel for schedule(static) num_threads(cpu_of(ctx)->n_threads)
+    int nt = cpu_threads(ctx, (size_t)B * H * T * T * D);
+#pragma omp parallel for schedule(static) num_threads(nt)
     for (int task = 0; task < B * KVH; task++) {
         int b = task / KVH, g = task % KVH;
-        float *P = scratch + (size_t)omp_get_thread_num() * per, *dP = P + (size_t)T * T, *delta = dP + (size_t)T * T;
+        float *P = scratch + (size_t)omp_get_thread_num() * per, *dS = P + (size_t)bs * T; // [bs, T] each
         const float *kb = K + (size_t)b * T * ldk + (size_t)g * D;
         const float *vb = Vv + (size_t)b * T * ldk + (size_t)g * D;
         float *dkb = dK + (size_t)b * T * ldk + (size_t)g * D;
         float *dvb = dV + (size_t)b * T * ldk + (size_t)g * D;
+        for (int t = 0; t < T; t++) {
+            memset(dkb + (size_t)t * ldk, 0, (size_t)D * sizeof(float));
+            memset(dvb + (size_t)t * ldk, 0, (size_t)D * sizeof(float));
+        }
         for (int j = 0; j < group; j++) {
             int h = g * group + j;
             size_t qoff = (size_t)b * T * ldq + (size_t)h * D;
-            probabilities(P, Q + qoff, ldq, kb, ldk, T, D, scale, NULL, lse + ((size_t)b * H + h) * T);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, 1.0f, dO + qoff, ldq, vb, ldk, 0.0f, dP, T);
-            for (int t = 0; t < T; t++) {
-                const float *dorow = dO + qoff + (size_t)t * ldq, *orow = O + qoff + (size_t)t * ldq;
-                float s = 0.0f;
-                for (int d = 0; d < D; d++) s += dorow[d] * orow[d];
-                delta[t] = s;
+            const float *qb = Q + qoff, *dob = dO + qoff, *ob = O + qoff, *lb = lse + ((size_t)b * H + h) * T;
+            for (int r0 = 0; r0 < T; r0 += bs) {
+                int r1 = r0 + bs < T ? r0 + bs : T, m = r1 - r0;
+                probabilities(P, T, qb, ldq, kb, ldk, r0, r1, D, scale, NULL, lb);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, r1, D, 1.0f, dob + (size_t)r0 * ldq,
+                            ldq, vb, ldk, 0.0f, dS, T); // dP
+                for (int t = r0; t < r1; t++) {
+                    float *prow = P + (size_t)(t - r0) * T, *srow = dS + (size_t)(t - r0) * T;
+                    float delta = cpu_dot(dob + (size_t)t * ldq, ob + (size_t)t * ldq, D);
+#pragma omp simd
+                    for (int u = 0; u <= t; u++) srow[u] = prow[u] * (srow[u] - delta);
+                    for (int u = t + 1; u < r1; u++) srow[u] = 0.0f;
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, r1, scale, dS, T, kb, ldk, 0.0f,
+                            dQ + qoff + (size_t)r0 * ldq, ldq);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, m, scale, dS, T,
+                            qb + (size_t)r0 * ldq, ldq, 1.0f, dkb, ldk);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, m, 1.0f, P, T,
+                            dob + (size_t)r0 * ldq, ldq, 1.0f, dvb, ldk);
             }
-            for (int t = 0; t < T; t++) {
-                float *prow = P + (size_t)t * T, *dprow = dP + (size_t)t * T;
-                for (int u = 0; u <= t; u++) dprow[u] = prow[u] * (dprow[u] - delta[t]);
-                for (int u = t + 1; u < T; u++) dprow[u] = 0.0f;
-            }
-            // dP now holds dS
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, scale, dP, T, kb, ldk, 0.0f, dQ + qoff,
-                        ldq);
-            float beta = j == 0 ? 0.0f : 1.0f;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, D, T, scale, dP, T, Q + qoff, ldq, beta, dkb, ldk);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, D, T, 1.0f, P, T, dO + qoff, ldq, beta, dvb, ldk);
         }
     }
 }

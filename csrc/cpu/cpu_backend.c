@@ -3,6 +3,7 @@
 // thread count with static partitions, and reductions add per-thread partials in thread order, so results
 // are bit-identical from run to run.
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,14 +37,18 @@ static void cpu_ctx_free(rt_ctx *ctx) {
 float *cpu_scratch(rt_ctx *ctx, size_t n_per_thread) {
     cpu_state *st = cpu_of(ctx);
     if (n_per_thread > st->scratch_per_thread) {
-        size_t total;
-        if (!rt_mul_size(n_per_thread, (size_t)st->n_threads, &total) || !rt_mul_size(total, sizeof(float), &total))
-            return NULL;
-        float *p = aligned_alloc(64, (total + 63) / 64 * 64);
-        if (!p) return NULL;
+        // round each thread's share to a cache line so threads never write the same line
+        size_t per = (n_per_thread + 15) / 16 * 16, total;
+        float *p = NULL;
+        if (rt_mul_size(per, (size_t)st->n_threads, &total) && rt_mul_size(total, sizeof(float), &total))
+            p = aligned_alloc(64, total);
+        if (!p) {
+            fprintf(stderr, "retort: out of memory growing the CPU scratch to %zu floats per thread\n", per);
+            exit(EXIT_FAILURE);
+        }
         free(st->scratch);
         st->scratch = p;
-        st->scratch_per_thread = n_per_thread;
+        st->scratch_per_thread = per;
     }
     return st->scratch;
 }
@@ -63,7 +68,9 @@ static void *cpu_alloc(rt_ctx *ctx, size_t bytes, const char *what, rt_error *er
     return p;
 }
 
-static void cpu_free(rt_ctx *ctx, void *p) { free(p); }
+static void cpu_free(rt_ctx *ctx, void *p) {
+    free(p);
+}
 
 static void cpu_upload(rt_ctx *ctx, void *dst, rt_dtype t, const float *src, size_t n) {
     memcpy(dst, src, n * sizeof(float));
@@ -79,7 +86,9 @@ static void cpu_upload_i32(rt_ctx *ctx, int32_t *dst, const int32_t *src, size_t
 
 static void cpu_sync(rt_ctx *ctx) {}
 
-static void cpu_zero(rt_ctx *ctx, void *p, size_t bytes) { memset(p, 0, bytes); }
+static void cpu_zero(rt_ctx *ctx, void *p, size_t bytes) {
+    memset(p, 0, bytes);
+}
 
 static void cpu_convert(rt_ctx *ctx, void *dst, rt_dtype dst_t, const void *src, rt_dtype src_t, size_t n) {
     if (dst != src) memmove(dst, src, n * sizeof(float));
@@ -88,14 +97,14 @@ static void cpu_convert(rt_ctx *ctx, void *dst, rt_dtype dst_t, const void *src,
 static void cpu_add(rt_ctx *ctx, void *out, const void *a, const void *b, size_t n) {
     float *o = out;
     const float *x = a, *y = b;
-#pragma omp parallel for schedule(static) num_threads(cpu_of(ctx)->n_threads) if (n > 32768)
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, n / 2))
     for (size_t i = 0; i < n; i++) o[i] = x[i] + y[i];
 }
 
 static void cpu_add_inplace(rt_ctx *ctx, void *acc, const void *x, size_t n) {
     float *o = acc;
     const float *y = x;
-#pragma omp parallel for schedule(static) num_threads(cpu_of(ctx)->n_threads) if (n > 32768)
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, n / 2))
     for (size_t i = 0; i < n; i++) o[i] += y[i];
 }
 

@@ -3,6 +3,7 @@
 #define RT_CPU_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "backend.h"
 
@@ -11,13 +12,89 @@
 // load and stay bit-identical run to run.
 typedef struct cpu_state {
     int n_threads;
-    float *scratch;  // [n_threads * scratch_per_thread]
+    float *scratch; // [n_threads * scratch_per_thread]
     size_t scratch_per_thread;
 } cpu_state;
 
-static inline cpu_state *cpu_of(rt_ctx *ctx) { return (cpu_state *)ctx->impl; }
-// Per-thread scratch of at least n floats (NULL when it cannot be allocated).
+static inline cpu_state *cpu_of(rt_ctx *ctx) {
+    return (cpu_state *)ctx->impl;
+}
+
+// Threads for a parallel region over `work` elements: below a few tens of thousands of flops a fork/join
+// costs more than it saves (and much more when the cores are busy with another process), so small ops run
+// on one thread. The choice depends on sizes only, so results stay reproducible.
+#define CPU_PAR_MIN_WORK 16384
+static inline int cpu_threads(rt_ctx *ctx, size_t work) {
+    return work < CPU_PAR_MIN_WORK ? 1 : cpu_of(ctx)->n_threads;
+}
+
+// Per-thread scratch of at least n floats: thread t owns [t * cpu_of(ctx)->scratch_per_thread, ...). Grows
+// (once, on the first step) and is reused; an op cannot report errors, so running out of memory here stops
+// the process with a message.
 float *cpu_scratch(rt_ctx *ctx, size_t n_per_thread);
+
+// ---- vectorizable math helpers ----
+// The loops below compile to SIMD code at -O2 (`omp simd` or fixed-width lane arrays) without -ffast-math:
+// every sum runs in a fixed lane order, so results depend on the binary only, never on the run.
+
+// exp(x) for x in float range, within 2 ulp: 2^n * p(r) with r = x - n ln2 in [-ln2/2, ln2/2] (Cephes
+// polynomial). Branch-free so loops vectorize; below -87.3 it returns 0 (glibc returns a denormal there).
+static inline float cpu_expf(float x) {
+    const float hi = 88.37f, lo = -87.33f;
+    float xc = x > hi ? hi : x;
+    xc = xc < lo ? lo : xc;
+    // round to nearest by the 1.5 * 2^23 trick (no floorf call, so it vectorizes)
+    float n = (xc * 1.44269504089f + 12582912.0f) - 12582912.0f;
+    float r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = p * r * r + r + 1.0f;
+    union {
+        uint32_t u;
+        float f;
+    } scale = {.u = (uint32_t)((int32_t)n + 127) << 23};
+    y = y * scale.f;
+    return x < lo ? 0.0f : y;
+}
+
+#define CPU_LANES 16
+
+// sum(a[i] * b[i]) in CPU_LANES fixed lanes.
+static inline float cpu_dot(const float *a, const float *b, int n) {
+    float acc[CPU_LANES] = {0};
+    int i = 0;
+    for (; i + CPU_LANES <= n; i += CPU_LANES)
+        for (int j = 0; j < CPU_LANES; j++) acc[j] += a[i + j] * b[i + j];
+    for (int j = 0; i < n; i++, j++) acc[j] += a[i] * b[i];
+    float s = 0.0f;
+    for (int j = 0; j < CPU_LANES; j++) s += acc[j];
+    return s;
+}
+
+// sum(a[i]) in CPU_LANES fixed lanes.
+static inline float cpu_sum(const float *a, int n) {
+    float acc[CPU_LANES] = {0};
+    int i = 0;
+    for (; i + CPU_LANES <= n; i += CPU_LANES)
+        for (int j = 0; j < CPU_LANES; j++) acc[j] += a[i + j];
+    for (int j = 0; i < n; i++, j++) acc[j] += a[i];
+    float s = 0.0f;
+    for (int j = 0; j < CPU_LANES; j++) s += acc[j];
+    return s;
+}
+
+// max(a[0..n)), n >= 1 (max is exact, so the order of comparisons cannot change the result).
+static inline float cpu_max(const float *a, int n) {
+    float m = a[0];
+#pragma omp simd reduction(max : m)
+    for (int i = 1; i < n; i++) m = a[i] > m ? a[i] : m;
+    return m;
+}
 
 // Static partition of [0, n) into `parts` contiguous chunks: chunk p is [*lo, *hi).
 static inline void cpu_chunk(size_t n, int parts, int p, size_t *lo, size_t *hi) {
@@ -35,24 +112,25 @@ void cpu_rmsnorm_forward(rt_ctx *ctx, void *out, float *rstd, const void *x, con
                          float eps);
 void cpu_rmsnorm_backward(rt_ctx *ctx, void *dx, void *dweight, const void *dout, const void *x,
                           const void *weight, const float *rstd, int N, int C);
-void cpu_rope_forward(rt_ctx *ctx, void *out, const void *x, const float *cos_tab, const float *sin_tab, int B,
-                      int T, int H, int D);
-void cpu_rope_backward(rt_ctx *ctx, void *dx, const void *dout, const float *cos_tab, const float *sin_tab, int B,
-                       int T, int H, int D);
-void cpu_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k, const void *v, int B,
-                           int T, int H, int KVH, int D);
+void cpu_rope_forward(rt_ctx *ctx, void *out, const void *x, const float *cos_tab, const float *sin_tab,
+                      int B, int T, int H, int D);
+void cpu_rope_backward(rt_ctx *ctx, void *dx, const void *dout, const float *cos_tab, const float *sin_tab,
+                       int B, int T, int H, int D);
+void cpu_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k, const void *v,
+                           int B, int T, int H, int KVH, int D);
 void cpu_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const void *dout, const void *q,
-                            const void *k, const void *v, const void *out, const float *lse, int B, int T, int H,
-                            int KVH, int D);
+                            const void *k, const void *v, const void *out, const float *lse, int B, int T,
+                            int H, int KVH, int D);
 void cpu_swiglu_forward(rt_ctx *ctx, void *out, const void *gate, const void *up, size_t n);
-void cpu_swiglu_backward(rt_ctx *ctx, void *dgate, void *dup, const void *dout, const void *gate, const void *up,
-                         size_t n);
+void cpu_swiglu_backward(rt_ctx *ctx, void *dgate, void *dup, const void *dout, const void *gate,
+                         const void *up, size_t n);
 void cpu_cross_entropy(rt_ctx *ctx, float *losses, void *dlogits, const void *logits, const int32_t *targets,
                        int N, int V, float grad_scale);
 void cpu_sum_squares(rt_ctx *ctx, float *acc, const void *x, size_t n);
 void cpu_sum_f32(rt_ctx *ctx, float *out, const float *x, size_t n);
 void cpu_clip_scale(rt_ctx *ctx, float *scale, const float *norm_sq, float max_norm);
-void cpu_adamw(rt_ctx *ctx, float *master, void *param, const void *grad, float *m, float *v, size_t n, float lr,
-               float beta1, float beta2, float eps, float weight_decay, int64_t step, const float *grad_scale);
+void cpu_adamw(rt_ctx *ctx, float *master, void *param, const void *grad, float *m, float *v, size_t n,
+               float lr, float beta1, float beta2, float eps, float weight_decay, int64_t step,
+               const float *grad_scale);
 
 #endif

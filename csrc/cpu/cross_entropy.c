@@ -1,5 +1,6 @@
-// Softmax cross-entropy fused with its gradient: one pass over a row for the max and the sum, one to write
-// the gradient (in place over the logits when dlogits == logits); the probabilities are never stored.
+// Softmax cross-entropy fused with its gradient: one pass over a row for the max, one for the sum of
+// exponentials, one to write the gradient (in place over the logits when dlogits == logits); the
+// probabilities are never stored. Row-parallel.
 #include <math.h>
 
 #include "cpu_internal.h"
@@ -9,28 +10,33 @@ void cpu_cross_entropy(rt_ctx *ctx, float *losses, void *dlogits, const void *lo
                        int N, int V, float grad_scale) {
     const float *x = logits;
     float *dx = dlogits;
-#pragma omp parallel for schedule(static) num_threads(cpu_of(ctx)->n_threads)
+    int nt = cpu_threads(ctx, (size_t)N * V);
+#pragma omp parallel for schedule(static) num_threads(nt)
     for (int i = 0; i < N; i++) {
         const float *row = x + (size_t)i * V;
+        float *drow = dx ? dx + (size_t)i * V : NULL;
         int tgt = targets[i];
         if (tgt < 0 || tgt >= V) {
-            // ignored; an id outside the vocabulary cannot get here past dataset validation, and would show
-            // as a NaN loss rather than a wrong number
+            // ignored; an id past the vocabulary cannot get here after dataset validation, and shows as a NaN
+            // loss rather than a plausible number
             losses[i] = tgt < 0 ? 0.0f : NAN;
-            if (dx)
-                for (int j = 0; j < V; j++) dx[(size_t)i * V + j] = 0.0f;
+            if (drow)
+                for (int j = 0; j < V; j++) drow[j] = 0.0f;
             continue;
         }
-        float mx = row[0];
-        for (int j = 1; j < V; j++) mx = row[j] > mx ? row[j] : mx;
-        float sum = 0.0f;
-        for (int j = 0; j < V; j++) sum += expf(row[j] - mx);
-        float log_sum = logf(sum);
-        losses[i] = log_sum + mx - row[tgt];
-        if (dx) {
-            float *drow = dx + (size_t)i * V;
-            float inv = 1.0f / sum;
-            for (int j = 0; j < V; j++) drow[j] = grad_scale * expf(row[j] - mx) * inv;
+        float mx = cpu_max(row, V), sum[CPU_LANES] = {0};
+        int j = 0;
+        for (; j + CPU_LANES <= V; j += CPU_LANES)
+            for (int l = 0; l < CPU_LANES; l++) sum[l] += cpu_expf(row[j + l] - mx);
+        for (int l = 0; j < V; j++, l++) sum[l] += cpu_expf(row[j] - mx);
+        float total = 0.0f;
+        for (int l = 0; l < CPU_LANES; l++) total += sum[l];
+        float target_logit = row[tgt];
+        losses[i] = logf(total) + mx - target_logit;
+        if (drow) {
+            float s = grad_scale / total;
+#pragma omp simd
+            for (int k = 0; k < V; k++) drow[k] = s * cpu_expf(row[k] - mx);
             drow[tgt] -= grad_scale;
         }
     }

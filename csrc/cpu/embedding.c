@@ -9,23 +9,27 @@
 void cpu_embedding_forward(rt_ctx *ctx, void *out, const int32_t *tokens, const void *table, int N, int C) {
     float *o = out;
     const float *tab = table;
-#pragma omp parallel for schedule(static) num_threads(cpu_of(ctx)->n_threads)
-    for (int i = 0; i < N; i++) memcpy(o + (size_t)i * C, tab + (size_t)tokens[i] * C, (size_t)C * sizeof(float));
+    size_t work = (size_t)N * C;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, work))
+    for (int i = 0; i < N; i++)
+        memcpy(o + (size_t)i * C, tab + (size_t)tokens[i] * C, (size_t)C * sizeof(float));
 }
 
 // dtable[tokens[i], :] += dout[i, :]. Rows repeat across tokens, so threads split the columns instead of
 // the rows: no two threads ever add into the same element, and each element sums in row order.
-void cpu_embedding_backward(rt_ctx *ctx, void *dtable, const void *dout, const int32_t *tokens, int N, int C) {
+void cpu_embedding_backward(rt_ctx *ctx, void *dtable, const void *dout, const int32_t *tokens, int N,
+                            int C) {
     float *dt = dtable;
     const float *d = dout;
-    int nt = cpu_of(ctx)->n_threads;
-#pragma omp parallel num_threads(nt)
+    size_t work = (size_t)N * C;
+#pragma omp parallel num_threads(cpu_threads(ctx, work))
     {
         size_t lo, hi;
         cpu_chunk((size_t)C, omp_get_num_threads(), omp_get_thread_num(), &lo, &hi);
         for (int i = 0; i < N; i++) {
             float *row = dt + (size_t)tokens[i] * C;
             const float *src = d + (size_t)i * C;
+#pragma omp simd
             for (size_t c = lo; c < hi; c++) row[c] += src[c];
         }
     }

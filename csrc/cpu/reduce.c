@@ -1,11 +1,12 @@
-// Reductions to one device scalar. Each thread sums a static block in double; the partials are added in
-// thread order, so the result does not depend on scheduling.
+// Reductions to one device scalar. Each thread sums a static block in double, in fixed SIMD lanes; the
+// partials are added in thread order, so the result does not depend on scheduling.
 #include <math.h>
 #include <omp.h>
 
 #include "cpu_internal.h"
 
 #define MAX_THREADS 1024
+#define LANES       8
 
 static double sum_blocks(rt_ctx *ctx, const float *x, size_t n, int squares) {
     double partial[MAX_THREADS];
@@ -16,11 +17,19 @@ static double sum_blocks(rt_ctx *ctx, const float *x, size_t n, int squares) {
         int tid = omp_get_thread_num(), parts = omp_get_num_threads();
         size_t lo, hi;
         cpu_chunk(n, parts, tid, &lo, &hi);
+        double acc[LANES] = {0};
+        size_t i = lo;
+        if (squares) {
+            for (; i + LANES <= hi; i += LANES)
+                for (int j = 0; j < LANES; j++) acc[j] += (double)x[i + j] * x[i + j];
+            for (int j = 0; i < hi; i++, j++) acc[j] += (double)x[i] * x[i];
+        } else {
+            for (; i + LANES <= hi; i += LANES)
+                for (int j = 0; j < LANES; j++) acc[j] += x[i + j];
+            for (int j = 0; i < hi; i++, j++) acc[j] += x[i];
+        }
         double s = 0.0;
-        if (squares)
-            for (size_t i = lo; i < hi; i++) s += (double)x[i] * x[i];
-        else
-            for (size_t i = lo; i < hi; i++) s += x[i];
+        for (int j = 0; j < LANES; j++) s += acc[j];
         partial[tid] = s;
         if (tid == 0) used = parts;
     }
@@ -29,9 +38,13 @@ static double sum_blocks(rt_ctx *ctx, const float *x, size_t n, int squares) {
     return total;
 }
 
-void cpu_sum_squares(rt_ctx *ctx, float *acc, const void *x, size_t n) { *acc += (float)sum_blocks(ctx, x, n, 1); }
+void cpu_sum_squares(rt_ctx *ctx, float *acc, const void *x, size_t n) {
+    *acc += (float)sum_blocks(ctx, x, n, 1);
+}
 
-void cpu_sum_f32(rt_ctx *ctx, float *out, const float *x, size_t n) { *out = (float)sum_blocks(ctx, x, n, 0); }
+void cpu_sum_f32(rt_ctx *ctx, float *out, const float *x, size_t n) {
+    *out = (float)sum_blocks(ctx, x, n, 0);
+}
 
 void cpu_clip_scale(rt_ctx *ctx, float *scale, const float *norm_sq, float max_norm) {
     float norm = sqrtf(*norm_sq);

@@ -2,15 +2,17 @@
 // rotates by angle t * theta^(-2i/D). x [B, T, H, D]; cos/sin tables [T_max, D/2].
 #include "cpu_internal.h"
 
-static void rope_apply(rt_ctx *ctx, float *out, const float *x, const float *cos_tab, const float *sin_tab, int B,
-                       int T, int H, int D, float sign) {
+static void rope_apply(rt_ctx *ctx, float *out, const float *x, const float *cos_tab, const float *sin_tab,
+                       int B, int T, int H, int D, float sign) {
     int half = D / 2;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(cpu_of(ctx)->n_threads)
+    int nt = cpu_threads(ctx, (size_t)B * T * H * D);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt)
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
             const float *c = cos_tab + (size_t)t * half, *s = sin_tab + (size_t)t * half;
             for (int h = 0; h < H; h++) {
                 size_t off = (((size_t)b * T + t) * H + h) * D;
+#pragma omp simd
                 for (int i = 0; i < half; i++) {
                     float x1 = x[off + i], x2 = x[off + i + half], sn = sign * s[i];
                     out[off + i] = x1 * c[i] - x2 * sn;
@@ -21,13 +23,13 @@ static void rope_apply(rt_ctx *ctx, float *out, const float *x, const float *cos
     }
 }
 
-void cpu_rope_forward(rt_ctx *ctx, void *out, const void *x, const float *cos_tab, const float *sin_tab, int B,
-                      int T, int H, int D) {
+void cpu_rope_forward(rt_ctx *ctx, void *out, const void *x, const float *cos_tab, const float *sin_tab,
+                      int B, int T, int H, int D) {
     rope_apply(ctx, out, x, cos_tab, sin_tab, B, T, H, D, 1.0f);
 }
 
 // The rotation is orthogonal: its transpose is the rotation by the negative angle.
-void cpu_rope_backward(rt_ctx *ctx, void *dx, const void *dout, const float *cos_tab, const float *sin_tab, int B,
-                       int T, int H, int D) {
+void cpu_rope_backward(rt_ctx *ctx, void *dx, const void *dout, const float *cos_tab, const float *sin_tab,
+                       int B, int T, int H, int D) {
     rope_apply(ctx, dx, dout, cos_tab, sin_tab, B, T, H, D, -1.0f);
 }
