@@ -22,7 +22,9 @@
 
 typedef enum rt_dtype { RT_F32 = 0, RT_BF16 = 1 } rt_dtype;
 
-static inline size_t rt_dtype_size(rt_dtype t) { return t == RT_BF16 ? 2 : 4; }
+static inline size_t rt_dtype_size(rt_dtype t) {
+    return t == RT_BF16 ? 2 : 4;
+}
 const char *rt_dtype_name(rt_dtype t);
 
 typedef struct rt_backend rt_backend;
@@ -30,13 +32,13 @@ typedef struct rt_backend rt_backend;
 // Execution context: one per device and stream.
 typedef struct rt_ctx {
     const rt_backend *be;
-    rt_dtype act;   // dtype of act buffers
-    int n_threads;  // CPU threads used by ops (0 = all available)
-    void *impl;     // backend-private state (CUDA stream and handles, CPU scratch)
+    rt_dtype act;  // dtype of act buffers
+    int n_threads; // CPU threads used by ops (0 = all available)
+    void *impl;    // backend-private state (CUDA stream and handles, CPU scratch)
 } rt_ctx;
 
 struct rt_backend {
-    const char *name;  // "cpu", "cuda"
+    const char *name; // "cpu", "cuda"
 
     // ---- lifetime and memory ----
     // Create a context. n_threads: CPU worker threads (0 = all). Fills err on failure.
@@ -64,8 +66,8 @@ struct rt_backend {
                    int trans_b, float alpha, float beta);
 
     // ---- elementwise (act buffers, n elements) ----
-    void (*add)(rt_ctx *ctx, void *out, const void *a, const void *b, size_t n);  // out = a + b
-    void (*add_inplace)(rt_ctx *ctx, void *acc, const void *x, size_t n);       // acc += x
+    void (*add)(rt_ctx *ctx, void *out, const void *a, const void *b, size_t n); // out = a + b
+    void (*add_inplace)(rt_ctx *ctx, void *acc, const void *x, size_t n);        // acc += x
 
     // ---- embedding ----
     // out[N,C] = table[tokens[i], :]
@@ -88,15 +90,15 @@ struct rt_backend {
     void (*rope_forward)(rt_ctx *ctx, void *out, const void *x, const float *cos_tab, const float *sin_tab,
                          int B, int T, int H, int D);
     // dx = R^T dout (rotation by the negative angle). In place is allowed.
-    void (*rope_backward)(rt_ctx *ctx, void *dx, const void *dout, const float *cos_tab,
-                          const float *sin_tab, int B, int T, int H, int D);
+    void (*rope_backward)(rt_ctx *ctx, void *dx, const void *dout, const float *cos_tab, const float *sin_tab,
+                          int B, int T, int H, int D);
 
     // ---- causal grouped-query attention ----
     // q [B,T,H,D], k,v [B,T,KVH,D] with H % KVH == 0 (head h reads kv head h / (H/KVH)).
     // out [B,T,H,D] = softmax(q k^T / sqrt(D), causal) v; lse [B,H,T] (fp32) = log-sum-exp of each
     // scaled score row, kept so backward can rebuild the probabilities without storing a T x T matrix.
-    void (*attention_forward)(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k,
-                              const void *v, int B, int T, int H, int KVH, int D);
+    void (*attention_forward)(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k, const void *v,
+                              int B, int T, int H, int KVH, int D);
     // dq, dk, dv are overwritten (not accumulated).
     void (*attention_backward)(rt_ctx *ctx, void *dq, void *dk, void *dv, const void *dout, const void *q,
                                const void *k, const void *v, const void *out, const float *lse, int B, int T,

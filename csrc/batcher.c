@@ -10,7 +10,7 @@ static void make_order(rt_batcher *b) {
     if (!b->shuffle) return;
     rt_rng r;
     rt_rng_seed(&r, rt_seed_mix(b->seed, (uint64_t)b->epoch + 0x5eedULL));
-    for (int64_t i = b->n_windows - 1; i > 0; i--) {  // Fisher-Yates
+    for (int64_t i = b->n_windows - 1; i > 0; i--) { // Fisher-Yates
         int64_t j = (int64_t)rt_rng_below(&r, (uint64_t)i + 1);
         int64_t t = b->order[i];
         b->order[i] = b->order[j];
@@ -18,12 +18,12 @@ static void make_order(rt_batcher *b) {
     }
 }
 
-int rt_batcher_init(rt_batcher *b, const rt_dataset *ds, int T, uint64_t seed, int shuffle, int rank, int world,
-                    rt_error *err) {
+int rt_batcher_init(rt_batcher *b, const rt_dataset *ds, int T, uint64_t seed, int shuffle, int rank,
+                    int world, rt_error *err) {
     memset(b, 0, sizeof *b);
     if (T <= 0 || ds->n_tokens < (size_t)T + 1)
-        return rt_fail(err, "%s: %zu tokens cannot fill one sequence of seq_len %d (+1 for the targets)", ds->path,
-                       ds->n_tokens, T);
+        return rt_fail(err, "%s: %zu tokens cannot fill one sequence of seq_len %d (+1 for the targets)",
+                       ds->path, ds->n_tokens, T);
     b->ds = ds;
     b->T = T;
     b->n_windows = (int64_t)((ds->n_tokens - 1) / (size_t)T);
@@ -66,7 +66,7 @@ void rt_batcher_next(rt_batcher *b, int B, int32_t *tokens, int32_t *targets) {
     for (int i = 0; i < B * b->world; i++) {
         int64_t w = next_window(b);
         if (i / B != b->rank) continue;
-        const int32_t *src = b->ds->tokens + (size_t)w * (size_t)T;  // [T + 1]
+        const int32_t *src = b->ds->tokens + (size_t)w * (size_t)T; // [T + 1]
         int row = i % B;
         memcpy(tokens + (size_t)row * T, src, (size_t)T * sizeof(int32_t));
         memcpy(targets + (size_t)row * T, src + 1, (size_t)T * sizeof(int32_t));

@@ -14,16 +14,16 @@ typedef struct rt_batcher {
     int T;
     int64_t n_windows;
     uint64_t seed;
-    int shuffle;     // 0: windows in file order (validation)
-    int64_t epoch;   // position: epoch and index of the next window in that epoch's order
+    int shuffle;   // 0: windows in file order (validation)
+    int64_t epoch; // position: epoch and index of the next window in that epoch's order
     int64_t index;
-    int64_t *order;  // [n_windows], this epoch's permutation
+    int64_t *order; // [n_windows], this epoch's permutation
     int rank, world;
 } rt_batcher;
 
 // Fails when the dataset holds fewer than T + 1 tokens.
-int rt_batcher_init(rt_batcher *b, const rt_dataset *ds, int T, uint64_t seed, int shuffle, int rank, int world,
-                    rt_error *err);
+int rt_batcher_init(rt_batcher *b, const rt_dataset *ds, int T, uint64_t seed, int shuffle, int rank,
+                    int world, rt_error *err);
 void rt_batcher_free(rt_batcher *b);
 // Jump to a stored position (a resumed run); rejects positions outside this dataset.
 int rt_batcher_seek(rt_batcher *b, int64_t epoch, int64_t index, rt_error *err);

@@ -1,11 +1,11 @@
 // Checkpoints are one HDF5 file each (layout in docs/checkpoint.md):
-//   /model/<name>          fp32 weights, row-major, GGUF llama names (token_embd.weight, blk.0.attn_q.weight, ...)
-//   /optim/adam_m/<name>   fp32 AdamW first moments   (absent in a weights-only file)
+//   /model/<name>          fp32 weights, row-major, GGUF llama names (token_embd.weight, blk.0.attn_q.weight,
+//   ...) /optim/adam_m/<name>   fp32 AdamW first moments   (absent in a weights-only file)
 //   /optim/adam_v/<name>   fp32 AdamW second moments
-//   /state                 attributes: step, tokens_seen, rng (4 x uint64), data_epoch, data_index, world_size
-//   /config                attribute yaml: the resolved config (the exact text `retort train` runs with)
-//   /tokenizer             attributes: type = "byte", vocab_size, bos_id, eos_id, pad_id
-//   root attributes        format = "retort-checkpoint", version = 1, architecture = "llama", producer
+//   /state                 attributes: step, tokens_seen, rng (4 x uint64), data_epoch, data_index,
+//   world_size /config                attribute yaml: the resolved config (the exact text `retort train` runs
+//   with) /tokenizer             attributes: type = "byte", vocab_size, bos_id, eos_id, pad_id root
+//   attributes        format = "retort-checkpoint", version = 1, architecture = "llama", producer
 // Every dataset is chunked with a Fletcher-32 checksum, so a damaged file reads as an error, not as weights.
 // Files are written to a temp file in the same directory, fsynced, renamed, and the directory fsynced.
 #ifndef RT_CHECKPOINT_H
@@ -16,42 +16,42 @@
 
 #include "common.h"
 
-#define RT_CKPT_FORMAT   "retort-checkpoint"
-#define RT_CKPT_VERSION  1
+#define RT_CKPT_FORMAT     "retort-checkpoint"
+#define RT_CKPT_VERSION    1
 #define RT_TENSOR_NAME_MAX 96
 
 typedef struct rt_named_tensor {
     char name[RT_TENSOR_NAME_MAX];
-    int ndim;          // 1 or 2 (up to 4)
-    int64_t shape[4];  // row-major
-    float *data;       // host fp32, product(shape) elements
+    int ndim;         // 1 or 2 (up to 4)
+    int64_t shape[4]; // row-major
+    float *data;      // host fp32, product(shape) elements
 } rt_named_tensor;
 
 typedef struct rt_train_state {
-    int64_t step;         // optimizer steps completed
-    int64_t tokens_seen;  // training tokens consumed (all ranks)
-    uint64_t rng[4];      // the run's RNG state (sampling, future dropout)
-    int64_t data_epoch;   // epoch of the data order
-    int64_t data_index;   // next position in that epoch's shuffled window order
-    int64_t world_size;   // ranks that wrote it
+    int64_t step;        // optimizer steps completed
+    int64_t tokens_seen; // training tokens consumed (all ranks)
+    uint64_t rng[4];     // the run's RNG state (sampling, future dropout)
+    int64_t data_epoch;  // epoch of the data order
+    int64_t data_index;  // next position in that epoch's shuffled window order
+    int64_t world_size;  // ranks that wrote it
 } rt_train_state;
 
 typedef struct rt_tokenizer_info {
-    char type[16];  // "byte"
+    char type[16]; // "byte"
     int vocab_size;
     int bos_id, eos_id, pad_id;
 } rt_tokenizer_info;
 
 // What a checkpoint holds. Writers fill it with borrowed pointers; rt_ckpt_read fills it with owned memory.
 typedef struct rt_ckpt {
-    rt_named_tensor *model;  // [n_model]
+    rt_named_tensor *model; // [n_model]
     int n_model;
-    rt_named_tensor *adam_m;  // [n_optim], same names and shapes as model tensors (trainable ones)
-    rt_named_tensor *adam_v;  // [n_optim]
-    int n_optim;              // 0: no optimizer state in the file
+    rt_named_tensor *adam_m; // [n_optim], same names and shapes as model tensors (trainable ones)
+    rt_named_tensor *adam_v; // [n_optim]
+    int n_optim;             // 0: no optimizer state in the file
     rt_train_state state;
     char *config_yaml;
-    char architecture[32];  // "llama"
+    char architecture[32]; // "llama"
     rt_tokenizer_info tokenizer;
 } rt_ckpt;
 
@@ -74,7 +74,6 @@ int rt_ckpt_save_rotating(const char *dir, const rt_ckpt *c, int keep, char *wri
                           rt_error *err);
 // Newest checkpoint in dir that reads back completely; damaged ones are skipped with a warning on stderr.
 // Returns 0 and fills out/path, or -1 (err says whether none exist or all were damaged).
-int rt_ckpt_load_latest(const char *dir, int with_optim, rt_ckpt *out, char *path, size_t cap,
-                        rt_error *err);
+int rt_ckpt_load_latest(const char *dir, int with_optim, rt_ckpt *out, char *path, size_t cap, rt_error *err);
 
 #endif

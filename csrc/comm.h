@@ -11,9 +11,9 @@
 
 typedef struct rt_comm rt_comm;
 struct rt_comm {
-    const char *name;  // "single", "mpi", "nccl"
-    int rank;          // this process, 0 .. world - 1
-    int world;         // number of ranks
+    const char *name; // "single", "mpi", "nccl"
+    int rank;         // this process, 0 .. world - 1
+    int world;        // number of ranks
     void *impl;
     // In-place sum over ranks of n elements of dtype t in device memory on ctx's stream.
     int (*allreduce_sum)(rt_comm *c, rt_ctx *ctx, void *buf, rt_dtype t, size_t n, rt_error *err);

@@ -7,11 +7,17 @@ static int single_allreduce_sum(rt_comm *c, rt_ctx *ctx, void *buf, rt_dtype t, 
     return 0;
 }
 
-static int single_allreduce_host(rt_comm *c, double *value, rt_error *err) { return 0; }
+static int single_allreduce_host(rt_comm *c, double *value, rt_error *err) {
+    return 0;
+}
 
-static int single_barrier(rt_comm *c, rt_error *err) { return 0; }
+static int single_barrier(rt_comm *c, rt_error *err) {
+    return 0;
+}
 
-static void single_destroy(rt_comm *c) { memset(c, 0, sizeof *c); }
+static void single_destroy(rt_comm *c) {
+    memset(c, 0, sizeof *c);
+}
 
 int rt_comm_single_init(rt_comm *c, rt_error *err) {
     memset(c, 0, sizeof *c);

@@ -132,9 +132,12 @@ int rt_fsync_parent_dir(const char *path, rt_error *err) {
     if (n >= sizeof dir) return rt_fail(err, "%s: path too long", path);
     memcpy(dir, path, n + 1);
     char *slash = strrchr(dir, '/');
-    if (!slash) strcpy(dir, ".");
-    else if (slash == dir) dir[1] = '\0';
-    else *slash = '\0';
+    if (!slash)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
     int fd = open(dir, O_RDONLY);
     if (fd < 0) return rt_fail(err, "%s: cannot open directory for fsync: %s", dir, strerror(errno));
     int rc = fsync(fd);

@@ -13,51 +13,51 @@
 
 typedef struct rt_config {
     struct {
-        char out_dir[RT_PATH_MAX];  // run directory: config.yaml, metrics.jsonl, checkpoints
-        int64_t seed;               // seeds init, data order and sampling
-        int log_every;              // steps between status lines / metric records
+        char out_dir[RT_PATH_MAX]; // run directory: config.yaml, metrics.jsonl, checkpoints
+        int64_t seed;              // seeds init, data order and sampling
+        int log_every;             // steps between status lines / metric records
     } run;
     struct {
-        int vocab_size;      // >= 259 for the byte tokenizer (256 bytes + BOS, EOS, PAD)
-        int dim;             // model width C
-        int n_layers;        // L
-        int n_heads;         // H
-        int n_kv_heads;      // KVH, divides n_heads
-        int ffn_dim;         // SwiGLU hidden width
-        int max_seq_len;     // longest sequence the RoPE tables cover
-        double rope_theta;   // RoPE base
-        double norm_eps;     // RMSNorm epsilon
-        int tie_embeddings;  // bool: output head shares token_embd.weight
-        double init_std;     // std of the normal init of matrices
+        int vocab_size;     // >= 259 for the byte tokenizer (256 bytes + BOS, EOS, PAD)
+        int dim;            // model width C
+        int n_layers;       // L
+        int n_heads;        // H
+        int n_kv_heads;     // KVH, divides n_heads
+        int ffn_dim;        // SwiGLU hidden width
+        int max_seq_len;    // longest sequence the RoPE tables cover
+        double rope_theta;  // RoPE base
+        double norm_eps;    // RMSNorm epsilon
+        int tie_embeddings; // bool: output head shares token_embd.weight
+        double init_std;    // std of the normal init of matrices
     } model;
     struct {
-        char train[RT_PATH_MAX];  // training dataset (HDF5, from `retort data`)
-        char val[RT_PATH_MAX];    // validation dataset, "" for none
-        int seq_len;              // tokens per training sequence T
+        char train[RT_PATH_MAX]; // training dataset (HDF5, from `retort data`)
+        char val[RT_PATH_MAX];   // validation dataset, "" for none
+        int seq_len;             // tokens per training sequence T
     } data;
     struct {
-        int64_t steps;         // optimizer steps
-        int batch_size;        // sequences per micro-batch B
-        int grad_accum;        // micro-batches per optimizer step
-        double lr;             // peak learning rate
-        double min_lr;         // floor of the cosine schedule
-        int64_t warmup_steps;  // linear warmup length
-        double weight_decay;   // decoupled, matrices only (not norms)
+        int64_t steps;        // optimizer steps
+        int batch_size;       // sequences per micro-batch B
+        int grad_accum;       // micro-batches per optimizer step
+        double lr;            // peak learning rate
+        double min_lr;        // floor of the cosine schedule
+        int64_t warmup_steps; // linear warmup length
+        double weight_decay;  // decoupled, matrices only (not norms)
         double beta1;
         double beta2;
         double eps;
-        double grad_clip;     // global-norm clip, 0 = off
-        int64_t eval_every;   // steps between validation passes, 0 = off
-        int eval_batches;     // batches per validation pass
+        double grad_clip;   // global-norm clip, 0 = off
+        int64_t eval_every; // steps between validation passes, 0 = off
+        int eval_batches;   // batches per validation pass
     } train;
     struct {
-        int64_t every;  // steps between checkpoints, 0 = only at the end
-        int keep;       // how many recent checkpoints to keep
+        int64_t every; // steps between checkpoints, 0 = only at the end
+        int keep;      // how many recent checkpoints to keep
     } checkpoint;
     struct {
-        char device[RT_NAME_MAX];     // "cpu", "cuda" or "auto"
-        char precision[RT_NAME_MAX];  // "fp32" or "bf16" (GPU only)
-        int threads;                  // CPU threads, 0 = all cores
+        char device[RT_NAME_MAX];    // "cpu", "cuda" or "auto"
+        char precision[RT_NAME_MAX]; // "fp32" or "bf16" (GPU only)
+        int threads;                 // CPU threads, 0 = all cores
     } system;
 } rt_config;
 
@@ -65,14 +65,14 @@ typedef enum rt_cfg_type { RT_CFG_INT, RT_CFG_FLOAT, RT_CFG_BOOL, RT_CFG_STRING,
 
 // One row of the schema table.
 typedef struct rt_cfg_key {
-    const char *path;     // "train.lr"
-    rt_cfg_type type;     //
-    size_t offset;        // offsetof(rt_config, ...)
-    size_t size;          // sizeof the field (int vs int64_t; char array size for strings)
-    const char *dflt;     // default, as YAML text
-    double min, max;      // inclusive range for INT and FLOAT
-    const char *choices;  // ENUM: "cpu|cuda|auto"
-    const char *help;     //
+    const char *path;    // "train.lr"
+    rt_cfg_type type;    //
+    size_t offset;       // offsetof(rt_config, ...)
+    size_t size;         // sizeof the field (int vs int64_t; char array size for strings)
+    const char *dflt;    // default, as YAML text
+    double min, max;     // inclusive range for INT and FLOAT
+    const char *choices; // ENUM: "cpu|cuda|auto"
+    const char *help;    //
 } rt_cfg_key;
 
 extern const rt_cfg_key rt_config_schema[];

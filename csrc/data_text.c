@@ -13,7 +13,7 @@ typedef struct doc_builder {
     int64_t *offsets;
     int32_t *prompt_len;
     size_t n_docs, docs_cap;
-    int with_prompts;  // -1 unknown, 0 text documents, 1 prompt/completion documents
+    int with_prompts; // -1 unknown, 0 text documents, 1 prompt/completion documents
 } doc_builder;
 
 static int reserve(doc_builder *b, size_t more, rt_error *err) {
@@ -40,7 +40,8 @@ static int reserve(doc_builder *b, size_t more, rt_error *err) {
 }
 
 // Adds BOS + prompt + body + EOS.
-static int add_doc(doc_builder *b, const char *prompt, size_t plen, const char *body, size_t blen, rt_error *err) {
+static int add_doc(doc_builder *b, const char *prompt, size_t plen, const char *body, size_t blen,
+                   rt_error *err) {
     if (plen > INT32_MAX) return rt_fail(err, "prompt too long");
     if (reserve(b, plen + blen + 2, err)) return -1;
     if (b->n_docs == 0) b->offsets[0] = 0;
@@ -61,10 +62,14 @@ typedef struct jsonl_doc {
 
 static int on_field(const char *key, const char *value, size_t len, void *user) {
     jsonl_doc *d = user;
-    char **slot = strcmp(key, "text") == 0 ? &d->text : strcmp(key, "prompt") == 0 ? &d->prompt
-                  : strcmp(key, "completion") == 0 ? &d->completion : NULL;
-    size_t *slot_len = slot == &d->text ? &d->text_len : slot == &d->prompt ? &d->prompt_len : &d->completion_len;
-    if (!slot) return 0;  // other keys (ids, metadata) are allowed and ignored
+    char **slot = strcmp(key, "text") == 0         ? &d->text
+                  : strcmp(key, "prompt") == 0     ? &d->prompt
+                  : strcmp(key, "completion") == 0 ? &d->completion
+                                                   : NULL;
+    size_t *slot_len = slot == &d->text     ? &d->text_len
+                       : slot == &d->prompt ? &d->prompt_len
+                                            : &d->completion_len;
+    if (!slot) return 0; // other keys (ids, metadata) are allowed and ignored
     free(*slot);
     *slot = malloc(len + 1);
     if (!*slot) return -1;
@@ -75,13 +80,17 @@ static int on_field(const char *key, const char *value, size_t len, void *user) 
 
 static int on_non_string(const char *key, void *user) {
     jsonl_doc *d = user;
-    if (strcmp(key, "text") == 0) d->bad_key = "text";
-    else if (strcmp(key, "prompt") == 0) d->bad_key = "prompt";
-    else if (strcmp(key, "completion") == 0) d->bad_key = "completion";
+    if (strcmp(key, "text") == 0)
+        d->bad_key = "text";
+    else if (strcmp(key, "prompt") == 0)
+        d->bad_key = "prompt";
+    else if (strcmp(key, "completion") == 0)
+        d->bad_key = "completion";
     return 0;
 }
 
-static int jsonl_line(doc_builder *b, const char *path, size_t line_no, const char *line, size_t len, rt_error *err) {
+static int jsonl_line(doc_builder *b, const char *path, size_t line_no, const char *line, size_t len,
+                      rt_error *err) {
     jsonl_doc d = {0};
     char msg[256];
     int rc = 0;
@@ -90,7 +99,8 @@ static int jsonl_line(doc_builder *b, const char *path, size_t line_no, const ch
     } else if (d.bad_key) {
         rc = rt_fail(err, "%s:%zu: \"%s\" must be a string", path, line_no, d.bad_key);
     } else if (d.text && (d.prompt || d.completion)) {
-        rc = rt_fail(err, "%s:%zu: give either \"text\" or \"prompt\" and \"completion\", not both", path, line_no);
+        rc = rt_fail(err, "%s:%zu: give either \"text\" or \"prompt\" and \"completion\", not both", path,
+                     line_no);
     } else if (d.text) {
         if (b->with_prompts == 1)
             rc = rt_fail(err, "%s:%zu: a \"text\" line in a file of prompt/completion lines", path, line_no);
@@ -116,7 +126,8 @@ static int is_blank(const char *s, size_t n) {
     return 1;
 }
 
-static int split_docs(doc_builder *b, const char *path, const char *fmt, const char *text, size_t len, rt_error *err) {
+static int split_docs(doc_builder *b, const char *path, const char *fmt, const char *text, size_t len,
+                      rt_error *err) {
     if (strcmp(fmt, "whole") == 0) return len ? add_doc(b, "", 0, text, len, err) : 0;
     int lines = strcmp(fmt, "lines") == 0, jsonl = strcmp(fmt, "jsonl") == 0;
     size_t start = 0, line_no = 0, para = 0;
@@ -126,13 +137,13 @@ static int split_docs(doc_builder *b, const char *path, const char *fmt, const c
         line_no++;
         const char *line = text + start;
         size_t n = i - start;
-        if (n && line[n - 1] == '\r') n--;  // CRLF files
+        if (n && line[n - 1] == '\r') n--; // CRLF files
         int blank = is_blank(line, n);
         if (jsonl && !blank) {
             if (jsonl_line(b, path, line_no, line, n, err)) return -1;
         } else if (lines && !blank) {
             if (add_doc(b, "", 0, line, n, err)) return -1;
-        } else if (!jsonl && !lines) {  // blank-line separated paragraphs
+        } else if (!jsonl && !lines) { // blank-line separated paragraphs
             if (blank && in_para) {
                 size_t end = start > para ? start - 1 : para;
                 while (end > para && (text[end - 1] == '\r' || text[end - 1] == '\n')) end--;
@@ -155,10 +166,12 @@ static int split_docs(doc_builder *b, const char *path, const char *fmt, const c
 
 int rt_data_text_write(const char *in_path, const char *format, const char *out_path, int vocab_size,
                        rt_error *err) {
-    if (strcmp(format, "lines") && strcmp(format, "blank") && strcmp(format, "whole") && strcmp(format, "jsonl"))
+    if (strcmp(format, "lines") && strcmp(format, "blank") && strcmp(format, "whole") &&
+        strcmp(format, "jsonl"))
         return rt_fail(err, "unknown format '%s' (expected lines, blank, whole or jsonl)", format);
     if (vocab_size < RT_TOK_N_BASE)
-        return rt_fail(err, "vocab size %d is smaller than the byte tokenizer's %d", vocab_size, RT_TOK_N_BASE);
+        return rt_fail(err, "vocab size %d is smaller than the byte tokenizer's %d", vocab_size,
+                       RT_TOK_N_BASE);
     char *text = NULL;
     size_t len = 0;
     if (rt_read_file(in_path, &text, &len, err)) return -1;
@@ -169,8 +182,9 @@ int rt_data_text_write(const char *in_path, const char *format, const char *out_
     if (rc == 0) {
         char source[1400];
         snprintf(source, sizeof source, "retort data text --in %s --format %s", in_path, format);
-        rt_dataset_spec spec = {b.tokens, b.n, b.offsets, b.n_docs, b.with_prompts == 1 ? b.prompt_len : NULL,
-                                vocab_size, "text", "all", 0, source};
+        rt_dataset_spec spec = {
+            b.tokens,   b.n,    b.offsets, b.n_docs, b.with_prompts == 1 ? b.prompt_len : NULL,
+            vocab_size, "text", "all",     0,        source};
         rc = rt_dataset_write(out_path, &spec, err);
     }
     free(text);

@@ -18,14 +18,14 @@
 
 typedef struct rt_dataset {
     char path[1024];
-    int32_t *tokens;       // [n_tokens]
+    int32_t *tokens; // [n_tokens]
     size_t n_tokens;
-    int64_t *doc_offsets;  // [n_docs + 1]
+    int64_t *doc_offsets; // [n_docs + 1]
     size_t n_docs;
-    int32_t *prompt_len;   // [n_docs] or NULL when the dataset has no prompt/answer split
-    int vocab_size;        // from the attributes
-    char task[64];         // "arithmetic", "kv", "text", ...
-    char split[16];        // "train", "val", "all"
+    int32_t *prompt_len; // [n_docs] or NULL when the dataset has no prompt/answer split
+    int vocab_size;      // from the attributes
+    char task[64];       // "arithmetic", "kv", "text", ...
+    char split[16];      // "train", "val", "all"
     int64_t seed;
     char source[256];
 } rt_dataset;
@@ -34,9 +34,9 @@ typedef struct rt_dataset {
 typedef struct rt_dataset_spec {
     const int32_t *tokens;
     size_t n_tokens;
-    const int64_t *doc_offsets;  // [n_docs + 1]
+    const int64_t *doc_offsets; // [n_docs + 1]
     size_t n_docs;
-    const int32_t *prompt_len;   // may be NULL
+    const int32_t *prompt_len; // may be NULL
     int vocab_size;
     const char *task;
     const char *split;

@@ -15,7 +15,7 @@ int32_t rt_sample_token(const float *logits, int V, const rt_sampling *s, rt_rng
     float cutoff = -INFINITY;
     if (s->top_k > 0 && s->top_k < V) {
         memcpy(probs, logits, (size_t)V * sizeof(float));
-        for (int k = 0; k < s->top_k; k++) {  // k passes of selection: V is small (bytes) to mid-size
+        for (int k = 0; k < s->top_k; k++) { // k passes of selection: V is small (bytes) to mid-size
             int arg = -1;
             for (int i = 0; i < V; i++)
                 if (probs[i] != -INFINITY && (arg < 0 || probs[i] > probs[arg])) arg = i;
@@ -74,7 +74,8 @@ static int doc_ref_cmp(const void *pa, const void *pb) {
 int rt_eval_task(rt_model *m, const rt_dataset *ds, int64_t limit, rt_task_result *res, rt_error *err) {
     memset(res, 0, sizeof *res);
     if (!ds->prompt_len)
-        return rt_fail(err, "%s has no /prompt_len: exact-match needs a task dataset (retort data synth)", ds->path);
+        return rt_fail(err, "%s has no /prompt_len: exact-match needs a task dataset (retort data synth)",
+                       ds->path);
     int64_t n_docs = (int64_t)ds->n_docs;
     if (limit > 0 && limit < n_docs) n_docs = limit;
     int B = m->B_max, T_cap = m->T_max_batch, V = m->dims.V;
@@ -91,12 +92,12 @@ int rt_eval_task(rt_model *m, const rt_dataset *ds, int64_t limit, rt_task_resul
     for (int64_t start = 0; start < n_docs && rc == 0;) {
         // a batch of documents with the same prompt length advances in lockstep
         int nb = 0;
-        int P = refs[start].prompt_len + 1;  // BOS + prompt
+        int P = refs[start].prompt_len + 1; // BOS + prompt
         while (nb < B && start + nb < n_docs && refs[start + nb].prompt_len + 1 == P) nb++;
         int max_answer = 0;
         for (int b = 0; b < nb; b++) {
             int64_t d = refs[start + b].doc;
-            int answer = (int)(ds->doc_offsets[d + 1] - ds->doc_offsets[d]) - P - 1;  // minus EOS
+            int answer = (int)(ds->doc_offsets[d + 1] - ds->doc_offsets[d]) - P - 1; // minus EOS
             if (answer > max_answer) max_answer = answer;
         }
         int steps = max_answer + 1;
@@ -126,9 +127,10 @@ int rt_eval_task(rt_model *m, const rt_dataset *ds, int64_t limit, rt_task_resul
         free(dense);
         for (int b = 0; b < nb && rc == 0; b++) {
             int64_t d = refs[start + b].doc;
-            const int32_t *want = ds->tokens + ds->doc_offsets[d] + P;  // answer then EOS
+            const int32_t *want = ds->tokens + ds->doc_offsets[d] + P; // answer then EOS
             int len = (int)(ds->doc_offsets[d + 1] - ds->doc_offsets[d]) - P;
-            if (memcmp(ids + (size_t)b * (P + steps) + P, want, (size_t)len * sizeof(int32_t)) == 0) res->correct++;
+            if (memcmp(ids + (size_t)b * (P + steps) + P, want, (size_t)len * sizeof(int32_t)) == 0)
+                res->correct++;
             res->total++;
         }
         start += nb;

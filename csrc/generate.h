@@ -10,8 +10,8 @@
 #include "rng.h"
 
 typedef struct rt_sampling {
-    float temperature;  // 0 = greedy (ties go to the lowest id)
-    int top_k;          // 0 = the whole vocabulary
+    float temperature; // 0 = greedy (ties go to the lowest id)
+    int top_k;         // 0 = the whole vocabulary
 } rt_sampling;
 
 // Pick the next id from one row of logits [V]. probs is scratch of V floats.

@@ -10,7 +10,7 @@ typedef struct jp {
     char *msg;
     size_t cap;
     int depth;
-    char *buf;  // decoded string scratch
+    char *buf; // decoded string scratch
     size_t buf_len, buf_cap;
 } jp;
 
@@ -20,7 +20,8 @@ static int fail(jp *p, const char *what) {
 }
 
 static void skip_ws(jp *p) {
-    while (p->pos < p->len && (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' || p->s[p->pos] == '\r' || p->s[p->pos] == '\n'))
+    while (p->pos < p->len &&
+           (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' || p->s[p->pos] == '\r' || p->s[p->pos] == '\n'))
         p->pos++;
 }
 
@@ -44,10 +45,14 @@ static int hex4(jp *p, unsigned *out) {
     for (int i = 0; i < 4; i++) {
         char c = p->s[p->pos++];
         v <<= 4;
-        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-        else return fail(p, "\\u needs four hex digits");
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return fail(p, "\\u needs four hex digits");
     }
     *out = v;
     return 0;
@@ -56,13 +61,16 @@ static int hex4(jp *p, unsigned *out) {
 static int put_utf8(jp *p, unsigned cp) {
     char b[4];
     size_t n;
-    if (cp < 0x80) b[0] = (char)cp, n = 1;
-    else if (cp < 0x800) b[0] = (char)(0xc0 | cp >> 6), b[1] = (char)(0x80 | (cp & 0x3f)), n = 2;
+    if (cp < 0x80)
+        b[0] = (char)cp, n = 1;
+    else if (cp < 0x800)
+        b[0] = (char)(0xc0 | cp >> 6), b[1] = (char)(0x80 | (cp & 0x3f)), n = 2;
     else if (cp < 0x10000)
-        b[0] = (char)(0xe0 | cp >> 12), b[1] = (char)(0x80 | ((cp >> 6) & 0x3f)), b[2] = (char)(0x80 | (cp & 0x3f)), n = 3;
+        b[0] = (char)(0xe0 | cp >> 12), b[1] = (char)(0x80 | ((cp >> 6) & 0x3f)),
+        b[2] = (char)(0x80 | (cp & 0x3f)), n = 3;
     else
-        b[0] = (char)(0xf0 | cp >> 18), b[1] = (char)(0x80 | ((cp >> 12) & 0x3f)), b[2] = (char)(0x80 | ((cp >> 6) & 0x3f)),
-        b[3] = (char)(0x80 | (cp & 0x3f)), n = 4;
+        b[0] = (char)(0xf0 | cp >> 18), b[1] = (char)(0x80 | ((cp >> 12) & 0x3f)),
+        b[2] = (char)(0x80 | ((cp >> 6) & 0x3f)), b[3] = (char)(0x80 | (cp & 0x3f)), n = 4;
     return put(p, b, n);
 }
 
@@ -119,10 +127,12 @@ static int number(jp *p) {
     size_t start = p->pos;
     if (p->s[p->pos] == '-') p->pos++;
     if (p->pos >= p->len) return fail(p, "bad number");
-    if (p->s[p->pos] == '0') p->pos++;
+    if (p->s[p->pos] == '0')
+        p->pos++;
     else if (p->s[p->pos] >= '1' && p->s[p->pos] <= '9')
         while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9') p->pos++;
-    else return fail(p, "bad number");
+    else
+        return fail(p, "bad number");
     if (p->pos < p->len && p->s[p->pos] == '.') {
         p->pos++;
         size_t d = p->pos;
@@ -216,14 +226,18 @@ int rt_json_object(const char *text, size_t len, rt_json_string_field on_string,
         }
         memcpy(key, p.buf, p.buf_len + 1);
         skip_ws(&p);
-        if (p.pos >= len || text[p.pos] != ':') rc = fail(&p, "expected ':'");
-        else p.pos++;
+        if (p.pos >= len || text[p.pos] != ':')
+            rc = fail(&p, "expected ':'");
+        else
+            p.pos++;
         skip_ws(&p);
         if (rc == 0) {
             int is_string = p.pos < len && text[p.pos] == '"';
             rc = value(&p);
-            if (rc == 0 && is_string) rc = on_string(key, p.buf, p.buf_len, user);
-            else if (rc == 0 && non_string) rc = non_string(key, user);
+            if (rc == 0 && is_string)
+                rc = on_string(key, p.buf, p.buf_len, user);
+            else if (rc == 0 && non_string)
+                rc = non_string(key, user);
         }
         free(key);
         if (rc) break;

@@ -34,15 +34,20 @@ void rt_format_duration(char *out, size_t cap, double s) {
         return;
     }
     long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(out, cap, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
-    else if (t >= 60) snprintf(out, cap, "%ldm%02lds", t / 60, t % 60);
-    else snprintf(out, cap, "%lds", t);
+    if (t >= 3600)
+        snprintf(out, cap, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
+    else if (t >= 60)
+        snprintf(out, cap, "%ldm%02lds", t / 60, t % 60);
+    else
+        snprintf(out, cap, "%lds", t);
 }
 
 // JSON has no NaN or Infinity: a diverged loss is written as null.
 static void json_num(FILE *f, const char *key, double v) {
-    if (isfinite(v)) fprintf(f, ",\"%s\":%.6g", key, v);
-    else fprintf(f, ",\"%s\":null", key);
+    if (isfinite(v))
+        fprintf(f, ",\"%s\":%.6g", key, v);
+    else
+        fprintf(f, ",\"%s\":null", key);
 }
 
 static double wall_time(void) {
@@ -67,8 +72,10 @@ void rt_metrics_train(rt_metrics *mt, const rt_train_report *r) {
     }
     char eta[32], mfu[32];
     rt_format_duration(eta, sizeof eta, r->eta_s);
-    if (r->mfu >= 0) snprintf(mfu, sizeof mfu, "%.1f%%", 100.0 * r->mfu);
-    else snprintf(mfu, sizeof mfu, "n/a");
+    if (r->mfu >= 0)
+        snprintf(mfu, sizeof mfu, "%.1f%%", 100.0 * r->mfu);
+    else
+        snprintf(mfu, sizeof mfu, "n/a");
     int width = snprintf(NULL, 0, "%lld", (long long)r->total_steps);
     fprintf(stderr, "%sstep %*lld/%lld | loss %.4f | lr %.2e | grad %.3f | %.0f tok/s | MFU %s | ETA %s%s",
             mt->tty ? "\r" : "", width, (long long)r->step, (long long)r->total_steps, r->loss, r->lr,
@@ -87,7 +94,8 @@ void rt_metrics_eval(rt_metrics *mt, int64_t step, double val_loss, int64_t val_
         fprintf(mt->jsonl, "}\n");
         fflush(mt->jsonl);
     }
-    rt_metrics_note(mt, "eval  step %lld | val loss %.4f | val ppl %.3f", (long long)step, val_loss, exp(val_loss));
+    rt_metrics_note(mt, "eval  step %lld | val loss %.4f | val ppl %.3f", (long long)step, val_loss,
+                    exp(val_loss));
 }
 
 void rt_metrics_note(rt_metrics *mt, const char *fmt, ...) {

@@ -10,8 +10,8 @@
 
 typedef struct rt_metrics {
     FILE *jsonl;
-    int tty;          // stderr is a terminal
-    int line_open;    // a status line is on screen without its newline
+    int tty;       // stderr is a terminal
+    int line_open; // a status line is on screen without its newline
 } rt_metrics;
 
 // Opens <dir>/metrics.jsonl for appending (a resumed run continues the same file).
@@ -23,8 +23,8 @@ typedef struct rt_train_report {
     double loss, lr, grad_norm;
     int64_t tokens_seen;
     double tokens_per_s;
-    double mfu;          // fraction of the measured peak, < 0 when unknown
-    double elapsed_s;    // wall time of this process's training so far
+    double mfu;       // fraction of the measured peak, < 0 when unknown
+    double elapsed_s; // wall time of this process's training so far
     double eta_s;
 } rt_train_report;
 

@@ -68,8 +68,8 @@ static void define_params(rt_model *m) {
     m->tok_embd = add_param(m, "token_embd.weight", d->V, d->C);
     for (int l = 0; l < d->L; l++) {
         rt_layer_params *lp = &m->layer[l];
-#define LAYER_PARAM(field, suffix, rows, cols)                                                                \
-    snprintf(name, sizeof name, "blk.%d." suffix, l);                                                         \
+#define LAYER_PARAM(field, suffix, rows, cols)                                                               \
+    snprintf(name, sizeof name, "blk.%d." suffix, l);                                                        \
     lp->field = add_param(m, name, rows, cols)
         LAYER_PARAM(attn_norm, "attn_norm.weight", d->C, 0);
         LAYER_PARAM(wq, "attn_q.weight", (int64_t)d->H * d->D, d->C);
@@ -176,8 +176,8 @@ int rt_model_create(rt_model *m, const rt_model_dims *dims, rt_ctx *ctx, int B, 
     if (B <= 0 || T <= 0 || T > dims->T_max)
         return rt_fail(err, "batch %d x %d does not fit the model (max_seq_len %d)", B, T, dims->T_max);
     if (dims->H % dims->KVH != 0 || dims->D % 2 != 0 || dims->D * dims->H != dims->C)
-        return rt_fail(err, "model dims: n_heads %d, n_kv_heads %d, dim %d do not form even head dims", dims->H,
-                       dims->KVH, dims->C);
+        return rt_fail(err, "model dims: n_heads %d, n_kv_heads %d, dim %d do not form even head dims",
+                       dims->H, dims->KVH, dims->C);
     int max_params = 3 + 9 * dims->L;
     m->params = rt_calloc((size_t)max_params, sizeof(rt_param), "parameter table", err);
     m->layer = rt_calloc((size_t)dims->L, sizeof(rt_layer_params), "layer table", err);
@@ -225,14 +225,14 @@ void rt_model_free(rt_model *m) {
     if (m->acts) {
         for (int l = 0; l < m->dims.L; l++) {
             rt_layer_acts *la = &m->acts[l];
-            void *bufs[] = {la->x,    la->xn1,  la->rstd1, la->q,     la->k,    la->v,  la->att,
-                            la->lse,  la->xmid, la->xn2,   la->rstd2, la->gate, la->up, la->h};
+            void *bufs[] = {la->x,   la->xn1,  la->rstd1, la->q,     la->k,    la->v,  la->att,
+                            la->lse, la->xmid, la->xn2,   la->rstd2, la->gate, la->up, la->h};
             for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dev_free(m, bufs[i]);
         }
     }
-    void *bufs[] = {m->resid_out, m->xf, m->rstdf, m->logits, m->losses, m->tokens, m->targets, m->scalars,
-                    m->rope_cos,  m->rope_sin, m->dresid, m->dx, m->dC, m->dq, m->dk, m->dv, m->datt,
-                    m->dgate,     m->dup,      m->dh};
+    void *bufs[] = {m->resid_out, m->xf,       m->rstdf,    m->logits, m->losses, m->tokens, m->targets,
+                    m->scalars,   m->rope_cos, m->rope_sin, m->dresid, m->dx,     m->dC,     m->dq,
+                    m->dk,        m->dv,       m->datt,     m->dgate,  m->dup,    m->dh};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dev_free(m, bufs[i]);
     free(m->params);
     free(m->layer);
@@ -306,29 +306,29 @@ int rt_model_forward(rt_model *m, const int32_t *tokens, const int32_t *targets,
     int N = B * T, C = d->C, HD = d->H * d->D, KD = d->KVH * d->D, F = d->F;
 
     be->upload_i32(ctx, m->tokens, tokens, (size_t)N);
-    be->embedding_forward(ctx, m->acts[0].x, m->tokens, W(m->tok_embd), N, C);  // [N, C]
+    be->embedding_forward(ctx, m->acts[0].x, m->tokens, W(m->tok_embd), N, C); // [N, C]
     for (int l = 0; l < d->L; l++) {
         const rt_layer_params *lp = &m->layer[l];
         rt_layer_acts *a = &m->acts[l];
-        void *out = l + 1 < d->L ? m->acts[l + 1].x : m->resid_out;  // [N, C]
+        void *out = l + 1 < d->L ? m->acts[l + 1].x : m->resid_out; // [N, C]
         be->rmsnorm_forward(ctx, a->xn1, a->rstd1, a->x, W(lp->attn_norm), N, C, d->eps);
-        be->matmul(ctx, a->q, a->xn1, W(lp->wq), N, HD, C, 0, 1, 1.0f, 0.0f);  // [N, H*D]
-        be->matmul(ctx, a->k, a->xn1, W(lp->wk), N, KD, C, 0, 1, 1.0f, 0.0f);  // [N, KVH*D]
-        be->matmul(ctx, a->v, a->xn1, W(lp->wv), N, KD, C, 0, 1, 1.0f, 0.0f);  // [N, KVH*D]
+        be->matmul(ctx, a->q, a->xn1, W(lp->wq), N, HD, C, 0, 1, 1.0f, 0.0f); // [N, H*D]
+        be->matmul(ctx, a->k, a->xn1, W(lp->wk), N, KD, C, 0, 1, 1.0f, 0.0f); // [N, KVH*D]
+        be->matmul(ctx, a->v, a->xn1, W(lp->wv), N, KD, C, 0, 1, 1.0f, 0.0f); // [N, KVH*D]
         be->rope_forward(ctx, a->q, a->q, m->rope_cos, m->rope_sin, B, T, d->H, d->D);
         be->rope_forward(ctx, a->k, a->k, m->rope_cos, m->rope_sin, B, T, d->KVH, d->D);
         be->attention_forward(ctx, a->att, a->lse, a->q, a->k, a->v, B, T, d->H, d->KVH, d->D);
-        be->matmul(ctx, a->xmid, a->att, W(lp->wo), N, C, HD, 0, 1, 1.0f, 0.0f);  // [N, C]
+        be->matmul(ctx, a->xmid, a->att, W(lp->wo), N, C, HD, 0, 1, 1.0f, 0.0f); // [N, C]
         be->add_inplace(ctx, a->xmid, a->x, (size_t)N * C);
         be->rmsnorm_forward(ctx, a->xn2, a->rstd2, a->xmid, W(lp->ffn_norm), N, C, d->eps);
-        be->matmul(ctx, a->gate, a->xn2, W(lp->wgate), N, F, C, 0, 1, 1.0f, 0.0f);  // [N, F]
-        be->matmul(ctx, a->up, a->xn2, W(lp->wup), N, F, C, 0, 1, 1.0f, 0.0f);      // [N, F]
+        be->matmul(ctx, a->gate, a->xn2, W(lp->wgate), N, F, C, 0, 1, 1.0f, 0.0f); // [N, F]
+        be->matmul(ctx, a->up, a->xn2, W(lp->wup), N, F, C, 0, 1, 1.0f, 0.0f);     // [N, F]
         be->swiglu_forward(ctx, a->h, a->gate, a->up, (size_t)N * F);
-        be->matmul(ctx, out, a->h, W(lp->wdown), N, C, F, 0, 1, 1.0f, 0.0f);  // [N, C]
+        be->matmul(ctx, out, a->h, W(lp->wdown), N, C, F, 0, 1, 1.0f, 0.0f); // [N, C]
         be->add_inplace(ctx, out, a->xmid, (size_t)N * C);
     }
     be->rmsnorm_forward(ctx, m->xf, m->rstdf, m->resid_out, W(m->out_norm), N, C, d->eps);
-    be->matmul(ctx, m->logits, m->xf, W(m->out_head), N, d->V, C, 0, 1, 1.0f, 0.0f);  // [N, V]
+    be->matmul(ctx, m->logits, m->xf, W(m->out_head), N, d->V, C, 0, 1, 1.0f, 0.0f); // [N, V]
     if (targets) {
         be->upload_i32(ctx, m->targets, targets, (size_t)N);
         be->cross_entropy(ctx, m->losses, m->training ? m->logits : NULL, m->logits, m->targets, N, d->V,
@@ -342,11 +342,11 @@ void rt_model_backward(rt_model *m, int B, int T) {
     const rt_backend *be = ctx->be;
     const rt_model_dims *d = &m->dims;
     int N = B * T, C = d->C, HD = d->H * d->D, KD = d->KVH * d->D, F = d->F;
-    void *dlogits = m->logits;  // [N, V], written in place by cross_entropy
+    void *dlogits = m->logits; // [N, V], written in place by cross_entropy
 
     // output head: logits = xf @ W^T
-    be->matmul(ctx, G(m->out_head), dlogits, m->xf, d->V, C, N, 1, 0, 1.0f, 1.0f);  // [V, C] +=
-    be->matmul(ctx, m->dx, dlogits, W(m->out_head), N, C, d->V, 0, 0, 1.0f, 0.0f);  // [N, C]
+    be->matmul(ctx, G(m->out_head), dlogits, m->xf, d->V, C, N, 1, 0, 1.0f, 1.0f); // [V, C] +=
+    be->matmul(ctx, m->dx, dlogits, W(m->out_head), N, C, d->V, 0, 0, 1.0f, 0.0f); // [N, C]
     be->zero(ctx, m->dresid, (size_t)N * C * rt_dtype_size(ctx->act));
     be->rmsnorm_backward(ctx, m->dresid, G(m->out_norm), m->dx, m->resid_out, W(m->out_norm), m->rstdf, N, C);
 
@@ -355,28 +355,29 @@ void rt_model_backward(rt_model *m, int B, int T) {
         rt_layer_acts *a = &m->acts[l];
         // dresid holds dL/d(block output); the block output is xmid + down(h)
         be->matmul(ctx, G(lp->wdown), m->dresid, a->h, C, F, N, 1, 0, 1.0f, 1.0f);  // [C, F] +=
-        be->matmul(ctx, m->dh, m->dresid, W(lp->wdown), N, F, C, 0, 0, 1.0f, 0.0f);  // [N, F]
+        be->matmul(ctx, m->dh, m->dresid, W(lp->wdown), N, F, C, 0, 0, 1.0f, 0.0f); // [N, F]
         be->swiglu_backward(ctx, m->dgate, m->dup, m->dh, a->gate, a->up, (size_t)N * F);
-        be->matmul(ctx, G(lp->wgate), m->dgate, a->xn2, F, C, N, 1, 0, 1.0f, 1.0f);  // [F, C] +=
-        be->matmul(ctx, G(lp->wup), m->dup, a->xn2, F, C, N, 1, 0, 1.0f, 1.0f);      // [F, C] +=
-        be->matmul(ctx, m->dx, m->dgate, W(lp->wgate), N, C, F, 0, 0, 1.0f, 0.0f);   // [N, C]
-        be->matmul(ctx, m->dx, m->dup, W(lp->wup), N, C, F, 0, 0, 1.0f, 1.0f);       // [N, C] +=
+        be->matmul(ctx, G(lp->wgate), m->dgate, a->xn2, F, C, N, 1, 0, 1.0f, 1.0f); // [F, C] +=
+        be->matmul(ctx, G(lp->wup), m->dup, a->xn2, F, C, N, 1, 0, 1.0f, 1.0f);     // [F, C] +=
+        be->matmul(ctx, m->dx, m->dgate, W(lp->wgate), N, C, F, 0, 0, 1.0f, 0.0f);  // [N, C]
+        be->matmul(ctx, m->dx, m->dup, W(lp->wup), N, C, F, 0, 0, 1.0f, 1.0f);      // [N, C] +=
         // dresid becomes dL/dxmid: the residual path plus the ffn_norm path
-        be->rmsnorm_backward(ctx, m->dresid, G(lp->ffn_norm), m->dx, a->xmid, W(lp->ffn_norm), a->rstd2, N, C);
+        be->rmsnorm_backward(ctx, m->dresid, G(lp->ffn_norm), m->dx, a->xmid, W(lp->ffn_norm), a->rstd2, N,
+                             C);
 
         // xmid = x + att @ Wo^T
         be->matmul(ctx, G(lp->wo), m->dresid, a->att, C, HD, N, 1, 0, 1.0f, 1.0f);  // [C, H*D] +=
-        be->matmul(ctx, m->datt, m->dresid, W(lp->wo), N, HD, C, 0, 0, 1.0f, 0.0f);  // [N, H*D]
-        be->attention_backward(ctx, m->dq, m->dk, m->dv, m->datt, a->q, a->k, a->v, a->att, a->lse, B, T, d->H,
-                               d->KVH, d->D);
+        be->matmul(ctx, m->datt, m->dresid, W(lp->wo), N, HD, C, 0, 0, 1.0f, 0.0f); // [N, H*D]
+        be->attention_backward(ctx, m->dq, m->dk, m->dv, m->datt, a->q, a->k, a->v, a->att, a->lse, B, T,
+                               d->H, d->KVH, d->D);
         be->rope_backward(ctx, m->dq, m->dq, m->rope_cos, m->rope_sin, B, T, d->H, d->D);
         be->rope_backward(ctx, m->dk, m->dk, m->rope_cos, m->rope_sin, B, T, d->KVH, d->D);
-        be->matmul(ctx, G(lp->wq), m->dq, a->xn1, HD, C, N, 1, 0, 1.0f, 1.0f);  // [H*D, C] +=
-        be->matmul(ctx, G(lp->wk), m->dk, a->xn1, KD, C, N, 1, 0, 1.0f, 1.0f);  // [KVH*D, C] +=
-        be->matmul(ctx, G(lp->wv), m->dv, a->xn1, KD, C, N, 1, 0, 1.0f, 1.0f);  // [KVH*D, C] +=
-        be->matmul(ctx, m->dx, m->dq, W(lp->wq), N, C, HD, 0, 0, 1.0f, 0.0f);   // [N, C]
-        be->matmul(ctx, m->dx, m->dk, W(lp->wk), N, C, KD, 0, 0, 1.0f, 1.0f);   // [N, C] +=
-        be->matmul(ctx, m->dx, m->dv, W(lp->wv), N, C, KD, 0, 0, 1.0f, 1.0f);   // [N, C] +=
+        be->matmul(ctx, G(lp->wq), m->dq, a->xn1, HD, C, N, 1, 0, 1.0f, 1.0f); // [H*D, C] +=
+        be->matmul(ctx, G(lp->wk), m->dk, a->xn1, KD, C, N, 1, 0, 1.0f, 1.0f); // [KVH*D, C] +=
+        be->matmul(ctx, G(lp->wv), m->dv, a->xn1, KD, C, N, 1, 0, 1.0f, 1.0f); // [KVH*D, C] +=
+        be->matmul(ctx, m->dx, m->dq, W(lp->wq), N, C, HD, 0, 0, 1.0f, 0.0f);  // [N, C]
+        be->matmul(ctx, m->dx, m->dk, W(lp->wk), N, C, KD, 0, 0, 1.0f, 1.0f);  // [N, C] +=
+        be->matmul(ctx, m->dx, m->dv, W(lp->wv), N, C, KD, 0, 0, 1.0f, 1.0f);  // [N, C] +=
         // dresid becomes dL/dx: the residual path plus the attn_norm path
         be->rmsnorm_backward(ctx, m->dresid, G(lp->attn_norm), m->dx, a->x, W(lp->attn_norm), a->rstd1, N, C);
     }
@@ -463,14 +464,17 @@ int rt_model_export_tensors(rt_model *m, rt_named_tensor **weights, rt_named_ten
 
 static int check_shape(const rt_named_tensor *t, const rt_param *p, const char *what, const char *source,
                        rt_error *err) {
-    int same = t->ndim == p->ndim && t->shape[0] == p->shape[0] && (p->ndim == 1 || t->shape[1] == p->shape[1]);
+    int same =
+        t->ndim == p->ndim && t->shape[0] == p->shape[0] && (p->ndim == 1 || t->shape[1] == p->shape[1]);
     if (same) return 0;
     char got[64];
-    if (t->ndim == 2) snprintf(got, sizeof got, "[%lld, %lld]", (long long)t->shape[0], (long long)t->shape[1]);
-    else snprintf(got, sizeof got, "%d-D starting [%lld]", t->ndim, (long long)t->shape[0]);
+    if (t->ndim == 2)
+        snprintf(got, sizeof got, "[%lld, %lld]", (long long)t->shape[0], (long long)t->shape[1]);
+    else
+        snprintf(got, sizeof got, "%d-D starting [%lld]", t->ndim, (long long)t->shape[0]);
     if (p->ndim == 2)
-        return rt_fail(err, "%s: %s %s has shape %s, the model expects [%lld, %lld]", source, what, p->name, got,
-                       (long long)p->shape[0], (long long)p->shape[1]);
+        return rt_fail(err, "%s: %s %s has shape %s, the model expects [%lld, %lld]", source, what, p->name,
+                       got, (long long)p->shape[0], (long long)p->shape[1]);
     return rt_fail(err, "%s: %s %s has shape %s, the model expects [%lld]", source, what, p->name, got,
                    (long long)p->shape[0]);
 }
@@ -483,9 +487,11 @@ int rt_model_import_tensors(rt_model *m, const rt_named_tensor *weights, int n_w
     // is refused rather than half-loaded.
     for (int j = 0; j < n_weights; j++) {
         int found = 0;
-        for (int i = 0; i < m->n_params && !found; i++) found = strcmp(m->params[i].name, weights[j].name) == 0;
+        for (int i = 0; i < m->n_params && !found; i++)
+            found = strcmp(m->params[i].name, weights[j].name) == 0;
         if (!found)
-            return rt_fail(err, "%s: tensor %s is not part of this model (tie_embeddings or n_layers differ?)",
+            return rt_fail(err,
+                           "%s: tensor %s is not part of this model (tie_embeddings or n_layers differ?)",
                            source, weights[j].name);
     }
     for (int i = 0; i < m->n_params; i++) {

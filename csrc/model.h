@@ -14,29 +14,29 @@
 #include "config.h"
 
 typedef struct rt_model_dims {
-    int V;      // vocabulary
-    int C;      // width
-    int L;      // layers
-    int H;      // query heads
-    int KVH;    // key/value heads
-    int D;      // head dim = C / H
-    int F;      // SwiGLU hidden width
-    int T_max;  // longest sequence (RoPE table rows)
+    int V;     // vocabulary
+    int C;     // width
+    int L;     // layers
+    int H;     // query heads
+    int KVH;   // key/value heads
+    int D;     // head dim = C / H
+    int F;     // SwiGLU hidden width
+    int T_max; // longest sequence (RoPE table rows)
     float eps;
     float theta;
-    int tied;  // output head is token_embd.weight
+    int tied; // output head is token_embd.weight
 } rt_model_dims;
 
 typedef struct rt_param {
-    char name[RT_TENSOR_NAME_MAX];  // GGUF llama name
+    char name[RT_TENSOR_NAME_MAX]; // GGUF llama name
     int ndim;
-    int64_t shape[2];  // [out, in] for matrices, [C] for norms
-    size_t n;          // elements
-    float *master;     // fp32 master weight (device)
-    void *w;           // compute copy in act dtype; == master when act is fp32
-    void *grad;        // act dtype, NULL when not trainable
-    float *m, *v;      // AdamW moments (fp32, device), NULL when not trainable
-    int decay;         // weight decay applies (matrices, not norms)
+    int64_t shape[2]; // [out, in] for matrices, [C] for norms
+    size_t n;         // elements
+    float *master;    // fp32 master weight (device)
+    void *w;          // compute copy in act dtype; == master when act is fp32
+    void *grad;       // act dtype, NULL when not trainable
+    float *m, *v;     // AdamW moments (fp32, device), NULL when not trainable
+    int decay;        // weight decay applies (matrices, not norms)
 } rt_param;
 
 // Per-layer parameters as indices into rt_model.params.
@@ -65,23 +65,23 @@ typedef struct rt_layer_acts {
 typedef struct rt_model {
     rt_model_dims dims;
     rt_ctx *ctx;
-    int B_max, T_max_batch;  // activation buffers are sized for this batch
-    int training;            // gradients and optimizer moments allocated
+    int B_max, T_max_batch; // activation buffers are sized for this batch
+    int training;           // gradients and optimizer moments allocated
 
-    rt_param *params;  // [n_params] in GGUF order
+    rt_param *params; // [n_params] in GGUF order
     int n_params;
-    int tok_embd, out_norm, out_head;  // indices (out_head == tok_embd when tied)
-    rt_layer_params *layer;            // [L]
+    int tok_embd, out_norm, out_head; // indices (out_head == tok_embd when tied)
+    rt_layer_params *layer;           // [L]
 
-    float *rope_cos, *rope_sin;  // [T_max, D/2] fp32 (device)
-    int32_t *tokens, *targets;   // [B_max * T] (device)
-    rt_layer_acts *acts;         // [L]
-    void *resid_out;             // [N, C]  output of the last block
-    void *xf;                    // [N, C]  output_norm(resid_out)
-    float *rstdf;                // [N]
-    void *logits;                // [N, V]  (holds dlogits after a training forward)
-    float *losses;               // [N]
-    float *scalars;              // [4] device scratch: grad norm^2, clip scale, loss sum
+    float *rope_cos, *rope_sin; // [T_max, D/2] fp32 (device)
+    int32_t *tokens, *targets;  // [B_max * T] (device)
+    rt_layer_acts *acts;        // [L]
+    void *resid_out;            // [N, C]  output of the last block
+    void *xf;                   // [N, C]  output_norm(resid_out)
+    float *rstdf;               // [N]
+    void *logits;               // [N, V]  (holds dlogits after a training forward)
+    float *losses;              // [N]
+    float *scalars;             // [4] device scratch: grad norm^2, clip scale, loss sum
     // backward scratch
     void *dresid, *dx, *dC, *dq, *dk, *dv, *datt, *dgate, *dup, *dh;
 } rt_model;

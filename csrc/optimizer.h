@@ -1,5 +1,6 @@
 // AdamW with decoupled weight decay (matrices only), global-norm gradient clipping and a warmup + cosine
-// learning-rate schedule. Everything runs as backend ops on device scalars, so a step never waits for the host.
+// learning-rate schedule. Everything runs as backend ops on device scalars, so a step never waits for the
+// host.
 #ifndef RT_OPTIMIZER_H
 #define RT_OPTIMIZER_H
 
@@ -11,7 +12,7 @@ typedef struct rt_adamw_config {
     float lr, min_lr;
     int64_t warmup_steps, total_steps;
     float beta1, beta2, eps, weight_decay;
-    float grad_clip;  // global-norm limit, 0 = off
+    float grad_clip; // global-norm limit, 0 = off
 } rt_adamw_config;
 
 rt_adamw_config rt_adamw_config_from(const rt_config *cfg);

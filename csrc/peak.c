@@ -15,7 +15,7 @@ double rt_measure_matmul_peak(rt_ctx *ctx, int n) {
         for (size_t i = 0; i < elems; i++) host[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
         be->upload(ctx, a, ctx->act, host, elems);
         be->upload(ctx, b, ctx->act, host, elems);
-        be->matmul(ctx, c, a, b, n, n, n, 0, 1, 1.0f, 0.0f);  // warm-up
+        be->matmul(ctx, c, a, b, n, n, n, 0, 1, 1.0f, 0.0f); // warm-up
         be->sync(ctx);
         for (int rep = 0; rep < 5; rep++) {
             double t0 = rt_now();

@@ -14,7 +14,9 @@ void rt_rng_seed(rt_rng *r, uint64_t seed) {
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
 }
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 uint64_t rt_rng_u64(rt_rng *r) {
     uint64_t *s = r->s;
@@ -37,7 +39,9 @@ uint64_t rt_rng_below(rt_rng *r, uint64_t n) {
     return x % n;
 }
 
-float rt_rng_uniform(rt_rng *r) { return (float)(rt_rng_u64(r) >> 40) * (1.0f / 16777216.0f); }
+float rt_rng_uniform(rt_rng *r) {
+    return (float)(rt_rng_u64(r) >> 40) * (1.0f / 16777216.0f);
+}
 
 float rt_rng_normal(rt_rng *r) {
     // Box-Muller on (0, 1]: 1 - u avoids log(0).

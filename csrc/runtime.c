@@ -9,7 +9,8 @@ int rt_runtime_ctx_init(rt_ctx *ctx, const char *device, const char *precision, 
     if (strcmp(device, "cuda") == 0 || strcmp(device, "auto") == 0) {
         rt_error why;
         const rt_backend *cuda = rt_backend_cuda();
-        if (cuda && rt_cuda_available(&why)) be = cuda;
+        if (cuda && rt_cuda_available(&why))
+            be = cuda;
         else if (strcmp(device, "cuda") == 0) {
             if (!cuda) return rt_fail(err, "system.device is cuda, but this retort was built without CUDA");
             return rt_fail(err, "system.device is cuda, but no usable GPU: %s", why.msg);

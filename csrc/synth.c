@@ -15,7 +15,7 @@ static uint64_t below_pow10(rt_rng *r, int digits) {
     uint64_t lo = 1, hi = 10;
     for (int i = 1; i < digits; i++) lo *= 10, hi *= 10;
     if (digits == 1) lo = 0;
-    return lo + rt_rng_below(r, hi - lo);  // exactly `digits` digits (0..9 for one digit)
+    return lo + rt_rng_below(r, hi - lo); // exactly `digits` digits (0..9 for one digit)
 }
 
 static void make_add(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
@@ -37,8 +37,10 @@ static void make_mul(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
 }
 
 static void make_arithmetic(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
-    if (rt_rng_below(r, 10) < 7) make_add(r, p, pc, a, ac);
-    else make_mul(r, p, pc, a, ac);
+    if (rt_rng_below(r, 10) < 7)
+        make_add(r, p, pc, a, ac);
+    else
+        make_mul(r, p, pc, a, ac);
 }
 
 static void make_kv(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
@@ -70,7 +72,8 @@ typedef struct task {
 } task;
 
 static const task tasks[] = {
-    {"arithmetic", make_arithmetic, "70% addition of 1-3 digit numbers, 30% multiplication of 1-2 digit numbers: 47*8=376"},
+    {"arithmetic", make_arithmetic,
+     "70% addition of 1-3 digit numbers, 30% multiplication of 1-2 digit numbers: 47*8=376"},
     {"add", make_add, "addition of 1-3 digit numbers: 305+98=403"},
     {"add2", make_add2, "addition of 1-2 digit numbers, the quick demo task: 47+8=55"},
     {"kv", make_kv, "key-value recall over 3-6 pairs: ab:123 xq:907 mt:044 ?xq=907"},
@@ -82,22 +85,26 @@ void rt_synth_list_tasks(FILE *out) {
 }
 
 static int is_val(const char *prompt) {
-    uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a
+    uint64_t h = 0xcbf29ce484222325ULL; // FNV-1a
     for (const unsigned char *p = (const unsigned char *)prompt; *p; p++) h = (h ^ *p) * 0x100000001b3ULL;
     return h % 10 == 0;
 }
 
-int rt_synth_write(const char *task_name, size_t n_docs, const char *split, uint64_t seed, const char *out_path,
-                   rt_error *err) {
+int rt_synth_write(const char *task_name, size_t n_docs, const char *split, uint64_t seed,
+                   const char *out_path, rt_error *err) {
     const task *t = NULL;
     for (int i = 0; i < N_TASKS; i++)
         if (strcmp(tasks[i].name, task_name) == 0) t = &tasks[i];
     if (!t) return rt_fail(err, "unknown task '%s' (tasks: arithmetic, add, add2, kv)", task_name);
     int want_val;
-    if (strcmp(split, "val") == 0) want_val = 1;
-    else if (strcmp(split, "train") == 0) want_val = 0;
-    else return rt_fail(err, "unknown split '%s' (expected train or val)", split);
-    if (n_docs == 0 || n_docs > ((size_t)1 << 32)) return rt_fail(err, "--n must be in [1, 2^32], got %zu", n_docs);
+    if (strcmp(split, "val") == 0)
+        want_val = 1;
+    else if (strcmp(split, "train") == 0)
+        want_val = 0;
+    else
+        return rt_fail(err, "unknown split '%s' (expected train or val)", split);
+    if (n_docs == 0 || n_docs > ((size_t)1 << 32))
+        return rt_fail(err, "--n must be in [1, 2^32], got %zu", n_docs);
     // 64 ids per problem: the longest (kv with 6 pairs) takes 53 with BOS and EOS
     size_t cap_tokens, n_off;
     if (!rt_mul_size(n_docs, 64, &cap_tokens) || !rt_add_size(n_docs, 1, &n_off))
@@ -116,7 +123,8 @@ int rt_synth_write(const char *task_name, size_t n_docs, const char *split, uint
         char prompt[96], answer[32];
         do {
             if (++attempts > max_attempts) {
-                rc = rt_fail(err, "task %s: could not draw %zu problems of the %s split", t->name, n_docs, split);
+                rc = rt_fail(err, "task %s: could not draw %zu problems of the %s split", t->name, n_docs,
+                             split);
                 break;
             }
             t->make(&r, prompt, sizeof prompt, answer, sizeof answer);
@@ -136,9 +144,10 @@ int rt_synth_write(const char *task_name, size_t n_docs, const char *split, uint
     }
     if (rc == 0) {
         char source[256];
-        snprintf(source, sizeof source, "retort data synth --task %s --n %zu --split %s --seed %llu", t->name, n_docs,
-                 split, (unsigned long long)seed);
-        rt_dataset_spec spec = {tokens, k, offsets, n_docs, prompt_len, RT_TOK_N_BASE, t->name, split, (int64_t)seed, source};
+        snprintf(source, sizeof source, "retort data synth --task %s --n %zu --split %s --seed %llu", t->name,
+                 n_docs, split, (unsigned long long)seed);
+        rt_dataset_spec spec = {tokens,        k,       offsets, n_docs,        prompt_len,
+                                RT_TOK_N_BASE, t->name, split,   (int64_t)seed, source};
         rc = rt_dataset_write(out_path, &spec, err);
     }
     free(tokens);

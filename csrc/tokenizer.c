@@ -18,16 +18,26 @@ size_t rt_tok_decode(const int32_t *ids, size_t n, char *out) {
 
 const char *rt_tok_piece(int32_t id, char buf[16]) {
     switch (id) {
-    case RT_TOK_BOS: return "<bos>";
-    case RT_TOK_EOS: return "<eos>";
-    case RT_TOK_PAD: return "<pad>";
-    case '\n': return "\\n";
-    case '\t': return "\\t";
-    case '\\': return "\\\\";
-    default: break;
+    case RT_TOK_BOS:
+        return "<bos>";
+    case RT_TOK_EOS:
+        return "<eos>";
+    case RT_TOK_PAD:
+        return "<pad>";
+    case '\n':
+        return "\\n";
+    case '\t':
+        return "\\t";
+    case '\\':
+        return "\\\\";
+    default:
+        break;
     }
-    if (id >= 0x20 && id < 0x7f) snprintf(buf, 16, "%c", (char)id);
-    else if (id >= 0 && id < 256) snprintf(buf, 16, "\\x%02x", (unsigned)id);
-    else snprintf(buf, 16, "<%d>", (int)id);
+    if (id >= 0x20 && id < 0x7f)
+        snprintf(buf, 16, "%c", (char)id);
+    else if (id >= 0 && id < 256)
+        snprintf(buf, 16, "\\x%02x", (unsigned)id);
+    else
+        snprintf(buf, 16, "<%d>", (int)id);
     return buf;
 }

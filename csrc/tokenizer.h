@@ -7,10 +7,10 @@
 
 #include "common.h"
 
-#define RT_TOK_BOS      256
-#define RT_TOK_EOS      257
-#define RT_TOK_PAD      258
-#define RT_TOK_N_BASE   259  // smallest vocabulary the byte tokenizer needs
+#define RT_TOK_BOS    256
+#define RT_TOK_EOS    257
+#define RT_TOK_PAD    258
+#define RT_TOK_N_BASE 259 // smallest vocabulary the byte tokenizer needs
 
 // Encode text bytes to ids (no BOS/EOS added). out must hold len ids. Returns the count.
 size_t rt_tok_encode(const char *text, size_t len, int32_t *out);

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake ninja-build pkg-config libhdf5-dev libyaml-dev libopenblas-openmp-dev)
-test_pkgs=(check libsubunit-dev python3 python3-torch python3-h5py python3-numpy python3-matplotlib)
+test_pkgs=(check libsubunit-dev clang-format python3 python3-torch python3-h5py python3-numpy python3-matplotlib)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "test" ]]; then want+=("${test_pkgs[@]}"); fi

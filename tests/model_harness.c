@@ -33,8 +33,10 @@ static void dump_weights(rt_model *m, const char *prefix, int grads) {
         rt_param *p = &m->params[i];
         float *h = malloc(p->n * sizeof(float));
         if (!h) die("out of memory");
-        if (grads) m->ctx->be->download(m->ctx, h, p->grad, RT_F32, p->n);
-        else m->ctx->be->download(m->ctx, h, p->master, RT_F32, p->n);
+        if (grads)
+            m->ctx->be->download(m->ctx, h, p->grad, RT_F32, p->n);
+        else
+            m->ctx->be->download(m->ctx, h, p->master, RT_F32, p->n);
         char name[256];
         snprintf(name, sizeof name, "%s%s", prefix, p->name);
         dump(name, h, p->n * sizeof(float));
@@ -55,8 +57,17 @@ int main(int argc, char **argv) {
     out_dir = argv[1];
     int tied = atoi(argv[2]);
     uint64_t seed = strtoull(argv[3], NULL, 10);
-    rt_model_dims d = {.V = 259, .C = 32, .L = 2, .H = 4, .KVH = 2, .D = 8, .F = 40, .T_max = 16,
-                       .eps = 1e-5f, .theta = 10000.0f, .tied = tied};
+    rt_model_dims d = {.V = 259,
+                       .C = 32,
+                       .L = 2,
+                       .H = 4,
+                       .KVH = 2,
+                       .D = 8,
+                       .F = 40,
+                       .T_max = 16,
+                       .eps = 1e-5f,
+                       .theta = 10000.0f,
+                       .tied = tied};
     const int B = 3, T = 13, N = B * T, STEPS = 10, MICRO = 2;
     rt_error err;
     rt_ctx ctx;
@@ -90,15 +101,23 @@ int main(int argc, char **argv) {
     dump_weights(&m, "grad.", 1);
 
     // training: fresh batches, accumulation, clipping, schedule
-    rt_adamw_config oc = {.lr = 1e-2f, .min_lr = 1e-3f, .warmup_steps = 3, .total_steps = STEPS, .beta1 = 0.9f,
-                          .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .grad_clip = 0.5f};
+    rt_adamw_config oc = {.lr = 1e-2f,
+                          .min_lr = 1e-3f,
+                          .warmup_steps = 3,
+                          .total_steps = STEPS,
+                          .beta1 = 0.9f,
+                          .beta2 = 0.95f,
+                          .eps = 1e-8f,
+                          .weight_decay = 0.1f,
+                          .grad_clip = 0.5f};
     float step_loss[10], step_norm[10], step_lr[10];
     int32_t train_tok[10 * 2 * 3 * 13], train_tgt[10 * 2 * 3 * 13];
     for (int s = 0; s < STEPS; s++) {
         rt_model_zero_grad(&m);
         double sum = 0;
         for (int k = 0; k < MICRO; k++) {
-            int32_t *bt = train_tok + (size_t)(s * MICRO + k) * N, *bg = train_tgt + (size_t)(s * MICRO + k) * N;
+            int32_t *bt = train_tok + (size_t)(s * MICRO + k) * N,
+                    *bg = train_tgt + (size_t)(s * MICRO + k) * N;
             random_batch(&r, bt, bg, N, d.V, 0);
             if (rt_model_forward(&m, bt, bg, B, T, 1.0f / (float)(MICRO * N), &err)) die(err.msg);
             rt_model_backward(&m, B, T);
@@ -120,10 +139,12 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/meta.txt", out_dir);
     FILE *f = fopen(path, "w");
     if (!f) die(path);
-    fprintf(f, "V %d\nC %d\nL %d\nH %d\nKVH %d\nF %d\nT_max %d\neps %g\ntheta %g\ntied %d\nB %d\nT %d\n"
-               "steps %d\nmicro %d\nlr %g\nmin_lr %g\nwarmup %d\nbeta1 %g\nbeta2 %g\nadam_eps %g\nwd %g\nclip %g\n",
-            d.V, d.C, d.L, d.H, d.KVH, d.F, d.T_max, d.eps, d.theta, d.tied, B, T, STEPS, MICRO, oc.lr, oc.min_lr,
-            (int)oc.warmup_steps, oc.beta1, oc.beta2, oc.eps, oc.weight_decay, oc.grad_clip);
+    fprintf(
+        f,
+        "V %d\nC %d\nL %d\nH %d\nKVH %d\nF %d\nT_max %d\neps %g\ntheta %g\ntied %d\nB %d\nT %d\n"
+        "steps %d\nmicro %d\nlr %g\nmin_lr %g\nwarmup %d\nbeta1 %g\nbeta2 %g\nadam_eps %g\nwd %g\nclip %g\n",
+        d.V, d.C, d.L, d.H, d.KVH, d.F, d.T_max, d.eps, d.theta, d.tied, B, T, STEPS, MICRO, oc.lr, oc.min_lr,
+        (int)oc.warmup_steps, oc.beta1, oc.beta2, oc.eps, oc.weight_decay, oc.grad_clip);
     fclose(f);
     rt_model_free(&m);
     ctx.be->ctx_free(&ctx);

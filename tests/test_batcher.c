@@ -21,7 +21,7 @@ static rt_dataset make_ds(size_t n) {
 }
 
 START_TEST(test_epoch_is_permutation_and_targets_shift) {
-    rt_dataset ds = make_ds(8 * 10 + 1);  // exactly 10 windows of T = 8
+    rt_dataset ds = make_ds(8 * 10 + 1); // exactly 10 windows of T = 8
     rt_batcher b;
     rt_error err;
     ck_assert_int_eq(rt_batcher_init(&b, &ds, 8, 42, 1, 0, 1, &err), 0);
@@ -41,7 +41,7 @@ START_TEST(test_epoch_is_permutation_and_targets_shift) {
     for (int w = 0; w < 10; w++) ck_assert_int_eq(seen[w], 1);
     ck_assert_msg(!in_order, "shuffled order equals file order");
     ck_assert_int_eq(b.epoch, 0);
-    rt_batcher_next(&b, 1, tok, tgt);  // rolls into epoch 1
+    rt_batcher_next(&b, 1, tok, tgt); // rolls into epoch 1
     ck_assert_int_eq(b.epoch, 1);
     rt_batcher_free(&b);
     free(ds.tokens);
@@ -54,7 +54,7 @@ START_TEST(test_seek_reproduces_stream) {
     rt_error err;
     ck_assert_int_eq(rt_batcher_init(&a, &ds, 16, 7, 1, 0, 1, &err), 0);
     int32_t tok[3 * 16], tgt[3 * 16], tok2[3 * 16], tgt2[3 * 16];
-    for (int k = 0; k < 29; k++) rt_batcher_next(&a, 3, tok, tgt);  // crosses two epochs
+    for (int k = 0; k < 29; k++) rt_batcher_next(&a, 3, tok, tgt); // crosses two epochs
     ck_assert_int_eq(rt_batcher_init(&b, &ds, 16, 7, 1, 0, 1, &err), 0);
     ck_assert_int_eq(rt_batcher_seek(&b, a.epoch, a.index, &err), 0);
     for (int k = 0; k < 20; k++) {
@@ -80,8 +80,8 @@ START_TEST(test_ranks_partition_each_draw) {
     ck_assert_int_eq(rt_batcher_init(&r1, &ds, 4, 3, 1, 1, 2, &err), 0);
     int32_t all[4 * 4], a[2 * 4], b[2 * 4], tg[4 * 4];
     for (int k = 0; k < 9; k++) {
-        rt_batcher_next(&one, 4, all, tg);  // the single-rank stream of 4 windows ...
-        rt_batcher_next(&r0, 2, a, tg);     // ... is rank 0's 2 then rank 1's 2
+        rt_batcher_next(&one, 4, all, tg); // the single-rank stream of 4 windows ...
+        rt_batcher_next(&r0, 2, a, tg);    // ... is rank 0's 2 then rank 1's 2
         rt_batcher_next(&r1, 2, b, tg);
         ck_assert_int_eq(memcmp(all, a, sizeof a), 0);
         ck_assert_int_eq(memcmp(all + 8, b, sizeof b), 0);

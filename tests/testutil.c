@@ -91,7 +91,7 @@ void rt_test_assert_close(const char *what, const float *got, const float *ref, 
     for (size_t i = 0; i < n; i++) {
         double diff = fabs((double)got[i] - (double)ref[i]);
         double tol = atol + rtol * fabs((double)ref[i]);
-        int bad = !(diff <= tol);  // NaN in either side compares false, so it fails
+        int bad = !(diff <= tol); // NaN in either side compares false, so it fails
         if (bad && first_bad == n) first_bad = i;
         if (!(diff <= worst)) {
             worst = diff;

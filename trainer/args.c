@@ -27,7 +27,8 @@ int rt_arg_int(const char *opt, const char *text, int64_t lo, int64_t hi, int64_
     long long v = strtoll(text, &end, 10);
     if (!*text || *end || errno == ERANGE)
         return rt_fail(err, "%s: expected an integer, got '%s'", opt, text);
-    if (v < lo || v > hi) return rt_fail(err, "%s: %lld is out of range [%lld, %lld]", opt, v, (long long)lo, (long long)hi);
+    if (v < lo || v > hi)
+        return rt_fail(err, "%s: %lld is out of range [%lld, %lld]", opt, v, (long long)lo, (long long)hi);
     *out = v;
     return 0;
 }

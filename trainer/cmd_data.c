@@ -15,7 +15,8 @@ static void print_help(void) {
            "      split never contains (chosen by a hash of the prompt)\n"
            "  retort data text --in FILE --out FILE [--format lines|blank|whole|jsonl] [--vocab-size V]\n"
            "      a text file as documents: one per line (lines, the default), separated by blank lines\n"
-           "      (blank), the whole file (whole), or JSONL objects with \"text\" or \"prompt\" + \"completion\"\n"
+           "      (blank), the whole file (whole), or JSONL objects with \"text\" or \"prompt\" + "
+           "\"completion\"\n"
            "  retort data tasks\n"
            "      the synthetic tasks\n\n"
            "tasks:\n");
@@ -26,7 +27,8 @@ static void summary(const char *path) {
     rt_dataset ds;
     rt_error err;
     if (rt_dataset_load(&ds, path, 0, &err)) return;
-    printf("wrote %s: %zu documents, %zu tokens (task %s, split %s)\n", path, ds.n_docs, ds.n_tokens, ds.task, ds.split);
+    printf("wrote %s: %zu documents, %zu tokens (task %s, split %s)\n", path, ds.n_docs, ds.n_tokens, ds.task,
+           ds.split);
     rt_dataset_free(&ds);
 }
 
@@ -93,7 +95,8 @@ static int cmd_text(int argc, char **argv) {
         rt_cli_error("data text", "--in and --out are required (see retort data --help)");
         return 2;
     }
-    if (strcmp(format, "lines") && strcmp(format, "blank") && strcmp(format, "whole") && strcmp(format, "jsonl")) {
+    if (strcmp(format, "lines") && strcmp(format, "blank") && strcmp(format, "whole") &&
+        strcmp(format, "jsonl")) {
         rt_fail(&err, "--format must be lines, blank, whole or jsonl, got '%s'", format);
         rt_cli_error("data text", err.msg);
         return 2;

@@ -14,18 +14,19 @@
 #include "synth.h"
 
 static void print_help(void) {
-    printf("usage: retort eval CHECKPOINT [CHECKPOINT ...] [--data FILE] [--task NAME] [options]\n\n"
-           "Reports next-token loss and perplexity on a dataset, and exact-match accuracy when the dataset\n"
-           "is a task set (made by `retort data synth`: greedy answers must equal the stored ones).\n"
-           "  --data FILE      dataset to evaluate on\n"
-           "  --task NAME      exact-match on task NAME: with --data the dataset must be of that task; without\n"
-           "                   it, a held-out (val) set of --limit problems is generated on the fly\n"
-           "  --limit N        at most N task problems (default: all of --data; 500 generated)\n"
-           "  --seed S         seed of a generated task set (default 1)\n"
-           "  --batch B        sequences per forward pass (default 16)\n"
-           "  --json           print the results as JSON instead of a table\n"
-           "  --device D       cpu, cuda or auto (default cpu)\n"
-           "  --threads N      CPU threads, 0 = all cores (default 0)\n");
+    printf(
+        "usage: retort eval CHECKPOINT [CHECKPOINT ...] [--data FILE] [--task NAME] [options]\n\n"
+        "Reports next-token loss and perplexity on a dataset, and exact-match accuracy when the dataset\n"
+        "is a task set (made by `retort data synth`: greedy answers must equal the stored ones).\n"
+        "  --data FILE      dataset to evaluate on\n"
+        "  --task NAME      exact-match on task NAME: with --data the dataset must be of that task; without\n"
+        "                   it, a held-out (val) set of --limit problems is generated on the fly\n"
+        "  --limit N        at most N task problems (default: all of --data; 500 generated)\n"
+        "  --seed S         seed of a generated task set (default 1)\n"
+        "  --batch B        sequences per forward pass (default 16)\n"
+        "  --json           print the results as JSON instead of a table\n"
+        "  --device D       cpu, cuda or auto (default cpu)\n"
+        "  --threads N      CPU threads, 0 = all cores (default 0)\n");
 }
 
 typedef struct eval_row {
@@ -64,7 +65,8 @@ static void print_rows(const eval_row *rows, int n, const rt_dataset *ds, int js
         printf("[");
         for (int i = 0; i < n; i++) {
             const eval_row *r = &rows[i];
-            printf("%s{\"checkpoint\":\"%s\",\"data\":\"%s\",\"params\":%zu,\"loss\":%.6f,\"ppl\":%.6f,\"tokens\":%lld",
+            printf("%s{\"checkpoint\":\"%s\",\"data\":\"%s\",\"params\":%zu,\"loss\":%.6f,\"ppl\":%.6f,"
+                   "\"tokens\":%lld",
                    i ? "," : "", r->ckpt, ds->path, r->params, r->loss, exp(r->loss), (long long)r->tokens);
             if (r->has_task)
                 printf(",\"task\":\"%s\",\"correct\":%lld,\"total\":%lld,\"accuracy\":%.6f", ds->task,
@@ -76,7 +78,8 @@ static void print_rows(const eval_row *rows, int n, const rt_dataset *ds, int js
         return;
     }
     printf("data: %s (task %s, split %s)\n", ds->path, ds->task, ds->split);
-    printf("%-40s %12s %9s %9s %s\n", "checkpoint", "params", "loss", "ppl", ds->prompt_len ? "exact-match" : "");
+    printf("%-40s %12s %9s %9s %s\n", "checkpoint", "params", "loss", "ppl",
+           ds->prompt_len ? "exact-match" : "");
     for (int i = 0; i < n; i++) {
         const eval_row *r = &rows[i];
         printf("%-40s %12zu %9.4f %9.3f", r->ckpt, r->params, r->loss, exp(r->loss));
@@ -139,7 +142,8 @@ int rt_cmd_eval(int argc, char **argv) {
     if (!data) {
         // a held-out problem set of the task, generated deterministically from --seed
         snprintf(tmp_path, sizeof tmp_path, "/tmp/retort-eval-%ld.h5", (long)getpid());
-        if (rt_synth_write(task, (size_t)(limit > 0 ? limit : 500), "val", (uint64_t)seed, tmp_path, &err)) rc = 2;
+        if (rt_synth_write(task, (size_t)(limit > 0 ? limit : 500), "val", (uint64_t)seed, tmp_path, &err))
+            rc = 2;
         data = tmp_path;
     }
     if (rc == 0 && rt_dataset_load(&ds, data, 0, &err)) rc = 1;
@@ -150,15 +154,19 @@ int rt_cmd_eval(int argc, char **argv) {
     rt_ctx ctx;
     int ctx_ok = 0;
     if (rc == 0) {
-        if (rt_runtime_ctx_init(&ctx, device, "fp32", (int)threads, &err)) rc = 1;
-        else ctx_ok = 1;
+        if (rt_runtime_ctx_init(&ctx, device, "fp32", (int)threads, &err))
+            rc = 1;
+        else
+            ctx_ok = 1;
     }
     eval_row *rows = rc == 0 ? calloc((size_t)n_ckpts, sizeof *rows) : NULL;
     for (int i = 0; rc == 0 && i < n_ckpts; i++) {
         if (!rows || eval_one(ckpts[i], &ctx, &ds, (int)batch, limit, &rows[i], &err)) rc = 1;
     }
-    if (rc == 0) print_rows(rows, n_ckpts, &ds, json);
-    else rt_cli_error("eval", err.msg);
+    if (rc == 0)
+        print_rows(rows, n_ckpts, &ds, json);
+    else
+        rt_cli_error("eval", err.msg);
     free(rows);
     if (ctx_ok) ctx.be->ctx_free(&ctx);
     if (ds.tokens) rt_dataset_free(&ds);

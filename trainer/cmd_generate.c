@@ -66,8 +66,9 @@ int rt_cmd_generate(int argc, char **argv) {
         }
     }
     if (!ckpt || !prompt) {
-        rt_cli_error("generate", !ckpt ? "no checkpoint given (usage: retort generate CHECKPOINT --prompt TEXT)"
-                                       : "--prompt is required");
+        rt_cli_error("generate", !ckpt
+                                     ? "no checkpoint given (usage: retort generate CHECKPOINT --prompt TEXT)"
+                                     : "--prompt is required");
         return 2;
     }
     rt_ctx ctx;
@@ -88,7 +89,8 @@ int rt_cmd_generate(int argc, char **argv) {
             rt_rng rng;
             rt_rng_seed(&rng, (uint64_t)seed);
             fwrite(prompt, 1, plen, stdout);
-            int64_t n = rt_generate(&m, ids, (int64_t)plen + 1, max_tokens, &s, &rng, print_token, NULL, &err);
+            int64_t n =
+                rt_generate(&m, ids, (int64_t)plen + 1, max_tokens, &s, &rng, print_token, NULL, &err);
             fputc('\n', stdout);
             rc = n < 0 ? 1 : 0;
             free(ids);

@@ -29,7 +29,7 @@
 typedef struct train_run {
     rt_config cfg;
     int resume;
-    int64_t stop_after;  // 0 = run to train.steps
+    int64_t stop_after; // 0 = run to train.steps
     rt_ctx ctx;
     int ctx_ok;
     rt_model model;
@@ -41,21 +41,24 @@ typedef struct train_run {
     rt_rng rng;
     rt_train_state state;
     rt_adamw_config oc;
-    int32_t *tokens, *targets;  // [B, T] host staging
+    int32_t *tokens, *targets; // [B, T] host staging
     double peak_flops;
 } train_run;
 
 static volatile sig_atomic_t stop_signal = 0;
-static void on_signal(int sig) { stop_signal = sig; }
+static void on_signal(int sig) {
+    stop_signal = sig;
+}
 
 static void print_help(void) {
-    printf("usage: retort train CONFIG.yaml [section.key=value ...] [--resume] [--stop-after STEP]\n\n"
-           "Trains the model a config describes. Options:\n"
-           "  --resume          continue from the newest complete checkpoint in run.out_dir (damaged ones are\n"
-           "                    skipped with a warning; with none, training starts from scratch)\n"
-           "  --stop-after N    save a checkpoint and stop after step N (a time-limited job's slice)\n"
-           "SIGINT/SIGTERM (Ctrl-C, Slurm preemption) finish the current step, save a checkpoint and exit.\n\n"
-           "Config keys (every one can be overridden as section.key=value):\n\n");
+    printf(
+        "usage: retort train CONFIG.yaml [section.key=value ...] [--resume] [--stop-after STEP]\n\n"
+        "Trains the model a config describes. Options:\n"
+        "  --resume          continue from the newest complete checkpoint in run.out_dir (damaged ones are\n"
+        "                    skipped with a warning; with none, training starts from scratch)\n"
+        "  --stop-after N    save a checkpoint and stop after step N (a time-limited job's slice)\n"
+        "SIGINT/SIGTERM (Ctrl-C, Slurm preemption) finish the current step, save a checkpoint and exit.\n\n"
+        "Config keys (every one can be overridden as section.key=value):\n\n");
     rt_config_print_help(stdout, NULL);
 }
 
@@ -65,14 +68,15 @@ static int parse_args(train_run *r, int argc, char **argv, rt_error *err) {
     rt_config_defaults(&r->cfg);
     // The file first, then overrides in order, so later ones win.
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--stop-after") == 0) i++;  // its value is not the config
+        if (strcmp(argv[i], "--stop-after") == 0) i++; // its value is not the config
         if (i >= argc || argv[i][0] == '-') continue;
         if (!strchr(argv[i], '=') && !config_path) {
             config_path = argv[i];
             if (rt_config_load_file(&r->cfg, config_path, err)) return 2;
         }
     }
-    if (!config_path) return rt_fail(err, "no config file given (usage: retort train CONFIG.yaml [key=value ...])"), 2;
+    if (!config_path)
+        return rt_fail(err, "no config file given (usage: retort train CONFIG.yaml [key=value ...])"), 2;
     for (int i = 1; i < argc;) {
         const char *value = NULL;
         int got;
@@ -111,23 +115,30 @@ static int resume_from_checkpoint(train_run *r, rt_error *err) {
     rt_config stored;
     int rc = rt_runtime_parse_ckpt_config(path, ck.config_yaml, &stored, err);
     if (rc == 0 && !model_sections_equal(&stored, &r->cfg))
-        rc = rt_fail(err, "%s was trained with a different model section than this config; resume needs the "
-                          "same model (compare with `retort inspect %s`)", path, path);
+        rc = rt_fail(err,
+                     "%s was trained with a different model section than this config; resume needs the "
+                     "same model (compare with `retort inspect %s`)",
+                     path, path);
     if (rc == 0 && ck.n_optim == 0)
         rc = rt_fail(err, "%s holds weights only (no optimizer state): it cannot be resumed exactly", path);
     if (rc == 0 && ck.state.world_size != r->comm.world)
-        rc = rt_fail(err, "%s was written by %lld ranks, this run has %d", path, (long long)ck.state.world_size,
-                     r->comm.world);
+        rc = rt_fail(err, "%s was written by %lld ranks, this run has %d", path,
+                     (long long)ck.state.world_size, r->comm.world);
     if (rc == 0)
-        rc = rt_model_import_tensors(&r->model, ck.model, ck.n_model, ck.adam_m, ck.adam_v, ck.n_optim, path, err);
+        rc = rt_model_import_tensors(&r->model, ck.model, ck.n_model, ck.adam_m, ck.adam_v, ck.n_optim, path,
+                                     err);
     if (rc == 0) rc = rt_batcher_seek(&r->batcher, ck.state.data_epoch, ck.state.data_index, err);
     if (rc == 0) {
         r->state = ck.state;
         memcpy(r->rng.s, ck.state.rng, sizeof r->rng.s);
-        if (stored.data.seq_len != r->cfg.data.seq_len || stored.train.batch_size != r->cfg.train.batch_size ||
-            stored.train.grad_accum != r->cfg.train.grad_accum || strcmp(stored.data.train, r->cfg.data.train))
-            fprintf(stderr, "note: data, batch or accumulation settings differ from %s; the continuation is "
-                            "valid but not identical to an uninterrupted run\n", path);
+        if (stored.data.seq_len != r->cfg.data.seq_len ||
+            stored.train.batch_size != r->cfg.train.batch_size ||
+            stored.train.grad_accum != r->cfg.train.grad_accum ||
+            strcmp(stored.data.train, r->cfg.data.train))
+            fprintf(stderr,
+                    "note: data, batch or accumulation settings differ from %s; the continuation is "
+                    "valid but not identical to an uninterrupted run\n",
+                    path);
         fprintf(stderr, "resuming from %s at step %lld\n", path, (long long)r->state.step);
     }
     rt_ckpt_free(&ck);
@@ -161,7 +172,8 @@ static int save_checkpoint(train_run *r, rt_error *err) {
     int rc = 0;
     if (!ck.config_yaml) rc = rt_fail(err, "out of memory writing the config");
     if (rc == 0 && r->comm.rank == 0)
-        rc = rt_ckpt_save_rotating(r->cfg.run.out_dir, &ck, r->cfg.checkpoint.keep, written, sizeof written, err);
+        rc = rt_ckpt_save_rotating(r->cfg.run.out_dir, &ck, r->cfg.checkpoint.keep, written, sizeof written,
+                                   err);
     if (rc == 0) rc = r->comm.barrier(&r->comm, err);
     if (rc == 0 && r->comm.rank == 0) rt_metrics_note(&r->metrics, "saved %s", written);
     free(ck.config_yaml);
@@ -176,8 +188,10 @@ static int setup(train_run *r, rt_error *err) {
     if (rt_comm_single_init(&r->comm, err)) return -1;
     if (rt_mkdir_p(c->run.out_dir, err)) return -1;
     if (!r->resume && latest_exists(c->run.out_dir))
-        return rt_fail(err, "run.out_dir %s already holds checkpoints: pass --resume to continue that run, or "
-                            "choose another run.out_dir", c->run.out_dir);
+        return rt_fail(err,
+                       "run.out_dir %s already holds checkpoints: pass --resume to continue that run, or "
+                       "choose another run.out_dir",
+                       c->run.out_dir);
     char *yaml = rt_config_to_yaml(c);
     if (!yaml) return rt_fail(err, "out of memory");
     char path[RT_PATH_MAX + 32];
@@ -191,13 +205,15 @@ static int setup(train_run *r, rt_error *err) {
     if (rt_dataset_load(&r->train_ds, c->data.train, c->model.vocab_size, err))
         return rt_fail_wrap(err, "data.train");
     if (c->data.val[0]) {
-        if (rt_dataset_load(&r->val_ds, c->data.val, c->model.vocab_size, err)) return rt_fail_wrap(err, "data.val");
+        if (rt_dataset_load(&r->val_ds, c->data.val, c->model.vocab_size, err))
+            return rt_fail_wrap(err, "data.val");
         r->has_val = 1;
     }
     if (rt_batcher_init(&r->batcher, &r->train_ds, c->data.seq_len, (uint64_t)c->run.seed, 1, r->comm.rank,
                         r->comm.world, err))
         return -1;
-    if (rt_runtime_ctx_init(&r->ctx, c->system.device, c->system.precision, c->system.threads, err)) return -1;
+    if (rt_runtime_ctx_init(&r->ctx, c->system.device, c->system.precision, c->system.threads, err))
+        return -1;
     r->ctx_ok = 1;
     rt_model_dims dims = rt_model_dims_from_config(c);
     int B = c->train.batch_size, T = c->data.seq_len;
@@ -211,17 +227,21 @@ static int setup(train_run *r, rt_error *err) {
     if (r->resume && latest_exists(c->run.out_dir)) {
         if (resume_from_checkpoint(r, err)) return -1;
     } else {
-        if (r->resume) fprintf(stderr, "note: --resume found no checkpoint in %s; starting from step 0\n", c->run.out_dir);
+        if (r->resume)
+            fprintf(stderr, "note: --resume found no checkpoint in %s; starting from step 0\n",
+                    c->run.out_dir);
         if (rt_model_init_weights(&r->model, (uint64_t)c->run.seed, (float)c->model.init_std, err)) return -1;
     }
     if (rt_metrics_open(&r->metrics, c->run.out_dir, err)) return -1;
     r->peak_flops = rt_measure_matmul_peak(&r->ctx, 1024);
-    fprintf(stderr, "model: %zu parameters, %.1f MFLOP per training token | backend %s (%s, %d threads) | measured "
-                    "matmul peak %.1f GFLOP/s\n",
-            rt_model_param_count(&r->model), rt_model_train_flops_per_token(&r->model, T) / 1e6, r->ctx.be->name,
-            rt_dtype_name(r->ctx.act), r->ctx.n_threads, r->peak_flops / 1e9);
+    fprintf(stderr,
+            "model: %zu parameters, %.1f MFLOP per training token | backend %s (%s, %d threads) | measured "
+            "matmul peak %.1f GFLOP/s\n",
+            rt_model_param_count(&r->model), rt_model_train_flops_per_token(&r->model, T) / 1e6,
+            r->ctx.be->name, rt_dtype_name(r->ctx.act), r->ctx.n_threads, r->peak_flops / 1e9);
     fprintf(stderr, "data: %s, %zu tokens, %lld sequences of %d per epoch; %d x %d x %d tokens per step\n",
-            c->data.train, r->train_ds.n_tokens, (long long)r->batcher.n_windows, T, B, T, c->train.grad_accum);
+            c->data.train, r->train_ds.n_tokens, (long long)r->batcher.n_windows, T, B, T,
+            c->train.grad_accum);
     return 0;
 }
 
@@ -281,8 +301,10 @@ static int train_loop(train_run *r, rt_error *err) {
         busy += rt_now() - t0;
         steps_mark++;
         if (!isfinite(loss))
-            return rt_fail(err, "the loss became %g at step %lld; lower train.lr or raise train.warmup_steps "
-                                "(the last checkpoint is intact)", loss, (long long)r->state.step);
+            return rt_fail(err,
+                           "the loss became %g at step %lld; lower train.lr or raise train.warmup_steps "
+                           "(the last checkpoint is intact)",
+                           loss, (long long)r->state.step);
         int64_t step = r->state.step;
         int last = step == end;
         if (step % c->run.log_every == 0 || last || stop_signal) {
@@ -341,7 +363,7 @@ int rt_cmd_train(int argc, char **argv) {
         print_help();
         return 0;
     }
-    static train_run run;  // large (the config holds paths); static keeps it off the stack
+    static train_run run; // large (the config holds paths); static keeps it off the stack
     memset(&run, 0, sizeof run);
     rt_error err = {{0}};
     int rc = parse_args(&run, argc, argv, &err);
