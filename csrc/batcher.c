@@ -61,14 +61,33 @@ static int64_t next_window(rt_batcher *b) {
     return b->order[b->index++];
 }
 
-void rt_batcher_next(rt_batcher *b, int B, int32_t *tokens, int32_t *targets) {
+void rt_batcher_set_mask(rt_batcher *b, const uint8_t *mask) {
+    b->target_mask = mask;
+}
+
+int64_t rt_batcher_next(rt_batcher *b, int B, int32_t *tokens, int32_t *targets) {
     int T = b->T;
+    int64_t counted = 0;
     for (int i = 0; i < B * b->world; i++) {
         int64_t w = next_window(b);
         if (i / B != b->rank) continue;
-        const int32_t *src = b->ds->tokens + (size_t)w * (size_t)T; // [T + 1]
+        size_t start = (size_t)w * (size_t)T;
+        const int32_t *src = b->ds->tokens + start; // [T + 1]
         int row = i % B;
+        int32_t *tgt = targets + (size_t)row * T;
         memcpy(tokens + (size_t)row * T, src, (size_t)T * sizeof(int32_t));
-        memcpy(targets + (size_t)row * T, src + 1, (size_t)T * sizeof(int32_t));
+        memcpy(tgt, src + 1, (size_t)T * sizeof(int32_t));
+        if (!b->target_mask) {
+            counted += T;
+            continue;
+        }
+        const uint8_t *mask = b->target_mask + start + 1; // the mask of each target token
+        for (int t = 0; t < T; t++) {
+            if (mask[t])
+                counted++;
+            else
+                tgt[t] = -1;
+        }
     }
+    return counted;
 }

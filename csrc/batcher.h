@@ -19,6 +19,7 @@ typedef struct rt_batcher {
     int64_t index;
     int64_t *order; // [n_windows], this epoch's permutation
     int rank, world;
+    const uint8_t *target_mask; // [ds->n_tokens] or NULL: a target whose mask is 0 becomes -1 (ignored)
 } rt_batcher;
 
 // Fails when the dataset holds fewer than T + 1 tokens.
@@ -27,7 +28,9 @@ int rt_batcher_init(rt_batcher *b, const rt_dataset *ds, int T, uint64_t seed, i
 void rt_batcher_free(rt_batcher *b);
 // Jump to a stored position (a resumed run); rejects positions outside this dataset.
 int rt_batcher_seek(rt_batcher *b, int64_t epoch, int64_t index, rt_error *err);
-// Next micro-batch for this rank: tokens and targets [B, T].
-void rt_batcher_next(rt_batcher *b, int B, int32_t *tokens, int32_t *targets);
+// Only targets at tokens with mask[j] = 1 count (an answer-only loss); the mask is borrowed, NULL = all.
+void rt_batcher_set_mask(rt_batcher *b, const uint8_t *mask);
+// Next micro-batch for this rank: tokens and targets [B, T]. Returns how many targets count (>= 0).
+int64_t rt_batcher_next(rt_batcher *b, int B, int32_t *tokens, int32_t *targets);
 
 #endif

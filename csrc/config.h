@@ -31,9 +31,10 @@ typedef struct rt_config {
         double init_std;    // std of the normal init of matrices
     } model;
     struct {
-        char train[RT_PATH_MAX]; // training dataset (HDF5, from `retort data`)
-        char val[RT_PATH_MAX];   // validation dataset, "" for none
-        int seq_len;             // tokens per training sequence T
+        char train[RT_PATH_MAX];   // training dataset (HDF5, from `retort data`)
+        char val[RT_PATH_MAX];     // validation dataset, "" for none
+        int seq_len;               // tokens per training sequence T
+        char loss_on[RT_NAME_MAX]; // "all" targets, or only the "answer" ones of prompt/answer datasets
     } data;
     struct {
         int64_t steps;        // optimizer steps

@@ -244,3 +244,22 @@ void rt_dataset_free(rt_dataset *ds) {
     ds->doc_offsets = NULL;
     ds->prompt_len = NULL;
 }
+
+int rt_dataset_answer_mask(const rt_dataset *ds, uint8_t **mask, rt_error *err) {
+    *mask = NULL;
+    if (!ds->prompt_len)
+        return rt_fail(err,
+                       "%s has no /prompt_len (not a prompt/answer dataset), so there is no answer to train "
+                       "on: use data.loss_on=all, or make it with `retort data synth` or `retort data text "
+                       "--format jsonl` with prompt/completion fields",
+                       ds->path);
+    uint8_t *m = rt_malloc(ds->n_tokens ? ds->n_tokens : 1, "answer mask", err);
+    if (!m) return -1;
+    memset(m, 0, ds->n_tokens);
+    // offsets and prompt_len were validated at load: BOS + prompt + EOS fit in every document
+    for (size_t d = 0; d < ds->n_docs; d++)
+        for (int64_t i = ds->doc_offsets[d] + 1 + ds->prompt_len[d]; i < ds->doc_offsets[d + 1]; i++)
+            m[i] = 1;
+    *mask = m;
+    return 0;
+}

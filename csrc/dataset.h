@@ -50,6 +50,11 @@ typedef struct rt_dataset_spec {
 int rt_dataset_load(rt_dataset *ds, const char *path, int max_vocab, rt_error *err);
 void rt_dataset_free(rt_dataset *ds);
 
+// Which targets count for an answer-only loss: mask[j] = 1 when token j is part of its document's answer
+// (the ids after BOS + prompt, EOS included), 0 for BOS and the prompt. Needs /prompt_len; the caller
+// frees the [n_tokens] mask.
+int rt_dataset_answer_mask(const rt_dataset *ds, uint8_t **mask, rt_error *err);
+
 // Write atomically (temp file in the same directory, fsync, rename).
 int rt_dataset_write(const char *path, const rt_dataset_spec *spec, rt_error *err);
 

@@ -141,8 +141,8 @@ int rt_eval_task(rt_model *m, const rt_dataset *ds, int64_t limit, rt_task_resul
     return rc;
 }
 
-int rt_eval_loss(rt_model *m, const rt_dataset *ds, int B, int T, int64_t max_batches, double *loss,
-                 int64_t *n_tokens, rt_error *err) {
+int rt_eval_loss(rt_model *m, const rt_dataset *ds, const uint8_t *mask, int B, int T, int64_t max_batches,
+                 double *loss, int64_t *n_tokens, rt_error *err) {
     *loss = 0.0;
     *n_tokens = 0;
     if (ds->n_tokens < (size_t)T + 1) {
@@ -168,10 +168,20 @@ int rt_eval_loss(rt_model *m, const rt_dataset *ds, int B, int T, int64_t max_ba
             const int32_t *src = ds->tokens + (size_t)(w + b) * T;
             memcpy(tok + (size_t)b * T, src, (size_t)T * sizeof(int32_t));
             memcpy(tgt + (size_t)b * T, src + 1, (size_t)T * sizeof(int32_t));
+            if (!mask) {
+                *n_tokens += T;
+                continue;
+            }
+            const uint8_t *counts = mask + (size_t)(w + b) * T + 1; // [T], one per target
+            for (int t = 0; t < T; t++) {
+                if (counts[t])
+                    (*n_tokens)++;
+                else
+                    tgt[(size_t)b * T + t] = -1;
+            }
         }
         rc = rt_model_forward(m, tok, tgt, nb, T, 1.0f, err);
         if (rc == 0) sum += rt_model_loss_sum(m, nb, T);
-        *n_tokens += (int64_t)nb * T;
         batches++;
     }
     free(tok);

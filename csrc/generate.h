@@ -33,8 +33,9 @@ typedef struct rt_task_result {
 int rt_eval_task(rt_model *m, const rt_dataset *ds, int64_t limit, rt_task_result *res, rt_error *err);
 
 // Mean next-token loss over consecutive windows of T + 1 ids of the dataset, in batches of up to B.
-// max_batches 0 = the whole dataset. Returns the loss and the number of predicted tokens.
-int rt_eval_loss(rt_model *m, const rt_dataset *ds, int B, int T, int64_t max_batches, double *loss,
-                 int64_t *n_tokens, rt_error *err);
+// max_batches 0 = the whole dataset. mask (from rt_dataset_answer_mask, or NULL for every token) picks the
+// targets that count. Returns the loss and the number of predicted tokens that counted.
+int rt_eval_loss(rt_model *m, const rt_dataset *ds, const uint8_t *mask, int B, int T, int64_t max_batches,
+                 double *loss, int64_t *n_tokens, rt_error *err);
 
 #endif

@@ -103,6 +103,45 @@ START_TEST(test_too_small_dataset) {
 }
 END_TEST
 
+// Answer-only targets: documents of 6 ids (BOS, 2 prompt ids, 2 answer ids, EOS) from prompt_len = 2. The
+// targets that count are the answer ids and EOS; BOS and the prompt become -1, across window borders too.
+START_TEST(test_answer_mask) {
+    rt_dataset ds = make_ds(6 * 7); // 7 documents
+    int64_t offsets[8];
+    int32_t plen[7];
+    for (int d = 0; d <= 7; d++) offsets[d] = 6 * d;
+    for (int d = 0; d < 7; d++) plen[d] = 2;
+    ds.doc_offsets = offsets;
+    ds.n_docs = 7;
+    ds.prompt_len = plen;
+    uint8_t *mask = NULL;
+    rt_error err;
+    ck_assert_int_eq(rt_dataset_answer_mask(&ds, &mask, &err), 0);
+    for (int i = 0; i < 42; i++) ck_assert_int_eq(mask[i], i % 6 >= 3); // ids 3, 4, 5 of each document
+    rt_batcher b;
+    ck_assert_int_eq(rt_batcher_init(&b, &ds, 5, 9, 1, 0, 1, &err), 0); // windows straddle documents
+    rt_batcher_set_mask(&b, mask);
+    int32_t tok[3 * 5], tgt[3 * 5];
+    for (int k = 0; k < 4; k++) {
+        int64_t counted = rt_batcher_next(&b, 3, tok, tgt), want = 0;
+        for (int i = 0; i < 15; i++) {
+            int32_t next = tok[i] + 1; // token ids are positions
+            int answer = next % 6 >= 3;
+            ck_assert_int_eq(tgt[i], answer ? next : -1);
+            want += answer;
+        }
+        ck_assert_int_eq(counted, want);
+    }
+    rt_batcher_free(&b);
+    free(mask);
+    ds.prompt_len = NULL; // a dataset without prompts has no answer to mask
+    ck_assert_int_ne(rt_dataset_answer_mask(&ds, &mask, &err), 0);
+    ck_assert_ptr_nonnull(strstr(err.msg, "prompt_len"));
+    ck_assert_ptr_null(mask);
+    free(ds.tokens);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("batcher");
     TCase *tc = tcase_create("batcher");
@@ -110,6 +149,7 @@ int main(void) {
     tcase_add_test(tc, test_seek_reproduces_stream);
     tcase_add_test(tc, test_ranks_partition_each_draw);
     tcase_add_test(tc, test_too_small_dataset);
+    tcase_add_test(tc, test_answer_mask);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -139,20 +139,21 @@ static void assert_brief_defaults(const rt_config *c) {
     ck_assert_str_eq(c->data.train, "data/train.h5");
     ck_assert_str_eq(c->data.val, "data/val.h5");
     ck_assert_int_eq(c->data.seq_len, 128);
-    ck_assert_int_eq(c->train.steps, 600);
+    ck_assert_str_eq(c->data.loss_on, "all");
+    ck_assert_int_eq(c->train.steps, 2500);
     ck_assert_int_eq(c->train.batch_size, 16);
     ck_assert_int_eq(c->train.grad_accum, 1);
-    ck_assert(c->train.lr == 3e-3);
+    ck_assert(c->train.lr == 4e-3);
     ck_assert(c->train.min_lr == 3e-4);
-    ck_assert_int_eq(c->train.warmup_steps, 30);
+    ck_assert_int_eq(c->train.warmup_steps, 100);
     ck_assert(c->train.weight_decay == 0.1);
     ck_assert(c->train.beta1 == 0.9);
     ck_assert(c->train.beta2 == 0.95);
     ck_assert(c->train.eps == 1e-8);
     ck_assert(c->train.grad_clip == 1.0);
-    ck_assert_int_eq(c->train.eval_every, 100);
+    ck_assert_int_eq(c->train.eval_every, 250);
     ck_assert_int_eq(c->train.eval_batches, 8);
-    ck_assert_int_eq(c->checkpoint.every, 200);
+    ck_assert_int_eq(c->checkpoint.every, 500);
     ck_assert_int_eq(c->checkpoint.keep, 3);
     ck_assert_str_eq(c->system.device, "cpu");
     ck_assert_str_eq(c->system.precision, "fp32");
@@ -165,7 +166,7 @@ START_TEST(test_defaults) {
     memset(&cfg, 0x5a, sizeof cfg);
     rt_config_defaults(&cfg);
     assert_brief_defaults(&cfg);
-    ck_assert_int_eq(rt_config_schema_len, 35); // one row per field listed above
+    ck_assert_int_eq(rt_config_schema_len, 36); // one row per field listed above
     ck_assert_msg(rt_config_validate(&cfg, &err) == 0, "%s", err.msg);
     // every schema default is accepted by its own key, and is in its range
     for (int i = 0; i < rt_config_schema_len; i++) {
@@ -278,11 +279,11 @@ START_TEST(test_round_trip) {
     rt_config a;
     rt_config_defaults(&a);
     char *y = rt_config_to_yaml(&a);
-    ck_assert_msg(strstr(y, "\n  lr: 0.003\n") && strstr(y, "\n  min_lr: 0.0003\n") &&
+    ck_assert_msg(strstr(y, "\n  lr: 0.004\n") && strstr(y, "\n  min_lr: 0.0003\n") &&
                       strstr(y, "norm_eps: 1e-05"),
                   "%s", y);
     ck_assert_msg(strstr(y, "rope_theta: 10000\n") && strstr(y, "grad_clip: 1\n"), "%s", y);
-    ck_assert_msg(strstr(y, "train:\n  steps: 600\n") && strstr(y, "out_dir: \"runs/tiny\""), "%s", y);
+    ck_assert_msg(strstr(y, "train:\n  steps: 2500\n") && strstr(y, "out_dir: \"runs/tiny\""), "%s", y);
     free(y);
 }
 END_TEST

@@ -16,8 +16,9 @@
 static void print_help(void) {
     printf(
         "usage: retort eval CHECKPOINT [CHECKPOINT ...] [--data FILE] [--task NAME] [options]\n\n"
-        "Reports next-token loss and perplexity on a dataset, and exact-match accuracy when the dataset\n"
-        "is a task set (made by `retort data synth`: greedy answers must equal the stored ones).\n"
+        "Reports next-token loss and perplexity on a dataset; for a task set also the loss on the answers\n"
+        "alone and exact-match accuracy (task sets come from `retort data synth`; a greedy answer must\n"
+        "equal the stored one, EOS included).\n"
         "  --data FILE      dataset to evaluate on\n"
         "  --task NAME      exact-match on task NAME: with --data the dataset must be of that task; without\n"
         "                   it, a held-out (val) set of --limit problems is generated on the fly\n"
@@ -34,6 +35,8 @@ typedef struct eval_row {
     size_t params;
     double loss;
     int64_t tokens;
+    double answer_loss; // over the answer tokens only, for prompt/answer datasets
+    int64_t answer_tokens;
     rt_task_result task;
     int has_task;
 } eval_row;
@@ -51,7 +54,13 @@ static int eval_one(const char *ckpt, rt_ctx *ctx, const rt_dataset *ds, int B, 
         rc = rt_fail(err, "%s: dataset vocabulary %d is larger than the model's %d", ds->path, ds->vocab_size,
                      m.dims.V);
     int T = cfg.data.seq_len <= m.T_max_batch ? cfg.data.seq_len : m.T_max_batch;
-    if (rc == 0) rc = rt_eval_loss(&m, ds, B, T, 0, &row->loss, &row->tokens, err);
+    if (rc == 0) rc = rt_eval_loss(&m, ds, NULL, B, T, 0, &row->loss, &row->tokens, err);
+    if (rc == 0 && ds->prompt_len) {
+        uint8_t *mask = NULL;
+        rc = rt_dataset_answer_mask(ds, &mask, err);
+        if (rc == 0) rc = rt_eval_loss(&m, ds, mask, B, T, 0, &row->answer_loss, &row->answer_tokens, err);
+        free(mask);
+    }
     if (rc == 0 && ds->prompt_len) {
         rc = rt_eval_task(&m, ds, limit, &row->task, err);
         row->has_task = 1;
@@ -69,6 +78,9 @@ static void print_rows(const eval_row *rows, int n, const rt_dataset *ds, int js
                    "\"tokens\":%lld",
                    i ? "," : "", r->ckpt, ds->path, r->params, r->loss, exp(r->loss), (long long)r->tokens);
             if (r->has_task)
+                printf(",\"answer_loss\":%.6f,\"answer_tokens\":%lld", r->answer_loss,
+                       (long long)r->answer_tokens);
+            if (r->has_task)
                 printf(",\"task\":\"%s\",\"correct\":%lld,\"total\":%lld,\"accuracy\":%.6f", ds->task,
                        (long long)r->task.correct, (long long)r->task.total,
                        r->task.total ? (double)r->task.correct / (double)r->task.total : 0.0);
@@ -79,10 +91,11 @@ static void print_rows(const eval_row *rows, int n, const rt_dataset *ds, int js
     }
     printf("data: %s (task %s, split %s)\n", ds->path, ds->task, ds->split);
     printf("%-40s %12s %9s %9s %s\n", "checkpoint", "params", "loss", "ppl",
-           ds->prompt_len ? "exact-match" : "");
+           ds->prompt_len ? "answer-loss exact-match" : "");
     for (int i = 0; i < n; i++) {
         const eval_row *r = &rows[i];
         printf("%-40s %12zu %9.4f %9.3f", r->ckpt, r->params, r->loss, exp(r->loss));
+        if (r->has_task) printf(" %11.4f", r->answer_loss);
         if (r->has_task)
             printf(" %6.2f%% (%lld/%lld)", r->task.total ? 100.0 * r->task.correct / r->task.total : 0.0,
                    (long long)r->task.correct, (long long)r->task.total);

@@ -41,7 +41,8 @@ typedef struct train_run {
     rt_rng rng;
     rt_train_state state;
     rt_adamw_config oc;
-    int32_t *tokens, *targets; // [B, T] host staging
+    uint8_t *train_mask, *val_mask; // answer-only loss (data.loss_on=answer), else NULL
+    int32_t *tokens, *targets;      // [grad_accum, B, T] host staging: a whole step is drawn up front
     double peak_flops;
 } train_run;
 
@@ -212,14 +213,22 @@ static int setup(train_run *r, rt_error *err) {
     if (rt_batcher_init(&r->batcher, &r->train_ds, c->data.seq_len, (uint64_t)c->run.seed, 1, r->comm.rank,
                         r->comm.world, err))
         return -1;
+    if (strcmp(c->data.loss_on, "answer") == 0) {
+        if (rt_dataset_answer_mask(&r->train_ds, &r->train_mask, err))
+            return rt_fail_wrap(err, "data.loss_on=answer (data.train)");
+        if (r->has_val && rt_dataset_answer_mask(&r->val_ds, &r->val_mask, err))
+            return rt_fail_wrap(err, "data.loss_on=answer (data.val)");
+        rt_batcher_set_mask(&r->batcher, r->train_mask);
+    }
     if (rt_runtime_ctx_init(&r->ctx, c->system.device, c->system.precision, c->system.threads, err))
         return -1;
     r->ctx_ok = 1;
     rt_model_dims dims = rt_model_dims_from_config(c);
     int B = c->train.batch_size, T = c->data.seq_len;
     if (rt_model_create(&r->model, &dims, &r->ctx, B, T, 1, err)) return -1;
-    r->tokens = rt_malloc((size_t)B * T * sizeof(int32_t), "batch", err);
-    r->targets = rt_malloc((size_t)B * T * sizeof(int32_t), "batch", err);
+    size_t step_ids = (size_t)c->train.grad_accum * (size_t)B * (size_t)T;
+    r->tokens = rt_malloc(step_ids * sizeof(int32_t), "batch", err);
+    r->targets = rt_malloc(step_ids * sizeof(int32_t), "batch", err);
     if (!r->tokens || !r->targets) return -1;
     r->oc = rt_adamw_config_from(c);
     memset(&r->state, 0, sizeof r->state);
@@ -245,18 +254,27 @@ static int setup(train_run *r, rt_error *err) {
     return 0;
 }
 
-// One optimizer step: grad_accum micro-batches, then the update. *loss receives the mean loss.
+// One optimizer step: grad_accum micro-batches, then the update. *loss receives the mean loss over the
+// targets that count.
 static int train_step(train_run *r, double *loss, rt_error *err) {
     rt_model *m = &r->model;
     int B = r->cfg.train.batch_size, T = r->cfg.data.seq_len, accum = r->cfg.train.grad_accum;
-    // Every target counts (windows never hold ignored ids), so the mean is over a fixed token count.
-    double global_tokens = (double)B * T * accum * r->comm.world;
-    float grad_scale = (float)(1.0 / global_tokens);
+    size_t micro_ids = (size_t)B * T;
+    // The loss is a mean over every counted target of the step on every rank, so the count must be known
+    // before the first forward pass scales its gradient: the step's micro-batches are drawn first.
+    double counted = 0.0;
+    for (int micro = 0; micro < accum; micro++)
+        counted += (double)rt_batcher_next(&r->batcher, B, r->tokens + micro * micro_ids,
+                                           r->targets + micro * micro_ids);
+    if (r->comm.allreduce_host(&r->comm, &counted, err)) return -1;
+    // A step without a counted target (answer-only loss over windows of prompts) contributes no gradient.
+    float grad_scale = counted > 0 ? (float)(1.0 / counted) : 0.0f;
     double loss_sum = 0.0;
     rt_model_zero_grad(m);
     for (int micro = 0; micro < accum; micro++) {
-        rt_batcher_next(&r->batcher, B, r->tokens, r->targets);
-        if (rt_model_forward(m, r->tokens, r->targets, B, T, grad_scale, err)) return -1;
+        if (rt_model_forward(m, r->tokens + micro * micro_ids, r->targets + micro * micro_ids, B, T,
+                             grad_scale, err))
+            return -1;
         rt_model_backward(m, B, T);
         loss_sum += rt_model_loss_sum(m, B, T);
     }
@@ -268,8 +286,8 @@ static int train_step(train_run *r, double *loss, rt_error *err) {
     float lr = rt_lr_at(&r->oc, r->state.step);
     rt_optimizer_step(m, &r->oc, r->state.step + 1, lr);
     r->state.step++;
-    r->state.tokens_seen += (int64_t)global_tokens;
-    *loss = loss_sum / global_tokens;
+    r->state.tokens_seen += (int64_t)micro_ids * accum * r->comm.world;
+    *loss = counted > 0 ? loss_sum / counted : 0.0;
     return 0;
 }
 
@@ -277,7 +295,8 @@ static int run_eval(train_run *r, rt_error *err) {
     double loss;
     int64_t n;
     int B = r->cfg.train.batch_size, T = r->cfg.data.seq_len;
-    if (rt_eval_loss(&r->model, &r->val_ds, B, T, r->cfg.train.eval_batches, &loss, &n, err)) return -1;
+    if (rt_eval_loss(&r->model, &r->val_ds, r->val_mask, B, T, r->cfg.train.eval_batches, &loss, &n, err))
+        return -1;
     if (r->comm.rank == 0) rt_metrics_eval(&r->metrics, r->state.step, loss, n);
     return 0;
 }
@@ -356,6 +375,8 @@ static void cleanup(train_run *r) {
     if (r->comm.destroy) r->comm.destroy(&r->comm);
     free(r->tokens);
     free(r->targets);
+    free(r->train_mask);
+    free(r->val_mask);
 }
 
 int rt_cmd_train(int argc, char **argv) {
