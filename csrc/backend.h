@@ -54,6 +54,10 @@ struct rt_backend {
     void (*upload_i32)(rt_ctx *ctx, int32_t *dst, const int32_t *src, size_t n);
     // Wait until every op enqueued on ctx has finished.
     void (*sync)(rt_ctx *ctx);
+    // 0 when every op enqueued so far has run; otherwise fills err with the first failure (which op, and
+    // why) and returns -1. Ops return nothing, so callers check after a step or a batch of work; an op on a
+    // failed context does nothing. Does not wait for enqueued ops (sync first for a complete answer).
+    int (*check)(rt_ctx *ctx, rt_error *err);
     // Set bytes of device memory to zero.
     void (*zero)(rt_ctx *ctx, void *p, size_t bytes);
     // dst[i] = src[i] converting dtypes (fp32 master -> act copy, or act -> act).

@@ -57,6 +57,7 @@ int64_t rt_generate(rt_model *m, int32_t *ids, int64_t n, int64_t max_new, const
         if (next == RT_TOK_EOS) break;
     }
     free(row);
+    if (m->ctx->be->check(m->ctx, err)) return -1;
     return n;
 }
 
@@ -138,6 +139,7 @@ int rt_eval_task(rt_model *m, const rt_dataset *ds, int64_t limit, rt_task_resul
     free(refs);
     free(ids);
     free(row);
+    if (rc == 0) rc = m->ctx->be->check(m->ctx, err); // a failed GPU op must not pass as an answer
     return rc;
 }
 
@@ -186,6 +188,7 @@ int rt_eval_loss(rt_model *m, const rt_dataset *ds, const uint8_t *mask, int B, 
     }
     free(tok);
     free(tgt);
+    if (rc == 0) rc = m->ctx->be->check(m->ctx, err);
     if (rc == 0) *loss = *n_tokens > 0 ? sum / (double)*n_tokens : 0.0;
     return rc;
 }

@@ -31,6 +31,7 @@ typedef struct alloc_state {
     rt_model *m;
     rt_error *err;
     int failed;
+    int param_phase; // allocations are weights (master and compute copies), not activations
 } alloc_state;
 
 static void *dev_alloc(alloc_state *a, size_t n_elems, size_t elem_size, const char *what) {
@@ -42,7 +43,19 @@ static void *dev_alloc(alloc_state *a, size_t n_elems, size_t elem_size, const c
         return NULL;
     }
     void *p = a->m->ctx->be->alloc(a->m->ctx, bytes, what, a->err);
-    if (!p) a->failed = 1;
+    if (!p) {
+        a->failed = 1;
+        return NULL;
+    }
+    rt_model_memory *mem = &a->m->memory;
+    if (strcmp(what, "gradient") == 0)
+        mem->gradients += bytes;
+    else if (strncmp(what, "AdamW", 5) == 0)
+        mem->optimizer += bytes;
+    else if (a->param_phase)
+        mem->parameters += bytes;
+    else
+        mem->activations += bytes;
     return p;
 }
 
@@ -187,8 +200,9 @@ int rt_model_create(rt_model *m, const rt_model_dims *dims, rt_ctx *ctx, int B, 
         return -1;
     }
     define_params(m);
-    alloc_state a = {m, err, 0};
+    alloc_state a = {m, err, 0, 1};
     alloc_params(m, &a);
+    a.param_phase = 0;
     alloc_acts(m, &a);
     if (a.failed) {
         rt_model_free(m);
@@ -304,6 +318,8 @@ int rt_model_forward(rt_model *m, const int32_t *tokens, const int32_t *targets,
     const rt_backend *be = ctx->be;
     const rt_model_dims *d = &m->dims;
     int N = B * T, C = d->C, HD = d->H * d->D, KD = d->KVH * d->D, F = d->F;
+    // ops report failures through the context; a failure in earlier work stops here, before more is queued
+    if (be->check(ctx, err)) return -1;
 
     be->upload_i32(ctx, m->tokens, tokens, (size_t)N);
     be->embedding_forward(ctx, m->acts[0].x, m->tokens, W(m->tok_embd), N, C); // [N, C]

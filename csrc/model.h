@@ -62,8 +62,17 @@ typedef struct rt_layer_acts {
     void *h;      // [N, F]     silu(gate) * up
 } rt_layer_acts;
 
+// Device memory the model holds, by what it is for (bytes).
+typedef struct rt_model_memory {
+    size_t parameters;  // fp32 master weights and their compute copies
+    size_t gradients;   // one per trainable parameter, act dtype
+    size_t optimizer;   // AdamW moments, fp32
+    size_t activations; // kept for backward, backward scratch, logits, token ids, tables
+} rt_model_memory;
+
 typedef struct rt_model {
     rt_model_dims dims;
+    rt_model_memory memory;
     rt_ctx *ctx;
     int B_max, T_max_batch; // activation buffers are sized for this batch
     int training;           // gradients and optimizer moments allocated

@@ -74,6 +74,22 @@ def main():
     expect_error(["eval", garbage, "--task", "no-such-task"], 2, "no-such-task")
     expect_error(["nonsense-command"], 2, "nonsense-command")
 
+    # system.device=cuda without a usable GPU: a clear error, whichever way this retort was built; auto falls
+    # back to the CPU and trains
+    ver = subprocess.run([RETORT, "--version"], capture_output=True, text=True).stdout
+    if "gpu: yes" not in ver:
+        why = "built without CUDA" if "cuda" not in ver.split("backends:")[1].splitlines()[0] else "no usable GPU"
+        expect_error(["train", cfg, f"run.out_dir={tmp}/gpu", f"data.train={good}", "system.device=cuda"] + small,
+                     1, "system.device is cuda", why)
+        p = subprocess.run([RETORT, "train", cfg, f"run.out_dir={tmp}/auto", f"data.train={good}",
+                            "system.device=auto"] + small, capture_output=True, text=True)
+        if p.returncode != 0 or "backend cpu" not in p.stderr:
+            failures.append(f"system.device=auto without a GPU did not train on the CPU: {p.stderr[-800:]}")
+        expect_error(["train", cfg, f"run.out_dir={tmp}/bf", f"data.train={good}", "system.precision=bf16"] + small,
+                     2, "system.precision bf16")
+        expect_error(["train", cfg, f"run.out_dir={tmp}/bf2", f"data.train={good}", "system.precision=bf16",
+                      "system.device=auto"] + small, 1, "bf16 needs the CUDA backend")
+
     # a real checkpoint cut short: error, no crash
     run = os.path.join(tmp, "ok")
     p = subprocess.run([RETORT, "train", cfg, f"run.out_dir={run}", f"data.train={good}"] + small,

@@ -64,7 +64,16 @@ def same_checkpoint(a, b, what):
         fail(f"{what}: state differs: {sa} vs {sb}")
 
 
+# RT_TEST_DEVICE=cuda runs the same checks on the GPU in bf16 (tests/cuda.cmake); exit 77 = skipped.
+DEVICE = os.environ.get("RT_TEST_DEVICE", "cpu")
+
+
 def main():
+    if DEVICE != "cpu":
+        ver = subprocess.run([RETORT, "--version"], capture_output=True, text=True).stdout
+        if "gpu: yes" not in ver:
+            print(f"skipped: no usable GPU ({ver.strip().splitlines()[-1] if ver.strip() else 'no answer'})")
+            sys.exit(77)
     tmp = tempfile.mkdtemp(prefix="resume-")
     train_h5, val_h5 = os.path.join(tmp, "train.h5"), os.path.join(tmp, "val.h5")
     run(["data", "synth", "--task", "add", "--n", "3000", "--split", "train", "--seed", "3", "--out", train_h5])
@@ -74,6 +83,8 @@ def main():
               "model.max_seq_len=32", "data.seq_len=32", "train.batch_size=4", "train.grad_accum=2",
               "train.steps=12", "train.warmup_steps=2", "train.eval_every=4", "train.eval_batches=2",
               "run.log_every=1", "system.threads=2", f"data.train={train_h5}", f"data.val={val_h5}"]
+    if DEVICE != "cpu":
+        common = [f"system.device={DEVICE}", "system.precision=bf16"] + common
 
     a = os.path.join(tmp, "a")
     run(["train", cfg, f"run.out_dir={a}", "checkpoint.every=0"] + common)
@@ -146,10 +157,10 @@ def main():
     p = run(["inspect", ck])
     if "blk.1.ffn_down.weight" not in p.stdout:
         fail(f"inspect does not list blk.1.ffn_down.weight: {p.stdout[:1000]}")
-    p = run(["generate", ck, "--prompt", "12+34=", "--max-tokens", "4", "--temperature", "0"])
+    p = run(["generate", ck, "--prompt", "12+34=", "--max-tokens", "4", "--temperature", "0", "--device", DEVICE])
     if not p.stdout.startswith("12+34="):
         fail(f"generate did not echo its prompt: {p.stdout!r}")
-    p = run(["eval", ck, "--data", val_h5, "--json"])
+    p = run(["eval", ck, "--data", val_h5, "--json", "--device", DEVICE])
     try:
         rows = json.loads(p.stdout)
         if not (rows[0]["total"] == 200 and 0 <= rows[0]["accuracy"] <= 1 and rows[0]["loss"] > 0):

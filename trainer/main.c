@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backend.h"
 #include "commands.h"
 
 #ifndef RT_VERSION
@@ -34,6 +35,18 @@ static void usage(FILE *out) {
     fprintf(out, "\n`retort <command> --help` lists each command's options.\n");
 }
 
+// The version, the backends this binary has, and whether a GPU is usable now (scripts test for "gpu: yes").
+static void print_version(void) {
+    printf("retort %s\nbackends: cpu%s\n", RT_VERSION, rt_backend_cuda() ? ", cuda" : "");
+    rt_error why;
+    if (!rt_backend_cuda())
+        printf("gpu: no (built without CUDA)\n");
+    else if (rt_cuda_available(&why))
+        printf("gpu: yes\n");
+    else
+        printf("gpu: no (%s)\n", why.msg);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
@@ -41,7 +54,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("retort %s\n", RT_VERSION);
+        print_version();
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

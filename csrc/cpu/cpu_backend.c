@@ -86,6 +86,11 @@ static void cpu_upload_i32(rt_ctx *ctx, int32_t *dst, const int32_t *src, size_t
 
 static void cpu_sync(rt_ctx *ctx) {}
 
+// CPU ops cannot fail once their memory exists (scratch growth that fails stops the process).
+static int cpu_check(rt_ctx *ctx, rt_error *err) {
+    return 0;
+}
+
 static void cpu_zero(rt_ctx *ctx, void *p, size_t bytes) {
     memset(p, 0, bytes);
 }
@@ -118,6 +123,7 @@ const rt_backend rt_backend_cpu = {
     .download = cpu_download,
     .upload_i32 = cpu_upload_i32,
     .sync = cpu_sync,
+    .check = cpu_check,
     .zero = cpu_zero,
     .convert = cpu_convert,
     .matmul = cpu_matmul,

@@ -1,0 +1,336 @@
+// The CUDA backend: contexts (device, stream, cuBLASLt handle and workspace), memory, transfers, the
+// sticky failure state, elementwise adds and dtype conversion, and the operation table.
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_internal.h"
+
+#define LT_WORKSPACE_BYTES (64u << 20) // cuBLASLt's recommendation for Hopper is 32 MiB; split-K wants more
+
+void cuda_record_failure(rt_ctx *ctx, const char *op, const char *fmt, ...) {
+    cuda_state *st = cuda_of(ctx);
+    cudaGetLastError(); // clear the runtime's last error, so a later check cannot blame another op for it
+    if (st->failed) return;
+    st->failed = 1;
+    char what[RT_ERROR_MAX / 2];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    snprintf(st->fail_msg, sizeof st->fail_msg, "CUDA %s on device %d (%s): %s", op, st->device,
+             st->prop.name, what);
+}
+
+int cuda_check_launch(rt_ctx *ctx, const char *op) {
+    cuda_state *st = cuda_of(ctx);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) cuda_record_failure(ctx, op, "%s", cudaGetErrorString(e));
+    return st->failed;
+}
+
+void *cuda_scratch(rt_ctx *ctx, size_t bytes, const char *op) {
+    cuda_state *st = cuda_of(ctx);
+    if (st->failed) return NULL;
+    if (bytes <= st->scratch_bytes) return st->scratch;
+    // Grows during the first step only: every later step asks for the same sizes. cudaFree waits for the
+    // kernels that may still read the old buffer.
+    size_t want = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
+    if (st->scratch) cudaFree(st->scratch);
+    st->scratch = NULL;
+    st->scratch_bytes = 0;
+    cudaError_t e = cudaMalloc(&st->scratch, want);
+    if (e != cudaSuccess) {
+        st->scratch = NULL;
+        cuda_record_failure(ctx, op, "cannot allocate %zu bytes of scratch: %s", want, cudaGetErrorString(e));
+        return NULL;
+    }
+    st->scratch_bytes = want;
+    return st->scratch;
+}
+
+static int cuda_ctx_init(rt_ctx *ctx, rt_dtype act, int n_threads, rt_error *err) {
+    cuda_state *st = (cuda_state *)calloc(1, sizeof *st);
+    if (!st) return rt_fail(err, "out of memory creating the CUDA context");
+    cudaError_t e = cudaGetDevice(&st->device);
+    if (e == cudaSuccess) e = cudaGetDeviceProperties(&st->prop, st->device);
+    if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking);
+    if (e != cudaSuccess) {
+        free(st);
+        return rt_fail(err, "cannot create a CUDA stream: %s", cudaGetErrorString(e));
+    }
+    if (cublasLtCreate(&st->lt) != CUBLAS_STATUS_SUCCESS) {
+        cudaStreamDestroy(st->stream);
+        free(st);
+        return rt_fail(err, "cannot create a cuBLASLt handle (is libcublasLt from the same CUDA toolkit?)");
+    }
+    st->lt_workspace_bytes = LT_WORKSPACE_BYTES;
+    e = cudaMalloc(&st->lt_workspace, st->lt_workspace_bytes);
+    if (e != cudaSuccess) {
+        cublasLtDestroy(st->lt);
+        cudaStreamDestroy(st->stream);
+        free(st);
+        return rt_fail(err, "cannot allocate the %zu MiB cuBLASLt workspace: %s",
+                       (size_t)(LT_WORKSPACE_BYTES >> 20), cudaGetErrorString(e));
+    }
+    ctx->be = rt_backend_cuda();
+    ctx->act = act;
+    ctx->n_threads = n_threads;
+    ctx->impl = st;
+    return 0;
+}
+
+static void cuda_ctx_free(rt_ctx *ctx) {
+    cuda_state *st = cuda_of(ctx);
+    if (!st) return;
+    cudaStreamSynchronize(st->stream);
+    cuda_matmul_free_plans(ctx);
+    if (st->scratch) cudaFree(st->scratch);
+    if (st->lt_workspace) cudaFree(st->lt_workspace);
+    cublasLtDestroy(st->lt);
+    cudaStreamDestroy(st->stream);
+    free(st);
+    ctx->impl = NULL;
+}
+
+static void *cuda_alloc(rt_ctx *ctx, size_t bytes, const char *what, rt_error *err) {
+    cuda_state *st = cuda_of(ctx);
+    void *p = NULL;
+    size_t want = bytes ? bytes : 256;
+    cudaError_t e = cudaMalloc(&p, want);
+    if (e != cudaSuccess) {
+        cudaGetLastError(); // an allocation failure is reported here, not as a failed context
+        size_t free_b = 0, total_b = 0;
+        cudaMemGetInfo(&free_b, &total_b);
+        rt_fail(err,
+                "cannot allocate %zu bytes of GPU memory for %s (%zu MiB free of %zu MiB): %s; lower "
+                "train.batch_size or data.seq_len",
+                bytes, what, free_b >> 20, total_b >> 20, cudaGetErrorString(e));
+        return NULL;
+    }
+    // zero-filled, as the table promises; on the context's stream so it is ordered with the ops
+    e = cudaMemsetAsync(p, 0, want, st->stream);
+    if (e != cudaSuccess) {
+        cudaFree(p);
+        rt_fail(err, "cannot clear %zu bytes of GPU memory for %s: %s", bytes, what, cudaGetErrorString(e));
+        return NULL;
+    }
+    return p;
+}
+
+static void cuda_free(rt_ctx *ctx, void *p) {
+    if (p) cudaFree(p); // waits for the kernels that may still use p
+}
+
+// Host fp32 -> bf16, round to nearest even (what __float2bfloat16_rn does on the device).
+static uint16_t host_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); // NaN stays NaN
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static float host_from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static void copy_failed(rt_ctx *ctx, const char *op, cudaError_t e) {
+    cuda_record_failure(ctx, op, "%s", cudaGetErrorString(e));
+}
+
+static void cuda_upload(rt_ctx *ctx, void *dst, rt_dtype t, const float *src, size_t n) {
+    cuda_state *st = cuda_of(ctx);
+    if (st->failed || n == 0) return;
+    cudaError_t e;
+    if (t == RT_F32) {
+        e = cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, st->stream);
+        if (e == cudaSuccess) e = cudaStreamSynchronize(st->stream); // src may be freed on return
+    } else {
+        uint16_t *tmp = (uint16_t *)malloc(n * sizeof(uint16_t));
+        if (!tmp) {
+            cuda_record_failure(ctx, "upload", "out of host memory converting %zu values to bf16", n);
+            return;
+        }
+        for (size_t i = 0; i < n; i++) tmp[i] = host_to_bf16(src[i]);
+        e = cudaMemcpyAsync(dst, tmp, n * sizeof(uint16_t), cudaMemcpyHostToDevice, st->stream);
+        if (e == cudaSuccess) e = cudaStreamSynchronize(st->stream);
+        free(tmp);
+    }
+    if (e != cudaSuccess) copy_failed(ctx, "upload", e);
+}
+
+static void cuda_download(rt_ctx *ctx, float *dst, const void *src, rt_dtype t, size_t n) {
+    cuda_state *st = cuda_of(ctx);
+    if (st->failed) {
+        // a failed context has no trustworthy data: NaN makes any use of it visible
+        for (size_t i = 0; i < n; i++) dst[i] = NAN;
+        return;
+    }
+    if (n == 0) return;
+    cudaError_t e;
+    if (t == RT_F32) {
+        e = cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, st->stream);
+        if (e == cudaSuccess) e = cudaStreamSynchronize(st->stream);
+    } else {
+        uint16_t *tmp = (uint16_t *)malloc(n * sizeof(uint16_t));
+        if (!tmp) {
+            cuda_record_failure(ctx, "download", "out of host memory for %zu bf16 values", n);
+            for (size_t i = 0; i < n; i++) dst[i] = NAN;
+            return;
+        }
+        e = cudaMemcpyAsync(tmp, src, n * sizeof(uint16_t), cudaMemcpyDeviceToHost, st->stream);
+        if (e == cudaSuccess) e = cudaStreamSynchronize(st->stream);
+        for (size_t i = 0; i < n; i++) dst[i] = e == cudaSuccess ? host_from_bf16(tmp[i]) : NAN;
+        free(tmp);
+    }
+    if (e != cudaSuccess) {
+        copy_failed(ctx, "download", e);
+        for (size_t i = 0; i < n; i++) dst[i] = NAN;
+    }
+}
+
+static void cuda_upload_i32(rt_ctx *ctx, int32_t *dst, const int32_t *src, size_t n) {
+    cuda_state *st = cuda_of(ctx);
+    if (st->failed || n == 0) return;
+    // pageable source: the runtime stages it before returning, so src may change afterwards
+    cudaError_t e = cudaMemcpyAsync(dst, src, n * sizeof(int32_t), cudaMemcpyHostToDevice, st->stream);
+    if (e != cudaSuccess) copy_failed(ctx, "upload_i32", e);
+}
+
+static void cuda_sync(rt_ctx *ctx) {
+    cuda_state *st = cuda_of(ctx);
+    cudaError_t e = cudaStreamSynchronize(st->stream);
+    if (e != cudaSuccess) cuda_record_failure(ctx, "sync", "%s", cudaGetErrorString(e));
+}
+
+static int cuda_check(rt_ctx *ctx, rt_error *err) {
+    cuda_state *st = cuda_of(ctx);
+    if (!st->failed) {
+        cudaError_t e = cudaGetLastError();
+        if (e != cudaSuccess) cuda_record_failure(ctx, "kernel", "%s", cudaGetErrorString(e));
+    }
+    if (!st->failed) return 0;
+    return rt_fail(err, "%s", st->fail_msg);
+}
+
+static void cuda_zero(rt_ctx *ctx, void *p, size_t bytes) {
+    cuda_state *st = cuda_of(ctx);
+    if (st->failed || bytes == 0) return;
+    cudaError_t e = cudaMemsetAsync(p, 0, bytes, st->stream);
+    if (e != cudaSuccess) copy_failed(ctx, "zero", e);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// elementwise: conversion and adds
+
+template <typename D, typename S> __global__ void convert_kernel(D *dst, const S *src, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = from_f32<D>(to_f32(src[i]));
+}
+
+void cuda_convert(rt_ctx *ctx, void *dst, rt_dtype dst_t, const void *src, rt_dtype src_t, size_t n) {
+    cuda_state *st = cuda_of(ctx);
+    if (st->failed || n == 0) return;
+    if (dst_t == src_t) {
+        if (dst == src) return;
+        cudaError_t e =
+            cudaMemcpyAsync(dst, src, n * rt_dtype_size(dst_t), cudaMemcpyDeviceToDevice, st->stream);
+        if (e != cudaSuccess) copy_failed(ctx, "convert", e);
+        return;
+    }
+    unsigned grid = cuda_grid(n, 256);
+    if (dst_t == RT_BF16)
+        convert_kernel<bf16, float><<<grid, 256, 0, st->stream>>>((bf16 *)dst, (const float *)src, n);
+    else
+        convert_kernel<float, bf16><<<grid, 256, 0, st->stream>>>((float *)dst, (const bf16 *)src, n);
+    cuda_check_launch(ctx, "convert");
+}
+
+template <typename T> __global__ void add_kernel(T *out, const T *a, const T *b, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        out[i] = from_f32<T>(to_f32(a[i]) + to_f32(b[i]));
+}
+
+void cuda_add(rt_ctx *ctx, void *out, const void *a, const void *b, size_t n) {
+    cuda_state *st = cuda_of(ctx);
+    if (st->failed || n == 0) return;
+    CUDA_DISPATCH_ACT(ctx, (add_kernel<T><<<cuda_grid(n, 256), 256, 0, st->stream>>>((T *)out, (const T *)a,
+                                                                                     (const T *)b, n)));
+    cuda_check_launch(ctx, "add");
+}
+
+void cuda_add_inplace(rt_ctx *ctx, void *acc, const void *x, size_t n) {
+    cuda_add(ctx, acc, acc, x, n);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// the table and the entry points
+
+static const rt_backend cuda_backend_table = {
+    .name = "cuda",
+    .ctx_init = cuda_ctx_init,
+    .ctx_free = cuda_ctx_free,
+    .alloc = cuda_alloc,
+    .free = cuda_free,
+    .upload = cuda_upload,
+    .download = cuda_download,
+    .upload_i32 = cuda_upload_i32,
+    .sync = cuda_sync,
+    .check = cuda_check,
+    .zero = cuda_zero,
+    .convert = cuda_convert,
+    .matmul = cuda_matmul,
+    .add = cuda_add,
+    .add_inplace = cuda_add_inplace,
+    .embedding_forward = cuda_embedding_forward,
+    .embedding_backward = cuda_embedding_backward,
+    .rmsnorm_forward = cuda_rmsnorm_forward,
+    .rmsnorm_backward = cuda_rmsnorm_backward,
+    .rope_forward = cuda_rope_forward,
+    .rope_backward = cuda_rope_backward,
+    .attention_forward = cuda_attention_forward,
+    .attention_backward = cuda_attention_backward,
+    .swiglu_forward = cuda_swiglu_forward,
+    .swiglu_backward = cuda_swiglu_backward,
+    .cross_entropy = cuda_cross_entropy,
+    .sum_squares = cuda_sum_squares,
+    .sum_f32 = cuda_sum_f32,
+    .clip_scale = cuda_clip_scale,
+    .adamw = cuda_adamw,
+};
+
+extern "C" const rt_backend *rt_backend_cuda(void) {
+    return &cuda_backend_table;
+}
+
+extern "C" int rt_cuda_available(rt_error *err) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        rt_fail(err, "%s (no NVIDIA driver or GPU visible to this process)", cudaGetErrorString(e));
+        return 0;
+    }
+    if (n == 0) {
+        rt_fail(err, "the CUDA runtime sees no GPU");
+        return 0;
+    }
+    cudaDeviceProp prop;
+    e = cudaGetDeviceProperties(&prop, 0);
+    if (e != cudaSuccess) {
+        rt_fail(err, "cannot read GPU 0's properties: %s", cudaGetErrorString(e));
+        return 0;
+    }
+    if (prop.major < 8) {
+        rt_fail(err,
+                "GPU 0 (%s) has compute capability %d.%d; retort's CUDA backend needs 8.0 or newer (bf16)",
+                prop.name, prop.major, prop.minor);
+        return 0;
+    }
+    return 1;
+}

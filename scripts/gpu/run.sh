@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# On the GPU machine, from the repository root with gpu-bundle/ carried (scripts/gpu/bundle.sh made it):
+# the GPU test suite (every CUDA op against its CPU twin, the whole model against the CPU, bit-exact
+# resume on the GPU through the CLI), then the GPU benchmark against PyTorch. Logs and results go to
+# $OUT (or ./gpu-out).
+#
+#   scripts/gpu/run.sh [tests|bench|all]     (default all)
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+what=${1:-all}
+out=${OUT:-$root/gpu-out}
+mkdir -p "$out"
+bundle=$root/gpu-bundle
+lib=/tmp/retort-lib
+rm -rf "$lib" && mkdir -p "$lib" && tar -C "$lib" -xJf "$bundle/lib.tar.xz" --strip-components=1
+python=$(command -v python3)
+# cuBLASLt of the machine's CUDA 13: the toolkit's, else PyTorch's nvidia-cublas wheel
+lt=$(ls /usr/local/cuda/lib64/libcublasLt.so.13 2>/dev/null ||
+     "$python" -c 'import nvidia.cublas, os; print(os.path.join(nvidia.cublas.__path__[0], "lib", "libcublasLt.so.13"))' 2>/dev/null ||
+     find / -name 'libcublasLt.so.13*' 2>/dev/null | head -1)
+export LD_LIBRARY_PATH="$lib:$(dirname "$lt"):${LD_LIBRARY_PATH:-}"
+export RETORT_BIN=$bundle/bin/retort RT_SOURCE_DIR=$root RT_PYTHON=$python OMP_NUM_THREADS=8
+{
+    echo "date: $(date -u +%FT%TZ)   bundle commit: $(cat "$bundle/commit")"
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+    "$RETORT_BIN" --version
+} | tee "$out/env.txt"
+status=0
+if [[ "$what" == tests || "$what" == all ]]; then
+    for t in test_cuda_ops test_cuda_model; do
+        echo "== $t" | tee -a "$out/tests.log"
+        (cd /tmp && CK_DEFAULT_TIMEOUT=600 "$bundle/bin/$t") 2>&1 | tee -a "$out/tests.log"
+        rc=${PIPESTATUS[0]}
+        echo "== $t exit $rc" | tee -a "$out/tests.log"
+        [[ $rc -eq 0 ]] || status=1 # 77 (skipped: no GPU) is a failure here: this script is for GPU machines
+    done
+    echo "== train_resume_cuda" | tee -a "$out/tests.log"
+    RT_TEST_DEVICE=cuda "$python" tests/check_resume.py 2>&1 | tee -a "$out/tests.log"
+    rc=${PIPESTATUS[0]}
+    echo "== train_resume_cuda exit $rc" | tee -a "$out/tests.log"
+    [[ $rc -eq 0 ]] || status=1
+fi
+if [[ "$what" == bench || "$what" == all ]]; then
+    RT_BENCH_RETORT=$RETORT_BIN bench/gpu_train.sh 2>&1 | tee "$out/bench.log"
+    [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+    cp bench/results/gpu_train.jsonl "$out/" 2>/dev/null || true
+fi
+exit $status

@@ -1,0 +1,15 @@
+# The CUDA backend: every op against its CPU twin, and the whole model on the GPU against the CPU. Built
+# whenever the CUDA backend is; without a GPU they exit 77 and ctest reports them as skipped.
+if(RT_HAVE_CUDA)
+  rt_check_test(test_cuda_ops ${CMAKE_CURRENT_SOURCE_DIR}/test_cuda_ops.c)
+  set_tests_properties(test_cuda_ops PROPERTIES SKIP_RETURN_CODE 77 LABELS "unit;gpu")
+endif()
+if(RT_HAVE_CUDA)
+  # the whole model on the GPU: fp32 against the CPU (losses, every gradient), bf16 tracking the CPU's loss
+  rt_check_test(test_cuda_model ${CMAKE_CURRENT_SOURCE_DIR}/test_cuda_model.c)
+  set_tests_properties(test_cuda_model PROPERTIES SKIP_RETURN_CODE 77 LABELS "unit;gpu")
+  # training through the CLI on the GPU in bf16: bit-exact resume, fallback, signals, generate and eval
+  rt_script_test(train_resume_cuda check_resume.py)
+  set_property(TEST train_resume_cuda APPEND PROPERTY ENVIRONMENT "RT_TEST_DEVICE=cuda")
+  set_tests_properties(train_resume_cuda PROPERTIES SKIP_RETURN_CODE 77 LABELS "script;gpu")
+endif()

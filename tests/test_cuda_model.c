@@ -1,0 +1,185 @@
+// The whole model on the GPU against the CPU model (itself checked against PyTorch in model_torch):
+// - fp32: the same weights and batch give the same per-token losses and every parameter gradient;
+// - bf16: 50 AdamW steps on a learnable token stream track the CPU's fp32 loss curve within
+//   |gpu - cpu| <= 0.05 + 0.03 * cpu at every step, and both end well below where they started.
+// Exits 77 (skipped) without a GPU.
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "model.h"
+#include "optimizer.h"
+#include "testutil.h"
+
+static const rt_model_dims dims = {.V = 259,
+                                   .C = 64,
+                                   .L = 2,
+                                   .H = 4,
+                                   .KVH = 2,
+                                   .D = 16,
+                                   .F = 96,
+                                   .T_max = 48,
+                                   .eps = 1e-5f,
+                                   .theta = 10000.0f,
+                                   .tied = 1};
+enum { B = 4, T = 48, N = B * T };
+
+typedef struct twin {
+    rt_ctx cpu_ctx, gpu_ctx;
+    rt_model cpu, gpu;
+} twin;
+
+static void twin_create(twin *tw, rt_dtype gpu_act, int tied) {
+    rt_error err;
+    rt_model_dims d = dims;
+    d.tied = tied;
+    ck_assert_msg(rt_backend_cpu.ctx_init(&tw->cpu_ctx, RT_F32, 2, &err) == 0, "%s", err.msg);
+    ck_assert_msg(rt_backend_cuda()->ctx_init(&tw->gpu_ctx, gpu_act, 0, &err) == 0, "%s", err.msg);
+    ck_assert_msg(rt_model_create(&tw->cpu, &d, &tw->cpu_ctx, B, T, 1, &err) == 0, "%s", err.msg);
+    ck_assert_msg(rt_model_create(&tw->gpu, &d, &tw->gpu_ctx, B, T, 1, &err) == 0, "%s", err.msg);
+    // the init draws on the host, so both get the same weights (the GPU's bf16 copy is their rounding)
+    ck_assert_msg(rt_model_init_weights(&tw->cpu, 99, 0.05f, &err) == 0, "%s", err.msg);
+    ck_assert_msg(rt_model_init_weights(&tw->gpu, 99, 0.05f, &err) == 0, "%s", err.msg);
+}
+
+static void twin_free(twin *tw) {
+    rt_error err;
+    ck_assert_msg(tw->gpu_ctx.be->check(&tw->gpu_ctx, &err) == 0, "%s", err.msg);
+    rt_model_free(&tw->cpu);
+    rt_model_free(&tw->gpu);
+    tw->cpu_ctx.be->ctx_free(&tw->cpu_ctx);
+    tw->gpu_ctx.be->ctx_free(&tw->gpu_ctx);
+}
+
+// A learnable stream: mostly next = (7 * prev + 3) mod 256, with one token in eight random.
+static void patterned_batch(rt_rng *r, int32_t *tok, int32_t *tgt) {
+    for (int b = 0; b < B; b++) {
+        int32_t prev = (int32_t)rt_rng_below(r, 256);
+        for (int t = 0; t <= T; t++) {
+            int32_t next = rt_rng_below(r, 8) == 0 ? (int32_t)rt_rng_below(r, 256) : (7 * prev + 3) % 256;
+            if (t < T) tok[b * T + t] = prev;
+            if (t > 0) tgt[b * T + t - 1] = prev;
+            prev = next;
+        }
+    }
+}
+
+static float *download_param(rt_model *m, const rt_param *p, const void *buf) {
+    float *h = malloc(p->n * sizeof(float));
+    ck_assert_ptr_nonnull(h);
+    m->ctx->be->download(m->ctx, h, buf, buf == p->master ? RT_F32 : m->ctx->act, p->n);
+    return h;
+}
+
+static void check_fp32_gradients(int tied) {
+    twin tw;
+    twin_create(&tw, RT_F32, tied);
+    rt_rng r;
+    rt_rng_seed(&r, 5 + (uint64_t)tied);
+    int32_t tok[N], tgt[N];
+    for (int i = 0; i < N; i++) {
+        tok[i] = (int32_t)rt_rng_below(&r, 259);
+        tgt[i] = rt_rng_below(&r, 6) == 0 ? -1 : (int32_t)rt_rng_below(&r, 259);
+    }
+    rt_error err;
+    float scale = 1.0f / N;
+    rt_model *ms[2] = {&tw.cpu, &tw.gpu};
+    for (int k = 0; k < 2; k++) {
+        rt_model_zero_grad(ms[k]);
+        ck_assert_msg(rt_model_forward(ms[k], tok, tgt, B, T, scale, &err) == 0, "%s", err.msg);
+        rt_model_backward(ms[k], B, T);
+    }
+    float lc[N], lg[N];
+    tw.cpu_ctx.be->download(&tw.cpu_ctx, lc, tw.cpu.losses, RT_F32, N);
+    tw.gpu_ctx.be->download(&tw.gpu_ctx, lg, tw.gpu.losses, RT_F32, N);
+    ck_assert_msg(tw.gpu_ctx.be->check(&tw.gpu_ctx, &err) == 0, "%s", err.msg);
+    rt_test_assert_close("fp32 model per-token losses", lg, lc, N, 1e-5f, 1e-5f);
+    for (int i = 0; i < tw.cpu.n_params; i++) {
+        rt_param *pc = &tw.cpu.params[i], *pg = &tw.gpu.params[i];
+        float *gc = download_param(&tw.cpu, pc, pc->grad), *gg = download_param(&tw.gpu, pg, pg->grad);
+        float mx = 0.0f;
+        for (size_t j = 0; j < pc->n; j++) mx = fmaxf(mx, fabsf(gc[j]));
+        char what[160];
+        snprintf(what, sizeof what, "fp32 model gradient %s (tied=%d)", pc->name, tied);
+        rt_test_assert_close(what, gg, gc, pc->n, 1e-4f * mx + 1e-9f, 1e-3f);
+        free(gc);
+        free(gg);
+    }
+    twin_free(&tw);
+}
+
+START_TEST(test_fp32_matches_cpu) {
+    check_fp32_gradients(1);
+    check_fp32_gradients(0);
+}
+END_TEST
+
+START_TEST(test_bf16_tracks_cpu_loss) {
+    twin tw;
+    twin_create(&tw, RT_BF16, 1);
+    rt_adamw_config oc = {.lr = 3e-3f,
+                          .min_lr = 3e-4f,
+                          .warmup_steps = 5,
+                          .total_steps = 50,
+                          .beta1 = 0.9f,
+                          .beta2 = 0.95f,
+                          .eps = 1e-8f,
+                          .weight_decay = 0.1f,
+                          .grad_clip = 1.0f};
+    rt_rng r;
+    rt_rng_seed(&r, 77);
+    int32_t tok[N], tgt[N];
+    float first[2] = {0}, last[2] = {0};
+    rt_error err;
+    rt_model *ms[2] = {&tw.cpu, &tw.gpu};
+    for (int step = 0; step < 50; step++) {
+        patterned_batch(&r, tok, tgt);
+        float loss[2];
+        for (int k = 0; k < 2; k++) {
+            rt_model_zero_grad(ms[k]);
+            ck_assert_msg(rt_model_forward(ms[k], tok, tgt, B, T, 1.0f / N, &err) == 0, "%s", err.msg);
+            rt_model_backward(ms[k], B, T);
+            loss[k] = rt_model_loss_sum(ms[k], B, T) / N;
+            rt_optimizer_step(ms[k], &oc, step + 1, rt_lr_at(&oc, step));
+        }
+        ck_assert_msg(tw.gpu_ctx.be->check(&tw.gpu_ctx, &err) == 0, "%s", err.msg);
+        ck_assert_msg(fabsf(loss[1] - loss[0]) <= 0.05f + 0.03f * loss[0],
+                      "step %d: bf16 GPU loss %.5f vs CPU fp32 %.5f", step + 1, loss[1], loss[0]);
+        if (step == 0) memcpy(first, loss, sizeof first);
+        memcpy(last, loss, sizeof last);
+    }
+    printf("bf16 GPU vs fp32 CPU over 50 steps: %.4f -> %.4f vs %.4f -> %.4f\n", first[1], last[1], first[0],
+           last[0]);
+    ck_assert_msg(last[0] < 0.7f * first[0] && last[1] < 0.7f * first[1],
+                  "the loss did not fall: CPU %.4f -> %.4f, GPU %.4f -> %.4f", first[0], last[0], first[1],
+                  last[1]);
+    twin_free(&tw);
+}
+END_TEST
+
+int main(void) {
+    rt_error why;
+    if (!rt_backend_cuda()) {
+        printf("skipped: this retort was built without CUDA\n");
+        return 77;
+    }
+    if (!rt_cuda_available(&why)) {
+        printf("skipped: no usable GPU: %s\n", why.msg);
+        return 77;
+    }
+    Suite *s = suite_create("cuda model vs cpu");
+    TCase *tc = tcase_create("model");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_fp32_matches_cpu);
+    tcase_add_test(tc, test_bf16_tracks_cpu_loss);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK); // CUDA does not survive fork() once the runtime has started
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

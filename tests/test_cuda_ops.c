@@ -1,0 +1,560 @@
+// Every CUDA op against its CPU twin (the CPU backend is itself checked against PyTorch in test_ops): the
+// same random inputs, several shapes including odd ones, forward and backward, in fp32 and in bf16.
+// |gpu - cpu| <= atol + rtol * |cpu| with tolerances per precision; NaN never passes. Outputs an op
+// overwrites are poisoned with NaN before each run (so an element it forgets fails); outputs it accumulates
+// into start from the same random prefill on both sides. In bf16 the inputs are rounded to bf16 first, so
+// both backends see identical values and the difference is the GPU's rounding of its outputs.
+//
+// Without a GPU (or in a build without CUDA) the test says so and exits 77, which ctest reports as skipped.
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "testutil.h"
+
+static rt_ctx cpu, gpu;
+static rt_dtype act; // the GPU context's activation dtype in the current test case
+
+typedef struct tol {
+    float atol, rtol;
+} tol;
+
+// Tolerances per precision; `scale` is the typical magnitude of the output (atol is relative to it).
+static tol tol_for(float scale_fp32, float scale_bf16) {
+    if (act == RT_BF16) return (tol){2e-2f * scale_bf16, 2e-2f};
+    return (tol){2e-5f * scale_fp32, 1e-4f};
+}
+
+static void setup_ctx(rt_dtype a) {
+    rt_error err;
+    act = a;
+    ck_assert_msg(rt_backend_cpu.ctx_init(&cpu, RT_F32, 2, &err) == 0, "%s", err.msg);
+    ck_assert_msg(rt_backend_cuda()->ctx_init(&gpu, a, 0, &err) == 0, "%s", err.msg);
+}
+static void setup_f32(void) {
+    setup_ctx(RT_F32);
+}
+static void setup_bf16(void) {
+    setup_ctx(RT_BF16);
+}
+static void teardown(void) {
+    rt_error err;
+    ck_assert_msg(gpu.be->check(&gpu, &err) == 0, "%s", err.msg);
+    gpu.be->ctx_free(&gpu);
+    cpu.be->ctx_free(&cpu);
+}
+
+// ---- host buffers and the two devices ----
+
+// bf16 rounding on the host (round to nearest even), so the CPU twin sees what the GPU holds.
+static float round_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static float *host(size_t n) {
+    float *p = calloc(n ? n : 1, sizeof(float));
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+static rt_rng rng;
+
+// Random act-dtype values: uniform in [lo, hi), rounded to bf16 when the GPU runs bf16.
+static float *random_act(size_t n, float lo, float hi) {
+    float *p = host(n);
+    rt_test_fill_uniform(&rng, p, n, lo, hi);
+    if (act == RT_BF16)
+        for (size_t i = 0; i < n; i++) p[i] = round_bf16(p[i]);
+    return p;
+}
+static float *random_f32(size_t n, float lo, float hi) {
+    float *p = host(n);
+    rt_test_fill_uniform(&rng, p, n, lo, hi);
+    return p;
+}
+
+// A buffer on both devices.
+typedef struct pair {
+    void *c, *g;
+    size_t n;
+    rt_dtype gt; // dtype on the GPU (the CPU is always fp32)
+} pair;
+
+static pair make(size_t n, rt_dtype gt, const float *init) {
+    rt_error err;
+    pair p = {NULL, NULL, n, gt};
+    p.c = cpu.be->alloc(&cpu, (n ? n : 1) * sizeof(float), "test", &err);
+    p.g = gpu.be->alloc(&gpu, (n ? n : 1) * rt_dtype_size(gt), "test", &err);
+    ck_assert_msg(p.c && p.g, "%s", err.msg);
+    float *nan_fill = NULL;
+    if (!init) { // poison: NaN in every element the op must overwrite
+        nan_fill = host(n);
+        for (size_t i = 0; i < n; i++) nan_fill[i] = NAN;
+        init = nan_fill;
+    }
+    cpu.be->upload(&cpu, p.c, RT_F32, init, n);
+    gpu.be->upload(&gpu, p.g, gt, init, n);
+    free(nan_fill);
+    return p;
+}
+static pair make_act(size_t n, const float *init) {
+    return make(n, act, init);
+}
+static pair make_f32(size_t n, const float *init) {
+    return make(n, RT_F32, init);
+}
+
+static pair make_i32(size_t n, const int32_t *v) {
+    rt_error err;
+    pair p = {NULL, NULL, n, RT_F32};
+    p.c = cpu.be->alloc(&cpu, (n ? n : 1) * sizeof(int32_t), "test", &err);
+    p.g = gpu.be->alloc(&gpu, (n ? n : 1) * sizeof(int32_t), "test", &err);
+    ck_assert_msg(p.c && p.g, "%s", err.msg);
+    cpu.be->upload_i32(&cpu, p.c, v, n);
+    gpu.be->upload_i32(&gpu, p.g, v, n);
+    return p;
+}
+
+static void drop(pair *p) {
+    cpu.be->free(&cpu, p->c);
+    gpu.be->free(&gpu, p->g);
+}
+
+// Download both sides and compare.
+static void expect_close(const char *what, const pair *p, tol t) {
+    rt_error err;
+    float *c = host(p->n), *g = host(p->n);
+    cpu.be->download(&cpu, c, p->c, RT_F32, p->n);
+    gpu.be->sync(&gpu);
+    ck_assert_msg(gpu.be->check(&gpu, &err) == 0, "%s: %s", what, err.msg);
+    gpu.be->download(&gpu, g, p->g, p->gt, p->n);
+    char label[160];
+    snprintf(label, sizeof label, "%s [%s]", what, rt_dtype_name(act));
+    rt_test_assert_close(label, g, c, p->n, t.atol, t.rtol);
+    free(c);
+    free(g);
+}
+
+// ---- the ops ----
+
+START_TEST(test_matmul) {
+    static const int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {64, 48, 32}, {129, 65, 257}, {3, 300, 2}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int beta = 0; beta < 2; beta++) {
+                    int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                    float *a = random_act((size_t)M * K, -1, 1), *b = random_act((size_t)K * N, -1, 1);
+                    float *o = random_act((size_t)M * N, -1, 1);
+                    pair A = make_act((size_t)M * K, a), Bm = make_act((size_t)K * N, b);
+                    pair O = make_act((size_t)M * N, beta ? o : NULL);
+                    float alpha = 0.75f;
+                    cpu.be->matmul(&cpu, O.c, A.c, Bm.c, M, N, K, ta, tb, alpha, (float)beta);
+                    gpu.be->matmul(&gpu, O.g, A.g, Bm.g, M, N, K, ta, tb, alpha, (float)beta);
+                    char what[96];
+                    snprintf(what, sizeof what, "matmul %dx%dx%d ta=%d tb=%d beta=%d", M, N, K, ta, tb, beta);
+                    float scale = sqrtf((float)K) * 0.5f + 1.0f;
+                    expect_close(what, &O, tol_for(scale, scale));
+                    drop(&A);
+                    drop(&Bm);
+                    drop(&O);
+                    free(a);
+                    free(b);
+                    free(o);
+                }
+}
+END_TEST
+
+START_TEST(test_embedding) {
+    static const int shapes[][3] = {{1, 1, 1}, {37, 24, 11}, {500, 33, 259}}; // N, C, V (repeats: N > V)
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int N = shapes[s][0], C = shapes[s][1], V = shapes[s][2];
+        int32_t *tok = malloc((size_t)N * sizeof(int32_t));
+        for (int i = 0; i < N; i++) tok[i] = (int32_t)rt_rng_below(&rng, (uint64_t)V);
+        float *table = random_act((size_t)V * C, -1, 1), *dout = random_act((size_t)N * C, -1, 1);
+        float *prefill = random_act((size_t)V * C, -1, 1);
+        pair Tk = make_i32((size_t)N, tok), Tb = make_act((size_t)V * C, table),
+             O = make_act((size_t)N * C, NULL);
+        cpu.be->embedding_forward(&cpu, O.c, Tk.c, Tb.c, N, C);
+        gpu.be->embedding_forward(&gpu, O.g, Tk.g, Tb.g, N, C);
+        expect_close("embedding_forward", &O, (tol){0, 0}); // a gather is exact
+        pair D = make_act((size_t)N * C, dout), dT = make_act((size_t)V * C, prefill);
+        cpu.be->embedding_backward(&cpu, dT.c, D.c, Tk.c, N, C);
+        gpu.be->embedding_backward(&gpu, dT.g, D.g, Tk.g, N, C);
+        float reps = (float)N / (float)V + 1.0f;
+        expect_close("embedding_backward", &dT, tol_for(reps, reps));
+        drop(&Tk);
+        drop(&Tb);
+        drop(&O);
+        drop(&D);
+        drop(&dT);
+        free(tok);
+        free(table);
+        free(dout);
+        free(prefill);
+    }
+}
+END_TEST
+
+START_TEST(test_rmsnorm) {
+    static const int shapes[][2] = {{1, 8}, {37, 33}, {300, 768}, {5, 4099}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int N = shapes[s][0], C = shapes[s][1];
+        float *x = random_act((size_t)N * C, -2, 2), *w = random_act((size_t)C, 0.5f, 1.5f);
+        float *dout = random_act((size_t)N * C, -1, 1), *dx0 = random_act((size_t)N * C, -1, 1);
+        float *dw0 = random_act((size_t)C, -1, 1);
+        pair X = make_act((size_t)N * C, x), W = make_act((size_t)C, w), O = make_act((size_t)N * C, NULL);
+        pair R = make_f32((size_t)N, NULL);
+        cpu.be->rmsnorm_forward(&cpu, O.c, R.c, X.c, W.c, N, C, 1e-5f);
+        gpu.be->rmsnorm_forward(&gpu, O.g, R.g, X.g, W.g, N, C, 1e-5f);
+        expect_close("rmsnorm_forward out", &O, tol_for(2, 2));
+        expect_close("rmsnorm_forward rstd", &R, (tol){1e-5f, 1e-5f});
+        pair Dd = make_act((size_t)N * C, dout), dX = make_act((size_t)N * C, dx0),
+             dW = make_act((size_t)C, dw0);
+        cpu.be->rmsnorm_backward(&cpu, dX.c, dW.c, Dd.c, X.c, W.c, R.c, N, C);
+        gpu.be->rmsnorm_backward(&gpu, dX.g, dW.g, Dd.g, X.g, W.g, R.g, N, C);
+        expect_close("rmsnorm_backward dx", &dX, tol_for(2, 2));
+        float rows = sqrtf((float)N) + 1.0f;
+        expect_close("rmsnorm_backward dweight", &dW, tol_for(rows, rows));
+        drop(&X);
+        drop(&W);
+        drop(&O);
+        drop(&R);
+        drop(&Dd);
+        drop(&dX);
+        drop(&dW);
+        free(x);
+        free(w);
+        free(dout);
+        free(dx0);
+        free(dw0);
+    }
+}
+END_TEST
+
+static void rope_tables(int T, int D, float **cos_tab, float **sin_tab) {
+    int half = D / 2;
+    *cos_tab = host((size_t)T * half);
+    *sin_tab = host((size_t)T * half);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < half; i++) {
+            double ang = t * pow(10000.0, -2.0 * i / D);
+            (*cos_tab)[(size_t)t * half + i] = (float)cos(ang);
+            (*sin_tab)[(size_t)t * half + i] = (float)sin(ang);
+        }
+}
+
+START_TEST(test_rope) {
+    static const int shapes[][4] = {{1, 1, 1, 2}, {2, 9, 3, 8}, {1, 130, 2, 64}}; // B, T, H, D
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int B = shapes[s][0], T = shapes[s][1], H = shapes[s][2], D = shapes[s][3];
+        size_t n = (size_t)B * T * H * D;
+        float *cs, *sn;
+        rope_tables(T, D, &cs, &sn);
+        float *x = random_act(n, -1, 1);
+        pair Cs = make_f32((size_t)T * D / 2, cs), Sn = make_f32((size_t)T * D / 2, sn);
+        pair X = make_act(n, x), O = make_act(n, NULL);
+        cpu.be->rope_forward(&cpu, O.c, X.c, Cs.c, Sn.c, B, T, H, D);
+        gpu.be->rope_forward(&gpu, O.g, X.g, Cs.g, Sn.g, B, T, H, D);
+        expect_close("rope_forward", &O, tol_for(1, 1));
+        cpu.be->rope_backward(&cpu, X.c, X.c, Cs.c, Sn.c, B, T, H, D); // in place
+        gpu.be->rope_backward(&gpu, X.g, X.g, Cs.g, Sn.g, B, T, H, D);
+        expect_close("rope_backward in place", &X, tol_for(1, 1));
+        drop(&Cs);
+        drop(&Sn);
+        drop(&X);
+        drop(&O);
+        free(cs);
+        free(sn);
+        free(x);
+    }
+}
+END_TEST
+
+START_TEST(test_attention) {
+    // B, T, H, KVH, D: odd lengths, grouped heads, head dims from 2 to 128
+    static const int shapes[][5] = {{1, 1, 1, 1, 2},   {2, 17, 4, 2, 8},   {1, 70, 3, 1, 32},
+                                    {2, 33, 2, 2, 64}, {1, 40, 2, 1, 128}, {1, 129, 4, 4, 16}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int B = shapes[s][0], T = shapes[s][1], H = shapes[s][2], KVH = shapes[s][3], D = shapes[s][4];
+        size_t nq = (size_t)B * T * H * D, nk = (size_t)B * T * KVH * D;
+        float *q = random_act(nq, -1, 1), *k = random_act(nk, -1, 1), *v = random_act(nk, -1, 1);
+        float *dout = random_act(nq, -1, 1);
+        pair Q = make_act(nq, q), K = make_act(nk, k), Vv = make_act(nk, v), O = make_act(nq, NULL);
+        pair L = make_f32((size_t)B * H * T, NULL);
+        cpu.be->attention_forward(&cpu, O.c, L.c, Q.c, K.c, Vv.c, B, T, H, KVH, D);
+        gpu.be->attention_forward(&gpu, O.g, L.g, Q.g, K.g, Vv.g, B, T, H, KVH, D);
+        char what[128];
+        snprintf(what, sizeof what, "attention_forward B=%d T=%d H=%d KVH=%d D=%d", B, T, H, KVH, D);
+        expect_close(what, &O, tol_for(1, 1));
+        snprintf(what, sizeof what, "attention_forward lse B=%d T=%d H=%d KVH=%d D=%d", B, T, H, KVH, D);
+        expect_close(what, &L, (tol){act == RT_BF16 ? 2e-2f : 2e-5f, 1e-4f});
+        // backward from the CPU's forward results on both sides, so only backward is compared
+        float *o_ref = host(nq), *l_ref = host((size_t)B * H * T);
+        cpu.be->download(&cpu, o_ref, O.c, RT_F32, nq);
+        cpu.be->download(&cpu, l_ref, L.c, RT_F32, (size_t)B * H * T);
+        if (act == RT_BF16)
+            for (size_t i = 0; i < nq; i++) o_ref[i] = round_bf16(o_ref[i]);
+        pair O2 = make_act(nq, o_ref), L2 = make_f32((size_t)B * H * T, l_ref), Dd = make_act(nq, dout);
+        pair dQ = make_act(nq, NULL), dK = make_act(nk, NULL), dV = make_act(nk, NULL);
+        cpu.be->attention_backward(&cpu, dQ.c, dK.c, dV.c, Dd.c, Q.c, K.c, Vv.c, O2.c, L2.c, B, T, H, KVH, D);
+        gpu.be->attention_backward(&gpu, dQ.g, dK.g, dV.g, Dd.g, Q.g, K.g, Vv.g, O2.g, L2.g, B, T, H, KVH, D);
+        float grp = sqrtf((float)(H / KVH)) * 2.0f;
+        snprintf(what, sizeof what, "attention_backward dq B=%d T=%d H=%d KVH=%d D=%d", B, T, H, KVH, D);
+        expect_close(what, &dQ, tol_for(1, 2));
+        snprintf(what, sizeof what, "attention_backward dk B=%d T=%d H=%d KVH=%d D=%d", B, T, H, KVH, D);
+        expect_close(what, &dK, tol_for(grp, grp));
+        snprintf(what, sizeof what, "attention_backward dv B=%d T=%d H=%d KVH=%d D=%d", B, T, H, KVH, D);
+        expect_close(what, &dV, tol_for(grp, grp));
+        pair *all[] = {&Q, &K, &Vv, &O, &L, &O2, &L2, &Dd, &dQ, &dK, &dV};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) drop(all[i]);
+        free(q);
+        free(k);
+        free(v);
+        free(dout);
+        free(o_ref);
+        free(l_ref);
+    }
+}
+END_TEST
+
+START_TEST(test_swiglu) {
+    static const size_t sizes[] = {1, 1000, 4097};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        size_t n = sizes[s];
+        float *g = random_act(n, -6, 6), *u = random_act(n, -2, 2), *d = random_act(n, -1, 1);
+        pair G = make_act(n, g), U = make_act(n, u), D = make_act(n, d), O = make_act(n, NULL);
+        pair dG = make_act(n, NULL), dU = make_act(n, NULL);
+        cpu.be->swiglu_forward(&cpu, O.c, G.c, U.c, n);
+        gpu.be->swiglu_forward(&gpu, O.g, G.g, U.g, n);
+        expect_close("swiglu_forward", &O, tol_for(1, 1));
+        cpu.be->swiglu_backward(&cpu, dG.c, dU.c, D.c, G.c, U.c, n);
+        gpu.be->swiglu_backward(&gpu, dG.g, dU.g, D.g, G.g, U.g, n);
+        expect_close("swiglu_backward dgate", &dG, tol_for(1, 1));
+        expect_close("swiglu_backward dup", &dU, tol_for(1, 1));
+        pair *all[] = {&G, &U, &D, &O, &dG, &dU};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) drop(all[i]);
+        free(g);
+        free(u);
+        free(d);
+    }
+}
+END_TEST
+
+START_TEST(test_cross_entropy) {
+    static const int shapes[][2] = {{1, 3}, {20, 259}, {7, 1000}, {3, 32768}}; // N, V
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int N = shapes[s][0], V = shapes[s][1];
+        float *x = random_act((size_t)N * V, -8, 8);
+        int32_t *tgt = malloc((size_t)N * sizeof(int32_t));
+        for (int i = 0; i < N; i++) tgt[i] = i % 5 == 3 ? -1 : (int32_t)rt_rng_below(&rng, (uint64_t)V);
+        pair X = make_act((size_t)N * V, x), Tg = make_i32((size_t)N, tgt), Ls = make_f32((size_t)N, NULL);
+        cpu.be->cross_entropy(&cpu, Ls.c, NULL, X.c, Tg.c, N, V, 0.5f);
+        gpu.be->cross_entropy(&gpu, Ls.g, NULL, X.g, Tg.g, N, V, 0.5f);
+        expect_close("cross_entropy losses", &Ls, (tol){1e-4f, 1e-5f});
+        // gradient in place over the logits, as the model runs it
+        cpu.be->cross_entropy(&cpu, Ls.c, X.c, X.c, Tg.c, N, V, 0.5f);
+        gpu.be->cross_entropy(&gpu, Ls.g, X.g, X.g, Tg.g, N, V, 0.5f);
+        expect_close("cross_entropy losses (with gradient)", &Ls, (tol){1e-4f, 1e-5f});
+        expect_close("cross_entropy dlogits in place", &X, (tol){act == RT_BF16 ? 2e-3f : 1e-7f, 2e-2f});
+        drop(&X);
+        drop(&Tg);
+        drop(&Ls);
+        free(x);
+        free(tgt);
+    }
+}
+END_TEST
+
+START_TEST(test_reductions_and_adamw) {
+    static const size_t sizes[] = {1, 255, 70001};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        size_t n = sizes[s];
+        float *x = random_act(n, -1, 1), *xf = random_f32(n, -1, 1), start = 0.25f;
+        pair X = make_act(n, x), Xf = make_f32(n, xf), Acc = make_f32(1, &start), Out = make_f32(1, NULL);
+        cpu.be->sum_squares(&cpu, Acc.c, X.c, n);
+        gpu.be->sum_squares(&gpu, Acc.g, X.g, n);
+        expect_close("sum_squares (accumulating)", &Acc, (tol){1e-5f, 1e-5f});
+        cpu.be->sum_f32(&cpu, Out.c, Xf.c, n);
+        gpu.be->sum_f32(&gpu, Out.g, Xf.g, n);
+        expect_close("sum_f32", &Out, (tol){1e-5f, 1e-5f});
+        for (int k = 0; k < 2; k++) { // below and above the clip threshold
+            float max_norm = k ? 1e6f : 0.5f;
+            pair Sc = make_f32(1, NULL);
+            cpu.be->clip_scale(&cpu, Sc.c, Acc.c, max_norm);
+            gpu.be->clip_scale(&gpu, Sc.g, Acc.g, max_norm);
+            expect_close("clip_scale", &Sc, (tol){1e-6f, 1e-5f});
+            drop(&Sc);
+        }
+        // AdamW over 3 steps from random moments; the act copy of the weights must follow the master
+        float *w = random_f32(n, -1, 1), *m = random_f32(n, -0.1f, 0.1f), *v = random_f32(n, 0, 0.01f);
+        float gs = 0.7f;
+        pair Wm = make_f32(n, w), Wa = make_act(n, NULL), M = make_f32(n, m), Vm = make_f32(n, v);
+        pair G = make_act(n, x), Gs = make_f32(1, &gs);
+        for (int step = 1; step <= 3; step++) {
+            cpu.be->adamw(&cpu, Wm.c, Wm.c, G.c, M.c, Vm.c, n, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, step, Gs.c);
+            gpu.be->adamw(&gpu, Wm.g, act == RT_F32 ? Wm.g : Wa.g, G.g, M.g, Vm.g, n, 1e-2f, 0.9f, 0.95f,
+                          1e-8f, 0.1f, step, Gs.g);
+        }
+        expect_close("adamw master", &Wm, (tol){1e-6f, 1e-5f});
+        expect_close("adamw m", &M, (tol){1e-7f, 1e-5f});
+        expect_close("adamw v", &Vm, (tol){1e-8f, 1e-5f});
+        if (act == RT_BF16) { // the bf16 copy is the master rounded
+            cpu.be->convert(&cpu, Wa.c, RT_F32, Wm.c, RT_F32, n);
+            expect_close("adamw bf16 copy", &Wa, (tol){1e-6f, 5e-3f});
+        }
+        pair *all[] = {&X, &Xf, &Acc, &Out, &Wm, &Wa, &M, &Vm, &G, &Gs};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) drop(all[i]);
+        free(x);
+        free(xf);
+        free(w);
+        free(m);
+        free(v);
+    }
+}
+END_TEST
+
+START_TEST(test_copies_and_adds) {
+    size_t n = 10007;
+    float *a = random_act(n, -3, 3), *b = random_act(n, -3, 3);
+    pair A = make_act(n, a), Bb = make_act(n, b), O = make_act(n, NULL);
+    cpu.be->add(&cpu, O.c, A.c, Bb.c, n);
+    gpu.be->add(&gpu, O.g, A.g, Bb.g, n);
+    expect_close("add", &O, tol_for(1, 1));
+    cpu.be->add_inplace(&cpu, A.c, Bb.c, n);
+    gpu.be->add_inplace(&gpu, A.g, Bb.g, n);
+    expect_close("add_inplace", &A, tol_for(1, 1));
+    // fp32 -> act -> fp32 round trip through convert
+    float *f = random_f32(n, -100, 100);
+    pair F = make_f32(n, f), Ac = make_act(n, NULL), Back = make_f32(n, NULL);
+    cpu.be->convert(&cpu, Ac.c, RT_F32, F.c, RT_F32, n);
+    gpu.be->convert(&gpu, Ac.g, act, F.g, RT_F32, n);
+    expect_close("convert fp32 -> act", &Ac, (tol){0, act == RT_BF16 ? 4e-3f : 0});
+    cpu.be->convert(&cpu, Back.c, RT_F32, Ac.c, RT_F32, n);
+    gpu.be->convert(&gpu, Back.g, RT_F32, Ac.g, act, n);
+    expect_close("convert act -> fp32", &Back, (tol){0, act == RT_BF16 ? 4e-3f : 0});
+    pair *all[] = {&A, &Bb, &O, &F, &Ac, &Back};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) drop(all[i]);
+    free(a);
+    free(b);
+    free(f);
+}
+END_TEST
+
+// The same inputs twice give the same bits: no atomics, fixed reduction orders.
+START_TEST(test_deterministic) {
+    int B = 2, T = 45, H = 4, KVH = 2, D = 32, N = 300, C = 64, V = 20;
+    size_t nq = (size_t)B * T * H * D, nk = (size_t)B * T * KVH * D;
+    float *q = random_act(nq, -1, 1), *k = random_act(nk, -1, 1), *v = random_act(nk, -1, 1);
+    float *d = random_act(nq, -1, 1), *dout = random_act((size_t)N * C, -1, 1);
+    int32_t *tok = malloc((size_t)N * sizeof(int32_t));
+    for (int i = 0; i < N; i++) tok[i] = (int32_t)rt_rng_below(&rng, (uint64_t)V);
+    float *first = NULL;
+    size_t total = 3 * nq + (size_t)V * C;
+    for (int rep = 0; rep < 2; rep++) {
+        float *out = host(total);
+        pair Q = make_act(nq, q), K = make_act(nk, k), Vv = make_act(nk, v), Dd = make_act(nq, d);
+        pair O = make_act(nq, NULL), L = make_f32((size_t)B * H * T, NULL), dQ = make_act(nq, NULL);
+        pair dK = make_act(nk, NULL), dV = make_act(nk, NULL), Do = make_act((size_t)N * C, dout);
+        float *zeros = host((size_t)V * C);
+        pair Tk = make_i32((size_t)N, tok), dT = make_act((size_t)V * C, zeros);
+        gpu.be->attention_forward(&gpu, O.g, L.g, Q.g, K.g, Vv.g, B, T, H, KVH, D);
+        gpu.be->attention_backward(&gpu, dQ.g, dK.g, dV.g, Dd.g, Q.g, K.g, Vv.g, O.g, L.g, B, T, H, KVH, D);
+        gpu.be->embedding_backward(&gpu, dT.g, Do.g, Tk.g, N, C);
+        gpu.be->download(&gpu, out, O.g, act, nq);
+        gpu.be->download(&gpu, out + nq, dQ.g, act, nq);
+        gpu.be->download(&gpu, out + 2 * nq, dK.g, act, nk);
+        gpu.be->download(&gpu, out + 2 * nq + nk, dV.g, act, nk);
+        gpu.be->download(&gpu, out + 3 * nq, dT.g, act, (size_t)V * C);
+        if (rep == 0)
+            first = out;
+        else {
+            ck_assert_msg(memcmp(first, out, (2 * nq + 2 * nk + (size_t)V * C) * sizeof(float)) == 0,
+                          "attention / embedding results differ between two identical runs");
+            free(out);
+        }
+        pair *all[] = {&Q, &K, &Vv, &Dd, &O, &L, &dQ, &dK, &dV, &Do, &Tk, &dT};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) drop(all[i]);
+        free(zeros);
+    }
+    free(first);
+    free(q);
+    free(k);
+    free(v);
+    free(d);
+    free(dout);
+    free(tok);
+}
+END_TEST
+
+// A failed op is reported by check() with the op's name, and later ops on that context do nothing.
+START_TEST(test_failure_is_reported) {
+    rt_error err;
+    ck_assert_int_eq(gpu.be->check(&gpu, &err), 0);
+    float one = 1.0f;
+    // an address no allocation owns: the copy is refused at once (the CUDA context itself stays usable)
+    gpu.be->upload(&gpu, (void *)(uintptr_t)16, RT_F32, &one, 1);
+    ck_assert_int_ne(gpu.be->check(&gpu, &err), 0);
+    ck_assert_msg(strstr(err.msg, "upload"), "%s", err.msg);
+    float back = 0.0f;
+    pair O = make_f32(1, &one);
+    gpu.be->download(&gpu, &back, O.g, RT_F32, 1);
+    ck_assert_msg(isnan(back), "a failed context returned data: %g", back);
+    drop(&O);
+    // a fresh context is healthy again (teardown checks it)
+    gpu.be->ctx_free(&gpu);
+    ck_assert_msg(rt_backend_cuda()->ctx_init(&gpu, act, 0, &err) == 0, "%s", err.msg);
+}
+END_TEST
+
+static void add_all(TCase *tc) {
+    tcase_add_test(tc, test_matmul);
+    tcase_add_test(tc, test_embedding);
+    tcase_add_test(tc, test_rmsnorm);
+    tcase_add_test(tc, test_rope);
+    tcase_add_test(tc, test_attention);
+    tcase_add_test(tc, test_swiglu);
+    tcase_add_test(tc, test_cross_entropy);
+    tcase_add_test(tc, test_reductions_and_adamw);
+    tcase_add_test(tc, test_copies_and_adds);
+    tcase_add_test(tc, test_deterministic);
+    tcase_add_test(tc, test_failure_is_reported);
+}
+
+int main(void) {
+    rt_error why;
+    if (!rt_backend_cuda()) {
+        printf("skipped: this retort was built without CUDA\n");
+        return 77;
+    }
+    if (!rt_cuda_available(&why)) {
+        printf("skipped: no usable GPU: %s\n", why.msg);
+        return 77;
+    }
+    rt_rng_seed(&rng, 20261201);
+    Suite *s = suite_create("cuda ops vs cpu");
+    TCase *f32 = tcase_create("fp32"), *b16 = tcase_create("bf16");
+    tcase_add_checked_fixture(f32, setup_f32, teardown);
+    tcase_add_checked_fixture(b16, setup_bf16, teardown);
+    tcase_set_timeout(f32, 600);
+    tcase_set_timeout(b16, 600);
+    add_all(f32);
+    add_all(b16);
+    suite_add_tcase(s, f32);
+    suite_add_tcase(s, b16);
+    SRunner *sr = srunner_create(s);
+    // CUDA does not survive fork() after the runtime started in the parent (rt_cuda_available above)
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
