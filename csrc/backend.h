@@ -37,6 +37,19 @@ typedef struct rt_ctx {
     void *impl;    // backend-private state (CUDA stream and handles, CPU scratch)
 } rt_ctx;
 
+// Knowledge distillation (distill_loss below; the formulas, for users, in docs/distillation.md).
+typedef enum rt_kd_divergence { RT_KD_FORWARD_KL = 0, RT_KD_REVERSE_KL = 1, RT_KD_JSD = 2 } rt_kd_divergence;
+// Sparse (top-k) teachers: what happens to the teacher mass outside the stored k ids.
+typedef enum rt_kd_tail { RT_KD_TAIL_BUCKET = 0, RT_KD_TAIL_RENORM = 1 } rt_kd_tail;
+typedef struct rt_kd_params {
+    rt_kd_divergence divergence;
+    float temperature;      // T > 0, the distillation temperature
+    float alpha;            // weight of the distillation term in [0, 1]
+    float beta;             // JSD mixture weight in (0, 1)
+    rt_kd_tail tail;        // sparse teachers: the mass outside the top k
+    float topk_temperature; // sparse teachers: temperature the stored log-probs were captured at
+} rt_kd_params;
+
 struct rt_backend {
     const char *name; // "cpu", "cuda"
 
@@ -136,6 +149,27 @@ struct rt_backend {
     void (*adamw)(rt_ctx *ctx, float *master, void *param, const void *grad, float *m, float *v, size_t n,
                   float lr, float beta1, float beta2, float eps, float weight_decay, int64_t step,
                   const float *grad_scale);
+
+    // ---- knowledge distillation: CE and a divergence from a teacher, fused with the gradient ----
+    // Per row i of student logits z [N,V] (act) with target y = targets[i]:
+    //   ce[i] = -log softmax(z)[y] (temperature 1); kd[i] = D(teacher || student) at temperature T =
+    //   p->temperature over the categories below: the bare divergence, without alpha or T^2. Both fp32 [N].
+    //   dlogits (act [N,V], may be NULL, may equal logits) is OVERWRITTEN with
+    //   grad_scale * ((1 - alpha) dce/dz + alpha T^2 dkd/dz).
+    // y < 0: row ignored (ce = kd = 0, zero gradient row). y >= V, or a top-k id outside [0, V) in a row
+    // that has a teacher: ce = kd = NaN and a zero gradient row (cannot happen after dataset validation).
+    // Exactly one teacher is given:
+    // - dense: teacher_logits [N,V] (act); teacher r = softmax(v/T), student q = softmax(z/T) over all V.
+    // - sparse: topk_ids [N,k] (int32, distinct) and topk_logprobs [N,k] (fp32 log-probabilities captured
+    //   at p->topk_temperature), 1 <= k <= 1024; topk_ids[i*k] < 0 = no teacher for row i (kd = 0, CE
+    //   gradient only). p->tail: RT_KD_TAIL_BUCKET compares the k ids plus one bucket holding the rest of
+    //   the mass (stored log-probs used as they are: needs T == topk_temperature); RT_KD_TAIL_RENORM
+    //   compares the k ids only, the teacher re-tempered to T and both renormalised over the k ids.
+    // Divergences: forward KL(r||q), reverse KL(q||r), generalised JSD(beta) with M = beta r + (1-beta) q.
+    void (*distill_loss)(rt_ctx *ctx, float *ce, float *kd, void *dlogits, const void *logits,
+                         const void *teacher_logits, const int32_t *topk_ids, const float *topk_logprobs,
+                         int k, const int32_t *targets, int N, int V, const rt_kd_params *p,
+                         float grad_scale);
 };
 
 // The CPU backend (always present).

@@ -66,6 +66,10 @@ void rt_batcher_set_mask(rt_batcher *b, const uint8_t *mask) {
 }
 
 int64_t rt_batcher_next(rt_batcher *b, int B, int32_t *tokens, int32_t *targets) {
+    return rt_batcher_next_pos(b, B, tokens, targets, NULL);
+}
+
+int64_t rt_batcher_next_pos(rt_batcher *b, int B, int32_t *tokens, int32_t *targets, int64_t *positions) {
     int T = b->T;
     int64_t counted = 0;
     for (int i = 0; i < B * b->world; i++) {
@@ -77,6 +81,8 @@ int64_t rt_batcher_next(rt_batcher *b, int B, int32_t *tokens, int32_t *targets)
         int32_t *tgt = targets + (size_t)row * T;
         memcpy(tokens + (size_t)row * T, src, (size_t)T * sizeof(int32_t));
         memcpy(tgt, src + 1, (size_t)T * sizeof(int32_t));
+        for (int t = 0; positions && t < T; t++)
+            positions[(size_t)row * T + t] = (int64_t)(start + 1 + (size_t)t);
         if (!b->target_mask) {
             counted += T;
             continue;

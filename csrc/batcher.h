@@ -32,5 +32,8 @@ int rt_batcher_seek(rt_batcher *b, int64_t epoch, int64_t index, rt_error *err);
 void rt_batcher_set_mask(rt_batcher *b, const uint8_t *mask);
 // Next micro-batch for this rank: tokens and targets [B, T]. Returns how many targets count (>= 0).
 int64_t rt_batcher_next(rt_batcher *b, int B, int32_t *tokens, int32_t *targets);
+// The same, also giving each target's index in the dataset's token stream (positions [B, T]), which is how
+// per-position data such as a teacher's top-k rows is found.
+int64_t rt_batcher_next_pos(rt_batcher *b, int B, int32_t *tokens, int32_t *targets, int64_t *positions);
 
 #endif

@@ -189,3 +189,18 @@ int rt_mkdir_p(const char *path, rt_error *err) {
     if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) return rt_fail(err, "%s: not a directory", buf);
     return 0;
 }
+
+int rt_file_hash(const char *path, char out[17], rt_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return rt_fail(err, "%s: cannot open to hash it: %s", path, strerror(errno));
+    uint64_t h = 0xcbf29ce484222325ULL;
+    unsigned char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        for (size_t i = 0; i < n; i++) h = (h ^ buf[i]) * 0x100000001b3ULL;
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) return rt_fail(err, "%s: read error while hashing it", path);
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+    return 0;
+}

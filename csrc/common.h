@@ -65,4 +65,8 @@ int rt_fsync_parent_dir(const char *path, rt_error *err);
 // mkdir -p.
 int rt_mkdir_p(const char *path, rt_error *err);
 
+// Content hash of a file: 64-bit FNV-1a over its bytes, as 16 hex digits in out (identity, not security:
+// it tells which teacher or base checkpoint a file came from).
+int rt_file_hash(const char *path, char out[17], rt_error *err);
+
 #endif

@@ -17,9 +17,10 @@
 #include <strings.h>
 #include <yaml.h>
 
-static const char *const sections[] = {"run", "model", "data", "train", "checkpoint", "system"};
+static const char *const sections[] = {"run",        "model",  "data",  "train",
+                                       "checkpoint", "system", "synth", "distill"};
 #define N_SECTIONS   ((int)(sizeof sections / sizeof sections[0]))
-#define SECTION_LIST "run, model, data, train, checkpoint, system"
+#define SECTION_LIST "run, model, data, train, checkpoint, system, synth, distill"
 #define MAX_KEYS     256 // bound on the schema size, for the per-key "seen on line" table
 #define MAX_ANCHORS  64
 

@@ -60,6 +60,33 @@ typedef struct rt_config {
         char precision[RT_NAME_MAX]; // "fp32" or "bf16" (GPU only)
         int threads;                 // CPU threads, 0 = all cores
     } system;
+    struct {                       // retort synth: a teacher answers prompts
+        char teacher[RT_PATH_MAX]; // teacher checkpoint
+        char prompts[RT_PATH_MAX]; // JSONL of {"prompt": ...}; "" = prompts of synth.task
+        char task[RT_NAME_MAX];    // synthetic task whose prompts the teacher answers
+        int64_t n_prompts;         // prompts drawn from the task
+        char split[RT_NAME_MAX];   // "train" or "val" problems of the task
+        int samples;               // answers per prompt
+        double temperature;        // 0 = greedy
+        double top_p;              // nucleus sampling, 1 = off
+        int top_k;                 // 0 = off
+        int max_tokens;            // longest answer
+        char stop[RT_PATH_MAX];    // stop strings separated by |, \| for a literal |
+        int topk;                  // teacher top-k log-probs kept per answer position, 0 = none
+        double topk_temperature;   // temperature of those log-probs
+        char out[RT_PATH_MAX];     // dataset written
+        int batch_size;            // sequences generated together
+        int chunk;                 // prompts per resumable chunk
+    } synth;
+    struct {                          // retort distill: the student learns from a teacher
+        char mode[RT_NAME_MAX];       // "sequence", "offline_topk" or "online"
+        char teacher[RT_PATH_MAX];    // teacher checkpoint (online; offline checks it against the data)
+        char divergence[RT_NAME_MAX]; // "forward_kl", "reverse_kl" or "jsd"
+        double temperature;           // distillation temperature T
+        double alpha;                 // weight of the distillation term
+        double beta;                  // JSD mixture weight
+        char topk_tail[RT_NAME_MAX];  // "bucket" or "renorm": the teacher mass outside its top k
+    } distill;
 } rt_config;
 
 typedef enum rt_cfg_type { RT_CFG_INT, RT_CFG_FLOAT, RT_CFG_BOOL, RT_CFG_STRING, RT_CFG_ENUM } rt_cfg_type;

@@ -182,9 +182,15 @@ int rt_data_text_write(const char *in_path, const char *format, const char *out_
     if (rc == 0) {
         char source[1400];
         snprintf(source, sizeof source, "retort data text --in %s --format %s", in_path, format);
-        rt_dataset_spec spec = {
-            b.tokens,   b.n,    b.offsets, b.n_docs, b.with_prompts == 1 ? b.prompt_len : NULL,
-            vocab_size, "text", "all",     0,        source};
+        rt_dataset_spec spec = {.tokens = b.tokens,
+                                .n_tokens = b.n,
+                                .doc_offsets = b.offsets,
+                                .n_docs = b.n_docs,
+                                .prompt_len = b.with_prompts == 1 ? b.prompt_len : NULL,
+                                .vocab_size = vocab_size,
+                                .task = "text",
+                                .split = "all",
+                                .source = source};
         rc = rt_dataset_write(out_path, &spec, err);
     }
     free(text);

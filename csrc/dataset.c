@@ -19,7 +19,49 @@ typedef struct ds_view {
     size_t n_docs;
     const int32_t *prompt_len; // [n_docs] or NULL
     int vocab_size;
+    const rt_dataset_topk *topk; // NULL or k == 0: none
+    int teacher_vocab_size;
 } ds_view;
+
+#define MAX_TOPK 1024
+
+static size_t answer_count(const int64_t *offsets, const int32_t *prompt_len, size_t n_docs) {
+    size_t n = 0;
+    for (size_t d = 0; prompt_len && d < n_docs; d++)
+        n += (size_t)(offsets[d + 1] - offsets[d] - 1 - prompt_len[d]);
+    return n;
+}
+
+// After validate's checks of offsets and prompt_len.
+static int validate_topk(const ds_view *v, const char *p, rt_error *err) {
+    const rt_dataset_topk *t = v->topk;
+    if (!t || t->k == 0) return 0;
+    if (!v->prompt_len)
+        return rt_fail(err, "%s: /topk_ids needs /prompt_len (teacher distributions are per answer position)",
+                       p);
+    if (t->k < 1 || t->k > MAX_TOPK)
+        return rt_fail(err, "%s: topk_k = %d is outside [1, %d]", p, t->k, MAX_TOPK);
+    if (!(t->temperature > 0.0 && t->temperature <= 100.0))
+        return rt_fail(err, "%s: topk_temperature = %g is outside (0, 100]", p, t->temperature);
+    if (v->teacher_vocab_size < 1 || v->teacher_vocab_size > MAX_VOCAB)
+        return rt_fail(err, "%s: teacher_vocab_size = %d is outside [1, %d]", p, v->teacher_vocab_size,
+                       MAX_VOCAB);
+    size_t want = answer_count(v->offsets, v->prompt_len, v->n_docs);
+    if (t->n_rows != want)
+        return rt_fail(err, "%s: /topk_ids has %zu rows, but the documents have %zu answer positions", p,
+                       t->n_rows, want);
+    size_t n = t->n_rows * (size_t)t->k; // n_rows and k were both read back with checked products
+    for (size_t i = 0; i < n; i++) {
+        if (t->ids[i] < 0 || t->ids[i] >= v->teacher_vocab_size)
+            return rt_fail(err, "%s: topk_ids[%zu][%zu] = %d is outside the teacher's vocabulary [0, %d)", p,
+                           i / (size_t)t->k, i % (size_t)t->k, t->ids[i], v->teacher_vocab_size);
+        float lp = t->logprobs[i];
+        if (!(lp <= 1e-3f && lp >= -1e30f)) // finite and <= 0, with room for rounding
+            return rt_fail(err, "%s: topk_logprobs[%zu][%zu] = %g is not a log-probability (finite, <= 0)", p,
+                           i / (size_t)t->k, i % (size_t)t->k, lp);
+    }
+    return 0;
+}
 
 static int validate(const ds_view *v, int max_vocab, const char *p, rt_error *err) {
     if (v->n_docs == 0) return rt_fail(err, "%s: the dataset holds no documents", p);
@@ -63,19 +105,22 @@ static int validate(const ds_view *v, int max_vocab, const char *p, rt_error *er
                            "prompt and EOS need %lld)",
                            p, d, v->prompt_len[d], (long long)len, (long long)v->prompt_len[d] + 2);
     }
-    return 0;
+    return validate_topk(v, p, err);
 }
 
 // ---------------------------------------------------------------------------------------------------
 // writing
 
 // The file's strings in the order strings_crc32 covers them (docs/checkpoint.md).
-static uint32_t strings_crc(const char *task, const char *split, const char *source) {
+static uint32_t strings_crc(const char *task, const char *split, const char *source, const char *teacher,
+                            const char *teacher_hash) {
     uint32_t crc = rt_h5_crc32_str(0, RT_DATASET_FORMAT);
     crc = rt_h5_crc32_str(crc, "byte");
     crc = rt_h5_crc32_str(crc, task);
     crc = rt_h5_crc32_str(crc, split);
-    return rt_h5_crc32_str(crc, source);
+    crc = rt_h5_crc32_str(crc, source);
+    if (teacher) crc = rt_h5_crc32_str(rt_h5_crc32_str(crc, teacher), teacher_hash ? teacher_hash : "");
+    return crc;
 }
 
 static int fill(hid_t f, const char *path, void *user, rt_error *err) {
@@ -88,6 +133,19 @@ static int fill(hid_t f, const char *path, void *user, rt_error *err) {
         (s->prompt_len &&
          rt_h5_write(f, "prompt_len", H5T_NATIVE_INT32, H5T_STD_I32LE, 1, &nd, s->prompt_len, err)))
         return -1;
+    if (s->teacher && (rt_h5_attr_write_str(f, "teacher", s->teacher, err) ||
+                       rt_h5_attr_write_str(f, "teacher_hash", s->teacher_hash ? s->teacher_hash : "", err) ||
+                       rt_h5_attr_write_i64(f, "teacher_vocab_size", s->teacher_vocab_size, err)))
+        return -1;
+    if (s->topk && s->topk->k > 0) {
+        hsize_t dims[2] = {s->topk->n_rows, (hsize_t)s->topk->k};
+        if (rt_h5_write(f, "topk_ids", H5T_NATIVE_INT32, H5T_STD_I32LE, 2, dims, s->topk->ids, err) ||
+            rt_h5_write(f, "topk_logprobs", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 2, dims, s->topk->logprobs,
+                        err) ||
+            rt_h5_attr_write_i64(f, "topk_k", s->topk->k, err) ||
+            rt_h5_attr_write_f64(f, "topk_temperature", s->topk->temperature, err))
+            return -1;
+    }
     return rt_h5_attr_write_str(f, "format", RT_DATASET_FORMAT, err) ||
                    rt_h5_attr_write_i64(f, "version", RT_DATASET_VERSION, err) ||
                    rt_h5_attr_write_str(f, "tokenizer", "byte", err) ||
@@ -98,7 +156,8 @@ static int fill(hid_t f, const char *path, void *user, rt_error *err) {
                    rt_h5_attr_write_str(f, "split", split, err) ||
                    rt_h5_attr_write_i64(f, "seed", s->seed, err) ||
                    rt_h5_attr_write_str(f, "source", source, err) ||
-                   rt_h5_attr_write_i64(f, "strings_crc32", strings_crc(task, split, source), err)
+                   rt_h5_attr_write_i64(f, "strings_crc32",
+                                        strings_crc(task, split, source, s->teacher, s->teacher_hash), err)
                ? -1
                : 0;
 }
@@ -112,7 +171,10 @@ int rt_dataset_write(const char *path, const rt_dataset_spec *s, rt_error *err) 
     if ((s->task && strlen(s->task) >= sizeof ds.task) || (s->split && strlen(s->split) >= sizeof ds.split))
         return rt_fail(err, "%s: task or split name too long (at most %zu and %zu bytes)", path,
                        sizeof ds.task - 1, sizeof ds.split - 1);
-    ds_view v = {s->tokens, s->n_tokens, s->doc_offsets, s->n_docs, s->prompt_len, s->vocab_size};
+    if (s->topk && s->topk->k > 0 && !s->teacher)
+        return rt_fail(err, "%s: teacher distributions without the teacher's name", path);
+    ds_view v = {s->tokens,     s->n_tokens,   s->doc_offsets, s->n_docs,
+                 s->prompt_len, s->vocab_size, s->topk,        s->teacher_vocab_size};
     if (validate(&v, 0, path, err)) return rt_fail_wrap(err, "refusing to write an invalid dataset");
     return rt_h5_write_atomic(path, fill, (void *)s, err);
 }
@@ -178,6 +240,19 @@ static int load_attrs(rt_dataset *ds, hid_t f, int64_t *n_docs, int64_t *n_token
         opt_str(f, "split", ds->split, sizeof ds->split, &crc, p, err) ||
         opt_str(f, "source", ds->source, sizeof ds->source, &crc, p, err))
         return -1;
+    int has_teacher = rt_h5_attr_exists(f, "teacher");
+    if (has_teacher < 0) return rt_fail(err, "%s: cannot read the attributes of the file (damaged file?)", p);
+    if (has_teacher) {
+        int64_t tv;
+        if (opt_str(f, "teacher", ds->teacher, sizeof ds->teacher, &crc, p, err) ||
+            opt_str(f, "teacher_hash", ds->teacher_hash, sizeof ds->teacher_hash, &crc, p, err) ||
+            rt_h5_attr_read_i64(f, "teacher_vocab_size", &tv, p, "the file", err))
+            return -1;
+        if (tv < 1 || tv > MAX_VOCAB)
+            return rt_fail(err, "%s: teacher_vocab_size attribute %lld is outside [1, %d]", p, (long long)tv,
+                           MAX_VOCAB);
+        ds->teacher_vocab_size = (int)tv;
+    }
     int e = rt_h5_attr_exists(f, "seed");
     if (e < 0) return rt_fail(err, "%s: cannot read the attributes of the file (damaged file?)", p);
     if (e && rt_h5_attr_read_i64(f, "seed", &ds->seed, p, "the file", err)) return -1;
@@ -221,7 +296,34 @@ static int load_contents(rt_dataset *ds, hid_t f, int max_vocab, rt_error *err) 
                        &n_pl, p, err))
             return -1;
     }
-    ds_view v = {ds->tokens, ds->n_tokens, ds->doc_offsets, ds->n_docs, ds->prompt_len, ds->vocab_size};
+    htri_t has_topk = H5Lexists(f, "topk_ids", H5P_DEFAULT);
+    if (has_topk < 0) return rt_fail(err, "%s: cannot look up dataset /topk_ids (damaged file?)", p);
+    if (has_topk) {
+        rt_dataset_topk *t = &ds->topk;
+        int64_t k;
+        if (!ds->teacher_vocab_size)
+            return rt_fail(err, "%s: /topk_ids without the teacher attributes (teacher, teacher_vocab_size)",
+                           p);
+        if (rt_h5_attr_read_i64(f, "topk_k", &k, p, "the file", err) ||
+            rt_h5_attr_read_f64(f, "topk_temperature", &t->temperature, p, "the file", err))
+            return -1;
+        if (k < 1 || k > MAX_TOPK)
+            return rt_fail(err, "%s: topk_k attribute %lld is outside [1, %d]", p, (long long)k, MAX_TOPK);
+        int64_t want[2] = {-1, k};
+        hsize_t dims[4];
+        size_t n_ids, n_lp;
+        if (rt_h5_read(f, "topk_ids", H5T_NATIVE_INT32, 2, want, NULL, dims, (void **)&t->ids, &n_ids, p,
+                       err))
+            return -1;
+        want[0] = (int64_t)dims[0];
+        if (rt_h5_read(f, "topk_logprobs", H5T_NATIVE_FLOAT, 2, want, NULL, NULL, (void **)&t->logprobs,
+                       &n_lp, p, err))
+            return -1;
+        t->k = (int)k;
+        t->n_rows = (size_t)dims[0];
+    }
+    ds_view v = {ds->tokens,     ds->n_tokens,   ds->doc_offsets, ds->n_docs,
+                 ds->prompt_len, ds->vocab_size, &ds->topk,       ds->teacher_vocab_size};
     return validate(&v, max_vocab, p, err);
 }
 
@@ -240,9 +342,30 @@ void rt_dataset_free(rt_dataset *ds) {
     free(ds->tokens);
     free(ds->doc_offsets);
     free(ds->prompt_len);
+    free(ds->topk.ids);
+    free(ds->topk.logprobs);
     ds->tokens = NULL;
     ds->doc_offsets = NULL;
     ds->prompt_len = NULL;
+    memset(&ds->topk, 0, sizeof ds->topk);
+}
+
+size_t rt_dataset_answer_count(const rt_dataset *ds) {
+    return answer_count(ds->doc_offsets, ds->prompt_len, ds->n_docs);
+}
+
+int rt_dataset_answer_rows(const rt_dataset *ds, int64_t **rows, rt_error *err) {
+    *rows = NULL;
+    if (!ds->prompt_len) return rt_fail(err, "%s has no /prompt_len: no answer positions", ds->path);
+    int64_t *r = rt_malloc((ds->n_tokens ? ds->n_tokens : 1) * sizeof(int64_t), "answer rows", err);
+    if (!r) return -1;
+    int64_t next = 0;
+    for (size_t d = 0; d < ds->n_docs; d++) {
+        int64_t start = ds->doc_offsets[d] + 1 + ds->prompt_len[d];
+        for (int64_t i = ds->doc_offsets[d]; i < ds->doc_offsets[d + 1]; i++) r[i] = i >= start ? next++ : -1;
+    }
+    *rows = r;
+    return 0;
 }
 
 int rt_dataset_answer_mask(const rt_dataset *ds, uint8_t **mask, rt_error *err) {

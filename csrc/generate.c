@@ -6,6 +6,17 @@
 
 #include "tokenizer.h"
 
+typedef struct scored {
+    float p;
+    int32_t id;
+} scored;
+
+static int by_prob_desc(const void *a, const void *b) {
+    const scored *x = a, *y = b;
+    if (x->p != y->p) return x->p > y->p ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id; // ties: lower id first
+}
+
 int32_t rt_sample_token(const float *logits, int V, const rt_sampling *s, rt_rng *rng, float *probs) {
     int best = 0;
     for (int i = 1; i < V; i++)
@@ -30,12 +41,51 @@ int32_t rt_sample_token(const float *logits, int V, const rt_sampling *s, rt_rng
         probs[i] = (float)p;
         sum += p;
     }
+    if (s->top_p > 0.0f && s->top_p < 1.0f) {
+        // nucleus: the smallest set of likeliest ids whose mass reaches top_p; the rest get 0
+        scored *order = malloc((size_t)V * sizeof *order);
+        if (order) {
+            for (int i = 0; i < V; i++) order[i] = (scored){probs[i], (int32_t)i};
+            qsort(order, (size_t)V, sizeof *order, by_prob_desc);
+            double acc = 0.0, kept = 0.0;
+            int n_keep = 0;
+            while (n_keep < V && (n_keep == 0 || acc < s->top_p * sum)) {
+                acc += order[n_keep].p;
+                n_keep++;
+            }
+            for (int i = n_keep; i < V; i++) probs[order[i].id] = 0.0f;
+            for (int i = 0; i < n_keep; i++) kept += order[i].p;
+            sum = kept;
+            free(order);
+        }
+    }
     double u = (double)rt_rng_uniform(rng) * sum, acc = 0.0;
     for (int i = 0; i < V; i++) {
         acc += probs[i];
         if (u < acc && probs[i] > 0) return i;
     }
     return best;
+}
+
+void rt_topk_logprobs(const float *logits, int V, int k, float temperature, int32_t *ids, float *logprobs) {
+    double mx = -INFINITY;
+    for (int i = 0; i < V; i++)
+        if (logits[i] > mx) mx = logits[i];
+    double z = 0.0;
+    for (int i = 0; i < V; i++) z += exp(((double)logits[i] - mx) / temperature);
+    double log_z = log(z);
+    // k selection passes over the order (logit descending, then id ascending): pass j takes the first id
+    // after pass j-1's, so no sort of the whole row and no bookkeeping of what was taken
+    for (int j = 0; j < k; j++) {
+        int arg = -1, prev = j ? ids[j - 1] : -1;
+        for (int i = 0; i < V; i++) {
+            if (prev >= 0 && !(logits[i] < logits[prev] || (logits[i] == logits[prev] && i > prev))) continue;
+            if (arg < 0 || logits[i] > logits[arg]) arg = i;
+        }
+        ids[j] = arg;
+        double lp = ((double)logits[arg] - mx) / temperature - log_z;
+        logprobs[j] = (float)(lp < -1e30 ? -1e30 : lp);
+    }
 }
 
 int64_t rt_generate(rt_model *m, int32_t *ids, int64_t n, int64_t max_new, const rt_sampling *s, rt_rng *rng,
@@ -89,7 +139,7 @@ int rt_eval_task(rt_model *m, const rt_dataset *ds, int64_t limit, rt_task_resul
         refs[d].doc = d;
     }
     if (rc == 0) qsort(refs, (size_t)n_docs, sizeof *refs, doc_ref_cmp);
-    rt_sampling greedy = {0.0f, 0};
+    rt_sampling greedy = {0.0f, 0, 1.0f};
     for (int64_t start = 0; start < n_docs && rc == 0;) {
         // a batch of documents with the same prompt length advances in lockstep
         int nb = 0;
@@ -190,5 +240,76 @@ int rt_eval_loss(rt_model *m, const rt_dataset *ds, const uint8_t *mask, int B, 
     free(tgt);
     if (rc == 0) rc = m->ctx->be->check(m->ctx, err);
     if (rc == 0) *loss = *n_tokens > 0 ? sum / (double)*n_tokens : 0.0;
+    return rc;
+}
+
+// log-softmax of a row of logits, in double
+static void log_softmax_row(const float *x, int V, double *out) {
+    double mx = -INFINITY, z = 0.0;
+    for (int i = 0; i < V; i++) mx = x[i] > mx ? x[i] : mx;
+    for (int i = 0; i < V; i++) z += exp((double)x[i] - mx);
+    double lz = mx + log(z);
+    for (int i = 0; i < V; i++) out[i] = (double)x[i] - lz;
+}
+
+static int argmax_row(const float *x, int V) {
+    int best = 0;
+    for (int i = 1; i < V; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+int rt_eval_vs_teacher(rt_model *student, rt_model *teacher, const rt_dataset *ds, int B, int T,
+                       int64_t max_batches, double *kl, double *top1_agree, int64_t *n_positions,
+                       rt_error *err) {
+    *kl = *top1_agree = 0.0;
+    *n_positions = 0;
+    int V = student->dims.V;
+    if (teacher->dims.V != V)
+        return rt_fail(
+            err,
+            "the teacher's vocabulary (%d) differs from the student's (%d): KL and agreement need the "
+            "same one",
+            teacher->dims.V, V);
+    if (ds->n_tokens < (size_t)T + 1) T = (int)ds->n_tokens - 1;
+    if (T < 1) return rt_fail(err, "%s has %zu tokens, too few to predict any", ds->path, ds->n_tokens);
+    int64_t n_windows = (int64_t)((ds->n_tokens - 1) / (size_t)T);
+    int32_t *tok = rt_malloc((size_t)B * T * sizeof(int32_t), "eval batch", err);
+    float *zs = rt_malloc((size_t)V * sizeof(float), "logits row", err),
+          *zt = rt_malloc((size_t)V * sizeof(float), "logits row", err);
+    double *ls = rt_malloc((size_t)V * sizeof(double), "logits row", err),
+           *lt = rt_malloc((size_t)V * sizeof(double), "logits row", err);
+    int rc = tok && zs && zt && ls && lt ? 0 : -1;
+    double kl_sum = 0.0;
+    int64_t agree = 0, batches = 0;
+    for (int64_t w = 0; w < n_windows && rc == 0; w += B) {
+        if (max_batches > 0 && batches++ >= max_batches) break;
+        int nb = (int)(n_windows - w < B ? n_windows - w : B);
+        for (int b = 0; b < nb; b++)
+            memcpy(tok + (size_t)b * T, ds->tokens + (size_t)(w + b) * T, (size_t)T * sizeof(int32_t));
+        rc = rt_model_forward(student, tok, NULL, nb, T, 1.0f, err);
+        if (rc == 0) rc = rt_model_forward(teacher, tok, NULL, nb, T, 1.0f, err);
+        for (int r = 0; rc == 0 && r < nb * T; r++) {
+            rt_model_logits_row(student, r, zs);
+            rt_model_logits_row(teacher, r, zt);
+            log_softmax_row(zs, V, ls);
+            log_softmax_row(zt, V, lt);
+            double d = 0.0;
+            for (int i = 0; i < V; i++) d += exp(lt[i]) * (lt[i] - ls[i]);
+            kl_sum += d;
+            agree += argmax_row(zs, V) == argmax_row(zt, V);
+            (*n_positions)++;
+        }
+    }
+    if (rc == 0) rc = student->ctx->be->check(student->ctx, err);
+    if (rc == 0 && *n_positions > 0) {
+        *kl = kl_sum / (double)*n_positions;
+        *top1_agree = (double)agree / (double)*n_positions;
+    }
+    free(tok);
+    free(zs);
+    free(zt);
+    free(ls);
+    free(lt);
     return rc;
 }

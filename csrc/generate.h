@@ -12,10 +12,16 @@
 typedef struct rt_sampling {
     float temperature; // 0 = greedy (ties go to the lowest id)
     int top_k;         // 0 = the whole vocabulary
+    float top_p;       // nucleus: sample among the likeliest ids holding this mass; 0 or 1 = off
 } rt_sampling;
 
-// Pick the next id from one row of logits [V]. probs is scratch of V floats.
+// Pick the next id from one row of logits [V]: softmax(logits / temperature) restricted to the top_k
+// likeliest ids, then to the smallest set of them holding top_p of the mass. probs is scratch of V floats.
 int32_t rt_sample_token(const float *logits, int V, const rt_sampling *s, rt_rng *rng, float *probs);
+
+// The k likeliest ids of a row of logits [V] (most likely first, ties to the lower id) and their
+// log-probabilities under softmax(logits / temperature). k <= V.
+void rt_topk_logprobs(const float *logits, int V, int k, float temperature, int32_t *ids, float *logprobs);
 
 // Continue ids[0 .. n) (BOS first) by up to max_new ids, stopping after EOS. ids must hold n + max_new.
 // The context is the last T_max ids once the sequence outgrows the model. Returns the new count, or -1.
@@ -37,5 +43,12 @@ int rt_eval_task(rt_model *m, const rt_dataset *ds, int64_t limit, rt_task_resul
 // targets that count. Returns the loss and the number of predicted tokens that counted.
 int rt_eval_loss(rt_model *m, const rt_dataset *ds, const uint8_t *mask, int B, int T, int64_t max_batches,
                  double *loss, int64_t *n_tokens, rt_error *err);
+
+// Against a teacher of the same vocabulary, over the same windows as rt_eval_loss (every position): the mean
+// KL(p_teacher || p_student) at temperature 1 and the fraction of positions where both rank the same id
+// first. Both models must hold batches of B x T.
+int rt_eval_vs_teacher(rt_model *student, rt_model *teacher, const rt_dataset *ds, int B, int T,
+                       int64_t max_batches, double *kl, double *top1_agree, int64_t *n_positions,
+                       rt_error *err);
 
 #endif

@@ -263,17 +263,17 @@ int rt_h5_attr_write_str(hid_t obj, const char *name, const char *value, rt_erro
     return rc;
 }
 
-int rt_h5_attr_write_i64(hid_t obj, const char *name, int64_t value, rt_error *err) {
+// One scalar attribute, stored as file_type (little-endian whatever the host) and converted from mem_type.
+static int write_scalar_attr(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, const void *value,
+                             rt_error *err) {
     hid_t s = H5Screate(H5S_SCALAR);
-    // stored little-endian whatever the host, converted from the native type by H5Awrite
-    hid_t t = H5Tcopy(H5T_STD_I64LE);
+    hid_t t = H5Tcopy(file_type);
     int rc = t >= 0 && s >= 0 ? 0 : -1;
     if (rc == 0) {
-        hid_t a;
         rt_h5_quiet();
         if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
-        a = H5Acreate2(obj, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
-        if (a < 0 || H5Awrite(a, H5T_NATIVE_INT64, &value) < 0) rc = -1;
+        hid_t a = H5Acreate2(obj, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
+        if (a < 0 || H5Awrite(a, mem_type, value) < 0) rc = -1;
         if (a >= 0) H5Aclose(a);
     }
     if (t >= 0) H5Tclose(t);
@@ -282,6 +282,14 @@ int rt_h5_attr_write_i64(hid_t obj, const char *name, int64_t value, rt_error *e
     char where[512];
     self_name(obj, where, sizeof where);
     return rt_fail(err, "cannot write attribute '%s' of %s", name, where);
+}
+
+int rt_h5_attr_write_i64(hid_t obj, const char *name, int64_t value, rt_error *err) {
+    return write_scalar_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value, err);
+}
+
+int rt_h5_attr_write_f64(hid_t obj, const char *name, double value, rt_error *err) {
+    return write_scalar_attr(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value, err);
 }
 
 int rt_h5_attr_write_u64s(hid_t obj, const char *name, const uint64_t *values, size_t n, rt_error *err) {
@@ -408,6 +416,22 @@ int rt_h5_attr_read_i64(hid_t obj, const char *name, int64_t *out, const char *f
 int rt_h5_attr_read_u64s(hid_t obj, const char *name, uint64_t *out, size_t n, const char *file,
                          const char *what, rt_error *err) {
     return attr_read_ints(obj, name, H5T_NATIVE_UINT64, out, n, file, what, err);
+}
+
+int rt_h5_attr_read_f64(hid_t obj, const char *name, double *out, const char *file, const char *what,
+                        rt_error *err) {
+    hid_t a = attr_open(obj, name, file, what, err);
+    if (a < 0) return -1;
+    hid_t ft = H5Aget_type(a), sp = H5Aget_space(a);
+    int rc = 0;
+    if (ft < 0 || sp < 0 || H5Tget_class(ft) != H5T_FLOAT || H5Sget_simple_extent_npoints(sp) != 1)
+        rc = rt_fail(err, "%s: attribute '%s' of %s should be one number", file, name, what);
+    else if (H5Aread(a, H5T_NATIVE_DOUBLE, out) < 0)
+        rc = rt_fail(err, "%s: cannot read attribute '%s' of %s (damaged file?)", file, name, what);
+    if (sp >= 0) H5Sclose(sp);
+    if (ft >= 0) H5Tclose(ft);
+    H5Aclose(a);
+    return rc;
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ hid_t rt_h5_group_create(hid_t loc, const char *name, rt_error *err);
 int rt_h5_attr_write_str(hid_t obj, const char *name, const char *value, rt_error *err);
 int rt_h5_attr_write_i64(hid_t obj, const char *name, int64_t value, rt_error *err);
 int rt_h5_attr_write_u64s(hid_t obj, const char *name, const uint64_t *values, size_t n, rt_error *err);
+int rt_h5_attr_write_f64(hid_t obj, const char *name, double value, rt_error *err); // IEEE float64 LE
 
 // CRC-32 (zlib's) of s and its terminating NUL, continuing crc (start from 0). Files record one over all
 // their string attributes ("strings_crc32"): strings live in the one HDF5 structure without a checksum.
@@ -47,6 +48,8 @@ int rt_h5_attr_read_i64(hid_t obj, const char *name, int64_t *out, const char *f
                         rt_error *err);
 int rt_h5_attr_read_u64s(hid_t obj, const char *name, uint64_t *out, size_t n, const char *file,
                          const char *what, rt_error *err);
+int rt_h5_attr_read_f64(hid_t obj, const char *name, double *out, const char *file, const char *what,
+                        rt_error *err); // any float class, converted to double
 
 // Write a dataset of rank 1..4, chunked (at most 1 MiB a chunk) with a Fletcher-32 checksum so damaged
 // bytes fail the read instead of loading. A dataset with a zero dim has no data and is stored contiguous.

@@ -60,6 +60,10 @@ void rt_metrics_train(rt_metrics *mt, const rt_train_report *r) {
     if (mt->jsonl) {
         fprintf(mt->jsonl, "{\"type\":\"train\",\"step\":%lld", (long long)r->step);
         json_num(mt->jsonl, "loss", r->loss);
+        if (r->has_kd) {
+            json_num(mt->jsonl, "ce", r->ce);
+            json_num(mt->jsonl, "kd", r->kd);
+        }
         json_num(mt->jsonl, "lr", r->lr);
         json_num(mt->jsonl, "grad_norm", r->grad_norm);
         fprintf(mt->jsonl, ",\"tokens\":%lld", (long long)r->tokens_seen);
@@ -77,8 +81,10 @@ void rt_metrics_train(rt_metrics *mt, const rt_train_report *r) {
     else
         snprintf(mfu, sizeof mfu, "n/a");
     int width = snprintf(NULL, 0, "%lld", (long long)r->total_steps);
-    fprintf(stderr, "%sstep %*lld/%lld | loss %.4f | lr %.2e | grad %.3f | %.0f tok/s | MFU %s | ETA %s%s",
-            mt->tty ? "\r" : "", width, (long long)r->step, (long long)r->total_steps, r->loss, r->lr,
+    char parts[64] = "";
+    if (r->has_kd) snprintf(parts, sizeof parts, " (ce %.4f kd %.4f)", r->ce, r->kd);
+    fprintf(stderr, "%sstep %*lld/%lld | loss %.4f%s | lr %.2e | grad %.3f | %.0f tok/s | MFU %s | ETA %s%s",
+            mt->tty ? "\r" : "", width, (long long)r->step, (long long)r->total_steps, r->loss, parts, r->lr,
             r->grad_norm, r->tokens_per_s, mfu, eta, mt->tty ? "\033[K" : "\n");
     mt->line_open = mt->tty;
     fflush(stderr);

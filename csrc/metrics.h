@@ -26,6 +26,8 @@ typedef struct rt_train_report {
     double mfu;       // fraction of the measured peak, < 0 when unknown
     double elapsed_s; // wall time of this process's training so far
     double eta_s;
+    int has_kd;    // distillation: the loss's parts, each a mean over the counted targets
+    double ce, kd; // cross-entropy on the data, divergence from the teacher
 } rt_train_report;
 
 void rt_metrics_train(rt_metrics *mt, const rt_train_report *r);

@@ -141,6 +141,7 @@ static void alloc_acts(rt_model *m, alloc_state *a) {
     m->rstdf = dev_alloc(a, N, sizeof(float), "activations");
     m->logits = dev_alloc(a, N * d->V, act, "logits");
     m->losses = dev_alloc(a, N, sizeof(float), "losses");
+    if (m->training) m->kd_losses = dev_alloc(a, N, sizeof(float), "losses");
     m->tokens = dev_alloc(a, N, sizeof(int32_t), "token ids");
     m->targets = dev_alloc(a, N, sizeof(int32_t), "targets");
     m->scalars = dev_alloc(a, 4, sizeof(float), "scalars");
@@ -244,6 +245,7 @@ void rt_model_free(rt_model *m) {
             for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dev_free(m, bufs[i]);
         }
     }
+    dev_free(m, m->kd_losses);
     void *bufs[] = {m->resid_out, m->xf,       m->rstdf,    m->logits, m->losses, m->tokens, m->targets,
                     m->scalars,   m->rope_cos, m->rope_sin, m->dresid, m->dx,     m->dC,     m->dq,
                     m->dk,        m->dv,       m->datt,     m->dgate,  m->dup,    m->dh};
@@ -406,6 +408,30 @@ void rt_model_zero_grad(rt_model *m) {
         rt_param *p = &m->params[i];
         if (p->grad) m->ctx->be->zero(m->ctx, p->grad, p->n * act);
     }
+}
+
+int rt_model_distill_loss(rt_model *m, const int32_t *targets, const void *teacher_logits,
+                          const int32_t *topk_ids, const float *topk_logprobs, int k, const rt_kd_params *p,
+                          int B, int T, float grad_scale, rt_error *err) {
+    if (!m->training) return rt_fail(err, "distillation needs a model created for training");
+    if (B <= 0 || T <= 0 || B > m->B_max || T > m->T_max_batch)
+        return rt_fail(err, "batch %d x %d exceeds the model's buffers (%d x %d)", B, T, m->B_max,
+                       m->T_max_batch);
+    if (!teacher_logits == !topk_ids)
+        return rt_fail(err, "distillation needs exactly one teacher: dense or top-k");
+    rt_ctx *ctx = m->ctx;
+    int N = B * T;
+    ctx->be->upload_i32(ctx, m->targets, targets, (size_t)N);
+    ctx->be->distill_loss(ctx, m->losses, m->kd_losses, m->logits, m->logits, teacher_logits, topk_ids,
+                          topk_logprobs, k, m->targets, N, m->dims.V, p, grad_scale);
+    return ctx->be->check(ctx, err);
+}
+
+float rt_model_kd_sum(rt_model *m, int B, int T) {
+    float sum = 0.0f;
+    m->ctx->be->sum_f32(m->ctx, &m->scalars[3], m->kd_losses, (size_t)B * T);
+    m->ctx->be->download(m->ctx, &sum, &m->scalars[3], RT_F32, 1);
+    return sum;
 }
 
 float rt_model_loss_sum(rt_model *m, int B, int T) {

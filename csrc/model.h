@@ -89,7 +89,8 @@ typedef struct rt_model {
     void *xf;                   // [N, C]  output_norm(resid_out)
     float *rstdf;               // [N]
     void *logits;               // [N, V]  (holds dlogits after a training forward)
-    float *losses;              // [N]
+    float *losses;              // [N]  per-token cross-entropy
+    float *kd_losses;           // [N]  per-token divergence from a teacher (training models)
     float *scalars;             // [4] device scratch: grad norm^2, clip scale, loss sum
     // backward scratch
     void *dresid, *dx, *dC, *dq, *dk, *dv, *datt, *dgate, *dup, *dh;
@@ -117,6 +118,16 @@ double rt_model_train_flops_per_token(const rt_model *m, int T);
 // Without targets it leaves logits [B*T, V] in m->logits.
 int rt_model_forward(rt_model *m, const int32_t *tokens, const int32_t *targets, int B, int T,
                      float grad_scale, rt_error *err);
+// Distillation: after a forward without targets, the fused loss (1 - alpha) CE + alpha T^2 D over
+// m->logits against a teacher, dense (teacher_logits [B*T, V], device, act dtype) or sparse (topk_ids /
+// topk_logprobs [B*T, k] on the device). targets are host ids (< 0 = ignored). Leaves per-token CE in
+// m->losses, D in m->kd_losses, and grad_scale * dloss/dlogits in place of the logits for backward.
+int rt_model_distill_loss(rt_model *m, const int32_t *targets, const void *teacher_logits,
+                          const int32_t *topk_ids, const float *topk_logprobs, int k, const rt_kd_params *p,
+                          int B, int T, float grad_scale, rt_error *err);
+// Sum of the per-token divergences of the last distillation loss (synchronises).
+float rt_model_kd_sum(rt_model *m, int B, int T);
+
 // Accumulates parameter gradients of the last forward (which must have had targets).
 void rt_model_backward(rt_model *m, int B, int T);
 void rt_model_zero_grad(rt_model *m);

@@ -90,8 +90,9 @@ static int is_val(const char *prompt) {
     return h % 10 == 0;
 }
 
-int rt_synth_write(const char *task_name, size_t n_docs, const char *split, uint64_t seed,
-                   const char *out_path, rt_error *err) {
+int rt_synth_problems(const char *task_name, size_t n, const char *split, uint64_t seed, rt_problem **out,
+                      rt_error *err) {
+    *out = NULL;
     const task *t = NULL;
     for (int i = 0; i < N_TASKS; i++)
         if (strcmp(tasks[i].name, task_name) == 0) t = &tasks[i];
@@ -103,51 +104,72 @@ int rt_synth_write(const char *task_name, size_t n_docs, const char *split, uint
         want_val = 0;
     else
         return rt_fail(err, "unknown split '%s' (expected train or val)", split);
-    if (n_docs == 0 || n_docs > ((size_t)1 << 32))
-        return rt_fail(err, "--n must be in [1, 2^32], got %zu", n_docs);
+    if (n == 0 || n > ((size_t)1 << 32))
+        return rt_fail(err, "the problem count must be in [1, 2^32], got %zu", n);
+    rt_problem *p = rt_calloc(n, sizeof *p, "task problems", err);
+    if (!p) return -1;
+    rt_rng r;
+    rt_rng_seed(&r, rt_seed_mix(seed, 0x73796e7468ULL));
+    // The held-out split is a tenth of the problem space; give up rather than loop on a tiny space.
+    uint64_t attempts = 0, max_attempts = (uint64_t)n * 200 + 100000;
+    for (size_t d = 0; d < n; d++) {
+        do {
+            if (++attempts > max_attempts) {
+                free(p);
+                return rt_fail(err, "task %s: could not draw %zu problems of the %s split", t->name, n,
+                               split);
+            }
+            t->make(&r, p[d].prompt, sizeof p[d].prompt, p[d].answer, sizeof p[d].answer);
+        } while (is_val(p[d].prompt) != want_val);
+    }
+    *out = p;
+    return 0;
+}
+
+int rt_synth_write(const char *task_name, size_t n_docs, const char *split, uint64_t seed,
+                   const char *out_path, rt_error *err) {
+    rt_problem *probs = NULL;
+    if (rt_synth_problems(task_name, n_docs, split, seed, &probs, err)) return -1;
     // 64 ids per problem: the longest (kv with 6 pairs) takes 53 with BOS and EOS
     size_t cap_tokens, n_off;
-    if (!rt_mul_size(n_docs, 64, &cap_tokens) || !rt_add_size(n_docs, 1, &n_off))
+    if (!rt_mul_size(n_docs, 64, &cap_tokens) || !rt_add_size(n_docs, 1, &n_off)) {
+        free(probs);
         return rt_fail(err, "--n %zu is too large", n_docs);
+    }
     int32_t *tokens = rt_malloc(cap_tokens * sizeof(int32_t), "synthetic tokens", err);
     int64_t *offsets = rt_malloc(n_off * sizeof(int64_t), "document offsets", err);
     int32_t *prompt_len = rt_malloc(n_docs * sizeof(int32_t), "prompt lengths", err);
     int rc = tokens && offsets && prompt_len ? 0 : -1;
-    rt_rng r;
-    rt_rng_seed(&r, rt_seed_mix(seed, 0x73796e7468ULL));
     size_t k = 0;
-    // The held-out split is a tenth of the problem space; give up rather than loop on a tiny space.
-    uint64_t attempts = 0, max_attempts = (uint64_t)n_docs * 200 + 100000;
-    offsets[0] = 0;
+    if (rc == 0) offsets[0] = 0;
     for (size_t d = 0; d < n_docs && rc == 0; d++) {
-        char prompt[96], answer[32];
-        do {
-            if (++attempts > max_attempts) {
-                rc = rt_fail(err, "task %s: could not draw %zu problems of the %s split", t->name, n_docs,
-                             split);
-                break;
-            }
-            t->make(&r, prompt, sizeof prompt, answer, sizeof answer);
-        } while (is_val(prompt) != want_val);
-        if (rc) break;
-        size_t pl = strlen(prompt), al = strlen(answer);
+        size_t pl = strlen(probs[d].prompt), al = strlen(probs[d].answer);
         if (k + pl + al + 2 > cap_tokens) {
-            rc = rt_fail(err, "task %s: a problem is longer than the 64 ids reserved for it", t->name);
+            rc = rt_fail(err, "task %s: a problem is longer than the 64 ids reserved for it", task_name);
             break;
         }
         tokens[k++] = RT_TOK_BOS;
-        k += rt_tok_encode(prompt, pl, tokens + k);
-        k += rt_tok_encode(answer, al, tokens + k);
+        k += rt_tok_encode(probs[d].prompt, pl, tokens + k);
+        k += rt_tok_encode(probs[d].answer, al, tokens + k);
         tokens[k++] = RT_TOK_EOS;
         offsets[d + 1] = (int64_t)k;
         prompt_len[d] = (int32_t)pl;
     }
+    free(probs);
     if (rc == 0) {
         char source[256];
-        snprintf(source, sizeof source, "retort data synth --task %s --n %zu --split %s --seed %llu", t->name,
-                 n_docs, split, (unsigned long long)seed);
-        rt_dataset_spec spec = {tokens,        k,       offsets, n_docs,        prompt_len,
-                                RT_TOK_N_BASE, t->name, split,   (int64_t)seed, source};
+        snprintf(source, sizeof source, "retort data synth --task %s --n %zu --split %s --seed %llu",
+                 task_name, n_docs, split, (unsigned long long)seed);
+        rt_dataset_spec spec = {.tokens = tokens,
+                                .n_tokens = k,
+                                .doc_offsets = offsets,
+                                .n_docs = n_docs,
+                                .prompt_len = prompt_len,
+                                .vocab_size = RT_TOK_N_BASE,
+                                .task = task_name,
+                                .split = split,
+                                .seed = (int64_t)seed,
+                                .source = source};
         rc = rt_dataset_write(out_path, &spec, err);
     }
     free(tokens);

@@ -15,6 +15,17 @@
 int rt_synth_write(const char *task, size_t n_docs, const char *split, uint64_t seed, const char *out_path,
                    rt_error *err);
 
+// One problem of a synthetic task: the prompt and its exact answer (text).
+typedef struct rt_problem {
+    char prompt[96];
+    char answer[32];
+} rt_problem;
+
+// The first n problems of task from split, in the order rt_synth_write writes them for the same seed. The
+// caller frees *out.
+int rt_synth_problems(const char *task, size_t n, const char *split, uint64_t seed, rt_problem **out,
+                      rt_error *err);
+
 // One line per task: name and what it generates.
 void rt_synth_list_tasks(FILE *out);
 

@@ -397,6 +397,7 @@ void cuda_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, c
     att_shape s;
     if (st->failed || B <= 0 || T <= 0 || H <= 0) return;
     if (!att_shape_of(ctx, "attention_forward", &s, B, T, H, KVH, D)) return;
+    if (cuda_attention_mma_forward(ctx, out, lse, q, k, v, B, T, H, KVH, D)) return; // bf16 tensor cores
     cudaStream_t stream = st->stream;
     CUDA_DISPATCH_ACT(ctx, forward<T>(stream, (T *)out, lse, (const T *)q, (const T *)k, (const T *)v, s));
     cuda_check_launch(ctx, "attention_forward");
@@ -409,6 +410,7 @@ void cuda_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const vo
     att_shape s;
     if (st->failed || B <= 0 || T <= 0 || H <= 0) return;
     if (!att_shape_of(ctx, "attention_backward", &s, B, T, H, KVH, D)) return;
+    if (cuda_attention_mma_backward(ctx, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D)) return;
     float *delta = (float *)cuda_scratch(ctx, (size_t)B * H * T * sizeof(float), "attention_backward");
     if (!delta) return;
     CUDA_DISPATCH_ACT(ctx, backward<T>(ctx, (T *)dq, (T *)dk, (T *)dv, (const T *)dout, (const T *)q,

@@ -34,13 +34,23 @@ void *cuda_scratch(rt_ctx *ctx, size_t bytes, const char *op) {
     cuda_state *st = cuda_of(ctx);
     if (st->failed) return NULL;
     if (bytes <= st->scratch_bytes) return st->scratch;
-    // Grows during the first step only: every later step asks for the same sizes. cudaFree waits for the
-    // kernels that may still read the old buffer.
+    // Grows during the first step only: every later step asks for the same sizes.
     size_t want = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
+    if (want < bytes) {
+        cuda_record_failure(ctx, op, "scratch size overflow (%zu bytes)", bytes);
+        return NULL;
+    }
+    // the old buffer may still be in use by kernels enqueued earlier on the stream: wait for them explicitly
+    // rather than rely on cudaFree's implicit synchronisation
+    cudaError_t e = cudaStreamSynchronize(st->stream);
+    if (e != cudaSuccess) {
+        cuda_record_failure(ctx, op, "%s", cudaGetErrorString(e));
+        return NULL;
+    }
     if (st->scratch) cudaFree(st->scratch);
     st->scratch = NULL;
     st->scratch_bytes = 0;
-    cudaError_t e = cudaMalloc(&st->scratch, want);
+    e = cudaMalloc(&st->scratch, want);
     if (e != cudaSuccess) {
         st->scratch = NULL;
         cuda_record_failure(ctx, op, "cannot allocate %zu bytes of scratch: %s", want, cudaGetErrorString(e));
@@ -112,6 +122,7 @@ static void *cuda_alloc(rt_ctx *ctx, size_t bytes, const char *what, rt_error *e
     // zero-filled, as the table promises; on the context's stream so it is ordered with the ops
     e = cudaMemsetAsync(p, 0, want, st->stream);
     if (e != cudaSuccess) {
+        cudaGetLastError(); // reported here: a later op must not find (and be blamed for) this error
         cudaFree(p);
         rt_fail(err, "cannot clear %zu bytes of GPU memory for %s: %s", bytes, what, cudaGetErrorString(e));
         return NULL;
@@ -123,11 +134,12 @@ static void cuda_free(rt_ctx *ctx, void *p) {
     if (p) cudaFree(p); // waits for the kernels that may still use p
 }
 
-// Host fp32 -> bf16, round to nearest even (what __float2bfloat16_rn does on the device).
+// Host fp32 -> bf16, round to nearest even: bit for bit what __float2bfloat16_rn gives (cuda_bf16.hpp),
+// which maps every NaN to the canonical 0x7fff, so an upload and a device convert() of the same values agree.
 static uint16_t host_to_bf16(float f) {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); // NaN stays NaN
+    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fffu; // NaN: canonical NaN
     u += 0x7fffu + ((u >> 16) & 1u);
     return (uint16_t)(u >> 16);
 }
@@ -302,6 +314,7 @@ static const rt_backend cuda_backend_table = {
     .sum_f32 = cuda_sum_f32,
     .clip_scale = cuda_clip_scale,
     .adamw = cuda_adamw,
+    .distill_loss = cuda_distill_loss,
 };
 
 extern "C" const rt_backend *rt_backend_cuda(void) {

@@ -147,11 +147,21 @@ void cuda_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, c
 void cuda_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const void *dout, const void *q,
                              const void *k, const void *v, const void *out, const float *lse, int B, int T,
                              int H, int KVH, int D);
+// The bf16 tensor-core attention kernels (attention_mma.cu, sm_80+). 1 when the call was handled (enqueued,
+// or its failure recorded); 0 when the dtype or shape is not theirs and the caller runs the portable kernels.
+int cuda_attention_mma_forward(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k,
+                               const void *v, int B, int T, int H, int KVH, int D);
+int cuda_attention_mma_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const void *dout, const void *q,
+                                const void *k, const void *v, const void *out, const float *lse, int B, int T,
+                                int H, int KVH, int D);
 void cuda_swiglu_forward(rt_ctx *ctx, void *out, const void *gate, const void *up, size_t n);
 void cuda_swiglu_backward(rt_ctx *ctx, void *dgate, void *dup, const void *dout, const void *gate,
                           const void *up, size_t n);
 void cuda_cross_entropy(rt_ctx *ctx, float *losses, void *dlogits, const void *logits, const int32_t *targets,
                         int N, int V, float grad_scale);
+void cuda_distill_loss(rt_ctx *ctx, float *ce, float *kd, void *dlogits, const void *logits,
+                       const void *teacher_logits, const int32_t *topk_ids, const float *topk_logprobs, int k,
+                       const int32_t *targets, int N, int V, const rt_kd_params *p, float grad_scale);
 void cuda_sum_squares(rt_ctx *ctx, float *acc, const void *x, size_t n);
 void cuda_sum_f32(rt_ctx *ctx, float *out, const float *x, size_t n);
 void cuda_clip_scale(rt_ctx *ctx, float *scale, const float *norm_sq, float max_norm);

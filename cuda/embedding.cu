@@ -20,11 +20,15 @@ __global__ void embedding_forward_kernel(T *out, const int32_t *tokens, const T 
 }
 
 __global__ void iota_kernel(int32_t *v, int n) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) v[i] = i;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (size_t)n;
+         i += (size_t)gridDim.x * blockDim.x)
+        v[i] = (int32_t)i;
 }
 
-// One block per sorted position; the block at the start of a run of equal tokens sums that run's rows
-// (positions ascending: the sort is stable) and adds the sum into the token's row.
+// One block per sorted position; the block at the start of a run of equal tokens adds that run's rows into
+// the token's row in position order (ascending: the sort is stable), accumulating in fp32 from the row's old
+// value: the CPU's order exactly (row += dout[i] for i ascending), so fp32 results are bit-identical to it,
+// and bf16 rounds once per element instead of once per repeat.
 template <typename T>
 __global__ void embedding_backward_kernel(T *dtable, const T *dout, const int32_t *sorted_tok,
                                           const int32_t *sorted_pos, int N, int C) {
@@ -35,9 +39,9 @@ __global__ void embedding_backward_kernel(T *dtable, const T *dout, const int32_
     while (end < N && sorted_tok[end] == tok) end++;
     T *row = dtable + (size_t)tok * C;
     for (int c = threadIdx.x; c < C; c += blockDim.x) {
-        float s = 0.0f;
+        float s = to_f32(row[c]);
         for (int j = i; j < end; j++) s += to_f32(dout[(size_t)sorted_pos[j] * C + c]);
-        row[c] = from_f32<T>(to_f32(row[c]) + s);
+        row[c] = from_f32<T>(s);
     }
 }
 

@@ -49,10 +49,10 @@ __global__ void rmsnorm_dweight_partial_kernel(float *partial, const T *dout, co
                                                int N, int C, int chunk_rows) {
     int c = blockIdx.x * DW_THREADS + threadIdx.x, chunk = blockIdx.y;
     if (c >= C) return;
-    int r0 = chunk * chunk_rows, r1 = min(N, r0 + chunk_rows);
-    float s = 0.0f;
+    int r0 = chunk * chunk_rows, r1 = (int)min((long long)N, (long long)r0 + chunk_rows); // no int overflow
+    float s = 0.0f; // dout * xhat with xhat = x * rstd, grouped as the CPU does
     for (int r = r0; r < r1; r++)
-        s += to_f32(dout[(size_t)r * C + c]) * to_f32(x[(size_t)r * C + c]) * rstd[r];
+        s += to_f32(dout[(size_t)r * C + c]) * (to_f32(x[(size_t)r * C + c]) * rstd[r]);
     partial[(size_t)chunk * C + c] = s;
 }
 
@@ -70,7 +70,7 @@ void cuda_rmsnorm_forward(rt_ctx *ctx, void *out, float *rstd, const void *x, co
                           int C, float eps) {
     cuda_state *st = cuda_of(ctx);
     if (st->failed || N <= 0) return;
-    unsigned grid = (unsigned)((N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
+    unsigned grid = (unsigned)(((size_t)N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
     CUDA_DISPATCH_ACT(ctx, rmsnorm_forward_kernel<T><<<grid, 32 * ROWS_PER_BLOCK, 0, st->stream>>>(
                                (T *)out, rstd, (const T *)x, (const T *)weight, N, C, eps));
     cuda_check_launch(ctx, "rmsnorm_forward");
@@ -79,13 +79,14 @@ void cuda_rmsnorm_forward(rt_ctx *ctx, void *out, float *rstd, const void *x, co
 void cuda_rmsnorm_backward(rt_ctx *ctx, void *dx, void *dweight, const void *dout, const void *x,
                            const void *weight, const float *rstd, int N, int C) {
     cuda_state *st = cuda_of(ctx);
-    if (st->failed || N <= 0) return;
+    // C == 0 adds nothing, and its grid of 0 column blocks would be an invalid launch that fails the context
+    if (st->failed || N <= 0 || C <= 0) return;
     int chunk_rows = DW_CHUNK_ROWS;
-    while ((N + chunk_rows - 1) / chunk_rows > 65535) chunk_rows *= 2;
-    int n_chunks = (N + chunk_rows - 1) / chunk_rows;
+    while (((size_t)N + chunk_rows - 1) / chunk_rows > 65535) chunk_rows *= 2;
+    int n_chunks = (int)(((size_t)N + chunk_rows - 1) / chunk_rows);
     float *partial = (float *)cuda_scratch(ctx, (size_t)n_chunks * C * sizeof(float), "rmsnorm_backward");
     if (!partial) return;
-    unsigned rows_grid = (unsigned)((N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
+    unsigned rows_grid = (unsigned)(((size_t)N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
     dim3 dw_grid((unsigned)((C + DW_THREADS - 1) / DW_THREADS), (unsigned)n_chunks);
     unsigned sum_grid = (unsigned)((C + DW_THREADS - 1) / DW_THREADS);
     CUDA_DISPATCH_ACT(ctx, {

@@ -99,7 +99,7 @@ def main():
         failures.append(f"answer-only training loss did not fall: {[r['loss'] for r in train]}")
 
     p = run(["eval", ck, "--data", val_h5, "--json"])
-    row = json.loads(p.stdout)[0] if p.returncode == 0 else {}
+    row = json.loads(p.stdout)["rows"][0] if p.returncode == 0 else {}
     with h5py.File(val_h5, "r") as f:
         tokens, offsets, plen = f["tokens"][()], f["doc_offsets"][()], f["prompt_len"][()]
     mask = np.zeros(len(tokens), dtype=bool)
@@ -146,7 +146,7 @@ def main():
         f.create_dataset("doc_offsets", data=np.array(new_offsets, dtype=np.int64), chunks=True, fletcher32=True)
         f.create_dataset("prompt_len", data=plen.astype(np.int32), chunks=True, fletcher32=True)
     p = run(["eval", ck, "--data", chosen, "--json"])
-    row = json.loads(p.stdout)[0] if p.returncode == 0 else {}
+    row = json.loads(p.stdout)["rows"][0] if p.returncode == 0 else {}
     if abs(row.get("correct", -10) - n_right) > 1 or row.get("total") != len(plen):
         failures.append(f"eval exact-match on PyTorch's own answers: retort {row.get('correct')}/{row.get('total')},"
                         f" expected {n_right}/{len(plen)}")

@@ -162,7 +162,7 @@ def main():
         fail(f"generate did not echo its prompt: {p.stdout!r}")
     p = run(["eval", ck, "--data", val_h5, "--json", "--device", DEVICE])
     try:
-        rows = json.loads(p.stdout)
+        rows = json.loads(p.stdout)["rows"]
         if not (rows[0]["total"] == 200 and 0 <= rows[0]["accuracy"] <= 1 and rows[0]["loss"] > 0):
             fail(f"eval --json: {rows}")
     except (ValueError, KeyError, IndexError) as e:

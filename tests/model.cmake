@@ -6,3 +6,8 @@ rt_script_test(train_resume check_resume.py)
 rt_script_test(cli_errors check_cli_errors.py)
 rt_check_test(test_batcher ${CMAKE_CURRENT_SOURCE_DIR}/test_batcher.c)
 rt_script_test(eval_torch check_eval_torch.py)
+# Stage 1 of distillation: retort synth against PyTorch, resume, stops, prompts.
+rt_script_test(synth_torch check_synth.py)
+# Stage 2 of distillation: retort distill's loss against PyTorch in every mode and divergence, refusals,
+# frozen teacher, resume.
+rt_script_test(distill_torch check_distill.py)

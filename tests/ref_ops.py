@@ -199,6 +199,107 @@ def cross_entropy(w):
                dlogits=np64(lt.grad))
 
 
+KD_FKL, KD_RKL, KD_JSD = 0, 1, 2
+KD_BUCKET, KD_RENORM = 0, 1
+
+
+def kd_divergence(div, beta, r, lr, q, lq):
+    """D(r || q) over the last axis from probabilities and log-probabilities, 0 log 0 = 0."""
+    def xlogy(w, a, b):
+        return torch.where(w > 0, w * (a - b), torch.zeros_like(w)).sum(-1)
+    if div == KD_FKL:
+        return xlogy(r, lr, lq)
+    if div == KD_RKL:
+        return xlogy(q, lq, lr)
+    lm = torch.logaddexp(np.log(beta) + lr, np.log1p(-beta) + lq)
+    return beta * xlogy(r, lr, lm) + (1 - beta) * xlogy(q, lq, lm)
+
+
+def kd_row(div, beta, T, z, v=None, ids=None, lps=None, tail=None, tt=None):
+    """The bare divergence of one row (z: student logits [V], autograd through it)."""
+    if v is not None:
+        lq, lr = torch.log_softmax(z / T, -1), torch.log_softmax(t64(v) / T, -1)
+        return kd_divergence(div, beta, lr.exp(), lr, lq.exp(), lq)
+    idx = torch.tensor(ids, dtype=torch.long)
+    l = t64(lps)
+    if tail == KD_RENORM:
+        lq, lr = torch.log_softmax(z[idx] / T, -1), torch.log_softmax(l * tt / T, -1)
+        return kd_divergence(div, beta, lr.exp(), lr, lq.exp(), lq)
+    lq = torch.log_softmax(z / T, -1)[idx]
+    q, r = lq.exp(), l.exp()
+    qt, rt = torch.clamp(1 - q.sum(), min=0), torch.clamp(1 - r.sum(), min=0)
+    lqt, lrt = torch.log(torch.clamp(qt, min=1e-30)), torch.log(torch.clamp(rt, min=1e-30))
+    return kd_divergence(div, beta, torch.cat([r, rt[None]]), torch.cat([l, lrt[None]]),
+                         torch.cat([q, qt[None]]), torch.cat([lq, lqt[None]]))
+
+
+# dims = [N, V, k, divergence, sparse, tail]; scalars = [T, alpha, beta, topk_temperature, grad_scale];
+# logits [N, V]; targets [N] (-1 ignored); teacher [N, V] (dense) or ids [N, k] (-1 in a row's first id = no
+# teacher) and logprobs [N, k] (sparse); ce [N], kd [N] (the bare divergence at T), dlogits = grad_scale *
+# d(sum((1 - alpha) ce + alpha T^2 kd))/dlogits. Sparse teachers: the top k of a random teacher's
+# log_softmax at topk_temperature, in descending order.
+def distill(w):
+    cases = []
+    Vs = [3, 37, 259, 1000]
+    n = 0
+    for div in (KD_FKL, KD_RKL, KD_JSD):
+        for T in (1.0, 2.5):
+            for alpha in (0.0, 0.5, 1.0):
+                cases.append(dict(div=div, T=T, alpha=alpha, V=Vs[n % 4], N=20 if Vs[n % 4] == 1000 else 6))
+                n += 1
+    for tail, temps in ((KD_BUCKET, [(2.0, 2.0), (1.0, 1.0)]), (KD_RENORM, [(2.0, 1.0), (1.0, 1.5)])):
+        for div in (KD_FKL, KD_RKL, KD_JSD):
+            for T, tt in temps:
+                V, k = [(37, 5), (259, 16), (1000, 16), (3, 1), (37, 1), (259, 5)][n % 6]
+                if tail == KD_RENORM and k == 1:  # one category: nothing to compare
+                    k = 2 if V == 3 else 3
+                cases.append(dict(div=div, T=T, alpha=[0.5, 1.0, 0.3][n % 3], V=V, N=20 if V == 1000 else 7,
+                                  k=k, tail=tail, tt=tt))
+                n += 1
+    for ci, c in enumerate(cases):
+        N, V, T, alpha, div = c["N"], c["V"], c["T"], c["alpha"], c["div"]
+        beta, scale = 0.3, np.float32(0.37)
+        spread = [1.0, 3.0, 8.0][ci % 3]
+        sparse = "k" in c
+        logits = f32((N, V), -spread, spread)
+        teacher = f32((N, V), -spread, spread) + 0.5 * logits
+        if N > 3:  # beyond exp's fp32 range without the max subtraction; a student sure of one token
+            logits[0, 0] = 80.0
+        if N > 3 and not sparse:  # (a sparse teacher that sure leaves a tail of rounding noise)
+            teacher[2, 1] = 60.0
+        targets = rng.randint(0, V, size=N).astype(np.int32)
+        targets[1] = -1
+        k, tail, tt = c.get("k", 0), c.get("tail", 0), c.get("tt", 0.0)
+        hyper = np.array([T, alpha, beta, tt, scale], dtype=np.float32)
+        T, alpha, beta, tt = (float(h) for h in hyper[:4])
+        zt = t64(logits, True)
+        ce = torch.nn.functional.cross_entropy(zt, torch.tensor(targets, dtype=torch.long), ignore_index=-1,
+                                               reduction="none")
+        tensors = {}
+        if sparse:
+            lp = torch.log_softmax(t64(teacher) / tt, -1)
+            top = torch.topk(lp, k, dim=-1)  # descending
+            ids = top.indices.numpy().astype(np.int32)
+            lps = top.values.numpy().astype(np.float32)
+            ids[N - 1, :] = -1  # a row without a teacher
+            lps[N - 1, :] = 0.0
+            tensors.update(ids=ids, logprobs=lps)
+        else:
+            tensors.update(teacher=teacher)
+        kd = []
+        for i in range(N):
+            if targets[i] < 0 or (sparse and ids[i, 0] < 0):
+                kd.append(torch.zeros((), dtype=torch.float64))
+            elif sparse:
+                kd.append(kd_row(div, beta, T, zt[i], ids=ids[i], lps=lps[i], tail=tail, tt=tt))
+            else:
+                kd.append(kd_row(div, beta, T, zt[i], v=teacher[i]))
+        kd = torch.stack(kd)
+        (((1 - alpha) * ce + alpha * T * T * kd).sum() * float(scale)).backward()
+        w.case("distill", [N, V, k, div, int(sparse), tail], hyper, logits=logits, targets=targets,
+               ce=np64(ce), kd=np64(kd), dlogits=np64(zt.grad), **tensors)
+
+
 # dims = [n]; x [n]; acc0 [1]; sum_squares = acc0 + sum(x^2); sum = sum(x)
 def reductions(w):
     for n in [1, 7, 33, 100003, 300001]:
@@ -250,7 +351,8 @@ def main():
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     tmp = out + ".tmp"
     w = Writer(tmp)
-    ops = (matmul, add, embedding, rmsnorm, rope, attention, swiglu, cross_entropy, reductions, clip, adamw)
+    ops = (matmul, add, embedding, rmsnorm, rope, attention, swiglu, cross_entropy, reductions, clip, adamw,
+           distill)
     for gen in ops:
         gen(w)
     w.close()

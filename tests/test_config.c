@@ -68,14 +68,15 @@ static void assert_same_config(const rt_config *a, const rt_config *b, const cha
 }
 
 START_TEST(test_schema_table) {
-    static const char *const sections[] = {"run.", "model.", "data.", "train.", "checkpoint.", "system."};
+    static const char *const sections[] = {"run.",        "model.",  "data.",  "train.",
+                                           "checkpoint.", "system.", "synth.", "distill."};
     ck_assert_int_gt(rt_config_schema_len, 0);
     int last_section = 0;
     for (int i = 0; i < rt_config_schema_len; i++) {
         const rt_cfg_key *k = &rt_config_schema[i];
         ck_assert_ptr_nonnull(k->path);
         int s = -1;
-        for (int j = 0; j < 6; j++)
+        for (int j = 0; j < 8; j++)
             if (strncmp(k->path, sections[j], strlen(sections[j])) == 0) s = j;
         ck_assert_msg(s >= last_section, "%s: rows are grouped by section in order", k->path);
         last_section = s;
@@ -158,6 +159,29 @@ static void assert_brief_defaults(const rt_config *c) {
     ck_assert_str_eq(c->system.device, "cpu");
     ck_assert_str_eq(c->system.precision, "fp32");
     ck_assert_int_eq(c->system.threads, 0);
+    ck_assert_str_eq(c->synth.teacher, "runs/teacher/ckpt-latest.h5");
+    ck_assert_str_eq(c->synth.prompts, "");
+    ck_assert_str_eq(c->synth.task, "add");
+    ck_assert_int_eq(c->synth.n_prompts, 2000);
+    ck_assert_str_eq(c->synth.split, "train");
+    ck_assert_int_eq(c->synth.samples, 1);
+    ck_assert(c->synth.temperature == 0.0);
+    ck_assert(c->synth.top_p == 1.0);
+    ck_assert_int_eq(c->synth.top_k, 0);
+    ck_assert_int_eq(c->synth.max_tokens, 32);
+    ck_assert_str_eq(c->synth.stop, "");
+    ck_assert_int_eq(c->synth.topk, 0);
+    ck_assert(c->synth.topk_temperature == 1.0);
+    ck_assert_str_eq(c->synth.out, "data/synth.h5");
+    ck_assert_int_eq(c->synth.batch_size, 32);
+    ck_assert_int_eq(c->synth.chunk, 256);
+    ck_assert_str_eq(c->distill.mode, "sequence");
+    ck_assert_str_eq(c->distill.teacher, "");
+    ck_assert_str_eq(c->distill.divergence, "forward_kl");
+    ck_assert(c->distill.temperature == 1.0);
+    ck_assert(c->distill.alpha == 0.5);
+    ck_assert(c->distill.beta == 0.5);
+    ck_assert_str_eq(c->distill.topk_tail, "bucket");
 }
 
 START_TEST(test_defaults) {
@@ -166,7 +190,7 @@ START_TEST(test_defaults) {
     memset(&cfg, 0x5a, sizeof cfg);
     rt_config_defaults(&cfg);
     assert_brief_defaults(&cfg);
-    ck_assert_int_eq(rt_config_schema_len, 36); // one row per field listed above
+    ck_assert_int_eq(rt_config_schema_len, 59); // one row per field listed above
     ck_assert_msg(rt_config_validate(&cfg, &err) == 0, "%s", err.msg);
     // every schema default is accepted by its own key, and is in its range
     for (int i = 0; i < rt_config_schema_len; i++) {

@@ -374,6 +374,77 @@ START_TEST(test_cross_entropy) {
 }
 END_TEST
 
+static const float *kd_sort_keys;
+static int kd_desc(const void *a, const void *b) {
+    float x = kd_sort_keys[*(const int32_t *)a], y = kd_sort_keys[*(const int32_t *)b];
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+// Dense, bucket and renorm teachers with every divergence, the gradient in place over the logits. The sparse
+// teacher is the top k of a random teacher's log_softmax at the capture temperature; some rows have none.
+START_TEST(test_distill) {
+    static const int shapes[][3] = {{1, 3, 1}, {9, 259, 16}, {5, 1000, 64}, {3, 32768, 1024}}; // N, V, k
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int kind = 0; kind < 3; kind++) // dense, bucket, renorm
+            for (int div = 0; div < 3; div++) {
+                int N = shapes[s][0], V = shapes[s][1], k = shapes[s][2];
+                rt_kd_params kp = {.divergence = (rt_kd_divergence)div,
+                                   .temperature = kind == 2 ? 1.5f : 2.0f,
+                                   .alpha = 0.6f,
+                                   .beta = 0.3f,
+                                   .tail = kind == 2 ? RT_KD_TAIL_RENORM : RT_KD_TAIL_BUCKET,
+                                   .topk_temperature = 2.0f};
+                float *x = random_act((size_t)N * V, -8, 8), *t = random_act((size_t)N * V, -8, 8);
+                float *lps = host((size_t)N * k);
+                int32_t *tgt = malloc((size_t)N * sizeof(int32_t)),
+                        *ids = malloc((size_t)N * k * sizeof(int32_t));
+                int32_t *order = malloc((size_t)V * sizeof(int32_t));
+                for (int i = 0; i < N; i++) {
+                    tgt[i] = i % 5 == 3 ? -1 : (int32_t)rt_rng_below(&rng, (uint64_t)V);
+                    const float *ti = t + (size_t)i * V;
+                    double mx = ti[0], z = 0;
+                    for (int j = 0; j < V; j++) mx = ti[j] > mx ? ti[j] : mx, order[j] = j;
+                    for (int j = 0; j < V; j++) z += exp((ti[j] - mx) / 2.0);
+                    kd_sort_keys = ti;
+                    qsort(order, (size_t)V, sizeof(int32_t), kd_desc);
+                    for (int c = 0; c < k; c++) {
+                        ids[(size_t)i * k + c] = i % 4 == 2 ? -1 : order[c];
+                        lps[(size_t)i * k + c] = (float)((ti[order[c]] - mx) / 2.0 - log(z));
+                    }
+                }
+                pair X = make_act((size_t)N * V, x), Tt = make_act((size_t)N * V, t),
+                     Tg = make_i32((size_t)N, tgt);
+                pair Id = make_i32((size_t)N * k, ids), Lp = make_f32((size_t)N * k, lps);
+                pair Ce = make_f32((size_t)N, NULL), Kd = make_f32((size_t)N, NULL);
+                int dense = kind == 0;
+                char pre[96], what[160];
+                static const char *kinds[] = {"dense", "bucket", "renorm"};
+                snprintf(pre, sizeof pre, "distill %s divergence %d N=%d V=%d k=%d", kinds[kind], div, N, V,
+                         k);
+                for (int grad = 0; grad < 2; grad++) { // losses alone, then with the gradient in place
+                    cpu.be->distill_loss(&cpu, Ce.c, Kd.c, grad ? X.c : NULL, X.c, dense ? Tt.c : NULL,
+                                         dense ? NULL : Id.c, dense ? NULL : Lp.c, k, Tg.c, N, V, &kp, 0.5f);
+                    gpu.be->distill_loss(&gpu, Ce.g, Kd.g, grad ? X.g : NULL, X.g, dense ? Tt.g : NULL,
+                                         dense ? NULL : Id.g, dense ? NULL : Lp.g, k, Tg.g, N, V, &kp, 0.5f);
+                    snprintf(what, sizeof what, "%s: ce%s", pre, grad ? " (with gradient)" : "");
+                    expect_close(what, &Ce, (tol){1e-4f, 1e-5f});
+                    snprintf(what, sizeof what, "%s: kd%s", pre, grad ? " (with gradient)" : "");
+                    expect_close(what, &Kd, (tol){1e-4f, 1e-4f});
+                }
+                snprintf(what, sizeof what, "%s: dlogits in place", pre);
+                expect_close(what, &X, (tol){act == RT_BF16 ? 2e-3f : 2e-6f, act == RT_BF16 ? 2e-2f : 1e-3f});
+                pair *all[] = {&X, &Tt, &Tg, &Id, &Lp, &Ce, &Kd};
+                for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) drop(all[i]);
+                free(x);
+                free(t);
+                free(lps);
+                free(tgt);
+                free(ids);
+                free(order);
+            }
+}
+END_TEST
+
 START_TEST(test_reductions_and_adamw) {
     static const size_t sizes[] = {1, 255, 70001};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
@@ -523,6 +594,7 @@ static void add_all(TCase *tc) {
     tcase_add_test(tc, test_attention);
     tcase_add_test(tc, test_swiglu);
     tcase_add_test(tc, test_cross_entropy);
+    tcase_add_test(tc, test_distill);
     tcase_add_test(tc, test_reductions_and_adamw);
     tcase_add_test(tc, test_copies_and_adds);
     tcase_add_test(tc, test_deterministic);

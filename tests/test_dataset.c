@@ -24,8 +24,16 @@ static const int32_t PROMPT_LEN[NDOC] = {4, 1, 1, 0};
 #define NTOK (sizeof TOKENS / sizeof TOKENS[0])
 
 static rt_dataset_spec good_spec(void) {
-    return (rt_dataset_spec){TOKENS, NTOK,         OFFSETS, NDOC, PROMPT_LEN,
-                             259,    "arithmetic", "train", -7,   "test_dataset \"quoted\" ✓"};
+    return (rt_dataset_spec){.tokens = TOKENS,
+                             .n_tokens = NTOK,
+                             .doc_offsets = OFFSETS,
+                             .n_docs = NDOC,
+                             .prompt_len = PROMPT_LEN,
+                             .vocab_size = 259,
+                             .task = "arithmetic",
+                             .split = "train",
+                             .seed = -7,
+                             .source = "test_dataset \"quoted\" ✓"};
 }
 
 static int py(const char *file, const char *code) {
@@ -122,7 +130,8 @@ START_TEST(test_empty_and_large) {
     snprintf(path, sizeof path, "%s/e.h5", dir);
     // three empty documents: zero tokens, a zero-length tokens dataset
     int64_t zero[4] = {0, 0, 0, 0};
-    rt_dataset_spec s = {NULL, 0, zero, 3, NULL, 259, "text", "all", 0, ""};
+    rt_dataset_spec s = {
+        .doc_offsets = zero, .n_docs = 3, .vocab_size = 259, .task = "text", .split = "all", .source = ""};
     rt_error err;
     ck_assert_msg(rt_dataset_write(path, &s, &err) == 0, "%s", err.msg);
     rt_dataset ds;
@@ -140,7 +149,15 @@ START_TEST(test_empty_and_large) {
     rt_rng_seed(&r, 3);
     for (size_t i = 0; i < n; i++) tok[i] = (int32_t)rt_rng_below(&r, 259);
     for (size_t d = 0; d <= nd; d++) off[d] = (int64_t)(n * d / nd);
-    s = (rt_dataset_spec){tok, n, off, nd, NULL, 259, "text", "val", 1, "random"};
+    s = (rt_dataset_spec){.tokens = tok,
+                          .n_tokens = n,
+                          .doc_offsets = off,
+                          .n_docs = nd,
+                          .vocab_size = 259,
+                          .task = "text",
+                          .split = "val",
+                          .seed = 1,
+                          .source = "random"};
     snprintf(path, sizeof path, "%s/big.h5", dir);
     ck_assert_msg(rt_dataset_write(path, &s, &err) == 0, "%s", err.msg);
     ck_assert_msg(rt_dataset_load(&ds, path, 259, &err) == 0, "%s", err.msg);
@@ -358,6 +375,79 @@ START_TEST(test_inspect_cli) {
 }
 END_TEST
 
+// Teacher distributions (retort synth): a round trip, the row of each answer position, the layout read by
+// h5py, the writer's refusals and a damaged id caught at load.
+START_TEST(test_teacher_topk) {
+    const char *dir = rt_test_tmpdir("ds-topk");
+    char path[2048];
+    snprintf(path, sizeof path, "%s/t.h5", dir);
+    enum { K = 3, ROWS = 11 }; // answer positions: 2 + 3 + 1 + 5
+    int32_t ids[ROWS * K];
+    float lp[ROWS * K];
+    for (int i = 0; i < ROWS * K; i++) {
+        ids[i] = (i * 7) % 300;
+        lp[i] = -0.5f * (float)(i % K + 1) - 0.01f * (float)(i / K);
+    }
+    rt_dataset_topk topk = {.k = K, .temperature = 1.5, .n_rows = ROWS, .ids = ids, .logprobs = lp};
+    rt_dataset_spec s = good_spec();
+    s.teacher = "runs/teacher/ckpt-00000100.h5";
+    s.teacher_hash = "0123456789abcdef";
+    s.teacher_vocab_size = 300;
+    s.topk = &topk;
+    rt_error err;
+    ck_assert_msg(rt_dataset_write(path, &s, &err) == 0, "%s", err.msg);
+    rt_dataset ds;
+    ck_assert_msg(rt_dataset_load(&ds, path, 0, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(ds.topk.k, K);
+    ck_assert_uint_eq(ds.topk.n_rows, ROWS);
+    ck_assert(ds.topk.temperature == 1.5);
+    ck_assert_int_eq(ds.teacher_vocab_size, 300);
+    ck_assert_str_eq(ds.teacher, "runs/teacher/ckpt-00000100.h5");
+    ck_assert_str_eq(ds.teacher_hash, "0123456789abcdef");
+    ck_assert_int_eq(memcmp(ds.topk.ids, ids, sizeof ids), 0);
+    ck_assert_int_eq(memcmp(ds.topk.logprobs, lp, sizeof lp), 0);
+    ck_assert_uint_eq(rt_dataset_answer_count(&ds), ROWS);
+    int64_t *rows = NULL;
+    ck_assert_int_eq(rt_dataset_answer_rows(&ds, &rows, &err), 0);
+    // doc 0's answer is tokens 5 and 6, doc 1's 9..11, doc 2's 14, doc 3's 16..20
+    static const int64_t want[NTOK] = {-1, -1, -1, -1, -1, 0, 1, -1, -1, 2, 3,
+                                       4,  -1, -1, 5,  -1, 6, 7, 8,  9,  10};
+    ck_assert_int_eq(memcmp(rows, want, sizeof want), 0);
+    free(rows);
+    rt_dataset_free(&ds);
+    ck_assert_msg(py(path,
+                     "assert f['topk_ids'].shape == (11, 3) and f['topk_logprobs'].dtype == 'float32'\n"
+                     "assert f['topk_ids'][1, 2] == 35 and abs(f.attrs['topk_temperature'] - 1.5) < 1e-12\n"
+                     "assert f.attrs['topk_k'] == 3 and f.attrs['teacher_vocab_size'] == 300\n"
+                     "assert f.attrs['teacher'] == 'runs/teacher/ckpt-00000100.h5'") == 0,
+                  "h5py does not read the documented top-k layout");
+
+    // the writer refuses what the loader would
+    char bad[2048];
+    snprintf(bad, sizeof bad, "%s/bad.h5", dir);
+    topk.n_rows = ROWS - 1;
+    ck_assert(rt_dataset_write(bad, &s, &err) != 0 && strstr(err.msg, "answer positions"));
+    topk.n_rows = ROWS;
+    ids[4] = 300;
+    ck_assert(rt_dataset_write(bad, &s, &err) != 0 && strstr(err.msg, "topk_ids[1][1]"));
+    ids[4] = 5;
+    lp[7] = 0.5f;
+    ck_assert(rt_dataset_write(bad, &s, &err) != 0 && strstr(err.msg, "topk_logprobs[2][1]"));
+    lp[7] = -1.0f;
+    s.prompt_len = NULL;
+    ck_assert(rt_dataset_write(bad, &s, &err) != 0 && strstr(err.msg, "prompt_len"));
+    s.prompt_len = PROMPT_LEN;
+    s.teacher = NULL;
+    ck_assert(rt_dataset_write(bad, &s, &err) != 0 && strstr(err.msg, "teacher"));
+    ck_assert_int_ne(access(bad, F_OK), 0);
+
+    // a damaged id in the file is caught at load, naming the table and the row
+    ck_assert_msg(py(path, "import numpy as np\nf['topk_ids'][3, 0] = 12345") == 0, "h5py edit failed");
+    ck_assert(rt_dataset_load(&ds, path, 0, &err) != 0 && strstr(err.msg, "topk_ids[3][0]") &&
+              strstr(err.msg, path));
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("dataset");
     TCase *tc = tcase_create("dataset");
@@ -369,6 +459,7 @@ int main(void) {
     tcase_add_test(tc, test_max_vocab);
     tcase_add_test(tc, test_damaged_files);
     tcase_add_test(tc, test_inspect_cli);
+    tcase_add_test(tc, test_teacher_topk);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -187,6 +187,66 @@ START_TEST(test_cross_entropy) {
 }
 END_TEST
 
+// ---- distillation: L = grad_scale * sum((1 - alpha) ce + alpha T^2 kd), every teacher kind and divergence
+typedef struct {
+    int N, V, k;
+    float *logits, *teacher, *lps, *ce, *kd;
+    int32_t *tg, *ids;
+    rt_kd_params p;
+} kd_state;
+static double kd_loss(void *q) {
+    kd_state *s = q;
+    be->distill_loss(&ctx, s->ce, s->kd, NULL, s->logits, s->teacher, s->ids, s->lps, s->k, s->tg, s->N, s->V,
+                     &s->p, 1.0f);
+    double sum = 0, T = s->p.temperature;
+    for (int i = 0; i < s->N; i++) sum += 0.5 * ((1 - s->p.alpha) * s->ce[i] + s->p.alpha * T * T * s->kd[i]);
+    return sum;
+}
+START_TEST(test_distill) {
+    enum { N = 4, V = 9, K = 3 };
+    int32_t tg[N] = {3, -1, 8, 0}, ids[N * K];
+    float logits[N * V], teacher[N * V], lps[N * K], ce[N], kd[N], dl[N * V];
+    rt_test_fill_uniform(&rng, logits, N * V, -2, 2);
+    rt_test_fill_uniform(&rng, teacher, N * V, -3, 3);
+    // the sparse teacher: the top K of log_softmax(teacher / 2) in descending order; row 3 has none
+    for (int i = 0; i < N; i++) {
+        const float *t = teacher + i * V;
+        double mx = t[0], z = 0;
+        for (int j = 1; j < V; j++) mx = t[j] > mx ? t[j] : mx;
+        for (int j = 0; j < V; j++) z += exp((t[j] - mx) / 2.0);
+        for (int c = 0; c < K; c++) {
+            int best = -1;
+            for (int j = 0; j < V; j++) {
+                int taken = 0;
+                for (int e = 0; e < c; e++) taken |= ids[i * K + e] == j;
+                if (!taken && (best < 0 || t[j] > t[best])) best = j;
+            }
+            ids[i * K + c] = i == 3 ? -1 : best;
+            lps[i * K + c] = (float)((t[best] - mx) / 2.0 - log(z));
+        }
+    }
+    static const char *tails[] = {"dense", "bucket", "renorm"}, *divs[] = {"forward KL", "reverse KL", "JSD"};
+    for (int kind = 0; kind < 3; kind++)
+        for (int div = 0; div < 3; div++) {
+            kd_state s = {.N = N, .V = V, .k = K, .logits = logits, .ce = ce, .kd = kd, .tg = tg};
+            s.p = (rt_kd_params){.divergence = (rt_kd_divergence)div,
+                                 .temperature = 2.0f,
+                                 .alpha = 0.6f,
+                                 .beta = 0.3f,
+                                 .tail = kind == 2 ? RT_KD_TAIL_RENORM : RT_KD_TAIL_BUCKET,
+                                 .topk_temperature = kind == 2 ? 1.0f : 2.0f};
+            if (kind == 0)
+                s.teacher = teacher;
+            else
+                s.ids = ids, s.lps = lps;
+            be->distill_loss(&ctx, ce, kd, dl, logits, s.teacher, s.ids, s.lps, K, tg, N, V, &s.p, 0.5f);
+            char what[64];
+            snprintf(what, sizeof what, "distill %s %s dlogits", tails[kind], divs[div]);
+            check_grad(what, kd_loss, &s, logits, dl, N * V);
+        }
+}
+END_TEST
+
 // ---- embedding: L = sum(table[tokens] * R)
 typedef struct {
     int N, C;
@@ -220,6 +280,7 @@ int main(void) {
     tcase_add_test(tc, test_attention);
     tcase_add_test(tc, test_swiglu);
     tcase_add_test(tc, test_cross_entropy);
+    tcase_add_test(tc, test_distill);
     tcase_add_test(tc, test_embedding);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

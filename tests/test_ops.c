@@ -268,6 +268,44 @@ START_TEST(test_cross_entropy) {
 }
 END_TEST
 
+// Dense and sparse teachers, every divergence and tail: losses alone, then with the gradient into a poisoned
+// buffer, then in place over the logits.
+START_TEST(test_distill) {
+    const char *op = "distill";
+    for (int i = 0; i < n_cases(op); i++) {
+        LOAD_DIMS();
+        int N = d[0], V = d[1], k = d[2], sparse = d[4];
+        rt_kd_params kp = {.divergence = (rt_kd_divergence)d[3],
+                           .temperature = sc[0],
+                           .alpha = sc[1],
+                           .beta = sc[2],
+                           .tail = (rt_kd_tail)d[5],
+                           .topk_temperature = sc[3]};
+        size_t n;
+        int32_t *targets = get_i32(op, i, "targets", NULL),
+                *ids = sparse ? get_i32(op, i, "ids", NULL) : NULL;
+        float *logits = get(op, i, "logits", &n), *teacher = sparse ? NULL : get(op, i, "teacher", NULL);
+        float *lps = sparse ? get(op, i, "logprobs", NULL) : NULL;
+        float *r_ce = get(op, i, "ce", NULL), *r_kd = get(op, i, "kd", NULL),
+              *r_dl = get(op, i, "dlogits", NULL);
+        float *ce = poisoned((size_t)N), *kd = poisoned((size_t)N), *dl = poisoned(n);
+        for (int run = 0; run < 3; run++) {
+            float *grad = run == 0 ? NULL : run == 1 ? dl : logits;
+            static const char *what[3][3] = {{"ce without gradient", "kd without gradient", ""},
+                                             {"ce", "kd", "dlogits"},
+                                             {"ce (in place)", "kd (in place)", "dlogits in place"}};
+            for (int r = 0; r < N; r++) ce[r] = kd[r] = NAN;
+            be->distill_loss(&ctx, ce, kd, grad, logits, teacher, ids, lps, k, targets, N, V, &kp, sc[4]);
+            CLOSE(what[run][0], ce, r_ce, (size_t)N, 1e-5f, 1e-5f);
+            CLOSE(what[run][1], kd, r_kd, (size_t)N, 2e-5f, 1e-4f);
+            if (grad) CLOSE(what[run][2], grad, r_dl, n, 1e-7f, 1e-4f);
+        }
+        free(targets), free(ids), free(logits), free(teacher), free(lps), free(r_ce), free(r_kd), free(r_dl);
+        free(ce), free(kd), free(dl), free(d), free(sc);
+    }
+}
+END_TEST
+
 START_TEST(test_reductions) {
     const char *op = "reduce";
     for (int i = 0; i < n_cases(op); i++) {
@@ -437,6 +475,7 @@ int main(void) {
     tcase_add_test(tc, test_attention);
     tcase_add_test(tc, test_swiglu);
     tcase_add_test(tc, test_cross_entropy);
+    tcase_add_test(tc, test_distill);
     tcase_add_test(tc, test_reductions);
     tcase_add_test(tc, test_clip_scale);
     tcase_add_test(tc, test_adamw);

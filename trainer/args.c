@@ -1,5 +1,7 @@
 #include "args.h"
 
+#include "config.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -47,5 +49,42 @@ int rt_arg_float(const char *opt, const char *text, double lo, double hi, double
 int rt_arg_wants_help(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) return 1;
+    return 0;
+}
+
+static int takes_value(const char *arg, const char *const *value_opts) {
+    for (int j = 0; value_opts && value_opts[j]; j++)
+        if (strcmp(arg, value_opts[j]) == 0) return 1;
+    return 0;
+}
+
+int rt_config_from_args(int argc, char **argv, const char *const *value_opts, rt_config *cfg,
+                        const char **config_path, rt_error *err) {
+    *config_path = NULL;
+    rt_config_defaults(cfg);
+    int path_at = -1;
+    // the file first, then the overrides in order, so later ones win
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-') {
+            if (takes_value(argv[i], value_opts)) i++;
+            continue;
+        }
+        if (!strchr(argv[i], '=') && path_at < 0) {
+            path_at = i;
+            *config_path = argv[i];
+            if (rt_config_load_file(cfg, argv[i], err)) return 2;
+        }
+    }
+    if (path_at < 0)
+        return rt_fail(err, "no config file given (usage: retort %s CONFIG.yaml [key=value ...])", argv[0]),
+               2;
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-') {
+            if (takes_value(argv[i], value_opts)) i++;
+            continue;
+        }
+        if (i != path_at && rt_config_apply_override(cfg, argv[i], err)) return 2;
+    }
+    if (rt_config_validate(cfg, err)) return rt_fail_wrap(err, "%s", *config_path), 2;
     return 0;
 }

@@ -15,6 +15,14 @@ int rt_arg_value(int argc, char **argv, int *i, const char *name, const char **v
 int rt_arg_int(const char *opt, const char *text, int64_t lo, int64_t hi, int64_t *out, rt_error *err);
 int rt_arg_float(const char *opt, const char *text, double lo, double hi, double *out, rt_error *err);
 
+struct rt_config;
+// Loads the CONFIG.yaml of `retort <cmd> CONFIG.yaml [section.key=value ...] [options]` (the first argument
+// that is neither an option nor an assignment), applies the assignments in order and validates. Options
+// (arguments starting with '-') are skipped, with the next argument too for those in value_opts (a
+// NULL-terminated list, may be NULL); the command parses them itself. Returns 0, or 2 with err filled.
+int rt_config_from_args(int argc, char **argv, const char *const *value_opts, struct rt_config *cfg,
+                        const char **config_path, rt_error *err);
+
 // True when argv holds -h or --help.
 int rt_arg_wants_help(int argc, char **argv);
 

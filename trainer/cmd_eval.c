@@ -1,4 +1,4 @@
-// retort eval CHECKPOINT... [--data FILE] [--task NAME] [--limit N] [--json]
+// retort eval CHECKPOINT... [--data FILE] [--task NAME] [--teacher CKPT | --compare] [--limit N] [--json]
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -6,8 +6,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "args.h"
 #include "commands.h"
+#include "eval_report.h"
 #include "dataset.h"
 #include "generate.h"
 #include "runtime.h"
@@ -19,42 +22,45 @@ static void print_help(void) {
         "Reports next-token loss and perplexity on a dataset; for a task set also the loss on the answers\n"
         "alone and exact-match accuracy (task sets come from `retort data synth`; a greedy answer must\n"
         "equal the stored one, EOS included).\n"
+        "With a teacher it also reports, per checkpoint, KL(teacher || student) over every position of the\n"
+        "data and how often both rank the same token first; every row has the parameters, the checkpoint's\n"
+        "size, the memory the model holds for a batch and its forward throughput.\n"
         "  --data FILE      dataset to evaluate on\n"
         "  --task NAME      exact-match on task NAME: with --data the dataset must be of that task; without\n"
         "                   it, a held-out (val) set of --limit problems is generated on the fly\n"
         "  --limit N        at most N task problems (default: all of --data; 500 generated)\n"
         "  --seed S         seed of a generated task set (default 1)\n"
         "  --batch B        sequences per forward pass (default 16)\n"
+        "  --teacher CKPT   measure KL and top-1 agreement of every checkpoint against this teacher\n"
+        "  --compare        the first checkpoint is the teacher, the others its students: adds a report of\n"
+        "                   each student against it (accuracy retained, inference time and memory saved)\n"
         "  --json           print the results as JSON instead of a table\n"
         "  --device D       cpu, cuda or auto (default cpu)\n"
         "  --threads N      CPU threads, 0 = all cores (default 0)\n");
 }
 
-typedef struct eval_row {
-    const char *ckpt;
-    size_t params;
-    double loss;
-    int64_t tokens;
-    double answer_loss; // over the answer tokens only, for prompt/answer datasets
-    int64_t answer_tokens;
-    rt_task_result task;
-    int has_task;
-} eval_row;
-
-static int eval_one(const char *ckpt, rt_ctx *ctx, const rt_dataset *ds, int B, int64_t limit, eval_row *row,
-                    rt_error *err) {
+// Evaluates one checkpoint into row; teacher (may be NULL) is the model KL and agreement are measured
+// against.
+static int eval_one(const char *ckpt, rt_ctx *ctx, const rt_dataset *ds, int B, int64_t limit,
+                    rt_model *teacher, eval_row *row, rt_error *err) {
     rt_model m;
     rt_config cfg;
     memset(row, 0, sizeof *row);
     row->ckpt = ckpt;
+    struct stat st;
+    if (stat(ckpt, &st) == 0) row->file_bytes = (int64_t)st.st_size;
     if (rt_runtime_load_model(ckpt, ctx, B, 0, &m, &cfg, err)) return -1;
     row->params = rt_model_param_count(&m);
+    row->memory_bytes = (int64_t)(m.memory.parameters + m.memory.activations);
     int rc = 0;
     if (ds->vocab_size > m.dims.V)
         rc = rt_fail(err, "%s: dataset vocabulary %d is larger than the model's %d", ds->path, ds->vocab_size,
                      m.dims.V);
     int T = cfg.data.seq_len <= m.T_max_batch ? cfg.data.seq_len : m.T_max_batch;
+    double t0 = rt_now();
     if (rc == 0) rc = rt_eval_loss(&m, ds, NULL, B, T, 0, &row->loss, &row->tokens, err);
+    double dt = rt_now() - t0;
+    row->tokens_per_s = dt > 0 ? (double)row->tokens / dt : 0.0;
     if (rc == 0 && ds->prompt_len) {
         uint8_t *mask = NULL;
         rc = rt_dataset_answer_mask(ds, &mask, err);
@@ -65,42 +71,15 @@ static int eval_one(const char *ckpt, rt_ctx *ctx, const rt_dataset *ds, int B, 
         rc = rt_eval_task(&m, ds, limit, &row->task, err);
         row->has_task = 1;
     }
+    if (rc == 0 && teacher) {
+        int Tt = T <= teacher->T_max_batch ? T : teacher->T_max_batch;
+        rc = rt_eval_vs_teacher(&m, teacher, ds, B, Tt, 0, &row->kl, &row->top1_agree, &row->kl_positions,
+                                err);
+        if (rc) rt_fail_wrap(err, "%s against the teacher", ckpt);
+        row->has_teacher = 1;
+    }
     rt_model_free(&m);
     return rc;
-}
-
-static void print_rows(const eval_row *rows, int n, const rt_dataset *ds, int json) {
-    if (json) {
-        printf("[");
-        for (int i = 0; i < n; i++) {
-            const eval_row *r = &rows[i];
-            printf("%s{\"checkpoint\":\"%s\",\"data\":\"%s\",\"params\":%zu,\"loss\":%.6f,\"ppl\":%.6f,"
-                   "\"tokens\":%lld",
-                   i ? "," : "", r->ckpt, ds->path, r->params, r->loss, exp(r->loss), (long long)r->tokens);
-            if (r->has_task)
-                printf(",\"answer_loss\":%.6f,\"answer_tokens\":%lld", r->answer_loss,
-                       (long long)r->answer_tokens);
-            if (r->has_task)
-                printf(",\"task\":\"%s\",\"correct\":%lld,\"total\":%lld,\"accuracy\":%.6f", ds->task,
-                       (long long)r->task.correct, (long long)r->task.total,
-                       r->task.total ? (double)r->task.correct / (double)r->task.total : 0.0);
-            printf("}");
-        }
-        printf("]\n");
-        return;
-    }
-    printf("data: %s (task %s, split %s)\n", ds->path, ds->task, ds->split);
-    printf("%-40s %12s %9s %9s %s\n", "checkpoint", "params", "loss", "ppl",
-           ds->prompt_len ? "answer-loss exact-match" : "");
-    for (int i = 0; i < n; i++) {
-        const eval_row *r = &rows[i];
-        printf("%-40s %12zu %9.4f %9.3f", r->ckpt, r->params, r->loss, exp(r->loss));
-        if (r->has_task) printf(" %11.4f", r->answer_loss);
-        if (r->has_task)
-            printf(" %6.2f%% (%lld/%lld)", r->task.total ? 100.0 * r->task.correct / r->task.total : 0.0,
-                   (long long)r->task.correct, (long long)r->task.total);
-        printf("\n");
-    }
 }
 
 int rt_cmd_eval(int argc, char **argv) {
@@ -109,9 +88,9 @@ int rt_cmd_eval(int argc, char **argv) {
         return 0;
     }
     rt_error err = {{0}};
-    const char *data = NULL, *task = NULL, *device = "cpu", *v = NULL;
+    const char *data = NULL, *task = NULL, *device = "cpu", *v = NULL, *teacher_path = NULL;
     const char **ckpts = calloc((size_t)argc, sizeof *ckpts);
-    int n_ckpts = 0, json = 0;
+    int n_ckpts = 0, json = 0, compare = 0;
     int64_t limit = 0, seed = 1, batch = 16, threads = 0;
     if (!ckpts) return 1;
     for (int i = 1; i < argc;) {
@@ -119,6 +98,10 @@ int rt_cmd_eval(int argc, char **argv) {
         if (strcmp(argv[i], "--json") == 0) {
             json = 1;
             i++;
+        } else if (strcmp(argv[i], "--compare") == 0) {
+            compare = 1;
+            i++;
+        } else if ((got = rt_arg_value(argc, argv, &i, "--teacher", &teacher_path, &err))) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--data", &data, &err))) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--task", &task, &err))) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--device", &device, &err))) {
@@ -142,12 +125,17 @@ int rt_cmd_eval(int argc, char **argv) {
             return 2;
         }
     }
-    if (n_ckpts == 0 || (!data && !task)) {
+    if (n_ckpts == 0 || (!data && !task) || (compare && n_ckpts < 2) || (compare && teacher_path)) {
         rt_cli_error("eval", n_ckpts == 0 ? "no checkpoint given (usage: retort eval CHECKPOINT --data FILE)"
-                                          : "give --data FILE or --task NAME");
+                             : compare && teacher_path
+                                 ? "--compare takes the teacher as its first checkpoint, not --teacher"
+                             : compare ? "--compare needs the teacher and at least one student: "
+                                         "retort eval --compare TEACHER STUDENT... --task NAME"
+                                       : "give --data FILE or --task NAME");
         free(ckpts);
         return 2;
     }
+    if (compare) teacher_path = ckpts[0];
     char tmp_path[256] = "";
     rt_dataset ds;
     memset(&ds, 0, sizeof ds);
@@ -172,12 +160,26 @@ int rt_cmd_eval(int argc, char **argv) {
         else
             ctx_ok = 1;
     }
+    rt_model teacher;
+    int have_teacher = 0;
+    if (rc == 0 && teacher_path) {
+        rt_config tcfg;
+        if (rt_runtime_load_model(teacher_path, &ctx, (int)batch, 0, &teacher, &tcfg, &err)) {
+            rt_fail_wrap(&err, "--teacher");
+            rc = 1;
+        } else {
+            have_teacher = 1;
+        }
+    }
     eval_row *rows = rc == 0 ? calloc((size_t)n_ckpts, sizeof *rows) : NULL;
     for (int i = 0; rc == 0 && i < n_ckpts; i++) {
-        if (!rows || eval_one(ckpts[i], &ctx, &ds, (int)batch, limit, &rows[i], &err)) rc = 1;
+        if (!rows ||
+            eval_one(ckpts[i], &ctx, &ds, (int)batch, limit, have_teacher ? &teacher : NULL, &rows[i], &err))
+            rc = 1;
     }
+    if (have_teacher) rt_model_free(&teacher);
     if (rc == 0)
-        print_rows(rows, n_ckpts, &ds, json);
+        rt_eval_print(rows, n_ckpts, &ds, json, compare);
     else
         rt_cli_error("eval", err.msg);
     free(rows);

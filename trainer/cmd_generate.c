@@ -1,4 +1,4 @@
-// retort generate CHECKPOINT --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--seed S]
+// retort generate CHECKPOINT --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +16,7 @@ static void print_help(void) {
            "  --max-tokens N       most new tokens (default 64)\n"
            "  --temperature T      0 = greedy; higher = more random (default 0.8)\n"
            "  --top-k K            sample among the K most likely tokens, 0 = all (default 0)\n"
+           "  --top-p P            sample among the likeliest tokens holding mass P, 1 = all (default 1)\n"
            "  --seed S             sampling seed (default 1)\n"
            "  --device D           cpu, cuda or auto (default cpu)\n"
            "  --threads N          CPU threads, 0 = all cores (default 0)\n");
@@ -36,7 +37,7 @@ int rt_cmd_generate(int argc, char **argv) {
     rt_error err = {{0}};
     const char *ckpt = NULL, *prompt = NULL, *device = "cpu", *v = NULL;
     int64_t max_tokens = 64, top_k = 0, seed = 1, threads = 0;
-    double temperature = 0.8;
+    double temperature = 0.8, top_p = 1.0;
     for (int i = 1; i < argc;) {
         int got = 0;
         if ((got = rt_arg_value(argc, argv, &i, "--prompt", &prompt, &err))) {
@@ -47,6 +48,8 @@ int rt_cmd_generate(int argc, char **argv) {
             if (got > 0 && rt_arg_float("--temperature", v, 0.0, 100.0, &temperature, &err)) got = -1;
         } else if ((got = rt_arg_value(argc, argv, &i, "--top-k", &v, &err))) {
             if (got > 0 && rt_arg_int("--top-k", v, 0, 1 << 30, &top_k, &err)) got = -1;
+        } else if ((got = rt_arg_value(argc, argv, &i, "--top-p", &v, &err))) {
+            if (got > 0 && rt_arg_float("--top-p", v, 1e-6, 1.0, &top_p, &err)) got = -1;
         } else if ((got = rt_arg_value(argc, argv, &i, "--seed", &v, &err))) {
             if (got > 0 && rt_arg_int("--seed", v, INT64_MIN, INT64_MAX, &seed, &err)) got = -1;
         } else if ((got = rt_arg_value(argc, argv, &i, "--threads", &v, &err))) {
@@ -85,7 +88,7 @@ int rt_cmd_generate(int argc, char **argv) {
         if (ids) {
             ids[0] = RT_TOK_BOS;
             rt_tok_encode(prompt, plen, ids + 1);
-            rt_sampling s = {(float)temperature, (int)top_k};
+            rt_sampling s = {(float)temperature, (int)top_k, (float)top_p};
             rt_rng rng;
             rt_rng_seed(&rng, (uint64_t)seed);
             fwrite(prompt, 1, plen, stdout);

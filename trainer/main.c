@@ -17,6 +17,9 @@ typedef struct command {
 
 static const command commands[] = {
     {"train", rt_cmd_train, "train a model from a YAML config (pretraining or full fine-tuning)"},
+    {"synth", rt_cmd_synth, "a teacher answers prompts: the dataset a student distills from"},
+    {"distill", rt_cmd_distill,
+     "train a student from a teacher (its answers, top-k log-probs or live logits)"},
     {"generate", rt_cmd_generate, "sample text from a checkpoint"},
     {"eval", rt_cmd_eval, "loss, perplexity and task exact-match of checkpoints"},
     {"inspect", rt_cmd_inspect, "show what a checkpoint or dataset holds"},

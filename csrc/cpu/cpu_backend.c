@@ -144,4 +144,5 @@ const rt_backend rt_backend_cpu = {
     .sum_f32 = cpu_sum_f32,
     .clip_scale = cpu_clip_scale,
     .adamw = cpu_adamw,
+    .distill_loss = cpu_distill_loss,
 };

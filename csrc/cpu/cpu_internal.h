@@ -126,6 +126,9 @@ void cpu_swiglu_backward(rt_ctx *ctx, void *dgate, void *dup, const void *dout, 
                          const void *up, size_t n);
 void cpu_cross_entropy(rt_ctx *ctx, float *losses, void *dlogits, const void *logits, const int32_t *targets,
                        int N, int V, float grad_scale);
+void cpu_distill_loss(rt_ctx *ctx, float *ce, float *kd, void *dlogits, const void *logits,
+                      const void *teacher_logits, const int32_t *topk_ids, const float *topk_logprobs, int k,
+                      const int32_t *targets, int N, int V, const rt_kd_params *p, float grad_scale);
 void cpu_sum_squares(rt_ctx *ctx, float *acc, const void *x, size_t n);
 void cpu_sum_f32(rt_ctx *ctx, float *out, const float *x, size_t n);
 void cpu_clip_scale(rt_ctx *ctx, float *scale, const float *norm_sq, float max_norm);

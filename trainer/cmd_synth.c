@@ -1,0 +1,108 @@
+// retort synth CONFIG [key=value ...]: stage 1 of distillation, the teacher answers prompts (synth_run.h).
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+#include "config.h"
+#include "runtime.h"
+#include "synth_run.h"
+
+static volatile sig_atomic_t stop_signal = 0;
+static void on_signal(int sig) {
+    stop_signal = sig;
+}
+
+static void print_help(void) {
+    printf(
+        "usage: retort synth CONFIG.yaml [section.key=value ...]\n\n"
+        "A teacher checkpoint answers prompts (a JSONL file, or a synthetic task's problems) and the "
+        "answers\n"
+        "become a dataset for `retort distill`: BOS, prompt, answer, EOS per document with /prompt_len, and\n"
+        "with synth.topk > 0 the teacher's top-k log-probabilities at every answer position. Work is saved\n"
+        "in chunks under <synth.out>.part/: an interrupted run (Ctrl-C, SIGTERM, a crash) continues where\n"
+        "it stopped when started again with the same settings.\n\n"
+        "Keys of the synth section (run.seed seeds the sampling, system.* picks the device):\n\n");
+    rt_config_print_help(stdout, "synth");
+}
+
+int rt_cmd_synth(int argc, char **argv) {
+    if (rt_arg_wants_help(argc, argv)) {
+        print_help();
+        return 0;
+    }
+    static rt_config cfg; // large (paths); static keeps it off the stack
+    rt_error err = {{0}};
+    const char *config_path;
+    int rc = rt_config_from_args(argc, argv, NULL, &cfg, &config_path, &err);
+    for (int i = 1; rc == 0 && i < argc; i++)
+        if (argv[i][0] == '-') {
+            rt_fail(&err, "unknown option %s (see retort synth --help)", argv[i]);
+            rc = 2;
+        }
+    if (rc) {
+        rt_cli_error("synth", err.msg);
+        return rc;
+    }
+    rt_synth_prompts prompts;
+    if (cfg.synth.prompts[0] ? rt_synth_prompts_from_jsonl(cfg.synth.prompts, &prompts, &err)
+                             : rt_synth_prompts_from_task(&cfg, &prompts, &err)) {
+        rt_cli_error("synth", err.msg);
+        return 1;
+    }
+    char hash[17];
+    if (rt_file_hash(cfg.synth.teacher, hash, &err)) {
+        rt_fail_wrap(&err, "synth.teacher");
+        rt_cli_error("synth", err.msg);
+        rt_synth_prompts_free(&prompts);
+        return 1;
+    }
+    rt_ctx ctx;
+    if (rt_runtime_ctx_init(&ctx, cfg.system.device, cfg.system.precision, cfg.system.threads, &err)) {
+        rt_cli_error("synth", err.msg);
+        rt_synth_prompts_free(&prompts);
+        return 1;
+    }
+    rt_model teacher;
+    rt_config teacher_cfg;
+    rc = 1;
+    if (rt_runtime_load_model(cfg.synth.teacher, &ctx, cfg.synth.batch_size, 0, &teacher, &teacher_cfg,
+                              &err)) {
+        rt_fail_wrap(&err, "synth.teacher");
+    } else {
+        fprintf(stderr, "teacher: %s (%zu parameters, hash %s) on %s | %zu prompts x %d sample(s)%s\n",
+                cfg.synth.teacher, rt_model_param_count(&teacher), hash, ctx.be->name, prompts.n,
+                cfg.synth.samples, cfg.synth.topk ? ", keeping top-k log-probs" : "");
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        rt_synth_stats st;
+        int r = rt_synth_run(&cfg, &teacher, cfg.synth.teacher, hash, &prompts, &stop_signal, &st, &err);
+        if (r == 0) {
+            printf("wrote %s: %lld answers, %lld answer tokens, %lld cut at max_tokens, %lld ended by a stop "
+                   "string, %.1f s (%lld chunks made, %lld reused)\n",
+                   cfg.synth.out, (long long)st.sequences, (long long)st.answer_tokens,
+                   (long long)st.hit_max_tokens, (long long)st.stopped, st.seconds, (long long)st.chunks_done,
+                   (long long)st.chunks_reused);
+            if (st.scored)
+                printf("teacher exact match on these prompts: %.2f%% (%lld/%lld)\n",
+                       100.0 * st.correct / st.scored, (long long)st.correct, (long long)st.scored);
+            rc = 0;
+        } else if (r == 1) {
+            fprintf(stderr,
+                    "stopped by signal %d: finished chunks are kept in %s.part; the same command continues\n",
+                    (int)stop_signal, cfg.synth.out);
+            rc = 128 + (int)stop_signal;
+        }
+        rt_model_free(&teacher);
+    }
+    if (rc == 1) rt_cli_error("synth", err.msg);
+    ctx.be->ctx_free(&ctx);
+    rt_synth_prompts_free(&prompts);
+    return rc;
+}

@@ -1,0 +1,403 @@
+// The one training loop of `retort train` and `retort distill`: micro-batches -> forward/backward ->
+// (allreduce) -> clip + AdamW -> report, evaluate, checkpoint. Pretraining, full fine-tuning and
+// distillation differ only in the loss of a micro-batch (distill.c).
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "args.h"
+#include "batcher.h"
+#include "checkpoint.h"
+#include "comm.h"
+#include "commands.h"
+#include "config.h"
+#include "dataset.h"
+#include "generate.h"
+#include "metrics.h"
+#include "model.h"
+#include "optimizer.h"
+#include "peak.h"
+#include "rng.h"
+#include "runtime.h"
+#include "tokenizer.h"
+#include "train_run.h"
+
+static volatile sig_atomic_t stop_signal = 0;
+static void on_signal(int sig) {
+    stop_signal = sig;
+}
+
+// Returns 0, or the exit code for a usage/config error (2).
+static int parse_args(train_run *r, int argc, char **argv, rt_error *err) {
+    static const char *const value_opts[] = {"--stop-after", NULL};
+    const char *config_path;
+    int rc = rt_config_from_args(argc, argv, value_opts, &r->cfg, &config_path, err);
+    if (rc) return rc;
+    for (int i = 1; i < argc;) {
+        const char *value = NULL;
+        int got;
+        if (strcmp(argv[i], "--resume") == 0) {
+            r->resume = 1;
+            i++;
+        } else if ((got = rt_arg_value(argc, argv, &i, "--stop-after", &value, err)) != 0) {
+            if (got < 0 || rt_arg_int("--stop-after", value, 1, INT64_MAX, &r->stop_after, err)) return 2;
+        } else if (argv[i][0] == '-') {
+            return rt_fail(err, "unknown option %s (see retort %s --help)", argv[i], argv[0]), 2;
+        } else {
+            i++;
+        }
+    }
+    return 0;
+}
+
+static int model_sections_equal(const rt_config *a, const rt_config *b) {
+    return memcmp(&a->model, &b->model, sizeof a->model) == 0;
+}
+
+static int latest_exists(const char *dir) {
+    char path[RT_PATH_MAX + 32];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/ckpt-latest.h5", dir);
+    return lstat(path, &st) == 0;
+}
+
+// Restore weights, moments, step, data position and RNG from the newest good checkpoint.
+static int resume_from_checkpoint(train_run *r, rt_error *err) {
+    rt_ckpt ck;
+    char path[RT_PATH_MAX + 64];
+    if (rt_ckpt_load_latest(r->cfg.run.out_dir, 1, &ck, path, sizeof path, err)) return -1;
+    rt_config stored;
+    int rc = rt_runtime_parse_ckpt_config(path, ck.config_yaml, &stored, err);
+    if (rc == 0 && !model_sections_equal(&stored, &r->cfg))
+        rc = rt_fail(err,
+                     "%s was trained with a different model section than this config; resume needs the "
+                     "same model (compare with `retort inspect %s`)",
+                     path, path);
+    if (rc == 0 && ck.n_optim == 0)
+        rc = rt_fail(err, "%s holds weights only (no optimizer state): it cannot be resumed exactly", path);
+    if (rc == 0 && ck.state.world_size != r->comm.world)
+        rc = rt_fail(err, "%s was written by %lld ranks, this run has %d", path,
+                     (long long)ck.state.world_size, r->comm.world);
+    if (rc == 0)
+        rc = rt_model_import_tensors(&r->model, ck.model, ck.n_model, ck.adam_m, ck.adam_v, ck.n_optim, path,
+                                     err);
+    if (rc == 0) rc = rt_batcher_seek(&r->batcher, ck.state.data_epoch, ck.state.data_index, err);
+    if (rc == 0) {
+        r->state = ck.state;
+        memcpy(r->rng.s, ck.state.rng, sizeof r->rng.s);
+        if (stored.data.seq_len != r->cfg.data.seq_len ||
+            stored.train.batch_size != r->cfg.train.batch_size ||
+            stored.train.grad_accum != r->cfg.train.grad_accum ||
+            strcmp(stored.data.train, r->cfg.data.train))
+            fprintf(stderr,
+                    "note: data, batch or accumulation settings differ from %s; the continuation is "
+                    "valid but not identical to an uninterrupted run\n",
+                    path);
+        fprintf(stderr, "resuming from %s at step %lld\n", path, (long long)r->state.step);
+    }
+    rt_ckpt_free(&ck);
+    return rc;
+}
+
+static int save_checkpoint(train_run *r, rt_error *err) {
+    rt_named_tensor *w = NULL, *m = NULL, *v = NULL;
+    int n = 0;
+    if (rt_model_export_tensors(&r->model, &w, &m, &v, &n, err)) return -1;
+    rt_ckpt ck;
+    memset(&ck, 0, sizeof ck);
+    ck.model = w;
+    ck.n_model = n;
+    ck.adam_m = m;
+    ck.adam_v = v;
+    ck.n_optim = n;
+    r->state.data_epoch = r->batcher.epoch;
+    r->state.data_index = r->batcher.index;
+    r->state.world_size = r->comm.world;
+    memcpy(r->state.rng, r->rng.s, sizeof r->state.rng);
+    ck.state = r->state;
+    ck.config_yaml = rt_config_to_yaml(&r->cfg);
+    snprintf(ck.architecture, sizeof ck.architecture, "llama");
+    snprintf(ck.tokenizer.type, sizeof ck.tokenizer.type, "byte");
+    ck.tokenizer.vocab_size = r->cfg.model.vocab_size;
+    ck.tokenizer.bos_id = RT_TOK_BOS;
+    ck.tokenizer.eos_id = RT_TOK_EOS;
+    ck.tokenizer.pad_id = RT_TOK_PAD;
+    char written[RT_PATH_MAX + 64];
+    int rc = 0;
+    if (!ck.config_yaml) rc = rt_fail(err, "out of memory writing the config");
+    if (rc == 0 && r->comm.rank == 0)
+        rc = rt_ckpt_save_rotating(r->cfg.run.out_dir, &ck, r->cfg.checkpoint.keep, written, sizeof written,
+                                   err);
+    if (rc == 0) rc = r->comm.barrier(&r->comm, err);
+    if (rc == 0 && r->comm.rank == 0) rt_metrics_note(&r->metrics, "saved %s", written);
+    free(ck.config_yaml);
+    rt_model_free_host_tensors(w, n);
+    rt_model_free_host_tensors(m, n);
+    rt_model_free_host_tensors(v, n);
+    return rc;
+}
+
+static int setup(train_run *r, rt_error *err) {
+    rt_config *c = &r->cfg;
+    if (rt_comm_single_init(&r->comm, err)) return -1;
+    if (rt_mkdir_p(c->run.out_dir, err)) return -1;
+    if (!r->resume && latest_exists(c->run.out_dir))
+        return rt_fail(err,
+                       "run.out_dir %s already holds checkpoints: pass --resume to continue that run, or "
+                       "choose another run.out_dir",
+                       c->run.out_dir);
+    char *yaml = rt_config_to_yaml(c);
+    if (!yaml) return rt_fail(err, "out of memory");
+    char path[RT_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/config.yaml", c->run.out_dir);
+    int rc = rt_write_file_atomic(path, yaml, strlen(yaml), err);
+    if (rc == 0) printf("# resolved config (also in %s)\n%s\n", path, yaml);
+    free(yaml);
+    if (rc) return -1;
+    fflush(stdout);
+
+    if (rt_dataset_load(&r->train_ds, c->data.train, c->model.vocab_size, err))
+        return rt_fail_wrap(err, "data.train");
+    if (c->data.val[0]) {
+        if (rt_dataset_load(&r->val_ds, c->data.val, c->model.vocab_size, err))
+            return rt_fail_wrap(err, "data.val");
+        r->has_val = 1;
+    }
+    if (rt_batcher_init(&r->batcher, &r->train_ds, c->data.seq_len, (uint64_t)c->run.seed, 1, r->comm.rank,
+                        r->comm.world, err))
+        return -1;
+    if (strcmp(c->data.loss_on, "answer") == 0) {
+        if (rt_dataset_answer_mask(&r->train_ds, &r->train_mask, err))
+            return rt_fail_wrap(err, "data.loss_on=answer (data.train)");
+        if (r->has_val && rt_dataset_answer_mask(&r->val_ds, &r->val_mask, err))
+            return rt_fail_wrap(err, "data.loss_on=answer (data.val)");
+        rt_batcher_set_mask(&r->batcher, r->train_mask);
+    }
+    if (rt_runtime_ctx_init(&r->ctx, c->system.device, c->system.precision, c->system.threads, err))
+        return -1;
+    r->ctx_ok = 1;
+    rt_model_dims dims = rt_model_dims_from_config(c);
+    int B = c->train.batch_size, T = c->data.seq_len;
+    if (rt_model_create(&r->model, &dims, &r->ctx, B, T, 1, err)) return -1;
+    size_t step_ids = (size_t)c->train.grad_accum * (size_t)B * (size_t)T;
+    r->tokens = rt_malloc(step_ids * sizeof(int32_t), "batch", err);
+    r->targets = rt_malloc(step_ids * sizeof(int32_t), "batch", err);
+    r->positions = rt_malloc(step_ids * sizeof(int64_t), "batch", err);
+    if (!r->tokens || !r->targets || !r->positions) return -1;
+    r->oc = rt_adamw_config_from(c);
+    memset(&r->state, 0, sizeof r->state);
+    rt_rng_seed(&r->rng, rt_seed_mix((uint64_t)c->run.seed, 0x7261696eULL));
+    if (r->resume && latest_exists(c->run.out_dir)) {
+        if (resume_from_checkpoint(r, err)) return -1;
+    } else {
+        if (r->resume)
+            fprintf(stderr, "note: --resume found no checkpoint in %s; starting from step 0\n",
+                    c->run.out_dir);
+        if (rt_model_init_weights(&r->model, (uint64_t)c->run.seed, (float)c->model.init_std, err)) return -1;
+    }
+    if (rt_metrics_open(&r->metrics, c->run.out_dir, err)) return -1;
+    // a GPU needs large products to reach its peak; 1024 is already past the CPU's knee
+    int peak_n = strcmp(r->ctx.be->name, "cpu") == 0 ? 1024 : 8192;
+    r->peak_flops = rt_measure_matmul_peak(&r->ctx, peak_n);
+    if (r->ctx.be->check(&r->ctx, err)) return -1;
+    const rt_model_memory *mem = &r->model.memory;
+    fprintf(stderr,
+            "memory: parameters %.1f MiB, gradients %.1f MiB, optimizer %.1f MiB, activations %.1f MiB "
+            "(batch %d x %d)\n",
+            mem->parameters / 1048576.0, mem->gradients / 1048576.0, mem->optimizer / 1048576.0,
+            mem->activations / 1048576.0, B, T);
+    fprintf(stderr,
+            "model: %zu parameters, %.1f MFLOP per training token | backend %s (%s, %d threads) | measured "
+            "matmul peak %.1f GFLOP/s\n",
+            rt_model_param_count(&r->model), rt_model_train_flops_per_token(&r->model, T) / 1e6,
+            r->ctx.be->name, rt_dtype_name(r->ctx.act), r->ctx.n_threads, r->peak_flops / 1e9);
+    fprintf(stderr, "data: %s, %zu tokens, %lld sequences of %d per epoch; %d x %d x %d tokens per step\n",
+            c->data.train, r->train_ds.n_tokens, (long long)r->batcher.n_windows, T, B, T,
+            c->train.grad_accum);
+    return 0;
+}
+
+// One optimizer step: grad_accum micro-batches, then the update. *loss receives the mean loss over the
+// targets that count.
+static int train_step(train_run *r, double *loss, rt_error *err) {
+    rt_model *m = &r->model;
+    int B = r->cfg.train.batch_size, T = r->cfg.data.seq_len, accum = r->cfg.train.grad_accum;
+    size_t micro_ids = (size_t)B * T;
+    // The loss is a mean over every counted target of the step on every rank, so the count must be known
+    // before the first forward pass scales its gradient: the step's micro-batches are drawn first.
+    double counted = 0.0;
+    for (int micro = 0; micro < accum; micro++)
+        counted +=
+            (double)rt_batcher_next_pos(&r->batcher, B, r->tokens + micro * micro_ids,
+                                        r->targets + micro * micro_ids, r->positions + micro * micro_ids);
+    if (r->comm.allreduce_host(&r->comm, &counted, err)) return -1;
+    // A step without a counted target (answer-only loss over windows of prompts) contributes no gradient.
+    float grad_scale = counted > 0 ? (float)(1.0 / counted) : 0.0f;
+    double loss_sum = 0.0, ce_sum = 0.0, kd_sum = 0.0;
+    int soft = r->distill && r->kd.mode != RT_DISTILL_SEQUENCE;
+    double alpha = r->kd.kd.alpha, t2 = (double)r->kd.kd.temperature * r->kd.kd.temperature;
+    rt_model_zero_grad(m);
+    for (int micro = 0; micro < accum; micro++) {
+        const int32_t *tok = r->tokens + micro * micro_ids, *tgt = r->targets + micro * micro_ids;
+        if (soft) { // the student's logits, then the fused distillation loss in their place
+            if (rt_model_forward(m, tok, NULL, B, T, 1.0f, err) ||
+                rt_distill_micro(r, tok, tgt, r->positions + micro * micro_ids, grad_scale, err))
+                return -1;
+        } else if (rt_model_forward(m, tok, tgt, B, T, grad_scale, err)) {
+            return -1;
+        }
+        rt_model_backward(m, B, T);
+        double ce = rt_model_loss_sum(m, B, T), kd = soft ? rt_model_kd_sum(m, B, T) : 0.0;
+        ce_sum += ce;
+        kd_sum += kd;
+        loss_sum += soft ? (1.0 - alpha) * ce + alpha * t2 * kd : ce;
+    }
+    for (int i = 0; i < m->n_params; i++) {
+        rt_param *p = &m->params[i];
+        if (p->grad && r->comm.allreduce_sum(&r->comm, &r->ctx, p->grad, r->ctx.act, p->n, err)) return -1;
+    }
+    if (r->comm.allreduce_host(&r->comm, &loss_sum, err) || r->comm.allreduce_host(&r->comm, &ce_sum, err) ||
+        r->comm.allreduce_host(&r->comm, &kd_sum, err))
+        return -1;
+    r->ce_sum = counted > 0 ? ce_sum / counted : 0.0;
+    r->kd_sum = counted > 0 ? kd_sum / counted : 0.0;
+    float lr = rt_lr_at(&r->oc, r->state.step);
+    rt_optimizer_step(m, &r->oc, r->state.step + 1, lr);
+    r->state.step++;
+    r->state.tokens_seen += (int64_t)micro_ids * accum * r->comm.world;
+    *loss = counted > 0 ? loss_sum / counted : 0.0;
+    return r->ctx.be->check(&r->ctx, err);
+}
+
+static int run_eval(train_run *r, rt_error *err) {
+    double loss;
+    int64_t n;
+    int B = r->cfg.train.batch_size, T = r->cfg.data.seq_len;
+    if (rt_eval_loss(&r->model, &r->val_ds, r->val_mask, B, T, r->cfg.train.eval_batches, &loss, &n, err))
+        return -1;
+    if (r->comm.rank == 0) rt_metrics_eval(&r->metrics, r->state.step, loss, n);
+    return 0;
+}
+
+static int train_loop(train_run *r, rt_error *err) {
+    const rt_config *c = &r->cfg;
+    int64_t total = c->train.steps;
+    int64_t end = r->stop_after > 0 && r->stop_after < total ? r->stop_after : total;
+    double t_start = rt_now(), busy = 0.0;
+    int64_t steps_mark = 0, tokens_mark = r->state.tokens_seen;
+    // online distillation also pays for the teacher's forward pass (training.md: 2 N_t + 4 L_t C_t T)
+    double flops_per_token =
+        rt_model_train_flops_per_token(&r->model, c->data.seq_len) + r->kd.teacher_flops_per_token;
+    if (r->state.step >= end) {
+        rt_metrics_note(&r->metrics, "already at step %lld of %lld: nothing to do", (long long)r->state.step,
+                        (long long)end);
+        return 0;
+    }
+    while (r->state.step < end) {
+        double t0 = rt_now();
+        double loss = 0.0;
+        if (train_step(r, &loss, err)) return -1;
+        busy += rt_now() - t0;
+        steps_mark++;
+        if (!isfinite(loss))
+            return rt_fail(err,
+                           "the loss became %g at step %lld; lower train.lr or raise train.warmup_steps "
+                           "(the last checkpoint is intact)",
+                           loss, (long long)r->state.step);
+        int64_t step = r->state.step;
+        int last = step == end;
+        if (step % c->run.log_every == 0 || last || stop_signal) {
+            rt_train_report rep;
+            memset(&rep, 0, sizeof rep);
+            rep.step = step;
+            rep.total_steps = total;
+            rep.loss = loss;
+            rep.lr = rt_lr_at(&r->oc, step - 1);
+            rep.grad_norm = rt_optimizer_grad_norm(&r->model);
+            rep.tokens_seen = r->state.tokens_seen;
+            rep.tokens_per_s = (double)(r->state.tokens_seen - tokens_mark) / busy;
+            rep.mfu = r->peak_flops > 0 ? rep.tokens_per_s * flops_per_token / r->peak_flops : -1.0;
+            rep.elapsed_s = rt_now() - t_start;
+            rep.eta_s = (double)(total - step) * busy / (double)steps_mark;
+            rep.has_kd = r->distill && r->kd.mode != RT_DISTILL_SEQUENCE;
+            rep.ce = r->ce_sum;
+            rep.kd = r->kd_sum;
+            if (r->comm.rank == 0) rt_metrics_train(&r->metrics, &rep);
+            busy = 0.0;
+            steps_mark = 0;
+            tokens_mark = r->state.tokens_seen;
+        }
+        if (r->has_val && c->train.eval_every > 0 && (step % c->train.eval_every == 0 || step == total))
+            if (run_eval(r, err)) return -1;
+        int periodic = c->checkpoint.every > 0 && step % c->checkpoint.every == 0;
+        if (periodic || last || stop_signal) {
+            if (save_checkpoint(r, err)) return -1;
+        }
+        if (stop_signal) {
+            rt_metrics_note(&r->metrics, "stopped by signal %d after step %lld; continue with --resume",
+                            (int)stop_signal, (long long)step);
+            return 0;
+        }
+    }
+    if (end < total)
+        rt_metrics_note(&r->metrics, "stopped after step %lld of %lld (--stop-after); continue with --resume",
+                        (long long)end, (long long)total);
+    else
+        rt_metrics_note(&r->metrics, "done: %lld steps, %lld tokens, %.1f s", (long long)total,
+                        (long long)r->state.tokens_seen, rt_now() - t_start);
+    return 0;
+}
+
+static void cleanup(train_run *r) {
+    rt_metrics_close(&r->metrics);
+    if (r->model.ctx) rt_model_free(&r->model);
+    if (r->ctx_ok) r->ctx.be->ctx_free(&r->ctx);
+    rt_batcher_free(&r->batcher);
+    if (r->train_ds.tokens || r->train_ds.doc_offsets) rt_dataset_free(&r->train_ds);
+    if (r->has_val) rt_dataset_free(&r->val_ds);
+    if (r->comm.destroy) r->comm.destroy(&r->comm);
+    free(r->tokens);
+    free(r->targets);
+    free(r->positions);
+    free(r->train_mask);
+    free(r->val_mask);
+}
+
+int rt_train_main(int argc, char **argv, int distill, void (*print_help)(void)) {
+    if (rt_arg_wants_help(argc, argv)) {
+        print_help();
+        return 0;
+    }
+    static train_run run; // large (the config holds paths); static keeps it off the stack
+    memset(&run, 0, sizeof run);
+    run.distill = distill;
+    rt_error err = {{0}};
+    int rc = parse_args(&run, argc, argv, &err);
+    if (rc) {
+        rt_cli_error(argv[0], err.msg);
+        return rc;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    rc = setup(&run, &err);
+    if (rc == 0 && run.distill) rc = rt_distill_setup(&run, &err);
+    if (rc == 0) rc = train_loop(&run, &err);
+    if (rc == -2) {
+        rt_cli_error(argv[0], err.msg); // a distill config that cannot work: a usage error
+        rc = 2;
+    } else if (rc) {
+        rt_cli_error(argv[0], err.msg);
+        rc = 1;
+    }
+    if (run.distill) rt_distill_free(&run);
+    cleanup(&run);
+    if (rc == 0 && stop_signal) rc = 128 + (int)stop_signal;
+    return rc;
+}

@@ -1,0 +1,75 @@
+// The state of one training run, shared by the loop (train_loop.c) and distillation (distill.c).
+#ifndef RT_TRAIN_RUN_H
+#define RT_TRAIN_RUN_H
+
+#include <stdint.h>
+
+#include "backend.h"
+#include "batcher.h"
+#include "checkpoint.h"
+#include "comm.h"
+#include "config.h"
+#include "dataset.h"
+#include "metrics.h"
+#include "model.h"
+#include "optimizer.h"
+#include "rng.h"
+
+typedef enum rt_distill_mode {
+    RT_DISTILL_SEQUENCE,
+    RT_DISTILL_OFFLINE_TOPK,
+    RT_DISTILL_ONLINE
+} rt_distill_mode;
+
+// What `retort distill` adds to a run: the teacher (online), or its stored top-k rows (offline_topk).
+typedef struct rt_distill_state {
+    rt_distill_mode mode;
+    rt_kd_params kd;
+    rt_ctx *ctx;      // the student's context (the teacher runs on it too)
+    rt_model teacher; // online: frozen, no gradients or optimizer state
+    int has_teacher;
+    int64_t *answer_rows;   // offline_topk: top-k row of each token position of data.train, -1 for none
+    int k;                  // top-k per position (offline_topk)
+    int32_t *topk_ids_host; // [B*T, k] staging for one micro-batch
+    float *topk_lp_host;
+    int32_t *topk_ids_dev; // the same on the device
+    float *topk_lp_dev;
+    double teacher_flops_per_token; // online: the teacher's forward, for MFU
+} rt_distill_state;
+
+typedef struct train_run {
+    rt_config cfg;
+    int resume;
+    int64_t stop_after; // 0 = run to train.steps
+    int distill;        // `retort distill`
+    rt_ctx ctx;
+    int ctx_ok;
+    rt_model model;
+    rt_comm comm;
+    rt_dataset train_ds, val_ds;
+    int has_val;
+    rt_batcher batcher;
+    rt_metrics metrics;
+    rt_rng rng;
+    rt_train_state state;
+    rt_adamw_config oc;
+    uint8_t *train_mask, *val_mask; // answer-only loss (data.loss_on=answer), else NULL
+    int32_t *tokens, *targets;      // [grad_accum, B, T] host staging: a whole step is drawn up front
+    int64_t *positions;             // [grad_accum, B, T] each target's index in data.train (distillation)
+    double peak_flops;
+    rt_distill_state kd;
+    double ce_sum, kd_sum; // the last step's loss parts (distillation), summed over counted targets
+} train_run;
+
+// `retort train` and `retort distill`: parse, set up, train, report. distill selects the distillation loss.
+int rt_train_main(int argc, char **argv, int distill, void (*print_help)(void));
+
+// Distillation (distill.c): checks the config against the teacher and the data and builds what the mode
+// needs (-2: a config that cannot work, a usage error; -1: a runtime failure); the loss of one
+// micro-batch after the student's forward without targets; and the cleanup.
+int rt_distill_setup(train_run *r, rt_error *err);
+int rt_distill_micro(train_run *r, const int32_t *tokens, const int32_t *targets, const int64_t *positions,
+                     float grad_scale, rt_error *err);
+void rt_distill_free(train_run *r);
+
+#endif
