@@ -23,12 +23,19 @@
 //   one before a buffer is refilled. Heaviest tiles are launched first (grid y reversed in forward and dQ).
 //   Tiles are padded to a row stride of D + 8 elements: 16 B of padding shifts each row by one 16-byte bank
 //   group, so the 8 row addresses of an ldmatrix hit 8 distinct bank groups (D/8 + 1 is odd).
+// Expected occupancy (ptxas of CUDA 13, no spills; CTAs per SM on A100 / H100 from registers and smem):
+//   forward D = 64: 128 registers, 45 KB -> 3 / 4 CTAs;  D = 128: 165 registers, 51 KB -> 3 / 3
+//   dK/dV   D = 64: 192 registers, 55 KB -> 2 / 2;       D = 128: 252 registers, 69 KB -> 2 / 2
+//   dQ      D = 64: 130 registers, 54 KB -> 2 / 3;       D = 128: 228 registers, 68 KB -> 2 / 2
+// With 16 rows per warp each ldmatrix'd B fragment feeds one mma (16 FLOP per byte of shared memory read),
+// which caps the kernels near 2048 FLOP/clk/SM, about half the H100 bf16 peak; 32 rows per warp (two m16
+// tiles sharing each B fragment, at twice the accumulator registers) would be the next step.
 //
 // Fragments of mma.m16n8k16.row.col.f32.bf16.bf16.f32 (PTX ISA, "Matrix Fragments for mma.m16n8k16 with
 // floating point type"), g = lane >> 2, t = lane & 3, each .b32 register holding two bf16, low half first:
-//   A 16x16 (row-major, M x K): a[0] = (g, 2t..2t+1), a[1] = (g+8, 2t..), a[2] = (g, 2t+8..), a[3] = (g+8,
-//   2t+8..) B 16x8 (K x N, "col"):     b[0] = (k 2t..2t+1, n g), b[1] = (k 2t+8..2t+9, n g) C/D 16x8 fp32:
-//   c[0], c[1] = (g, 2t), (g, 2t+1); c[2], c[3] = (g+8, 2t), (g+8, 2t+1)
+//   A 16x16 (M x K, row): a[0] = (g, 2t..2t+1), a[1] = (g+8, 2t..), a[2] = (g, 2t+8..), a[3] = (g+8, 2t+8..)
+//   B 16x8 (K x N, col):  b[0] = (k 2t..2t+1, n g), b[1] = (k 2t+8..2t+9, n g)
+//   C/D 16x8 fp32:        c[0], c[1] = (g, 2t), (g, 2t+1); c[2], c[3] = (g+8, 2t), (g+8, 2t+1)
 // ldmatrix.x4 (8x8 b16 matrices, lanes 8i..8i+7 give the row addresses of matrix i, register i of lane l
 // holds row l/4, columns 2(l%4)..+1; with .trans, rows 2(l%4)..+1 of column l/4):
 //   - A operand from a row-major [m][k] tile: matrices (m 0-7, k 0-7), (m 8-15, k 0-7), (m 0-7, k 8-15),
@@ -603,27 +610,13 @@ static int am_supported(rt_ctx *ctx, am_shape *s, int B, int T, int H, int KVH, 
     return 1;
 }
 
-#define AM_SWITCH_D(D, call)                                                                                 \
-    switch (D) {                                                                                             \
-    case 16:                                                                                                 \
-        return call(16);                                                                                     \
-    case 32:                                                                                                 \
-        return call(32);                                                                                     \
-    case 48:                                                                                                 \
-        return call(48);                                                                                     \
-    case 64:                                                                                                 \
-        return call(64);                                                                                     \
-    case 80:                                                                                                 \
-        return call(80);                                                                                     \
-    case 96:                                                                                                 \
-        return call(96);                                                                                     \
-    case 112:                                                                                                \
-        return call(112);                                                                                    \
-    case 128:                                                                                                \
-        return call(128);                                                                                    \
-    default:                                                                                                 \
-        return 0;                                                                                            \
-    }
+// f.template operator()<D>() for D == d, a multiple of 16 up to 128; 0 (not handled) for any other d.
+template <int D = 16, typename F> static int am_with_d(int d, F &&f) {
+    if constexpr (D > 128)
+        return 0;
+    else
+        return d == D ? f.template operator()<D>() : am_with_d<D + 16>(d, f);
+}
 
 int cuda_attention_mma_forward(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k,
                                const void *v, int B, int T, int H, int KVH, int D) {
@@ -631,9 +624,9 @@ int cuda_attention_mma_forward(rt_ctx *ctx, void *out, float *lse, const void *q
     am_shape s;
     if (cuda_of(ctx)->failed) return 1;
     if (!am_supported(ctx, &s, B, T, H, KVH, D, ptrs, 4)) return 0;
-#define AM_FWD(d) am_forward<d>(ctx, (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, s)
-    AM_SWITCH_D(D, AM_FWD)
-#undef AM_FWD
+    return am_with_d(D, [&]<int DD>() {
+        return am_forward<DD>(ctx, (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, s);
+    });
 }
 
 int cuda_attention_mma_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const void *dout, const void *q,
@@ -643,9 +636,8 @@ int cuda_attention_mma_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const
     am_shape s;
     if (cuda_of(ctx)->failed) return 1;
     if (!am_supported(ctx, &s, B, T, H, KVH, D, ptrs, 8)) return 0;
-#define AM_BWD(d)                                                                                            \
-    am_backward<d>(ctx, (bf16 *)dq, (bf16 *)dk, (bf16 *)dv, (const bf16 *)dout, (const bf16 *)q,             \
-                   (const bf16 *)k, (const bf16 *)v, (const bf16 *)out, lse, s)
-    AM_SWITCH_D(D, AM_BWD)
-#undef AM_BWD
+    return am_with_d(D, [&]<int DD>() {
+        return am_backward<DD>(ctx, (bf16 *)dq, (bf16 *)dk, (bf16 *)dv, (const bf16 *)dout, (const bf16 *)q,
+                               (const bf16 *)k, (const bf16 *)v, (const bf16 *)out, lse, s);
+    });
 }

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# The whole loop on the embedded default config (trainer/configs/tiny.yaml), in a few minutes on 2 cores:
-# install what is missing, build, make a synthetic arithmetic corpus, train, evaluate, sample.
+# The whole distillation flow on the embedded default configs, in about ten minutes on 2 cores: install
+# what is missing, build, make a synthetic addition corpus, train a teacher (trainer/configs/tiny.yaml),
+# let it answer problems with its top-k log-probs kept (retort synth), train a student with a seventh of its
+# parameters on them (retort distill, trainer/configs/distill.yaml), and compare the two (retort eval).
+#   RT_DEMO_RUN=dir   where the runs go (default runs/demo)
+#   extra arguments   overrides for the teacher's training, e.g. train.steps=500 for a quicker look
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -14,11 +18,22 @@ mkdir -p data
 [[ -f data/val.h5 ]] || $retort data synth --task add --n 1000 --split val --seed 2 --out data/val.h5
 
 rm -rf "$run"
-$retort train trainer/configs/tiny.yaml run.out_dir="$run" "$@"
-$retort eval "$run/ckpt-latest.h5" --data data/val.h5 --limit 500
+echo "== 1. the teacher: $(grep -c . trainer/configs/tiny.yaml) lines of trainer/configs/tiny.yaml"
+$retort train trainer/configs/tiny.yaml run.out_dir="$run/teacher" "$@"
+
+echo "== 2. the teacher answers 6000 problems, keeping its top-8 log-probs at every answer position"
+rm -rf "$run/synth.h5" "$run/synth.h5.part"
+$retort synth trainer/configs/distill.yaml synth.teacher="$run/teacher/ckpt-latest.h5" synth.out="$run/synth.h5"
+
+echo "== 3. the student (115K parameters) distills from the answers and the top-8 distributions"
+$retort distill trainer/configs/distill.yaml data.train="$run/synth.h5" run.out_dir="$run/student"
+
+echo "== 4. teacher and student on 500 held-out problems"
+$retort eval --compare "$run/teacher/ckpt-latest.h5" "$run/student/ckpt-latest.h5" --data data/val.h5 --limit 500
 for p in "12+34=" "305+98=" "7+7="; do
-    $retort generate "$run/ckpt-latest.h5" --prompt "$p" --max-tokens 8 --temperature 0
+    $retort generate "$run/student/ckpt-latest.h5" --prompt "$p" --max-tokens 8 --temperature 0
 done
 if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
-    /usr/bin/python3 scripts/plot_metrics "$run/metrics.jsonl" --out "$run/metrics.png" && echo "curves: $run/metrics.png"
+    /usr/bin/python3 scripts/plot_metrics "$run/student/metrics.jsonl" --out "$run/student/metrics.png" &&
+        echo "curves: $run/student/metrics.png"
 fi

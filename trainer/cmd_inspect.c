@@ -310,6 +310,17 @@ static int ds_json(const char *path, const rt_dataset *ds, const ds_stats *s, lo
     json_cstr(ds->split);
     printf(", \"seed\": %lld, \"source\": ", (long long)ds->seed);
     json_cstr(ds->source);
+    if (ds->teacher[0]) {
+        printf(", \"teacher\": ");
+        json_cstr(ds->teacher);
+        printf(", \"teacher_hash\": \"%s\", \"teacher_vocab_size\": %d", ds->teacher_hash,
+               ds->teacher_vocab_size);
+    }
+    if (ds->topk.k) {
+        printf(", \"topk_k\": %d, \"topk_temperature\": ", ds->topk.k);
+        json_num(ds->topk.temperature);
+        printf(", \"topk_rows\": %zu", ds->topk.n_rows);
+    }
     printf(",\n \"n_docs\": %zu, \"n_tokens\": %zu, \"has_prompt_len\": %s,\n", ds->n_docs, ds->n_tokens,
            ds->prompt_len ? "true" : "false");
     printf(" \"token_stats\": {\"min_id\": %d, \"max_id\": %d, \"distinct_ids\": %zu, \"bos\": %zu, \"eos\": "
@@ -343,6 +354,12 @@ static void ds_text(const char *path, const rt_dataset *ds, const ds_stats *s, l
         "  format      %s, version %lld\n  tokenizer   byte, vocab %d\n  task        %s\n  split       %s\n"
         "  seed        %lld\n  source      %s\n\n",
         RT_DATASET_FORMAT, version, ds->vocab_size, ds->task, ds->split, (long long)ds->seed, ds->source);
+    if (ds->teacher[0])
+        printf("teacher\n  %s (hash %s, vocab %d)\n%s", ds->teacher, ds->teacher_hash, ds->teacher_vocab_size,
+               ds->topk.k ? "" : "\n");
+    if (ds->topk.k)
+        printf("  top-%d log-probs at temperature %g for each of %zu answer positions\n\n", ds->topk.k,
+               ds->topk.temperature, ds->topk.n_rows);
     printf("counts\n  %zu documents, %zu tokens%s\n  document length: min %lld, mean %.1f, max %lld\n\n",
            ds->n_docs, ds->n_tokens, ds->prompt_len ? ", each split into prompt and answer" : "",
            (long long)s->min_len, (double)ds->n_tokens / (double)ds->n_docs, (long long)s->max_len);
