@@ -672,6 +672,21 @@ START_TEST(test_help) {
 }
 END_TEST
 
+// Every config shipped in trainer/configs loads and validates.
+START_TEST(test_shipped_configs) {
+    static const char *const names[] = {"tiny.yaml", "distill.yaml", "gpu_teacher.yaml", "gpu_distill.yaml"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[2048];
+        snprintf(path, sizeof path, "%s/trainer/configs/%s", rt_test_env("RT_SOURCE_DIR"), names[i]);
+        rt_config c;
+        rt_error err;
+        rt_config_defaults(&c);
+        ck_assert_msg(rt_config_load_file(&c, path, &err) == 0, "%s", err.msg);
+        ck_assert_msg(rt_config_validate(&c, &err) == 0, "%s: %s", names[i], err.msg);
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("config");
@@ -680,6 +695,7 @@ int main(void) {
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_round_trip);
     tcase_add_test(tc, test_tiny_yaml);
+    tcase_add_test(tc, test_shipped_configs);
     tcase_add_test(tc, test_values);
     tcase_add_test(tc, test_errors_name_file_line_key);
     tcase_add_test(tc, test_overrides);
