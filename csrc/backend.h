@@ -170,6 +170,24 @@ struct rt_backend {
                          const void *teacher_logits, const int32_t *topk_ids, const float *topk_logprobs,
                          int k, const int32_t *targets, int N, int V, const rt_kd_params *p,
                          float grad_scale);
+
+    // ---- inference with a KV cache (generation: a prefill, then one new position per step) ----
+    // rope_forward for rows at positions pos0 .. pos0 + T - 1: row t of x [B, T, H, D] rotates by the angle
+    // of position pos0 + t (pos0 + T <= the tables' rows). In place is allowed (out == x).
+    void (*rope_forward_at)(rt_ctx *ctx, void *out, const void *x, const float *cos_tab, const float *sin_tab,
+                            int B, int T, int H, int D, int pos0);
+    // Causal grouped-query attention of new queries against a cache: q [B, Tq, H, D] holds positions
+    // T_ctx - Tq .. T_ctx - 1; k_cache, v_cache are [B, cache_stride_T, KVH, D] of which positions
+    // 0 .. T_ctx - 1 are valid (Tq <= T_ctx <= cache_stride_T). The query at position p sees keys 0 .. p:
+    // out [B, Tq, H, D] = softmax(q k^T / sqrt(D), causal) v, the rows attention_forward gives for those
+    // positions of the whole sequence. fp32 softmax, no T x T buffer; no lse (nothing runs backward).
+    void (*attention_forward_cached)(rt_ctx *ctx, void *out, const void *q, const void *k_cache,
+                                     const void *v_cache, int B, int Tq, int T_ctx, int H, int KVH, int D,
+                                     int cache_stride_T);
+    // cache [B, cache_stride_T, KVH, D] rows pos0 .. pos0 + T - 1 of each batch = x [B, T, KVH, D] (act
+    // buffers; pos0 + T <= cache_stride_T). Other rows are left as they are.
+    void (*kv_append)(rt_ctx *ctx, void *cache, const void *x, int B, int T, int KVH, int D, int pos0,
+                      int cache_stride_T);
 };
 
 // The CPU backend (always present).

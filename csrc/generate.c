@@ -93,14 +93,25 @@ int64_t rt_generate(rt_model *m, int32_t *ids, int64_t n, int64_t max_new, const
     int V = m->dims.V, T_cap = m->T_max_batch;
     float *row = rt_malloc((size_t)V * 2 * sizeof(float), "logits row", err);
     if (!row) return -1;
+    // ids[0 .. cached) are in the KV cache: the first step is a prefill of the prompt, each later one runs
+    // the newest id. Once the sequence outgrows the model the context is the last T_cap ids, at positions
+    // that shift every step, so every step is then a whole forward of that window.
+    int64_t cached = 0;
     for (int64_t i = 0; i < max_new; i++) {
-        int64_t start = n > T_cap ? n - T_cap : 0;
-        int T = (int)(n - start);
-        if (rt_model_forward(m, ids + start, NULL, 1, T, 1.0f, err)) {
+        int rc, last;
+        if (n <= T_cap) {
+            rc = rt_model_forward_cached(m, ids + cached, 1, (int)(n - cached), (int)cached, err);
+            last = (int)(n - cached) - 1;
+            cached = n;
+        } else {
+            rc = rt_model_forward(m, ids + n - T_cap, NULL, 1, T_cap, 1.0f, err);
+            last = T_cap - 1;
+        }
+        if (rc) {
             free(row);
             return -1;
         }
-        rt_model_logits_row(m, T - 1, row);
+        rt_model_logits_row(m, last, row);
         int32_t next = rt_sample_token(row, V, s, rng, row + V);
         ids[n++] = next;
         if (on_token) on_token(next, user);
@@ -160,18 +171,22 @@ int rt_eval_task(rt_model *m, const rt_dataset *ds, int64_t limit, rt_task_resul
         for (int b = 0; b < nb; b++)
             memcpy(ids + (size_t)b * (P + steps), ds->tokens + ds->doc_offsets[refs[start + b].doc],
                    (size_t)P * sizeof(int32_t));
-        // rows are laid out with stride P + steps, but each forward uses a dense [nb, T] copy
-        int32_t *dense = rt_malloc((size_t)nb * (P + steps) * sizeof(int32_t), "task batch", err);
+        // rows are laid out with stride P + steps; the first forward is a prefill of the dense [nb, P]
+        // prompts, each later one runs the newest id of every row [nb, 1] against the KV cache
+        int32_t *dense = rt_malloc((size_t)nb * P * sizeof(int32_t), "task batch", err);
         if (!dense) {
             rc = -1;
             break;
         }
+        for (int b = 0; b < nb; b++)
+            memcpy(dense + (size_t)b * P, ids + (size_t)b * (P + steps), (size_t)P * sizeof(int32_t));
         for (int t = P; t < P + steps && rc == 0; t++) {
-            for (int b = 0; b < nb; b++)
-                memcpy(dense + (size_t)b * t, ids + (size_t)b * (P + steps), (size_t)t * sizeof(int32_t));
-            rc = rt_model_forward(m, dense, NULL, nb, t, 1.0f, err);
+            int T_new = t == P ? P : 1;
+            if (t > P)
+                for (int b = 0; b < nb; b++) dense[b] = ids[(size_t)b * (P + steps) + t - 1];
+            rc = rt_model_forward_cached(m, dense, nb, T_new, t - T_new, err);
             for (int b = 0; b < nb && rc == 0; b++) {
-                rt_model_logits_row(m, b * t + t - 1, row);
+                rt_model_logits_row(m, b * T_new + T_new - 1, row);
                 ids[(size_t)b * (P + steps) + t] = rt_sample_token(row, V, &greedy, NULL, NULL);
             }
         }

@@ -24,8 +24,10 @@ int32_t rt_sample_token(const float *logits, int V, const rt_sampling *s, rt_rng
 void rt_topk_logprobs(const float *logits, int V, int k, float temperature, int32_t *ids, float *logprobs);
 
 // Continue ids[0 .. n) (BOS first) by up to max_new ids, stopping after EOS. ids must hold n + max_new.
-// The context is the last T_max ids once the sequence outgrows the model. Returns the new count, or -1.
-// on_token (may be NULL) is called with each new id as it is produced.
+// m is an inference model (its KV cache holds the sequence: a prefill of ids[0 .. n), then one position per
+// new id). The context is the last T_max ids once the sequence outgrows the model (each step then a whole
+// forward of that window). Returns the new count, or -1. on_token (may be NULL) is called with each new id
+// as it is produced.
 int64_t rt_generate(rt_model *m, int32_t *ids, int64_t n, int64_t max_new, const rt_sampling *s, rt_rng *rng,
                     void (*on_token)(int32_t id, void *user), void *user, rt_error *err);
 
@@ -34,8 +36,8 @@ typedef struct rt_task_result {
 } rt_task_result;
 
 // Exact match over the documents of a dataset with prompt_len: greedy continuation of BOS + prompt must be
-// the stored answer followed by EOS. Documents are batched (up to the model's B_max) by prompt length.
-// limit 0 = every document.
+// the stored answer followed by EOS. Documents are batched (up to the model's B_max) by prompt length and
+// advance in lockstep through the KV cache of m (an inference model). limit 0 = every document.
 int rt_eval_task(rt_model *m, const rt_dataset *ds, int64_t limit, rt_task_result *res, rt_error *err);
 
 // Mean next-token loss over consecutive windows of T + 1 ids of the dataset, in batches of up to B.

@@ -162,6 +162,25 @@ static void alloc_acts(rt_model *m, alloc_state *a) {
     }
 }
 
+// Inference models keep the keys (after RoPE) and values of every position they have seen, per layer, so
+// generation runs one new position per step (rt_model_forward_cached).
+static void alloc_kv_cache(rt_model *m, alloc_state *a) {
+    const rt_model_dims *d = &m->dims;
+    if (a->failed) return;
+    m->cache_k = rt_calloc((size_t)d->L, sizeof(void *), "KV cache table", a->err);
+    m->cache_v = rt_calloc((size_t)d->L, sizeof(void *), "KV cache table", a->err);
+    if (!m->cache_k || !m->cache_v) {
+        a->failed = 1;
+        return;
+    }
+    size_t n = (size_t)m->B_max * (size_t)m->T_max_batch * (size_t)d->KVH * (size_t)d->D;
+    size_t act = rt_dtype_size(m->ctx->act);
+    for (int l = 0; l < d->L; l++) {
+        m->cache_k[l] = dev_alloc(a, n, act, "KV cache"); // [B_max, T_max_batch, KVH, D]
+        m->cache_v[l] = dev_alloc(a, n, act, "KV cache");
+    }
+}
+
 static void upload_rope_tables(rt_model *m, float *cos_tab, float *sin_tab) {
     const rt_model_dims *d = &m->dims;
     int half = d->D / 2;
@@ -205,6 +224,7 @@ int rt_model_create(rt_model *m, const rt_model_dims *dims, rt_ctx *ctx, int B, 
     alloc_params(m, &a);
     a.param_phase = 0;
     alloc_acts(m, &a);
+    if (!training) alloc_kv_cache(m, &a);
     if (a.failed) {
         rt_model_free(m);
         return -1;
@@ -246,6 +266,12 @@ void rt_model_free(rt_model *m) {
         }
     }
     dev_free(m, m->kd_losses);
+    for (int l = 0; l < m->dims.L; l++) {
+        if (m->cache_k) dev_free(m, m->cache_k[l]);
+        if (m->cache_v) dev_free(m, m->cache_v[l]);
+    }
+    free(m->cache_k);
+    free(m->cache_v);
     void *bufs[] = {m->resid_out, m->xf,       m->rstdf,    m->logits, m->losses, m->tokens, m->targets,
                     m->scalars,   m->rope_cos, m->rope_sin, m->dresid, m->dx,     m->dC,     m->dq,
                     m->dk,        m->dv,       m->datt,     m->dgate,  m->dup,    m->dh};

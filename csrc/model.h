@@ -67,7 +67,7 @@ typedef struct rt_model_memory {
     size_t parameters;  // fp32 master weights and their compute copies
     size_t gradients;   // one per trainable parameter, act dtype
     size_t optimizer;   // AdamW moments, fp32
-    size_t activations; // kept for backward, backward scratch, logits, token ids, tables
+    size_t activations; // kept for backward, backward scratch, logits, token ids, tables, KV cache
 } rt_model_memory;
 
 typedef struct rt_model {
@@ -94,6 +94,10 @@ typedef struct rt_model {
     float *scalars;             // [4] device scratch: grad norm^2, clip scale, loss sum
     // backward scratch
     void *dresid, *dx, *dC, *dq, *dk, *dv, *datt, *dgate, *dup, *dh;
+    // KV cache of inference models (NULL when training): per layer [B_max, T_max_batch, KVH, D] act dtype,
+    // keys after RoPE and values of positions 0 .. kv_len - 1 of a batch of kv_B sequences
+    void **cache_k, **cache_v; // [L]
+    int kv_len, kv_B;
 } rt_model;
 
 // Dims from the config (validated by rt_config_validate).
@@ -127,6 +131,14 @@ int rt_model_distill_loss(rt_model *m, const int32_t *targets, const void *teach
                           int B, int T, float grad_scale, rt_error *err);
 // Sum of the per-token divergences of the last distillation loss (synchronises).
 float rt_model_kd_sum(rt_model *m, int B, int T);
+
+// Generation with the KV cache (inference models only): runs tokens [B, T_new] (host ids), the positions
+// pos0 .. pos0 + T_new - 1 of each sequence, through the model against the pos0 positions already cached,
+// appends their keys and values, and leaves logits [B*T_new, V] in m->logits (row b*T_new + t is position
+// pos0 + t of sequence b). pos0 = 0 is a prefill that starts a new batch; pos0 > 0 continues the batch of the
+// last call (same B, pos0 <= the positions cached). pos0 + T_new <= T_max_batch. The math per position is
+// rt_model_forward's, so the logits equal those of a forward over the whole sequence to fp32 rounding.
+int rt_model_forward_cached(rt_model *m, const int32_t *tokens, int B, int T_new, int pos0, rt_error *err);
 
 // Accumulates parameter gradients of the last forward (which must have had targets).
 void rt_model_backward(rt_model *m, int B, int T);

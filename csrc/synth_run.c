@@ -112,24 +112,27 @@ static int generate_batch(job *J, seq **batch, int nb, int P, rt_error *err) {
     // with top-k kept, a sequence cut at answer_cap still needs the distribution at its EOS position
     int steps = answer_cap + (J->k > 0 ? 1 : 0);
     if (P + steps - 1 > T_max) steps = T_max - P + 1;
-    int32_t *dense = rt_malloc((size_t)nb * (size_t)(P + steps) * sizeof(int32_t), "synth batch", err);
+    // step 0 is a prefill of the prompts [nb, P]; each later step runs every row's newest id [nb, 1] against
+    // the KV cache. Finished sequences keep riding along (their rows are independent of the others').
+    int32_t *dense = rt_malloc((size_t)nb * (size_t)P * sizeof(int32_t), "synth batch", err);
     if (!dense) return -1;
     int rc = 0;
     for (int step = 0; step < steps && rc == 0; step++) {
-        int t = P + step, running = 0;
+        int T_new = step == 0 ? P : 1, running = 0;
         for (int b = 0; b < nb; b++) {
-            const int32_t *pr = J->prompts->ids[batch[b]->prompt];
-            memcpy(dense + (size_t)b * t, pr, (size_t)P * sizeof(int32_t));
-            memcpy(dense + (size_t)b * t + P, batch[b]->ans, (size_t)step * sizeof(int32_t));
+            if (step == 0)
+                memcpy(dense + (size_t)b * P, J->prompts->ids[batch[b]->prompt], (size_t)P * sizeof(int32_t));
+            else
+                dense[b] = batch[b]->ans[step - 1];
             running += !batch[b]->done;
         }
         if (running == 0) break;
-        rc = rt_model_forward(m, dense, NULL, nb, t, 1.0f, err);
-        J->tokens += (double)nb * t;
+        rc = rt_model_forward_cached(m, dense, nb, T_new, P + step - T_new, err);
+        J->tokens += (double)nb * T_new;
         for (int b = 0; b < nb && rc == 0; b++) {
             seq *s = batch[b];
             if (s->done) continue;
-            rt_model_logits_row(m, b * t + t - 1, J->row);
+            rt_model_logits_row(m, b * T_new + T_new - 1, J->row);
             if (J->k > 0)
                 rt_topk_logprobs(J->row, V, J->k, (float)J->cfg->synth.topk_temperature,
                                  s->topk_ids + (size_t)step * J->k, s->topk_lp + (size_t)step * J->k);

@@ -43,9 +43,10 @@ typedef struct rt_synth_stats {
     double seconds;
 } rt_synth_stats;
 
-// Runs the job: teacher is a model of batch synth.batch_size x its max_seq_len. teacher_path and
-// teacher_hash name it in the output. stop_flag (may be NULL) is polled between batches: when set, the run
-// stops with the finished chunks kept and returns 1 (0 = complete, -1 = error).
+// Runs the job: teacher is an inference model (generation runs through its KV cache) of batch
+// synth.batch_size x its max_seq_len. teacher_path and teacher_hash name it in the output. stop_flag (may be
+// NULL) is polled between batches: when set, the run stops with the finished chunks kept and returns 1
+// (0 = complete, -1 = error).
 int rt_synth_run(const rt_config *cfg, rt_model *teacher, const char *teacher_path, const char *teacher_hash,
                  const rt_synth_prompts *prompts, volatile sig_atomic_t *stop_flag, rt_synth_stats *stats,
                  rt_error *err);

@@ -315,6 +315,9 @@ static const rt_backend cuda_backend_table = {
     .clip_scale = cuda_clip_scale,
     .adamw = cuda_adamw,
     .distill_loss = cuda_distill_loss,
+    .rope_forward_at = cuda_rope_forward_at,
+    .attention_forward_cached = cuda_attention_forward_cached,
+    .kv_append = cuda_kv_append,
 };
 
 extern "C" const rt_backend *rt_backend_cuda(void) {

@@ -171,5 +171,13 @@ void cuda_adamw(rt_ctx *ctx, float *master, void *param, const void *grad, float
 void cuda_add(rt_ctx *ctx, void *out, const void *a, const void *b, size_t n);
 void cuda_add_inplace(rt_ctx *ctx, void *acc, const void *x, size_t n);
 void cuda_convert(rt_ctx *ctx, void *dst, rt_dtype dst_t, const void *src, rt_dtype src_t, size_t n);
+// Generation with a KV cache (kv_attention.cu).
+void cuda_rope_forward_at(rt_ctx *ctx, void *out, const void *x, const float *cos_tab, const float *sin_tab,
+                          int B, int T, int H, int D, int pos0);
+void cuda_attention_forward_cached(rt_ctx *ctx, void *out, const void *q, const void *k_cache,
+                                   const void *v_cache, int B, int Tq, int T_ctx, int H, int KVH, int D,
+                                   int cache_stride_T);
+void cuda_kv_append(rt_ctx *ctx, void *cache, const void *x, int B, int T, int KVH, int D, int pos0,
+                    int cache_stride_T);
 
 #endif

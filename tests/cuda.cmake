@@ -8,6 +8,9 @@ if(RT_HAVE_CUDA)
   # the whole model on the GPU: fp32 against the CPU (losses, every gradient), bf16 tracking the CPU's loss
   rt_check_test(test_cuda_model ${CMAKE_CURRENT_SOURCE_DIR}/test_cuda_model.c)
   set_tests_properties(test_cuda_model PROPERTIES SKIP_RETURN_CODE 77 LABELS "unit;gpu")
+  # the KV-cache ops of generation against their CPU twins, fp32 and bf16
+  rt_check_test(test_cuda_kv ${CMAKE_CURRENT_SOURCE_DIR}/test_cuda_kv.c)
+  set_tests_properties(test_cuda_kv PROPERTIES SKIP_RETURN_CODE 77 LABELS "unit;gpu")
   # training through the CLI on the GPU in bf16: bit-exact resume, fallback, signals, generate and eval
   rt_script_test(train_resume_cuda check_resume.py)
   set_property(TEST train_resume_cuda APPEND PROPERTY ENVIRONMENT "RT_TEST_DEVICE=cuda")

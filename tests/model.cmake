@@ -11,3 +11,5 @@ rt_script_test(synth_torch check_synth.py)
 # Stage 2 of distillation: retort distill's loss against PyTorch in every mode and divergence, refusals,
 # frozen teacher, resume.
 rt_script_test(distill_torch check_distill.py)
+# Generation with the KV cache: cached logits and rt_generate against the whole-sequence forward.
+rt_check_test(test_kv_cache ${CMAKE_CURRENT_SOURCE_DIR}/test_kv_cache.c)

@@ -2,6 +2,7 @@
 // - fp32: the same weights and batch give the same per-token losses and every parameter gradient;
 // - bf16: 50 AdamW steps on a learnable token stream track the CPU's fp32 loss curve within
 //   |gpu - cpu| <= 0.05 + 0.03 * cpu at every step, and both end well below where they started.
+// - the KV cache: prefill + single steps give the whole-sequence forward's logits (fp32 and bf16).
 // Exits 77 (skipped) without a GPU.
 #include <check.h>
 #include <math.h>
@@ -160,6 +161,58 @@ START_TEST(test_bf16_tracks_cpu_loss) {
 }
 END_TEST
 
+// Generation on the GPU: a prefill and then single positions through the KV cache give the logits the same
+// GPU model's whole-sequence forward gives at every position (fp32 to rounding, bf16 within its precision).
+static void check_kv_cache(rt_dtype gpu_act, int tied) {
+    enum { KB = 3, KT = 40, P = 8 };
+    rt_error err;
+    rt_ctx gctx;
+    rt_model m;
+    rt_model_dims d = dims;
+    d.tied = tied;
+    ck_assert_msg(rt_backend_cuda()->ctx_init(&gctx, gpu_act, 0, &err) == 0, "%s", err.msg);
+    ck_assert_msg(rt_model_create(&m, &d, &gctx, KB, T, 0, &err) == 0, "%s", err.msg);
+    ck_assert_msg(rt_model_init_weights(&m, 17, 0.2f, &err) == 0, "%s", err.msg);
+    rt_rng r;
+    rt_rng_seed(&r, 31 + (uint64_t)tied);
+    int32_t tok[KB * KT], piece[KB * P];
+    for (int i = 0; i < KB * KT; i++) tok[i] = (int32_t)rt_rng_below(&r, 259);
+    int V = d.V;
+    float *ref = malloc((size_t)KB * KT * V * sizeof(float)), *got = malloc((size_t)V * sizeof(float));
+    ck_assert_msg(rt_model_forward(&m, tok, NULL, KB, KT, 1.0f, &err) == 0, "%s", err.msg);
+    float scale = 0.0f;
+    for (int i = 0; i < KB * KT; i++) rt_model_logits_row(&m, i, ref + (size_t)i * V);
+    for (size_t i = 0; i < (size_t)KB * KT * V; i++) scale = fmaxf(scale, fabsf(ref[i]));
+    float atol = gpu_act == RT_BF16 ? 5e-2f * scale : 1e-4f * scale,
+          rtol = gpu_act == RT_BF16 ? 5e-2f : 1e-4f;
+    for (int pos0 = 0; pos0 < KT;) {
+        int n = pos0 == 0 ? P : 1;
+        for (int b = 0; b < KB; b++) memcpy(piece + b * n, tok + b * KT + pos0, (size_t)n * sizeof(int32_t));
+        ck_assert_msg(rt_model_forward_cached(&m, piece, KB, n, pos0, &err) == 0, "%s", err.msg);
+        for (int b = 0; b < KB; b++)
+            for (int t = 0; t < n; t++) {
+                rt_model_logits_row(&m, b * n + t, got);
+                char what[128];
+                snprintf(what, sizeof what, "GPU cached logits [%s] (tied=%d) of sequence %d position %d",
+                         rt_dtype_name(gpu_act), tied, b, pos0 + t);
+                rt_test_assert_close(what, got, ref + ((size_t)b * KT + pos0 + t) * V, (size_t)V, atol, rtol);
+            }
+        pos0 += n;
+    }
+    ck_assert_msg(gctx.be->check(&gctx, &err) == 0, "%s", err.msg);
+    free(ref);
+    free(got);
+    rt_model_free(&m);
+    gctx.be->ctx_free(&gctx);
+}
+
+START_TEST(test_kv_cache_matches_forward) {
+    check_kv_cache(RT_F32, 1);
+    check_kv_cache(RT_F32, 0);
+    check_kv_cache(RT_BF16, 1);
+}
+END_TEST
+
 int main(void) {
     rt_error why;
     if (!rt_backend_cuda()) {
@@ -175,6 +228,7 @@ int main(void) {
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_fp32_matches_cpu);
     tcase_add_test(tc, test_bf16_tracks_cpu_loss);
+    tcase_add_test(tc, test_kv_cache_matches_forward);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK); // CUDA does not survive fork() once the runtime has started

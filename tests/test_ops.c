@@ -224,6 +224,102 @@ START_TEST(test_attention) {
 }
 END_TEST
 
+// rope_forward_at on rows pos0 .. pos0 + T - 1 gives exactly the rows rope_forward gives them in a longer
+// sequence (the same arithmetic on the same table rows), out of place and in place.
+START_TEST(test_rope_at) {
+    static const int cases[][6] = {{1, 1, 1, 2, 0, 1},
+                                   {2, 9, 3, 8, 4, 5},
+                                   {3, 40, 4, 16, 39, 1},
+                                   {2, 70, 2, 32, 17, 50}}; // B, T_total, H, D, pos0, T
+    rt_rng r;
+    rt_rng_seed(&r, 21);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int B = cases[c][0], Tt = cases[c][1], H = cases[c][2], D = cases[c][3], pos0 = cases[c][4],
+            T = cases[c][5], half = D / 2;
+        size_t row = (size_t)H * D, n_full = (size_t)B * Tt * row, n = (size_t)B * T * row;
+        float *cs = malloc((size_t)Tt * half * 4), *sn = malloc((size_t)Tt * half * 4);
+        for (int t = 0; t < Tt; t++)
+            for (int j = 0; j < half; j++) {
+                double ang = t * pow(10000.0, -2.0 * j / D);
+                cs[(size_t)t * half + j] = (float)cos(ang), sn[(size_t)t * half + j] = (float)sin(ang);
+            }
+        float *x = malloc(n_full * 4), *full = poisoned(n_full), *xs = malloc(n * 4), *ref = malloc(n * 4);
+        float *out = poisoned(n);
+        rt_test_fill_uniform(&r, x, n_full, -1, 1);
+        be->rope_forward(&ctx, full, x, cs, sn, B, Tt, H, D);
+        for (int b = 0; b < B; b++) {
+            memcpy(xs + (size_t)b * T * row, x + ((size_t)b * Tt + pos0) * row, (size_t)T * row * 4);
+            memcpy(ref + (size_t)b * T * row, full + ((size_t)b * Tt + pos0) * row, (size_t)T * row * 4);
+        }
+        char what[96];
+        snprintf(what, sizeof what, "rope_forward_at B=%d T=%d H=%d D=%d pos0=%d", B, T, H, D, pos0);
+        be->rope_forward_at(&ctx, out, xs, cs, sn, B, T, H, D, pos0);
+        rt_test_assert_close(what, out, ref, n, 0.0f, 0.0f);
+        be->rope_forward_at(&ctx, xs, xs, cs, sn, B, T, H, D, pos0);
+        rt_test_assert_close("rope_forward_at in place", xs, ref, n, 0.0f, 0.0f);
+        free(cs), free(sn), free(x), free(full), free(xs), free(ref), free(out);
+    }
+}
+END_TEST
+
+// attention_forward_cached of the last Tq queries against a cache filled by kv_append (in two appends, the
+// rows past T_ctx left NaN so that reading them fails) gives the last Tq rows of attention_forward over the
+// whole sequence: single and several queries, blocks of queries, a whole prefill, odd D, grouped heads.
+START_TEST(test_attention_cached) {
+    static const int cases[][7] = {{1, 1, 1, 1, 2, 1, 1},    {2, 17, 6, 3, 16, 1, 20},
+                                   {2, 17, 6, 3, 16, 5, 17}, {1, 150, 4, 2, 8, 70, 160},
+                                   {2, 33, 4, 1, 8, 33, 40}, {3, 9, 2, 2, 5, 4, 9},
+                                   {2, 80, 8, 2, 32, 1, 96}}; // B, T_ctx, H, KVH, D, Tq, cache rows
+    rt_rng r;
+    rt_rng_seed(&r, 23);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int B = cases[c][0], T = cases[c][1], H = cases[c][2], KVH = cases[c][3], D = cases[c][4],
+            Tq = cases[c][5], S = cases[c][6], p0 = T - Tq;
+        size_t qrow = (size_t)H * D, krow = (size_t)KVH * D, nq = (size_t)B * T * qrow,
+               nk = (size_t)B * T * krow, nc = (size_t)B * S * krow, no = (size_t)B * Tq * qrow;
+        float *q = malloc(nq * 4), *k = malloc(nk * 4), *v = malloc(nk * 4), *full = poisoned(nq);
+        float *lse = poisoned((size_t)B * H * T), *kc = poisoned(nc), *vc = poisoned(nc);
+        float *qs = malloc(no * 4), *ref = malloc(no * 4), *out = poisoned(no);
+        float *part = malloc(nk * 4); // [B, n, KVH, D] rows of one append
+        rt_test_fill_uniform(&r, q, nq, -2, 2);
+        rt_test_fill_uniform(&r, k, nk, -2, 2);
+        rt_test_fill_uniform(&r, v, nk, -1, 1);
+        be->attention_forward(&ctx, full, lse, q, k, v, B, T, H, KVH, D);
+        for (int which = 0; which < 2; which++) {
+            const float *src = which ? v : k;
+            float *cache = which ? vc : kc;
+            int splits[2][2] = {{0, p0}, {p0, Tq}}; // (pos0, rows) of the two appends
+            for (int sp = 0; sp < 2; sp++) {
+                int pos0 = splits[sp][0], n = splits[sp][1];
+                if (n == 0) continue;
+                for (int b = 0; b < B; b++)
+                    memcpy(part + (size_t)b * n * krow, src + ((size_t)b * T + pos0) * krow,
+                           (size_t)n * krow * 4);
+                be->kv_append(&ctx, cache, part, B, n, KVH, D, pos0, S);
+            }
+        }
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) {
+                size_t cache_off = ((size_t)b * S + t) * krow, off = ((size_t)b * T + t) * krow;
+                ck_assert_msg(memcmp(kc + cache_off, k + off, krow * 4) == 0 &&
+                                  memcmp(vc + cache_off, v + off, krow * 4) == 0,
+                              "kv_append: batch %d position %d is not the row appended", b, t);
+            }
+        for (int b = 0; b < B; b++) {
+            memcpy(qs + (size_t)b * Tq * qrow, q + ((size_t)b * T + p0) * qrow, (size_t)Tq * qrow * 4);
+            memcpy(ref + (size_t)b * Tq * qrow, full + ((size_t)b * T + p0) * qrow, (size_t)Tq * qrow * 4);
+        }
+        be->attention_forward_cached(&ctx, out, qs, kc, vc, B, Tq, T, H, KVH, D, S);
+        char what[128];
+        snprintf(what, sizeof what, "attention_forward_cached B=%d Tq=%d T_ctx=%d H=%d KVH=%d D=%d S=%d", B,
+                 Tq, T, H, KVH, D, S);
+        rt_test_assert_close(what, out, ref, no, 1e-6f, 1e-5f);
+        free(q), free(k), free(v), free(full), free(lse), free(kc), free(vc), free(qs), free(ref), free(out),
+            free(part);
+    }
+}
+END_TEST
+
 START_TEST(test_swiglu) {
     const char *op = "swiglu";
     for (int i = 0; i < n_cases(op); i++) {
@@ -473,6 +569,8 @@ int main(void) {
     tcase_add_test(tc, test_rmsnorm);
     tcase_add_test(tc, test_rope);
     tcase_add_test(tc, test_attention);
+    tcase_add_test(tc, test_rope_at);
+    tcase_add_test(tc, test_attention_cached);
     tcase_add_test(tc, test_swiglu);
     tcase_add_test(tc, test_cross_entropy);
     tcase_add_test(tc, test_distill);

@@ -145,4 +145,7 @@ const rt_backend rt_backend_cpu = {
     .clip_scale = cpu_clip_scale,
     .adamw = cpu_adamw,
     .distill_loss = cpu_distill_loss,
+    .rope_forward_at = cpu_rope_forward_at,
+    .attention_forward_cached = cpu_attention_forward_cached,
+    .kv_append = cpu_kv_append,
 };

@@ -135,5 +135,12 @@ void cpu_clip_scale(rt_ctx *ctx, float *scale, const float *norm_sq, float max_n
 void cpu_adamw(rt_ctx *ctx, float *master, void *param, const void *grad, float *m, float *v, size_t n,
                float lr, float beta1, float beta2, float eps, float weight_decay, int64_t step,
                const float *grad_scale);
+void cpu_rope_forward_at(rt_ctx *ctx, void *out, const void *x, const float *cos_tab, const float *sin_tab,
+                         int B, int T, int H, int D, int pos0);
+void cpu_attention_forward_cached(rt_ctx *ctx, void *out, const void *q, const void *k_cache,
+                                  const void *v_cache, int B, int Tq, int T_ctx, int H, int KVH, int D,
+                                  int cache_stride_T);
+void cpu_kv_append(rt_ctx *ctx, void *cache, const void *x, int B, int T, int KVH, int D, int pos0,
+                   int cache_stride_T);
 
 #endif

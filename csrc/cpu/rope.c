@@ -1,15 +1,17 @@
 // Rotary position embedding, rotate-half (Hugging Face) convention: the pair (i, i + D/2) of each head
-// rotates by angle t * theta^(-2i/D). x [B, T, H, D]; cos/sin tables [T_max, D/2].
+// rotates by angle t * theta^(-2i/D). x [B, T, H, D]; cos/sin tables [T_max, D/2]; row t is at position
+// pos0 + t (pos0 = 0 but in cached generation).
 #include "cpu_internal.h"
 
 static void rope_apply(rt_ctx *ctx, float *out, const float *x, const float *cos_tab, const float *sin_tab,
-                       int B, int T, int H, int D, float sign) {
+                       int B, int T, int H, int D, int pos0, float sign) {
     int half = D / 2;
     int nt = cpu_threads(ctx, (size_t)B * T * H * D);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt)
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
-            const float *c = cos_tab + (size_t)t * half, *s = sin_tab + (size_t)t * half;
+            size_t row = (size_t)(pos0 + t) * half;
+            const float *c = cos_tab + row, *s = sin_tab + row;
             for (int h = 0; h < H; h++) {
                 size_t off = (((size_t)b * T + t) * H + h) * D;
 #pragma omp simd
@@ -25,11 +27,16 @@ static void rope_apply(rt_ctx *ctx, float *out, const float *x, const float *cos
 
 void cpu_rope_forward(rt_ctx *ctx, void *out, const void *x, const float *cos_tab, const float *sin_tab,
                       int B, int T, int H, int D) {
-    rope_apply(ctx, out, x, cos_tab, sin_tab, B, T, H, D, 1.0f);
+    rope_apply(ctx, out, x, cos_tab, sin_tab, B, T, H, D, 0, 1.0f);
+}
+
+void cpu_rope_forward_at(rt_ctx *ctx, void *out, const void *x, const float *cos_tab, const float *sin_tab,
+                         int B, int T, int H, int D, int pos0) {
+    rope_apply(ctx, out, x, cos_tab, sin_tab, B, T, H, D, pos0, 1.0f);
 }
 
 // The rotation is orthogonal: its transpose is the rotation by the negative angle.
 void cpu_rope_backward(rt_ctx *ctx, void *dx, const void *dout, const float *cos_tab, const float *sin_tab,
                        int B, int T, int H, int D) {
-    rope_apply(ctx, dx, dout, cos_tab, sin_tab, B, T, H, D, -1.0f);
+    rope_apply(ctx, dx, dout, cos_tab, sin_tab, B, T, H, D, 0, -1.0f);
 }
