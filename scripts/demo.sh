@@ -4,6 +4,7 @@
 # let it answer problems with its top-k log-probs kept (retort synth), train a student with a seventh of its
 # parameters on them (retort distill, trainer/configs/distill.yaml), and compare the two (retort eval).
 #   RT_DEMO_RUN=dir   where the runs go (default runs/demo)
+#   RT_DEMO_QUICK=1   a minute-long smoke run of the same flow (few steps and prompts: the numbers mean little)
 #   extra arguments   overrides for the teacher's training, e.g. train.steps=500 for a quicker look
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,19 +18,28 @@ mkdir -p data
 [[ -f data/train.h5 ]] || $retort data synth --task add --n 40000 --split train --seed 1 --out data/train.h5
 [[ -f data/val.h5 ]] || $retort data synth --task add --n 1000 --split val --seed 2 --out data/val.h5
 
+teacher_quick=() synth_quick=() student_quick=() limit=500
+if [[ "${RT_DEMO_QUICK:-0}" == 1 ]]; then
+    teacher_quick=(train.steps=150 train.warmup_steps=10 train.eval_every=0)
+    synth_quick=(synth.n_prompts=300 synth.chunk=100)
+    student_quick=(train.steps=60 train.warmup_steps=5)
+    limit=100
+fi
+
 rm -rf "$run"
 echo "== 1. the teacher: $(grep -c . trainer/configs/tiny.yaml) lines of trainer/configs/tiny.yaml"
-$retort train trainer/configs/tiny.yaml run.out_dir="$run/teacher" "$@"
+$retort train trainer/configs/tiny.yaml run.out_dir="$run/teacher" "${teacher_quick[@]}" "$@"
 
 echo "== 2. the teacher answers 6000 problems, keeping its top-8 log-probs at every answer position"
 rm -rf "$run/synth.h5" "$run/synth.h5.part"
-$retort synth trainer/configs/distill.yaml synth.teacher="$run/teacher/ckpt-latest.h5" synth.out="$run/synth.h5"
+$retort synth trainer/configs/distill.yaml synth.teacher="$run/teacher/ckpt-latest.h5" synth.out="$run/synth.h5" \
+    "${synth_quick[@]}"
 
 echo "== 3. the student (115K parameters) distills from the answers and the top-8 distributions"
-$retort distill trainer/configs/distill.yaml data.train="$run/synth.h5" run.out_dir="$run/student"
+$retort distill trainer/configs/distill.yaml data.train="$run/synth.h5" run.out_dir="$run/student" "${student_quick[@]}"
 
-echo "== 4. teacher and student on 500 held-out problems"
-$retort eval --compare "$run/teacher/ckpt-latest.h5" "$run/student/ckpt-latest.h5" --data data/val.h5 --limit 500
+echo "== 4. teacher and student on $limit held-out problems"
+$retort eval --compare "$run/teacher/ckpt-latest.h5" "$run/student/ckpt-latest.h5" --data data/val.h5 --limit "$limit"
 for p in "12+34=" "305+98=" "7+7="; do
     $retort generate "$run/student/ckpt-latest.h5" --prompt "$p" --max-tokens 8 --temperature 0
 done

@@ -89,7 +89,10 @@ void rt_eval_print(const eval_row *rows, int n, const rt_dataset *ds, int json, 
         const eval_row *s = &rows[i];
         printf("  %s: %.1f%% of the parameters", s->ckpt,
                100.0 * ratio((double)s->params, (double)t->params));
-        if (s->has_task) printf(", accuracy retained %.1f%%", 100.0 * ratio(accuracy(s), accuracy(t)));
+        if (s->has_task && t->task.correct > 0)
+            printf(", accuracy retained %.1f%%", 100.0 * ratio(accuracy(s), accuracy(t)));
+        else if (s->has_task)
+            printf(", accuracy retained n/a (the teacher gets none right)");
         printf(", inference time saved %.1f%%, memory saved %.1f%%, file %.1f%% smaller\n",
                100.0 * (1.0 - ratio(t->tokens_per_s, s->tokens_per_s)),
                100.0 * (1.0 - ratio((double)s->memory_bytes, (double)t->memory_bytes)),
