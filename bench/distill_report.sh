@@ -9,12 +9,12 @@
 #             online        (1 - alpha) CE + alpha KL against the teacher's full distribution, live
 # then `retort eval --compare` on 1000 held-out problems, and writes the table and JSON to bench/results/.
 #
-#   bench/distill_report.sh [N_PROMPTS] [STUDENT_STEPS]       (defaults 6000 and 1500; TEACHER=... to reuse)
+#   bench/distill_report.sh [N_PROMPTS] [STUDENT_STEPS]       (defaults 20000 and 4000; TEACHER=... to reuse)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-n=${1:-6000}
-steps=${2:-1500}
+n=${1:-20000}
+steps=${2:-4000}
 ./scripts/bootstrap.sh >/dev/null
 ./scripts/build.sh >/dev/null
 retort=./build/retort
@@ -27,7 +27,7 @@ $retort data synth --task add --n 1000 --split val --seed 2 --out "$work/val.h5"
 teacher=${TEACHER:-}
 if [[ -z "$teacher" ]]; then
     $retort data synth --task add --n 40000 --split train --seed 1 --out "$work/train.h5" >/dev/null
-    $retort train trainer/configs/tiny.yaml "data.train=$work/train.h5" "data.val=$work/val.h5" \
+    $retort train trainer/configs/tiny.yaml data.loss_on=answer "data.train=$work/train.h5" "data.val=$work/val.h5" \
         "run.out_dir=$work/teacher" >"$work/teacher.log" 2>&1
     teacher=$work/teacher/ckpt-latest.h5
 fi
