@@ -337,19 +337,14 @@ double rt_model_train_flops_per_token(const rt_model *m, int T) {
 #define W(idx) (m->params[(idx)].w)
 #define G(idx) (m->params[(idx)].grad)
 
-int rt_model_forward(rt_model *m, const int32_t *tokens, const int32_t *targets, int B, int T,
-                     float grad_scale, rt_error *err) {
-    if (B <= 0 || T <= 0 || B > m->B_max || T > m->T_max_batch)
-        return rt_fail(err, "batch %d x %d exceeds the model's buffers (%d x %d)", B, T, m->B_max,
-                       m->T_max_batch);
+// The embedding and the blocks for tokens [B, T] at positions pos0 .. pos0 + T - 1. With cached, keys and
+// values go to the KV cache and attention reads it (rt_model_forward_cached); a prefill (pos0 = 0) still runs
+// the training attention kernel, so its logits are exactly rt_model_forward's.
+void rt_model_run_blocks(rt_model *m, int B, int T, int pos0, int cached) {
     rt_ctx *ctx = m->ctx;
     const rt_backend *be = ctx->be;
     const rt_model_dims *d = &m->dims;
-    int N = B * T, C = d->C, HD = d->H * d->D, KD = d->KVH * d->D, F = d->F;
-    // ops report failures through the context; a failure in earlier work stops here, before more is queued
-    if (be->check(ctx, err)) return -1;
-
-    be->upload_i32(ctx, m->tokens, tokens, (size_t)N);
+    int N = B * T, C = d->C, HD = d->H * d->D, KD = d->KVH * d->D, F = d->F, S = m->T_max_batch;
     be->embedding_forward(ctx, m->acts[0].x, m->tokens, W(m->tok_embd), N, C); // [N, C]
     for (int l = 0; l < d->L; l++) {
         const rt_layer_params *lp = &m->layer[l];
@@ -359,9 +354,20 @@ int rt_model_forward(rt_model *m, const int32_t *tokens, const int32_t *targets,
         be->matmul(ctx, a->q, a->xn1, W(lp->wq), N, HD, C, 0, 1, 1.0f, 0.0f); // [N, H*D]
         be->matmul(ctx, a->k, a->xn1, W(lp->wk), N, KD, C, 0, 1, 1.0f, 0.0f); // [N, KVH*D]
         be->matmul(ctx, a->v, a->xn1, W(lp->wv), N, KD, C, 0, 1, 1.0f, 0.0f); // [N, KVH*D]
-        be->rope_forward(ctx, a->q, a->q, m->rope_cos, m->rope_sin, B, T, d->H, d->D);
-        be->rope_forward(ctx, a->k, a->k, m->rope_cos, m->rope_sin, B, T, d->KVH, d->D);
-        be->attention_forward(ctx, a->att, a->lse, a->q, a->k, a->v, B, T, d->H, d->KVH, d->D);
+        if (cached) {
+            be->rope_forward_at(ctx, a->q, a->q, m->rope_cos, m->rope_sin, B, T, d->H, d->D, pos0);
+            be->rope_forward_at(ctx, a->k, a->k, m->rope_cos, m->rope_sin, B, T, d->KVH, d->D, pos0);
+            be->kv_append(ctx, m->cache_k[l], a->k, B, T, d->KVH, d->D, pos0, S); // [B, S, KVH, D]
+            be->kv_append(ctx, m->cache_v[l], a->v, B, T, d->KVH, d->D, pos0, S);
+        } else {
+            be->rope_forward(ctx, a->q, a->q, m->rope_cos, m->rope_sin, B, T, d->H, d->D);
+            be->rope_forward(ctx, a->k, a->k, m->rope_cos, m->rope_sin, B, T, d->KVH, d->D);
+        }
+        if (cached && pos0 > 0)
+            be->attention_forward_cached(ctx, a->att, a->q, m->cache_k[l], m->cache_v[l], B, T, pos0 + T,
+                                         d->H, d->KVH, d->D, S); // [N, H*D]
+        else
+            be->attention_forward(ctx, a->att, a->lse, a->q, a->k, a->v, B, T, d->H, d->KVH, d->D);
         be->matmul(ctx, a->xmid, a->att, W(lp->wo), N, C, HD, 0, 1, 1.0f, 0.0f); // [N, C]
         be->add_inplace(ctx, a->xmid, a->x, (size_t)N * C);
         be->rmsnorm_forward(ctx, a->xn2, a->rstd2, a->xmid, W(lp->ffn_norm), N, C, d->eps);
@@ -373,6 +379,21 @@ int rt_model_forward(rt_model *m, const int32_t *tokens, const int32_t *targets,
     }
     be->rmsnorm_forward(ctx, m->xf, m->rstdf, m->resid_out, W(m->out_norm), N, C, d->eps);
     be->matmul(ctx, m->logits, m->xf, W(m->out_head), N, d->V, C, 0, 1, 1.0f, 0.0f); // [N, V]
+}
+
+int rt_model_forward(rt_model *m, const int32_t *tokens, const int32_t *targets, int B, int T,
+                     float grad_scale, rt_error *err) {
+    if (B <= 0 || T <= 0 || B > m->B_max || T > m->T_max_batch)
+        return rt_fail(err, "batch %d x %d exceeds the model's buffers (%d x %d)", B, T, m->B_max,
+                       m->T_max_batch);
+    rt_ctx *ctx = m->ctx;
+    const rt_backend *be = ctx->be;
+    const rt_model_dims *d = &m->dims;
+    int N = B * T;
+    // ops report failures through the context; a failure in earlier work stops here, before more is queued
+    if (be->check(ctx, err)) return -1;
+    be->upload_i32(ctx, m->tokens, tokens, (size_t)N);
+    rt_model_run_blocks(m, B, T, 0, 0);
     if (targets) {
         be->upload_i32(ctx, m->targets, targets, (size_t)N);
         be->cross_entropy(ctx, m->losses, m->training ? m->logits : NULL, m->logits, m->targets, N, d->V,

@@ -122,6 +122,11 @@ double rt_model_train_flops_per_token(const rt_model *m, int T);
 // Without targets it leaves logits [B*T, V] in m->logits.
 int rt_model_forward(rt_model *m, const int32_t *tokens, const int32_t *targets, int B, int T,
                      float grad_scale, rt_error *err);
+// The embedding, blocks, final norm and head over m->tokens (already uploaded) for B x T positions starting
+// at pos0, leaving logits in m->logits; cached = 1 uses and fills the KV cache. Shared by rt_model_forward
+// and rt_model_forward_cached so the two run the same ops.
+void rt_model_run_blocks(rt_model *m, int B, int T, int pos0, int cached);
+
 // Distillation: after a forward without targets, the fused loss (1 - alpha) CE + alpha T^2 D over
 // m->logits against a teacher, dense (teacher_logits [B*T, V], device, act dtype) or sparse (topk_ids /
 // topk_logprobs [B*T, k] on the device). targets are host ids (< 0 = ignored). Leaves per-token CE in
