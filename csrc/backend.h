@@ -188,6 +188,19 @@ struct rt_backend {
     // buffers; pos0 + T <= cache_stride_T). Other rows are left as they are.
     void (*kv_append)(rt_ctx *ctx, void *cache, const void *x, int B, int T, int KVH, int D, int pos0,
                       int cache_stride_T);
+
+    // ---- fine-tuning: LoRA dropout and the NF4 base of QLoRA ----
+    // Host bytes -> device bytes (NF4 codes and scales).
+    void (*upload_bytes)(rt_ctx *ctx, void *dst, const void *src, size_t bytes);
+    // out[n] (act) = the weights of an NF4 tensor in the layout of nf4.h (device pointers): exactly one of
+    // absmax (fp32 [n_blocks]) or absmax_q (int8 [n_blocks]) with absmax_scale (fp32 [n_scales]) and
+    // absmax_offset. Dequantized in fp32, rounded once to the act dtype.
+    void (*nf4_dequantize)(rt_ctx *ctx, void *out, const uint8_t *codes, const float *absmax,
+                           const int8_t *absmax_q, const float *absmax_scale, float absmax_offset, size_t n);
+    // out[i] = x[i] / (1 - p) where rt_dropout_bits(seed, i) >= rt_dropout_threshold(p), else 0 (act
+    // buffers, n elements, 0 <= p < 1; in place allowed). Applied to a gradient with the same seed it is the
+    // dropout's backward.
+    void (*dropout)(rt_ctx *ctx, void *out, const void *x, size_t n, float p, uint64_t seed);
 };
 
 // The CPU backend (always present).

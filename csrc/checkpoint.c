@@ -39,10 +39,11 @@ static int check_moments(const rt_ckpt *c, const char *path, rt_error *err) {
     for (int i = 0; i < c->n_optim; i++) {
         const rt_named_tensor *m = &c->adam_m[i];
         const rt_named_tensor *w = rt_ckpt_find(c->model, c->n_model, m->name);
+        if (!w) w = rt_ckpt_find(c->lora, c->n_lora, m->name);
         const rt_named_tensor *v = rt_ckpt_find(c->adam_v, c->n_optim, m->name);
         char a[96], b[96];
         if (!w)
-            return rt_fail(err, "%s: optimizer moment %s has no tensor of that name in /model", path,
+            return rt_fail(err, "%s: optimizer moment %s has no tensor of that name in /model or /lora", path,
                            m->name);
         if (!v) return rt_fail(err, "%s: /optim/adam_m/%s has no twin in /optim/adam_v", path, m->name);
         if (!same_shape(m, w) || !same_shape(v, w)) {
@@ -136,13 +137,19 @@ static int set_config(hid_t g, const rt_ckpt *c, rt_error *err) {
 }
 
 // The file's strings in the order strings_crc32 covers them (docs/checkpoint.md).
+// Adapter checkpoints also cover /lora's base and base_hash, after the others.
 static uint32_t strings_crc(const char *architecture, const char *producer, const char *yaml,
-                            const char *tok_type) {
+                            const char *tok_type, const rt_ckpt *adapter) {
     uint32_t crc = rt_h5_crc32_str(0, RT_CKPT_FORMAT);
     crc = rt_h5_crc32_str(crc, architecture);
     crc = rt_h5_crc32_str(crc, producer);
     crc = rt_h5_crc32_str(crc, yaml);
-    return rt_h5_crc32_str(crc, tok_type);
+    crc = rt_h5_crc32_str(crc, tok_type);
+    if (adapter && adapter->n_lora > 0) {
+        crc = rt_h5_crc32_str(crc, adapter->base);
+        crc = rt_h5_crc32_str(crc, adapter->base_hash);
+    }
+    return crc;
 }
 
 static int set_tokenizer(hid_t g, const rt_ckpt *c, rt_error *err) {
@@ -160,14 +167,23 @@ static int fill(hid_t f, const char *path, void *user, rt_error *err) {
     const rt_ckpt *c = user;
     const char *arch = c->architecture[0] ? c->architecture : "llama", *producer = "retort " RT_VERSION;
     uint32_t crc = strings_crc(arch, producer, c->config_yaml ? c->config_yaml : "",
-                               c->tokenizer.type[0] ? c->tokenizer.type : "byte");
+                               c->tokenizer.type[0] ? c->tokenizer.type : "byte", c);
     if (rt_h5_attr_write_str(f, "format", RT_CKPT_FORMAT, err) ||
         rt_h5_attr_write_i64(f, "version", RT_CKPT_VERSION, err) ||
         rt_h5_attr_write_str(f, "architecture", arch, err) ||
         rt_h5_attr_write_str(f, "producer", producer, err) ||
         rt_h5_attr_write_i64(f, "strings_crc32", crc, err))
         return -1;
-    if (write_group(f, "model", c->model, c->n_model, err)) return -1;
+    if (c->n_model > 0 && write_group(f, "model", c->model, c->n_model, err)) return -1;
+    if (c->n_lora > 0) {
+        if (write_group(f, "lora", c->lora, c->n_lora, err)) return -1;
+        hid_t g = H5Gopen2(f, "lora", H5P_DEFAULT);
+        if (g < 0) return rt_fail(err, "%s: cannot reopen /lora", path);
+        int rc = rt_h5_attr_write_str(g, "base", c->base, err) ||
+                 rt_h5_attr_write_str(g, "base_hash", c->base_hash, err);
+        H5Gclose(g);
+        if (rc) return -1;
+    }
     if (c->n_optim > 0 && (write_group(f, "optim/adam_m", c->adam_m, c->n_optim, err) ||
                            write_group(f, "optim/adam_v", c->adam_v, c->n_optim, err)))
         return -1;
@@ -179,9 +195,14 @@ static int fill(hid_t f, const char *path, void *user, rt_error *err) {
 
 int rt_ckpt_write(const char *path, const rt_ckpt *c, rt_error *err) {
     // Everything is checked before the temp file exists, so a bad call never leaves anything behind.
-    if (c->n_model < 1) return rt_fail(err, "%s: refusing to write a checkpoint without model tensors", path);
+    if (c->n_model < 0 || c->n_lora < 0 || c->n_model + c->n_lora < 1)
+        return rt_fail(err, "%s: refusing to write a checkpoint without model or adapter tensors", path);
     if (c->n_optim < 0) return rt_fail(err, "%s: n_optim is %d", path, c->n_optim);
+    if (c->n_lora > 0 &&
+        (!c->base[0] || memchr(c->base, '\0', sizeof c->base) == NULL || strlen(c->base_hash) != 16))
+        return rt_fail(err, "%s: an adapter checkpoint needs its base's path and 16-digit hash", path);
     if (check_tensors(c->model, c->n_model, "model", path, err) ||
+        check_tensors(c->lora, c->n_lora, "lora", path, err) ||
         check_tensors(c->adam_m, c->n_optim, "optim/adam_m", path, err) ||
         check_tensors(c->adam_v, c->n_optim, "optim/adam_v", path, err) || check_moments(c, path, err) ||
         check_meta(c, path, err))
@@ -362,7 +383,7 @@ static int check_strings(hid_t f, const char *path, const rt_ckpt *c, rt_error *
     if (rt_h5_attr_read_i64(f, "strings_crc32", &want, path, "the file", err) ||
         rt_h5_attr_read_str(f, "producer", &producer, path, "the file", err))
         return -1;
-    uint32_t got = strings_crc(c->architecture, producer, c->config_yaml, c->tokenizer.type);
+    uint32_t got = strings_crc(c->architecture, producer, c->config_yaml, c->tokenizer.type, c);
     free(producer);
     if (want != (int64_t)got)
         return rt_fail(err,
@@ -370,6 +391,29 @@ static int check_strings(hid_t f, const char *path, const rt_ckpt *c, rt_error *
                        "not match strings_crc32: the file is damaged",
                        path);
     return 0;
+}
+
+// /lora of an adapter checkpoint: the adapters and the base they belong to.
+static int read_adapters(hid_t f, const char *path, rt_ckpt *c, rt_error *err) {
+    if (read_group(f, "lora", &c->lora, &c->n_lora, path, err)) return -1;
+    if (c->n_lora == 0) return rt_fail(err, "%s: /lora holds no adapters", path);
+    hid_t g = H5Gopen2(f, "lora", H5P_DEFAULT);
+    if (g < 0) return rt_fail(err, "%s: cannot open group /lora (damaged file?)", path);
+    char *base = NULL, *hash = NULL;
+    int rc = rt_h5_attr_read_str(g, "base", &base, path, "/lora", err) ||
+             rt_h5_attr_read_str(g, "base_hash", &hash, path, "/lora", err);
+    H5Gclose(g);
+    if (rc == 0 && (!base[0] || strlen(base) >= sizeof c->base || strlen(hash) != 16))
+        rc = rt_fail(
+            err, "%s: /lora names its base as '%.60s' (hash '%.20s'): expected a path and a 16-digit hash",
+            path, base, hash);
+    if (rc == 0) {
+        snprintf(c->base, sizeof c->base, "%s", base);
+        snprintf(c->base_hash, sizeof c->base_hash, "%s", hash);
+    }
+    free(base);
+    free(hash);
+    return rc ? -1 : 0;
 }
 
 static int read_contents(hid_t f, const char *path, int with_optim, rt_ckpt *c, rt_error *err) {
@@ -396,8 +440,13 @@ static int read_contents(hid_t f, const char *path, int with_optim, rt_ckpt *c, 
         rt_fail(err, "%s: architecture attribute '%.40s' is empty or too long", path, s);
     free(s);
     if (!ok) return -1;
-    if (read_group(f, "model", &c->model, &c->n_model, path, err)) return -1;
-    if (c->n_model == 0) return rt_fail(err, "%s: /model holds no tensors", path);
+    htri_t has_lora = H5Lexists(f, "lora", H5P_DEFAULT);
+    if (has_lora < 0) return rt_fail(err, "%s: cannot look up group /lora (damaged file?)", path);
+    if ((!has_lora || H5Lexists(f, "model", H5P_DEFAULT) != 0) &&
+        read_group(f, "model", &c->model, &c->n_model, path, err))
+        return -1;
+    if (has_lora && read_adapters(f, path, c, err)) return -1;
+    if (c->n_model == 0 && c->n_lora == 0) return rt_fail(err, "%s: /model holds no tensors", path);
     if (with_optim) {
         htri_t has = H5Lexists(f, "optim", H5P_DEFAULT);
         if (has < 0) return rt_fail(err, "%s: cannot look up group /optim (damaged file?)", path);
@@ -424,6 +473,7 @@ int rt_ckpt_read(const char *path, int with_optim, rt_ckpt *out, rt_error *err) 
 
 void rt_ckpt_free(rt_ckpt *c) {
     free_tensors(c->model, c->n_model);
+    free_tensors(c->lora, c->n_lora);
     free_tensors(c->adam_m, c->n_optim);
     free_tensors(c->adam_v, c->n_optim);
     free(c->config_yaml);

@@ -1,6 +1,7 @@
 // Checkpoints are one HDF5 file each (layout in docs/checkpoint.md):
 //   /model/<name>          fp32 weights, row-major, GGUF llama names (token_embd.weight, blk.0.attn_q.weight,
-//   ...) /optim/adam_m/<name>   fp32 AdamW first moments   (absent in a weights-only file)
+//   ...) /lora/<name>.lora_a|b  LoRA adapters (adapter checkpoints; attributes base, base_hash)
+//   /optim/adam_m/<name>   fp32 AdamW first moments   (absent in a weights-only file)
 //   /optim/adam_v/<name>   fp32 AdamW second moments
 //   /state                 attributes: step, tokens_seen, rng (4 x uint64), data_epoch, data_index,
 //   world_size /config                attribute yaml: the resolved config (the exact text `retort train` runs
@@ -19,6 +20,7 @@
 #define RT_CKPT_FORMAT     "retort-checkpoint"
 #define RT_CKPT_VERSION    1
 #define RT_TENSOR_NAME_MAX 96
+#define RT_CKPT_PATH_MAX   1024
 
 typedef struct rt_named_tensor {
     char name[RT_TENSOR_NAME_MAX];
@@ -49,6 +51,12 @@ typedef struct rt_ckpt {
     rt_named_tensor *adam_m; // [n_optim], same names and shapes as model tensors (trainable ones)
     rt_named_tensor *adam_v; // [n_optim]
     int n_optim;             // 0: no optimizer state in the file
+    // An adapter checkpoint (LoRA / QLoRA) holds no /model: its adapters are in /lora, and /lora's
+    // attributes name the base checkpoint they adapt and its content hash (rt_file_hash).
+    rt_named_tensor *lora; // [n_lora] blk.N.attn_q.weight.lora_a, ... (/lora/<name>)
+    int n_lora;
+    char base[RT_CKPT_PATH_MAX];
+    char base_hash[17];
     rt_train_state state;
     char *config_yaml;
     char architecture[32]; // "llama"

@@ -17,10 +17,12 @@
 #include <strings.h>
 #include <yaml.h>
 
-static const char *const sections[] = {"run",        "model",  "data",  "train",
-                                       "checkpoint", "system", "synth", "distill"};
+#include "lora.h"
+
+static const char *const sections[] = {"run",   "model",   "data",     "train", "checkpoint", "system",
+                                       "synth", "distill", "finetune", "lora",  "qlora"};
 #define N_SECTIONS   ((int)(sizeof sections / sizeof sections[0]))
-#define SECTION_LIST "run, model, data, train, checkpoint, system, synth, distill"
+#define SECTION_LIST "run, model, data, train, checkpoint, system, synth, distill, finetune, lora, qlora"
 #define MAX_KEYS     256 // bound on the schema size, for the per-key "seen on line" table
 #define MAX_ANCHORS  64
 
@@ -598,6 +600,8 @@ int rt_config_validate(const rt_config *c, rt_error *err) {
     if (!c->run.out_dir[0]) return rt_fail(err, "run.out_dir is empty: name a run directory");
     if (strcmp(c->system.precision, "bf16") == 0 && strcmp(c->system.device, "cpu") == 0)
         return rt_fail(err, "system.precision bf16 needs system.device cuda or auto; the CPU trains in fp32");
+    unsigned lora_targets;
+    if (rt_lora_parse_targets(c->lora.targets, &lora_targets, err)) return -1;
     size_t tokens;
     if (!rt_mul_size((size_t)c->train.batch_size, (size_t)c->data.seq_len, &tokens) ||
         tokens > (size_t)INT32_MAX)

@@ -87,6 +87,21 @@ typedef struct rt_config {
         double beta;                  // JSD mixture weight
         char topk_tail[RT_NAME_MAX];  // "bucket" or "renorm": the teacher mass outside its top k
     } distill;
+    struct {                      // retort finetune: a base checkpoint adapted to new data
+        char base[RT_PATH_MAX];   // the checkpoint whose weights the run starts from
+        char method[RT_NAME_MAX]; // "full", "lora" or "qlora"
+    } finetune;
+    struct {                       // LoRA adapters (finetune.method lora or qlora)
+        int rank;                  // r
+        double alpha;              // scale alpha / r (alpha / sqrt(r) with rslora)
+        double dropout;            // dropout on the adapter's input path
+        char targets[RT_PATH_MAX]; // comma-separated projections: q,k,v,o,gate,up,down,head, or all
+        int rslora;                // bool: rank-stabilised scaling
+    } lora;
+    struct {                      // QLoRA: the frozen base in NF4
+        char layers[RT_NAME_MAX]; // "targets": the adapted projections; "all": every block projection
+        int double_quant;         // bool: the block scales quantized to 8 bits in blocks of 256
+    } qlora;
 } rt_config;
 
 typedef enum rt_cfg_type { RT_CFG_INT, RT_CFG_FLOAT, RT_CFG_BOOL, RT_CFG_STRING, RT_CFG_ENUM } rt_cfg_type;

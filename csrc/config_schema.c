@@ -105,6 +105,23 @@ const rt_cfg_key rt_config_schema[] = {
         "JSD mixture M = beta p_teacher + (1 - beta) p_student"),
     ENUM("distill.topk_tail", distill.topk_tail, "bucket", "bucket|renorm",
          "offline_topk: the teacher mass outside its top k is one bucket, or dropped and both renormalised"),
+
+    STR("finetune.base", finetune.base, "",
+        "retort finetune: the base checkpoint the run starts from (also `base=` on the command line)"),
+    ENUM("finetune.method", finetune.method, "lora", "full|lora|qlora",
+         "full: every weight trains; lora: adapters on a frozen base; qlora: adapters on an NF4 base"),
+
+    INT("lora.rank", lora.rank, "8", 1, 4096, "adapter rank r"),
+    FLT("lora.alpha", lora.alpha, "16", 1e-6, 1e6, "the adapter's output is scaled by alpha / r"),
+    FLT("lora.dropout", lora.dropout, "0", 0, 0.9, "dropout on the adapter's input path (training only)"),
+    STR("lora.targets", lora.targets, "q,k,v,o,gate,up,down",
+        "projections that get adapters: any of q,k,v,o,gate,up,down,head, or all"),
+    BOOL("lora.rslora", lora.rslora, "false", "rank-stabilised LoRA: scale by alpha / sqrt(r)"),
+
+    ENUM("qlora.layers", qlora.layers, "targets", "targets|all",
+         "block projections stored in NF4: the adapted ones, or all seven of every block"),
+    BOOL("qlora.double_quant", qlora.double_quant, "true",
+         "quantize the NF4 block scales to 8 bits in blocks of 256 (4.127 bits per weight)"),
 };
 
 const int rt_config_schema_len = (int)(sizeof rt_config_schema / sizeof rt_config_schema[0]);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_internal.h"
 #include "rng.h"
 
 rt_model_dims rt_model_dims_from_config(const rt_config *cfg) {
@@ -27,14 +28,7 @@ rt_model_dims rt_model_dims_from_config(const rt_config *cfg) {
 // ---------------------------------------------------------------------------------------------------
 // allocation
 
-typedef struct alloc_state {
-    rt_model *m;
-    rt_error *err;
-    int failed;
-    int param_phase; // allocations are weights (master and compute copies), not activations
-} alloc_state;
-
-static void *dev_alloc(alloc_state *a, size_t n_elems, size_t elem_size, const char *what) {
+void *rt_model_dev_alloc(alloc_state *a, size_t n_elems, size_t elem_size, const char *what) {
     if (a->failed) return NULL;
     size_t bytes;
     if (!rt_mul_size(n_elems, elem_size, &bytes)) {
@@ -52,12 +46,15 @@ static void *dev_alloc(alloc_state *a, size_t n_elems, size_t elem_size, const c
         mem->gradients += bytes;
     else if (strncmp(what, "AdamW", 5) == 0)
         mem->optimizer += bytes;
-    else if (a->param_phase)
+    else if (a->kind == ALLOC_PARAMS)
         mem->parameters += bytes;
+    else if (a->kind == ALLOC_BASE)
+        mem->base += bytes;
     else
         mem->activations += bytes;
     return p;
 }
+#define dev_alloc rt_model_dev_alloc
 
 static void dev_free(rt_model *m, void *p) {
     if (p) m->ctx->be->free(m->ctx, p);
@@ -99,14 +96,25 @@ static void define_params(rt_model *m) {
     m->out_head = d->tied ? m->tok_embd : add_param(m, "output.weight", d->V, d->C);
 }
 
+// A frozen weight keeps no fp32 master beside its compute copy (they are the same buffer in fp32), and an
+// NF4 one only its codes and scales.
 static void alloc_params(rt_model *m, alloc_state *a) {
     rt_ctx *ctx = m->ctx;
     size_t act = rt_dtype_size(ctx->act);
     for (int i = 0; i < m->n_params; i++) {
         rt_param *p = &m->params[i];
+        a->kind = p->frozen ? ALLOC_BASE : ALLOC_PARAMS;
+        if (rt_model_param_is_nf4(m, i)) {
+            rt_model_alloc_nf4(m, a, p);
+            continue;
+        }
+        if (p->frozen && ctx->act != RT_F32) {
+            p->w = dev_alloc(a, p->n, act, p->name);
+            continue;
+        }
         p->master = dev_alloc(a, p->n, sizeof(float), p->name);
         p->w = ctx->act == RT_F32 ? (void *)p->master : dev_alloc(a, p->n, act, p->name);
-        if (m->training) {
+        if (m->training && !p->frozen) {
             p->grad = dev_alloc(a, p->n, act, "gradient");
             p->m = dev_alloc(a, p->n, sizeof(float), "AdamW first moment");
             p->v = dev_alloc(a, p->n, sizeof(float), "AdamW second moment");
@@ -200,7 +208,13 @@ static void upload_rope_tables(rt_model *m, float *cos_tab, float *sin_tab) {
 
 int rt_model_create(rt_model *m, const rt_model_dims *dims, rt_ctx *ctx, int B, int T, int training,
                     rt_error *err) {
+    return rt_model_create_adapted(m, dims, NULL, ctx, B, T, training, err);
+}
+
+int rt_model_create_adapted(rt_model *m, const rt_model_dims *dims, const rt_lora_spec *lora, rt_ctx *ctx,
+                            int B, int T, int training, rt_error *err) {
     memset(m, 0, sizeof *m);
+    if (lora) m->lora = *lora;
     m->dims = *dims;
     m->ctx = ctx;
     m->B_max = B;
@@ -211,7 +225,7 @@ int rt_model_create(rt_model *m, const rt_model_dims *dims, rt_ctx *ctx, int B, 
     if (dims->H % dims->KVH != 0 || dims->D % 2 != 0 || dims->D * dims->H != dims->C)
         return rt_fail(err, "model dims: n_heads %d, n_kv_heads %d, dim %d do not form even head dims",
                        dims->H, dims->KVH, dims->C);
-    int max_params = 3 + 9 * dims->L;
+    int max_params = 3 + 9 * dims->L + 2 * (RT_N_BLOCK_SITES * dims->L + 1);
     m->params = rt_calloc((size_t)max_params, sizeof(rt_param), "parameter table", err);
     m->layer = rt_calloc((size_t)dims->L, sizeof(rt_layer_params), "layer table", err);
     m->acts = rt_calloc((size_t)dims->L, sizeof(rt_layer_acts), "activation table", err);
@@ -220,10 +234,13 @@ int rt_model_create(rt_model *m, const rt_model_dims *dims, rt_ctx *ctx, int B, 
         return -1;
     }
     define_params(m);
-    alloc_state a = {m, err, 0, 1};
+    rt_model_define_adapters(m);
+    for (int i = 0; i < m->n_params; i++) m->params[i].frozen = m->lora.freeze_base && !m->params[i].adapter;
+    alloc_state a = {m, err, 0, ALLOC_PARAMS};
     alloc_params(m, &a);
-    a.param_phase = 0;
+    a.kind = ALLOC_ACTS;
     alloc_acts(m, &a);
+    rt_model_alloc_lora(m, &a);
     if (!training) alloc_kv_cache(m, &a);
     if (a.failed) {
         rt_model_free(m);
@@ -247,6 +264,7 @@ int rt_model_create(rt_model *m, const rt_model_dims *dims, rt_ctx *ctx, int B, 
 
 void rt_model_free(rt_model *m) {
     if (!m->ctx) return;
+    rt_model_free_lora(m);
     if (m->params) {
         for (int i = 0; i < m->n_params; i++) {
             rt_param *p = &m->params[i];
@@ -286,7 +304,8 @@ void rt_model_free(rt_model *m) {
 // weights
 
 static void sync_compute_copy(rt_model *m, rt_param *p) {
-    if (p->w != p->master) m->ctx->be->convert(m->ctx, p->w, m->ctx->act, p->master, RT_F32, p->n);
+    if (p->master && p->w != p->master)
+        m->ctx->be->convert(m->ctx, p->w, m->ctx->act, p->master, RT_F32, p->n);
 }
 
 int rt_model_init_weights(rt_model *m, uint64_t seed, float std, rt_error *err) {
@@ -299,6 +318,11 @@ int rt_model_init_weights(rt_model *m, uint64_t seed, float std, rt_error *err) 
     float resid_std = std / sqrtf(2.0f * (float)m->dims.L);
     for (int i = 0; i < m->n_params; i++) {
         rt_param *p = &m->params[i];
+        if (p->adapter) continue; // rt_model_init_adapters
+        if (!p->master) {
+            free(host);
+            return rt_fail(err, "%s is frozen: an adapted model starts from a loaded base", p->name);
+        }
         rt_rng r;
         rt_rng_seed(&r, rt_seed_mix(seed, (uint64_t)i + 1));
         int is_out_proj = strstr(p->name, "attn_output") || strstr(p->name, "ffn_down");
@@ -320,15 +344,17 @@ size_t rt_model_param_count(const rt_model *m) {
 
 double rt_model_train_flops_per_token(const rt_model *m, int T) {
     // N counts parameters that take part in matmuls: every matrix but the embedding lookup, plus the
-    // output head (which is the embedding when tied).
+    // output head (which is the embedding when tied). A frozen weight costs its forward and the gradient
+    // of its input, 4 per parameter; a trained one also its weight gradient, 6 (training.md §3).
     double n = 0;
     for (int i = 0; i < m->n_params; i++) {
         const rt_param *p = &m->params[i];
-        if (p->ndim == 2 && i != m->tok_embd) n += (double)p->n;
+        double per = p->frozen ? 4.0 : 6.0;
+        if (p->ndim == 2 && i != m->tok_embd) n += per * (double)p->n;
     }
-    if (m->dims.tied) n += (double)m->params[m->tok_embd].n;
+    if (m->dims.tied) n += (m->params[m->tok_embd].frozen ? 4.0 : 6.0) * (double)m->params[m->tok_embd].n;
     const rt_model_dims *d = &m->dims;
-    return 6.0 * n + 12.0 * d->L * d->C * (double)T;
+    return n + 12.0 * d->L * d->C * (double)T;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -344,16 +370,16 @@ void rt_model_run_blocks(rt_model *m, int B, int T, int pos0, int cached) {
     rt_ctx *ctx = m->ctx;
     const rt_backend *be = ctx->be;
     const rt_model_dims *d = &m->dims;
-    int N = B * T, C = d->C, HD = d->H * d->D, KD = d->KVH * d->D, F = d->F, S = m->T_max_batch;
+    int N = B * T, C = d->C, F = d->F, S = m->T_max_batch;
     be->embedding_forward(ctx, m->acts[0].x, m->tokens, W(m->tok_embd), N, C); // [N, C]
     for (int l = 0; l < d->L; l++) {
         const rt_layer_params *lp = &m->layer[l];
         rt_layer_acts *a = &m->acts[l];
         void *out = l + 1 < d->L ? m->acts[l + 1].x : m->resid_out; // [N, C]
         be->rmsnorm_forward(ctx, a->xn1, a->rstd1, a->x, W(lp->attn_norm), N, C, d->eps);
-        be->matmul(ctx, a->q, a->xn1, W(lp->wq), N, HD, C, 0, 1, 1.0f, 0.0f); // [N, H*D]
-        be->matmul(ctx, a->k, a->xn1, W(lp->wk), N, KD, C, 0, 1, 1.0f, 0.0f); // [N, KVH*D]
-        be->matmul(ctx, a->v, a->xn1, W(lp->wv), N, KD, C, 0, 1, 1.0f, 0.0f); // [N, KVH*D]
+        rt_model_linear_forward(m, l, RT_SITE_Q, a->q, a->xn1, N); // [N, H*D]
+        rt_model_linear_forward(m, l, RT_SITE_K, a->k, a->xn1, N); // [N, KVH*D]
+        rt_model_linear_forward(m, l, RT_SITE_V, a->v, a->xn1, N); // [N, KVH*D]
         if (cached) {
             be->rope_forward_at(ctx, a->q, a->q, m->rope_cos, m->rope_sin, B, T, d->H, d->D, pos0);
             be->rope_forward_at(ctx, a->k, a->k, m->rope_cos, m->rope_sin, B, T, d->KVH, d->D, pos0);
@@ -368,17 +394,17 @@ void rt_model_run_blocks(rt_model *m, int B, int T, int pos0, int cached) {
                                          d->H, d->KVH, d->D, S); // [N, H*D]
         else
             be->attention_forward(ctx, a->att, a->lse, a->q, a->k, a->v, B, T, d->H, d->KVH, d->D);
-        be->matmul(ctx, a->xmid, a->att, W(lp->wo), N, C, HD, 0, 1, 1.0f, 0.0f); // [N, C]
+        rt_model_linear_forward(m, l, RT_SITE_O, a->xmid, a->att, N); // [N, C]
         be->add_inplace(ctx, a->xmid, a->x, (size_t)N * C);
         be->rmsnorm_forward(ctx, a->xn2, a->rstd2, a->xmid, W(lp->ffn_norm), N, C, d->eps);
-        be->matmul(ctx, a->gate, a->xn2, W(lp->wgate), N, F, C, 0, 1, 1.0f, 0.0f); // [N, F]
-        be->matmul(ctx, a->up, a->xn2, W(lp->wup), N, F, C, 0, 1, 1.0f, 0.0f);     // [N, F]
+        rt_model_linear_forward(m, l, RT_SITE_GATE, a->gate, a->xn2, N); // [N, F]
+        rt_model_linear_forward(m, l, RT_SITE_UP, a->up, a->xn2, N);     // [N, F]
         be->swiglu_forward(ctx, a->h, a->gate, a->up, (size_t)N * F);
-        be->matmul(ctx, out, a->h, W(lp->wdown), N, C, F, 0, 1, 1.0f, 0.0f); // [N, C]
+        rt_model_linear_forward(m, l, RT_SITE_DOWN, out, a->h, N); // [N, C]
         be->add_inplace(ctx, out, a->xmid, (size_t)N * C);
     }
     be->rmsnorm_forward(ctx, m->xf, m->rstdf, m->resid_out, W(m->out_norm), N, C, d->eps);
-    be->matmul(ctx, m->logits, m->xf, W(m->out_head), N, d->V, C, 0, 1, 1.0f, 0.0f); // [N, V]
+    rt_model_linear_forward(m, -1, RT_SITE_HEAD, m->logits, m->xf, N); // [N, V]
 }
 
 int rt_model_forward(rt_model *m, const int32_t *tokens, const int32_t *targets, int B, int T,
@@ -406,47 +432,44 @@ void rt_model_backward(rt_model *m, int B, int T) {
     rt_ctx *ctx = m->ctx;
     const rt_backend *be = ctx->be;
     const rt_model_dims *d = &m->dims;
-    int N = B * T, C = d->C, HD = d->H * d->D, KD = d->KVH * d->D, F = d->F;
+    int N = B * T, C = d->C;
     void *dlogits = m->logits; // [N, V], written in place by cross_entropy
+    // a frozen norm's weight gradient goes to a sink nobody reads (the op always computes it)
+#define GN(idx) (G(idx) ? G(idx) : m->dnorm_sink)
 
     // output head: logits = xf @ W^T
-    be->matmul(ctx, G(m->out_head), dlogits, m->xf, d->V, C, N, 1, 0, 1.0f, 1.0f); // [V, C] +=
-    be->matmul(ctx, m->dx, dlogits, W(m->out_head), N, C, d->V, 0, 0, 1.0f, 0.0f); // [N, C]
+    rt_model_linear_backward(m, -1, RT_SITE_HEAD, m->dx, 0.0f, dlogits, m->xf, N); // dx [N, C]
     be->zero(ctx, m->dresid, (size_t)N * C * rt_dtype_size(ctx->act));
-    be->rmsnorm_backward(ctx, m->dresid, G(m->out_norm), m->dx, m->resid_out, W(m->out_norm), m->rstdf, N, C);
+    be->rmsnorm_backward(ctx, m->dresid, GN(m->out_norm), m->dx, m->resid_out, W(m->out_norm), m->rstdf, N,
+                         C);
 
     for (int l = d->L - 1; l >= 0; l--) {
         const rt_layer_params *lp = &m->layer[l];
         rt_layer_acts *a = &m->acts[l];
         // dresid holds dL/d(block output); the block output is xmid + down(h)
-        be->matmul(ctx, G(lp->wdown), m->dresid, a->h, C, F, N, 1, 0, 1.0f, 1.0f);  // [C, F] +=
-        be->matmul(ctx, m->dh, m->dresid, W(lp->wdown), N, F, C, 0, 0, 1.0f, 0.0f); // [N, F]
-        be->swiglu_backward(ctx, m->dgate, m->dup, m->dh, a->gate, a->up, (size_t)N * F);
-        be->matmul(ctx, G(lp->wgate), m->dgate, a->xn2, F, C, N, 1, 0, 1.0f, 1.0f); // [F, C] +=
-        be->matmul(ctx, G(lp->wup), m->dup, a->xn2, F, C, N, 1, 0, 1.0f, 1.0f);     // [F, C] +=
-        be->matmul(ctx, m->dx, m->dgate, W(lp->wgate), N, C, F, 0, 0, 1.0f, 0.0f);  // [N, C]
-        be->matmul(ctx, m->dx, m->dup, W(lp->wup), N, C, F, 0, 0, 1.0f, 1.0f);      // [N, C] +=
+        rt_model_linear_backward(m, l, RT_SITE_DOWN, m->dh, 0.0f, m->dresid, a->h, N); // dh [N, F]
+        be->swiglu_backward(ctx, m->dgate, m->dup, m->dh, a->gate, a->up, (size_t)N * d->F);
+        rt_model_linear_backward(m, l, RT_SITE_GATE, m->dx, 0.0f, m->dgate, a->xn2, N); // dx [N, C]
+        rt_model_linear_backward(m, l, RT_SITE_UP, m->dx, 1.0f, m->dup, a->xn2, N);     // dx [N, C] +=
         // dresid becomes dL/dxmid: the residual path plus the ffn_norm path
-        be->rmsnorm_backward(ctx, m->dresid, G(lp->ffn_norm), m->dx, a->xmid, W(lp->ffn_norm), a->rstd2, N,
+        be->rmsnorm_backward(ctx, m->dresid, GN(lp->ffn_norm), m->dx, a->xmid, W(lp->ffn_norm), a->rstd2, N,
                              C);
 
         // xmid = x + att @ Wo^T
-        be->matmul(ctx, G(lp->wo), m->dresid, a->att, C, HD, N, 1, 0, 1.0f, 1.0f);  // [C, H*D] +=
-        be->matmul(ctx, m->datt, m->dresid, W(lp->wo), N, HD, C, 0, 0, 1.0f, 0.0f); // [N, H*D]
+        rt_model_linear_backward(m, l, RT_SITE_O, m->datt, 0.0f, m->dresid, a->att, N); // datt [N, H*D]
         be->attention_backward(ctx, m->dq, m->dk, m->dv, m->datt, a->q, a->k, a->v, a->att, a->lse, B, T,
                                d->H, d->KVH, d->D);
         be->rope_backward(ctx, m->dq, m->dq, m->rope_cos, m->rope_sin, B, T, d->H, d->D);
         be->rope_backward(ctx, m->dk, m->dk, m->rope_cos, m->rope_sin, B, T, d->KVH, d->D);
-        be->matmul(ctx, G(lp->wq), m->dq, a->xn1, HD, C, N, 1, 0, 1.0f, 1.0f); // [H*D, C] +=
-        be->matmul(ctx, G(lp->wk), m->dk, a->xn1, KD, C, N, 1, 0, 1.0f, 1.0f); // [KVH*D, C] +=
-        be->matmul(ctx, G(lp->wv), m->dv, a->xn1, KD, C, N, 1, 0, 1.0f, 1.0f); // [KVH*D, C] +=
-        be->matmul(ctx, m->dx, m->dq, W(lp->wq), N, C, HD, 0, 0, 1.0f, 0.0f);  // [N, C]
-        be->matmul(ctx, m->dx, m->dk, W(lp->wk), N, C, KD, 0, 0, 1.0f, 1.0f);  // [N, C] +=
-        be->matmul(ctx, m->dx, m->dv, W(lp->wv), N, C, KD, 0, 0, 1.0f, 1.0f);  // [N, C] +=
+        rt_model_linear_backward(m, l, RT_SITE_Q, m->dx, 0.0f, m->dq, a->xn1, N); // dx [N, C]
+        rt_model_linear_backward(m, l, RT_SITE_K, m->dx, 1.0f, m->dk, a->xn1, N); // dx [N, C] +=
+        rt_model_linear_backward(m, l, RT_SITE_V, m->dx, 1.0f, m->dv, a->xn1, N); // dx [N, C] +=
         // dresid becomes dL/dx: the residual path plus the attn_norm path
-        be->rmsnorm_backward(ctx, m->dresid, G(lp->attn_norm), m->dx, a->x, W(lp->attn_norm), a->rstd1, N, C);
+        be->rmsnorm_backward(ctx, m->dresid, GN(lp->attn_norm), m->dx, a->x, W(lp->attn_norm), a->rstd1, N,
+                             C);
     }
-    be->embedding_backward(ctx, G(m->tok_embd), m->dresid, m->tokens, N, C);
+    if (G(m->tok_embd)) be->embedding_backward(ctx, G(m->tok_embd), m->dresid, m->tokens, N, C);
+#undef GN
 }
 
 void rt_model_zero_grad(rt_model *m) {
@@ -513,30 +536,38 @@ void rt_model_free_host_tensors(rt_named_tensor *ts, int n) {
     free(ts);
 }
 
+// A model with a frozen base saves its adapters only; the base stays in the file it came from.
+static int exported(const rt_model *m, const rt_param *p) {
+    return m->lora.freeze_base ? p->adapter : 1;
+}
+
 int rt_model_export_tensors(rt_model *m, rt_named_tensor **weights, rt_named_tensor **adam_m,
                             rt_named_tensor **adam_v, int *n, rt_error *err) {
     const rt_backend *be = m->ctx->be;
-    int want_optim = adam_m && adam_v && m->training;
-    rt_named_tensor *w = rt_calloc((size_t)m->n_params, sizeof *w, "tensor list", err);
-    rt_named_tensor *mm = want_optim ? rt_calloc((size_t)m->n_params, sizeof *mm, "tensor list", err) : NULL;
-    rt_named_tensor *vv = want_optim ? rt_calloc((size_t)m->n_params, sizeof *vv, "tensor list", err) : NULL;
+    int want_optim = adam_m && adam_v && m->training, count = 0;
+    for (int i = 0; i < m->n_params; i++) count += exported(m, &m->params[i]);
+    rt_named_tensor *w = rt_calloc((size_t)count, sizeof *w, "tensor list", err);
+    rt_named_tensor *mm = want_optim ? rt_calloc((size_t)count, sizeof *mm, "tensor list", err) : NULL;
+    rt_named_tensor *vv = want_optim ? rt_calloc((size_t)count, sizeof *vv, "tensor list", err) : NULL;
     int ok = w && (!want_optim || (mm && vv));
-    for (int i = 0; ok && i < m->n_params; i++) {
+    for (int i = 0, j = 0; ok && i < m->n_params; i++) {
         rt_param *p = &m->params[i];
-        ok = host_tensor(&w[i], p, err) == 0;
-        if (ok) be->download(m->ctx, w[i].data, p->master, RT_F32, p->n);
+        if (!exported(m, p)) continue;
+        ok = host_tensor(&w[j], p, err) == 0;
+        if (ok) be->download(m->ctx, w[j].data, p->master, RT_F32, p->n);
         if (ok && want_optim) {
-            ok = host_tensor(&mm[i], p, err) == 0 && host_tensor(&vv[i], p, err) == 0;
+            ok = host_tensor(&mm[j], p, err) == 0 && host_tensor(&vv[j], p, err) == 0;
             if (ok) {
-                be->download(m->ctx, mm[i].data, p->m, RT_F32, p->n);
-                be->download(m->ctx, vv[i].data, p->v, RT_F32, p->n);
+                be->download(m->ctx, mm[j].data, p->m, RT_F32, p->n);
+                be->download(m->ctx, vv[j].data, p->v, RT_F32, p->n);
             }
         }
+        j++;
     }
     if (!ok) {
-        rt_model_free_host_tensors(w, m->n_params);
-        rt_model_free_host_tensors(mm, m->n_params);
-        rt_model_free_host_tensors(vv, m->n_params);
+        rt_model_free_host_tensors(w, count);
+        rt_model_free_host_tensors(mm, count);
+        rt_model_free_host_tensors(vv, count);
         return -1;
     }
     *weights = w;
@@ -547,7 +578,7 @@ int rt_model_export_tensors(rt_model *m, rt_named_tensor **weights, rt_named_ten
         if (adam_m) *adam_m = NULL;
         if (adam_v) *adam_v = NULL;
     }
-    *n = m->n_params;
+    *n = count;
     return 0;
 }
 
@@ -568,29 +599,42 @@ static int check_shape(const rt_named_tensor *t, const rt_param *p, const char *
                    (long long)p->shape[0]);
 }
 
-int rt_model_import_tensors(rt_model *m, const rt_named_tensor *weights, int n_weights,
-                            const rt_named_tensor *adam_m, const rt_named_tensor *adam_v, int n_optim,
-                            const char *source, rt_error *err) {
+// Load the weights of one kind (adapters or the rest) and, for trainable ones, their moments.
+static int import_kind(rt_model *m, int adapters, const rt_named_tensor *weights, int n_weights,
+                       const rt_named_tensor *adam_m, const rt_named_tensor *adam_v, int n_optim,
+                       const char *source, rt_error *err) {
     const rt_backend *be = m->ctx->be;
     // Every tensor in the file must belong to the model, so a checkpoint of a different architecture
     // is refused rather than half-loaded.
     for (int j = 0; j < n_weights; j++) {
         int found = 0;
         for (int i = 0; i < m->n_params && !found; i++)
-            found = strcmp(m->params[i].name, weights[j].name) == 0;
+            found = m->params[i].adapter == adapters && strcmp(m->params[i].name, weights[j].name) == 0;
         if (!found)
             return rt_fail(err,
-                           "%s: tensor %s is not part of this model (tie_embeddings or n_layers differ?)",
+                           adapters ? "%s: adapter %s is not part of this model (lora.targets or the base "
+                                      "differ?)"
+                                    : "%s: tensor %s is not part of this model (tie_embeddings or n_layers "
+                                      "differ?)",
                            source, weights[j].name);
     }
     for (int i = 0; i < m->n_params; i++) {
         rt_param *p = &m->params[i];
+        if (p->adapter != adapters) continue;
         const rt_named_tensor *t = rt_ckpt_find(weights, n_weights, p->name);
         if (!t) return rt_fail(err, "%s: missing tensor %s", source, p->name);
         if (check_shape(t, p, "tensor", source, err)) return -1;
-        be->upload(m->ctx, p->master, RT_F32, t->data, p->n);
-        sync_compute_copy(m, p);
-        if (!m->training || n_optim == 0) continue;
+        if (p->nf4) {
+            if (rt_model_upload_nf4(m, p, t->data, err)) return rt_fail_wrap(err, "%s", source);
+            continue;
+        }
+        if (p->master) {
+            be->upload(m->ctx, p->master, RT_F32, t->data, p->n);
+            sync_compute_copy(m, p);
+        } else {
+            be->upload(m->ctx, p->w, m->ctx->act, t->data, p->n); // a frozen weight: its compute copy only
+        }
+        if (!m->training || p->frozen || n_optim == 0) continue;
         const rt_named_tensor *tm = rt_ckpt_find(adam_m, n_optim, p->name);
         const rt_named_tensor *tv = rt_ckpt_find(adam_v, n_optim, p->name);
         if (!tm || !tv) return rt_fail(err, "%s: missing optimizer state for %s", source, p->name);
@@ -600,4 +644,16 @@ int rt_model_import_tensors(rt_model *m, const rt_named_tensor *weights, int n_w
     }
     be->sync(m->ctx);
     return 0;
+}
+
+int rt_model_import_tensors(rt_model *m, const rt_named_tensor *weights, int n_weights,
+                            const rt_named_tensor *adam_m, const rt_named_tensor *adam_v, int n_optim,
+                            const char *source, rt_error *err) {
+    return import_kind(m, 0, weights, n_weights, adam_m, adam_v, n_optim, source, err);
+}
+
+int rt_model_import_adapters(rt_model *m, const rt_named_tensor *adapters, int n_adapters,
+                             const rt_named_tensor *adam_m, const rt_named_tensor *adam_v, int n_optim,
+                             const char *source, rt_error *err) {
+    return import_kind(m, 1, adapters, n_adapters, adam_m, adam_v, n_optim, source, err);
 }

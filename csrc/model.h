@@ -12,6 +12,7 @@
 #include "backend.h"
 #include "checkpoint.h"
 #include "config.h"
+#include "lora.h"
 
 typedef struct rt_model_dims {
     int V;     // vocabulary
@@ -27,44 +28,59 @@ typedef struct rt_model_dims {
     int tied; // output head is token_embd.weight
 } rt_model_dims;
 
+// A frozen weight held only in NF4 (QLoRA; layout in nf4.h), device pointers.
+typedef struct rt_nf4_weight {
+    uint8_t *codes;
+    float *absmax;       // without double quantization
+    int8_t *absmax_q;    // with it
+    float *absmax_scale; // with it
+    float absmax_offset;
+} rt_nf4_weight;
+
 typedef struct rt_param {
-    char name[RT_TENSOR_NAME_MAX]; // GGUF llama name
+    char name[RT_TENSOR_NAME_MAX]; // GGUF llama name; adapters add .lora_a / .lora_b to their weight's name
     int ndim;
-    int64_t shape[2]; // [out, in] for matrices, [C] for norms
-    size_t n;         // elements
-    float *master;    // fp32 master weight (device)
-    void *w;          // compute copy in act dtype; == master when act is fp32
-    void *grad;       // act dtype, NULL when not trainable
-    float *m, *v;     // AdamW moments (fp32, device), NULL when not trainable
-    int decay;        // weight decay applies (matrices, not norms)
+    int64_t shape[2];   // [out, in] for matrices, [C] for norms
+    size_t n;           // elements
+    float *master;      // fp32 master weight (device); NULL for a frozen weight in bf16 or NF4
+    void *w;            // compute copy in act dtype; == master when act is fp32; NULL when NF4
+    void *grad;         // act dtype, NULL when not trainable
+    float *m, *v;       // AdamW moments (fp32, device), NULL when not trainable
+    int decay;          // weight decay applies (matrices, not norms)
+    int frozen;         // the base of LoRA / QLoRA: no gradient, no optimizer state
+    int adapter;        // a LoRA A [r, in] or B [out, r]
+    rt_nf4_weight *nf4; // QLoRA: the weight exists only in NF4 (master and w are NULL)
 } rt_param;
 
 // Per-layer parameters as indices into rt_model.params.
 typedef struct rt_layer_params {
     int attn_norm, wq, wk, wv, wo, ffn_norm, wgate, wup, wdown;
+    int lora_a[RT_N_BLOCK_SITES], lora_b[RT_N_BLOCK_SITES]; // adapters by site (rt_lora_site), -1 = none
 } rt_layer_params;
 
 // Activations kept for backward, per layer, for a batch of N = B*T rows.
 typedef struct rt_layer_acts {
-    void *x;      // [N, C]     block input (residual stream)
-    void *xn1;    // [N, C]     attn_norm(x)
-    float *rstd1; // [N]
-    void *q;      // [N, H*D]   after RoPE
-    void *k;      // [N, KVH*D] after RoPE
-    void *v;      // [N, KVH*D]
-    void *att;    // [N, H*D]   attention output (before attn_output)
-    float *lse;   // [B, H, T]
-    void *xmid;   // [N, C]     x + attn_output(att)
-    void *xn2;    // [N, C]     ffn_norm(xmid)
-    float *rstd2; // [N]
-    void *gate;   // [N, F]
-    void *up;     // [N, F]
-    void *h;      // [N, F]     silu(gate) * up
+    void *x;                        // [N, C]     block input (residual stream)
+    void *xn1;                      // [N, C]     attn_norm(x)
+    float *rstd1;                   // [N]
+    void *q;                        // [N, H*D]   after RoPE
+    void *k;                        // [N, KVH*D] after RoPE
+    void *v;                        // [N, KVH*D]
+    void *att;                      // [N, H*D]   attention output (before attn_output)
+    float *lse;                     // [B, H, T]
+    void *xmid;                     // [N, C]     x + attn_output(att)
+    void *xn2;                      // [N, C]     ffn_norm(xmid)
+    float *rstd2;                   // [N]
+    void *gate;                     // [N, F]
+    void *up;                       // [N, F]
+    void *h;                        // [N, F]     silu(gate) * up
+    void *lora_u[RT_N_BLOCK_SITES]; // [N, r] adapter inputs projected by A, kept for backward (or NULL)
 } rt_layer_acts;
 
 // Device memory the model holds, by what it is for (bytes).
 typedef struct rt_model_memory {
-    size_t parameters;  // fp32 master weights and their compute copies
+    size_t base;        // frozen weights (LoRA / QLoRA base): compute copies or NF4 codes and scales
+    size_t parameters;  // trainable weights: fp32 masters and their compute copies (the adapters of LoRA)
     size_t gradients;   // one per trainable parameter, act dtype
     size_t optimizer;   // AdamW moments, fp32
     size_t activations; // kept for backward, backward scratch, logits, token ids, tables, KV cache
@@ -81,6 +97,19 @@ typedef struct rt_model {
     int n_params;
     int tok_embd, out_norm, out_head; // indices (out_head == tok_embd when tied)
     rt_layer_params *layer;           // [L]
+
+    // LoRA / QLoRA (model_lora.c); lora.rank == 0 and nothing frozen for a plain model
+    rt_lora_spec lora;
+    int head_lora_a, head_lora_b; // output head adapter, -1 = none
+    void *head_lora_u;            // [N, r]
+    void *lora_du;                // [N, r]       backward scratch
+    void *lora_xd, *lora_dxd;     // [N, in_max]  dropped-out adapter input and its gradient
+    void *wtmp;                   // dequantized NF4 weight, the largest block projection (act dtype)
+    void *dnorm_sink;             // [C] receives the unused norm gradients of a frozen base
+    int dropout_on;               // training forward: adapter dropout applies
+    uint64_t dropout_run_seed; // with dropout_step and dropout_micro, seeds the masks (rt_lora_dropout_seed)
+    int64_t dropout_step;
+    int dropout_micro;
 
     float *rope_cos, *rope_sin; // [T_max, D/2] fp32 (device)
     int32_t *tokens, *targets;  // [B_max * T] (device)
@@ -107,11 +136,20 @@ rt_model_dims rt_model_dims_from_config(const rt_config *cfg);
 // gradients and AdamW moments. Weights are zero until init_weights or load_weights.
 int rt_model_create(rt_model *m, const rt_model_dims *dims, rt_ctx *ctx, int B, int T, int training,
                     rt_error *err);
+// The same with LoRA adapters and a frozen (optionally NF4) base as lora says; lora == NULL or rank 0 with
+// nothing frozen is rt_model_create. Load the base with rt_model_import_tensors, then either
+// rt_model_init_adapters or rt_model_import_adapters.
+int rt_model_create_adapted(rt_model *m, const rt_model_dims *dims, const rt_lora_spec *lora, rt_ctx *ctx,
+                            int B, int T, int training, rt_error *err);
 void rt_model_free(rt_model *m);
 
 // Seeded init on the host, uploaded: matrices N(0, std) (output projections scaled by 1/sqrt(2L)),
 // norms 1.
 int rt_model_init_weights(rt_model *m, uint64_t seed, float std, rt_error *err);
+
+// Adapters as PEFT starts them: A uniform in +-1/sqrt(in) (Kaiming-uniform with a = sqrt(5)), B zero, so
+// the adapted model computes exactly the base model until the first update.
+int rt_model_init_adapters(rt_model *m, uint64_t seed, rt_error *err);
 
 // Parameter count and the matmul FLOPs of one training token (6N + 12 L C T; training.md §3).
 size_t rt_model_param_count(const rt_model *m);
@@ -155,11 +193,17 @@ float rt_model_loss_sum(rt_model *m, int B, int T);
 void rt_model_logits_row(rt_model *m, int row, float *out);
 
 // Host copies of weights (and optimizer moments) for checkpoints; the arrays and their data are owned by
-// the caller and released with rt_model_free_host_tensors.
+// the caller and released with rt_model_free_host_tensors. A model with a frozen base exports its adapters
+// only (an adapter checkpoint); otherwise every weight.
 int rt_model_export_tensors(rt_model *m, rt_named_tensor **weights, rt_named_tensor **adam_m,
                             rt_named_tensor **adam_v, int *n, rt_error *err);
 void rt_model_free_host_tensors(rt_named_tensor *ts, int n);
-// Load weights (and moments when given) from host tensors, checking every name and shape.
+// Load weights (and moments when given) from host tensors, checking every name and shape: every weight
+// but the adapters (a full checkpoint, or the base of an adapted model, quantized to NF4 where the spec
+// says). rt_model_import_adapters loads the adapters (and their moments) of an adapter checkpoint.
+int rt_model_import_adapters(rt_model *m, const rt_named_tensor *adapters, int n_adapters,
+                             const rt_named_tensor *adam_m, const rt_named_tensor *adam_v, int n_optim,
+                             const char *source, rt_error *err);
 int rt_model_import_tensors(rt_model *m, const rt_named_tensor *weights, int n_weights,
                             const rt_named_tensor *adam_m, const rt_named_tensor *adam_v, int n_optim,
                             const char *source, rt_error *err);

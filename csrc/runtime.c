@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "finetune.h"
 
 int rt_runtime_ctx_init(rt_ctx *ctx, const char *device, const char *precision, int threads, rt_error *err) {
     const rt_backend *be = &rt_backend_cpu;
@@ -43,7 +44,9 @@ int rt_runtime_load_model(const char *ckpt_path, rt_ctx *ctx, int B, int T, rt_m
     rt_ckpt ck;
     if (rt_ckpt_read(ckpt_path, 0, &ck, err)) return -1;
     int rc = rt_runtime_parse_ckpt_config(ckpt_path, ck.config_yaml, cfg, err);
-    if (rc == 0) {
+    if (rc == 0 && ck.n_lora > 0) { // an adapter checkpoint: its base, then the adapters
+        rc = rt_finetune_load_adapted(ckpt_path, &ck, cfg, ctx, B, T, m, err);
+    } else if (rc == 0) {
         rt_model_dims dims = rt_model_dims_from_config(cfg);
         if (T <= 0 || T > dims.T_max) T = dims.T_max;
         rc = rt_model_create(m, &dims, ctx, B, T, 0, err);

@@ -11,7 +11,8 @@
 int rt_runtime_ctx_init(rt_ctx *ctx, const char *device, const char *precision, int threads, rt_error *err);
 
 // Read a checkpoint's weights and resolved config and build a model for batches up to B x T (T = 0: the
-// model's max_seq_len) on ctx. cfg receives the checkpoint's config.
+// model's max_seq_len) on ctx. cfg receives the checkpoint's config. An adapter checkpoint loads its base
+// (checked against the stored hash) with the adapters on it.
 int rt_runtime_load_model(const char *ckpt_path, rt_ctx *ctx, int B, int T, rt_model *m, rt_config *cfg,
                           rt_error *err);
 

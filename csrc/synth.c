@@ -24,6 +24,13 @@ static void make_add(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
     snprintf(a, ac, "%llu", (unsigned long long)(x + y));
 }
 
+// The add task's problems in words: the fine-tuning demo's new format for a model that knows addition.
+static void make_plus(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
+    uint64_t x = below_pow10(r, 1 + (int)rt_rng_below(r, 3)), y = below_pow10(r, 1 + (int)rt_rng_below(r, 3));
+    snprintf(p, pc, "what is %llu plus %llu? ", (unsigned long long)x, (unsigned long long)y);
+    snprintf(a, ac, "%llu", (unsigned long long)(x + y));
+}
+
 static void make_add2(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
     uint64_t x = below_pow10(r, 1 + (int)rt_rng_below(r, 2)), y = below_pow10(r, 1 + (int)rt_rng_below(r, 2));
     snprintf(p, pc, "%llu+%llu=", (unsigned long long)x, (unsigned long long)y);
@@ -76,6 +83,7 @@ static const task tasks[] = {
      "70% addition of 1-3 digit numbers, 30% multiplication of 1-2 digit numbers: 47*8=376"},
     {"add", make_add, "addition of 1-3 digit numbers: 305+98=403"},
     {"add2", make_add2, "addition of 1-2 digit numbers, the quick demo task: 47+8=55"},
+    {"plus", make_plus, "the add task in words (fine-tuning demo): what is 305 plus 98? 403"},
     {"kv", make_kv, "key-value recall over 3-6 pairs: ab:123 xq:907 mt:044 ?xq=907"},
 };
 #define N_TASKS ((int)(sizeof tasks / sizeof tasks[0]))
@@ -96,7 +104,7 @@ int rt_synth_problems(const char *task_name, size_t n, const char *split, uint64
     const task *t = NULL;
     for (int i = 0; i < N_TASKS; i++)
         if (strcmp(tasks[i].name, task_name) == 0) t = &tasks[i];
-    if (!t) return rt_fail(err, "unknown task '%s' (tasks: arithmetic, add, add2, kv)", task_name);
+    if (!t) return rt_fail(err, "unknown task '%s' (tasks: arithmetic, add, add2, plus, kv)", task_name);
     int want_val;
     if (strcmp(split, "val") == 0)
         want_val = 1;

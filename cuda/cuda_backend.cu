@@ -214,6 +214,13 @@ static void cuda_upload_i32(rt_ctx *ctx, int32_t *dst, const int32_t *src, size_
     if (e != cudaSuccess) copy_failed(ctx, "upload_i32", e);
 }
 
+static void cuda_upload_bytes(rt_ctx *ctx, void *dst, const void *src, size_t bytes) {
+    cuda_state *st = cuda_of(ctx);
+    if (st->failed || bytes == 0) return;
+    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, st->stream);
+    if (e != cudaSuccess) copy_failed(ctx, "upload_bytes", e);
+}
+
 static void cuda_sync(rt_ctx *ctx) {
     cuda_state *st = cuda_of(ctx);
     cudaError_t e = cudaStreamSynchronize(st->stream);
@@ -318,6 +325,9 @@ static const rt_backend cuda_backend_table = {
     .rope_forward_at = cuda_rope_forward_at,
     .attention_forward_cached = cuda_attention_forward_cached,
     .kv_append = cuda_kv_append,
+    .upload_bytes = cuda_upload_bytes,
+    .nf4_dequantize = cuda_nf4_dequantize,
+    .dropout = cuda_dropout,
 };
 
 extern "C" const rt_backend *rt_backend_cuda(void) {

@@ -179,5 +179,9 @@ void cuda_attention_forward_cached(rt_ctx *ctx, void *out, const void *q, const 
                                    int cache_stride_T);
 void cuda_kv_append(rt_ctx *ctx, void *cache, const void *x, int B, int T, int KVH, int D, int pos0,
                     int cache_stride_T);
+// Fine-tuning (finetune_ops.cu).
+void cuda_nf4_dequantize(rt_ctx *ctx, void *out, const uint8_t *codes, const float *absmax,
+                         const int8_t *absmax_q, const float *absmax_scale, float absmax_offset, size_t n);
+void cuda_dropout(rt_ctx *ctx, void *out, const void *x, size_t n, float p, uint64_t seed);
 
 #endif

@@ -13,3 +13,9 @@ rt_script_test(synth_torch check_synth.py)
 rt_script_test(distill_torch check_distill.py)
 # Generation with the KV cache: cached logits and rt_generate against the whole-sequence forward.
 rt_check_test(test_kv_cache ${CMAKE_CURRENT_SOURCE_DIR}/test_kv_cache.c)
+# LoRA / QLoRA: NF4 against a PyTorch reference of the algorithm, the adapted layers' forward and backward
+# against PyTorch, step 0 equal to the base, a frozen base; the CLI: finetune, resume, merge, refusals.
+add_executable(lora_harness ${CMAKE_CURRENT_SOURCE_DIR}/lora_harness.c)
+target_link_libraries(lora_harness PRIVATE retort_core)
+rt_script_test(lora_torch check_lora_torch.py $<TARGET_FILE:lora_harness>)
+rt_script_test(finetune_cli check_finetune.py)

@@ -69,14 +69,15 @@ static void assert_same_config(const rt_config *a, const rt_config *b, const cha
 
 START_TEST(test_schema_table) {
     static const char *const sections[] = {"run.",        "model.",  "data.",  "train.",
-                                           "checkpoint.", "system.", "synth.", "distill."};
+                                           "checkpoint.", "system.", "synth.", "distill.",
+                                           "finetune.",   "lora.",   "qlora."};
     ck_assert_int_gt(rt_config_schema_len, 0);
     int last_section = 0;
     for (int i = 0; i < rt_config_schema_len; i++) {
         const rt_cfg_key *k = &rt_config_schema[i];
         ck_assert_ptr_nonnull(k->path);
         int s = -1;
-        for (int j = 0; j < 8; j++)
+        for (int j = 0; j < 11; j++)
             if (strncmp(k->path, sections[j], strlen(sections[j])) == 0) s = j;
         ck_assert_msg(s >= last_section, "%s: rows are grouped by section in order", k->path);
         last_section = s;
@@ -182,6 +183,15 @@ static void assert_brief_defaults(const rt_config *c) {
     ck_assert(c->distill.alpha == 0.5);
     ck_assert(c->distill.beta == 0.5);
     ck_assert_str_eq(c->distill.topk_tail, "bucket");
+    ck_assert_str_eq(c->finetune.base, "");
+    ck_assert_str_eq(c->finetune.method, "lora");
+    ck_assert_int_eq(c->lora.rank, 8);
+    ck_assert(c->lora.alpha == 16.0);
+    ck_assert(c->lora.dropout == 0.0);
+    ck_assert_str_eq(c->lora.targets, "q,k,v,o,gate,up,down");
+    ck_assert_int_eq(c->lora.rslora, 0);
+    ck_assert_str_eq(c->qlora.layers, "targets");
+    ck_assert_int_eq(c->qlora.double_quant, 1);
 }
 
 START_TEST(test_defaults) {
@@ -190,7 +200,7 @@ START_TEST(test_defaults) {
     memset(&cfg, 0x5a, sizeof cfg);
     rt_config_defaults(&cfg);
     assert_brief_defaults(&cfg);
-    ck_assert_int_eq(rt_config_schema_len, 59); // one row per field listed above
+    ck_assert_int_eq(rt_config_schema_len, 68); // one row per field listed above
     ck_assert_msg(rt_config_validate(&cfg, &err) == 0, "%s", err.msg);
     // every schema default is accepted by its own key, and is in its range
     for (int i = 0; i < rt_config_schema_len; i++) {

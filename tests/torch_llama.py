@@ -90,21 +90,26 @@ class Llama(torch.nn.Module):
                     s = std / math.sqrt(2 * self.L) if ("attn_output" in name or "ffn_down" in name) else std
                     t.copy_(torch.randn(t.shape, generator=g, dtype=t.dtype) * s)
 
+    def linear(self, name, x, layer, site):
+        """x @ W^T for the projection `name` (site q, k, v, o, gate, up, down or head of `layer`, -1 for the
+        head): the hook LoRA references override."""
+        return x @ self.p(name).T
+
     def forward(self, tokens):
         B, T = tokens.shape
         x = F.embedding(tokens, self.p("token_embd.weight"))
         for l in range(self.L):
             pre = f"blk.{l}."
             h = rmsnorm(x, self.p(pre + "attn_norm.weight"), self.eps)
-            q = (h @ self.p(pre + "attn_q.weight").T).view(B, T, self.H, self.D)
-            k = (h @ self.p(pre + "attn_k.weight").T).view(B, T, self.KVH, self.D)
-            v = (h @ self.p(pre + "attn_v.weight").T).view(B, T, self.KVH, self.D)
+            q = self.linear(pre + "attn_q.weight", h, l, "q").view(B, T, self.H, self.D)
+            k = self.linear(pre + "attn_k.weight", h, l, "k").view(B, T, self.KVH, self.D)
+            v = self.linear(pre + "attn_v.weight", h, l, "v").view(B, T, self.KVH, self.D)
             q, k = rope(q, self.cos, self.sin), rope(k, self.cos, self.sin)
-            x = x + attention(q, k, v, self.H, self.KVH) @ self.p(pre + "attn_output.weight").T
+            x = x + self.linear(pre + "attn_output.weight", attention(q, k, v, self.H, self.KVH), l, "o")
             h = rmsnorm(x, self.p(pre + "ffn_norm.weight"), self.eps)
-            g = h @ self.p(pre + "ffn_gate.weight").T
-            u = h @ self.p(pre + "ffn_up.weight").T
-            x = x + (F.silu(g) * u) @ self.p(pre + "ffn_down.weight").T
+            g = self.linear(pre + "ffn_gate.weight", h, l, "gate")
+            u = self.linear(pre + "ffn_up.weight", h, l, "up")
+            x = x + self.linear(pre + "ffn_down.weight", F.silu(g) * u, l, "down")
         x = rmsnorm(x, self.p("output_norm.weight"), self.eps)
-        head = self.p("token_embd.weight") if self.tied else self.p("output.weight")
-        return x @ head.T  # [B, T, V]
+        head = "token_embd.weight" if self.tied else "output.weight"
+        return self.linear(head, x, -1, "head")  # [B, T, V]

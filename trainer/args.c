@@ -83,7 +83,16 @@ int rt_config_from_args(int argc, char **argv, const char *const *value_opts, rt
             if (takes_value(argv[i], value_opts)) i++;
             continue;
         }
-        if (i != path_at && rt_config_apply_override(cfg, argv[i], err)) return 2;
+        if (i == path_at) continue;
+        if (strncmp(argv[i], "base=", 5) == 0) { // the shorthand of finetune.base
+            char assign[RT_PATH_MAX + 32];
+            if (strlen(argv[i]) >= RT_PATH_MAX)
+                return rt_fail(err, "base: the path is longer than %d bytes", RT_PATH_MAX - 1), 2;
+            snprintf(assign, sizeof assign, "finetune.%s", argv[i]);
+            if (rt_config_apply_override(cfg, assign, err)) return 2;
+        } else if (rt_config_apply_override(cfg, argv[i], err)) {
+            return 2;
+        }
     }
     if (rt_config_validate(cfg, err)) return rt_fail_wrap(err, "%s", *config_path), 2;
     return 0;

@@ -22,5 +22,5 @@ static void print_help(void) {
 }
 
 int rt_cmd_distill(int argc, char **argv) {
-    return rt_train_main(argc, argv, 1, print_help);
+    return rt_train_main(argc, argv, RT_RUN_DISTILL, print_help);
 }

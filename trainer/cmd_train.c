@@ -19,5 +19,5 @@ static void print_help(void) {
 }
 
 int rt_cmd_train(int argc, char **argv) {
-    return rt_train_main(argc, argv, 0, print_help);
+    return rt_train_main(argc, argv, RT_RUN_TRAIN, print_help);
 }

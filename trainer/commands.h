@@ -10,6 +10,8 @@ int rt_cmd_inspect(int argc, char **argv);
 int rt_cmd_data(int argc, char **argv);
 int rt_cmd_synth(int argc, char **argv);
 int rt_cmd_distill(int argc, char **argv);
+int rt_cmd_finetune(int argc, char **argv);
+int rt_cmd_merge(int argc, char **argv);
 
 // Print "retort <cmd>: error: <msg>" to stderr.
 void rt_cli_error(const char *cmd, const char *msg);

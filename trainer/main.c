@@ -20,6 +20,8 @@ static const command commands[] = {
     {"synth", rt_cmd_synth, "a teacher answers prompts: the dataset a student distills from"},
     {"distill", rt_cmd_distill,
      "train a student from a teacher (its answers, top-k log-probs or live logits)"},
+    {"finetune", rt_cmd_finetune, "LoRA, QLoRA (NF4 base) or full fine-tuning of a checkpoint"},
+    {"merge", rt_cmd_merge, "fold LoRA adapters into their base: a full checkpoint"},
     {"generate", rt_cmd_generate, "sample text from a checkpoint"},
     {"eval", rt_cmd_eval, "loss, perplexity and task exact-match of checkpoints"},
     {"inspect", rt_cmd_inspect, "show what a checkpoint or dataset holds"},

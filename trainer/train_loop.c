@@ -1,7 +1,8 @@
 // The one training loop of `retort train` and `retort distill`: micro-batches -> forward/backward ->
 // (allreduce) -> clip + AdamW -> report, evaluate, checkpoint. Pretraining, full fine-tuning and
 // distillation differ only in the loss of a micro-batch (distill.c).
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 // realpath, sigaction
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "commands.h"
 #include "config.h"
 #include "dataset.h"
+#include "finetune.h"
 #include "generate.h"
 #include "metrics.h"
 #include "model.h"
@@ -82,7 +84,19 @@ static int resume_from_checkpoint(train_run *r, rt_error *err) {
     if (rc == 0 && ck.state.world_size != r->comm.world)
         rc = rt_fail(err, "%s was written by %lld ranks, this run has %d", path,
                      (long long)ck.state.world_size, r->comm.world);
-    if (rc == 0)
+    int adapters = r->lora.freeze_base;
+    if (rc == 0 && adapters != (ck.n_lora > 0))
+        rc = rt_fail(err, "%s is %s checkpoint, but this run trains %s", path,
+                     ck.n_lora > 0 ? "an adapter" : "a full", adapters ? "adapters" : "every weight");
+    if (rc == 0 && adapters && strcmp(ck.base_hash, r->base_hash) != 0)
+        rc = rt_fail(err,
+                     "%s adapts the base %s (hash %s), but finetune.base %s has hash %s: resume needs the "
+                     "base the adapters were trained on",
+                     path, ck.base, ck.base_hash, r->base_path, r->base_hash);
+    if (rc == 0 && adapters)
+        rc = rt_model_import_adapters(&r->model, ck.lora, ck.n_lora, ck.adam_m, ck.adam_v, ck.n_optim, path,
+                                      err);
+    else if (rc == 0)
         rc = rt_model_import_tensors(&r->model, ck.model, ck.n_model, ck.adam_m, ck.adam_v, ck.n_optim, path,
                                      err);
     if (rc == 0) rc = rt_batcher_seek(&r->batcher, ck.state.data_epoch, ck.state.data_index, err);
@@ -109,8 +123,15 @@ static int save_checkpoint(train_run *r, rt_error *err) {
     if (rt_model_export_tensors(&r->model, &w, &m, &v, &n, err)) return -1;
     rt_ckpt ck;
     memset(&ck, 0, sizeof ck);
-    ck.model = w;
-    ck.n_model = n;
+    if (r->lora.freeze_base) { // an adapter checkpoint: the base stays where it is
+        ck.lora = w;
+        ck.n_lora = n;
+        snprintf(ck.base, sizeof ck.base, "%s", r->base_path);
+        snprintf(ck.base_hash, sizeof ck.base_hash, "%s", r->base_hash);
+    } else {
+        ck.model = w;
+        ck.n_model = n;
+    }
     ck.adam_m = m;
     ck.adam_v = v;
     ck.n_optim = n;
@@ -141,6 +162,50 @@ static int save_checkpoint(train_run *r, rt_error *err) {
     return rc;
 }
 
+// finetune: the base's model section becomes the run's (a fine-tune cannot change the architecture), and
+// its resolved path and hash are what adapter checkpoints record.
+static int read_base(train_run *r, rt_error *err) {
+    rt_config *c = &r->cfg;
+    if (!c->finetune.base[0]) // a config that cannot work: a usage error
+        return rt_fail(err, "finetune.base is empty: name the checkpoint to fine-tune (base=PATH)"), -2;
+    char *resolved = realpath(c->finetune.base, NULL);
+    if (!resolved) return rt_fail(err, "finetune.base %s: %s", c->finetune.base, strerror(errno));
+    int fits = strlen(resolved) < sizeof r->base_path;
+    if (fits) snprintf(r->base_path, sizeof r->base_path, "%s", resolved);
+    free(resolved);
+    if (!fits) return rt_fail(err, "finetune.base %s: the resolved path is too long", c->finetune.base);
+    rt_ckpt base;
+    rt_config base_cfg;
+    if (rt_finetune_read_base(r->base_path, NULL, "finetune.base", &base, &base_cfg, r->base_hash, err))
+        return -1;
+    rt_ckpt_free(&base);
+    if (!model_sections_equal(&base_cfg, c))
+        fprintf(stderr, "note: the model section comes from the base %s\n", r->base_path);
+    c->model = base_cfg.model;
+    if (c->data.seq_len > c->model.max_seq_len)
+        return rt_fail(err, "data.seq_len %d exceeds the base's model.max_seq_len %d", c->data.seq_len,
+                       c->model.max_seq_len);
+    if (rt_lora_spec_from_config(c, &r->lora, err)) return -1;
+    return 0;
+}
+
+// The base's weights into the model (the checkpoint is read again: holding it through setup would keep a
+// full-precision copy of the base in memory beside its NF4 form); fresh adapters unless resuming.
+static int load_base(train_run *r, int init_adapters, rt_error *err) {
+    rt_ckpt base;
+    rt_config base_cfg;
+    char hash[17];
+    if (rt_finetune_read_base(r->base_path, r->base_hash, "finetune.base", &base, &base_cfg, hash, err))
+        return -1;
+    int rc = rt_model_import_tensors(&r->model, base.model, base.n_model, NULL, NULL, 0, r->base_path, err);
+    rt_ckpt_free(&base);
+    if (rc == 0 && init_adapters) rc = rt_model_init_adapters(&r->model, (uint64_t)r->cfg.run.seed, err);
+    if (rc == 0)
+        fprintf(stderr, "finetune: %s from %s (hash %s)%s\n", r->cfg.finetune.method, r->base_path,
+                r->base_hash, r->lora.rank ? "" : ", every weight trains");
+    return rc;
+}
+
 static int setup(train_run *r, rt_error *err) {
     rt_config *c = &r->cfg;
     if (rt_comm_single_init(&r->comm, err)) return -1;
@@ -150,6 +215,8 @@ static int setup(train_run *r, rt_error *err) {
                        "run.out_dir %s already holds checkpoints: pass --resume to continue that run, or "
                        "choose another run.out_dir",
                        c->run.out_dir);
+    int rc_base = r->finetune ? read_base(r, err) : 0;
+    if (rc_base) return rc_base;
     char *yaml = rt_config_to_yaml(c);
     if (!yaml) return rt_fail(err, "out of memory");
     char path[RT_PATH_MAX + 32];
@@ -182,7 +249,7 @@ static int setup(train_run *r, rt_error *err) {
     r->ctx_ok = 1;
     rt_model_dims dims = rt_model_dims_from_config(c);
     int B = c->train.batch_size, T = c->data.seq_len;
-    if (rt_model_create(&r->model, &dims, &r->ctx, B, T, 1, err)) return -1;
+    if (rt_model_create_adapted(&r->model, &dims, &r->lora, &r->ctx, B, T, 1, err)) return -1;
     size_t step_ids = (size_t)c->train.grad_accum * (size_t)B * (size_t)T;
     r->tokens = rt_malloc(step_ids * sizeof(int32_t), "batch", err);
     r->targets = rt_malloc(step_ids * sizeof(int32_t), "batch", err);
@@ -191,12 +258,13 @@ static int setup(train_run *r, rt_error *err) {
     r->oc = rt_adamw_config_from(c);
     memset(&r->state, 0, sizeof r->state);
     rt_rng_seed(&r->rng, rt_seed_mix((uint64_t)c->run.seed, 0x7261696eULL));
-    if (r->resume && latest_exists(c->run.out_dir)) {
+    int resuming = r->resume && latest_exists(c->run.out_dir);
+    if (r->resume && !resuming)
+        fprintf(stderr, "note: --resume found no checkpoint in %s; starting from step 0\n", c->run.out_dir);
+    if (r->finetune && load_base(r, !resuming, err)) return -1;
+    if (resuming) {
         if (resume_from_checkpoint(r, err)) return -1;
-    } else {
-        if (r->resume)
-            fprintf(stderr, "note: --resume found no checkpoint in %s; starting from step 0\n",
-                    c->run.out_dir);
+    } else if (!r->finetune) {
         if (rt_model_init_weights(&r->model, (uint64_t)c->run.seed, (float)c->model.init_std, err)) return -1;
     }
     if (rt_metrics_open(&r->metrics, c->run.out_dir, err)) return -1;
@@ -205,11 +273,19 @@ static int setup(train_run *r, rt_error *err) {
     r->peak_flops = rt_measure_matmul_peak(&r->ctx, peak_n);
     if (r->ctx.be->check(&r->ctx, err)) return -1;
     const rt_model_memory *mem = &r->model.memory;
-    fprintf(stderr,
-            "memory: parameters %.1f MiB, gradients %.1f MiB, optimizer %.1f MiB, activations %.1f MiB "
-            "(batch %d x %d)\n",
-            mem->parameters / 1048576.0, mem->gradients / 1048576.0, mem->optimizer / 1048576.0,
-            mem->activations / 1048576.0, B, T);
+    if (r->lora.freeze_base)
+        fprintf(stderr,
+                "memory: base %.2f MiB (%s), adapters %.2f MiB, gradients %.2f MiB, optimizer %.2f MiB, "
+                "activations %.1f MiB (batch %d x %d)\n",
+                mem->base / 1048576.0, r->lora.nf4_sites ? "NF4 where quantized" : rt_dtype_name(r->ctx.act),
+                mem->parameters / 1048576.0, mem->gradients / 1048576.0, mem->optimizer / 1048576.0,
+                mem->activations / 1048576.0, B, T);
+    else
+        fprintf(stderr,
+                "memory: parameters %.1f MiB, gradients %.1f MiB, optimizer %.1f MiB, activations %.1f MiB "
+                "(batch %d x %d)\n",
+                mem->parameters / 1048576.0, mem->gradients / 1048576.0, mem->optimizer / 1048576.0,
+                mem->activations / 1048576.0, B, T);
     fprintf(stderr,
             "model: %zu parameters, %.1f MFLOP per training token | backend %s (%s, %d threads) | measured "
             "matmul peak %.1f GFLOP/s\n",
@@ -241,8 +317,12 @@ static int train_step(train_run *r, double *loss, rt_error *err) {
     int soft = r->distill && r->kd.mode != RT_DISTILL_SEQUENCE;
     double alpha = r->kd.kd.alpha, t2 = (double)r->kd.kd.temperature * r->kd.kd.temperature;
     rt_model_zero_grad(m);
+    m->dropout_on = 1; // adapter dropout, masks seeded by (run.seed, step, micro-batch, layer, site)
+    m->dropout_run_seed = (uint64_t)r->cfg.run.seed;
+    m->dropout_step = r->state.step;
     for (int micro = 0; micro < accum; micro++) {
         const int32_t *tok = r->tokens + micro * micro_ids, *tgt = r->targets + micro * micro_ids;
+        m->dropout_micro = micro;
         if (soft) { // the student's logits, then the fused distillation loss in their place
             if (rt_model_forward(m, tok, NULL, B, T, 1.0f, err) ||
                 rt_distill_micro(r, tok, tgt, r->positions + micro * micro_ids, grad_scale, err))
@@ -256,6 +336,7 @@ static int train_step(train_run *r, double *loss, rt_error *err) {
         kd_sum += kd;
         loss_sum += soft ? (1.0 - alpha) * ce + alpha * t2 * kd : ce;
     }
+    m->dropout_on = 0;
     for (int i = 0; i < m->n_params; i++) {
         rt_param *p = &m->params[i];
         if (p->grad && r->comm.allreduce_sum(&r->comm, &r->ctx, p->grad, r->ctx.act, p->n, err)) return -1;
@@ -367,14 +448,15 @@ static void cleanup(train_run *r) {
     free(r->val_mask);
 }
 
-int rt_train_main(int argc, char **argv, int distill, void (*print_help)(void)) {
+int rt_train_main(int argc, char **argv, rt_run_kind kind, void (*print_help)(void)) {
     if (rt_arg_wants_help(argc, argv)) {
         print_help();
         return 0;
     }
     static train_run run; // large (the config holds paths); static keeps it off the stack
     memset(&run, 0, sizeof run);
-    run.distill = distill;
+    run.distill = kind == RT_RUN_DISTILL;
+    run.finetune = kind == RT_RUN_FINETUNE;
     rt_error err = {{0}};
     int rc = parse_args(&run, argc, argv, &err);
     if (rc) {

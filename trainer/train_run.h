@@ -10,6 +10,7 @@
 #include "comm.h"
 #include "config.h"
 #include "dataset.h"
+#include "lora.h"
 #include "metrics.h"
 #include "model.h"
 #include "optimizer.h"
@@ -37,11 +38,18 @@ typedef struct rt_distill_state {
     double teacher_flops_per_token; // online: the teacher's forward, for MFU
 } rt_distill_state;
 
+// Which command runs the loop.
+typedef enum rt_run_kind { RT_RUN_TRAIN = 0, RT_RUN_DISTILL = 1, RT_RUN_FINETUNE = 2 } rt_run_kind;
+
 typedef struct train_run {
     rt_config cfg;
     int resume;
-    int64_t stop_after; // 0 = run to train.steps
-    int distill;        // `retort distill`
+    int64_t stop_after;          // 0 = run to train.steps
+    int distill;                 // `retort distill`
+    int finetune;                // `retort finetune`: starts from finetune.base
+    rt_lora_spec lora;           // finetune: adapters and what is frozen (rank 0, nothing frozen: full)
+    char base_path[RT_PATH_MAX]; // finetune: the base, resolved, and its content hash
+    char base_hash[17];
     rt_ctx ctx;
     int ctx_ok;
     rt_model model;
@@ -61,8 +69,8 @@ typedef struct train_run {
     double ce_sum, kd_sum; // the last step's loss parts (distillation), summed over counted targets
 } train_run;
 
-// `retort train` and `retort distill`: parse, set up, train, report. distill selects the distillation loss.
-int rt_train_main(int argc, char **argv, int distill, void (*print_help)(void));
+// `retort train`, `retort distill` and `retort finetune`: parse, set up, train, report.
+int rt_train_main(int argc, char **argv, rt_run_kind kind, void (*print_help)(void));
 
 // Distillation (distill.c): checks the config against the teacher and the data and builds what the mode
 // needs (-2: a config that cannot work, a usage error; -1: a runtime failure); the loss of one

@@ -148,4 +148,7 @@ const rt_backend rt_backend_cpu = {
     .rope_forward_at = cpu_rope_forward_at,
     .attention_forward_cached = cpu_attention_forward_cached,
     .kv_append = cpu_kv_append,
+    .upload_bytes = cpu_upload_bytes,
+    .nf4_dequantize = cpu_nf4_dequantize,
+    .dropout = cpu_dropout,
 };

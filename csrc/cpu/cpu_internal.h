@@ -142,5 +142,9 @@ void cpu_attention_forward_cached(rt_ctx *ctx, void *out, const void *q, const v
                                   int cache_stride_T);
 void cpu_kv_append(rt_ctx *ctx, void *cache, const void *x, int B, int T, int KVH, int D, int pos0,
                    int cache_stride_T);
+void cpu_upload_bytes(rt_ctx *ctx, void *dst, const void *src, size_t bytes);
+void cpu_nf4_dequantize(rt_ctx *ctx, void *out, const uint8_t *codes, const float *absmax,
+                        const int8_t *absmax_q, const float *absmax_scale, float absmax_offset, size_t n);
+void cpu_dropout(rt_ctx *ctx, void *out, const void *x, size_t n, float p, uint64_t seed);
 
 #endif

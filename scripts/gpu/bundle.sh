@@ -21,7 +21,7 @@ out=$root/gpu-bundle
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib"
 bins=("$build/retort")
-for t in test_cuda_ops test_cuda_model test_ops test_gradcheck model_harness; do
+for t in test_cuda_ops test_cuda_model test_cuda_kv test_cuda_lora test_ops test_gradcheck model_harness; do
     [[ -x "$build/tests/$t" ]] && bins+=("$build/tests/$t")
 done
 cp "${bins[@]}" "$out/bin/"

@@ -28,7 +28,7 @@ export RETORT_BIN=$bundle/bin/retort RT_SOURCE_DIR=$root RT_PYTHON=$python OMP_N
 } | tee "$out/env.txt"
 status=0
 if [[ "$what" == tests || "$what" == all ]]; then
-    for t in test_cuda_ops test_cuda_model; do
+    for t in test_cuda_ops test_cuda_model test_cuda_kv test_cuda_lora; do
         echo "== $t" | tee -a "$out/tests.log"
         (cd /tmp && CK_DEFAULT_TIMEOUT=600 "$bundle/bin/$t") 2>&1 | tee -a "$out/tests.log"
         rc=${PIPESTATUS[0]}

@@ -1,0 +1,35 @@
+// Fine-tuning ops of the CPU backend: the NF4 dequantization of a QLoRA base and the LoRA input dropout.
+#include <string.h>
+
+#include "cpu_internal.h"
+#include "dropout_hash.h"
+#include "nf4.h"
+
+void cpu_upload_bytes(rt_ctx *ctx, void *dst, const void *src, size_t bytes) {
+    memcpy(dst, src, bytes);
+}
+
+// One block of 64 weights per iteration, so each reads its scale once.
+void cpu_nf4_dequantize(rt_ctx *ctx, void *out, const uint8_t *codes, const float *absmax,
+                        const int8_t *absmax_q, const float *absmax_scale, float absmax_offset, size_t n) {
+    float *o = out;
+    size_t n_blocks = (n + RT_NF4_BLOCK - 1) / RT_NF4_BLOCK;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, n / 4))
+    for (size_t b = 0; b < n_blocks; b++) {
+        float s = rt_nf4_block_scale(absmax, absmax_q, absmax_scale, absmax_offset, b);
+        size_t lo = b * RT_NF4_BLOCK, hi = lo + RT_NF4_BLOCK < n ? lo + RT_NF4_BLOCK : n;
+        for (size_t i = lo; i < hi; i++) {
+            uint8_t byte = codes[i / 2];
+            o[i] = rt_nf4_code[i % 2 == 0 ? byte >> 4 : byte & 15] * s;
+        }
+    }
+}
+
+void cpu_dropout(rt_ctx *ctx, void *out, const void *x, size_t n, float p, uint64_t seed) {
+    float *o = out;
+    const float *in = x;
+    uint64_t threshold = rt_dropout_threshold(p);
+    float keep_scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, n / 4))
+    for (size_t i = 0; i < n; i++) o[i] = rt_dropout_bits(seed, i) >= threshold ? in[i] * keep_scale : 0.0f;
+}
