@@ -2,7 +2,8 @@
 # The whole distillation flow on the embedded default configs, in about ten minutes on 2 cores: install
 # what is missing, build, make a synthetic addition corpus, train a teacher (trainer/configs/tiny.yaml),
 # let it answer problems with its top-k log-probs kept (retort synth), train a student with a seventh of its
-# parameters on them (retort distill, trainer/configs/distill.yaml), and compare the two (retort eval).
+# parameters on them (retort distill, trainer/configs/distill.yaml), and compare the two (retort eval); then
+# teach the teacher a new format with LoRA (retort finetune, trainer/configs/lora.yaml), before and after.
 #   RT_DEMO_RUN=dir   where the runs go (default runs/demo)
 #   RT_DEMO_QUICK=1   a minute-long smoke run of the same flow (few steps and prompts: the numbers mean little)
 #   extra arguments   overrides for the teacher's training, e.g. train.steps=500 for a quicker look
@@ -17,12 +18,15 @@ run=${RT_DEMO_RUN:-runs/demo}
 mkdir -p data
 [[ -f data/train.h5 ]] || $retort data synth --task add --n 40000 --split train --seed 1 --out data/train.h5
 [[ -f data/val.h5 ]] || $retort data synth --task add --n 1000 --split val --seed 2 --out data/val.h5
+[[ -f data/plus_train.h5 ]] || $retort data synth --task plus --n 20000 --split train --seed 3 --out data/plus_train.h5
+[[ -f data/plus_val.h5 ]] || $retort data synth --task plus --n 500 --split val --seed 4 --out data/plus_val.h5
 
-teacher_quick=() synth_quick=() student_quick=() limit=500
+teacher_quick=() synth_quick=() student_quick=() lora_quick=() limit=500
 if [[ "${RT_DEMO_QUICK:-0}" == 1 ]]; then
     teacher_quick=(train.steps=150 train.warmup_steps=10 train.eval_every=0)
     synth_quick=(synth.n_prompts=1000 synth.chunk=500)
     student_quick=(train.steps=60 train.warmup_steps=5)
+    lora_quick=(train.steps=40 train.warmup_steps=5 train.eval_every=0)
     limit=100
 fi
 
@@ -45,6 +49,11 @@ $retort eval --compare "$run/teacher/ckpt-latest.h5" "$run/student/ckpt-latest.h
 for p in "12+34=" "305+98=" "7+7="; do
     $retort generate "$run/student/ckpt-latest.h5" --prompt "$p" --max-tokens 8 --temperature 0
 done
+echo "== 5. LoRA: the teacher learns the same sums asked in words (\"what is 305 plus 98? \")"
+$retort finetune trainer/configs/lora.yaml base="$run/teacher/ckpt-latest.h5" run.out_dir="$run/lora" "${lora_quick[@]}"
+echo "before (the base) and after (base + adapters, $(du -h "$run/lora/ckpt-latest.h5" | cut -f1) of adapters):"
+$retort eval "$run/teacher/ckpt-latest.h5" "$run/lora/ckpt-latest.h5" --data data/plus_val.h5 --limit "$limit"
+$retort generate "$run/lora/ckpt-latest.h5" --prompt "what is 305 plus 98? " --max-tokens 8 --temperature 0
 if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
     /usr/bin/python3 scripts/plot_metrics "$run/student/metrics.jsonl" --out "$run/student/metrics.png" &&
         echo "curves: $run/student/metrics.png"

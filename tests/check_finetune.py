@@ -140,6 +140,10 @@ def main():
     if len(ta) != 2 * 7 * 2:
         failures.append(f"lora: {len(ta)} adapter tensors, expected 28 (q,k,v,o,gate,up,down x 2 layers)")
     check_adapter_file(os.path.join(a, "ckpt-latest.h5"), base, "lora")
+    p = run(["inspect", os.path.join(a, "ckpt-latest.h5"), "--json"], what="inspect an adapter checkpoint")
+    info = json.loads(p.stdout) if p.returncode == 0 else {}
+    if info.get("adapter", {}).get("base") != os.path.realpath(base) or len(info.get("tensors", [])) != 28:
+        failures.append(f"inspect: adapter {info.get('adapter')} with {len(info.get('tensors', []))} tensors")
     after = tensors(base, "model")
     if any(not np.array_equal(base_before[k], after[k]) for k in base_before):
         failures.append("the base checkpoint changed")

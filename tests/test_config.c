@@ -684,7 +684,8 @@ END_TEST
 
 // Every config shipped in trainer/configs loads and validates.
 START_TEST(test_shipped_configs) {
-    static const char *const names[] = {"tiny.yaml", "distill.yaml", "gpu_teacher.yaml", "gpu_distill.yaml"};
+    static const char *const names[] = {"tiny.yaml",        "distill.yaml", "gpu_teacher.yaml",
+                                        "gpu_distill.yaml", "lora.yaml",    "qlora.yaml"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[2048];
         snprintf(path, sizeof path, "%s/trainer/configs/%s", rt_test_env("RT_SOURCE_DIR"), names[i]);

@@ -149,11 +149,14 @@ static void ckpt_text(const char *path, const rt_ckpt *c, long long version, con
         printf("  %.*s\n", len, p);
         p += len + (nl ? 1 : 0);
     }
-    printf("\ntensors\n  %-32s %-14s %10s %11s %11s %11s %11s\n", "name", "shape", "elements", "L2", "min",
-           "max", "mean|x|");
+    if (c->n_lora > 0)
+        printf("\nadapters (LoRA; the weights are those of the base)\n  base %s\n  base hash %s\n", c->base,
+               c->base_hash);
+    printf("\ntensors%s\n  %-32s %-14s %10s %11s %11s %11s %11s\n", c->n_lora > 0 ? " (/lora)" : "", "name",
+           "shape", "elements", "L2", "min", "max", "mean|x|");
     size_t total = 0;
-    for (int i = 0; i < c->n_model; i++) {
-        const rt_named_tensor *t = &c->model[i];
+    for (int i = 0; i < c->n_model + c->n_lora; i++) {
+        const rt_named_tensor *t = i < c->n_model ? &c->model[i] : &c->lora[i - c->n_model];
         tensor_stats st = stats_of(t);
         char shape[80];
         shape_text(t, shape, sizeof shape);
@@ -164,7 +167,7 @@ static void ckpt_text(const char *path, const rt_ckpt *c, long long version, con
                    st.nonfinite);
         total += st.n;
     }
-    printf("  total: %zu parameters in %d tensors (%.2f MiB fp32)\n\n", total, c->n_model,
+    printf("  total: %zu parameters in %d tensors (%.2f MiB fp32)\n\n", total, c->n_model + c->n_lora,
            (double)total * 4 / (1 << 20));
     if (c->n_optim) {
         size_t n = moment_elements(c);
@@ -197,10 +200,17 @@ static void ckpt_json(const char *path, const rt_ckpt *c, long long version, con
     printf(", \"vocab_size\": %d, \"bos_id\": %d, \"eos_id\": %d, \"pad_id\": %d},\n \"config_yaml\": ",
            c->tokenizer.vocab_size, c->tokenizer.bos_id, c->tokenizer.eos_id, c->tokenizer.pad_id);
     json_cstr(c->config_yaml);
+    if (c->n_lora > 0) {
+        printf(",\n \"adapter\": {\"base\": ");
+        json_cstr(c->base);
+        printf(", \"base_hash\": ");
+        json_cstr(c->base_hash);
+        printf("}");
+    }
     printf(",\n \"tensors\": [");
     size_t total = 0;
-    for (int i = 0; i < c->n_model; i++) {
-        const rt_named_tensor *t = &c->model[i];
+    for (int i = 0; i < c->n_model + c->n_lora; i++) {
+        const rt_named_tensor *t = i < c->n_model ? &c->model[i] : &c->lora[i - c->n_model];
         tensor_stats st = stats_of(t);
         printf("%s\n  {\"name\": ", i ? "," : "");
         json_cstr(t->name);
