@@ -51,7 +51,7 @@ for p in "12+34=" "305+98=" "7+7="; do
 done
 echo "== 5. LoRA: the teacher learns the same sums asked in words (\"what is 305 plus 98? \")"
 $retort finetune trainer/configs/lora.yaml base="$run/teacher/ckpt-latest.h5" run.out_dir="$run/lora" "${lora_quick[@]}"
-echo "before (the base) and after (base + adapters, $(du -h "$run/lora/ckpt-latest.h5" | cut -f1) of adapters):"
+echo "before (the base) and after (base + adapters, $(du -hL "$run/lora/ckpt-latest.h5" | cut -f1) of adapters):"
 $retort eval "$run/teacher/ckpt-latest.h5" "$run/lora/ckpt-latest.h5" --data data/plus_val.h5 --limit "$limit"
 $retort generate "$run/lora/ckpt-latest.h5" --prompt "what is 305 plus 98? " --max-tokens 8 --temperature 0
 if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then

@@ -128,11 +128,14 @@ def check_nf4(harness, work):
 def dropout_keep(seed, n, p):
     """rt_dropout_bits(seed, i) >= p * 2^32 for i in [0, n) (csrc/dropout_hash.h)."""
     with np.errstate(over="ignore"):
-        i = np.arange(n, dtype=np.uint64)
-        z = np.uint64(seed) + (i + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        bits = (z ^ (z >> np.uint64(31))) >> np.uint64(32)
+        seed = np.uint64(seed)
+        h = np.arange(n, dtype=np.uint64).astype(np.uint32) * np.uint32(0x9E3779B1) + \
+            np.uint32(int((seed ^ (seed >> np.uint64(32))) & np.uint64(0xFFFFFFFF)))
+        h ^= h >> np.uint32(16)
+        h *= np.uint32(0x85EBCA6B)
+        h ^= h >> np.uint32(13)
+        h *= np.uint32(0xC2B2AE35)
+        bits = (h ^ (h >> np.uint32(16))).astype(np.uint64)
     return bits >= np.uint64(int(float(np.float32(p)) * 4294967296.0))
 
 
