@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
 # Installs what retort needs from Debian packages, only what is missing. Idempotent.
 #   scripts/bootstrap.sh          build and run (compiler, cmake, HDF5, libyaml, OpenBLAS, OpenMP)
-#   scripts/bootstrap.sh test     also what the tests need (Check, PyTorch, h5py, numpy, matplotlib)
+#   scripts/bootstrap.sh test     also what the tests need (Check, PyTorch, h5py, numpy, matplotlib) and,
+#                                 from PyPI into .pydeps/, the real clients of the exported files (gguf)
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -euo pipefail
 
 build_pkgs=(build-essential cmake ninja-build pkg-config libhdf5-dev libyaml-dev libopenblas-openmp-dev)
-test_pkgs=(check libsubunit-dev clang-format python3 python3-torch python3-h5py python3-numpy python3-matplotlib)
+test_pkgs=(check libsubunit-dev clang-format python3 python3-torch python3-h5py python3-numpy python3-matplotlib
+           python3-pip python3-yaml python3-tqdm python3-requests)
+# PyPI packages the tests load exported files with (not in Debian), pinned; installed with --no-deps since
+# their dependencies are the Debian packages above
+pypi_pkgs=(gguf==0.19.0)
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+pypi() {
+    [[ "${1:-}" == "test" ]] || return 0
+    if ! PYTHONPATH="$root/.pydeps" /usr/bin/python3 -c "import gguf" 2>/dev/null; then
+        echo "bootstrap: installing ${pypi_pkgs[*]} into $root/.pydeps" >&2
+        /usr/bin/python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --target "$root/.pydeps" "${pypi_pkgs[@]}"
+    fi
+}
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "test" ]]; then want+=("${test_pkgs[@]}"); fi
@@ -15,7 +29,10 @@ missing=()
 for p in "${want[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then missing+=("$p"); fi
 done
-if [[ ${#missing[@]} -eq 0 ]]; then exit 0; fi
+if [[ ${#missing[@]} -eq 0 ]]; then
+    pypi "${1:-}"
+    exit 0
+fi
 
 cmd=(apt-get install -y --no-install-recommends "${missing[@]}")
 if [[ $(id -u) -ne 0 ]]; then
@@ -27,3 +44,4 @@ echo "bootstrap: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 "${cmd[@]}" >/dev/null
+pypi "${1:-}"

@@ -453,6 +453,13 @@ int rt_cmd_inspect(int argc, char **argv) {
         rt_cli_error("inspect", "expected a file (usage: retort inspect FILE [--json])");
         return 2;
     }
+    char magic[4] = {0};
+    FILE *probe = fopen(path, "rb");
+    if (probe) {
+        size_t got = fread(magic, 1, 4, probe);
+        fclose(probe);
+        if (got == 4 && memcmp(magic, "GGUF", 4) == 0) return rt_inspect_gguf(path, json);
+    }
     rt_error err;
     char *format = NULL, producer[256];
     long long version = 0;

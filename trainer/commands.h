@@ -12,6 +12,9 @@ int rt_cmd_synth(int argc, char **argv);
 int rt_cmd_distill(int argc, char **argv);
 int rt_cmd_finetune(int argc, char **argv);
 int rt_cmd_merge(int argc, char **argv);
+int rt_cmd_export(int argc, char **argv);
+// retort inspect on a GGUF file (inspect_gguf.c).
+int rt_inspect_gguf(const char *path, int json);
 
 // Print "retort <cmd>: error: <msg>" to stderr.
 void rt_cli_error(const char *cmd, const char *msg);

@@ -45,5 +45,8 @@ if [[ "$what" == bench || "$what" == all ]]; then
     RT_BENCH_RETORT=$RETORT_BIN bench/gpu_train.sh 2>&1 | tee "$out/bench.log"
     [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
     cp bench/results/gpu_train.jsonl "$out/" 2>/dev/null || true
+    RT_BENCH_RETORT=$RETORT_BIN bench/gpu_finetune.sh 2>&1 | tee "$out/bench_finetune.log"
+    [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+    cp bench/results/gpu_finetune.jsonl "$out/" 2>/dev/null || true
 fi
 exit $status
