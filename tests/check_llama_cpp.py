@@ -1,5 +1,6 @@
 """retort's GGUF files in llama.cpp itself (llama-cpp-python, installed by scripts/bootstrap.sh into .pydeps):
-- every type loads; the byte tokenizer gives token id == byte value after BOS for a fixed prompt;
+- every type loads; the byte tokenizer gives token id == byte value after BOS for UTF-8 texts (spaces, tabs,
+  newlines, accents, an emoji), and detokenizes them back;
 - llama.cpp's logits for the prompt match the model's forward (tests/torch_llama.py on the checkpoint's
   weights in float64, the reference retort's forward is checked against in model_torch) within each type's
   noise (llama.cpp keeps its KV cache in F16);
@@ -87,9 +88,13 @@ def main():
         path = os.path.join(work, f"m_{t}.gguf")
         run(["export", ckpt, "--format", "gguf", "--type", t, "--out", path], what=f"export {t}")
         llm = llama(path)
-        got_tokens = llm.tokenize(PROMPT.encode(), add_bos=True, special=False)
-        if got_tokens != tokens:
-            failures.append(f"{t}: llama.cpp tokenizes {PROMPT!r} as {got_tokens}, retort as {tokens}")
+        # any valid UTF-8 text is BOS + its bytes in both (llama.cpp's tokenizer takes text: bytes that are not
+        # UTF-8 become U+FFFD there, so only text is compared)
+        for text in (PROMPT, "what is 305 plus 98? ", "a\nb\tc  d", "\u00e9 \u00fc \U0001f600", "ab:123 ?xq="):
+            want = [256] + list(text.encode())
+            got_tokens = llm.tokenize(text.encode(), add_bos=True, special=False)
+            if got_tokens != want or llm.detokenize(got_tokens[1:]) != text.encode():
+                failures.append(f"{t}: llama.cpp tokenizes {text!r} as {got_tokens}, retort as {want}")
         got = cpp_logits(llm, tokens)
         err = np.abs(got - ref).max()
         print(f"{t}: max |llama.cpp - reference| logit = {err:.4f} (allowed {atol})")
