@@ -104,14 +104,20 @@ static const char *const block_order[] = {"attn_norm.weight", "attn_q.weight",  
                                           "attn_v.weight",    "attn_output.weight", "ffn_norm.weight",
                                           "ffn_gate.weight",  "ffn_up.weight",      "ffn_down.weight"};
 
-// Q and K rows permuted (K with the kv heads); a copy the caller frees, or NULL when nothing changes.
-static float *rope_rows(const rt_named_tensor *t, const rt_config *cfg, rt_error *err, int *failed) {
-    const char *dot = strrchr(t->name, '.');
-    int is_q = dot && strstr(t->name, ".attn_q.weight") != NULL,
-        is_k = strstr(t->name, ".attn_k.weight") != NULL;
+// The heads whose rows llama.cpp's RoPE needs permuted for the weight `name` (or an adapter of it):
+// n_heads for attn_q, n_kv_heads for attn_k, 0 for every other tensor.
+static int rope_heads(const char *name, const rt_config *cfg) {
+    if (strstr(name, ".attn_q.weight")) return cfg->model.n_heads;
+    if (strstr(name, ".attn_k.weight")) return cfg->model.n_kv_heads;
+    return 0;
+}
+
+// The rows of t permuted for `heads` heads; a copy the caller frees, or NULL when heads is 0.
+static float *rope_rows(const rt_named_tensor *t, const rt_config *cfg, int heads, rt_error *err,
+                        int *failed) {
     *failed = 0;
-    if (!is_q && !is_k) return NULL;
-    int hd = cfg->model.dim / cfg->model.n_heads, heads = is_q ? cfg->model.n_heads : cfg->model.n_kv_heads;
+    if (heads == 0) return NULL;
+    int hd = cfg->model.dim / cfg->model.n_heads;
     if (t->ndim != 2 || t->shape[0] != (int64_t)heads * hd) {
         *failed = 1;
         rt_fail(err, "%s has %lld rows, expected %d heads x %d", t->name, (long long)t->shape[0], heads, hd);
@@ -129,7 +135,7 @@ static float *rope_rows(const rt_named_tensor *t, const rt_config *cfg, rt_error
 static int add_weight(rt_gguf_writer *w, const rt_named_tensor *t, const rt_config *cfg, int type,
                       rt_gguf_export_report *rep, rt_error *err) {
     int failed;
-    float *perm = rope_rows(t, cfg, err, &failed);
+    float *perm = rope_rows(t, cfg, rope_heads(t->name, cfg), err, &failed);
     if (failed) return -1;
     const float *data = perm ? perm : t->data;
     int use = t->ndim == 1 ? RT_GGML_F32 : type;
@@ -227,15 +233,10 @@ int rt_gguf_export_adapter(const rt_named_tensor *adapters, int n, const rt_conf
     int rc = 0;
     for (int i = 0; rc == 0 && i < n; i++) {
         const rt_named_tensor *t = &adapters[i];
-        float *perm = NULL;
-        if (strstr(t->name, ".lora_b") && (strstr(t->name, ".attn_q.") || strstr(t->name, ".attn_k."))) {
-            rt_named_tensor rows = *t; // B's rows are the output rows of Q or K: permute them like the weight
-            snprintf(rows.name, sizeof rows.name, "%s",
-                     strstr(t->name, ".attn_q.") ? "x.attn_q.weight" : "x.attn_k.weight");
-            int failed;
-            perm = rope_rows(&rows, cfg, err, &failed);
-            if (failed) rc = -1;
-        }
+        // B's rows are the output rows of Q or K: permuted like the weight's (A is unchanged)
+        int failed, heads = strstr(t->name, ".lora_b") ? rope_heads(t->name, cfg) : 0;
+        float *perm = rope_rows(t, cfg, heads, err, &failed);
+        if (failed) rc = -1;
         if (rc == 0)
             rc = rt_gguf_add_tensor(&w, t->name, RT_GGML_F32, perm ? perm : t->data, t->shape[0], t->shape[1],
                                     err);

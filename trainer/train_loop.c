@@ -174,11 +174,10 @@ static int read_base(train_run *r, rt_error *err) {
     if (fits) snprintf(r->base_path, sizeof r->base_path, "%s", resolved);
     free(resolved);
     if (!fits) return rt_fail(err, "finetune.base %s: the resolved path is too long", c->finetune.base);
-    rt_ckpt base;
     rt_config base_cfg;
-    if (rt_finetune_read_base(r->base_path, NULL, "finetune.base", &base, &base_cfg, r->base_hash, err))
+    if (rt_finetune_read_base(r->base_path, NULL, "finetune.base", &r->base, &base_cfg, r->base_hash, err))
         return -1;
-    rt_ckpt_free(&base);
+    r->has_base = 1; // held until load_base puts its weights into the model
     if (!model_sections_equal(&base_cfg, c))
         fprintf(stderr, "note: the model section comes from the base %s\n", r->base_path);
     c->model = base_cfg.model;
@@ -189,16 +188,13 @@ static int read_base(train_run *r, rt_error *err) {
     return 0;
 }
 
-// The base's weights into the model (the checkpoint is read again: holding it through setup would keep a
-// full-precision copy of the base in memory beside its NF4 form); fresh adapters unless resuming.
+// The base's weights into the model (quantized to NF4 where the spec says), then its host copy is
+// released; fresh adapters unless resuming.
 static int load_base(train_run *r, int init_adapters, rt_error *err) {
-    rt_ckpt base;
-    rt_config base_cfg;
-    char hash[17];
-    if (rt_finetune_read_base(r->base_path, r->base_hash, "finetune.base", &base, &base_cfg, hash, err))
-        return -1;
-    int rc = rt_model_import_tensors(&r->model, base.model, base.n_model, NULL, NULL, 0, r->base_path, err);
-    rt_ckpt_free(&base);
+    int rc =
+        rt_model_import_tensors(&r->model, r->base.model, r->base.n_model, NULL, NULL, 0, r->base_path, err);
+    rt_ckpt_free(&r->base);
+    r->has_base = 0;
     if (rc == 0 && init_adapters) rc = rt_model_init_adapters(&r->model, (uint64_t)r->cfg.run.seed, err);
     if (rc == 0)
         fprintf(stderr, "finetune: %s from %s (hash %s)%s\n", r->cfg.finetune.method, r->base_path,
@@ -434,6 +430,7 @@ static int train_loop(train_run *r, rt_error *err) {
 }
 
 static void cleanup(train_run *r) {
+    if (r->has_base) rt_ckpt_free(&r->base);
     rt_metrics_close(&r->metrics);
     if (r->model.ctx) rt_model_free(&r->model);
     if (r->ctx_ok) r->ctx.be->ctx_free(&r->ctx);

@@ -50,6 +50,8 @@ typedef struct train_run {
     rt_lora_spec lora;           // finetune: adapters and what is frozen (rank 0, nothing frozen: full)
     char base_path[RT_PATH_MAX]; // finetune: the base, resolved, and its content hash
     char base_hash[17];
+    rt_ckpt base; // finetune: the base checkpoint, from read_base until its weights are in the model
+    int has_base;
     rt_ctx ctx;
     int ctx_ok;
     rt_model model;
