@@ -19,27 +19,6 @@ void rt_gguf_permute_rope_rows(const float *w, float *out, int heads, int hd, in
         }
 }
 
-// UTF-8 of GPT-2's bytes_to_unicode(b): printable bytes map to themselves, the other 68 to U+0100 + n in
-// order.
-static void byte_token(int b, char out[4]) {
-    int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-    unsigned cp = (unsigned)b;
-    if (!printable) {
-        int n = 0;
-        for (int x = 0; x < b; x++)
-            n += !((x >= 0x21 && x <= 0x7E) || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE && x <= 0xFF));
-        cp = 256u + (unsigned)n;
-    }
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        out[1] = '\0';
-    } else {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        out[2] = '\0';
-    }
-}
-
 static int add_tokenizer(rt_gguf_writer *w, int V, rt_error *err) {
     char(*text)[24] = calloc((size_t)V, sizeof *text);
     const char **tokens = calloc((size_t)V, sizeof *tokens);
@@ -52,7 +31,7 @@ static int add_tokenizer(rt_gguf_writer *w, int V, rt_error *err) {
     }
     for (int i = 0; i < V; i++) {
         if (i < 256) {
-            byte_token(i, text[i]);
+            rt_tok_byte_unicode(i, text[i]);
             types[i] = 1; // NORMAL: token id == byte value
         } else if (i == RT_TOK_BOS || i == RT_TOK_EOS || i == RT_TOK_PAD) {
             snprintf(text[i], sizeof text[i], "%s",

@@ -41,3 +41,24 @@ const char *rt_tok_piece(int32_t id, char buf[16]) {
         snprintf(buf, 16, "<%d>", (int)id);
     return buf;
 }
+
+// UTF-8 of GPT-2's bytes_to_unicode(b): printable bytes map to themselves, the other 68 to U+0100 + n in
+// order.
+void rt_tok_byte_unicode(int b, char out[4]) {
+    int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    unsigned cp = (unsigned)b;
+    if (!printable) {
+        int n = 0;
+        for (int x = 0; x < b; x++)
+            n += !((x >= 0x21 && x <= 0x7E) || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE && x <= 0xFF));
+        cp = 256u + (unsigned)n;
+    }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        out[1] = '\0';
+    } else {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        out[2] = '\0';
+    }
+}

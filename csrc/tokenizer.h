@@ -21,4 +21,9 @@ size_t rt_tok_decode(const int32_t *ids, size_t n, char *out);
 // Printable name of one token: the byte itself, "\n" escapes, or "<bos>", "<eos>", "<pad>".
 const char *rt_tok_piece(int32_t id, char buf[16]);
 
+// GPT-2's byte-to-unicode form of byte b (0..255) as NUL-terminated UTF-8: printable bytes are
+// themselves, the other 68 map to U+0100 + n in order. The token text byte-level BPE vocabularies use
+// (GGUF's gpt2 tokenizer, Hugging Face tokenizer.json).
+void rt_tok_byte_unicode(int b, char out[4]);
+
 #endif

@@ -1,6 +1,6 @@
-// retort export CKPT --format gguf [--type T] --out FILE [--lora-adapter]: a checkpoint as a file llama.cpp
-// loads. An adapter checkpoint is merged into its base first, or with --lora-adapter written alone as a
-// llama.cpp LoRA adapter (--lora).
+// retort export CKPT --format gguf|onnx ...: a checkpoint as a file llama.cpp loads (GGUF) or a folder
+// onnxruntime and onnxruntime-genai load (ONNX). An adapter checkpoint is merged into its base first, or
+// for GGUF with --lora-adapter written alone as a llama.cpp LoRA adapter (--lora).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,31 +13,60 @@
 #include "gguf_export.h"
 #include "lora.h"
 #include "model.h"
+#include "onnx_export.h"
 #include "runtime.h"
 
 static void print_help(void) {
     printf(
-        "usage: retort export CHECKPOINT --format gguf --out FILE [--type TYPE] [--lora-adapter]\n\n"
-        "Writes the model as a GGUF v3 file for llama.cpp (and Ollama, LM Studio): llama metadata, the byte\n"
+        "usage: retort export CHECKPOINT --format gguf --out FILE [--type TYPE] [--lora-adapter]\n"
+        "       retort export CHECKPOINT --format onnx --out FOLDER [--precision P] [--external-data]\n\n"
+        "gguf: a GGUF v3 file for llama.cpp (and Ollama, LM Studio): llama metadata, the byte\n"
         "vocabulary as a gpt2 tokenizer with empty merges, the Q/K rows permuted for llama.cpp's RoPE, tied\n"
         "embeddings as no output.weight. An adapter checkpoint (LoRA / QLoRA) is merged into its base "
         "first.\n"
-        "  --format gguf     the format (gguf)\n"
+        "  --format F        gguf or onnx\n"
         "  --type TYPE       f32, f16, bf16, q8_0, q4_0 or q6_k for the matrices (default f16); norms stay\n"
         "                    f32, and a matrix whose rows do not split into the type's blocks (32, or 256\n"
         "                    for q6_k) is written as q8_0, or f16\n"
         "  --lora-adapter    from an adapter checkpoint, write only the adapters as a llama.cpp LoRA GGUF\n"
         "                    (load with llama.cpp --lora FILE next to the base exported alone)\n"
-        "  --out FILE        the file written (atomically)\n");
+        "  --out FILE        the file written (atomically)\n\n"
+        "onnx: a folder for onnxruntime and onnxruntime-genai (Foundry Local): model.onnx, a decoder from\n"
+        "input_ids to logits with a KV cache (past_key_values.N.key/value -> present.N.key/value), IR 10 /\n"
+        "opset 21 (onnxruntime >= 1.18), plus genai_config.json and the tokenizer files (tokenizer.json,\n"
+        "tokenizer_config.json, special_tokens_map.json). The folder is replaced whole, and only if it "
+        "holds\n"
+        "nothing but such files.\n"
+        "  --precision P     fp32 (default), fp16 (weights, inputs and outputs; norms and softmax in fp32)\n"
+        "                    or int4 (com.microsoft MatMulNBits, blocks of 32 with zero points; fp32 I/O)\n"
+        "  --external-data   weights in model.onnx.data (automatic when the model would pass 2 GiB)\n"
+        "  --out FOLDER      the folder written\n");
 }
 
-static int export_gguf(const char *path, const char *out, int type, int adapter_only, rt_error *err) {
+typedef struct export_job {
+    int onnx;
+    int type;         // gguf: rt_ggml_type
+    int adapter_only; // gguf: --lora-adapter
+    rt_onnx_export_opts onnx_opts;
+} export_job;
+
+static int export_weights(const export_job *job, const rt_named_tensor *w, int n, const rt_config *cfg,
+                          const char *path, const char *out, rt_gguf_export_report *rep,
+                          rt_onnx_export_report *orep, rt_error *err) {
+    if (job->onnx) return rt_onnx_export_model(w, n, cfg, &job->onnx_opts, out, orep, err);
+    return rt_gguf_export_model(w, n, cfg, job->type, path, out, rep, err);
+}
+
+static int export_ckpt(const char *path, const char *out, const export_job *job, rt_error *err) {
+    int type = job->type, adapter_only = job->adapter_only;
     rt_ckpt ck;
     rt_config cfg;
     if (rt_ckpt_read(path, 0, &ck, err)) return 1;
     int rc = rt_runtime_parse_ckpt_config(path, ck.config_yaml, &cfg, err);
     rt_gguf_export_report rep;
+    rt_onnx_export_report orep;
     memset(&rep, 0, sizeof rep);
+    memset(&orep, 0, sizeof orep);
     if (rc == 0 && adapter_only) {
         rt_lora_spec spec;
         if (ck.n_lora == 0)
@@ -60,12 +89,18 @@ static int export_gguf(const char *path, const char *out, int type, int adapter_
             rc = rt_finetune_merge(&ck, &cfg, &base, &merged, &n, &merged_cfg, err);
             rt_ckpt_free(&base);
         }
-        if (rc == 0) rc = rt_gguf_export_model(merged, n, &merged_cfg, type, path, out, &rep, err);
+        if (rc == 0) rc = export_weights(job, merged, n, &merged_cfg, path, out, &rep, &orep, err);
         rt_model_free_host_tensors(merged, n);
     } else if (rc == 0) {
-        rc = rt_gguf_export_model(ck.model, ck.n_model, &cfg, type, path, out, &rep, err);
+        rc = export_weights(job, ck.model, ck.n_model, &cfg, path, out, &rep, &orep, err);
     }
-    if (rc == 0) {
+    if (rc == 0 && job->onnx) {
+        printf("wrote %s/: model.onnx (%s, %d nodes, %d initializers, %.2f MiB)", out,
+               rt_onnx_precision_name(job->onnx_opts.precision), orep.n_nodes, orep.n_initializers,
+               (double)orep.model_bytes / (1 << 20));
+        if (orep.data_bytes) printf(", model.onnx.data (%.2f MiB)", (double)orep.data_bytes / (1 << 20));
+        printf(", genai_config.json and the tokenizer files\n");
+    } else if (rc == 0) {
         printf("wrote %s: %d tensors, %.2f MiB of tensor data (%s)\n", out, rep.n_tensors,
                (double)rep.bytes / (1 << 20), adapter_only ? "LoRA adapter, f32" : rt_ggml_type_name(type));
         if (rep.n_fallback)
@@ -76,21 +111,28 @@ static int export_gguf(const char *path, const char *out, int type, int adapter_
     return rc ? 1 : 0;
 }
 
+static int usage_error(const char *argv0, rt_error *err) {
+    rt_cli_error(argv0, err->msg);
+    return 2;
+}
+
 int rt_cmd_export(int argc, char **argv) {
     if (rt_arg_wants_help(argc, argv)) {
         print_help();
         return 0;
     }
     rt_error err = {{0}};
-    const char *ckpt = NULL, *out = NULL, *format = NULL, *type_name = "f16";
-    int adapter_only = 0;
+    const char *ckpt = NULL, *out = NULL, *format = NULL, *type_name = NULL, *precision = NULL;
+    export_job job;
+    memset(&job, 0, sizeof job);
     for (int i = 1; i < argc;) {
         int got = 0;
         if ((got = rt_arg_value(argc, argv, &i, "--out", &out, &err))) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--format", &format, &err))) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--type", &type_name, &err))) {
-        } else if (strcmp(argv[i], "--lora-adapter") == 0) {
-            adapter_only = 1;
+        } else if ((got = rt_arg_value(argc, argv, &i, "--precision", &precision, &err))) {
+        } else if (strcmp(argv[i], "--lora-adapter") == 0 || strcmp(argv[i], "--external-data") == 0) {
+            *(argv[i][2] == 'l' ? &job.adapter_only : &job.onnx_opts.external_data) = 1;
             i++;
             got = 1;
         } else if (argv[i][0] == '-') {
@@ -102,27 +144,39 @@ int rt_cmd_export(int argc, char **argv) {
             rt_fail(&err, "one checkpoint at a time (got %s and %s)", ckpt, argv[i]);
             got = -1;
         }
-        if (got < 0) {
-            rt_cli_error(argv[0], err.msg);
-            return 2;
-        }
+        if (got < 0) return usage_error(argv[0], &err);
     }
     if (!ckpt || !out || !format) {
-        rt_cli_error(argv[0], "usage: retort export CHECKPOINT --format gguf --out FILE [--type TYPE]");
-        return 2;
+        rt_fail(&err, "usage: retort export CHECKPOINT --format gguf|onnx --out PATH (see --help)");
+        return usage_error(argv[0], &err);
     }
-    if (strcmp(format, "gguf") != 0) {
-        rt_fail(&err, "--format %s: expected gguf", format);
-        rt_cli_error(argv[0], err.msg);
-        return 2;
+    job.onnx = strcmp(format, "onnx") == 0;
+    if (!job.onnx && strcmp(format, "gguf") != 0) {
+        rt_fail(&err, "--format %s: expected gguf or onnx", format);
+        return usage_error(argv[0], &err);
     }
-    int type = rt_ggml_type_from_name(type_name);
-    if (type < 0) {
+    if (job.onnx && (type_name || job.adapter_only)) {
+        rt_fail(&err, "%s is for --format gguf; ONNX takes --precision fp32|fp16|int4",
+                type_name ? "--type" : "--lora-adapter");
+        return usage_error(argv[0], &err);
+    }
+    if (!job.onnx && (precision || job.onnx_opts.external_data)) {
+        rt_fail(&err, "%s is for --format onnx; GGUF takes --type",
+                precision ? "--precision" : "--external-data");
+        return usage_error(argv[0], &err);
+    }
+    if (job.onnx) {
+        job.onnx_opts.precision = rt_onnx_precision_from_name(precision ? precision : "fp32");
+        job.onnx_opts.source = ckpt;
+        if (job.onnx_opts.precision < 0) {
+            rt_fail(&err, "--precision %s: expected fp32, fp16 or int4", precision);
+            return usage_error(argv[0], &err);
+        }
+    } else if ((job.type = rt_ggml_type_from_name(type_name ? type_name : "f16")) < 0) {
         rt_fail(&err, "--type %s: expected f32, f16, bf16, q8_0, q4_0 or q6_k", type_name);
-        rt_cli_error(argv[0], err.msg);
-        return 2;
+        return usage_error(argv[0], &err);
     }
-    int rc = export_gguf(ckpt, out, type, adapter_only, &err);
+    int rc = export_ckpt(ckpt, out, &job, &err);
     if (rc) rt_cli_error(argv[0], err.msg);
     return rc;
 }

@@ -1,0 +1,24 @@
+// Shared by the ONNX export's files: the decoder graph (onnx_decoder.c) and the folder around it
+// (onnx_export.c).
+#ifndef RT_ONNX_EXPORT_INTERNAL_H
+#define RT_ONNX_EXPORT_INTERNAL_H
+
+#include "onnx_export.h"
+#include "onnx_graph.h"
+
+typedef struct rt_onnx_decoder {
+    rt_onnx_graph *g;
+    const rt_config *cfg;
+    const rt_named_tensor *weights;
+    int n_weights;
+    int precision;
+    int io; // element type of the graph's float inputs and outputs (logits, KV cache): FLOAT or FLOAT16
+    int H, KVH, G, hd, L;
+    float *rope_tables; // cos and sin caches [T_max, hd] each, owned by the graph's initializers
+    rt_error *err;
+} rt_onnx_decoder;
+
+// Adds the whole decoder to d->g: inputs, weights, nodes, outputs.
+int rt_onnx_build_decoder(rt_onnx_decoder *d);
+
+#endif
