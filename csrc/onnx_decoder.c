@@ -156,7 +156,7 @@ static void constants(rt_onnx_decoder *d) {
     rt_onnx_const_i64(g, "const.axis_1", &ax1, 1, 0);
     rt_onnx_const_i64(g, "const.axes_1_2", ax12, 2, 0);
     int64_t tile[4] = {1, 1, d->G, 1};
-    rt_onnx_const_i64(g, "const.tile_groups", tile, 4, 0);
+    if (d->G > 1) rt_onnx_const_i64(g, "const.tile_groups", tile, 4, 0);
     int64_t q_shape[4] = {0, 0, d->H, d->hd}, kv_shape[4] = {0, 0, d->KVH, d->hd};
     int64_t grouped[4] = {0, d->KVH, -1, d->hd}, ungrouped[4] = {0, d->H, -1, d->hd},
             merged[3] = {0, 0, (int64_t)d->H * d->hd};

@@ -1,35 +1,55 @@
 #!/usr/bin/env bash
 # Installs what retort needs from Debian packages, only what is missing. Idempotent.
 #   scripts/bootstrap.sh          build and run (compiler, cmake, HDF5, libyaml, OpenBLAS, OpenMP)
-#   scripts/bootstrap.sh test     also what the tests need (Check, PyTorch, h5py, numpy, matplotlib) and,
-#                                 from PyPI into .pydeps/, the real clients of the exported files (gguf,
-#                                 and llama-cpp-python, which PyPI has as source only: a one-time build of
-#                                 llama.cpp, several minutes on 2 cores; pip caches the wheel)
+#   scripts/bootstrap.sh runtimes also the runtimes the exports run in (what the demo's last step uses):
+#                                 Debian's python3 and numpy and, from PyPI into .pydeps/, gguf and
+#                                 llama-cpp-python (source only on PyPI: a one-time build of llama.cpp,
+#                                 several minutes on 2 cores; pip caches the wheel), onnx, onnxruntime and
+#                                 onnxruntime-genai (wheels)
+#   scripts/bootstrap.sh test     also what the tests need (Check, clang-format, PyTorch, h5py, matplotlib)
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -euo pipefail
 
 build_pkgs=(build-essential cmake ninja-build pkg-config libhdf5-dev libyaml-dev libopenblas-openmp-dev)
-test_pkgs=(check libsubunit-dev clang-format python3 python3-torch python3-h5py python3-numpy python3-matplotlib
-           python3-pip python3-yaml python3-tqdm python3-requests python3-jinja2 python3-diskcache
-           python3-typing-extensions)
+runtime_pkgs=(python3 python3-numpy python3-pip python3-yaml python3-tqdm python3-requests python3-jinja2
+              python3-diskcache python3-typing-extensions)
+test_pkgs=(check libsubunit-dev clang-format python3-torch python3-h5py python3-matplotlib)
 # PyPI packages the tests load exported files with (not in Debian), pinned; installed with --no-deps since
 # their dependencies are the Debian packages above
-pypi_pkgs=(gguf==0.19.0 llama-cpp-python==0.3.36)
+# their dependencies are the Debian packages above. onnx needs newer protobuf, ml_dtypes (the last release
+# built for numpy 1.x) and typing_extensions than Debian 12 has: those come from PyPI too, into .pydeps only.
+llama_pkgs=(gguf==0.19.0 llama-cpp-python==0.3.36)
+onnx_pkgs=(onnx==1.23.2 protobuf==6.33.0 ml_dtypes==0.5.1 typing_extensions==4.12.2 onnxruntime==1.31.1
+           onnxruntime-genai==0.18.0)
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-pypi() {
-    [[ "${1:-}" == "test" ]] || return 0
-    if ! PYTHONPATH="$root/.pydeps" /usr/bin/python3 -c "import gguf, llama_cpp" 2>/dev/null; then
-        echo "bootstrap: installing ${pypi_pkgs[*]} into $root/.pydeps" >&2
+pip_into_pydeps() { # MODULES PACKAGES...: installs the packages unless every module already imports
+    local modules=$1
+    shift
+    if ! PYTHONPATH="$root/.pydeps" /usr/bin/python3 -c "import $modules" 2>/dev/null; then
+        echo "bootstrap: installing $* into $root/.pydeps" >&2
         # llama.cpp for any x86-64 CPU, without its tools, tests and OpenMP
         CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_OPENMP=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF" \
             CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) /usr/bin/python3 -m pip install --quiet --disable-pip-version-check \
-            --root-user-action=ignore --no-deps --upgrade --target "$root/.pydeps" "${pypi_pkgs[@]}"
+            --root-user-action=ignore --no-deps --upgrade --target "$root/.pydeps" "$@"
     fi
 }
 
-want=("${build_pkgs[@]}")
-if [[ "${1:-}" == "test" ]]; then want+=("${test_pkgs[@]}"); fi
+pypi() {
+    [[ "${1:-}" == "test" || "${1:-}" == "runtimes" ]] || return 0
+    pip_into_pydeps "gguf, llama_cpp" "${llama_pkgs[@]}"
+    pip_into_pydeps "onnx, onnxruntime, onnxruntime_genai" "${onnx_pkgs[@]}"
+}
+
+case "${1:-}" in
+"") want=("${build_pkgs[@]}") ;;
+runtimes) want=("${build_pkgs[@]}" "${runtime_pkgs[@]}") ;;
+test) want=("${build_pkgs[@]}" "${runtime_pkgs[@]}" "${test_pkgs[@]}") ;;
+*)
+    echo "usage: scripts/bootstrap.sh [runtimes|test]" >&2
+    exit 2
+    ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do

@@ -4,14 +4,15 @@
 # let it answer problems with its top-k log-probs kept (retort synth), train a student with a seventh of its
 # parameters on them (retort distill, trainer/configs/distill.yaml), and compare the two (retort eval); then
 # teach the teacher a new format with LoRA (retort finetune, trainer/configs/lora.yaml), before and after;
-# last, export the student to GGUF and run it in llama.cpp (retort export).
+# last, export the student to GGUF and ONNX and run a prompt through llama.cpp and onnxruntime-genai
+# (retort export; the runtimes are installed from PyPI into .pydeps/ by scripts/bootstrap.sh runtimes).
 #   RT_DEMO_RUN=dir   where the runs go (default runs/demo)
 #   RT_DEMO_QUICK=1   a minute-long smoke run of the same flow (few steps and prompts: the numbers mean little)
 #   extra arguments   overrides for the teacher's training, e.g. train.steps=500 for a quicker look
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-./scripts/bootstrap.sh
+./scripts/bootstrap.sh runtimes
 ./scripts/build.sh
 retort=./build/retort
 run=${RT_DEMO_RUN:-runs/demo}
@@ -55,19 +56,28 @@ $retort finetune trainer/configs/lora.yaml base="$run/teacher/ckpt-latest.h5" ru
 echo "before (the base) and after (base + adapters, $(du -hL "$run/lora/ckpt-latest.h5" | cut -f1) of adapters):"
 $retort eval "$run/teacher/ckpt-latest.h5" "$run/lora/ckpt-latest.h5" --data data/plus_val.h5 --limit "$limit"
 $retort generate "$run/lora/ckpt-latest.h5" --prompt "what is 305 plus 98? " --max-tokens 8 --temperature 0
-echo "== 6. the student as a GGUF file for llama.cpp (q8_0), and one prompt through llama.cpp"
+echo "== 6. the student exported: GGUF (q8_0) for llama.cpp, ONNX (int4) for onnxruntime-genai, a prompt through each"
 $retort export "$run/student/ckpt-latest.h5" --format gguf --type q8_0 --out "$run/student-q8_0.gguf"
-if PYTHONPATH="$root/.pydeps" /usr/bin/python3 -c "import llama_cpp" 2>/dev/null; then
-    PYTHONPATH="$root/.pydeps" /usr/bin/python3 - "$run/student-q8_0.gguf" <<'PY'
+$retort export "$run/student/ckpt-latest.h5" --format onnx --precision int4 --out "$run/student-onnx"
+PYTHONPATH="$root/.pydeps" /usr/bin/python3 - "$run/student-q8_0.gguf" "$run/student-onnx" <<'PY'
 import sys
+import onnxruntime_genai as og
 from llama_cpp import Llama
+prompt = "305+98="
 llm = Llama(model_path=sys.argv[1], n_ctx=64, verbose=False, n_threads=2)
-out = llm("305+98=", max_tokens=8, temperature=0.0, top_k=1)
-print("llama.cpp:", "305+98=" + out["choices"][0]["text"])
+out = llm(prompt, max_tokens=8, temperature=0.0, top_k=1)
+print("llama.cpp:        ", prompt + out["choices"][0]["text"])
+model = og.Model(sys.argv[2])
+tok = og.Tokenizer(model)
+tok.update_options(add_special_tokens="true")  # BOS first, as retort starts every sequence
+params = og.GeneratorParams(model)
+params.set_search_options(max_length=24, do_sample=False)
+gen = og.Generator(model, params)
+gen.append_tokens(tok.encode(prompt))
+while not gen.is_done():
+    gen.generate_next_token()
+print("onnxruntime-genai:", tok.decode(gen.get_sequence(0)))
 PY
-else
-    echo "(llama-cpp-python is installed by ./scripts/test.sh into .pydeps; then this step runs the prompt)"
-fi
 if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
     /usr/bin/python3 scripts/plot_metrics "$run/student/metrics.jsonl" --out "$run/student/metrics.png" &&
         echo "curves: $run/student/metrics.png"

@@ -223,7 +223,7 @@ def main():
         check_model_file(mg, weights(merged), "f32", 0, "adapter checkpoint merged")
 
     # refusals and damaged files
-    run(["export", base, "--format", "onnx", "--out", os.path.join(work, "x")], expect=2, what="unknown format")
+    run(["export", base, "--format", "safetensors", "--out", os.path.join(work, "x")], expect=2, what="unknown format")
     run(["export", base, "--format", "gguf", "--type", "q3_k", "--out", os.path.join(work, "x")], expect=2,
         what="unknown type")
     run(["export", base, "--format", "gguf", "--lora-adapter", "--out", os.path.join(work, "x")], expect=1,
