@@ -213,15 +213,19 @@ static const rt_named_tensor *weight(rt_onnx_decoder *d, const char *name, int64
     int ok = cols ? t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols
                   : t->ndim == 1 && t->shape[0] == rows;
     if (!ok) {
-        rt_fail(d->err, "%s has shape [%lld%s%lld], expected [%lld%s%lld] from the config", name,
-                (long long)t->shape[0], t->ndim == 2 ? ", " : "", t->ndim == 2 ? (long long)t->shape[1] : 0LL,
-                (long long)rows, cols ? ", " : "", (long long)cols);
-        // the "%s%lld" pairs print nothing useful for vectors: say it plainly instead
-        if (!cols || t->ndim != 2)
-            rt_fail(d->err, "%s has %d dims and %lld rows, expected %s of %lld", name, t->ndim,
-                    (long long)t->shape[0], cols ? "a matrix" : "a vector", (long long)rows);
+        char got[64], want[64];
+        if (t->ndim == 2)
+            snprintf(got, sizeof got, "[%lld, %lld]", (long long)t->shape[0], (long long)t->shape[1]);
+        else
+            snprintf(got, sizeof got, "%d dims, [%lld, ...]", t->ndim, (long long)t->shape[0]);
+        if (cols)
+            snprintf(want, sizeof want, "[%lld, %lld]", (long long)rows, (long long)cols);
+        else
+            snprintf(want, sizeof want, "[%lld]", (long long)rows);
+        rt_fail(d->err, "%s has shape %s, expected %s from the checkpoint's model config", name, got, want);
         return NULL;
     }
+    d->n_used++;
     return t;
 }
 
@@ -359,5 +363,8 @@ int rt_onnx_build_decoder(rt_onnx_decoder *d) {
         linear(d, x, "output.weight", V, C, "logits");
     }
     if (g->oom) return rt_fail(d->err, "out of memory while building the ONNX graph");
+    if (d->n_used != d->n_weights) // nothing is dropped silently
+        return rt_fail(d->err, "the checkpoint holds %d tensors that are not part of a llama model",
+                       d->n_weights - d->n_used);
     return 0;
 }

@@ -65,7 +65,7 @@ void rt_onnx_quantize_int4(const float *w, int64_t N, int64_t K, uint8_t *packed
 
 static void text(rt_pb *b, const char *fmt, ...) RT_PRINTF(2, 3);
 static void text(rt_pb *b, const char *fmt, ...) {
-    char buf[512];
+    char buf[1024];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(buf, sizeof buf, fmt, ap);
@@ -308,6 +308,7 @@ int rt_onnx_export_model(const rt_named_tensor *weights, int n, const rt_config 
                        c->model.dim, c->model.n_heads, c->model.n_kv_heads);
     char tmp[4096], old[4096];
     size_t len = strlen(out_dir);
+    if (len == 0) return rt_fail(err, "--out is empty: give the folder to write");
     while (len > 1 && out_dir[len - 1] == '/') len--; // "out/" names the folder out
     if (len + 32 >= sizeof tmp) return rt_fail(err, "%s: path too long", out_dir);
     char target[4096];

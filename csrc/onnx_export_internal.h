@@ -14,7 +14,7 @@ typedef struct rt_onnx_decoder {
     int precision;
     int io; // element type of the graph's float inputs and outputs (logits, KV cache): FLOAT or FLOAT16
     int H, KVH, G, hd, L;
-    float *rope_tables; // cos and sin caches [T_max, hd] each, owned by the graph's initializers
+    int n_used; // checkpoint tensors the graph took
     rt_error *err;
 } rt_onnx_decoder;
 

@@ -332,7 +332,9 @@ int rt_onnx_write(rt_onnx_graph *g, const rt_onnx_model_info *info, const char *
     int oom = 0, n_ext = 0, external = data_mode == RT_ONNX_DATA_EXTERNAL;
     uint64_t data_bytes = 0;
     uint64_t graph_size = layout(g, graph_name, data_name, external, &data_bytes, &n_ext, &oom);
-    if (!external && graph_size + 4096 >= PB_MESSAGE_LIMIT) { // the model's other fields are far below 4096
+    uint64_t limit =
+        info->inline_limit ? info->inline_limit : PB_MESSAGE_LIMIT - 4096; // other fields: < 4 KiB
+    if (!external && graph_size >= limit) {
         external = 1;
         graph_size = layout(g, graph_name, data_name, external, &data_bytes, &n_ext, &oom);
     }

@@ -97,6 +97,7 @@ typedef struct rt_onnx_model_info {
     const char *doc;
     const char *const *meta; // key, value pairs
     int n_meta;
+    uint64_t inline_limit; // largest GraphProto kept inline under AUTO; 0: protobuf's 2 GiB (tests set less)
 } rt_onnx_model_info;
 
 enum { RT_ONNX_DATA_AUTO = 0, RT_ONNX_DATA_EXTERNAL = 1 };

@@ -64,7 +64,7 @@ import sys
 import onnxruntime_genai as og
 from llama_cpp import Llama
 prompt = "305+98="
-llm = Llama(model_path=sys.argv[1], n_ctx=64, verbose=False, n_threads=2)
+llm = Llama(model_path=sys.argv[1], n_ctx=0, verbose=False, n_threads=2)  # n_ctx 0: the model's own
 out = llm(prompt, max_tokens=8, temperature=0.0, top_k=1)
 print("llama.cpp:        ", prompt + out["choices"][0]["text"])
 model = og.Model(sys.argv[2])

@@ -8,3 +8,5 @@ rt_script_test(llama_cpp check_llama_cpp.py)
 # data, tokenizer, greedy text, adapter checkpoints, refused options.
 rt_script_test(onnx_runtime check_onnx.py)
 set_tests_properties(onnx_runtime PROPERTIES LABELS "script;sanitize")
+# The protobuf encoder against the encoding guide's bytes; inline weights or aligned external data.
+rt_check_test(test_onnx_writer ${CMAKE_CURRENT_SOURCE_DIR}/test_onnx_writer.c)
