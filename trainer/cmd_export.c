@@ -95,9 +95,10 @@ static int export_ckpt(const char *path, const char *out, const export_job *job,
         rc = export_weights(job, ck.model, ck.n_model, &cfg, path, out, &rep, &orep, err);
     }
     if (rc == 0 && job->onnx) {
-        printf("wrote %s/: model.onnx (%s, %d nodes, %d initializers, %.2f MiB)", out,
-               rt_onnx_precision_name(job->onnx_opts.precision), orep.n_nodes, orep.n_initializers,
-               (double)orep.model_bytes / (1 << 20));
+        size_t n = strlen(out);
+        printf("wrote %s%s: model.onnx (%s, %d nodes, %d initializers, %.2f MiB)", out,
+               n && out[n - 1] == '/' ? "" : "/", rt_onnx_precision_name(job->onnx_opts.precision),
+               orep.n_nodes, orep.n_initializers, (double)orep.model_bytes / (1 << 20));
         if (orep.data_bytes) printf(", model.onnx.data (%.2f MiB)", (double)orep.data_bytes / (1 << 20));
         printf(", genai_config.json and the tokenizer files\n");
     } else if (rc == 0) {
@@ -146,7 +147,7 @@ int rt_cmd_export(int argc, char **argv) {
         }
         if (got < 0) return usage_error(argv[0], &err);
     }
-    if (!ckpt || !out || !format) {
+    if (!ckpt || !out || !out[0] || !format) {
         rt_fail(&err, "usage: retort export CHECKPOINT --format gguf|onnx --out PATH (see --help)");
         return usage_error(argv[0], &err);
     }
