@@ -15,7 +15,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 n=${1:-20000}
 steps=${2:-4000}
-./scripts/bootstrap.sh >/dev/null
+./scripts/bootstrap.sh runtimes >/dev/null # python3 for the report
 ./scripts/build.sh >/dev/null
 retort=./build/retort
 work=${RT_BENCH_WORK:-$(mktemp -d)}

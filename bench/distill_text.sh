@@ -19,7 +19,7 @@ steps=${1:-2000}
 shift || true
 seeds=("$@")
 [[ ${#seeds[@]} -gt 0 ]] || seeds=(7 8 9)
-./scripts/bootstrap.sh >/dev/null
+./scripts/bootstrap.sh runtimes >/dev/null # python3 for the corpus and the table
 ./scripts/build.sh >/dev/null
 retort=./build/retort
 work=${RT_BENCH_WORK:-$(mktemp -d)}

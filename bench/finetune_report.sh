@@ -14,7 +14,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 steps=${1:-2000}
-./scripts/bootstrap.sh >/dev/null
+./scripts/bootstrap.sh runtimes >/dev/null # python3 for the report
 ./scripts/build.sh >/dev/null
 retort=$root/build/retort
 work=${RT_BENCH_WORK:-$(mktemp -d)}

@@ -1,6 +1,7 @@
 // The ONNX export folder (onnx_export.h): model.onnx (+ model.onnx.data), genai_config.json and the
 // Hugging Face tokenizer files onnxruntime-genai's tokenizer reads, written into a fresh folder and swapped
 // in whole.
+#define _POSIX_C_SOURCE 200809L // fsync, lstat, getpid
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -223,10 +224,12 @@ static int is_folder_file(const char *name) {
 // 1 when path is absent, 0 when it is a folder holding only export files, -1 (err set) otherwise.
 static int check_replaceable(const char *path, rt_error *err) {
     struct stat st;
-    if (stat(path, &st) != 0) {
+    if (lstat(path, &st) != 0) {
         if (errno == ENOENT) return 1;
         return rt_fail(err, "%s: %s", path, strerror(errno));
     }
+    if (S_ISLNK(st.st_mode)) // replacing it would move the link and empty the folder it points to
+        return rt_fail(err, "%s is a symbolic link: give the folder itself as --out", path);
     if (!S_ISDIR(st.st_mode))
         return rt_fail(err, "%s exists and is not a folder: an ONNX export is a folder (give another --out)",
                        path);

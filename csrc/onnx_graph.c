@@ -1,4 +1,5 @@
 // ONNX graph building and writing (onnx_graph.h). Field numbers are onnx.in.proto's (formats.md §7).
+#define _POSIX_C_SOURCE 200809L // fsync, lstat, getpid
 #include "onnx_graph.h"
 
 #include <errno.h>

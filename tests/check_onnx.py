@@ -248,6 +248,13 @@ def check_refusals(work, ckpt):
             what="export onto a file", expect_fail=True)
     if "not a folder" not in p.stderr:
         fail(f"export onto a file: {p.stderr.strip()!r}")
+    # a link to an export folder is not replaced (that would move the link and empty its target)
+    real = os.path.join(work, "gqa_fp32")
+    link = os.path.join(work, "link_to_export")
+    os.symlink(real, link)
+    p = run(["export", ckpt, "--format", "onnx", "--out", link], what="export onto a link", expect_fail=True)
+    if "symbolic link" not in p.stderr or not os.path.exists(os.path.join(real, "model.onnx")):
+        fail(f"export onto a link: {p.stderr.strip()!r}")
     leftovers = [f for f in os.listdir(work) if ".tmp." in f or ".old." in f]
     if leftovers:
         fail(f"export left {leftovers} behind")
