@@ -1,6 +1,6 @@
 // ggml encodings (ggml_quants.h), written from the block layouts in formats.md §2: ggml-quants.c's
-// reference quantizers for Q8_0 and Q4_0 (so the bytes match gguf-py's), and a max-based Q6_K (valid blocks;
-// the reference's weighted scale search is not reproduced).
+// reference quantizers for Q8_0 and Q4_0 (so the bytes match gguf-py's), and Q6_K with a weighted
+// least-squares search for each sub-block's scale, the method of ggml's reference quantizer.
 #include "ggml_quants.h"
 
 #include <math.h>
@@ -139,18 +139,44 @@ static int nearest_int(float f) {
     return (int)lrintf(f);
 }
 
+// The scale of n values quantized to integers in [-nmax, nmax - 1] that minimizes the squared error
+// weighted by x^2 (large weights matter most): for each of 19 candidate grids around -nmax / max, the
+// codes l = round(x / grid), then the least-squares scale sum(w x l) / sum(w l^2) of those codes; the
+// candidate with the smallest weighted error wins (error = sum(w x^2) - sumlx^2 / suml2).
+static float weighted_scale(const float *x, int n, int nmax) {
+    float max = 0.0f, amax = 0.0f;
+    for (int i = 0; i < n; i++)
+        if (fabsf(x[i]) > amax) {
+            amax = fabsf(x[i]);
+            max = x[i];
+        }
+    if (amax == 0.0f) return 0.0f;
+    float best_scale = 0.0f, best = -1.0f;
+    for (int step = -9; step <= 9; step++) {
+        float iscale = -((float)nmax + 0.1f * (float)step) / max;
+        float sumlx = 0.0f, suml2 = 0.0f;
+        for (int i = 0; i < n; i++) {
+            int l = nearest_int(iscale * x[i]);
+            l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+            float w = x[i] * x[i];
+            sumlx += w * x[i] * (float)l;
+            suml2 += w * (float)l * (float)l;
+        }
+        // maximizing sumlx^2 / suml2 minimizes the weighted error of the best scale for these codes
+        if (suml2 > 0.0f && (best < 0.0f || sumlx * sumlx > best * suml2)) {
+            best_scale = sumlx / suml2;
+            best = best_scale * sumlx;
+        }
+    }
+    return best_scale;
+}
+
 static void q6_k_block(const float *x, uint8_t *y) {
     uint8_t *ql = y, *qh = y + 128;
     int8_t *sc = (int8_t *)(y + 192);
     float scales[16], max_scale = 0.0f, amax_scale = 0.0f;
     for (int ib = 0; ib < 16; ib++) {
-        float amax = 0.0f, max = 0.0f;
-        for (int j = 0; j < 16; j++)
-            if (fabsf(x[16 * ib + j]) > amax) {
-                amax = fabsf(x[16 * ib + j]);
-                max = x[16 * ib + j];
-            }
-        scales[ib] = max / -32.0f;
+        scales[ib] = weighted_scale(x + 16 * ib, 16, 32);
         if (fabsf(scales[ib]) > amax_scale) {
             amax_scale = fabsf(scales[ib]);
             max_scale = scales[ib];

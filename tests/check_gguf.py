@@ -135,6 +135,14 @@ def check_model_file(path, w, type_name, tied, tag):
         err = np.abs(got - ref).reshape(bmax.shape[0], -1)
         if not (err <= rel * bmax + 1e-7).all():
             failures.append(f"{tag}: {t.name} ({qt.name}) off by {err.max():.3g} (bound {rel:.3g} x block max)")
+        if qt == QT.Q6_K:  # the weighted scale search: less error where the weights are large
+            plain = q6_k_plain(ref)
+            w = ref.astype(np.float64) ** 2
+            ours_err, plain_err = (w * (got - ref) ** 2).sum(), (w * (plain - ref) ** 2).sum()
+            print(f"{tag}: {t.name} Q6_K weighted error {ours_err:.3e}, plain max-based scales {plain_err:.3e}")
+            if not ours_err < 0.97 * plain_err:
+                failures.append(f"{tag}: {t.name}: Q6_K's weighted error {ours_err:.3e} is not below the plain "
+                                f"max-based scales' {plain_err:.3e}")
         if qt in (QT.Q8_0, QT.Q4_0):
             ours = np.asarray(t.data).reshape(-1)
             theirs = quantize(ref.astype(np.float32), qt).reshape(-1)
@@ -143,6 +151,23 @@ def check_model_file(path, w, type_name, tied, tag):
             if same < (1.0 if qt == QT.Q8_0 else 0.999):
                 failures.append(f"{tag}: {t.name}: only {100 * same:.2f}% of {qt.name} blocks equal gguf-py's")
     return os.path.getsize(path)
+
+
+def q6_k_plain(x):
+    """Q6_K with the plain scale choice (each sub-block's scale from its largest value alone), dequantized:
+    the baseline retort's weighted least-squares scale search must beat."""
+    sub = x.astype(np.float32).reshape(-1, 16, 16)  # [super-blocks, sub-blocks, 16]
+    idx = np.abs(sub).argmax(axis=2)
+    mx = np.take_along_axis(sub, idx[..., None], axis=2)[..., 0]
+    scales = mx / -32.0
+    big = np.take_along_axis(scales, np.abs(scales).argmax(axis=1)[:, None], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iscale = np.where(big != 0, -128.0 / big, 0.0)
+        d = np.where(big != 0, 1.0 / iscale, 0.0).astype(np.float16).astype(np.float32)
+        sc = np.clip(np.rint(iscale * scales), -128, 127)
+        ds = d * sc
+        q = np.where(ds[..., None] != 0, np.clip(np.rint(sub / ds[..., None]), -32, 31), 0)
+    return (q * ds[..., None]).reshape(x.shape)
 
 
 def check_damaged(path, work):
