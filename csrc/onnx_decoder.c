@@ -1,4 +1,6 @@
-// The decoder graph (onnx_export.h), in standard ONNX ops but for int4's MatMulNBits. Shapes: B batch,
+// The decoder graph (onnx_export.h), in standard ONNX ops but for int4's MatMulNBits: at opset 21 RMSNorm,
+// RoPE and attention are built from basic ops; at opset 23 they are the native RMSNormalization,
+// RotaryEmbedding and Attention (onnxruntime >= 1.23). Shapes: B batch,
 // S new tokens, P cached tokens, T = P + S, C model width, H / KVH query / key-value heads of hd, G = H /
 // KVH query heads per key-value head, F the SwiGLU width, V the vocabulary. Norms, masking and softmax
 // run in fp32 whatever the weights' precision.
@@ -18,6 +20,9 @@
 
 static rt_onnx_attr attr_i(const char *name, int64_t v) {
     return (rt_onnx_attr){.name = name, .type = RT_ONNX_ATTR_INT, .i = v};
+}
+static rt_onnx_attr attr_f(const char *name, float v) {
+    return (rt_onnx_attr){.name = name, .type = RT_ONNX_ATTR_FLOAT, .f = v};
 }
 static rt_onnx_attr attr_ints(const char *name, const int64_t *v, int n) {
     return (rt_onnx_attr){.name = name, .type = RT_ONNX_ATTR_INTS, .ints = v, .n_ints = n};
@@ -40,6 +45,11 @@ static const char *rmsnorm(rt_onnx_decoder *d, const char *x, const char *weight
     rt_onnx_graph *g = d->g;
     const char *xf =
         d->io == RT_ONNX_FLOAT ? x : cast(g, x, RT_ONNX_FLOAT, rt_onnx_name(g, "%s/x_f32", prefix));
+    if (d->opset >= 23) {
+        const char *y = op(g, "RMSNormalization", rt_onnx_name(g, "%s/out", prefix), N_IN(xf, weight),
+                           ATTRS(attr_i("axis", -1), attr_f("epsilon", (float)d->cfg->model.norm_eps)));
+        return d->io == RT_ONNX_FLOAT ? y : cast(g, y, d->io, rt_onnx_name(g, "%s/out_io", prefix));
+    }
     const char *sq = op(g, "Pow", rt_onnx_name(g, "%s/pow", prefix), N_IN(xf, "const.two"), NO_ATTRS);
     const char *mean = op(g, "ReduceMean", rt_onnx_name(g, "%s/mean", prefix), N_IN(sq, "const.axis_last"),
                           ATTRS(attr_i("keepdims", 1)));
@@ -105,6 +115,10 @@ static const char *split_heads(rt_onnx_decoder *d, const char *x, const char *sh
 // Rotate-half RoPE: x cos + rotate_half(x) sin, rotate_half(x) = (-x2, x1). x [B, heads, S, hd].
 static const char *rope(rt_onnx_decoder *d, const char *x, const char *prefix) {
     rt_onnx_graph *g = d->g;
+    if (d->opset >= 23) // interleaved 0: the halves (i, i + hd/2), retort's convention
+        return op(g, "RotaryEmbedding", rt_onnx_name(g, "%s/out", prefix),
+                  N_IN(x, "rope.cos_cache", "rope.sin_cache", "position_ids"),
+                  ATTRS(attr_i("interleaved", 0)));
     const char *half[2] = {rt_onnx_name(g, "%s/x1", prefix), rt_onnx_name(g, "%s/x2", prefix)};
     rt_onnx_node(g, "Split", NULL, rt_onnx_name(g, "%s/split", prefix), N_IN(x), half, 2,
                  ATTRS(attr_i("axis", -1), attr_i("num_outputs", 2)));
@@ -120,7 +134,7 @@ static const char *rope(rt_onnx_decoder *d, const char *x, const char *prefix) {
 // attention mask [B, 1, G*S, T] ("mask/allowed": causal over cache slots and not padding).
 static void shared_values(rt_onnx_decoder *d) {
     rt_onnx_graph *g = d->g;
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 2 && d->opset < 23; k++) {
         const char *cache = k ? "rope.sin_cache" : "rope.cos_cache";
         const char *at = op(g, "Gather", k ? "rope/sin_at" : "rope/cos_at", N_IN(cache, "position_ids"),
                             ATTRS(attr_i("axis", 0)));
@@ -139,10 +153,26 @@ static void shared_values(rt_onnx_decoder *d) {
     cast(g, "attention_mask", RT_ONNX_BOOL, "mask/present");
     op(g, "Unsqueeze", "mask/present_4d", N_IN("mask/present", "const.axes_1_2"), NO_ATTRS); // [B, 1, 1, T]
     const char *allowed = op(g, "And", "mask/allowed_s", N_IN("mask/causal", "mask/present_4d"), NO_ATTRS);
+    if (d->opset >=
+        23) { // Attention's additive mask [B, 1, S, T] in the io type: 0, or the lowest finite value
+        op(g, "Where", "mask/bias", N_IN(allowed, "const.zero_io", "const.masked_io"), NO_ATTRS);
+        return;
+    }
     if (d->G > 1) // rows g*S + s of the grouped scores are query s of head g: the mask repeats G times
         op(g, "Tile", "mask/allowed", N_IN(allowed, "const.tile_groups"), NO_ATTRS);
     else
         op(g, "Identity", "mask/allowed", N_IN(allowed), NO_ATTRS);
+}
+
+// A scalar in the io type.
+static void const_io(rt_onnx_decoder *d, const char *name, float v) {
+    if (d->io != RT_ONNX_FLOAT16) {
+        rt_onnx_const_f32(d->g, name, &v, 1, 1);
+        return;
+    }
+    uint16_t *h = malloc(2);
+    if (h) *h = rt_fp32_to_fp16(v);
+    rt_onnx_init_bytes(d->g, name, RT_ONNX_FLOAT16, NULL, 0, h, 2);
 }
 
 static void constants(rt_onnx_decoder *d) {
@@ -151,46 +181,46 @@ static void constants(rt_onnx_decoder *d) {
     int64_t one = 1, zero = 0, last = -1, ax1 = 1, ax12[2] = {1, 2}, ax0 = 0;
     rt_onnx_const_i64(g, "const.one_scalar", &one, 1, 1);
     rt_onnx_const_i64(g, "const.zero_scalar", &zero, 1, 1);
-    rt_onnx_const_i64(g, "const.axis_last", &last, 1, 0);
     rt_onnx_const_i64(g, "const.axis_0", &ax0, 1, 0);
     rt_onnx_const_i64(g, "const.axis_1", &ax1, 1, 0);
     rt_onnx_const_i64(g, "const.axes_1_2", ax12, 2, 0);
-    int64_t tile[4] = {1, 1, d->G, 1};
-    if (d->G > 1) rt_onnx_const_i64(g, "const.tile_groups", tile, 4, 0);
     int64_t q_shape[4] = {0, 0, d->H, d->hd}, kv_shape[4] = {0, 0, d->KVH, d->hd};
-    int64_t grouped[4] = {0, d->KVH, -1, d->hd}, ungrouped[4] = {0, d->H, -1, d->hd},
-            merged[3] = {0, 0, (int64_t)d->H * d->hd};
+    int64_t merged[3] = {0, 0, (int64_t)d->H * d->hd};
     rt_onnx_const_i64(g, "shape.q_heads", q_shape, 4, 0);
     rt_onnx_const_i64(g, "shape.kv_heads", kv_shape, 4, 0);
+    rt_onnx_const_i64(g, "shape.merged", merged, 3, 0);
+    if (d->opset >= 23) {
+        // a finite "minus infinity" the scores can be added to without overflowing in the io type
+        const_io(d, "const.zero_io", 0.0f);
+        const_io(d, "const.masked_io", d->io == RT_ONNX_FLOAT16 ? -32768.0f : -1.0e30f);
+        return;
+    }
+    rt_onnx_const_i64(g, "const.axis_last", &last, 1, 0);
+    int64_t tile[4] = {1, 1, d->G, 1};
+    if (d->G > 1) rt_onnx_const_i64(g, "const.tile_groups", tile, 4, 0);
+    int64_t grouped[4] = {0, d->KVH, -1, d->hd}, ungrouped[4] = {0, d->H, -1, d->hd};
     rt_onnx_const_i64(g, "shape.grouped", grouped, 4, 0);
     rt_onnx_const_i64(g, "shape.ungrouped", ungrouped, 4, 0);
-    rt_onnx_const_i64(g, "shape.merged", merged, 3, 0);
     float two = 2.0f, eps = (float)c->model.norm_eps, lowest = -3.4028234663852886e38f;
     rt_onnx_const_f32(g, "const.two", &two, 1, 1);
     rt_onnx_const_f32(g, "const.eps", &eps, 1, 1);
     rt_onnx_const_f32(g, "const.masked", &lowest, 1, 1);
-    float scale = (float)(1.0 / sqrt((double)d->hd));
-    if (d->io == RT_ONNX_FLOAT16) {
-        uint16_t *s = malloc(2);
-        if (s) *s = rt_fp32_to_fp16(scale);
-        rt_onnx_init_bytes(g, "const.attn_scale", RT_ONNX_FLOAT16, NULL, 0, s, 2);
-    } else {
-        rt_onnx_const_f32(g, "const.attn_scale", &scale, 1, 1);
-    }
+    const_io(d, "const.attn_scale", (float)(1.0 / sqrt((double)d->hd)));
 }
 
-// cos and sin caches [T_max, hd] in the io type, each half of a row repeated (the angle of pair (i, i +
-// hd/2) is t * theta^(-2i/hd)), computed in double as the model's own tables are.
+// cos and sin caches in the io type, the angle of pair (i, i + hd/2) at position t being t * theta^(-2i/hd),
+// computed in double as the model's own tables are: [T_max, hd] with each half of a row repeated for the
+// opset-21 graph, [T_max, hd/2] for RotaryEmbedding.
 static int rope_caches(rt_onnx_decoder *d) {
     rt_onnx_graph *g = d->g;
-    int T = d->cfg->model.max_seq_len, hd = d->hd, half = hd / 2;
+    int T = d->cfg->model.max_seq_len, half = d->hd / 2, hd = d->opset >= 23 ? half : d->hd;
     size_t n = (size_t)T * (size_t)hd, elem = d->io == RT_ONNX_FLOAT16 ? 2 : 4;
     for (int k = 0; k < 2; k++) {
         void *buf = rt_malloc(n * elem, "the RoPE caches", d->err);
         if (!buf) return -1;
         for (int t = 0; t < T; t++)
             for (int i = 0; i < hd; i++) {
-                double freq = pow(d->cfg->model.rope_theta, -2.0 * (i % half) / (double)hd);
+                double freq = pow(d->cfg->model.rope_theta, -2.0 * (i % half) / (double)d->hd);
                 float v = (float)(k ? sin((double)t * freq) : cos((double)t * freq));
                 size_t at = (size_t)t * hd + (size_t)i;
                 if (elem == 2)
@@ -240,11 +270,52 @@ static int norm_weight(rt_onnx_decoder *d, const char *name, int64_t C) {
     return 0;
 }
 
+// Attention from basic ops: present = past ++ new, then the queries grouped by their key-value head,
+// [B, KVH, G*S, hd] against keys [B, KVH, hd, T] (no copy of K or V per query head), masked, softmax in
+// fp32. q [B, H, S, hd], k and v [B, KVH, S, hd]; returns [B, H, S, hd].
+static const char *attention21(rt_onnx_decoder *d, int l, const char *q, const char *k, const char *v,
+                               const char *pk, const char *pv) {
+    rt_onnx_graph *g = d->g;
+    static const int64_t to_scores[4] = {0, 1, 3, 2};
+#define V(suffix) rt_onnx_name(g, "blk.%d/" suffix, l)
+    op(g, "Concat", pk, N_IN(rt_onnx_name(g, "past_key_values.%d.key", l), k), ATTRS(attr_i("axis", 2)));
+    op(g, "Concat", pv, N_IN(rt_onnx_name(g, "past_key_values.%d.value", l), v), ATTRS(attr_i("axis", 2)));
+    const char *qs = op(g, "Mul", V("attn/q_scaled"), N_IN(q, "const.attn_scale"), NO_ATTRS);
+    const char *qg = op(g, "Reshape", V("attn/q_grouped"), N_IN(qs, "shape.grouped"), NO_ATTRS);
+    const char *kt = op(g, "Transpose", V("attn/k_t"), N_IN(pk), ATTRS(attr_ints("perm", to_scores, 4)));
+    const char *sc = op(g, "MatMul", V("attn/scores"), N_IN(qg, kt), NO_ATTRS); // [B, KVH, G*S, T]
+    if (d->io != RT_ONNX_FLOAT) sc = cast(g, sc, RT_ONNX_FLOAT, V("attn/scores_f32"));
+    sc = op(g, "Where", V("attn/scores_masked"), N_IN("mask/allowed", sc, "const.masked"), NO_ATTRS);
+    const char *p = op(g, "Softmax", V("attn/probs"), N_IN(sc), ATTRS(attr_i("axis", -1)));
+    if (d->io != RT_ONNX_FLOAT) p = cast(g, p, d->io, V("attn/probs_io"));
+    const char *o = op(g, "MatMul", V("attn/context"), N_IN(p, pv), NO_ATTRS); // [B, KVH, G*S, hd]
+    return op(g, "Reshape", V("attn/context_heads"), N_IN(o, "shape.ungrouped"), NO_ATTRS);
+#undef V
+}
+
+// Attention-23 with its own KV cache inputs and outputs, grouped-query heads and the additive mask
+// [B, 1, S, T]; softmax in fp32. Same shapes as attention21.
+static const char *attention23(rt_onnx_decoder *d, int l, const char *q, const char *k, const char *v,
+                               const char *pk, const char *pv) {
+    rt_onnx_graph *g = d->g;
+    const char *in[6] = {q,
+                         k,
+                         v,
+                         "mask/bias",
+                         rt_onnx_name(g, "past_key_values.%d.key", l),
+                         rt_onnx_name(g, "past_key_values.%d.value", l)};
+    const char *y = rt_onnx_name(g, "blk.%d/attn/context_heads", l), *out[3] = {y, pk, pv};
+    rt_onnx_node(g, "Attention", NULL, rt_onnx_name(g, "blk.%d/attn/attention", l), in, 6, out, 3,
+                 ATTRS(attr_i("is_causal", 0), attr_f("scale", (float)(1.0 / sqrt((double)d->hd))),
+                       attr_i("softmax_precision", RT_ONNX_FLOAT)));
+    return y;
+}
+
 static const char *block(rt_onnx_decoder *d, int l, const char *x) {
     rt_onnx_graph *g = d->g;
     const rt_config *c = d->cfg;
     int64_t C = c->model.dim, F = c->model.ffn_dim, QD = (int64_t)d->H * d->hd, KD = (int64_t)d->KVH * d->hd;
-    static const int64_t to_scores[4] = {0, 1, 3, 2}, perm[4] = {0, 2, 1, 3};
+    static const int64_t perm[4] = {0, 2, 1, 3};
     char w[64];
     static const char *const names[7] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
                                          "ffn_gate", "ffn_up", "ffn_down"};
@@ -268,19 +339,7 @@ static const char *block(rt_onnx_decoder *d, int l, const char *x) {
     k = rope(d, split_heads(d, k, "shape.kv_heads", V("attn/k")), V("attn/k_rope")); // [B, KVH, S, hd]
     v = split_heads(d, v, "shape.kv_heads", V("attn/v"));                            // [B, KVH, S, hd]
     const char *pk = rt_onnx_name(g, "present.%d.key", l), *pv = rt_onnx_name(g, "present.%d.value", l);
-    op(g, "Concat", pk, N_IN(rt_onnx_name(g, "past_key_values.%d.key", l), k), ATTRS(attr_i("axis", 2)));
-    op(g, "Concat", pv, N_IN(rt_onnx_name(g, "past_key_values.%d.value", l), v), ATTRS(attr_i("axis", 2)));
-    // queries grouped by their key-value head: [B, KVH, G*S, hd] against keys [B, KVH, hd, T]
-    const char *qs = op(g, "Mul", V("attn/q_scaled"), N_IN(q, "const.attn_scale"), NO_ATTRS);
-    const char *qg = op(g, "Reshape", V("attn/q_grouped"), N_IN(qs, "shape.grouped"), NO_ATTRS);
-    const char *kt = op(g, "Transpose", V("attn/k_t"), N_IN(pk), ATTRS(attr_ints("perm", to_scores, 4)));
-    const char *sc = op(g, "MatMul", V("attn/scores"), N_IN(qg, kt), NO_ATTRS); // [B, KVH, G*S, T]
-    if (d->io != RT_ONNX_FLOAT) sc = cast(g, sc, RT_ONNX_FLOAT, V("attn/scores_f32"));
-    sc = op(g, "Where", V("attn/scores_masked"), N_IN("mask/allowed", sc, "const.masked"), NO_ATTRS);
-    const char *p = op(g, "Softmax", V("attn/probs"), N_IN(sc), ATTRS(attr_i("axis", -1)));
-    if (d->io != RT_ONNX_FLOAT) p = cast(g, p, d->io, V("attn/probs_io"));
-    const char *o = op(g, "MatMul", V("attn/context"), N_IN(p, pv), NO_ATTRS); // [B, KVH, G*S, hd]
-    o = op(g, "Reshape", V("attn/context_heads"), N_IN(o, "shape.ungrouped"), NO_ATTRS);
+    const char *o = d->opset >= 23 ? attention23(d, l, q, k, v, pk, pv) : attention21(d, l, q, k, v, pk, pv);
     o = op(g, "Transpose", V("attn/context_t"), N_IN(o), ATTRS(attr_ints("perm", perm, 4)));
     o = op(g, "Reshape", V("attn/context_merged"), N_IN(o, "shape.merged"), NO_ATTRS); // [B, S, H*hd]
     o = linear(d, o, W("attn_output"), C, QD, V("attn/out"));

@@ -261,14 +261,20 @@ static int write_folder(const rt_named_tensor *weights, int n, const rt_config *
                         rt_error *err) {
     rt_onnx_graph g;
     rt_onnx_graph_init(&g);
-    rt_onnx_decoder d = {
-        .g = &g, .cfg = cfg, .weights = weights, .n_weights = n, .precision = opts->precision, .err = err};
+    int opset = opts->opset ? opts->opset : 21;
+    rt_onnx_decoder d = {.g = &g,
+                         .cfg = cfg,
+                         .weights = weights,
+                         .n_weights = n,
+                         .precision = opts->precision,
+                         .opset = opset,
+                         .err = err};
     int rc = rt_onnx_build_decoder(&d);
     const char *meta[] = {"retort.source",    opts->source ? opts->source : "",
                           "retort.precision", rt_onnx_precision_name(opts->precision),
                           "retort.tokenizer", "bytes: ids 0-255 are the bytes, 256 <s>, 257 </s>, 258 <pad>"};
-    rt_onnx_model_info info = {.ir_version = 10,
-                               .opset = 21,
+    rt_onnx_model_info info = {.ir_version = opset >= 23 ? 11 : 10,
+                               .opset = opset,
                                .ms_opset = opts->precision == RT_ONNX_INT4,
                                .producer_version = RT_VERSION,
                                .doc = "a Llama decoder exported by retort",
@@ -305,6 +311,8 @@ int rt_onnx_export_model(const rt_named_tensor *weights, int n, const rt_config 
                          rt_error *err) {
     memset(rep, 0, sizeof *rep);
     const rt_config *c = cfg;
+    if (opts->opset != 0 && opts->opset != 21 && opts->opset != 23)
+        return rt_fail(err, "opset %d: expected 21 or 23", opts->opset);
     if (c->model.n_heads <= 0 || c->model.n_kv_heads <= 0 || c->model.n_heads % c->model.n_kv_heads ||
         c->model.dim % c->model.n_heads || (c->model.dim / c->model.n_heads) % 2)
         return rt_fail(err, "the model's heads (dim %d, %d heads, %d kv heads) do not split evenly",

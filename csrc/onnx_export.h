@@ -1,8 +1,8 @@
 // A retort model as an ONNX folder that onnxruntime and onnxruntime-genai load (formats.md §7-8): a
 // decoder from input_ids to logits with a KV cache (past_key_values.N.key/value in, present.N.key/value
-// out, the names onnxruntime-genai expects), standard ONNX ops at IR 10 / opset 21 (onnxruntime >= 1.18),
-// weights in fp32 or fp16, or int4 through com.microsoft MatMulNBits; then genai_config.json and the
-// tokenizer files.
+// out, the names onnxruntime-genai expects), standard ONNX ops at IR 10 / opset 21 (onnxruntime >= 1.18)
+// or IR 11 / opset 23, weights in fp32 or fp16, or int4 through com.microsoft MatMulNBits; then
+// genai_config.json and the tokenizer files.
 #ifndef RT_ONNX_EXPORT_H
 #define RT_ONNX_EXPORT_H
 
@@ -22,6 +22,8 @@ const char *rt_onnx_precision_name(int precision);
 typedef struct rt_onnx_export_opts {
     int precision;      // rt_onnx_precision
     int external_data;  // weights in model.onnx.data even when they would fit inline
+    int opset;          // 21 (IR 10, onnxruntime >= 1.18) or 23 (IR 11, native RMSNormalization,
+                        // RotaryEmbedding and Attention, onnxruntime >= 1.23); 0 means 21
     const char *source; // the checkpoint, recorded in the model's metadata
 } rt_onnx_export_opts;
 

@@ -12,7 +12,8 @@ typedef struct rt_onnx_decoder {
     const rt_named_tensor *weights;
     int n_weights;
     int precision;
-    int io; // element type of the graph's float inputs and outputs (logits, KV cache): FLOAT or FLOAT16
+    int opset; // 21 or 23
+    int io;    // element type of the graph's float inputs and outputs (logits, KV cache): FLOAT or FLOAT16
     int H, KVH, G, hd, L;
     int n_used; // checkpoint tensors the graph took
     rt_error *err;

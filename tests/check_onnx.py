@@ -1,6 +1,8 @@
 """retort's ONNX export in the real runtimes (onnx, onnxruntime and onnxruntime-genai, installed by
 scripts/bootstrap.sh into .pydeps), on two small models: tied embeddings with grouped-query attention, and an
 untied head with one key-value head per query head and widths that int4 blocks do not divide.
+- every precision at opset 21 (RMSNorm, RoPE and attention from basic ops) and at opset 23 (the native
+  RMSNormalization, RotaryEmbedding and Attention) goes through all the checks below;
 - fp32 and fp16 models pass onnx's full checker (types and shapes inferred through the graph);
 - onnxruntime's logits match the model's forward (tests/torch_llama.py in float64 on the checkpoint's
   weights): fp32 within 1e-4, fp16 within its rounding; int4's MatMulNBits tensors dequantized by the
@@ -178,6 +180,17 @@ def check_cache_and_batch(sess, tokens, full, tag):
               np.abs(step[1, 0] - sess.full(short + [tokens[1]])[-1]).max())
     if not err <= tol:
         fail(f"{tag}: a right-padded batch differs from its rows run alone by {err:.2e} (allowed {tol})")
+    # padded on the left, the pads' queries have nothing to attend to: they must not turn into NaN that
+    # reaches the real tokens through the cache
+    ids = [short + tokens[4:], [258] * (n - 4) + short]
+    mask = [[1] * n, [0] * (n - 4) + [1] * 4]
+    pos = [list(range(n)), [0] * (n - 4) + list(range(4))]
+    logits, past = sess.run(ids, mask, pos, sess.empty_past(2))
+    step, _ = sess.run(nxt, [m + [1] for m in mask], [[n], [4]], past)
+    err = max(np.abs(logits[1][n - 4:] - alone).max(),
+              np.abs(step[1, 0] - sess.full(short + [tokens[1]])[-1]).max())
+    if not err <= tol:
+        fail(f"{tag}: a left-padded row differs from the row run alone by {err:.2e} (allowed {tol})")
 
 
 def check_genai(folder, tokens, retort_answer, tag):
@@ -249,7 +262,7 @@ def check_refusals(work, ckpt):
     if "not a folder" not in p.stderr:
         fail(f"export onto a file: {p.stderr.strip()!r}")
     # a link to an export folder is not replaced (that would move the link and empty its target)
-    real = os.path.join(work, "gqa_fp32")
+    real = os.path.join(work, "gqa_fp32_o21")
     link = os.path.join(work, "link_to_export")
     os.symlink(real, link)
     p = run(["export", ckpt, "--format", "onnx", "--out", link], what="export onto a link", expect_fail=True)
@@ -280,10 +293,15 @@ def main():
         ref = reference_logits(weights, dims, [tokens])[0]
         retort_text = run(["generate", ckpt, "--prompt", PROMPT, "--max-tokens", "6", "--temperature", "0"]).stdout
         retort_answer = retort_text.split(PROMPT, 1)[-1].strip("\n")
-        for prec in ("fp32", "fp16", "int4"):
-            tag = f"{name} {prec}"
-            folder = os.path.join(work, f"{name}_{prec}")
-            run(["export", ckpt, "--format", "onnx", "--precision", prec, "--out", folder], what=f"export {tag}")
+        for prec, opset in [(p, o) for p in ("fp32", "fp16", "int4") for o in (21, 23)]:
+            tag = f"{name} {prec} opset {opset}"
+            folder = os.path.join(work, f"{name}_{prec}_o{opset}")
+            run(["export", ckpt, "--format", "onnx", "--precision", prec, "--opset", str(opset), "--out", folder],
+                what=f"export {tag}")
+            ops = {n.op_type for n in onnx.load(os.path.join(folder, "model.onnx")).graph.node}
+            native = {"RMSNormalization", "RotaryEmbedding", "Attention"}
+            if (opset == 23) != native.issubset(ops) or (opset == 21 and ops & native):
+                fail(f"{tag}: the graph's ops {sorted(ops)} are not opset {opset}'s")
             if prec != "int4":
                 onnx.checker.check_model(os.path.join(folder, "model.onnx"), full_check=True)
             sess = Session(folder, dims)
@@ -305,7 +323,7 @@ def main():
                         seq.pop()
                         break
                 check_genai(folder, tokens, bytes(t for t in seq[len(tokens):] if t < 256).decode("latin-1"), tag)
-            if prec == "fp32":
+            if prec == "fp32" and opset == 21:
                 ext = os.path.join(work, f"{name}_ext")
                 run(["export", ckpt, "--format", "onnx", "--external-data", "--out", ext], what=f"export {tag} ext")
                 check_external(ext, full, dims, tokens, f"{name} external data")

@@ -19,7 +19,8 @@
 static void print_help(void) {
     printf(
         "usage: retort export CHECKPOINT --format gguf --out FILE [--type TYPE] [--lora-adapter]\n"
-        "       retort export CHECKPOINT --format onnx --out FOLDER [--precision P] [--external-data]\n\n"
+        "       retort export CHECKPOINT --format onnx --out FOLDER [--precision P] [--opset N] "
+        "[--external-data]\n\n"
         "gguf: a GGUF v3 file for llama.cpp (and Ollama, LM Studio): llama metadata, the byte\n"
         "vocabulary as a gpt2 tokenizer with empty merges, the Q/K rows permuted for llama.cpp's RoPE, tied\n"
         "embeddings as no output.weight. An adapter checkpoint (LoRA / QLoRA) is merged into its base "
@@ -33,11 +34,15 @@ static void print_help(void) {
         "  --out FILE        the file written (atomically)\n\n"
         "onnx: a folder for onnxruntime and onnxruntime-genai (Foundry Local): model.onnx, a decoder from\n"
         "input_ids to logits with a KV cache (past_key_values.N.key/value -> present.N.key/value), IR 10 /\n"
-        "opset 21 (onnxruntime >= 1.18), plus genai_config.json and the tokenizer files (tokenizer.json,\n"
+        "opset 21 or IR 11 / opset 23, plus genai_config.json and the tokenizer files (tokenizer.json,\n"
         "tokenizer_config.json, special_tokens_map.json). An existing folder is replaced whole, and only\n"
         "if it holds nothing but such files.\n"
         "  --precision P     fp32 (default), fp16 (weights, inputs and outputs; norms and softmax in fp32)\n"
         "                    or int4 (com.microsoft MatMulNBits, blocks of 32 with zero points; fp32 I/O)\n"
+        "  --opset N         21 (default: IR 10, onnxruntime >= 1.18; RMSNorm, RoPE and attention from "
+        "basic\n"
+        "                    ops) or 23 (IR 11, onnxruntime >= 1.23: the native RMSNormalization,\n"
+        "                    RotaryEmbedding and Attention)\n"
         "  --external-data   weights in model.onnx.data (automatic when the model would pass 2 GiB)\n"
         "  --out FOLDER      the folder written\n");
 }
@@ -122,7 +127,7 @@ int rt_cmd_export(int argc, char **argv) {
         return 0;
     }
     rt_error err = {{0}};
-    const char *ckpt = NULL, *out = NULL, *format = NULL, *type_name = NULL, *precision = NULL;
+    const char *ckpt = NULL, *out = NULL, *format = NULL, *type_name = NULL, *precision = NULL, *opset = NULL;
     export_job job;
     memset(&job, 0, sizeof job);
     for (int i = 1; i < argc;) {
@@ -131,6 +136,7 @@ int rt_cmd_export(int argc, char **argv) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--format", &format, &err))) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--type", &type_name, &err))) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--precision", &precision, &err))) {
+        } else if ((got = rt_arg_value(argc, argv, &i, "--opset", &opset, &err))) {
         } else if (strcmp(argv[i], "--lora-adapter") == 0 || strcmp(argv[i], "--external-data") == 0) {
             *(argv[i][2] == 'l' ? &job.adapter_only : &job.onnx_opts.external_data) = 1;
             i++;
@@ -170,6 +176,14 @@ int rt_cmd_export(int argc, char **argv) {
         job.onnx_opts.source = ckpt;
         if (job.onnx_opts.precision < 0) {
             rt_fail(&err, "--precision %s: expected fp32, fp16 or int4", precision);
+            return usage_error(argv[0], &err);
+        }
+        job.onnx_opts.opset = !opset                     ? 21
+                              : strcmp(opset, "21") == 0 ? 21
+                              : strcmp(opset, "23") == 0 ? 23
+                                                         : -1;
+        if (job.onnx_opts.opset < 0) {
+            rt_fail(&err, "--opset %s: expected 21 (onnxruntime >= 1.18) or 23 (>= 1.23)", opset);
             return usage_error(argv[0], &err);
         }
     } else if ((job.type = rt_ggml_type_from_name(type_name ? type_name : "f16")) < 0) {
