@@ -15,7 +15,6 @@ runtime_pkgs=(python3 python3-numpy python3-pip python3-yaml python3-tqdm python
               python3-diskcache python3-typing-extensions)
 test_pkgs=(check libsubunit-dev clang-format python3-torch python3-h5py python3-matplotlib)
 # PyPI packages the tests load exported files with (not in Debian), pinned; installed with --no-deps since
-# their dependencies are the Debian packages above
 # their dependencies are the Debian packages above. onnx needs newer protobuf, ml_dtypes (the last release
 # built for numpy 1.x) and typing_extensions than Debian 12 has: those come from PyPI too, into .pydeps only.
 llama_pkgs=(gguf==0.19.0 llama-cpp-python==0.3.36)
