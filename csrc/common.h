@@ -42,6 +42,18 @@ static inline bool rt_add_size(size_t a, size_t b, size_t *out) {
 // Product of n dims, each required to be > 0; false on overflow or a non-positive dim.
 bool rt_dims_product(const int64_t *dims, int n, size_t *out);
 
+// A growable byte buffer. After an allocation fails, appends are dropped and oom stays set, so a
+// builder appends freely and checks once, at the end.
+typedef struct rt_buf {
+    uint8_t *data;
+    size_t len, cap;
+    int oom;
+} rt_buf;
+void rt_buf_append(rt_buf *b, const void *data, size_t len);
+// Appends printf-formatted text and keeps a NUL after it (not counted in len), so data is a C string.
+void rt_buf_printf(rt_buf *b, const char *fmt, ...) RT_PRINTF(2, 3);
+void rt_buf_free(rt_buf *b);
+
 // malloc/calloc that fill err on failure (name says what was being allocated).
 void *rt_malloc(size_t bytes, const char *what, rt_error *err);
 void *rt_calloc(size_t count, size_t size, const char *what, rt_error *err);

@@ -614,85 +614,51 @@ int rt_config_validate(const rt_config *c, rt_error *err) {
 // ---------------------------------------------------------------------------------------------------
 // output
 
-typedef struct strbuf {
-    char *p;
-    size_t len, cap;
-    int failed;
-} strbuf;
-
-static void sb_printf(strbuf *b, const char *fmt, ...) RT_PRINTF(2, 3);
-static void sb_printf(strbuf *b, const char *fmt, ...) {
-    if (b->failed) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    size_t need;
-    if (n < 0 || !rt_add_size(b->len, (size_t)n + 1, &need)) {
-        b->failed = 1;
-        return;
-    }
-    if (need > b->cap) {
-        size_t cap = need < 4096 ? 4096 : need * 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
 // A YAML double-quoted scalar that reads back byte for byte whatever the string holds (':', '#', quotes, line
 // breaks). Code points YAML may not hold raw, or would fold as line breaks (U+0085, U+2028, U+2029), are
 // escaped; strings are valid UTF-8 (set_value checks), anything else is written as U+FFFD.
-static void sb_quoted(strbuf *b, const char *s) {
-    sb_printf(b, "\"");
+static void sb_quoted(rt_buf *b, const char *s) {
+    rt_buf_printf(b, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p;) {
         uint32_t c;
         int n = utf8_decode(p, &c);
         if (n == 0)
-            sb_printf(b, "\\ufffd"), n = 1;
+            rt_buf_printf(b, "\\ufffd"), n = 1;
         else if (c == '"' || c == '\\')
-            sb_printf(b, "\\%c", (char)c);
+            rt_buf_printf(b, "\\%c", (char)c);
         else if (c == '\n')
-            sb_printf(b, "\\n");
+            rt_buf_printf(b, "\\n");
         else if (c == '\t')
-            sb_printf(b, "\\t");
+            rt_buf_printf(b, "\\t");
         else if (c < 0x20 || (c >= 0x7f && c <= 0x9f))
-            sb_printf(b, "\\x%02x", (unsigned)c);
+            rt_buf_printf(b, "\\x%02x", (unsigned)c);
         else if (c == 0x2028 || c == 0x2029 || c == 0xfeff || c == 0xfffe || c == 0xffff)
-            sb_printf(b, "\\u%04x", (unsigned)c);
+            rt_buf_printf(b, "\\u%04x", (unsigned)c);
         else
-            sb_printf(b, "%.*s", n, (const char *)p);
+            rt_buf_printf(b, "%.*s", n, (const char *)p);
         p += n;
     }
-    sb_printf(b, "\"");
+    rt_buf_printf(b, "\"");
 }
 
-static void value_text(const rt_config *cfg, const rt_cfg_key *k, strbuf *b) {
+static void value_text(const rt_config *cfg, const rt_cfg_key *k, rt_buf *b) {
     const char *field = (const char *)cfg + k->offset;
     char num[64];
     switch (k->type) {
     case RT_CFG_INT:
-        sb_printf(b, "%lld",
-                  k->size == sizeof(int) ? (long long)*(const int *)field
-                                         : (long long)*(const int64_t *)field);
+        rt_buf_printf(b, "%lld",
+                      k->size == sizeof(int) ? (long long)*(const int *)field
+                                             : (long long)*(const int64_t *)field);
         break;
     case RT_CFG_FLOAT:
         fmt_double(num, sizeof num, *(const double *)field);
-        sb_printf(b, "%s", num);
+        rt_buf_printf(b, "%s", num);
         break;
     case RT_CFG_BOOL:
-        sb_printf(b, "%s", *(const int *)field ? "true" : "false");
+        rt_buf_printf(b, "%s", *(const int *)field ? "true" : "false");
         break;
     case RT_CFG_ENUM:
-        sb_printf(b, "%.*s", (int)strnlen(field, k->size), field);
+        rt_buf_printf(b, "%.*s", (int)strnlen(field, k->size), field);
         break;
     case RT_CFG_STRING:
         sb_quoted(b, field);
@@ -706,22 +672,22 @@ static int in_section(const char *path, const char *section) {
 }
 
 char *rt_config_to_yaml(const rt_config *cfg) {
-    strbuf b = {0};
+    rt_buf b = {0};
     for (int s = 0; s < N_SECTIONS; s++) {
-        sb_printf(&b, "%s:\n", sections[s]);
+        rt_buf_printf(&b, "%s:\n", sections[s]);
         for (int i = 0; i < rt_config_schema_len; i++) {
             const rt_cfg_key *k = &rt_config_schema[i];
             if (!in_section(k->path, sections[s])) continue;
-            sb_printf(&b, "  %s: ", strchr(k->path, '.') + 1);
+            rt_buf_printf(&b, "  %s: ", strchr(k->path, '.') + 1);
             value_text(cfg, k, &b);
-            sb_printf(&b, "\n");
+            rt_buf_printf(&b, "\n");
         }
     }
-    if (b.failed) {
-        free(b.p);
+    if (b.oom) {
+        rt_buf_free(&b);
         return NULL;
     }
-    return b.p;
+    return (char *)b.data;
 }
 
 // section_filter: NULL for every key, a section ("train") or one key ("train.lr").

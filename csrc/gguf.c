@@ -16,81 +16,65 @@ void rt_gguf_writer_init(rt_gguf_writer *w) {
 }
 
 void rt_gguf_writer_free(rt_gguf_writer *w) {
-    free(w->kv);
+    rt_buf_free(&w->kv);
     for (int i = 0; i < w->n_tensors; i++) free(w->tensors[i].data);
     free(w->tensors);
     memset(w, 0, sizeof *w);
 }
 
-static void put(rt_gguf_writer *w, const void *p, size_t n) {
-    if (w->failed) return;
-    if (w->kv_len + n > w->kv_cap) {
-        size_t cap = w->kv_cap ? w->kv_cap * 2 : 4096;
-        while (cap < w->kv_len + n) cap *= 2;
-        uint8_t *q = realloc(w->kv, cap);
-        if (!q) {
-            w->failed = 1;
-            return;
-        }
-        w->kv = q;
-        w->kv_cap = cap;
-    }
-    memcpy(w->kv + w->kv_len, p, n);
-    w->kv_len += n;
-}
 // every integer is written little-endian byte by byte, so the file is the same on any host
-static void put_u32(rt_gguf_writer *w, uint32_t v) {
-    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-    put(w, b, 4);
+static void put_u32(rt_buf *b, uint32_t v) {
+    uint8_t le[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    rt_buf_append(b, le, 4);
 }
-static void put_u64(rt_gguf_writer *w, uint64_t v) {
-    put_u32(w, (uint32_t)v);
-    put_u32(w, (uint32_t)(v >> 32));
+static void put_u64(rt_buf *b, uint64_t v) {
+    put_u32(b, (uint32_t)v);
+    put_u32(b, (uint32_t)(v >> 32));
 }
-static void put_str(rt_gguf_writer *w, const char *s) {
+static void put_str(rt_buf *b, const char *s) {
     size_t n = strlen(s);
-    put_u64(w, n);
-    put(w, s, n);
+    put_u64(b, n);
+    rt_buf_append(b, s, n);
 }
-static void put_f32(rt_gguf_writer *w, float f) {
+static void put_f32(rt_buf *b, float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
-    put_u32(w, u);
+    put_u32(b, u);
 }
 static void key(rt_gguf_writer *w, const char *k, int type) {
-    put_str(w, k);
-    put_u32(w, (uint32_t)type);
+    put_str(&w->kv, k);
+    put_u32(&w->kv, (uint32_t)type);
     w->n_kv++;
 }
 
 void rt_gguf_add_string(rt_gguf_writer *w, const char *k, const char *value) {
     key(w, k, RT_GGUF_STRING);
-    put_str(w, value);
+    put_str(&w->kv, value);
 }
 void rt_gguf_add_u32(rt_gguf_writer *w, const char *k, uint32_t value) {
     key(w, k, RT_GGUF_UINT32);
-    put_u32(w, value);
+    put_u32(&w->kv, value);
 }
 void rt_gguf_add_f32(rt_gguf_writer *w, const char *k, float value) {
     key(w, k, RT_GGUF_FLOAT32);
-    put_f32(w, value);
+    put_f32(&w->kv, value);
 }
 void rt_gguf_add_bool(rt_gguf_writer *w, const char *k, int value) {
     key(w, k, RT_GGUF_BOOL);
     uint8_t b = value ? 1 : 0;
-    put(w, &b, 1);
+    rt_buf_append(&w->kv, &b, 1);
 }
 void rt_gguf_add_string_array(rt_gguf_writer *w, const char *k, const char *const *values, size_t n) {
     key(w, k, RT_GGUF_ARRAY);
-    put_u32(w, RT_GGUF_STRING);
-    put_u64(w, n);
-    for (size_t i = 0; i < n; i++) put_str(w, values[i]);
+    put_u32(&w->kv, RT_GGUF_STRING);
+    put_u64(&w->kv, n);
+    for (size_t i = 0; i < n; i++) put_str(&w->kv, values[i]);
 }
 void rt_gguf_add_i32_array(rt_gguf_writer *w, const char *k, const int32_t *values, size_t n) {
     key(w, k, RT_GGUF_ARRAY);
-    put_u32(w, RT_GGUF_INT32);
-    put_u64(w, n);
-    for (size_t i = 0; i < n; i++) put_u32(w, (uint32_t)values[i]);
+    put_u32(&w->kv, RT_GGUF_INT32);
+    put_u64(&w->kv, n);
+    for (size_t i = 0; i < n; i++) put_u32(&w->kv, (uint32_t)values[i]);
 }
 
 int rt_gguf_add_tensor(rt_gguf_writer *w, const char *name, int type, const float *data, int64_t rows,
@@ -135,14 +119,13 @@ static size_t align_up(size_t x, size_t a) {
 }
 
 int rt_gguf_write(rt_gguf_writer *w, const char *path, rt_error *err) {
-    if (w->failed) return rt_fail(err, "%s: out of memory building the GGUF metadata", path);
-    rt_gguf_writer head;
-    rt_gguf_writer_init(&head);
-    put(&head, "GGUF", 4);
+    if (w->kv.oom) return rt_fail(err, "%s: out of memory building the GGUF metadata", path);
+    rt_buf head = {0};
+    rt_buf_append(&head, "GGUF", 4);
     put_u32(&head, 3);
     put_u64(&head, (uint64_t)w->n_tensors);
     put_u64(&head, (uint64_t)w->n_kv);
-    put(&head, w->kv, w->kv_len);
+    rt_buf_append(&head, w->kv.data, w->kv.len);
     uint64_t offset = 0;
     for (int i = 0; i < w->n_tensors; i++) {
         const rt_gguf_tensor_out *t = &w->tensors[i];
@@ -153,27 +136,27 @@ int rt_gguf_write(rt_gguf_writer *w, const char *path, rt_error *err) {
         put_u64(&head, offset);
         offset += align_up(t->nbytes, RT_GGUF_ALIGNMENT);
     }
-    if (head.failed) {
-        rt_gguf_writer_free(&head);
+    if (head.oom) {
+        rt_buf_free(&head);
         return rt_fail(err, "%s: out of memory", path);
     }
-    size_t data_start = align_up(head.kv_len, RT_GGUF_ALIGNMENT), total;
+    size_t data_start = align_up(head.len, RT_GGUF_ALIGNMENT), total;
     if (!rt_add_size(data_start, (size_t)offset, &total)) {
-        rt_gguf_writer_free(&head);
+        rt_buf_free(&head);
         return rt_fail(err, "%s: file size overflow", path);
     }
     uint8_t *file = calloc(total ? total : 1, 1);
     if (!file) {
-        rt_gguf_writer_free(&head);
+        rt_buf_free(&head);
         return rt_fail(err, "%s: out of memory for %zu bytes", path, total);
     }
-    memcpy(file, head.kv, head.kv_len);
+    memcpy(file, head.data, head.len);
     size_t at = data_start;
     for (int i = 0; i < w->n_tensors; i++) { // every tensor padded, the last one too (formats.md §1)
         memcpy(file + at, w->tensors[i].data, w->tensors[i].nbytes);
         at += align_up(w->tensors[i].nbytes, RT_GGUF_ALIGNMENT);
     }
-    rt_gguf_writer_free(&head);
+    rt_buf_free(&head);
     int rc = rt_write_file_atomic(path, file, total, err);
     free(file);
     return rc;

@@ -37,12 +37,10 @@ typedef struct rt_gguf_tensor_out {
 } rt_gguf_tensor_out;
 
 typedef struct rt_gguf_writer {
-    uint8_t *kv; // the key-value section as it will be written
-    size_t kv_len, kv_cap;
+    rt_buf kv; // the key-value section as it will be written (kv.oom: reported by rt_gguf_write)
     int64_t n_kv;
     rt_gguf_tensor_out *tensors;
     int n_tensors, cap_tensors;
-    int failed; // out of memory in an add: reported by rt_gguf_write
 } rt_gguf_writer;
 
 void rt_gguf_writer_init(rt_gguf_writer *w);

@@ -64,28 +64,14 @@ void rt_onnx_quantize_int4(const float *w, int64_t N, int64_t K, uint8_t *packed
 // ---------------------------------------------------------------------------------------------------
 // text files
 
-static void text(rt_pb *b, const char *fmt, ...) RT_PRINTF(2, 3);
-static void text(rt_pb *b, const char *fmt, ...) {
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof buf) {
-        b->oom = 1;
-        return;
-    }
-    rt_pb_raw(b, buf, (size_t)n);
-}
-
 // A JSON string literal of UTF-8 s (the byte tokens hold '"' and '\\').
-static void json_string(rt_pb *b, const char *s) {
-    rt_pb_raw(b, "\"", 1);
+static void json_string(rt_buf *b, const char *s) {
+    rt_buf_append(b, "\"", 1);
     for (; *s; s++) {
-        if (*s == '"' || *s == '\\') rt_pb_raw(b, "\\", 1);
-        rt_pb_raw(b, s, 1);
+        if (*s == '"' || *s == '\\') rt_buf_append(b, "\\", 1);
+        rt_buf_append(b, s, 1);
     }
-    rt_pb_raw(b, "\"", 1);
+    rt_buf_append(b, "\"", 1);
 }
 
 static const char *special_name(int id, char buf[24]) {
@@ -96,113 +82,118 @@ static const char *special_name(int id, char buf[24]) {
     return buf;
 }
 
-static void added_token(rt_pb *b, int id, int with_id) {
+static void added_token(rt_buf *b, int id, int with_id) {
     char buf[24];
-    rt_pb_raw(b, "{", 1);
-    if (with_id) text(b, "\"id\": %d, ", id);
-    text(b,
-         "\"content\": \"%s\", \"single_word\": false, \"lstrip\": false, \"rstrip\": false, "
-         "\"normalized\": false, \"special\": true}",
-         special_name(id, buf));
+    rt_buf_append(b, "{", 1);
+    if (with_id) rt_buf_printf(b, "\"id\": %d, ", id);
+    rt_buf_printf(b,
+                  "\"content\": \"%s\", \"single_word\": false, \"lstrip\": false, \"rstrip\": false, "
+                  "\"normalized\": false, \"special\": true}",
+                  special_name(id, buf));
 }
 
 // A GPT-2 byte-level BPE with no merges: token b is byte b, so the ids are exactly retort's.
-static void tokenizer_json(rt_pb *b, int V) {
-    text(b,
-         "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [");
+static void tokenizer_json(rt_buf *b, int V) {
+    rt_buf_printf(
+        b,
+        "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [");
     for (int id = 256; id < V; id++) {
-        text(b, "%s\n    ", id > 256 ? "," : "");
+        rt_buf_printf(b, "%s\n    ", id > 256 ? "," : "");
         added_token(b, id, 1);
     }
-    text(
+    rt_buf_printf(
         b,
         "\n  ],\n  \"normalizer\": null,\n"
         "  \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": true, "
         "\"use_regex\": false},\n");
-    text(b,
-         "  \"post_processor\": {\"type\": \"TemplateProcessing\", "
-         "\"single\": [{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", "
-         "\"type_id\": 0}}], ");
-    text(b,
-         "\"pair\": [{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", "
-         "\"type_id\": 0}}, {\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 1}}, {\"Sequence\": {\"id\": "
-         "\"B\", \"type_id\": 1}}], ");
-    text(b, "\"special_tokens\": {\"<s>\": {\"id\": \"<s>\", \"ids\": [%d], \"tokens\": [\"<s>\"]}}},\n",
-         RT_TOK_BOS);
-    text(b, "  \"decoder\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, \"trim_offsets\": true, "
-            "\"use_regex\": true},\n");
-    text(b, "  \"model\": {\"type\": \"BPE\", \"dropout\": null, \"unk_token\": null, "
-            "\"continuing_subword_prefix\": "
-            "null, \"end_of_word_suffix\": null, \"fuse_unk\": false, \"byte_fallback\": false, "
-            "\"ignore_merges\": false,\n    \"vocab\": {");
+    rt_buf_printf(
+        b,
+        "  \"post_processor\": {\"type\": \"TemplateProcessing\", "
+        "\"single\": [{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", "
+        "\"type_id\": 0}}], ");
+    rt_buf_printf(
+        b, "\"pair\": [{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", "
+           "\"type_id\": 0}}, {\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 1}}, {\"Sequence\": {\"id\": "
+           "\"B\", \"type_id\": 1}}], ");
+    rt_buf_printf(
+        b, "\"special_tokens\": {\"<s>\": {\"id\": \"<s>\", \"ids\": [%d], \"tokens\": [\"<s>\"]}}},\n",
+        RT_TOK_BOS);
+    rt_buf_printf(
+        b, "  \"decoder\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, \"trim_offsets\": true, "
+           "\"use_regex\": true},\n");
+    rt_buf_printf(b, "  \"model\": {\"type\": \"BPE\", \"dropout\": null, \"unk_token\": null, "
+                     "\"continuing_subword_prefix\": "
+                     "null, \"end_of_word_suffix\": null, \"fuse_unk\": false, \"byte_fallback\": false, "
+                     "\"ignore_merges\": false,\n    \"vocab\": {");
     char piece[24];
     for (int id = 0; id < V; id++) {
         if (id < 256) {
             rt_tok_byte_unicode(id, piece);
-            text(b, "%s", id ? ", " : "");
+            rt_buf_printf(b, "%s", id ? ", " : "");
             json_string(b, piece);
         } else {
-            text(b, ", \"%s\"", special_name(id, piece));
+            rt_buf_printf(b, ", \"%s\"", special_name(id, piece));
         }
-        text(b, ": %d", id);
+        rt_buf_printf(b, ": %d", id);
     }
-    text(b, "},\n    \"merges\": []\n  }\n}\n");
+    rt_buf_printf(b, "},\n    \"merges\": []\n  }\n}\n");
 }
 
-static void tokenizer_config_json(rt_pb *b, const rt_config *c) {
-    text(b,
-         "{\n  \"tokenizer_class\": \"PreTrainedTokenizerFast\",\n  \"add_bos_token\": true,\n"
-         "  \"add_eos_token\": false,\n  \"bos_token\": \"<s>\",\n  \"eos_token\": \"</s>\",\n"
-         "  \"pad_token\": \"<pad>\",\n  \"unk_token\": null,\n  \"clean_up_tokenization_spaces\": false,\n"
-         "  \"model_max_length\": %d,\n  \"added_tokens_decoder\": {",
-         c->model.max_seq_len);
+static void tokenizer_config_json(rt_buf *b, const rt_config *c) {
+    rt_buf_printf(
+        b,
+        "{\n  \"tokenizer_class\": \"PreTrainedTokenizerFast\",\n  \"add_bos_token\": true,\n"
+        "  \"add_eos_token\": false,\n  \"bos_token\": \"<s>\",\n  \"eos_token\": \"</s>\",\n"
+        "  \"pad_token\": \"<pad>\",\n  \"unk_token\": null,\n  \"clean_up_tokenization_spaces\": false,\n"
+        "  \"model_max_length\": %d,\n  \"added_tokens_decoder\": {",
+        c->model.max_seq_len);
     for (int id = 256; id < RT_TOK_N_BASE; id++) {
-        text(b, "%s\n    \"%d\": ", id > 256 ? "," : "", id);
+        rt_buf_printf(b, "%s\n    \"%d\": ", id > 256 ? "," : "", id);
         added_token(b, id, 0);
     }
-    text(b, "\n  }\n}\n");
+    rt_buf_printf(b, "\n  }\n}\n");
 }
 
-static void genai_config_json(rt_pb *b, const rt_config *c) {
+static void genai_config_json(rt_buf *b, const rt_config *c) {
     const int hd = c->model.dim / c->model.n_heads;
-    text(b,
-         "{\n  \"model\": {\n    \"type\": \"llama\",\n    \"bos_token_id\": %d,\n    \"eos_token_id\": %d,\n"
-         "    \"pad_token_id\": %d,\n    \"context_length\": %d,\n    \"vocab_size\": %d,\n",
-         RT_TOK_BOS, RT_TOK_EOS, RT_TOK_PAD, c->model.max_seq_len, c->model.vocab_size);
-    text(b,
-         "    \"decoder\": {\n      \"filename\": \"model.onnx\",\n      \"session_options\": {\"log_id\": "
-         "\"onnxruntime-genai\", \"provider_options\": []},\n");
-    text(b,
-         "      \"head_size\": %d,\n      \"hidden_size\": %d,\n      \"num_attention_heads\": %d,\n"
-         "      \"num_hidden_layers\": %d,\n      \"num_key_value_heads\": %d,\n",
-         hd, c->model.dim, c->model.n_heads, c->model.n_layers, c->model.n_kv_heads);
-    text(b, "      \"inputs\": {\"input_ids\": \"input_ids\", \"attention_mask\": \"attention_mask\", "
-            "\"position_ids\": \"position_ids\", \"past_key_names\": \"past_key_values.%%d.key\", "
-            "\"past_value_names\": \"past_key_values.%%d.value\"},\n");
-    text(b, "      \"outputs\": {\"logits\": \"logits\", \"present_key_names\": \"present.%%d.key\", "
-            "\"present_value_names\": \"present.%%d.value\"}\n    }\n  },\n");
+    rt_buf_printf(
+        b,
+        "{\n  \"model\": {\n    \"type\": \"llama\",\n    \"bos_token_id\": %d,\n    \"eos_token_id\": %d,\n"
+        "    \"pad_token_id\": %d,\n    \"context_length\": %d,\n    \"vocab_size\": %d,\n",
+        RT_TOK_BOS, RT_TOK_EOS, RT_TOK_PAD, c->model.max_seq_len, c->model.vocab_size);
+    rt_buf_printf(
+        b, "    \"decoder\": {\n      \"filename\": \"model.onnx\",\n      \"session_options\": {\"log_id\": "
+           "\"onnxruntime-genai\", \"provider_options\": []},\n");
+    rt_buf_printf(b,
+                  "      \"head_size\": %d,\n      \"hidden_size\": %d,\n      \"num_attention_heads\": %d,\n"
+                  "      \"num_hidden_layers\": %d,\n      \"num_key_value_heads\": %d,\n",
+                  hd, c->model.dim, c->model.n_heads, c->model.n_layers, c->model.n_kv_heads);
+    rt_buf_printf(b,
+                  "      \"inputs\": {\"input_ids\": \"input_ids\", \"attention_mask\": \"attention_mask\", "
+                  "\"position_ids\": \"position_ids\", \"past_key_names\": \"past_key_values.%%d.key\", "
+                  "\"past_value_names\": \"past_key_values.%%d.value\"},\n");
+    rt_buf_printf(b,
+                  "      \"outputs\": {\"logits\": \"logits\", \"present_key_names\": \"present.%%d.key\", "
+                  "\"present_value_names\": \"present.%%d.value\"}\n    }\n  },\n");
     // past_present_share_buffer stays false: the graph concatenates past and new keys (no
     // GroupQueryAttention)
-    text(b,
-         "  \"search\": {\"max_length\": %d, \"min_length\": 0, \"do_sample\": false, \"num_beams\": 1, "
-         "\"num_return_sequences\": 1, \"top_k\": 50, \"top_p\": 1.0, \"temperature\": 1.0, ",
-         c->model.max_seq_len);
-    text(b,
-         "\"repetition_penalty\": 1.0, \"length_penalty\": 1.0, \"no_repeat_ngram_size\": 0, "
-         "\"diversity_penalty\": 0.0, \"early_stopping\": true, \"past_present_share_buffer\": false}\n}\n");
+    rt_buf_printf(
+        b,
+        "  \"search\": {\"max_length\": %d, \"min_length\": 0, \"do_sample\": false, \"num_beams\": 1, "
+        "\"num_return_sequences\": 1, \"top_k\": 50, \"top_p\": 1.0, \"temperature\": 1.0, ",
+        c->model.max_seq_len);
+    rt_buf_printf(
+        b,
+        "\"repetition_penalty\": 1.0, \"length_penalty\": 1.0, \"no_repeat_ngram_size\": 0, "
+        "\"diversity_penalty\": 0.0, \"early_stopping\": true, \"past_present_share_buffer\": false}\n}\n");
 }
 
-static int write_text_file(const char *dir, const char *name, rt_pb *b, uint64_t *total, rt_error *err) {
+static int write_text_file(const char *dir, const char *name, rt_buf *b, uint64_t *total, rt_error *err) {
     char path[4096];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
         return rt_fail(err, "%s/%s: path too long", dir, name);
     if (b->oom) return rt_fail(err, "out of memory writing %s", path);
-    FILE *f = fopen(path, "wb");
-    if (!f) return rt_fail(err, "%s: cannot create: %s", path, strerror(errno));
-    int bad = fwrite(b->data, 1, b->len, f) != b->len || fflush(f) != 0 || fsync(fileno(f)) != 0;
-    int e = errno;
-    if (fclose(f) != 0) bad = 1;
-    if (bad) return rt_fail(err, "%s: write failed: %s", path, strerror(e));
+    if (rt_write_file_atomic(path, b->data, b->len, err)) return -1;
     *total += b->len;
     return 0;
 }
@@ -293,15 +284,17 @@ static int write_folder(const rt_named_tensor *weights, int n, const rt_config *
     }
     rt_onnx_graph_free(&g);
     for (int k = 0; rc == 0 && k < 4; k++) {
-        rt_pb b = {0};
+        rt_buf b = {0};
         if (k == 0) genai_config_json(&b, cfg);
         if (k == 1) tokenizer_json(&b, cfg->model.vocab_size);
         if (k == 2) tokenizer_config_json(&b, cfg);
-        if (k == 3) text(&b, "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"pad_token\": \"<pad>\"}\n");
+        if (k == 3)
+            rt_buf_printf(&b,
+                          "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"pad_token\": \"<pad>\"}\n");
         static const char *const names[4] = {"genai_config.json", "tokenizer.json", "tokenizer_config.json",
                                              "special_tokens_map.json"};
         rc = write_text_file(dir, names[k], &b, &rep->folder_bytes, err);
-        rt_pb_free(&b);
+        rt_buf_free(&b);
     }
     return rc;
 }

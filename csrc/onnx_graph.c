@@ -21,8 +21,8 @@ void rt_onnx_graph_init(rt_onnx_graph *g) {
 }
 
 void rt_onnx_graph_free(rt_onnx_graph *g) {
-    rt_pb_free(&g->nodes);
-    rt_pb_free(&g->io);
+    rt_buf_free(&g->nodes);
+    rt_buf_free(&g->io);
     for (int i = 0; i < g->n_inits; i++) free(g->inits[i].owned);
     free(g->inits);
     for (int i = 0; i < g->n_names; i++) free(g->names[i]);
@@ -64,7 +64,7 @@ const char *rt_onnx_name(rt_onnx_graph *g, const char *fmt, ...) {
     return own(g, s);
 }
 
-static void attr_proto(rt_pb *a, const rt_onnx_attr *at) {
+static void attr_proto(rt_buf *a, const rt_onnx_attr *at) {
     rt_pb_string(a, 1, at->name);
     switch (at->type) {
     case RT_ONNX_ATTR_FLOAT:
@@ -86,7 +86,7 @@ static void attr_proto(rt_pb *a, const rt_onnx_attr *at) {
 void rt_onnx_node(rt_onnx_graph *g, const char *op, const char *domain, const char *name,
                   const char *const *inputs, int n_in, const char *const *outputs, int n_out,
                   const rt_onnx_attr *attrs, int n_attrs) {
-    rt_pb node = {0};
+    rt_buf node = {0};
     for (int i = 0; i < n_in; i++) {
         if (!inputs[i]) g->oom = 1; // a name that failed to allocate upstream
         rt_pb_string(&node, 1, inputs[i] ? inputs[i] : "");
@@ -98,29 +98,29 @@ void rt_onnx_node(rt_onnx_graph *g, const char *op, const char *domain, const ch
     rt_pb_string(&node, 3, name ? name : "");
     rt_pb_string(&node, 4, op);
     for (int i = 0; i < n_attrs; i++) {
-        rt_pb a = {0};
+        rt_buf a = {0};
         attr_proto(&a, &attrs[i]);
         rt_pb_message(&node, 5, &a);
-        rt_pb_free(&a);
+        rt_buf_free(&a);
     }
     if (domain) rt_pb_string(&node, 7, domain);
     rt_pb_message(&g->nodes, 1, &node);
     if (node.oom || g->nodes.oom) g->oom = 1;
-    rt_pb_free(&node);
+    rt_buf_free(&node);
     g->n_nodes++;
 }
 
 static void value_info(rt_onnx_graph *g, int field, const char *name, int dtype, const rt_onnx_dim *dims,
                        int ndim) {
-    rt_pb shape = {0}, tensor = {0}, type = {0}, vi = {0};
+    rt_buf shape = {0}, tensor = {0}, type = {0}, vi = {0};
     for (int i = 0; i < ndim; i++) {
-        rt_pb dim = {0};
+        rt_buf dim = {0};
         if (dims[i].param)
             rt_pb_string(&dim, 2, dims[i].param);
         else
             rt_pb_int(&dim, 1, dims[i].value);
         rt_pb_message(&shape, 1, &dim);
-        rt_pb_free(&dim);
+        rt_buf_free(&dim);
     }
     rt_pb_int(&tensor, 1, dtype);
     rt_pb_message(&tensor, 2, &shape); // present even when empty: a scalar, not an unknown rank
@@ -129,10 +129,10 @@ static void value_info(rt_onnx_graph *g, int field, const char *name, int dtype,
     rt_pb_message(&vi, 2, &type);
     rt_pb_message(&g->io, field, &vi);
     if (vi.oom || g->io.oom) g->oom = 1;
-    rt_pb_free(&shape);
-    rt_pb_free(&tensor);
-    rt_pb_free(&type);
-    rt_pb_free(&vi);
+    rt_buf_free(&shape);
+    rt_buf_free(&tensor);
+    rt_buf_free(&type);
+    rt_buf_free(&vi);
 }
 
 void rt_onnx_input(rt_onnx_graph *g, const char *name, int dtype, const rt_onnx_dim *dims, int ndim) {
@@ -208,7 +208,7 @@ void rt_onnx_const_f32(rt_onnx_graph *g, const char *name, const float *v, int n
 // writing
 
 // TensorProto without its data: dims, type, name, and where the data is.
-static void tensor_header(rt_pb *h, const rt_onnx_init *t, const char *data_name) {
+static void tensor_header(rt_buf *h, const rt_onnx_init *t, const char *data_name) {
     for (int i = 0; i < t->ndim; i++) rt_pb_int(h, 1, t->dims[i]);
     rt_pb_int(h, 2, t->dtype);
     rt_pb_string(h, 8, t->name);
@@ -216,7 +216,7 @@ static void tensor_header(rt_pb *h, const rt_onnx_init *t, const char *data_name
         char num[32];
         const char *keys[3] = {"location", "offset", "length"};
         for (int k = 0; k < 3; k++) {
-            rt_pb e = {0};
+            rt_buf e = {0};
             rt_pb_string(&e, 1, keys[k]);
             if (k == 0) {
                 rt_pb_string(&e, 2, data_name);
@@ -226,7 +226,7 @@ static void tensor_header(rt_pb *h, const rt_onnx_init *t, const char *data_name
                 rt_pb_string(&e, 2, num);
             }
             rt_pb_message(h, 13, &e);
-            rt_pb_free(&e);
+            rt_buf_free(&e);
         }
         rt_pb_int(h, 14, 1); // data_location EXTERNAL
     }
@@ -234,11 +234,11 @@ static void tensor_header(rt_pb *h, const rt_onnx_init *t, const char *data_name
 
 // Size of the whole TensorProto (the GraphProto.initializer field body).
 static uint64_t tensor_size(const rt_onnx_init *t, const char *data_name, int *oom) {
-    rt_pb h = {0};
+    rt_buf h = {0};
     tensor_header(&h, t, data_name);
     uint64_t n = h.len;
     if (h.oom) *oom = 1;
-    rt_pb_free(&h);
+    rt_buf_free(&h);
     if (!t->external) n += rt_pb_len_field_size(9, t->nbytes);
     return n;
 }
@@ -344,7 +344,7 @@ int rt_onnx_write(rt_onnx_graph *g, const rt_onnx_model_info *info, const char *
                        "the ONNX graph is %llu bytes even with its weights outside: over protobuf's 2 GiB",
                        (unsigned long long)graph_size);
 
-    rt_pb head = {0}, tail = {0};
+    rt_buf head = {0}, tail = {0};
     rt_pb_int(&head, 1, info->ir_version);
     rt_pb_string(&head, 2, "retort");
     rt_pb_string(&head, 3, info->producer_version);
@@ -353,18 +353,18 @@ int rt_onnx_write(rt_onnx_graph *g, const rt_onnx_model_info *info, const char *
     rt_pb_string(&head, 2, graph_name); // GraphProto.name, the graph's first field
     for (int k = 0; k < 2; k++) {
         if (k == 1 && info->ms_opset == 0) continue;
-        rt_pb op = {0};
+        rt_buf op = {0};
         rt_pb_string(&op, 1, k == 0 ? "" : "com.microsoft");
         rt_pb_int(&op, 2, k == 0 ? info->opset : info->ms_opset);
         rt_pb_message(&tail, 8, &op);
-        rt_pb_free(&op);
+        rt_buf_free(&op);
     }
     for (int i = 0; i + 1 < 2 * info->n_meta; i += 2) {
-        rt_pb kv = {0};
+        rt_buf kv = {0};
         rt_pb_string(&kv, 1, info->meta[i]);
         rt_pb_string(&kv, 2, info->meta[i + 1]);
         rt_pb_message(&tail, 14, &kv);
-        rt_pb_free(&kv);
+        rt_buf_free(&kv);
     }
     char path[4096], data_path[4096];
     int rc = join(path, sizeof path, dir, model_name, err);
@@ -378,14 +378,14 @@ int rt_onnx_write(rt_onnx_graph *g, const rt_onnx_model_info *info, const char *
     if (rc == 0) rc = put(f, g->nodes.data, g->nodes.len, path, err);
     for (int i = 0; rc == 0 && i < g->n_inits; i++) {
         const rt_onnx_init *t = &g->inits[i];
-        rt_pb h = {0};
+        rt_buf h = {0};
         int unused = 0;
         rt_pb_len_header(&h, 5, tensor_size(t, data_name, &unused));
         tensor_header(&h, t, data_name);
         if (!t->external) rt_pb_len_header(&h, 9, t->nbytes);
         if (h.oom) rc = rt_fail(err, "out of memory while writing the ONNX model");
         if (rc == 0) rc = put(f, h.data, h.len, path, err);
-        rt_pb_free(&h);
+        rt_buf_free(&h);
         if (rc == 0 && !t->external) {
             void *tmp = NULL;
             const void *bytes = tensor_bytes(t, &tmp, err);
@@ -403,7 +403,7 @@ int rt_onnx_write(rt_onnx_graph *g, const rt_onnx_model_info *info, const char *
         rep->data_bytes = external ? data_bytes : 0;
         rep->n_external = external ? n_ext : 0;
     }
-    rt_pb_free(&head);
-    rt_pb_free(&tail);
+    rt_buf_free(&head);
+    rt_buf_free(&tail);
     return rc;
 }

@@ -54,7 +54,7 @@ typedef struct rt_onnx_init {
 } rt_onnx_init;
 
 typedef struct rt_onnx_graph {
-    rt_pb nodes, io; // serialized GraphProto.node and .input/.output fields
+    rt_buf nodes, io; // serialized GraphProto.node and .input/.output fields
     rt_onnx_init *inits;
     int n_inits, cap_inits;
     char **names; // every string the graph owns

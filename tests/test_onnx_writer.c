@@ -11,7 +11,7 @@
 #include "onnx_pb.h"
 #include "testutil.h"
 
-static void assert_bytes(const rt_pb *b, const uint8_t *want, size_t n) {
+static void assert_bytes(const rt_buf *b, const uint8_t *want, size_t n) {
     ck_assert_int_eq(b->oom, 0);
     ck_assert_uint_eq(b->len, n);
     for (size_t i = 0; i < n; i++)
@@ -19,20 +19,20 @@ static void assert_bytes(const rt_pb *b, const uint8_t *want, size_t n) {
 }
 
 START_TEST(test_guide_examples) {
-    rt_pb b = {0};
+    rt_buf b = {0};
     rt_pb_int(&b, 1, 150); // the guide's first example: "08 96 01"
     assert_bytes(&b, (const uint8_t[]){0x08, 0x96, 0x01}, 3);
-    rt_pb_free(&b);
+    rt_buf_free(&b);
     rt_pb_string(&b, 2, "testing"); // "12 07 74 65 73 74 69 6e 67"
     assert_bytes(&b, (const uint8_t[]){0x12, 0x07, 't', 'e', 's', 't', 'i', 'n', 'g'}, 9);
-    rt_pb_free(&b);
+    rt_buf_free(&b);
     rt_pb_int(&b, 1, -2); // int64 -2: ten bytes of two's complement
     assert_bytes(&b, (const uint8_t[]){0x08, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, 11);
-    rt_pb_free(&b);
+    rt_buf_free(&b);
     rt_pb_float(&b, 2, 1.0f); // wire type 5, little-endian IEEE 754
     assert_bytes(&b, (const uint8_t[]){0x15, 0x00, 0x00, 0x80, 0x3f}, 5);
-    rt_pb_free(&b);
-    rt_pb sub = {0};
+    rt_buf_free(&b);
+    rt_buf sub = {0};
     rt_pb_int(&sub, 1, 150); // the guide's embedded message: field 3 holding {1: 150} is "1a 03 08 96 01"
     rt_pb_message(&b, 3, &sub);
     assert_bytes(&b, (const uint8_t[]){0x1a, 0x03, 0x08, 0x96, 0x01}, 5);
@@ -40,8 +40,8 @@ START_TEST(test_guide_examples) {
     ck_assert_uint_eq(rt_pb_varint_size(127), 1);
     ck_assert_uint_eq(rt_pb_varint_size(128), 2);
     ck_assert_uint_eq(rt_pb_varint_size(UINT64_MAX), 10);
-    rt_pb_free(&sub);
-    rt_pb_free(&b);
+    rt_buf_free(&sub);
+    rt_buf_free(&b);
 }
 END_TEST
 
