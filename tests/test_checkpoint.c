@@ -554,9 +554,5 @@ int main(void) {
     tcase_add_test(tc, test_inspect_cli);
     tcase_add_test(tc, test_write_layout_example);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return rt_test_run_suite(s);
 }

@@ -220,9 +220,5 @@ int main(void) {
     tcase_add_test(tc, test_misuse_is_refused);
     tcase_add_test(tc, test_generate_matches_uncached);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return rt_test_run_suite(s);
 }

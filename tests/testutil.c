@@ -13,6 +13,14 @@
 
 #include "common.h"
 
+int rt_test_run_suite(Suite *s) {
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
+
 const char *rt_test_env(const char *name) {
     const char *v = getenv(name);
     ck_assert_msg(v && *v, "environment variable %s is not set: run the tests through ctest", name);

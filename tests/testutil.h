@@ -2,10 +2,14 @@
 #ifndef RT_TESTUTIL_H
 #define RT_TESTUTIL_H
 
+#include <check.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "rng.h"
+
+// Runs every test of s (CK_NORMAL output); the process exit status: 0 when all passed, 1 otherwise.
+int rt_test_run_suite(Suite *s);
 
 // Environment set by ctest (tests/CMakeLists.txt); abort the test with a message when missing.
 const char *rt_test_env(const char *name);
