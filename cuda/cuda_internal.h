@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 extern "C" {
-#include "backend.h"
+#include "backend/backend.h"
 }
 
 typedef __nv_bfloat16 bf16;

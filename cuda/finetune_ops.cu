@@ -3,8 +3,8 @@
 #include "cuda_internal.h"
 
 extern "C" {
-#include "dropout_hash.h"
-#include "nf4.h"
+#include "backend/dropout_hash.h"
+#include "backend/nf4.h"
 }
 
 __constant__ float nf4_code_dev[16] = {RT_NF4_CODE_VALUES};

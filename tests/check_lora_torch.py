@@ -126,7 +126,7 @@ def check_nf4(harness, work):
 
 
 def dropout_keep(seed, n, p):
-    """rt_dropout_bits(seed, i) >= p * 2^32 for i in [0, n) (csrc/dropout_hash.h)."""
+    """rt_dropout_bits(seed, i) >= p * 2^32 for i in [0, n) (csrc/backend/dropout_hash.h)."""
     with np.errstate(over="ignore"):
         seed = np.uint64(seed)
         h = np.arange(n, dtype=np.uint64).astype(np.uint32) * np.uint32(0x9E3779B1) + \

@@ -17,12 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "lora.h"
-#include "model.h"
-#include "nf4.h"
-#include "optimizer.h"
-#include "rng.h"
+#include "backend/backend.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "backend/nf4.h"
+#include "model/optimizer.h"
+#include "base/rng.h"
 
 static const char *out_dir;
 
@@ -245,7 +245,7 @@ static void run_lora(int qlora, int tied, uint64_t seed) {
     for (int i = 0; !qlora && i < m.n_params; i++) {
         rt_param *p = &m.params[i];
         if (p->adapter) continue;
-        const rt_named_tensor *t = rt_ckpt_find(bw, nb, p->name);
+        const rt_named_tensor *t = rt_named_tensor_find(bw, nb, p->name);
         float *now = malloc(p->n * sizeof(float));
         if (!now || !t) die("base lookup");
         ctx.be->download(&ctx, now, p->w, RT_F32, p->n);

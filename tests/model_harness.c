@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "model.h"
-#include "optimizer.h"
-#include "rng.h"
+#include "backend/backend.h"
+#include "model/model.h"
+#include "model/optimizer.h"
+#include "base/rng.h"
 
 static const char *out_dir;
 

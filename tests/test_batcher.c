@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "batcher.h"
+#include "train/batcher.h"
 #include "testutil.h"
 
 // A dataset whose token i is i, so a window's first token says which window it is.

@@ -11,8 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
+#include "train/checkpoint.h"
 #include "testutil.h"
+#include "base/files.h"
 
 #define NT 3
 
@@ -61,7 +62,7 @@ static void free_fake(fake *f) {
 
 static void assert_same(const rt_named_tensor *a, const rt_named_tensor *b, int n) {
     for (int i = 0; i < n; i++) {
-        const rt_named_tensor *t = rt_ckpt_find(b, n, a[i].name);
+        const rt_named_tensor *t = rt_named_tensor_find(b, n, a[i].name);
         ck_assert_msg(t != NULL, "missing %s", a[i].name);
         ck_assert_int_eq(t->ndim, a[i].ndim);
         size_t count = 1;

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "config.h"
+#include "base/common.h"
+#include "config/config.h"
 #include "testutil.h"
 
 // Parse text as "x.yaml" on top of defaults; returns the status and leaves the message in err.

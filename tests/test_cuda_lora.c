@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "model.h"
-#include "nf4.h"
-#include "optimizer.h"
+#include "backend/backend.h"
+#include "model/model.h"
+#include "backend/nf4.h"
+#include "model/optimizer.h"
 #include "testutil.h"
 
 static const rt_model_dims dims = {.V = 259,

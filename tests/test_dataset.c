@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dataset.h"
+#include "data/dataset.h"
 #include "testutil.h"
 
 #define NDOC 4

@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "generate.h"
-#include "model.h"
+#include "backend/backend.h"
+#include "infer/sample.h"
+#include "model/model.h"
 #include "testutil.h"
-#include "tokenizer.h"
+#include "data/tokenizer.h"
 
 static const rt_model_dims dims = {.V = 259,
                                    .C = 48,

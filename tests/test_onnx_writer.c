@@ -7,9 +7,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "onnx_graph.h"
-#include "onnx_pb.h"
+#include "export/onnx_graph.h"
+#include "export/onnx_pb.h"
 #include "testutil.h"
+#include "base/buf.h"
 
 static void assert_bytes(const rt_buf *b, const uint8_t *want, size_t n) {
     ck_assert_int_eq(b->oom, 0);

@@ -11,7 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "base/common.h"
+#include "base/files.h"
 
 int rt_test_run_suite(Suite *s) {
     SRunner *sr = srunner_create(s);

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rng.h"
+#include "base/rng.h"
 
 // Runs every test of s (CK_NORMAL output); the process exit status: 0 when all passed, 1 otherwise.
 int rt_test_run_suite(Suite *s);

@@ -1,6 +1,6 @@
 #include "args.h"
 
-#include "config.h"
+#include "config/config.h"
 
 #include <errno.h>
 #include <math.h>

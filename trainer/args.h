@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-#include "common.h"
+#include "base/common.h"
 
 // If argv[*i] is option `name`, stores its value (the next argument or the part after '=') in *value,
 // advances *i past it and returns 1; returns 0 when argv[*i] is another argument; -1 (err filled) when the

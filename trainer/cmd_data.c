@@ -4,9 +4,10 @@
 
 #include "args.h"
 #include "commands.h"
-#include "dataset.h"
-#include "synth.h"
-#include "tokenizer.h"
+#include "data/dataset.h"
+#include "data/tasks.h"
+#include "data/text_import.h"
+#include "data/tokenizer.h"
 
 static void print_help(void) {
     printf("usage: retort data <synth|text|tasks> [options]\n\n"
@@ -20,7 +21,7 @@ static void print_help(void) {
            "  retort data tasks\n"
            "      the synthetic tasks\n\n"
            "tasks:\n");
-    rt_synth_list_tasks(stdout);
+    rt_task_list(stdout);
 }
 
 static void summary(const char *path) {
@@ -63,7 +64,7 @@ static int cmd_synth(int argc, char **argv) {
         rt_cli_error("data synth", err.msg);
         return 2;
     }
-    if (rt_synth_write(task, (size_t)n, split, (uint64_t)seed, out, &err)) {
+    if (rt_task_write(task, (size_t)n, split, (uint64_t)seed, out, &err)) {
         rt_cli_error("data synth", err.msg);
         return strncmp(err.msg, "unknown task", 12) == 0 ? 2 : 1;
     }
@@ -117,7 +118,7 @@ int rt_cmd_data(int argc, char **argv) {
     if (strcmp(argv[1], "synth") == 0) return cmd_synth(argc - 1, argv + 1);
     if (strcmp(argv[1], "text") == 0) return cmd_text(argc - 1, argv + 1);
     if (strcmp(argv[1], "tasks") == 0) {
-        rt_synth_list_tasks(stdout);
+        rt_task_list(stdout);
         return 0;
     }
     char msg[256];

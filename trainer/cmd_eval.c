@@ -11,10 +11,10 @@
 #include "args.h"
 #include "commands.h"
 #include "eval_report.h"
-#include "dataset.h"
-#include "generate.h"
-#include "runtime.h"
-#include "synth.h"
+#include "data/dataset.h"
+#include "infer/evaluate.h"
+#include "infer/load.h"
+#include "data/tasks.h"
 
 static void print_help(void) {
     printf(
@@ -49,7 +49,7 @@ static int eval_one(const char *ckpt, rt_ctx *ctx, const rt_dataset *ds, int B, 
     row->ckpt = ckpt;
     struct stat st;
     if (stat(ckpt, &st) == 0) row->file_bytes = (int64_t)st.st_size;
-    if (rt_runtime_load_model(ckpt, ctx, B, 0, &m, &cfg, err)) return -1;
+    if (rt_load_model(ckpt, ctx, B, 0, &m, &cfg, err)) return -1;
     row->params = rt_model_param_count(&m);
     row->memory_bytes = (int64_t)(m.memory.parameters + m.memory.activations);
     int rc = 0;
@@ -143,7 +143,7 @@ int rt_cmd_eval(int argc, char **argv) {
     if (!data) {
         // a held-out problem set of the task, generated deterministically from --seed
         snprintf(tmp_path, sizeof tmp_path, "/tmp/retort-eval-%ld.h5", (long)getpid());
-        if (rt_synth_write(task, (size_t)(limit > 0 ? limit : 500), "val", (uint64_t)seed, tmp_path, &err))
+        if (rt_task_write(task, (size_t)(limit > 0 ? limit : 500), "val", (uint64_t)seed, tmp_path, &err))
             rc = 2;
         data = tmp_path;
     }
@@ -155,7 +155,7 @@ int rt_cmd_eval(int argc, char **argv) {
     rt_ctx ctx;
     int ctx_ok = 0;
     if (rc == 0) {
-        if (rt_runtime_ctx_init(&ctx, device, "fp32", (int)threads, &err))
+        if (rt_ctx_init_device(&ctx, device, "fp32", (int)threads, &err))
             rc = 1;
         else
             ctx_ok = 1;
@@ -164,7 +164,7 @@ int rt_cmd_eval(int argc, char **argv) {
     int have_teacher = 0;
     if (rc == 0 && teacher_path) {
         rt_config tcfg;
-        if (rt_runtime_load_model(teacher_path, &ctx, (int)batch, 0, &teacher, &tcfg, &err)) {
+        if (rt_load_model(teacher_path, &ctx, (int)batch, 0, &teacher, &tcfg, &err)) {
             rt_fail_wrap(&err, "--teacher");
             rc = 1;
         } else {

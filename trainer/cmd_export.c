@@ -6,15 +6,15 @@
 #include <string.h>
 
 #include "args.h"
-#include "checkpoint.h"
+#include "train/checkpoint.h"
 #include "commands.h"
-#include "finetune.h"
-#include "ggml_quants.h"
-#include "gguf_export.h"
-#include "lora.h"
-#include "model.h"
-#include "onnx_export.h"
-#include "runtime.h"
+#include "train/finetune.h"
+#include "export/ggml_quants.h"
+#include "export/gguf_export.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "export/onnx_export.h"
+#include "infer/load.h"
 
 static void print_help(void) {
     printf(
@@ -66,7 +66,7 @@ static int export_ckpt(const char *path, const char *out, const export_job *job,
     rt_ckpt ck;
     rt_config cfg;
     if (rt_ckpt_read(path, 0, &ck, err)) return 1;
-    int rc = rt_runtime_parse_ckpt_config(path, ck.config_yaml, &cfg, err);
+    int rc = rt_ckpt_parse_config(path, ck.config_yaml, &cfg, err);
     rt_gguf_export_report rep;
     rt_onnx_export_report orep;
     memset(&rep, 0, sizeof rep);

@@ -5,9 +5,9 @@
 
 #include "args.h"
 #include "commands.h"
-#include "generate.h"
-#include "runtime.h"
-#include "tokenizer.h"
+#include "infer/sample.h"
+#include "infer/load.h"
+#include "data/tokenizer.h"
 
 static void print_help(void) {
     printf("usage: retort generate CHECKPOINT --prompt TEXT [options]\n\n"
@@ -75,14 +75,14 @@ int rt_cmd_generate(int argc, char **argv) {
         return 2;
     }
     rt_ctx ctx;
-    if (rt_runtime_ctx_init(&ctx, device, "fp32", (int)threads, &err)) {
+    if (rt_ctx_init_device(&ctx, device, "fp32", (int)threads, &err)) {
         rt_cli_error("generate", err.msg);
         return 1;
     }
     rt_model m;
     rt_config cfg;
     int rc = 1;
-    if (rt_runtime_load_model(ckpt, &ctx, 1, 0, &m, &cfg, &err) == 0) {
+    if (rt_load_model(ckpt, &ctx, 1, 0, &m, &cfg, &err) == 0) {
         size_t plen = strlen(prompt);
         int32_t *ids = rt_malloc((plen + 1 + (size_t)max_tokens) * sizeof(int32_t), "token buffer", &err);
         if (ids) {

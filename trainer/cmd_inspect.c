@@ -8,11 +8,11 @@
 #include <string.h>
 
 #include "args.h"
-#include "checkpoint.h"
+#include "train/checkpoint.h"
 #include "commands.h"
-#include "dataset.h"
-#include "h5util.h"
-#include "tokenizer.h"
+#include "data/dataset.h"
+#include "base/h5util.h"
+#include "data/tokenizer.h"
 
 #define SHOW_DOCS       3
 #define SHOW_DOC_TOKENS 200 // text output shortens longer documents

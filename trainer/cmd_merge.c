@@ -5,11 +5,11 @@
 #include <string.h>
 
 #include "args.h"
-#include "checkpoint.h"
+#include "train/checkpoint.h"
 #include "commands.h"
-#include "finetune.h"
-#include "model.h"
-#include "runtime.h"
+#include "train/finetune.h"
+#include "model/model.h"
+#include "infer/load.h"
 
 static void print_help(void) {
     printf("usage: retort merge ADAPTER_CKPT --out FILE [--base CKPT]\n\n"
@@ -29,7 +29,7 @@ static int merge(const char *path, const char *out, const char *base_override, r
     int rc = 0;
     if (ad.n_lora == 0)
         rc = rt_fail(err, "%s holds full weights, not adapters: there is nothing to merge", path);
-    if (rc == 0) rc = rt_runtime_parse_ckpt_config(path, ad.config_yaml, &cfg, err);
+    if (rc == 0) rc = rt_ckpt_parse_config(path, ad.config_yaml, &cfg, err);
     const char *base_path = base_override ? base_override : ad.base;
     int have_base = 0;
     if (rc == 0) {

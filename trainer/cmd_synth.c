@@ -1,4 +1,5 @@
-// retort synth CONFIG [key=value ...]: stage 1 of distillation, the teacher answers prompts (synth_run.h).
+// retort synth CONFIG [key=value ...]: stage 1 of distillation, the teacher answers prompts
+// (distill/synth.h).
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdio.h>
@@ -7,9 +8,10 @@
 
 #include "args.h"
 #include "commands.h"
-#include "config.h"
-#include "runtime.h"
-#include "synth_run.h"
+#include "config/config.h"
+#include "infer/load.h"
+#include "distill/synth.h"
+#include "base/files.h"
 
 static volatile sig_atomic_t stop_signal = 0;
 static void on_signal(int sig) {
@@ -61,7 +63,7 @@ int rt_cmd_synth(int argc, char **argv) {
         return 1;
     }
     rt_ctx ctx;
-    if (rt_runtime_ctx_init(&ctx, cfg.system.device, cfg.system.precision, cfg.system.threads, &err)) {
+    if (rt_ctx_init_device(&ctx, cfg.system.device, cfg.system.precision, cfg.system.threads, &err)) {
         rt_cli_error("synth", err.msg);
         rt_synth_prompts_free(&prompts);
         return 1;
@@ -69,8 +71,7 @@ int rt_cmd_synth(int argc, char **argv) {
     rt_model teacher;
     rt_config teacher_cfg;
     rc = 1;
-    if (rt_runtime_load_model(cfg.synth.teacher, &ctx, cfg.synth.batch_size, 0, &teacher, &teacher_cfg,
-                              &err)) {
+    if (rt_load_model(cfg.synth.teacher, &ctx, cfg.synth.batch_size, 0, &teacher, &teacher_cfg, &err)) {
         rt_fail_wrap(&err, "synth.teacher");
     } else {
         fprintf(stderr, "teacher: %s (%zu parameters, hash %s) on %s | %zu prompts x %d sample(s)%s\n",

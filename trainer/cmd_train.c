@@ -3,7 +3,7 @@
 #include <stdio.h>
 
 #include "commands.h"
-#include "config.h"
+#include "config/config.h"
 #include "train_run.h"
 
 static void print_help(void) {

@@ -8,8 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime.h"
+#include "infer/load.h"
 #include "train_run.h"
+#include "base/files.h"
 
 // A config that cannot work returns -2 (a usage error, exit 2), with err saying which key and why.
 static int setup_offline(train_run *r, rt_error *err) {
@@ -75,8 +76,8 @@ static int setup_online(train_run *r, rt_error *err) {
                        "distill.mode online needs distill.teacher: the checkpoint that runs as the teacher"),
                -2;
     rt_config tcfg;
-    if (rt_runtime_load_model(c->distill.teacher, d->ctx, c->train.batch_size, c->data.seq_len, &d->teacher,
-                              &tcfg, err))
+    if (rt_load_model(c->distill.teacher, d->ctx, c->train.batch_size, c->data.seq_len, &d->teacher, &tcfg,
+                      err))
         return rt_fail_wrap(err, "distill.teacher");
     d->has_teacher = 1;
     if (d->teacher.dims.V != c->model.vocab_size)

@@ -6,8 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dataset.h"
-#include "generate.h"
+#include "data/dataset.h"
+#include "infer/evaluate.h"
 
 typedef struct eval_row {
     const char *ckpt;

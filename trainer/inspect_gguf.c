@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "commands.h"
-#include "ggml_quants.h"
-#include "gguf.h"
+#include "export/ggml_quants.h"
+#include "export/gguf.h"
 
 static void json_str(const char *s) {
     putchar('"');

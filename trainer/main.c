@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "backend.h"
+#include "backend/backend.h"
 #include "commands.h"
 
 #ifndef RT_VERSION

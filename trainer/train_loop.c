@@ -11,22 +11,23 @@
 #include <sys/stat.h>
 
 #include "args.h"
-#include "batcher.h"
-#include "checkpoint.h"
-#include "comm.h"
+#include "train/batcher.h"
+#include "train/checkpoint.h"
+#include "train/comm.h"
 #include "commands.h"
-#include "config.h"
-#include "dataset.h"
-#include "finetune.h"
-#include "generate.h"
-#include "metrics.h"
-#include "model.h"
-#include "optimizer.h"
-#include "peak.h"
-#include "rng.h"
-#include "runtime.h"
-#include "tokenizer.h"
+#include "config/config.h"
+#include "data/dataset.h"
+#include "train/finetune.h"
+#include "infer/evaluate.h"
+#include "base/metrics.h"
+#include "model/model.h"
+#include "model/optimizer.h"
+#include "train/peak.h"
+#include "base/rng.h"
+#include "infer/load.h"
+#include "data/tokenizer.h"
 #include "train_run.h"
+#include "base/files.h"
 
 static volatile sig_atomic_t stop_signal = 0;
 static void on_signal(int sig) {
@@ -73,7 +74,7 @@ static int resume_from_checkpoint(train_run *r, rt_error *err) {
     char path[RT_PATH_MAX + 64];
     if (rt_ckpt_load_latest(r->cfg.run.out_dir, 1, &ck, path, sizeof path, err)) return -1;
     rt_config stored;
-    int rc = rt_runtime_parse_ckpt_config(path, ck.config_yaml, &stored, err);
+    int rc = rt_ckpt_parse_config(path, ck.config_yaml, &stored, err);
     if (rc == 0 && !model_sections_equal(&stored, &r->cfg))
         rc = rt_fail(err,
                      "%s was trained with a different model section than this config; resume needs the "
@@ -240,8 +241,7 @@ static int setup(train_run *r, rt_error *err) {
             return rt_fail_wrap(err, "data.loss_on=answer (data.val)");
         rt_batcher_set_mask(&r->batcher, r->train_mask);
     }
-    if (rt_runtime_ctx_init(&r->ctx, c->system.device, c->system.precision, c->system.threads, err))
-        return -1;
+    if (rt_ctx_init_device(&r->ctx, c->system.device, c->system.precision, c->system.threads, err)) return -1;
     r->ctx_ok = 1;
     rt_model_dims dims = rt_model_dims_from_config(c);
     int B = c->train.batch_size, T = c->data.seq_len;

@@ -4,17 +4,17 @@
 
 #include <stdint.h>
 
-#include "backend.h"
-#include "batcher.h"
-#include "checkpoint.h"
-#include "comm.h"
-#include "config.h"
-#include "dataset.h"
-#include "lora.h"
-#include "metrics.h"
-#include "model.h"
-#include "optimizer.h"
-#include "rng.h"
+#include "backend/backend.h"
+#include "train/batcher.h"
+#include "train/checkpoint.h"
+#include "train/comm.h"
+#include "config/config.h"
+#include "data/dataset.h"
+#include "model/lora.h"
+#include "base/metrics.h"
+#include "model/model.h"
+#include "model/optimizer.h"
+#include "base/rng.h"
 
 typedef enum rt_distill_mode {
     RT_DISTILL_SEQUENCE,

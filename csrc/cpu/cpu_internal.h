@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backend.h"
+#include "backend/backend.h"
 
 // Per-context state: scratch memory for ops that need it, grown once and reused (never inside a step after
 // the first), and the thread count every parallel region uses, so results do not depend on the machine's

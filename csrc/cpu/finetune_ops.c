@@ -2,8 +2,8 @@
 #include <string.h>
 
 #include "cpu_internal.h"
-#include "dropout_hash.h"
-#include "nf4.h"
+#include "backend/dropout_hash.h"
+#include "backend/nf4.h"
 
 void cpu_upload_bytes(rt_ctx *ctx, void *dst, const void *src, size_t bytes) {
     memcpy(dst, src, bytes);

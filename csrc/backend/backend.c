@@ -1,0 +1,43 @@
+// Backend-independent helpers: picking a backend for a device, and the CUDA entry points of a build
+// without CUDA.
+#include "backend/backend.h"
+
+#include <string.h>
+
+const char *rt_dtype_name(rt_dtype t) {
+    return t == RT_BF16 ? "bf16" : "fp32";
+}
+
+#ifndef RT_HAVE_CUDA
+const rt_backend *rt_backend_cuda(void) {
+    return NULL;
+}
+
+int rt_cuda_available(rt_error *err) {
+    return rt_fail(err, "retort was built without CUDA (nvcc not found at configure time)") + 1;
+}
+#endif
+
+int rt_ctx_init_device(rt_ctx *ctx, const char *device, const char *precision, int threads, rt_error *err) {
+    const rt_backend *be = &rt_backend_cpu;
+    if (strcmp(device, "cuda") == 0 || strcmp(device, "auto") == 0) {
+        rt_error why;
+        const rt_backend *cuda = rt_backend_cuda();
+        if (cuda && rt_cuda_available(&why))
+            be = cuda;
+        else if (strcmp(device, "cuda") == 0) {
+            if (!cuda) return rt_fail(err, "system.device is cuda, but this retort was built without CUDA");
+            return rt_fail(err, "system.device is cuda, but no usable GPU: %s", why.msg);
+        }
+    } else if (strcmp(device, "cpu") != 0) {
+        return rt_fail(err, "system.device: unknown device '%s' (expected cpu, cuda or auto)", device);
+    }
+    rt_dtype act = RT_F32;
+    if (strcmp(precision, "bf16") == 0) {
+        if (be == &rt_backend_cpu)
+            return rt_fail(err, "system.precision bf16 needs the CUDA backend; the CPU trains in fp32");
+        act = RT_BF16;
+    }
+    memset(ctx, 0, sizeof *ctx);
+    return be->ctx_init(ctx, act, threads, err);
+}

@@ -1,0 +1,19 @@
+// A growable byte buffer for writers that build a file or a message in memory.
+#ifndef RT_BUF_H
+#define RT_BUF_H
+
+#include "base/common.h"
+
+// After an allocation fails, appends are dropped and oom stays set, so a builder appends freely and checks
+// once, at the end.
+typedef struct rt_buf {
+    uint8_t *data;
+    size_t len, cap;
+    int oom;
+} rt_buf;
+void rt_buf_append(rt_buf *b, const void *data, size_t len);
+// Appends printf-formatted text and keeps a NUL after it (not counted in len), so data is a C string.
+void rt_buf_printf(rt_buf *b, const char *fmt, ...) RT_PRINTF(2, 3);
+void rt_buf_free(rt_buf *b);
+
+#endif

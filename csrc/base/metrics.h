@@ -1,0 +1,40 @@
+// Progress reporting: one JSON object per line in <run dir>/metrics.jsonl, and a live status line on
+// stderr (rewritten in place on a terminal, one line per report otherwise, e.g. in a Slurm log).
+#ifndef RT_METRICS_H
+#define RT_METRICS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "base/common.h"
+
+typedef struct rt_metrics {
+    FILE *jsonl;
+    int tty;       // stderr is a terminal
+    int line_open; // a status line is on screen without its newline
+} rt_metrics;
+
+// Opens <dir>/metrics.jsonl for appending (a resumed run continues the same file).
+int rt_metrics_open(rt_metrics *mt, const char *dir, rt_error *err);
+void rt_metrics_close(rt_metrics *mt);
+
+typedef struct rt_train_report {
+    int64_t step, total_steps;
+    double loss, lr, grad_norm;
+    int64_t tokens_seen;
+    double tokens_per_s;
+    double mfu;       // fraction of the measured peak, < 0 when unknown
+    double elapsed_s; // wall time of this process's training so far
+    double eta_s;
+    int has_kd;    // distillation: the loss's parts, each a mean over the counted targets
+    double ce, kd; // cross-entropy on the data, divergence from the teacher
+} rt_train_report;
+
+void rt_metrics_train(rt_metrics *mt, const rt_train_report *r);
+void rt_metrics_eval(rt_metrics *mt, int64_t step, double val_loss, int64_t val_tokens);
+// A free-form message that must not be overwritten by the status line.
+void rt_metrics_note(rt_metrics *mt, const char *fmt, ...) RT_PRINTF(2, 3);
+// Formats seconds as "1h02m", "3m07s", "12s".
+void rt_format_duration(char *out, size_t cap, double seconds);
+
+#endif

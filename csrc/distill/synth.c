@@ -1,0 +1,531 @@
+// `retort synth`: a teacher answers prompts in batches; chunks of finished prompts are written to
+// <out>.part/ and merged into <out> at the end (synth.h has the resume contract).
+#define _POSIX_C_SOURCE 200809L
+#include "distill/synth.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "data/dataset.h"
+#include "infer/sample.h"
+#include "base/rng.h"
+#include "data/tokenizer.h"
+#include "base/files.h"
+
+// One sequence being generated: a (prompt, sample) pair.
+typedef struct seq {
+    int64_t prompt;
+    int sample;
+    rt_rng rng;
+    int done;
+    int n_ans;         // answer ids kept (EOS not counted)
+    int32_t *ans;      // [cap] generated ids
+    int32_t *topk_ids; // [cap + 1, k]: row j is the teacher's distribution over answer id j
+    float *topk_lp;
+    int hit_max, stopped;
+} seq;
+
+typedef struct stop_list {
+    char **s;
+    size_t *len;
+    int n;
+} stop_list;
+
+// "a|b\|c" -> {"a", "b|c"}; empty pieces are dropped.
+static int parse_stops(const char *spec, stop_list *out, rt_error *err) {
+    memset(out, 0, sizeof *out);
+    size_t n = strlen(spec);
+    out->s = rt_calloc(n / 1 + 1, sizeof *out->s, "stop strings", err);
+    out->len = rt_calloc(n / 1 + 1, sizeof *out->len, "stop strings", err);
+    char *cur = rt_malloc(n + 1, "stop strings", err);
+    if (!out->s || !out->len || !cur) {
+        free(cur);
+        return -1;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && spec[i] == '\\' && i + 1 < n && spec[i + 1] == '|') {
+            cur[k++] = '|';
+            i++;
+        } else if (i == n || spec[i] == '|') {
+            if (k > 0) {
+                cur[k] = '\0';
+                out->s[out->n] = rt_strdup(cur);
+                if (!out->s[out->n]) {
+                    free(cur);
+                    return rt_fail(err, "out of memory");
+                }
+                out->len[out->n++] = k;
+            }
+            k = 0;
+        } else {
+            cur[k++] = spec[i];
+        }
+    }
+    free(cur);
+    return 0;
+}
+
+static void free_stops(stop_list *l) {
+    for (int i = 0; i < l->n; i++) free(l->s[i]);
+    free(l->s);
+    free(l->len);
+}
+
+// Length of the stop string the answer (all bytes: control ids end an answer) now ends with, or 0.
+static size_t ends_with_stop(const int32_t *ans, int n, const stop_list *stops) {
+    for (int i = 0; i < stops->n; i++) {
+        size_t len = stops->len[i];
+        if ((size_t)n < len) continue;
+        size_t j = 0;
+        while (j < len && ans[(size_t)n - len + j] == (unsigned char)stops->s[i][j]) j++;
+        if (j == len) return len;
+    }
+    return 0;
+}
+
+typedef struct job {
+    const rt_config *cfg;
+    rt_model *m;
+    const rt_synth_prompts *prompts;
+    stop_list stops;
+    int k;              // top-k kept, 0 = none
+    int cap;            // most answer ids of any sequence (before the teacher's context runs out)
+    float *row, *probs; // [V] scratch
+    rt_sampling sampling;
+    double tokens; // forward-pass tokens, for the rate
+} job;
+
+// Generates every sequence of one batch in lockstep: all have the same prompt length P.
+static int generate_batch(job *J, seq **batch, int nb, int P, rt_error *err) {
+    rt_model *m = J->m;
+    int V = m->dims.V, T_max = m->T_max_batch;
+    int answer_cap = J->cfg->synth.max_tokens < T_max - P ? J->cfg->synth.max_tokens : T_max - P;
+    if (answer_cap < 1)
+        return rt_fail(
+            err,
+            "prompt %lld has %d ids (BOS included), leaving no room to answer within the teacher's "
+            "max_seq_len %d",
+            (long long)batch[0]->prompt, P - 1, T_max);
+    // with top-k kept, a sequence cut at answer_cap still needs the distribution at its EOS position
+    int steps = answer_cap + (J->k > 0 ? 1 : 0);
+    if (P + steps - 1 > T_max) steps = T_max - P + 1;
+    // step 0 is a prefill of the prompts [nb, P]; each later step runs every row's newest id [nb, 1] against
+    // the KV cache. Finished sequences keep riding along (their rows are independent of the others').
+    int32_t *dense = rt_malloc((size_t)nb * (size_t)P * sizeof(int32_t), "synth batch", err);
+    if (!dense) return -1;
+    int rc = 0;
+    for (int step = 0; step < steps && rc == 0; step++) {
+        int T_new = step == 0 ? P : 1, running = 0;
+        for (int b = 0; b < nb; b++) {
+            if (step == 0)
+                memcpy(dense + (size_t)b * P, J->prompts->ids[batch[b]->prompt], (size_t)P * sizeof(int32_t));
+            else
+                dense[b] = batch[b]->ans[step - 1];
+            running += !batch[b]->done;
+        }
+        if (running == 0) break;
+        rc = rt_model_forward_cached(m, dense, nb, T_new, P + step - T_new, err);
+        J->tokens += (double)nb * T_new;
+        for (int b = 0; b < nb && rc == 0; b++) {
+            seq *s = batch[b];
+            if (s->done) continue;
+            rt_model_logits_row(m, b * T_new + T_new - 1, J->row);
+            if (J->k > 0)
+                rt_topk_logprobs(J->row, V, J->k, (float)J->cfg->synth.topk_temperature,
+                                 s->topk_ids + (size_t)step * J->k, s->topk_lp + (size_t)step * J->k);
+            if (step == answer_cap) { // the extra step: the EOS position's distribution of a cut answer
+                s->done = 1;
+                continue;
+            }
+            int32_t id = rt_sample_token(J->row, V, &J->sampling, &s->rng, J->probs);
+            if (id >= 256) id = RT_TOK_EOS; // any non-byte id (BOS, PAD, an unused id) ends the answer too
+            if (id == RT_TOK_EOS) {
+                s->n_ans = step;
+                s->done = 1;
+                continue;
+            }
+            s->ans[step] = id;
+            s->n_ans = step + 1;
+            size_t stop_len = id < 256 ? ends_with_stop(s->ans, s->n_ans, &J->stops) : 0;
+            if (stop_len) { // the answer ends before the stop string; its EOS row is the stop's first
+                s->n_ans -= (int)stop_len;
+                s->stopped = 1;
+                s->done = 1;
+            } else if (s->n_ans == answer_cap) {
+                s->hit_max = 1;
+                if (J->k == 0) s->done = 1;
+            }
+        }
+    }
+    for (int b = 0; b < nb; b++) batch[b]->done = 1;
+    free(dense);
+    return rc;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// chunks
+
+typedef struct chunk_out {
+    int32_t *tokens;
+    int64_t *offsets;
+    int32_t *prompt_len;
+    int32_t *topk_ids;
+    float *topk_lp;
+    size_t n_tokens, n_docs, n_rows;
+} chunk_out;
+
+// Writes documents (and their top-k rows) as a dataset naming the teacher.
+static int write_output(const char *path, const chunk_out *o, const rt_config *c, const rt_synth_prompts *p,
+                        const char *source, const char *teacher_path, const char *teacher_hash, int V,
+                        rt_error *err) {
+    int k = c->synth.topk;
+    rt_dataset_topk topk = {k, c->synth.topk_temperature, o->n_rows, o->topk_ids, o->topk_lp};
+    rt_dataset_spec spec = {.tokens = o->tokens,
+                            .n_tokens = o->n_tokens,
+                            .doc_offsets = o->offsets,
+                            .n_docs = o->n_docs,
+                            .prompt_len = o->prompt_len,
+                            .vocab_size = V,
+                            .task = p->task,
+                            .split = p->split,
+                            .seed = c->run.seed,
+                            .source = source,
+                            .teacher = teacher_path,
+                            .teacher_hash = teacher_hash,
+                            .teacher_vocab_size = V,
+                            .topk = k > 0 ? &topk : NULL};
+    return rt_dataset_write(path, &spec, err);
+}
+
+static const int32_t *g_lens; // qsort comparator context (qsort_r is not C11)
+static int cmp_seq_len(const void *a, const void *b) {
+    const seq *x = *(seq *const *)a, *y = *(seq *const *)b;
+    int32_t lx = g_lens[x->prompt], ly = g_lens[y->prompt];
+    if (lx != ly) return lx < ly ? -1 : 1;
+    if (x->prompt != y->prompt) return x->prompt < y->prompt ? -1 : 1;
+    return x->sample - y->sample;
+}
+
+static void chunk_path(char *out, size_t cap, const char *dir, int64_t c) {
+    snprintf(out, cap, "%s/chunk-%08lld.h5", dir, (long long)c);
+}
+
+// Generates prompts [lo, hi) and writes the chunk file.
+static int run_chunk(job *J, int64_t lo, int64_t hi, const char *path, const char *teacher_path,
+                     const char *teacher_hash, rt_synth_stats *st, volatile sig_atomic_t *stop_flag,
+                     int *interrupted, rt_error *err) {
+    const rt_config *c = J->cfg;
+    int samples = c->synth.samples, k = J->k, cap = J->cap;
+    size_t n_seq = (size_t)(hi - lo) * (size_t)samples;
+    seq *seqs = rt_calloc(n_seq, sizeof *seqs, "synth sequences", err);
+    seq **order = rt_calloc(n_seq, sizeof *order, "synth sequences", err);
+    int rc = seqs && order ? 0 : -1;
+    for (size_t i = 0; i < n_seq && rc == 0; i++) {
+        seq *s = &seqs[i];
+        s->prompt = lo + (int64_t)(i / (size_t)samples);
+        s->sample = (int)(i % (size_t)samples);
+        rt_rng_seed(&s->rng,
+                    rt_seed_mix((uint64_t)c->run.seed, (uint64_t)s->prompt * 1024u + (uint64_t)s->sample));
+        // zeroed: a finished sequence still rides along in its batch, and its unused ids must be valid
+        s->ans = rt_calloc((size_t)(cap + 1), sizeof(int32_t), "synth answer", err);
+        if (k > 0) {
+            s->topk_ids = rt_malloc((size_t)(cap + 1) * k * sizeof(int32_t), "synth top-k", err);
+            s->topk_lp = rt_malloc((size_t)(cap + 1) * k * sizeof(float), "synth top-k", err);
+        }
+        if (!s->ans || (k > 0 && (!s->topk_ids || !s->topk_lp))) rc = -1;
+        order[i] = s;
+    }
+    if (rc == 0) {
+        g_lens = J->prompts->len;
+        qsort(order, n_seq, sizeof *order, cmp_seq_len);
+    }
+    int B = J->m->B_max;
+    for (size_t start = 0; start < n_seq && rc == 0;) {
+        if (stop_flag && *stop_flag) {
+            *interrupted = 1;
+            break;
+        }
+        int P = J->prompts->len[order[start]->prompt], nb = 0;
+        while (nb < B && start + (size_t)nb < n_seq && J->prompts->len[order[start + nb]->prompt] == P) nb++;
+        rc = generate_batch(J, order + start, nb, P, err);
+        start += (size_t)nb;
+    }
+    // assemble the chunk in (prompt, sample) order
+    chunk_out o;
+    memset(&o, 0, sizeof o);
+    if (rc == 0 && !*interrupted) {
+        size_t n_tok = 0, n_rows = 0;
+        for (size_t i = 0; i < n_seq; i++) {
+            n_tok += (size_t)J->prompts->len[seqs[i].prompt] + (size_t)seqs[i].n_ans + 1;
+            n_rows += (size_t)seqs[i].n_ans + 1;
+        }
+        o.tokens = rt_malloc(n_tok * sizeof(int32_t), "synth chunk", err);
+        o.offsets = rt_malloc((n_seq + 1) * sizeof(int64_t), "synth chunk", err);
+        o.prompt_len = rt_malloc(n_seq * sizeof(int32_t), "synth chunk", err);
+        if (k > 0) {
+            o.topk_ids = rt_malloc(n_rows * k * sizeof(int32_t), "synth chunk", err);
+            o.topk_lp = rt_malloc(n_rows * k * sizeof(float), "synth chunk", err);
+        }
+        if (!o.tokens || !o.offsets || !o.prompt_len || (k > 0 && (!o.topk_ids || !o.topk_lp))) rc = -1;
+        o.offsets[0] = 0;
+        for (size_t i = 0; i < n_seq && rc == 0; i++) {
+            const seq *s = &seqs[i];
+            int P = J->prompts->len[s->prompt];
+            memcpy(o.tokens + o.n_tokens, J->prompts->ids[s->prompt], (size_t)P * sizeof(int32_t));
+            memcpy(o.tokens + o.n_tokens + P, s->ans, (size_t)s->n_ans * sizeof(int32_t));
+            o.n_tokens += (size_t)P + (size_t)s->n_ans;
+            o.tokens[o.n_tokens++] = RT_TOK_EOS;
+            o.offsets[i + 1] = (int64_t)o.n_tokens;
+            o.prompt_len[i] = P - 1;
+            if (k > 0) {
+                size_t rows = (size_t)s->n_ans + 1;
+                memcpy(o.topk_ids + o.n_rows * k, s->topk_ids, rows * k * sizeof(int32_t));
+                memcpy(o.topk_lp + o.n_rows * k, s->topk_lp, rows * k * sizeof(float));
+                o.n_rows += rows;
+            }
+            st->sequences++;
+            st->answer_tokens += s->n_ans;
+            st->hit_max_tokens += s->hit_max;
+            st->stopped += s->stopped;
+            const char *truth = J->prompts->answers ? J->prompts->answers[s->prompt] : NULL;
+            if (truth) {
+                size_t tl = strlen(truth);
+                int same = (size_t)s->n_ans == tl;
+                for (size_t j = 0; same && j < tl; j++) same = s->ans[j] == (unsigned char)truth[j];
+                st->correct += same;
+                st->scored++;
+            }
+        }
+        o.n_docs = n_seq;
+    }
+    if (rc == 0 && !*interrupted)
+        rc = write_output(path, &o, c, J->prompts, "retort synth chunk", teacher_path, teacher_hash,
+                          J->m->dims.V, err);
+    for (size_t i = 0; seqs && i < n_seq; i++) {
+        free(seqs[i].ans);
+        free(seqs[i].topk_ids);
+        free(seqs[i].topk_lp);
+    }
+    free(seqs);
+    free(order);
+    free(o.tokens);
+    free(o.offsets);
+    free(o.prompt_len);
+    free(o.topk_ids);
+    free(o.topk_lp);
+    return rc;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// the run: manifest, chunks, merge
+
+// Everything that decides the output: a part directory is reused only when it was made with the same.
+static char *manifest_text(const rt_config *c, const char *teacher_hash, const rt_synth_prompts *p) {
+    char *out = malloc(8192);
+    if (!out) return NULL;
+    snprintf(out, 8192,
+             "retort synth manifest 1\nteacher_hash: %s\nprompts: %s\nn: %zu\nseed: %lld\nsamples: %d\n"
+             "temperature: %.17g\ntop_p: %.17g\ntop_k: %d\nmax_tokens: %d\nstop: %s\ntopk: %d\n"
+             "topk_temperature: %.17g\nchunk: %d\nbatch_size: %d\n",
+             teacher_hash, p->source, p->n, (long long)c->run.seed, c->synth.samples, c->synth.temperature,
+             c->synth.top_p, c->synth.top_k, c->synth.max_tokens, c->synth.stop, c->synth.topk,
+             c->synth.topk_temperature, c->synth.chunk, c->synth.batch_size);
+    return out;
+}
+
+static int path_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+// Concatenates the chunk datasets, in order, into the output dataset.
+static int merge_chunks(const rt_config *c, const char *dir, int64_t n_chunks,
+                        const rt_synth_prompts *prompts, const char *teacher_path, const char *teacher_hash,
+                        int V, rt_error *err) {
+    chunk_out o;
+    memset(&o, 0, sizeof o);
+    size_t cap_tok = 0, cap_docs = 0, cap_rows = 0;
+    int k = c->synth.topk, rc = 0;
+    for (int64_t ci = 0; ci < n_chunks && rc == 0; ci++) {
+        char path[RT_PATH_MAX + 64];
+        chunk_path(path, sizeof path, dir, ci);
+        rt_dataset d;
+        if (rt_dataset_load(&d, path, 0, err)) return rt_fail_wrap(err, "merging synth chunks");
+        size_t need_tok = o.n_tokens + d.n_tokens, need_docs = o.n_docs + d.n_docs,
+               need_rows = o.n_rows + d.topk.n_rows;
+        if (need_tok > cap_tok) {
+            cap_tok = need_tok * 2;
+            int32_t *t = realloc(o.tokens, cap_tok * sizeof(int32_t));
+            if (t)
+                o.tokens = t;
+            else
+                rc = rt_fail(err, "out of memory merging synth chunks");
+        }
+        if (rc == 0 && need_docs + 1 > cap_docs) {
+            cap_docs = (need_docs + 1) * 2;
+            int64_t *off = realloc(o.offsets, cap_docs * sizeof(int64_t));
+            if (off) o.offsets = off;
+            int32_t *pl = realloc(o.prompt_len, cap_docs * sizeof(int32_t));
+            if (pl) o.prompt_len = pl;
+            if (!off || !pl) rc = rt_fail(err, "out of memory merging synth chunks");
+        }
+        if (rc == 0 && k > 0 && need_rows > cap_rows) {
+            cap_rows = need_rows * 2;
+            int32_t *ti = realloc(o.topk_ids, cap_rows * k * sizeof(int32_t));
+            if (ti) o.topk_ids = ti;
+            float *tl = realloc(o.topk_lp, cap_rows * k * sizeof(float));
+            if (tl) o.topk_lp = tl;
+            if (!ti || !tl) rc = rt_fail(err, "out of memory merging synth chunks");
+        }
+        if (rc == 0 && (d.topk.k != k || (k > 0 && d.topk.n_rows != rt_dataset_answer_count(&d))))
+            rc = rt_fail(err, "%s: top-k %d, expected %d: the chunk is not from this run", path, d.topk.k, k);
+        if (rc == 0) {
+            if (o.n_docs == 0) o.offsets[0] = 0;
+            memcpy(o.tokens + o.n_tokens, d.tokens, d.n_tokens * sizeof(int32_t));
+            memcpy(o.prompt_len + o.n_docs, d.prompt_len, d.n_docs * sizeof(int32_t));
+            for (size_t i = 0; i < d.n_docs; i++)
+                o.offsets[o.n_docs + i + 1] = (int64_t)o.n_tokens + d.doc_offsets[i + 1];
+            if (k > 0) {
+                memcpy(o.topk_ids + o.n_rows * k, d.topk.ids, d.topk.n_rows * k * sizeof(int32_t));
+                memcpy(o.topk_lp + o.n_rows * k, d.topk.logprobs, d.topk.n_rows * k * sizeof(float));
+            }
+            o.n_tokens = need_tok;
+            o.n_docs = need_docs;
+            o.n_rows = need_rows;
+        }
+        rt_dataset_free(&d);
+    }
+    if (rc == 0) {
+        char source[1400];
+        snprintf(
+            source, sizeof source,
+            "retort synth: %s; temperature %g, top_p %g, top_k %d, max_tokens %d, %d sample(s) per prompt%s",
+            prompts->source, c->synth.temperature, c->synth.top_p, c->synth.top_k, c->synth.max_tokens,
+            c->synth.samples, k > 0 ? "; teacher top-k log-probs kept" : "");
+        rc = write_output(c->synth.out, &o, c, prompts, source, teacher_path, teacher_hash, V, err);
+    }
+    free(o.tokens);
+    free(o.offsets);
+    free(o.prompt_len);
+    free(o.topk_ids);
+    free(o.topk_lp);
+    return rc;
+}
+
+static void remove_part_dir(const char *dir, int64_t n_chunks) {
+    char path[RT_PATH_MAX + 64];
+    for (int64_t ci = 0; ci < n_chunks; ci++) {
+        chunk_path(path, sizeof path, dir, ci);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/manifest.txt", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+// The statistics a reused chunk contributes (what it does not record, cut and stopped answers, is left).
+static void count_reused(const rt_dataset *d, const rt_synth_prompts *p, int64_t first_prompt, int samples,
+                         rt_synth_stats *st) {
+    for (size_t i = 0; i < d->n_docs; i++) {
+        int64_t start = d->doc_offsets[i] + 1 + d->prompt_len[i], end = d->doc_offsets[i + 1] - 1; // EOS
+        st->sequences++;
+        st->answer_tokens += end - start;
+        int64_t prompt = first_prompt + (int64_t)i / samples;
+        if (!p->answers || prompt >= (int64_t)p->n) continue;
+        const char *truth = p->answers[prompt];
+        int same = (size_t)(end - start) == strlen(truth);
+        for (int64_t j = 0; same && j < end - start; j++)
+            same = d->tokens[start + j] == (unsigned char)truth[j];
+        st->correct += same;
+        st->scored++;
+    }
+}
+
+int rt_synth_run(const rt_config *cfg, rt_model *teacher, const char *teacher_path, const char *teacher_hash,
+                 const rt_synth_prompts *prompts, volatile sig_atomic_t *stop_flag, rt_synth_stats *st,
+                 rt_error *err) {
+    memset(st, 0, sizeof *st);
+    const rt_config *c = cfg;
+    double t0 = rt_now();
+    if (c->synth.topk > teacher->dims.V)
+        return rt_fail(err, "synth.topk %d exceeds the teacher's vocabulary %d", c->synth.topk,
+                       teacher->dims.V);
+    char dir[RT_PATH_MAX + 16], manifest_path[RT_PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s.part", c->synth.out);
+    snprintf(manifest_path, sizeof manifest_path, "%s/manifest.txt", dir);
+    char *want = manifest_text(c, teacher_hash, prompts);
+    if (!want) return rt_fail(err, "out of memory");
+    int rc = 0;
+    if (path_exists(dir)) {
+        char *have = NULL;
+        size_t len = 0;
+        if (rt_read_file(manifest_path, &have, &len, err) || strcmp(have, want) != 0)
+            rc = rt_fail(
+                err,
+                "%s holds an interrupted synth run with other settings (teacher, prompts or sampling; "
+                "see its manifest.txt): run with those settings to finish it, or delete the folder",
+                dir);
+        free(have);
+    } else if (path_exists(c->synth.out)) {
+        rc = rt_fail(err, "synth.out %s already exists: delete it or choose another synth.out", c->synth.out);
+    } else {
+        if (rt_mkdir_p(dir, err) || rt_write_file_atomic(manifest_path, want, strlen(want), err)) rc = -1;
+    }
+    free(want);
+    if (rc) return -1;
+
+    job J;
+    memset(&J, 0, sizeof J);
+    J.cfg = c;
+    J.m = teacher;
+    J.prompts = prompts;
+    J.k = c->synth.topk;
+    J.cap = c->synth.max_tokens < teacher->T_max_batch ? c->synth.max_tokens : teacher->T_max_batch;
+    J.sampling = (rt_sampling){(float)c->synth.temperature, c->synth.top_k, (float)c->synth.top_p};
+    J.row = rt_malloc((size_t)teacher->dims.V * sizeof(float), "logits row", err);
+    J.probs = rt_malloc((size_t)teacher->dims.V * sizeof(float), "logits row", err);
+    if (!J.row || !J.probs || parse_stops(c->synth.stop, &J.stops, err)) rc = -1;
+    int64_t chunk = c->synth.chunk, n = (int64_t)prompts->n, n_chunks = (n + chunk - 1) / chunk;
+    int interrupted = 0;
+    double last_report = 0.0;
+    for (int64_t ci = 0; ci < n_chunks && rc == 0 && !interrupted; ci++) {
+        char path[RT_PATH_MAX + 64];
+        chunk_path(path, sizeof path, dir, ci);
+        if (path_exists(path)) {
+            rt_dataset d; // a chunk is written atomically, so one that loads is whole
+            if (rt_dataset_load(&d, path, 0, err) == 0) {
+                count_reused(&d, prompts, ci * chunk, c->synth.samples, st);
+                rt_dataset_free(&d);
+                st->chunks_reused++;
+                continue;
+            }
+            fprintf(stderr, "warning: %s does not load (%s); making it again\n", path, err->msg);
+        }
+        int64_t lo = ci * chunk, hi = lo + chunk < n ? lo + chunk : n;
+        rc = run_chunk(&J, lo, hi, path, teacher_path, teacher_hash, st, stop_flag, &interrupted, err);
+        if (rc == 0 && !interrupted) st->chunks_done++;
+        double now = rt_now();
+        if (rc == 0 && (now - last_report > 2.0 || ci + 1 == n_chunks)) {
+            double el = now - t0, done = (double)(st->chunks_done + st->chunks_reused) / (double)n_chunks;
+            double rate = (double)(st->chunks_done) / (double)(n_chunks - st->chunks_reused);
+            double eta = rate > 0 ? el / rate - el : 0.0;
+            fprintf(stderr, "synth: prompts %lld/%lld | chunk %lld/%lld | %.0f tok/s | ETA %.0fs\n",
+                    (long long)hi, (long long)n, (long long)(ci + 1), (long long)n_chunks, J.tokens / el,
+                    done >= 1.0 ? 0.0 : eta);
+            last_report = now;
+        }
+    }
+    free(J.row);
+    free(J.probs);
+    free_stops(&J.stops);
+    st->seconds = rt_now() - t0;
+    if (rc) return -1;
+    if (interrupted) return 1;
+    if (merge_chunks(c, dir, n_chunks, prompts, teacher_path, teacher_hash, teacher->dims.V, err)) return -1;
+    remove_part_dir(dir, n_chunks);
+    return 0;
+}

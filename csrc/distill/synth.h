@@ -1,0 +1,54 @@
+// Stage 1 of distillation: a teacher answers prompts. Batched sampling (temperature, top-k, top-p, stop
+// strings, several samples per prompt), optionally keeping the teacher's top-k log-probabilities at every
+// answer position, written as a retort dataset (dataset.h) with the teacher's name and hash.
+//
+// The work is cut into chunks of prompts; each finished chunk is written atomically to <out>.part/ next to
+// a manifest of the settings, so an interrupted run started again with the same settings skips the chunks
+// it has and redoes only the one it was in: no row is lost or written twice. Every sequence samples from its
+// own RNG stream (seed, prompt, sample), so a chunk comes out the same whether or not the run was resumed.
+// When every chunk exists they are merged into <out> (atomically) and <out>.part/ is removed.
+#ifndef RT_SYNTH_RUN_H
+#define RT_SYNTH_RUN_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "model/model.h"
+
+typedef struct rt_synth_prompts {
+    size_t n;
+    int32_t **ids;  // [n] each BOS + the prompt's ids
+    int32_t *len;   // [n] ids in each (BOS included)
+    char **answers; // [n] the task's exact answers (to score the teacher), or NULL for free prompts
+    char task[64];  // dataset attributes of the output
+    char split[16];
+    char source[512]; // where the prompts came from, for the output's source attribute
+} rt_synth_prompts;
+
+void rt_synth_prompts_free(rt_synth_prompts *p);
+
+// Prompts of a synthetic task (cfg->synth.task / n_prompts / split, seeded by run.seed).
+int rt_synth_prompts_from_task(const rt_config *cfg, rt_synth_prompts *p, rt_error *err);
+// Prompts of a JSONL file: one object per line with a string "prompt" (other keys are ignored; blank lines
+// are skipped). Errors name the file and line.
+int rt_synth_prompts_from_jsonl(const char *path, rt_synth_prompts *p, rt_error *err);
+
+typedef struct rt_synth_stats {
+    int64_t chunks_done, chunks_reused, sequences, answer_tokens;
+    int64_t hit_max_tokens;  // answers cut at synth.max_tokens (or the teacher's max_seq_len)
+    int64_t stopped;         // answers ended by a stop string
+    int64_t correct, scored; // teacher exact match on task prompts (answers known)
+    double seconds;
+} rt_synth_stats;
+
+// Runs the job: teacher is an inference model (generation runs through its KV cache) of batch
+// synth.batch_size x its max_seq_len. teacher_path and teacher_hash name it in the output. stop_flag (may be
+// NULL) is polled between batches: when set, the run stops with the finished chunks kept and returns 1
+// (0 = complete, -1 = error).
+int rt_synth_run(const rt_config *cfg, rt_model *teacher, const char *teacher_path, const char *teacher_hash,
+                 const rt_synth_prompts *prompts, volatile sig_atomic_t *stop_flag, rt_synth_stats *stats,
+                 rt_error *err);
+
+#endif

@@ -1,0 +1,231 @@
+// Export to GGUF for llama.cpp (gguf_export.h).
+#include "export/gguf_export.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "export/ggml_quants.h"
+#include "export/gguf.h"
+#include "data/tokenizer.h"
+
+void rt_gguf_permute_rope_rows(const float *w, float *out, int heads, int hd, int64_t cols) {
+    for (int h = 0; h < heads; h++)
+        for (int j = 0; j < hd / 2; j++) {
+            size_t base = (size_t)h * hd;
+            memcpy(out + (base + 2 * j) * cols, w + (base + j) * cols, (size_t)cols * sizeof(float));
+            memcpy(out + (base + 2 * j + 1) * cols, w + (base + j + hd / 2) * cols,
+                   (size_t)cols * sizeof(float));
+        }
+}
+
+static int add_tokenizer(rt_gguf_writer *w, int V, rt_error *err) {
+    char(*text)[24] = calloc((size_t)V, sizeof *text);
+    const char **tokens = calloc((size_t)V, sizeof *tokens);
+    int32_t *types = calloc((size_t)V, sizeof *types);
+    if (!text || !tokens || !types) {
+        free(text);
+        free(tokens);
+        free(types);
+        return rt_fail(err, "out of memory for the vocabulary");
+    }
+    for (int i = 0; i < V; i++) {
+        if (i < 256) {
+            rt_tok_byte_unicode(i, text[i]);
+            types[i] = 1; // NORMAL: token id == byte value
+        } else if (i == RT_TOK_BOS || i == RT_TOK_EOS || i == RT_TOK_PAD) {
+            snprintf(text[i], sizeof text[i], "%s",
+                     i == RT_TOK_BOS   ? "<s>"
+                     : i == RT_TOK_EOS ? "</s>"
+                                       : "<pad>");
+            types[i] = 3; // CONTROL
+        } else {
+            snprintf(text[i], sizeof text[i], "<unused_%d>", i);
+            types[i] = 5; // UNUSED
+        }
+        tokens[i] = text[i];
+    }
+    rt_gguf_add_string(w, "tokenizer.ggml.model", "gpt2");
+    rt_gguf_add_string(w, "tokenizer.ggml.pre", "default");
+    rt_gguf_add_string_array(w, "tokenizer.ggml.tokens", tokens, (size_t)V);
+    rt_gguf_add_i32_array(w, "tokenizer.ggml.token_type", types, (size_t)V);
+    rt_gguf_add_string_array(w, "tokenizer.ggml.merges", NULL, 0); // required for gpt2, may be empty
+    rt_gguf_add_u32(w, "tokenizer.ggml.bos_token_id", RT_TOK_BOS);
+    rt_gguf_add_u32(w, "tokenizer.ggml.eos_token_id", RT_TOK_EOS);
+    rt_gguf_add_u32(w, "tokenizer.ggml.padding_token_id", RT_TOK_PAD);
+    rt_gguf_add_bool(w, "tokenizer.ggml.add_bos_token", 1); // retort starts every sequence with BOS
+    rt_gguf_add_bool(w, "tokenizer.ggml.add_eos_token", 0);
+    free(text);
+    free(tokens);
+    free(types);
+    return 0;
+}
+
+static int file_type_of(int type) {
+    switch (type) {
+    case RT_GGML_F32:
+        return 0;
+    case RT_GGML_F16:
+        return 1;
+    case RT_GGML_Q4_0:
+        return 2;
+    case RT_GGML_Q8_0:
+        return 7;
+    case RT_GGML_Q6_K:
+        return 18;
+    default:
+        return 32; // BF16
+    }
+}
+
+// The order llama.cpp's converter writes: token_embd, the blocks, output_norm, output.
+static const char *const block_order[] = {"attn_norm.weight", "attn_q.weight",      "attn_k.weight",
+                                          "attn_v.weight",    "attn_output.weight", "ffn_norm.weight",
+                                          "ffn_gate.weight",  "ffn_up.weight",      "ffn_down.weight"};
+
+// The heads whose rows llama.cpp's RoPE needs permuted for the weight `name` (or an adapter of it):
+// n_heads for attn_q, n_kv_heads for attn_k, 0 for every other tensor.
+static int rope_heads(const char *name, const rt_config *cfg) {
+    if (strstr(name, ".attn_q.weight")) return cfg->model.n_heads;
+    if (strstr(name, ".attn_k.weight")) return cfg->model.n_kv_heads;
+    return 0;
+}
+
+// The rows of t permuted for `heads` heads; a copy the caller frees, or NULL when heads is 0.
+static float *rope_rows(const rt_named_tensor *t, const rt_config *cfg, int heads, rt_error *err,
+                        int *failed) {
+    *failed = 0;
+    if (heads == 0) return NULL;
+    int hd = cfg->model.dim / cfg->model.n_heads;
+    if (t->ndim != 2 || t->shape[0] != (int64_t)heads * hd) {
+        *failed = 1;
+        rt_fail(err, "%s has %lld rows, expected %d heads x %d", t->name, (long long)t->shape[0], heads, hd);
+        return NULL;
+    }
+    float *out = rt_malloc((size_t)t->shape[0] * (size_t)t->shape[1] * sizeof(float), t->name, err);
+    if (!out) {
+        *failed = 1;
+        return NULL;
+    }
+    rt_gguf_permute_rope_rows(t->data, out, heads, hd, t->shape[1]);
+    return out;
+}
+
+static int add_weight(rt_gguf_writer *w, const rt_named_tensor *t, const rt_config *cfg, int type,
+                      rt_gguf_export_report *rep, rt_error *err) {
+    int failed;
+    float *perm = rope_rows(t, cfg, rope_heads(t->name, cfg), err, &failed);
+    if (failed) return -1;
+    const float *data = perm ? perm : t->data;
+    int use = t->ndim == 1 ? RT_GGML_F32 : type;
+    int64_t inner = t->ndim == 2 ? t->shape[1] : t->shape[0];
+    while (inner % rt_ggml_block_size(use) != 0) use = use == RT_GGML_Q8_0 ? RT_GGML_F16 : RT_GGML_Q8_0;
+    if (use != type && t->ndim == 2) {
+        if (rep->n_fallback++ == 0)
+            snprintf(rep->fallback_note, sizeof rep->fallback_note, "%s (rows of %lld) as %s", t->name,
+                     (long long)inner, rt_ggml_type_name(use));
+    }
+    int rc = rt_gguf_add_tensor(w, t->name, use, data, t->shape[0], t->ndim == 2 ? t->shape[1] : 0, err);
+    if (rc == 0) {
+        rep->n_tensors++;
+        rep->bytes += w->tensors[w->n_tensors - 1].nbytes;
+    }
+    free(perm);
+    return rc;
+}
+
+int rt_gguf_export_model(const rt_named_tensor *weights, int n, const rt_config *cfg, int type,
+                         const char *model_name, const char *path, rt_gguf_export_report *rep,
+                         rt_error *err) {
+    memset(rep, 0, sizeof *rep);
+    const rt_config *c = cfg;
+    rt_gguf_writer w;
+    rt_gguf_writer_init(&w);
+    rt_gguf_add_string(&w, "general.architecture", "llama");
+    rt_gguf_add_string(&w, "general.type", "model");
+    rt_gguf_add_string(&w, "general.name", model_name);
+    rt_gguf_add_u32(&w, "general.file_type", (uint32_t)file_type_of(type));
+    if (type == RT_GGML_Q8_0 || type == RT_GGML_Q4_0 || type == RT_GGML_Q6_K)
+        rt_gguf_add_u32(&w, "general.quantization_version", 2);
+    rt_gguf_add_u32(&w, "llama.context_length", (uint32_t)c->model.max_seq_len);
+    rt_gguf_add_u32(&w, "llama.embedding_length", (uint32_t)c->model.dim);
+    rt_gguf_add_u32(&w, "llama.block_count", (uint32_t)c->model.n_layers);
+    rt_gguf_add_u32(&w, "llama.feed_forward_length", (uint32_t)c->model.ffn_dim);
+    rt_gguf_add_u32(&w, "llama.attention.head_count", (uint32_t)c->model.n_heads);
+    rt_gguf_add_u32(&w, "llama.attention.head_count_kv", (uint32_t)c->model.n_kv_heads);
+    rt_gguf_add_f32(&w, "llama.attention.layer_norm_rms_epsilon", (float)c->model.norm_eps);
+    rt_gguf_add_u32(&w, "llama.rope.dimension_count", (uint32_t)(c->model.dim / c->model.n_heads));
+    rt_gguf_add_f32(&w, "llama.rope.freq_base", (float)c->model.rope_theta);
+    rt_gguf_add_u32(&w, "llama.vocab_size", (uint32_t)c->model.vocab_size);
+    int rc = add_tokenizer(&w, c->model.vocab_size, err);
+    // tensors in llama.cpp's order; every one must exist, and nothing else may be in the file
+    char name[RT_TENSOR_NAME_MAX];
+    int used = 0;
+    for (int i = -1; rc == 0 && i <= c->model.n_layers; i++) {
+        int count = i < 0 || i == c->model.n_layers ? (i < 0 ? 1 : 2) : 9;
+        for (int k = 0; rc == 0 && k < count; k++) {
+            if (i < 0)
+                snprintf(name, sizeof name, "token_embd.weight");
+            else if (i == c->model.n_layers)
+                snprintf(name, sizeof name, "%s", k == 0 ? "output_norm.weight" : "output.weight");
+            else
+                snprintf(name, sizeof name, "blk.%d.%s", i, block_order[k]);
+            const rt_named_tensor *t = rt_named_tensor_find(weights, n, name);
+            if (!t && strcmp(name, "output.weight") == 0 && c->model.tie_embeddings) continue; // tied: omit
+            if (!t) {
+                rc = rt_fail(err, "the checkpoint has no tensor %s", name);
+                break;
+            }
+            rc = add_weight(&w, t, cfg, type, rep, err);
+            used++;
+        }
+    }
+    if (rc == 0 && used != n)
+        rc = rt_fail(err, "the checkpoint holds %d tensors that are not part of a llama model", n - used);
+    if (rc == 0) rc = rt_gguf_write(&w, path, err);
+    rt_gguf_writer_free(&w);
+    return rc;
+}
+
+int rt_gguf_export_adapter(const rt_named_tensor *adapters, int n, const rt_config *cfg, float scale,
+                           const char *path, rt_gguf_export_report *rep, rt_error *err) {
+    memset(rep, 0, sizeof *rep);
+    int rank = n > 0 && adapters[0].ndim == 2 ? 0 : -1;
+    for (int i = 0; i < n; i++) {
+        const rt_named_tensor *t = &adapters[i];
+        if (strstr(t->name, ".lora_a")) rank = (int)t->shape[0];
+        if (strncmp(t->name, "token_embd.weight.", 18) == 0)
+            return rt_fail(
+                err,
+                "%s: a head adapter on tied embeddings has no llama.cpp LoRA equivalent (it would "
+                "adapt the embedding lookup too); merge the adapters with `retort merge` and export "
+                "the merged checkpoint",
+                t->name);
+    }
+    if (rank <= 0) return rt_fail(err, "no LoRA A matrices among the %d adapter tensors", n);
+    rt_gguf_writer w;
+    rt_gguf_writer_init(&w);
+    rt_gguf_add_string(&w, "general.architecture", "llama");
+    rt_gguf_add_string(&w, "general.type", "adapter");
+    rt_gguf_add_string(&w, "adapter.type", "lora");
+    rt_gguf_add_f32(&w, "adapter.lora.alpha", scale * (float)rank); // llama.cpp scales by alpha / rank
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const rt_named_tensor *t = &adapters[i];
+        // B's rows are the output rows of Q or K: permuted like the weight's (A is unchanged)
+        int failed, heads = strstr(t->name, ".lora_b") ? rope_heads(t->name, cfg) : 0;
+        float *perm = rope_rows(t, cfg, heads, err, &failed);
+        if (failed) rc = -1;
+        if (rc == 0)
+            rc = rt_gguf_add_tensor(&w, t->name, RT_GGML_F32, perm ? perm : t->data, t->shape[0], t->shape[1],
+                                    err);
+        if (rc == 0) {
+            rep->n_tensors++;
+            rep->bytes += w.tensors[w.n_tensors - 1].nbytes;
+        }
+        free(perm);
+    }
+    if (rc == 0) rc = rt_gguf_write(&w, path, err);
+    rt_gguf_writer_free(&w);
+    return rc;
+}

@@ -1,0 +1,349 @@
+// The ONNX export folder (onnx_export.h): model.onnx (+ model.onnx.data), genai_config.json and the
+// Hugging Face tokenizer files onnxruntime-genai's tokenizer reads, written into a fresh folder and swapped
+// in whole.
+#define _POSIX_C_SOURCE 200809L // fsync, lstat, getpid
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "export/onnx_export_internal.h"
+#include "data/tokenizer.h"
+#include "base/buf.h"
+#include "base/files.h"
+
+static const char *const precision_names[3] = {"fp32", "fp16", "int4"};
+
+int rt_onnx_precision_from_name(const char *name) {
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, precision_names[i]) == 0) return i;
+    return -1;
+}
+
+const char *rt_onnx_precision_name(int precision) {
+    return precision >= 0 && precision < 3 ? precision_names[precision] : "?";
+}
+
+void rt_onnx_quantize_int4(const float *w, int64_t N, int64_t K, uint8_t *packed, float *scales,
+                           uint8_t *zero_points) {
+    const int BS = RT_ONNX_INT4_BLOCK;
+    int64_t kb = (K + BS - 1) / BS, zp_row = (kb + 1) / 2;
+    memset(zero_points, 0, (size_t)(N * zp_row));
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t b = 0; b < kb; b++) {
+            const float *x = w + n * K + b * BS;
+            int64_t len = K - b * BS < BS ? K - b * BS : BS;
+            // the range always holds 0, so zero-padding and exact zeros are representable
+            float lo = 0.0f, hi = 0.0f;
+            for (int64_t i = 0; i < len; i++) {
+                lo = x[i] < lo ? x[i] : lo;
+                hi = x[i] > hi ? x[i] : hi;
+            }
+            float scale = (hi - lo) / 15.0f;
+            int zp = scale > 0 ? (int)lrintf(-lo / scale) : 8;
+            zp = zp < 0 ? 0 : zp > 15 ? 15 : zp;
+            if (scale <= 0) scale = 1.0f; // an all-zero block: every code is the zero point
+            uint8_t *out = packed + (n * kb + b) * (BS / 2);
+            for (int i = 0; i < BS; i += 2) {
+                int q[2];
+                for (int j = 0; j < 2; j++) {
+                    float v = i + j < len ? x[i + j] : 0.0f;
+                    int c = (int)lrintf(v / scale) + zp;
+                    q[j] = c < 0 ? 0 : c > 15 ? 15 : c;
+                }
+                out[i / 2] = (uint8_t)(q[0] | (q[1] << 4));
+            }
+            scales[n * kb + b] = scale;
+            zero_points[n * zp_row + b / 2] |= (uint8_t)(zp << ((b & 1) * 4));
+        }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// text files
+
+// A JSON string literal of UTF-8 s (the byte tokens hold '"' and '\\').
+static void json_string(rt_buf *b, const char *s) {
+    rt_buf_append(b, "\"", 1);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') rt_buf_append(b, "\\", 1);
+        rt_buf_append(b, s, 1);
+    }
+    rt_buf_append(b, "\"", 1);
+}
+
+static const char *special_name(int id, char buf[24]) {
+    if (id == RT_TOK_BOS) return "<s>";
+    if (id == RT_TOK_EOS) return "</s>";
+    if (id == RT_TOK_PAD) return "<pad>";
+    snprintf(buf, 24, "<unused_%d>", id);
+    return buf;
+}
+
+static void added_token(rt_buf *b, int id, int with_id) {
+    char buf[24];
+    rt_buf_append(b, "{", 1);
+    if (with_id) rt_buf_printf(b, "\"id\": %d, ", id);
+    rt_buf_printf(b,
+                  "\"content\": \"%s\", \"single_word\": false, \"lstrip\": false, \"rstrip\": false, "
+                  "\"normalized\": false, \"special\": true}",
+                  special_name(id, buf));
+}
+
+// A GPT-2 byte-level BPE with no merges: token b is byte b, so the ids are exactly retort's.
+static void tokenizer_json(rt_buf *b, int V) {
+    rt_buf_printf(
+        b,
+        "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [");
+    for (int id = 256; id < V; id++) {
+        rt_buf_printf(b, "%s\n    ", id > 256 ? "," : "");
+        added_token(b, id, 1);
+    }
+    rt_buf_printf(
+        b,
+        "\n  ],\n  \"normalizer\": null,\n"
+        "  \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": true, "
+        "\"use_regex\": false},\n");
+    rt_buf_printf(
+        b,
+        "  \"post_processor\": {\"type\": \"TemplateProcessing\", "
+        "\"single\": [{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", "
+        "\"type_id\": 0}}], ");
+    rt_buf_printf(
+        b, "\"pair\": [{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", "
+           "\"type_id\": 0}}, {\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 1}}, {\"Sequence\": {\"id\": "
+           "\"B\", \"type_id\": 1}}], ");
+    rt_buf_printf(
+        b, "\"special_tokens\": {\"<s>\": {\"id\": \"<s>\", \"ids\": [%d], \"tokens\": [\"<s>\"]}}},\n",
+        RT_TOK_BOS);
+    rt_buf_printf(
+        b, "  \"decoder\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, \"trim_offsets\": true, "
+           "\"use_regex\": true},\n");
+    rt_buf_printf(b, "  \"model\": {\"type\": \"BPE\", \"dropout\": null, \"unk_token\": null, "
+                     "\"continuing_subword_prefix\": "
+                     "null, \"end_of_word_suffix\": null, \"fuse_unk\": false, \"byte_fallback\": false, "
+                     "\"ignore_merges\": false,\n    \"vocab\": {");
+    char piece[24];
+    for (int id = 0; id < V; id++) {
+        if (id < 256) {
+            rt_tok_byte_unicode(id, piece);
+            rt_buf_printf(b, "%s", id ? ", " : "");
+            json_string(b, piece);
+        } else {
+            rt_buf_printf(b, ", \"%s\"", special_name(id, piece));
+        }
+        rt_buf_printf(b, ": %d", id);
+    }
+    rt_buf_printf(b, "},\n    \"merges\": []\n  }\n}\n");
+}
+
+static void tokenizer_config_json(rt_buf *b, const rt_config *c) {
+    rt_buf_printf(
+        b,
+        "{\n  \"tokenizer_class\": \"PreTrainedTokenizerFast\",\n  \"add_bos_token\": true,\n"
+        "  \"add_eos_token\": false,\n  \"bos_token\": \"<s>\",\n  \"eos_token\": \"</s>\",\n"
+        "  \"pad_token\": \"<pad>\",\n  \"unk_token\": null,\n  \"clean_up_tokenization_spaces\": false,\n"
+        "  \"model_max_length\": %d,\n  \"added_tokens_decoder\": {",
+        c->model.max_seq_len);
+    for (int id = 256; id < RT_TOK_N_BASE; id++) {
+        rt_buf_printf(b, "%s\n    \"%d\": ", id > 256 ? "," : "", id);
+        added_token(b, id, 0);
+    }
+    rt_buf_printf(b, "\n  }\n}\n");
+}
+
+static void genai_config_json(rt_buf *b, const rt_config *c) {
+    const int hd = c->model.dim / c->model.n_heads;
+    rt_buf_printf(
+        b,
+        "{\n  \"model\": {\n    \"type\": \"llama\",\n    \"bos_token_id\": %d,\n    \"eos_token_id\": %d,\n"
+        "    \"pad_token_id\": %d,\n    \"context_length\": %d,\n    \"vocab_size\": %d,\n",
+        RT_TOK_BOS, RT_TOK_EOS, RT_TOK_PAD, c->model.max_seq_len, c->model.vocab_size);
+    rt_buf_printf(
+        b, "    \"decoder\": {\n      \"filename\": \"model.onnx\",\n      \"session_options\": {\"log_id\": "
+           "\"onnxruntime-genai\", \"provider_options\": []},\n");
+    rt_buf_printf(b,
+                  "      \"head_size\": %d,\n      \"hidden_size\": %d,\n      \"num_attention_heads\": %d,\n"
+                  "      \"num_hidden_layers\": %d,\n      \"num_key_value_heads\": %d,\n",
+                  hd, c->model.dim, c->model.n_heads, c->model.n_layers, c->model.n_kv_heads);
+    rt_buf_printf(b,
+                  "      \"inputs\": {\"input_ids\": \"input_ids\", \"attention_mask\": \"attention_mask\", "
+                  "\"position_ids\": \"position_ids\", \"past_key_names\": \"past_key_values.%%d.key\", "
+                  "\"past_value_names\": \"past_key_values.%%d.value\"},\n");
+    rt_buf_printf(b,
+                  "      \"outputs\": {\"logits\": \"logits\", \"present_key_names\": \"present.%%d.key\", "
+                  "\"present_value_names\": \"present.%%d.value\"}\n    }\n  },\n");
+    // past_present_share_buffer stays false: the graph concatenates past and new keys (no
+    // GroupQueryAttention)
+    rt_buf_printf(
+        b,
+        "  \"search\": {\"max_length\": %d, \"min_length\": 0, \"do_sample\": false, \"num_beams\": 1, "
+        "\"num_return_sequences\": 1, \"top_k\": 50, \"top_p\": 1.0, \"temperature\": 1.0, ",
+        c->model.max_seq_len);
+    rt_buf_printf(
+        b,
+        "\"repetition_penalty\": 1.0, \"length_penalty\": 1.0, \"no_repeat_ngram_size\": 0, "
+        "\"diversity_penalty\": 0.0, \"early_stopping\": true, \"past_present_share_buffer\": false}\n}\n");
+}
+
+static int write_text_file(const char *dir, const char *name, rt_buf *b, uint64_t *total, rt_error *err) {
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
+        return rt_fail(err, "%s/%s: path too long", dir, name);
+    if (b->oom) return rt_fail(err, "out of memory writing %s", path);
+    if (rt_write_file_atomic(path, b->data, b->len, err)) return -1;
+    *total += b->len;
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// the folder
+
+static const char *const folder_files[] = {
+    "model.onnx",     "model.onnx.data",       "genai_config.json",
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"};
+#define N_FOLDER_FILES ((int)(sizeof folder_files / sizeof *folder_files))
+
+static int is_folder_file(const char *name) {
+    for (int i = 0; i < N_FOLDER_FILES; i++)
+        if (strcmp(name, folder_files[i]) == 0) return 1;
+    return 0;
+}
+
+// 1 when path is absent, 0 when it is a folder holding only export files, -1 (err set) otherwise.
+static int check_replaceable(const char *path, rt_error *err) {
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT) return 1;
+        return rt_fail(err, "%s: %s", path, strerror(errno));
+    }
+    if (S_ISLNK(st.st_mode)) // replacing it would move the link and empty the folder it points to
+        return rt_fail(err, "%s is a symbolic link: give the folder itself as --out", path);
+    if (!S_ISDIR(st.st_mode))
+        return rt_fail(err, "%s exists and is not a folder: an ONNX export is a folder (give another --out)",
+                       path);
+    DIR *dir = opendir(path);
+    if (!dir) return rt_fail(err, "%s: cannot list: %s", path, strerror(errno));
+    int rc = 0;
+    for (struct dirent *e; rc == 0 && (e = readdir(dir));) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 || is_folder_file(e->d_name))
+            continue;
+        rc = rt_fail(err,
+                     "%s holds %s, which is not part of an ONNX export: refusing to replace the folder "
+                     "(give an empty or new --out)",
+                     path, e->d_name);
+    }
+    closedir(dir);
+    return rc;
+}
+
+// Removes the export files from dir, then dir.
+static void remove_folder(const char *dir) {
+    char path[4096];
+    for (int i = 0; i < N_FOLDER_FILES; i++)
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, folder_files[i]) < sizeof path) unlink(path);
+    rmdir(dir);
+}
+
+static int write_folder(const rt_named_tensor *weights, int n, const rt_config *cfg,
+                        const rt_onnx_export_opts *opts, const char *dir, rt_onnx_export_report *rep,
+                        rt_error *err) {
+    rt_onnx_graph g;
+    rt_onnx_graph_init(&g);
+    int opset = opts->opset ? opts->opset : 21;
+    rt_onnx_decoder d = {.g = &g,
+                         .cfg = cfg,
+                         .weights = weights,
+                         .n_weights = n,
+                         .precision = opts->precision,
+                         .opset = opset,
+                         .err = err};
+    int rc = rt_onnx_build_decoder(&d);
+    const char *meta[] = {"retort.source",    opts->source ? opts->source : "",
+                          "retort.precision", rt_onnx_precision_name(opts->precision),
+                          "retort.tokenizer", "bytes: ids 0-255 are the bytes, 256 <s>, 257 </s>, 258 <pad>"};
+    rt_onnx_model_info info = {.ir_version = opset >= 23 ? 11 : 10,
+                               .opset = opset,
+                               .ms_opset = opts->precision == RT_ONNX_INT4,
+                               .producer_version = RT_VERSION,
+                               .doc = "a Llama decoder exported by retort",
+                               .meta = meta,
+                               .n_meta = 3};
+    rt_onnx_write_report wr;
+    if (rc == 0)
+        rc = rt_onnx_write(&g, &info, dir, "model.onnx", "model.onnx.data",
+                           opts->external_data ? RT_ONNX_DATA_EXTERNAL : RT_ONNX_DATA_AUTO, &wr, err);
+    if (rc == 0) {
+        rep->n_nodes = g.n_nodes;
+        rep->n_initializers = g.n_inits;
+        rep->model_bytes = wr.model_bytes;
+        rep->data_bytes = wr.data_bytes;
+        rep->folder_bytes = wr.model_bytes + wr.data_bytes;
+    }
+    rt_onnx_graph_free(&g);
+    for (int k = 0; rc == 0 && k < 4; k++) {
+        rt_buf b = {0};
+        if (k == 0) genai_config_json(&b, cfg);
+        if (k == 1) tokenizer_json(&b, cfg->model.vocab_size);
+        if (k == 2) tokenizer_config_json(&b, cfg);
+        if (k == 3)
+            rt_buf_printf(&b,
+                          "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"pad_token\": \"<pad>\"}\n");
+        static const char *const names[4] = {"genai_config.json", "tokenizer.json", "tokenizer_config.json",
+                                             "special_tokens_map.json"};
+        rc = write_text_file(dir, names[k], &b, &rep->folder_bytes, err);
+        rt_buf_free(&b);
+    }
+    return rc;
+}
+
+int rt_onnx_export_model(const rt_named_tensor *weights, int n, const rt_config *cfg,
+                         const rt_onnx_export_opts *opts, const char *out_dir, rt_onnx_export_report *rep,
+                         rt_error *err) {
+    memset(rep, 0, sizeof *rep);
+    const rt_config *c = cfg;
+    if (opts->opset != 0 && opts->opset != 21 && opts->opset != 23)
+        return rt_fail(err, "opset %d: expected 21 or 23", opts->opset);
+    if (c->model.n_heads <= 0 || c->model.n_kv_heads <= 0 || c->model.n_heads % c->model.n_kv_heads ||
+        c->model.dim % c->model.n_heads || (c->model.dim / c->model.n_heads) % 2)
+        return rt_fail(err, "the model's heads (dim %d, %d heads, %d kv heads) do not split evenly",
+                       c->model.dim, c->model.n_heads, c->model.n_kv_heads);
+    char tmp[4096], old[4096];
+    size_t len = strlen(out_dir);
+    if (len == 0) return rt_fail(err, "--out is empty: give the folder to write");
+    while (len > 1 && out_dir[len - 1] == '/') len--; // "out/" names the folder out
+    if (len + 32 >= sizeof tmp) return rt_fail(err, "%s: path too long", out_dir);
+    char target[4096];
+    memcpy(target, out_dir, len);
+    target[len] = '\0';
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", target, (long)getpid());
+    snprintf(old, sizeof old, "%s.old.%ld", target, (long)getpid());
+    int absent = check_replaceable(target, err);
+    if (absent < 0) return -1;
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", target);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = '\0';
+        if (rt_mkdir_p(parent, err)) return -1;
+    }
+    remove_folder(tmp); // a leftover of an interrupted export with the same pid
+    if (mkdir(tmp, 0777) != 0) return rt_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
+    int rc = write_folder(weights, n, cfg, opts, tmp, rep, err);
+    if (rc == 0 && !absent && rename(target, old) != 0)
+        rc = rt_fail(err, "%s: cannot move the previous export aside: %s", target, strerror(errno));
+    if (rc == 0 && rename(tmp, target) != 0) {
+        rc = rt_fail(err, "%s: rename failed: %s", target, strerror(errno));
+        if (!absent) rename(old, target); // put the previous export back
+    }
+    if (rc != 0) {
+        remove_folder(tmp);
+        return -1;
+    }
+    if (!absent) remove_folder(old);
+    return rt_fsync_parent_dir(target, err);
+}

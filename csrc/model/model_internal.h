@@ -1,0 +1,44 @@
+// Shared by the model's files (model.c, model_lora.c): device allocation with memory accounting, and the
+// linear layers every projection goes through.
+#ifndef RT_MODEL_INTERNAL_H
+#define RT_MODEL_INTERNAL_H
+
+#include "model/model.h"
+
+typedef enum alloc_kind { ALLOC_ACTS = 0, ALLOC_PARAMS, ALLOC_BASE } alloc_kind;
+
+typedef struct alloc_state {
+    rt_model *m;
+    rt_error *err;
+    int failed;
+    alloc_kind kind; // what weight allocations count as: trainable parameters or the frozen base
+} alloc_state;
+
+// n_elems x elem_size bytes of zeroed device memory, counted in m->memory by `what` ("gradient",
+// "AdamW ...") or by a->kind. NULL (and a->failed set) on failure.
+void *rt_model_dev_alloc(alloc_state *a, size_t n_elems, size_t elem_size, const char *what);
+
+// model_lora.c
+// Index of the base weight of a site (layer l; l is ignored for the head).
+int rt_model_site_weight(const rt_model *m, int l, rt_lora_site site);
+// Adds the adapter parameters of the spec's targets (after the base parameters).
+void rt_model_define_adapters(rt_model *m);
+// Whether param i is stored in NF4 under the spec (a frozen block projection of an NF4 site).
+int rt_model_param_is_nf4(const rt_model *m, int i);
+// Adapter activations and scratch for batches of B_max x T_max_batch, and the NF4 dequant buffer.
+void rt_model_alloc_lora(rt_model *m, alloc_state *a);
+void rt_model_free_lora(rt_model *m);
+// The NF4 buffers of param p (n weights).
+void rt_model_alloc_nf4(rt_model *m, alloc_state *a, rt_param *p);
+// Quantize host weights w[p->n] and upload them into p's NF4 buffers.
+int rt_model_upload_nf4(rt_model *m, rt_param *p, const float *w, rt_error *err);
+
+// out [N, out] = x [N, in] @ W^T (+ scale * (x A^T) B^T with an adapter) for the projection `site` of layer
+// l. Dequantizes an NF4 weight into m->wtmp first.
+void rt_model_linear_forward(rt_model *m, int l, rt_lora_site site, void *out, const void *x, int N);
+// Backward of the same: dW += dy^T x when W trains, the adapter's dA and dB, and dx [N, in] = dy W (+ the
+// adapter's path); dx_beta 1 accumulates into dx, 0 overwrites it.
+void rt_model_linear_backward(rt_model *m, int l, rt_lora_site site, void *dx, float dx_beta, const void *dy,
+                              const void *x, int N);
+
+#endif

@@ -1,0 +1,268 @@
+// LoRA adapters and the NF4 base of QLoRA inside the model (training.md §2): every projection goes through
+// rt_model_linear_forward / _backward, which add the adapter's path where there is one and dequantize an NF4
+// weight block-wise into one shared buffer right before its matmul, so no full-precision copy of a
+// quantized base stays in memory.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model_internal.h"
+#include "backend/nf4.h"
+#include "base/rng.h"
+
+int rt_model_site_weight(const rt_model *m, int l, rt_lora_site site) {
+    if (site == RT_SITE_HEAD) return m->out_head;
+    const rt_layer_params *lp = &m->layer[l];
+    switch (site) {
+    case RT_SITE_Q:
+        return lp->wq;
+    case RT_SITE_K:
+        return lp->wk;
+    case RT_SITE_V:
+        return lp->wv;
+    case RT_SITE_O:
+        return lp->wo;
+    case RT_SITE_GATE:
+        return lp->wgate;
+    case RT_SITE_UP:
+        return lp->wup;
+    default:
+        return lp->wdown;
+    }
+}
+
+static int add_adapter(rt_model *m, int weight, const char *suffix, int64_t rows, int64_t cols) {
+    rt_param *p = &m->params[m->n_params];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s.%s", m->params[weight].name, suffix);
+    p->ndim = 2;
+    p->shape[0] = rows;
+    p->shape[1] = cols;
+    p->n = (size_t)rows * (size_t)cols;
+    p->decay = 1;
+    p->adapter = 1;
+    return m->n_params++;
+}
+
+// A [r, in] and B [out, r] of one site.
+static void define_site(rt_model *m, int weight, int *a_idx, int *b_idx) {
+    const rt_param *w = &m->params[weight];
+    int64_t r = m->lora.rank, out = w->shape[0], in = w->shape[1];
+    *a_idx = add_adapter(m, weight, "lora_a", r, in);
+    *b_idx = add_adapter(m, weight, "lora_b", out, r);
+}
+
+void rt_model_define_adapters(rt_model *m) {
+    m->head_lora_a = m->head_lora_b = -1;
+    for (int l = 0; l < m->dims.L; l++)
+        for (int s = 0; s < RT_N_BLOCK_SITES; s++) m->layer[l].lora_a[s] = m->layer[l].lora_b[s] = -1;
+    if (m->lora.rank <= 0) return;
+    for (int l = 0; l < m->dims.L; l++)
+        for (int s = 0; s < RT_N_BLOCK_SITES; s++)
+            if (m->lora.targets & (1u << s))
+                define_site(m, rt_model_site_weight(m, l, (rt_lora_site)s), &m->layer[l].lora_a[s],
+                            &m->layer[l].lora_b[s]);
+    if (m->lora.targets & (1u << RT_SITE_HEAD)) define_site(m, m->out_head, &m->head_lora_a, &m->head_lora_b);
+}
+
+int rt_model_param_is_nf4(const rt_model *m, int i) {
+    if (!m->params[i].frozen || m->lora.nf4_sites == 0) return 0;
+    for (int l = 0; l < m->dims.L; l++)
+        for (int s = 0; s < RT_N_BLOCK_SITES; s++)
+            if ((m->lora.nf4_sites & (1u << s)) && rt_model_site_weight(m, l, (rt_lora_site)s) == i) return 1;
+    return 0;
+}
+
+void rt_model_alloc_nf4(rt_model *m, alloc_state *a, rt_param *p) {
+    if (a->failed) return;
+    p->nf4 = rt_calloc(1, sizeof *p->nf4, "NF4 table", a->err);
+    if (!p->nf4) {
+        a->failed = 1;
+        return;
+    }
+    size_t n_blocks = (p->n + RT_NF4_BLOCK - 1) / RT_NF4_BLOCK;
+    p->nf4->codes = rt_model_dev_alloc(a, (p->n + 1) / 2, 1, p->name);
+    if (m->lora.double_quant) {
+        p->nf4->absmax_q = rt_model_dev_alloc(a, n_blocks, 1, p->name);
+        p->nf4->absmax_scale = rt_model_dev_alloc(a, (n_blocks + RT_NF4_SCALE_BLOCK - 1) / RT_NF4_SCALE_BLOCK,
+                                                  sizeof(float), p->name);
+    } else {
+        p->nf4->absmax = rt_model_dev_alloc(a, n_blocks, sizeof(float), p->name);
+    }
+}
+
+int rt_model_upload_nf4(rt_model *m, rt_param *p, const float *w, rt_error *err) {
+    rt_nf4 q;
+    if (rt_nf4_quantize(w, p->n, m->lora.double_quant, &q, p->name, err)) return -1;
+    const rt_backend *be = m->ctx->be;
+    rt_nf4_weight *d = p->nf4;
+    be->upload_bytes(m->ctx, d->codes, q.codes, (q.n + 1) / 2);
+    if (q.double_quant) {
+        be->upload_bytes(m->ctx, d->absmax_q, q.absmax_q, q.n_blocks);
+        be->upload_bytes(m->ctx, d->absmax_scale, q.absmax_scale, q.n_scales * sizeof(float));
+    } else {
+        be->upload_bytes(m->ctx, d->absmax, q.absmax, q.n_blocks * sizeof(float));
+    }
+    d->absmax_offset = q.absmax_offset;
+    m->ctx->be->sync(m->ctx);
+    rt_nf4_free(&q);
+    return 0;
+}
+
+void rt_model_alloc_lora(rt_model *m, alloc_state *a) {
+    const rt_model_dims *d = &m->dims;
+    size_t N = (size_t)m->B_max * (size_t)m->T_max_batch, act = rt_dtype_size(m->ctx->act);
+    size_t r = (size_t)m->lora.rank, wmax = 0, in_max = 0;
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].nf4 && m->params[i].n > wmax) wmax = m->params[i].n;
+    if (wmax) m->wtmp = rt_model_dev_alloc(a, wmax, act, "NF4 dequantization buffer");
+    if (m->training && m->lora.freeze_base)
+        m->dnorm_sink = rt_model_dev_alloc(a, (size_t)d->C, act, "gradients");
+    if (r == 0) return;
+    for (int l = 0; l < d->L; l++)
+        for (int s = 0; s < RT_N_BLOCK_SITES; s++)
+            if (m->layer[l].lora_a[s] >= 0) {
+                m->acts[l].lora_u[s] = rt_model_dev_alloc(a, N * r, act, "activations");
+                size_t in = (size_t)m->params[m->layer[l].lora_a[s]].shape[1];
+                if (in > in_max) in_max = in;
+            }
+    if (m->head_lora_a >= 0) {
+        m->head_lora_u = rt_model_dev_alloc(a, N * r, act, "activations");
+        if ((size_t)d->C > in_max) in_max = (size_t)d->C;
+    }
+    if (!m->training) return;
+    m->lora_du = rt_model_dev_alloc(a, N * r, act, "gradients");
+    if (m->lora.dropout > 0.0f) {
+        m->lora_xd = rt_model_dev_alloc(a, N * in_max, act, "activations");
+        m->lora_dxd = rt_model_dev_alloc(a, N * in_max, act, "gradients");
+    }
+}
+
+void rt_model_free_lora(rt_model *m) {
+    const rt_backend *be = m->ctx->be;
+    void *bufs[] = {m->head_lora_u, m->lora_du, m->lora_xd, m->lora_dxd, m->wtmp, m->dnorm_sink};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) be->free(m->ctx, bufs[i]);
+    for (int l = 0; m->acts && l < m->dims.L; l++)
+        for (int s = 0; s < RT_N_BLOCK_SITES; s++)
+            if (m->acts[l].lora_u[s]) be->free(m->ctx, m->acts[l].lora_u[s]);
+    for (int i = 0; m->params && i < m->n_params; i++) {
+        rt_nf4_weight *q = m->params[i].nf4;
+        if (!q) continue;
+        void *qb[] = {q->codes, q->absmax, q->absmax_q, q->absmax_scale};
+        for (size_t j = 0; j < 4; j++)
+            if (qb[j]) be->free(m->ctx, qb[j]);
+        free(q);
+        m->params[i].nf4 = NULL;
+    }
+}
+
+int rt_model_init_adapters(rt_model *m, uint64_t seed, rt_error *err) {
+    size_t max_n = 0;
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].adapter && m->params[i].n > max_n) max_n = m->params[i].n;
+    if (max_n == 0) return 0;
+    float *host = rt_malloc(max_n * sizeof(float), "adapter init", err);
+    if (!host) return -1;
+    for (int i = 0; i < m->n_params; i++) {
+        rt_param *p = &m->params[i];
+        if (!p->adapter) continue;
+        int is_a = strstr(p->name, ".lora_a") != NULL;
+        rt_rng r;
+        rt_rng_seed(&r, rt_seed_mix(seed, 0x4c6f5241ULL + (uint64_t)i));
+        float bound = 1.0f / sqrtf((float)p->shape[1]);
+        for (size_t j = 0; j < p->n; j++) host[j] = is_a ? bound * (2.0f * rt_rng_uniform(&r) - 1.0f) : 0.0f;
+        m->ctx->be->upload(m->ctx, p->master, RT_F32, host, p->n);
+        if (p->w != p->master) m->ctx->be->convert(m->ctx, p->w, m->ctx->act, p->master, RT_F32, p->n);
+    }
+    m->ctx->be->sync(m->ctx);
+    free(host);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// the linear layers
+
+// The weight in act dtype for a matmul: the compute copy, or the NF4 weight dequantized into m->wtmp.
+static const void *weight_for_matmul(rt_model *m, int idx) {
+    rt_param *p = &m->params[idx];
+    if (!p->nf4) return p->w;
+    rt_nf4_weight *q = p->nf4;
+    m->ctx->be->nf4_dequantize(m->ctx, m->wtmp, q->codes, q->absmax, q->absmax_q, q->absmax_scale,
+                               q->absmax_offset, p->n);
+    return m->wtmp;
+}
+
+typedef struct adapter_view {
+    int a, b;      // param indices, a < 0: no adapter
+    void *u;       // [N, r]
+    int drop;      // dropout applies
+    uint64_t seed; // of its mask
+} adapter_view;
+
+static adapter_view adapter_of(const rt_model *m, int l, rt_lora_site site) {
+    adapter_view v = {-1, -1, NULL, 0, 0};
+    if (site == RT_SITE_HEAD) {
+        v.a = m->head_lora_a;
+        v.b = m->head_lora_b;
+        v.u = m->head_lora_u;
+    } else if (m->lora.rank > 0) {
+        v.a = m->layer[l].lora_a[site];
+        v.b = m->layer[l].lora_b[site];
+        v.u = m->acts[l].lora_u[site];
+    }
+    v.drop = v.a >= 0 && m->dropout_on && m->lora.dropout > 0.0f && m->lora_xd;
+    if (v.drop)
+        v.seed = rt_lora_dropout_seed(m->dropout_run_seed, m->dropout_step, m->dropout_micro, l, site);
+    return v;
+}
+
+void rt_model_linear_forward(rt_model *m, int l, rt_lora_site site, void *out, const void *x, int N) {
+    rt_ctx *ctx = m->ctx;
+    const rt_backend *be = ctx->be;
+    int idx = rt_model_site_weight(m, l, site);
+    int n_out = (int)m->params[idx].shape[0], n_in = (int)m->params[idx].shape[1], r = m->lora.rank;
+    be->matmul(ctx, out, x, weight_for_matmul(m, idx), N, n_out, n_in, 0, 1, 1.0f, 0.0f); // [N, out]
+    adapter_view ad = adapter_of(m, l, site);
+    if (ad.a < 0) return;
+    const void *xin = x;
+    if (ad.drop) {
+        be->dropout(ctx, m->lora_xd, x, (size_t)N * n_in, m->lora.dropout, ad.seed);
+        xin = m->lora_xd;
+    }
+    be->matmul(ctx, ad.u, xin, m->params[ad.a].w, N, r, n_in, 0, 1, 1.0f, 0.0f);           // [N, r]
+    be->matmul(ctx, out, ad.u, m->params[ad.b].w, N, n_out, r, 0, 1, m->lora.scale, 1.0f); // [N, out] +=
+}
+
+void rt_model_linear_backward(rt_model *m, int l, rt_lora_site site, void *dx, float dx_beta, const void *dy,
+                              const void *x, int N) {
+    rt_ctx *ctx = m->ctx;
+    const rt_backend *be = ctx->be;
+    int idx = rt_model_site_weight(m, l, site);
+    rt_param *w = &m->params[idx];
+    int n_out = (int)w->shape[0], n_in = (int)w->shape[1], r = m->lora.rank;
+    if (w->grad) be->matmul(ctx, w->grad, dy, x, n_out, n_in, N, 1, 0, 1.0f, 1.0f); // [out, in] +=
+    if (dx)
+        be->matmul(ctx, dx, dy, weight_for_matmul(m, idx), N, n_in, n_out, 0, 0, 1.0f, dx_beta); // [N, in]
+    adapter_view ad = adapter_of(m, l, site);
+    if (ad.a < 0) return;
+    rt_param *A = &m->params[ad.a], *Bm = &m->params[ad.b];
+    float s = m->lora.scale;
+    be->matmul(ctx, Bm->grad, dy, ad.u, n_out, r, N, 1, 0, s, 1.0f);    // dB [out, r] += s dy^T u
+    be->matmul(ctx, m->lora_du, dy, Bm->w, N, r, n_out, 0, 0, s, 0.0f); // du [N, r] = s dy B
+    const void *xin = x;
+    if (ad.drop) {
+        be->dropout(ctx, m->lora_xd, x, (size_t)N * n_in, m->lora.dropout, ad.seed); // the forward's mask
+        xin = m->lora_xd;
+    }
+    be->matmul(ctx, A->grad, m->lora_du, xin, r, n_in, N, 1, 0, 1.0f, 1.0f); // dA [r, in] += du^T xd
+    if (!dx) return;
+    if (ad.drop) {
+        be->matmul(ctx, m->lora_dxd, m->lora_du, A->w, N, n_in, r, 0, 0, 1.0f, 0.0f); // [N, in]
+        be->dropout(ctx, m->lora_dxd, m->lora_dxd, (size_t)N * n_in, m->lora.dropout, ad.seed);
+        be->add_inplace(ctx, dx, m->lora_dxd, (size_t)N * n_in);
+    } else {
+        be->matmul(ctx, dx, m->lora_du, A->w, N, n_in, r, 0, 0, 1.0f, 1.0f); // dx [N, in] += du A
+    }
+}

@@ -1,0 +1,32 @@
+// AdamW with decoupled weight decay (matrices only), global-norm gradient clipping and a warmup + cosine
+// learning-rate schedule. Everything runs as backend ops on device scalars, so a step never waits for the
+// host.
+#ifndef RT_OPTIMIZER_H
+#define RT_OPTIMIZER_H
+
+#include <stdint.h>
+
+#include "model/model.h"
+
+typedef struct rt_adamw_config {
+    float lr, min_lr;
+    int64_t warmup_steps, total_steps;
+    float beta1, beta2, eps, weight_decay;
+    float grad_clip; // global-norm limit, 0 = off
+} rt_adamw_config;
+
+rt_adamw_config rt_adamw_config_from(const rt_config *cfg);
+
+// Learning rate for optimizer step `step` (0-based): linear warmup from lr/warmup to lr over warmup_steps,
+// then cosine decay to min_lr at total_steps (min_lr after that).
+float rt_lr_at(const rt_adamw_config *oc, int64_t step);
+
+// One optimizer update over every trainable parameter of m, using its accumulated gradients. `step` is the
+// 1-based count of this update (bias correction). The squared global norm lands in m->scalars[0] and the
+// clip factor in m->scalars[1]; read them with rt_optimizer_grad_norm.
+void rt_optimizer_step(rt_model *m, const rt_adamw_config *oc, int64_t step, float lr);
+
+// Global gradient norm before clipping of the last step (synchronises the context).
+float rt_optimizer_grad_norm(rt_model *m);
+
+#endif
