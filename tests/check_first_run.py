@@ -2,6 +2,7 @@
 
 - no datasets yet: `retort train trainer/configs/tiny.yaml` exits 1 naming the missing path and the command
   that makes it (./data/make_datasets.sh, retort data synth), and leaves no run directory behind;
+  `retort distill` names `retort synth`, which makes a student's data;
 - `train.steps=N` alone, below the file's warm-up: one note on stderr, the run trains, and the learning rate
   logged follows a linear warm-up over all N steps (lr * step / N, computed here);
 - MFU: with system.peak_tflops=X the logged mfu is (tokens/s x FLOPs per token) / X, FLOPs per token
@@ -67,6 +68,12 @@ def main():
             check(needle in p.stderr, f"no datasets: stderr lacks {needle!r}: {p.stderr[-600:]}")
         check("cannot open" not in p.stderr, f"no datasets: HDF5's open error leaked: {p.stderr[-600:]}")
         check(not os.path.exists(os.path.join(tmp, "r0")), "no datasets: the run directory was created")
+        # a student's data is the teacher's answers: the message names retort synth instead
+        distill = os.path.join(SRC, "trainer", "configs", "distill.yaml")
+        p = subprocess.run([RETORT, "distill", distill, "run.out_dir=rd"], cwd=tmp, capture_output=True, text=True)
+        check(p.returncode == 1 and "data.train data/synth.h5 does not exist" in p.stderr
+              and "retort synth CONFIG synth.out=data/synth.h5" in p.stderr,
+              f"distill without its data: exit {p.returncode}; stderr: {p.stderr[-600:]}")
 
         # the train file exists, the val file not: named as data.val
         os.mkdir(os.path.join(tmp, "data"))

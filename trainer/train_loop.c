@@ -205,9 +205,14 @@ static int load_base(train_run *r, int init_adapters, rt_error *err) {
 
 // A fresh clone has no datasets (they are generated, not committed): name the command that makes them
 // rather than let HDF5 report a file it cannot open.
-static int check_data_exists(const char *key, const char *path, rt_error *err) {
+static int check_data_exists(const train_run *r, const char *key, const char *path, rt_error *err) {
     struct stat st;
     if (stat(path, &st) == 0 || errno != ENOENT) return 0; // other failures: the dataset reader explains
+    if (r->distill && strcmp(key, "data.train") == 0)      // a student learns from the teacher's answers
+        return rt_fail(err,
+                       "data.train %s does not exist. It holds the teacher's answers: make it with `retort "
+                       "synth CONFIG synth.out=%s` (distillation's first stage; data/README.md)",
+                       path, path);
     return rt_fail(err,
                    "%s %s does not exist. Make the demo's datasets (data/train.h5, data/val.h5, ...) with "
                    "./data/make_datasets.sh, or one from a synthetic task with `retort data synth --task add "
@@ -217,8 +222,8 @@ static int check_data_exists(const char *key, const char *path, rt_error *err) {
 
 static int setup(train_run *r, rt_error *err) {
     rt_config *c = &r->cfg;
-    if (check_data_exists("data.train", c->data.train, err)) return -1;
-    if (c->data.val[0] && check_data_exists("data.val", c->data.val, err)) return -1;
+    if (check_data_exists(r, "data.train", c->data.train, err)) return -1;
+    if (c->data.val[0] && check_data_exists(r, "data.val", c->data.val, err)) return -1;
     if (rt_comm_single_init(&r->comm, err)) return -1;
     if (rt_mkdir_p(c->run.out_dir, err)) return -1;
     if (!r->resume && latest_exists(c->run.out_dir))
