@@ -1,9 +1,11 @@
 // MFU's spec peaks: device names as the CUDA driver reports them (cudaDeviceProp.name) map to the dense
 // figures of NVIDIA's data sheets (bf16 tensor cores with fp32 accumulation, sparse figures halved; fp32 on
 // the CUDA cores); names that only contain a known name as part of a word do not match it. The measured
-// GEMM on the CPU backend is checked for a plausible, positive rate.
+// GEMM on the CPU backend is checked for a plausible, positive rate; on a GPU, the CUDA backend's device
+// name and the peak it leads to.
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "testutil.h"
@@ -69,11 +71,48 @@ START_TEST(test_resolve_cpu) {
 }
 END_TEST
 
+// On a GPU (skipped without one): the CUDA context names its device, and the peak is that device's spec
+// when the table knows it, otherwise the measured GEMM; the GEMM is measured either way.
+START_TEST(test_resolve_gpu) {
+    rt_error err;
+    const rt_backend *be = rt_backend_cuda();
+    if (!be || !rt_cuda_available(&err)) {
+        printf("test_resolve_gpu: skipped, no usable GPU\n");
+        return;
+    }
+    rt_ctx ctx;
+    ck_assert_msg(be->ctx_init(&ctx, RT_BF16, 0, &err) == 0, "%s", err.msg);
+    ck_assert_ptr_nonnull(be->device_name);
+    const char *name = be->device_name(&ctx);
+    ck_assert_msg(name && name[0], "the CUDA backend gives no device name");
+    double spec;
+    const char *label;
+    int known = rt_peak_spec(name, RT_BF16, &spec, &label);
+    rt_peak p;
+    rt_peak_resolve(&ctx, 0.0, &p);
+    ck_assert_msg(p.gemm > 1e12, "%s: measured bf16 GEMM %g FLOP/s", name, p.gemm);
+    if (known) {
+        char want[64];
+        snprintf(want, sizeof want, "spec %s", label);
+        ck_assert_str_eq(p.source, want);
+        ck_assert(p.flops == spec);
+        // a GEMM can approach the data sheet's dense peak, never pass it by much
+        ck_assert_msg(p.gemm < 1.1 * spec, "%s: measured %g > spec %g FLOP/s", name, p.gemm, spec);
+    } else {
+        ck_assert_str_eq(p.source, "measured");
+    }
+    printf("test_resolve_gpu: %s: %s, peak %.4g TFLOP/s, measured bf16 GEMM %.4g TFLOP/s\n", name, p.source,
+           p.flops / 1e12, p.gemm / 1e12);
+    be->ctx_free(&ctx);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("peak");
     TCase *tc = tcase_create("peak");
     tcase_add_test(tc, test_spec_names);
     tcase_add_test(tc, test_resolve_cpu);
+    tcase_add_test(tc, test_resolve_gpu);
     suite_add_tcase(s, tc);
     return rt_test_run_suite(s);
 }
