@@ -28,7 +28,7 @@ static const struct {
     {"L4", "L4", 121.0, 30.3},
     {"RTX A6000", "RTX A6000", 154.8, 38.7},
     {"RTX 4090", "RTX 4090", 165.2, 82.6},
-    {"RTX 3090", "RTX 3090", 71.0, 35.6},
+    {"RTX 3090", "RTX 3090", 35.6, 35.6},
 };
 
 static int word_edge(char c) {
