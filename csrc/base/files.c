@@ -83,26 +83,55 @@ int rt_fsync_parent_dir(const char *path, rt_error *err) {
     return 0;
 }
 
-int rt_write_file_atomic(const char *path, const void *data, size_t len, rt_error *err) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return rt_fail(err, "%s: path too long", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return rt_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
-    size_t put = fwrite(data, 1, len, f);
-    int bad = put != len || fflush(f) != 0 || fsync(fileno(f)) != 0;
-    int e = errno;
-    if (fclose(f) != 0) bad = 1;
-    if (bad) {
+// strerror(e), with a plain hint where the cause is a full disk or quota (the usual reason a write fails).
+static const char *write_errstr(int e, char *buf, size_t cap) {
+    int full = e == ENOSPC
+#ifdef EDQUOT
+               || e == EDQUOT
+#endif
+        ;
+    snprintf(buf, cap, "%s%s", strerror(e ? e : EIO), full ? " (disk full)" : "");
+    return buf;
+}
+
+int rt_write_file_via(const char *path, const char *tmp, const void *data, size_t len, rt_error *err) {
+    char why[160];
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return rt_fail(err, "%s: cannot create %s: %s", path, tmp, write_errstr(errno, why, sizeof why));
+    const unsigned char *p = data;
+    size_t left = len;
+    int e = 0;
+    while (left > 0 && e == 0) {
+        ssize_t n = write(fd, p, left > ((size_t)1 << 30) ? (size_t)1 << 30 : left);
+        if (n > 0) {
+            p += n;
+            left -= (size_t)n;
+        } else if (n == 0 || errno != EINTR) {
+            e = n == 0 ? EIO : errno; // write() returning 0 for a regular file means no progress
+        }
+    }
+    // the data must be on disk before the rename makes it the file: tmpfs and NFS report ENOSPC or EIO
+    // only here at times
+    if (e == 0 && fsync(fd) != 0) e = errno;
+    if (close(fd) != 0 && e == 0) e = errno;
+    if (e) {
         unlink(tmp);
-        return rt_fail(err, "%s: write failed: %s", tmp, strerror(e));
+        return rt_fail(err, "%s: cannot write %s: %s", path, tmp, write_errstr(e, why, sizeof why));
     }
     if (rename(tmp, path) != 0) {
         e = errno;
         unlink(tmp);
-        return rt_fail(err, "%s: rename failed: %s", path, strerror(e));
+        return rt_fail(err, "%s: cannot rename %s over it: %s", path, tmp, strerror(e));
     }
     return rt_fsync_parent_dir(path, err);
+}
+
+int rt_write_file_atomic(const char *path, const void *data, size_t len, rt_error *err) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return rt_fail(err, "%s: path too long", path);
+    return rt_write_file_via(path, tmp, data, len, err);
 }
 
 int rt_mkdir_p(const char *path, rt_error *err) {

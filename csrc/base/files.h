@@ -10,7 +10,11 @@
 int rt_read_file(const char *path, char **out, size_t *len, rt_error *err);
 
 // Write a whole file atomically: temp file in the same directory, fsync, rename, fsync directory.
+// On any failure the temp file is removed and path is left as it was; a full disk is named as such.
 int rt_write_file_atomic(const char *path, const void *data, size_t len, rt_error *err);
+
+// The same with the temp file's name given (in path's directory, so the rename stays on one file system).
+int rt_write_file_via(const char *path, const char *tmp, const void *data, size_t len, rt_error *err);
 
 // fsync a file by path, and the directory that holds a path.
 int rt_fsync_path(const char *path, rt_error *err);

@@ -202,35 +202,104 @@ hid_t rt_h5_group_create(hid_t loc, const char *name, rt_error *err) {
     return g;
 }
 
+// HDF5 builds the file in memory (the core driver without a backing store) and we write the finished
+// image ourselves. Writing through HDF5's own disk driver cannot be made safe on a full disk: a failed
+// flush leaves dirty metadata that H5Fclose cannot drop, so the file stays open inside the library and
+// its teardown at exit crashes (H5F__close_cb from H5_term_library), and on tmpfs some failed chunk writes
+// were not reported at all. In memory HDF5 sees no I/O errors; ours are checked byte for byte.
+//
+// The image is taken from H5Fclose itself, through the file image callbacks: the driver's buffer is kept
+// instead of freed when the file closes. (H5Fget_file_image would copy it, and HDF5 1.10.8 clears the
+// superblock's "open for writing" flag in that copy without updating the superblock checksum.)
+#define CORE_INCREMENT ((size_t)4 << 20) // the in-memory file grows by this much at a time
+
+typedef struct {
+    void *kept; // the driver's buffer, handed over at close
+    size_t cap; // its allocated size
+} core_image;
+
+static void *img_malloc(size_t size, H5FD_file_image_op_t op, void *udata) {
+    (void)op;
+    core_image *ci = udata;
+    void *p = malloc(size ? size : 1);
+    if (p) ci->cap = size;
+    return p;
+}
+
+static void *img_memcpy(void *dest, const void *src, size_t size, H5FD_file_image_op_t op, void *udata) {
+    (void)op;
+    (void)udata;
+    return memcpy(dest, src, size);
+}
+
+static void *img_realloc(void *ptr, size_t size, H5FD_file_image_op_t op, void *udata) {
+    (void)op;
+    core_image *ci = udata;
+    void *p = realloc(ptr, size ? size : 1);
+    if (p) ci->cap = size;
+    return p;
+}
+
+static herr_t img_free(void *ptr, H5FD_file_image_op_t op, void *udata) {
+    core_image *ci = udata;
+    if (op == H5FD_FILE_IMAGE_OP_FILE_CLOSE && ptr) {
+        free(ci->kept);
+        ci->kept = ptr;
+    } else {
+        free(ptr);
+    }
+    return 0;
+}
+
+static void *img_udata_copy(void *udata) { // the property list is copied with the same user data
+    return udata;
+}
+
+static herr_t img_udata_free(void *udata) {
+    (void)udata;
+    return 0;
+}
+
+// The file's length as its closed superblock records it (version 2 or 3, 8-byte addresses: what the 1.10
+// bounds write): the end-of-file address at byte 28. 0 when the image is not such a superblock.
+static size_t image_length(const core_image *ci) {
+    const unsigned char *b = ci->kept;
+    if (!b || ci->cap < 48 || memcmp(b, "\x89HDF\r\n\x1a\n", 8) != 0 || (b[8] != 2 && b[8] != 3) || b[9] != 8)
+        return 0;
+    uint64_t base = le64(b + 12), eof = le64(b + 28);
+    return base == 0 && eof >= 48 && eof <= ci->cap ? (size_t)eof : 0;
+}
+
 int rt_h5_write_atomic(const char *path, rt_h5_fill_fn fill, void *user, rt_error *err) {
     rt_h5_quiet();
     char tmp[4200];
     int len = snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
     if (len < 0 || (size_t)len >= sizeof tmp) return rt_fail(err, "%s: path too long", path);
+    core_image ci = {NULL, 0};
+    H5FD_file_image_callbacks_t cb = {img_malloc,     img_memcpy,     img_realloc, img_free,
+                                      img_udata_copy, img_udata_free, (void *)&ci};
     hid_t fapl = make_fapl();
-    // The 1.10 format checksums object headers, B-trees and heaps, so damaged metadata is an error too.
-    if (fapl >= 0) H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110);
-    errno = 0;
+    int ok = fapl >= 0 && H5Pset_fapl_core(fapl, CORE_INCREMENT, 0) >= 0 &&
+             H5Pset_file_image_callbacks(fapl, &cb) >= 0 &&
+             // The 1.10 format checksums object headers, B-trees and heaps, so damaged metadata is an error
+             // too.
+             H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110) >= 0;
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE); // the root group's creation properties
     hid_t f = H5I_INVALID_HID;
-    if (fapl >= 0 && fcpl >= 0 && set_compact(fcpl, 1) == 0) f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
-    int e = errno;
+    if (ok && fcpl >= 0 && set_compact(fcpl, 1) == 0) f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
     if (fapl >= 0) H5Pclose(fapl);
     if (fcpl >= 0) H5Pclose(fcpl);
-    if (f < 0)
-        return rt_fail(err, "%s: cannot create %s (does the directory exist and is it writable?)%s%s", path,
-                       tmp, e ? ": " : "", e ? strerror(e) : "");
+    if (f < 0) {
+        free(ci.kept);
+        return rt_fail(err, "%s: cannot create the file in memory (out of memory?)", path);
+    }
     int rc = fill(f, path, user, err) ? rt_fail_wrap(err, "%s", path) : 0;
-    if (rc == 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0)
-        rc = rt_fail(err, "%s: cannot flush %s (disk full?)", path, tmp);
-    if (H5Fclose(f) < 0 && rc == 0) rc = rt_fail(err, "%s: cannot finish writing %s (disk full?)", path, tmp);
-    // H5Fflush only hands the data to the OS: fsync before the rename makes the new name point at bytes on
-    // disk
-    if (rc == 0) rc = rt_fsync_path(tmp, err);
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = rt_fail(err, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
-    if (rc == 0) rc = rt_fsync_parent_dir(path, err);
-    if (rc) unlink(tmp); // (after a failed directory fsync tmp is gone already: harmless)
+    // In memory the close cannot fail for want of disk space; it releases the id either way.
+    if (H5Fclose(f) < 0 && rc == 0) rc = rt_fail(err, "%s: HDF5 could not finish the file in memory", path);
+    size_t size = rc == 0 ? image_length(&ci) : 0;
+    if (rc == 0 && size == 0) rc = rt_fail(err, "%s: HDF5 left no complete file image in memory", path);
+    if (rc == 0) rc = rt_write_file_via(path, tmp, ci.kept, size, err);
+    free(ci.kept);
     return rc;
 }
 

@@ -18,10 +18,12 @@ hid_t rt_h5_open_read(const char *path, rt_error *err);
 // Writes fill the freshly created file; path is the final name, for messages.
 typedef int (*rt_h5_fill_fn)(hid_t file, const char *path, void *user, rt_error *err);
 
-// Write a file atomically: create "<path>.tmp-<pid>" in the same directory, fill it, H5Fflush, close,
-// fsync, rename over path, fsync the directory. On any failure the temp file is removed and path is left
-// as it was. Files use the HDF5 1.10 format, whose metadata carries checksums too, and the root group keeps
-// its links and attributes compact like rt_h5_group_create.
+// Write a file atomically: HDF5 fills the file in memory, then its bytes go to "<path>.tmp-<pid>" in the
+// same directory, are fsync'd and renamed over path, and the directory is fsync'd. On any failure (a full
+// disk included) the temp file is removed, every HDF5 id is closed and path is left as it was. The file
+// exists twice in memory for a moment (HDF5's image and its copy). Files use the HDF5 1.10 format, whose
+// metadata carries checksums too, and the root group keeps its links and attributes compact like
+// rt_h5_group_create.
 int rt_h5_write_atomic(const char *path, rt_h5_fill_fn fill, void *user, rt_error *err);
 
 // Create a group (and missing parents) whose links and attributes stay "compact", in its object header:

@@ -266,17 +266,27 @@ static const void *tensor_bytes(const rt_onnx_init *t, void **tmp, rt_error *err
     return buf;
 }
 
+// The message of a failed write: a full disk (or quota) named as such.
+static int write_failed(const char *path, int e, rt_error *err) {
+    int full = e == ENOSPC
+#ifdef EDQUOT
+               || e == EDQUOT
+#endif
+        ;
+    return rt_fail(err, "%s: write failed: %s%s", path, strerror(e ? e : EIO), full ? " (disk full)" : "");
+}
+
 static int put(FILE *f, const void *p, size_t n, const char *path, rt_error *err) {
-    if (n && fwrite(p, 1, n, f) != n) return rt_fail(err, "%s: write failed: %s", path, strerror(errno));
+    if (n && fwrite(p, 1, n, f) != n) return write_failed(path, errno, err);
     return 0;
 }
 
 static int close_synced(FILE *f, const char *path, int rc, rt_error *err) {
     if (!f) return rc;
-    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
-    int e = errno;
-    if (fclose(f) != 0) bad = 1;
-    if (rc == 0 && bad) rc = rt_fail(err, "%s: write failed: %s", path, strerror(e));
+    int e = 0;
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) e = errno; // buffered bytes meet a full disk here
+    if (fclose(f) != 0 && e == 0) e = errno;
+    if (rc == 0 && e) rc = write_failed(path, e, err);
     return rc;
 }
 
