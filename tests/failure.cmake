@@ -1,0 +1,4 @@
+# Failure paths through the CLI: a full disk for every writer (a 600 KB tmpfs; needs root to mount, skipped
+# otherwise) and non-finite training steps.
+rt_script_test(disk_full check_disk_full.py)
+set_tests_properties(disk_full PROPERTIES LABELS cli SKIP_RETURN_CODE 77)
