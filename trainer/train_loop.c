@@ -317,9 +317,20 @@ static int setup(train_run *r, rt_error *err) {
     return 0;
 }
 
+// The loss of the micro-batch just run, added to sums[0..2] (loss, ce, kd); reading it waits for the device.
+static void add_micro_loss(train_run *r, int soft, double sums[3]) {
+    int B = r->cfg.train.batch_size, T = r->cfg.data.seq_len;
+    double alpha = r->kd.kd.alpha, t2 = (double)r->kd.kd.temperature * r->kd.kd.temperature;
+    double ce = rt_model_loss_sum(&r->model, B, T), kd = soft ? rt_model_kd_sum(&r->model, B, T) : 0.0;
+    sums[0] += soft ? (1.0 - alpha) * ce + alpha * t2 * kd : ce;
+    sums[1] += ce;
+    sums[2] += kd;
+}
+
 // One optimizer step: grad_accum micro-batches, then the update. *loss receives the mean loss over the
-// targets that count.
-static int train_step(train_run *r, double *loss, rt_error *err) {
+// targets that count. When the loss or the gradient norm is not finite, nothing is updated (weights and
+// AdamW moments stay as they were) and *nonfinite is set; the step still counts.
+static int train_step(train_run *r, double *loss, int *nonfinite, rt_error *err) {
     rt_model *m = &r->model;
     int B = r->cfg.train.batch_size, T = r->cfg.data.seq_len, accum = r->cfg.train.grad_accum;
     size_t micro_ids = (size_t)B * T;
@@ -333,9 +344,8 @@ static int train_step(train_run *r, double *loss, rt_error *err) {
     if (r->comm.allreduce_host(&r->comm, &counted, err)) return -1;
     // A step without a counted target (answer-only loss over windows of prompts) contributes no gradient.
     float grad_scale = counted > 0 ? (float)(1.0 / counted) : 0.0f;
-    double loss_sum = 0.0, ce_sum = 0.0, kd_sum = 0.0;
+    double sums[3] = {0.0, 0.0, 0.0}; // loss, ce, kd
     int soft = r->distill && r->kd.mode != RT_DISTILL_SEQUENCE;
-    double alpha = r->kd.kd.alpha, t2 = (double)r->kd.kd.temperature * r->kd.kd.temperature;
     rt_model_zero_grad(m);
     m->dropout_on = 1; // adapter dropout, masks seeded by (run.seed, step, micro-batch, layer, site)
     m->dropout_run_seed = (uint64_t)r->cfg.run.seed;
@@ -351,23 +361,29 @@ static int train_step(train_run *r, double *loss, rt_error *err) {
             return -1;
         }
         rt_model_backward(m, B, T);
-        double ce = rt_model_loss_sum(m, B, T), kd = soft ? rt_model_kd_sum(m, B, T) : 0.0;
-        ce_sum += ce;
-        kd_sum += kd;
-        loss_sum += soft ? (1.0 - alpha) * ce + alpha * t2 * kd : ce;
+        if (micro + 1 < accum) add_micro_loss(r, soft, sums); // the last one is read with the norm below
     }
     m->dropout_on = 0;
     for (int i = 0; i < m->n_params; i++) {
         rt_param *p = &m->params[i];
         if (p->grad && r->comm.allreduce_sum(&r->comm, &r->ctx, p->grad, r->ctx.act, p->n, err)) return -1;
     }
+    // The gradient norm is computed on device before the last loss is read, so the one wait for the
+    // device that reading the loss always cost also brings the norm: the update is decided on the host
+    // without a second round trip.
+    rt_optimizer_prepare(m, &r->oc);
+    add_micro_loss(r, soft, sums);
+    float norm = rt_optimizer_grad_norm(m);
+    double loss_sum = sums[0], ce_sum = sums[1], kd_sum = sums[2];
     if (r->comm.allreduce_host(&r->comm, &loss_sum, err) || r->comm.allreduce_host(&r->comm, &ce_sum, err) ||
         r->comm.allreduce_host(&r->comm, &kd_sum, err))
         return -1;
     r->ce_sum = counted > 0 ? ce_sum / counted : 0.0;
     r->kd_sum = counted > 0 ? kd_sum / counted : 0.0;
+    // every rank sees the same reduced loss and norm, so all of them skip or update together
+    *nonfinite = !isfinite(loss_sum) || !isfinite(ce_sum) || !isfinite(kd_sum) || !isfinite(norm);
     float lr = rt_lr_at(&r->oc, r->state.step);
-    rt_optimizer_step(m, &r->oc, r->state.step + 1, lr);
+    if (!*nonfinite) rt_optimizer_update(m, &r->oc, r->state.step + 1, lr);
     r->state.step++;
     r->state.tokens_seen += (int64_t)micro_ids * accum * r->comm.world;
     *loss = counted > 0 ? loss_sum / counted : 0.0;
@@ -399,17 +415,37 @@ static int train_loop(train_run *r, rt_error *err) {
                         (long long)end);
         return 0;
     }
+    int64_t skipped = 0, in_a_row = 0; // non-finite steps of this process, and the current streak
     while (r->state.step < end) {
         double t0 = rt_now();
         double loss = 0.0;
-        if (train_step(r, &loss, err)) return -1;
+        int nonfinite = 0;
+        if (train_step(r, &loss, &nonfinite, err)) return -1;
         busy += rt_now() - t0;
         steps_mark++;
-        if (!isfinite(loss))
+        in_a_row = nonfinite ? in_a_row + 1 : 0;
+        if (nonfinite && in_a_row > c->train.skip_nonfinite) {
+            double norm = rt_optimizer_grad_norm(&r->model);
+            if (c->train.skip_nonfinite == 0)
+                return rt_fail(err,
+                               "step %lld: the loss is %g and the gradient norm %g, so the weights were not "
+                               "updated; lower train.lr or raise train.warmup_steps, or set "
+                               "train.skip_nonfinite=N to skip up to N such steps in a row (the last "
+                               "checkpoint is intact)",
+                               (long long)r->state.step, loss, norm);
             return rt_fail(err,
-                           "the loss became %g at step %lld; lower train.lr or raise train.warmup_steps "
-                           "(the last checkpoint is intact)",
-                           loss, (long long)r->state.step);
+                           "steps %lld to %lld: %lld non-finite steps in a row (loss %g, gradient norm %g), "
+                           "more than train.skip_nonfinite=%lld: stopping (the weights were not updated by "
+                           "any of them; the last checkpoint is intact)",
+                           (long long)(r->state.step - in_a_row + 1), (long long)r->state.step,
+                           (long long)in_a_row, loss, norm, (long long)c->train.skip_nonfinite);
+        }
+        if (nonfinite) {
+            skipped++;
+            if (r->comm.rank == 0)
+                rt_metrics_skip(&r->metrics, r->state.step, loss, rt_optimizer_grad_norm(&r->model), in_a_row,
+                                skipped);
+        }
         int64_t step = r->state.step;
         int last = step == end;
         if (step % c->run.log_every == 0 || last || stop_signal) {
@@ -432,6 +468,7 @@ static int train_loop(train_run *r, rt_error *err) {
             rep.has_kd = r->distill && r->kd.mode != RT_DISTILL_SEQUENCE;
             rep.ce = r->ce_sum;
             rep.kd = r->kd_sum;
+            rep.skipped = skipped;
             if (r->comm.rank == 0) rt_metrics_train(&r->metrics, &rep);
             busy = 0.0;
             steps_mark = 0;

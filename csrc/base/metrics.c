@@ -83,6 +83,7 @@ void rt_metrics_train(rt_metrics *mt, const rt_train_report *r) {
             fprintf(mt->jsonl, ",\"peak_source\":\"%s\"", r->peak_source ? r->peak_source : "");
         }
         if (r->gemm_flops > 0) json_num(mt->jsonl, "gemm_flops_measured", r->gemm_flops);
+        if (r->skipped > 0) fprintf(mt->jsonl, ",\"skipped\":%lld", (long long)r->skipped);
         json_num(mt->jsonl, "elapsed_s", r->elapsed_s);
         json_num(mt->jsonl, "time", wall_time());
         fprintf(mt->jsonl, "}\n");
@@ -105,11 +106,29 @@ void rt_metrics_train(rt_metrics *mt, const rt_train_report *r) {
     int width = snprintf(NULL, 0, "%lld", (long long)r->total_steps);
     char parts[64] = "";
     if (r->has_kd) snprintf(parts, sizeof parts, " (ce %.4f kd %.4f)", r->ce, r->kd);
+    if (r->skipped > 0) // shown from the first skipped step on
+        snprintf(parts + strlen(parts), sizeof parts - strlen(parts), " | skipped %lld",
+                 (long long)r->skipped);
     fprintf(stderr, "%sstep %*lld/%lld | loss %.4f%s | lr %.2e | grad %.3f | %.0f tok/s | MFU %s | ETA %s%s",
             mt->tty ? "\r" : "", width, (long long)r->step, (long long)r->total_steps, r->loss, parts, r->lr,
             r->grad_norm, r->tokens_per_s, mfu, eta, mt->tty ? "\033[K" : "\n");
     mt->line_open = mt->tty;
     fflush(stderr);
+}
+
+void rt_metrics_skip(rt_metrics *mt, int64_t step, double loss, double grad_norm, int64_t in_a_row,
+                     int64_t skipped) {
+    if (mt->jsonl) {
+        fprintf(mt->jsonl, "{\"type\":\"skip\",\"step\":%lld", (long long)step);
+        json_num(mt->jsonl, "loss", loss);
+        json_num(mt->jsonl, "grad_norm", grad_norm);
+        fprintf(mt->jsonl, ",\"in_a_row\":%lld,\"skipped\":%lld", (long long)in_a_row, (long long)skipped);
+        json_num(mt->jsonl, "time", wall_time());
+        fprintf(mt->jsonl, "}\n");
+        fflush(mt->jsonl);
+    }
+    rt_metrics_note(mt, "step %lld skipped: loss %g, gradient norm %g (%lld in a row, %lld in all)",
+                    (long long)step, loss, grad_norm, (long long)in_a_row, (long long)skipped);
 }
 
 void rt_metrics_eval(rt_metrics *mt, int64_t step, double val_loss, int64_t val_tokens) {

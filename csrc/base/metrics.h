@@ -30,11 +30,15 @@ typedef struct rt_train_report {
     double gemm_flops;       // the GEMM measured at start, FLOP/s (0: not measured), reported beside MFU
     double elapsed_s;        // wall time of this process's training so far
     double eta_s;
-    int has_kd;    // distillation: the loss's parts, each a mean over the counted targets
-    double ce, kd; // cross-entropy on the data, divergence from the teacher
+    int has_kd;      // distillation: the loss's parts, each a mean over the counted targets
+    double ce, kd;   // cross-entropy on the data, divergence from the teacher
+    int64_t skipped; // non-finite steps skipped so far by this process (train.skip_nonfinite)
 } rt_train_report;
 
 void rt_metrics_train(rt_metrics *mt, const rt_train_report *r);
+// A step skipped because its loss or gradient norm was not finite: a "skip" record and a note.
+void rt_metrics_skip(rt_metrics *mt, int64_t step, double loss, double grad_norm, int64_t in_a_row,
+                     int64_t skipped);
 void rt_metrics_eval(rt_metrics *mt, int64_t step, double val_loss, int64_t val_tokens);
 // A free-form message that must not be overwritten by the status line.
 void rt_metrics_note(rt_metrics *mt, const char *fmt, ...) RT_PRINTF(2, 3);

@@ -47,9 +47,10 @@ typedef struct rt_config {
         double beta1;
         double beta2;
         double eps;
-        double grad_clip;   // global-norm clip, 0 = off
-        int64_t eval_every; // steps between validation passes, 0 = off
-        int eval_batches;   // batches per validation pass
+        double grad_clip;       // global-norm clip, 0 = off
+        int64_t eval_every;     // steps between validation passes, 0 = off
+        int eval_batches;       // batches per validation pass
+        int64_t skip_nonfinite; // non-finite steps skipped in a row before the run stops; 0 = stop at once
     } train;
     struct {
         int64_t every; // steps between checkpoints, 0 = only at the end

@@ -59,6 +59,9 @@ const rt_cfg_key rt_config_schema[] = {
     FLT("train.grad_clip", train.grad_clip, "1.0", 0, 1e9, "clip the global gradient norm to this; 0 = off"),
     INT("train.eval_every", train.eval_every, "250", 0, BIG, "steps between validation passes; 0 = off"),
     INT("train.eval_batches", train.eval_batches, "8", 1, 1 << 20, "batches per validation pass"),
+    INT("train.skip_nonfinite", train.skip_nonfinite, "0", 0, BIG,
+        "a step whose loss or gradient norm is NaN or infinite changes nothing; 0 = stop there with an "
+        "error, N = skip it (counted in metrics.jsonl and the status line) and stop at the N+1st in a row"),
 
     INT("checkpoint.every", checkpoint.every, "500", 0, BIG,
         "steps between checkpoints; 0 = only at the end"),

@@ -25,7 +25,7 @@ float rt_lr_at(const rt_adamw_config *oc, int64_t step) {
     return (float)(oc->min_lr + (oc->lr - oc->min_lr) * cosine);
 }
 
-void rt_optimizer_step(rt_model *m, const rt_adamw_config *oc, int64_t step, float lr) {
+void rt_optimizer_prepare(rt_model *m, const rt_adamw_config *oc) {
     rt_ctx *ctx = m->ctx;
     const rt_backend *be = ctx->be;
     float *norm_sq = &m->scalars[0], *scale = &m->scalars[1];
@@ -36,12 +36,22 @@ void rt_optimizer_step(rt_model *m, const rt_adamw_config *oc, int64_t step, flo
         if (p->grad) be->sum_squares(ctx, norm_sq, p->grad, p->n);
     }
     be->clip_scale(ctx, scale, norm_sq, oc->grad_clip);
+}
+
+void rt_optimizer_update(rt_model *m, const rt_adamw_config *oc, int64_t step, float lr) {
+    rt_ctx *ctx = m->ctx;
+    const float *scale = &m->scalars[1];
     for (int i = 0; i < m->n_params; i++) {
         rt_param *p = &m->params[i];
         if (!p->grad) continue;
-        be->adamw(ctx, p->master, p->w, p->grad, p->m, p->v, p->n, lr, oc->beta1, oc->beta2, oc->eps,
-                  p->decay ? oc->weight_decay : 0.0f, step, scale);
+        ctx->be->adamw(ctx, p->master, p->w, p->grad, p->m, p->v, p->n, lr, oc->beta1, oc->beta2, oc->eps,
+                       p->decay ? oc->weight_decay : 0.0f, step, scale);
     }
+}
+
+void rt_optimizer_step(rt_model *m, const rt_adamw_config *oc, int64_t step, float lr) {
+    rt_optimizer_prepare(m, oc);
+    rt_optimizer_update(m, oc, step, lr);
 }
 
 float rt_optimizer_grad_norm(rt_model *m) {

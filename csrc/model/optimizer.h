@@ -23,8 +23,15 @@ float rt_lr_at(const rt_adamw_config *oc, int64_t step);
 
 // One optimizer update over every trainable parameter of m, using its accumulated gradients. `step` is the
 // 1-based count of this update (bias correction). The squared global norm lands in m->scalars[0] and the
-// clip factor in m->scalars[1]; read them with rt_optimizer_grad_norm.
+// clip factor in m->scalars[1]; read them with rt_optimizer_grad_norm. It is rt_optimizer_prepare, then
+// rt_optimizer_update.
 void rt_optimizer_step(rt_model *m, const rt_adamw_config *oc, int64_t step, float lr);
+
+// The update in two halves, so a caller can look at the gradient norm before anything changes (the
+// training loop skips or stops on a non-finite step). prepare computes the squared global norm and the clip
+// factor on device and changes no weight or moment; update applies AdamW with that factor.
+void rt_optimizer_prepare(rt_model *m, const rt_adamw_config *oc);
+void rt_optimizer_update(rt_model *m, const rt_adamw_config *oc, int64_t step, float lr);
 
 // Global gradient norm before clipping of the last step (synchronises the context).
 float rt_optimizer_grad_norm(rt_model *m);
