@@ -111,8 +111,8 @@ int rt_write_file_via(const char *path, const char *tmp, const void *data, size_
             e = n == 0 ? EIO : errno; // write() returning 0 for a regular file means no progress
         }
     }
-    // the data must be on disk before the rename makes it the file: tmpfs and NFS report ENOSPC or EIO
-    // only here at times
+    // the data must be on disk before the rename makes it the file; NFS (and a disk that fails late)
+    // reports ENOSPC or EIO only at fsync or close, so both are checked too
     if (e == 0 && fsync(fd) != 0) e = errno;
     if (close(fd) != 0 && e == 0) e = errno;
     if (e) {
