@@ -82,9 +82,10 @@ def check_adapter_file(ckpt, base, what):
         names = set(f["lora"])
         if set(f["optim/adam_m"]) != names or set(f["optim/adam_v"]) != names:
             failures.append(f"{what}: moments are not exactly the adapters' ({sorted(f['optim/adam_m'])[:3]})")
-        if f["lora"].attrs["base"].decode() if isinstance(f["lora"].attrs["base"], bytes) else \
-                f["lora"].attrs["base"] != os.path.realpath(base):
-            failures.append(f"{what}: /lora base is {f['lora'].attrs['base']}, expected {os.path.realpath(base)}")
+        recorded = f["lora"].attrs["base"]
+        recorded = recorded.decode() if isinstance(recorded, bytes) else str(recorded)
+        if recorded != os.path.realpath(base):
+            failures.append(f"{what}: /lora base is {recorded}, expected {os.path.realpath(base)}")
         if len(f["lora"].attrs["base_hash"]) != 16:
             failures.append(f"{what}: base_hash {f['lora'].attrs['base_hash']!r}")
 
