@@ -44,6 +44,12 @@ def answer_of(task, prompt):
         q = re.fullmatch(r"(?:[a-z]{2}:\d{3} ){3,6}\?([a-z]{2})=", prompt)
         assert q, prompt
         return pairs[q.group(1)]
+    if task == "plus":  # the fine-tuning task: the add task's problems in words, "what is 305 plus 98? " -> 403
+        m = re.fullmatch(r"what is (\d+) plus (\d+)\? ", prompt)
+        assert m, prompt
+        a, b = m.group(1), m.group(2)
+        assert str(int(a)) == a and str(int(b)) == b and int(a) < 1000 and int(b) < 1000, prompt
+        return str(int(a) + int(b))
     m = re.fullmatch(r"(\d+)([+*])(\d+)=", prompt)
     assert m, prompt
     a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
@@ -55,7 +61,7 @@ def answer_of(task, prompt):
 
 
 def check_synth(tmp):
-    for task in ("arithmetic", "add", "add2", "kv"):
+    for task in ("arithmetic", "add", "add2", "plus", "kv"):
         prompts = {}
         for split, n in (("train", 3000), ("val", 400)):
             path = os.path.join(tmp, f"{task}-{split}.h5")
@@ -75,6 +81,10 @@ def check_synth(tmp):
                     failures.append(f"{task}/{split}: {prompt!r} has answer {ans!r}")
                     break
                 prompts[split].add(prompt)
+        if task == "plus":  # like add: each operand has 1, 2 or 3 digits, every length present
+            lengths = {len(x) for q in prompts["train"] for x in re.findall(r"\d+", q)}
+            if lengths != {1, 2, 3}:
+                failures.append(f"plus: operand lengths {sorted(lengths)}, expected 1, 2 and 3 digits")
         shared = prompts["train"] & prompts["val"]
         if shared:
             failures.append(f"{task}: train and val share {len(shared)} prompts, e.g. {sorted(shared)[:3]}")
