@@ -143,6 +143,45 @@ static void expect_close(const char *what, const pair *p, tol t) {
     free(g);
 }
 
+// bf16 gradients of the fused losses against the GPU's own fp32 result on the same inputs. Their elements
+// span many decades (a non-target dlogit at V = 32768 is ~1e-5 and may be 1e-11), so an absolute tolerance
+// against the CPU would let zeros pass. The kernels do all their arithmetic in fp32 in the same code for both
+// activation dtypes: only the loads (bf16 -> fp32, exact, and the inputs are bf16 values already) and the
+// final store (fp32 -> bf16, round to nearest even) differ. So the bf16 output must be the fp32 output
+// rounded once: bf16 keeps 8 significant bits, so |bf16 - fp32| <= 2^-8 |fp32| = 3.906e-3 |fp32| element
+// by element, zero where fp32 is zero. BF16_ROUND_RTOL adds 2.4% to 2^-8 for a few fp32 ulps should the
+// compiler contract the two instantiations differently; it is relative only, so no element escapes it.
+#define BF16_ROUND_RTOL 4e-3f
+static rt_ctx gpu32; // an fp32 context on the same GPU, opened by the bf16 cases that need it
+
+// n fp32 or int32 values on the fp32 context, uploaded from init unless it is NULL.
+static void *dev32(const void *init, size_t n, int is_i32) {
+    rt_error err;
+    void *d = gpu32.be->alloc(&gpu32, (n ? n : 1) * 4, "test", &err);
+    ck_assert_msg(d, "%s", err.msg);
+    if (init && is_i32)
+        gpu32.be->upload_i32(&gpu32, d, init, n);
+    else if (init)
+        gpu32.be->upload(&gpu32, d, RT_F32, init, n);
+    return d;
+}
+
+static void expect_bf16_rounding_of_f32(const char *what, const pair *p, void *f32_dev) {
+    rt_error err;
+    float *g = host(p->n), *ref = host(p->n);
+    gpu.be->sync(&gpu);
+    gpu32.be->sync(&gpu32);
+    ck_assert_msg(gpu.be->check(&gpu, &err) == 0, "%s: %s", what, err.msg);
+    ck_assert_msg(gpu32.be->check(&gpu32, &err) == 0, "%s (fp32 run): %s", what, err.msg);
+    gpu.be->download(&gpu, g, p->g, p->gt, p->n);
+    gpu32.be->download(&gpu32, ref, f32_dev, RT_F32, p->n);
+    char label[200];
+    snprintf(label, sizeof label, "%s [bf16 against the GPU's fp32 result]", what);
+    rt_test_assert_close(label, g, ref, p->n, 0.0f, BF16_ROUND_RTOL);
+    free(g);
+    free(ref);
+}
+
 // ---- the ops ----
 
 START_TEST(test_matmul) {
@@ -365,6 +404,18 @@ START_TEST(test_cross_entropy) {
         gpu.be->cross_entropy(&gpu, Ls.g, X.g, X.g, Tg.g, N, V, 0.5f);
         expect_close("cross_entropy losses (with gradient)", &Ls, (tol){1e-4f, 1e-5f});
         expect_close("cross_entropy dlogits in place", &X, (tol){act == RT_BF16 ? 2e-3f : 1e-7f, 2e-2f});
+        if (act ==
+            RT_BF16) { // the coarse bound above is only the link to the CPU; this one checks every element
+            rt_error err;
+            ck_assert_msg(rt_backend_cuda()->ctx_init(&gpu32, RT_F32, 0, &err) == 0, "%s", err.msg);
+            void *x32 = dev32(x, (size_t)N * V, 0), *t32 = dev32(tgt, (size_t)N, 1),
+                 *l32 = dev32(NULL, (size_t)N, 0);
+            gpu32.be->cross_entropy(&gpu32, l32, x32, x32, t32, N, V, 0.5f);
+            expect_bf16_rounding_of_f32("cross_entropy dlogits in place", &X, x32);
+            void *all32[] = {x32, t32, l32};
+            for (size_t i = 0; i < sizeof all32 / sizeof all32[0]; i++) gpu32.be->free(&gpu32, all32[i]);
+            gpu32.be->ctx_free(&gpu32);
+        }
         drop(&X);
         drop(&Tg);
         drop(&Ls);
@@ -433,6 +484,21 @@ START_TEST(test_distill) {
                 }
                 snprintf(what, sizeof what, "%s: dlogits in place", pre);
                 expect_close(what, &X, (tol){act == RT_BF16 ? 2e-3f : 2e-6f, act == RT_BF16 ? 2e-2f : 1e-3f});
+                if (act == RT_BF16) { // as in test_cross_entropy: every element against the fp32 kernel's
+                    rt_error err;
+                    ck_assert_msg(rt_backend_cuda()->ctx_init(&gpu32, RT_F32, 0, &err) == 0, "%s", err.msg);
+                    size_t nv = (size_t)N * V, nk = (size_t)N * k;
+                    void *x32 = dev32(x, nv, 0), *t32 = dev32(t, nv, 0), *y32 = dev32(tgt, (size_t)N, 1);
+                    void *id32 = dev32(ids, nk, 1), *lp32 = dev32(lps, nk, 0);
+                    void *ce32 = dev32(NULL, (size_t)N, 0), *kd32 = dev32(NULL, (size_t)N, 0);
+                    gpu32.be->distill_loss(&gpu32, ce32, kd32, x32, x32, dense ? t32 : NULL,
+                                           dense ? NULL : id32, dense ? NULL : lp32, k, y32, N, V, &kp, 0.5f);
+                    expect_bf16_rounding_of_f32(what, &X, x32);
+                    void *all32[] = {x32, t32, y32, id32, lp32, ce32, kd32};
+                    for (size_t i = 0; i < sizeof all32 / sizeof all32[0]; i++)
+                        gpu32.be->free(&gpu32, all32[i]);
+                    gpu32.be->ctx_free(&gpu32);
+                }
                 pair *all[] = {&X, &Tt, &Tg, &Id, &Lp, &Ce, &Kd};
                 for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) drop(all[i]);
                 free(x);
