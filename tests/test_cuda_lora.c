@@ -261,25 +261,13 @@ START_TEST(test_bf16_qlora_tracks_cpu) {
 END_TEST
 
 int main(void) {
-    rt_error why;
-    if (!rt_backend_cuda()) {
-        printf("skipped: this retort was built without CUDA\n");
-        return 77;
-    }
-    if (!rt_cuda_available(&why)) {
-        printf("skipped: no usable GPU: %s\n", why.msg);
-        return 77;
-    }
+    int skip = rt_test_gpu_or_skip();
+    if (skip) return skip;
     Suite *s = suite_create("cuda lora vs cpu");
     TCase *tc = tcase_create("lora");
     tcase_add_test(tc, test_finetune_ops);
     tcase_add_test(tc, test_fp32_matches_cpu);
     tcase_add_test(tc, test_bf16_qlora_tracks_cpu);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK); // CUDA does not survive fork() once the runtime has started
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return rt_test_run_suite_nofork(s); // CUDA does not survive fork() once the runtime has started
 }
