@@ -13,6 +13,7 @@
 #include "backend/backend.h"
 #include "model/model.h"
 #include "model/optimizer.h"
+#include "model_twin.h"
 #include "testutil.h"
 
 static const rt_model_dims dims = {.V = 259,
@@ -130,33 +131,7 @@ START_TEST(test_bf16_tracks_cpu_loss) {
                           .eps = 1e-8f,
                           .weight_decay = 0.1f,
                           .grad_clip = 1.0f};
-    rt_rng r;
-    rt_rng_seed(&r, 77);
-    int32_t tok[N], tgt[N];
-    float first[2] = {0}, last[2] = {0};
-    rt_error err;
-    rt_model *ms[2] = {&tw.cpu, &tw.gpu};
-    for (int step = 0; step < 50; step++) {
-        patterned_batch(&r, tok, tgt);
-        float loss[2];
-        for (int k = 0; k < 2; k++) {
-            rt_model_zero_grad(ms[k]);
-            ck_assert_msg(rt_model_forward(ms[k], tok, tgt, B, T, 1.0f / N, &err) == 0, "%s", err.msg);
-            rt_model_backward(ms[k], B, T);
-            loss[k] = rt_model_loss_sum(ms[k], B, T) / N;
-            rt_optimizer_step(ms[k], &oc, step + 1, rt_lr_at(&oc, step));
-        }
-        ck_assert_msg(tw.gpu_ctx.be->check(&tw.gpu_ctx, &err) == 0, "%s", err.msg);
-        ck_assert_msg(fabsf(loss[1] - loss[0]) <= 0.05f + 0.03f * loss[0],
-                      "step %d: bf16 GPU loss %.5f vs CPU fp32 %.5f", step + 1, loss[1], loss[0]);
-        if (step == 0) memcpy(first, loss, sizeof first);
-        memcpy(last, loss, sizeof last);
-    }
-    printf("bf16 GPU vs fp32 CPU over 50 steps: %.4f -> %.4f vs %.4f -> %.4f\n", first[1], last[1], first[0],
-           last[0]);
-    ck_assert_msg(last[0] < 0.7f * first[0] && last[1] < 0.7f * first[1],
-                  "the loss did not fall: CPU %.4f -> %.4f, GPU %.4f -> %.4f", first[0], last[0], first[1],
-                  last[1]);
+    rt_test_bf16_tracks_cpu(&tw.cpu, &tw.gpu, &oc, 50, 77, patterned_batch, B, T, 0.7f, "model");
     twin_free(&tw);
 }
 END_TEST
