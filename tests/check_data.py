@@ -7,12 +7,12 @@ usage: check_data.py   (RETORT_BIN from ctest)"""
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
 
 import h5py
 import numpy as np
+
+from checklib import finish, run_retort
 
 RETORT = os.environ["RETORT_BIN"]
 BOS, EOS = 256, 257
@@ -20,10 +20,7 @@ failures = []
 
 
 def retort(*args, expect=0):
-    p = subprocess.run([RETORT, *args], capture_output=True, text=True)
-    if expect is not None and p.returncode != expect:
-        failures.append(f"retort {' '.join(args)}: exit {p.returncode}, expected {expect}: {p.stderr[-600:]}")
-    return p
+    return run_retort(failures, args, expect, what="retort " + " ".join(args), tail=600)
 
 
 def docs(path):
@@ -194,11 +191,7 @@ def main():
     check_synth(tmp)
     check_text(tmp)
     check_bad_datasets(tmp)
-    if failures:
-        print("\n".join(failures))
-        print(f"FAILED: {len(failures)} checks")
-        sys.exit(1)
-    print("data synth, data text and dataset validation checks passed")
+    finish(failures, "data synth, data text and dataset validation checks passed")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import time
 import h5py
 import numpy as np
 
+from checklib import finish, train_losses
+
 RETORT = os.environ["RETORT_BIN"]
 SRC = os.environ["RT_SOURCE_DIR"]
 failures = []
@@ -31,13 +33,7 @@ def run(args, expect=0, **kw):
     return p
 
 
-def losses(run_dir):
-    out = {}
-    for line in open(os.path.join(run_dir, "metrics.jsonl")):
-        rec = json.loads(line)
-        if rec["type"] == "train":
-            out[rec["step"]] = rec["loss"]
-    return out
+losses = train_losses
 
 
 def h5_tensors(path):
@@ -187,10 +183,7 @@ def main():
         fail(f"eval --json output is not the expected JSON ({e}): {p.stdout[:500]}")
 
     shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        print(f"FAILED: {len(failures)} checks")
-        sys.exit(1)
-    print("resume, fallback, signal and command checks passed")
+    finish(failures, "resume, fallback, signal and command checks passed")
 
 
 if __name__ == "__main__":

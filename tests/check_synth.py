@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checklib import add2_teacher, finish, run_retort  # noqa: E402
 from torch_llama import Llama  # noqa: E402
 
 RETORT = os.environ["RETORT_BIN"]
@@ -36,10 +37,7 @@ DIMS = ["model.dim=32", "model.n_layers=2", "model.n_heads=4", "model.n_kv_heads
 
 
 def run(args, expect=0):
-    p = subprocess.run([RETORT] + args, capture_output=True, text=True)
-    if p.returncode != expect:
-        failures.append(f"retort {' '.join(args)} exited {p.returncode}, expected {expect}: {p.stderr[-1500:]}")
-    return p
+    return run_retort(failures, args, expect, what="retort " + " ".join(args))
 
 
 def load_teacher(ckpt):
@@ -87,12 +85,7 @@ def check_topk_rows(model, d, temp, what):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="synth-")
-    train_h5 = os.path.join(tmp, "train.h5")
-    run(["data", "synth", "--task", "add2", "--n", "4000", "--seed", "3", "--out", train_h5])
-    teacher_dir = os.path.join(tmp, "teacher")
-    run(["train", CFG, *DIMS, "train.batch_size=16", "train.steps=150", "train.warmup_steps=10", "train.lr=1e-2",
-         "train.eval_every=0", "system.threads=2", f"data.train={train_h5}", "data.val=", f"run.out_dir={teacher_dir}"])
-    ck = os.path.join(teacher_dir, "ckpt-latest.h5")
+    ck, _ = add2_teacher(failures, tmp, CFG, DIMS, 3)
     model = load_teacher(ck)
     base = [CFG, f"synth.teacher={ck}", "synth.task=add2", "system.threads=2"]
 
@@ -196,11 +189,7 @@ def main():
         failures.append(f"a bad JSONL line was not reported with file:line: {p.stderr[-500:]}")
 
     shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        print("\n".join(failures))
-        print(f"FAILED: {len(failures)} checks")
-        sys.exit(1)
-    print("synth: greedy answers and top-k rows match PyTorch; stops, resume and prompts work")
+    finish(failures, "synth: greedy answers and top-k rows match PyTorch; stops, resume and prompts work")
 
 
 if __name__ == "__main__":
