@@ -1,10 +1,25 @@
-// The bf16 training run against the CPU (model_twin.h).
+// A model and its GPU twin, and the bf16 training run against the CPU (model_twin.h).
 #include "model_twin.h"
 
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+void rt_test_twin_open(rt_test_model_twin *tw, rt_dtype gpu_act) {
+    rt_error err;
+    ck_assert_msg(rt_backend_cpu.ctx_init(&tw->cpu_ctx, RT_F32, 2, &err) == 0, "%s", err.msg);
+    ck_assert_msg(rt_backend_cuda()->ctx_init(&tw->gpu_ctx, gpu_act, 0, &err) == 0, "%s", err.msg);
+}
+
+void rt_test_twin_free(rt_test_model_twin *tw) {
+    rt_error err;
+    ck_assert_msg(tw->gpu_ctx.be->check(&tw->gpu_ctx, &err) == 0, "%s", err.msg);
+    rt_model_free(&tw->cpu);
+    rt_model_free(&tw->gpu);
+    tw->cpu_ctx.be->ctx_free(&tw->cpu_ctx);
+    tw->gpu_ctx.be->ctx_free(&tw->gpu_ctx);
+}
 
 void rt_test_bf16_tracks_cpu(rt_model *cpu, rt_model *gpu, const rt_adamw_config *oc, int steps,
                              uint64_t seed, rt_test_batch_fn batch, int B, int T, float fall,

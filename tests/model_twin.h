@@ -1,4 +1,5 @@
-// The whole-model GPU tests' (test_cuda_model.c, test_cuda_lora.c) bf16 training run against the CPU.
+// What the whole-model GPU tests (test_cuda_model.c, test_cuda_lora.c) share: a model and its GPU twin, and
+// the bf16 training run against the CPU.
 #ifndef RT_TEST_MODEL_TWIN_H
 #define RT_TEST_MODEL_TWIN_H
 
@@ -7,6 +8,19 @@
 #include "base/rng.h"
 #include "model/model.h"
 #include "model/optimizer.h"
+
+// A model on the CPU (fp32) and its twin on the GPU, each with its context.
+typedef struct rt_test_model_twin {
+    rt_ctx cpu_ctx, gpu_ctx;
+    rt_model cpu, gpu;
+} rt_test_model_twin;
+
+// Opens the two contexts: the CPU's in fp32 with 2 threads, the GPU's with activations in gpu_act (the
+// caller then creates the two models on them).
+void rt_test_twin_open(rt_test_model_twin *tw, rt_dtype gpu_act);
+
+// Fails the test when the GPU context recorded a failure; frees both models and both contexts.
+void rt_test_twin_free(rt_test_model_twin *tw);
 
 // Draws a batch of B * T tokens and their targets.
 typedef void (*rt_test_batch_fn)(rt_rng *r, int32_t *tok, int32_t *tgt);

@@ -109,16 +109,12 @@ END_TEST
 
 // ---- the adapted model ----
 
-typedef struct twin {
-    rt_ctx cpu_ctx, gpu_ctx;
-    rt_model cpu, gpu;
-} twin;
+typedef rt_test_model_twin twin;
 
 // The same base and adapters (B random, so A gets gradients) on both devices.
 static void twin_create(twin *tw, rt_dtype act, const rt_lora_spec *spec) {
     rt_error err;
-    ok(rt_backend_cpu.ctx_init(&tw->cpu_ctx, RT_F32, 2, &err), &err);
-    ok(rt_backend_cuda()->ctx_init(&tw->gpu_ctx, act, 0, &err), &err);
+    rt_test_twin_open(tw, act);
     rt_model base;
     ok(rt_model_create(&base, &dims, &tw->cpu_ctx, B, T, 0, &err), &err);
     ok(rt_model_init_weights(&base, 99, 0.05f, &err), &err);
@@ -148,15 +144,6 @@ static void twin_create(twin *tw, rt_dtype act, const rt_lora_spec *spec) {
     }
     rt_model_free_host_tensors(w, n);
     rt_model_free(&base);
-}
-
-static void twin_free(twin *tw) {
-    rt_error err;
-    ok(tw->gpu_ctx.be->check(&tw->gpu_ctx, &err), &err);
-    rt_model_free(&tw->cpu);
-    rt_model_free(&tw->gpu);
-    tw->cpu_ctx.be->ctx_free(&tw->cpu_ctx);
-    tw->gpu_ctx.be->ctx_free(&tw->gpu_ctx);
 }
 
 static void batch(rt_rng *r, int32_t *tok, int32_t *tgt) {
@@ -202,7 +189,7 @@ static void check_fp32(const rt_lora_spec *spec, const char *what) {
         free(gc);
         free(gg);
     }
-    twin_free(&tw);
+    rt_test_twin_free(&tw);
 }
 
 static const rt_lora_spec lora_spec = {
@@ -233,7 +220,7 @@ START_TEST(test_bf16_qlora_tracks_cpu) {
                           .weight_decay = 0.0f,
                           .grad_clip = 1.0f};
     rt_test_bf16_tracks_cpu(&tw.cpu, &tw.gpu, &oc, 30, 6, batch, B, T, 0.8f, "QLoRA");
-    twin_free(&tw);
+    rt_test_twin_free(&tw);
 }
 END_TEST
 

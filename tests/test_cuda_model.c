@@ -29,31 +29,18 @@ static const rt_model_dims dims = {.V = 259,
                                    .tied = 1};
 enum { B = 4, T = 48, N = B * T };
 
-typedef struct twin {
-    rt_ctx cpu_ctx, gpu_ctx;
-    rt_model cpu, gpu;
-} twin;
+typedef rt_test_model_twin twin;
 
 static void twin_create(twin *tw, rt_dtype gpu_act, int tied) {
     rt_error err;
     rt_model_dims d = dims;
     d.tied = tied;
-    ck_assert_msg(rt_backend_cpu.ctx_init(&tw->cpu_ctx, RT_F32, 2, &err) == 0, "%s", err.msg);
-    ck_assert_msg(rt_backend_cuda()->ctx_init(&tw->gpu_ctx, gpu_act, 0, &err) == 0, "%s", err.msg);
+    rt_test_twin_open(tw, gpu_act);
     ck_assert_msg(rt_model_create(&tw->cpu, &d, &tw->cpu_ctx, B, T, 1, &err) == 0, "%s", err.msg);
     ck_assert_msg(rt_model_create(&tw->gpu, &d, &tw->gpu_ctx, B, T, 1, &err) == 0, "%s", err.msg);
     // the init draws on the host, so both get the same weights (the GPU's bf16 copy is their rounding)
     ck_assert_msg(rt_model_init_weights(&tw->cpu, 99, 0.05f, &err) == 0, "%s", err.msg);
     ck_assert_msg(rt_model_init_weights(&tw->gpu, 99, 0.05f, &err) == 0, "%s", err.msg);
-}
-
-static void twin_free(twin *tw) {
-    rt_error err;
-    ck_assert_msg(tw->gpu_ctx.be->check(&tw->gpu_ctx, &err) == 0, "%s", err.msg);
-    rt_model_free(&tw->cpu);
-    rt_model_free(&tw->gpu);
-    tw->cpu_ctx.be->ctx_free(&tw->cpu_ctx);
-    tw->gpu_ctx.be->ctx_free(&tw->gpu_ctx);
 }
 
 // A learnable stream: mostly next = (7 * prev + 3) mod 256, with one token in eight random.
@@ -110,7 +97,7 @@ static void check_fp32_gradients(int tied) {
         free(gc);
         free(gg);
     }
-    twin_free(&tw);
+    rt_test_twin_free(&tw);
 }
 
 START_TEST(test_fp32_matches_cpu) {
@@ -132,7 +119,7 @@ START_TEST(test_bf16_tracks_cpu_loss) {
                           .weight_decay = 0.1f,
                           .grad_clip = 1.0f};
     rt_test_bf16_tracks_cpu(&tw.cpu, &tw.gpu, &oc, 50, 77, patterned_batch, B, T, 0.7f, "model");
-    twin_free(&tw);
+    rt_test_twin_free(&tw);
 }
 END_TEST
 
