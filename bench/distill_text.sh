@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Does distillation beat training the same student on the same data without a teacher, where the teacher's
 # distribution says more than its top token? A byte-level language model on English prose (this machine's
-# package documentation, bench/doc_corpus.py: about 3 MB to train on, 0.2 MB of other documents held out):
+# package documentation, data/doc_corpus.py: about 3 MB to train on, 0.2 MB of other documents held out):
 #   teacher   trainer/configs/tiny.yaml (821K parameters), 3000 steps (or TEACHER=ckpt to reuse one)
 #   students  trainer/configs/distill.yaml's student (115K parameters, 14% of the teacher), 2000 steps on
 #             the same text in the same order, for each seed:
@@ -27,7 +27,7 @@ work=${RT_BENCH_WORK:-$(mktemp -d)}
 mkdir -p "$work" bench/results
 cfg=trainer/configs/distill.yaml
 
-/usr/bin/python3 bench/doc_corpus.py "$work/text" | tee "$work/corpus.txt"
+/usr/bin/python3 data/doc_corpus.py "$work/text" | tee "$work/corpus.txt"
 $retort data text --in "$work/text/train.jsonl" --format jsonl --out "$work/train.h5" >/dev/null
 $retort data text --in "$work/text/val.jsonl" --format jsonl --out "$work/val.h5" >/dev/null
 teacher=${TEACHER:-}

@@ -20,7 +20,7 @@ def main():
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     seeds = " ".join(r[0] for r in rows)
     out = [f"## {time.strftime('%Y-%m-%d', time.gmtime())}, commit {commit}", "",
-           f"Command: `bench/distill_text.sh {steps} {seeds}`. Corpus (bench/doc_corpus.py): "
+           f"Command: `bench/distill_text.sh {steps} {seeds}`. Corpus (data/doc_corpus.py): "
            + "; ".join(corpus.strip().splitlines()) + f". Teacher: {teacher}. Students: {steps} steps each, "
            "the same text in the same order per seed. Held-out loss (nats per byte) and perplexity:", "",
            "| run.seed | baseline loss | baseline ppl | online loss | online ppl | online - baseline (loss) |",

@@ -287,6 +287,10 @@ void cuda_add_inplace(rt_ctx *ctx, void *acc, const void *x, size_t n) {
     cuda_add(ctx, acc, acc, x, n);
 }
 
+static const char *cuda_device_name(rt_ctx *ctx) {
+    return cuda_of(ctx)->prop.name;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // the table and the entry points
 
@@ -294,6 +298,7 @@ static const rt_backend cuda_backend_table = {
     .name = "cuda",
     .ctx_init = cuda_ctx_init,
     .ctx_free = cuda_ctx_free,
+    .device_name = cuda_device_name,
     .alloc = cuda_alloc,
     .free = cuda_free,
     .upload = cuda_upload,

@@ -1,9 +1,10 @@
 """NF4 and the LoRA / QLoRA layers against PyTorch (tests/lora_harness.c dumps retort's side).
 
-NF4: a PyTorch implementation of the algorithm in training.md §2 (blocks of 64, absmax, nearest code of the
-bitsandbytes table; double quantization: mean-centred absmaxes as int8 in blocks of 256) must give the same
-codes and scales as retort, and the same weights back from both retort's host code and its backend op;
-error statistics on N(0, 1) weights and the storage cost (4.127 bits per weight) are checked too.
+NF4: a PyTorch implementation of the algorithm in docs/training.md, NF4 and double quantization (blocks of
+64, absmax, nearest code of the bitsandbytes table; double quantization: mean-centred absmaxes as int8 in
+blocks of 256) must give the same codes and scales as retort, and the same weights back from both retort's
+host code and its backend op; error statistics on N(0, 1) weights and the storage cost (4.127 bits per
+weight) are checked too.
 LoRA: with B = 0 the adapted model's logits are exactly the base model's; with random B, logits, per-token
 losses and every adapter gradient match PyTorch autograd in float64 through the same model
 (tests/torch_llama.py) with y = x W^T + s (drop(x) A^T) B^T on every projection and the head, the dropout

@@ -112,11 +112,12 @@ expect "model.n_layers" "out of range" -- train "$tmp/ok.yaml" model.n_layers=0
 # cross-key validation names the file and both keys
 expect "ok.yaml" "model.n_kv_heads" "model.n_heads" -- train "$tmp/ok.yaml" model.n_kv_heads=3
 expect "no-such.yaml" -- train "$tmp/no-such.yaml"
+expect "system.peak_tflops" "out of range" -- train "$tmp/ok.yaml" system.peak_tflops=-5
 
 # --help lists every key with its default and range
 checks=$((checks + 1))
 if ! "$RETORT_BIN" train --help >"$tmp/help" 2>&1; then fail "retort train --help exited non-zero"; fi
-for row in "train.lr" "model.n_kv_heads" "checkpoint.keep" "system.threads" "cpu|cuda|auto" "[8, 65536]"; do
+for row in "train.lr" "model.n_kv_heads" "checkpoint.keep" "system.threads" "system.peak_tflops" "cpu|cuda|auto" "[8, 65536]"; do
     grep -qF -- "$row" "$tmp/help" || fail "retort train --help does not list '$row'"
 done
 

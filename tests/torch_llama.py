@@ -1,5 +1,6 @@
 """A PyTorch implementation of retort's Llama-style decoder, written independently of retort's C code from
-the definition in DESIGN.md: the reference for the model tests and the peer in bench/cpu_train.sh.
+the definition in docs/design.md (The model): the reference for the model tests and the peer in
+bench/cpu_train.sh.
 
 Weights use the GGUF llama names and [out, in] layouts, so a retort checkpoint's tensors load directly."""
 import math

@@ -94,6 +94,8 @@ int rt_config_from_args(int argc, char **argv, const char *const *value_opts, rt
             return 2;
         }
     }
+    char note[256];
+    if (rt_config_fit_warmup(cfg, note, sizeof note)) fprintf(stderr, "note: %s\n", note);
     if (rt_config_validate(cfg, err)) return rt_fail_wrap(err, "%s", *config_path), 2;
     return 0;
 }

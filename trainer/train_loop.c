@@ -203,8 +203,27 @@ static int load_base(train_run *r, int init_adapters, rt_error *err) {
     return rc;
 }
 
+// A fresh clone has no datasets (they are generated, not committed): name the command that makes them
+// rather than let HDF5 report a file it cannot open.
+static int check_data_exists(const train_run *r, const char *key, const char *path, rt_error *err) {
+    struct stat st;
+    if (stat(path, &st) == 0 || errno != ENOENT) return 0; // other failures: the dataset reader explains
+    if (r->distill && strcmp(key, "data.train") == 0)      // a student learns from the teacher's answers
+        return rt_fail(err,
+                       "data.train %s does not exist. It holds the teacher's answers: make it with `retort "
+                       "synth CONFIG synth.out=%s` (distillation's first stage; data/README.md)",
+                       path, path);
+    return rt_fail(err,
+                   "%s %s does not exist. Make the demo's datasets (data/train.h5, data/val.h5, ...) with "
+                   "./data/make_datasets.sh, or one from a synthetic task with `retort data synth --task add "
+                   "--n 40000 --split %s --out %s` (data/README.md has the others)",
+                   key, path, strcmp(key, "data.val") == 0 ? "val" : "train", path);
+}
+
 static int setup(train_run *r, rt_error *err) {
     rt_config *c = &r->cfg;
+    if (check_data_exists(r, "data.train", c->data.train, err)) return -1;
+    if (c->data.val[0] && check_data_exists(r, "data.val", c->data.val, err)) return -1;
     if (rt_comm_single_init(&r->comm, err)) return -1;
     if (rt_mkdir_p(c->run.out_dir, err)) return -1;
     if (!r->resume && latest_exists(c->run.out_dir))
@@ -264,9 +283,7 @@ static int setup(train_run *r, rt_error *err) {
         if (rt_model_init_weights(&r->model, (uint64_t)c->run.seed, (float)c->model.init_std, err)) return -1;
     }
     if (rt_metrics_open(&r->metrics, c->run.out_dir, err)) return -1;
-    // a GPU needs large products to reach its peak; 1024 is already past the CPU's knee
-    int peak_n = strcmp(r->ctx.be->name, "cpu") == 0 ? 1024 : 8192;
-    r->peak_flops = rt_measure_matmul_peak(&r->ctx, peak_n);
+    rt_peak_resolve(&r->ctx, c->system.peak_tflops, &r->peak);
     if (r->ctx.be->check(&r->ctx, err)) return -1;
     const rt_model_memory *mem = &r->model.memory;
     if (r->lora.freeze_base)
@@ -286,7 +303,14 @@ static int setup(train_run *r, rt_error *err) {
             "model: %zu parameters, %.1f MFLOP per training token | backend %s (%s, %d threads) | measured "
             "matmul peak %.1f GFLOP/s\n",
             rt_model_param_count(&r->model), rt_model_train_flops_per_token(&r->model, T) / 1e6,
-            r->ctx.be->name, rt_dtype_name(r->ctx.act), r->ctx.n_threads, r->peak_flops / 1e9);
+            r->ctx.be->name, rt_dtype_name(r->ctx.act), r->ctx.n_threads, r->peak.gemm / 1e9);
+    char peak[32], gemm[32];
+    rt_format_rate(peak, sizeof peak, r->peak.flops);
+    rt_format_rate(gemm, sizeof gemm, r->peak.gemm);
+    const char *device = r->ctx.be->device_name ? r->ctx.be->device_name(&r->ctx) : r->ctx.be->name;
+    if (r->peak.flops > 0)
+        fprintf(stderr, "MFU: against %s %s (%s, %s); the GEMM measured at start ran at %s\n", r->peak.source,
+                peak, device, rt_dtype_name(r->ctx.act), gemm);
     fprintf(stderr, "data: %s, %zu tokens, %lld sequences of %d per epoch; %d x %d x %d tokens per step\n",
             c->data.train, r->train_ds.n_tokens, (long long)r->batcher.n_windows, T, B, T,
             c->train.grad_accum);
@@ -366,7 +390,8 @@ static int train_loop(train_run *r, rt_error *err) {
     int64_t end = r->stop_after > 0 && r->stop_after < total ? r->stop_after : total;
     double t_start = rt_now(), busy = 0.0;
     int64_t steps_mark = 0, tokens_mark = r->state.tokens_seen;
-    // online distillation also pays for the teacher's forward pass (training.md: 2 N_t + 4 L_t C_t T)
+    // online distillation also pays for the teacher's forward pass, 2 N_t + 4 L_t C_t T per token
+    // (docs/training.md, FLOPs per token)
     double flops_per_token =
         rt_model_train_flops_per_token(&r->model, c->data.seq_len) + r->kd.teacher_flops_per_token;
     if (r->state.step >= end) {
@@ -397,7 +422,11 @@ static int train_loop(train_run *r, rt_error *err) {
             rep.grad_norm = rt_optimizer_grad_norm(&r->model);
             rep.tokens_seen = r->state.tokens_seen;
             rep.tokens_per_s = (double)(r->state.tokens_seen - tokens_mark) / busy;
-            rep.mfu = r->peak_flops > 0 ? rep.tokens_per_s * flops_per_token / r->peak_flops : -1.0;
+            rep.flops_per_s = rep.tokens_per_s * flops_per_token;
+            rep.mfu = r->peak.flops > 0 ? rep.flops_per_s / r->peak.flops : -1.0;
+            rep.peak_flops = r->peak.flops;
+            rep.peak_source = r->peak.source;
+            rep.gemm_flops = r->peak.gemm;
             rep.elapsed_s = rt_now() - t_start;
             rep.eta_s = (double)(total - step) * busy / (double)steps_mark;
             rep.has_kd = r->distill && r->kd.mode != RT_DISTILL_SEQUENCE;

@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "model/optimizer.h"
 #include "base/rng.h"
+#include "train/peak.h"
 
 typedef enum rt_distill_mode {
     RT_DISTILL_SEQUENCE,
@@ -66,7 +67,7 @@ typedef struct train_run {
     uint8_t *train_mask, *val_mask; // answer-only loss (data.loss_on=answer), else NULL
     int32_t *tokens, *targets;      // [grad_accum, B, T] host staging: a whole step is drawn up front
     int64_t *positions;             // [grad_accum, B, T] each target's index in data.train (distillation)
-    double peak_flops;
+    rt_peak peak;                   // MFU's denominator and the measured GEMM
     rt_distill_state kd;
     double ce_sum, kd_sum; // the last step's loss parts (distillation), summed over counted targets
 } train_run;

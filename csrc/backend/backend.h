@@ -57,6 +57,9 @@ struct rt_backend {
     // Create a context. n_threads: CPU worker threads (0 = all). Fills err on failure.
     int (*ctx_init)(rt_ctx *ctx, rt_dtype act, int n_threads, rt_error *err);
     void (*ctx_free)(rt_ctx *ctx);
+    // The device's name as its driver reports it ("NVIDIA H100 80GB HBM3"), which picks MFU's spec peak
+    // (train/peak.h). NULL on a backend without one (the CPU, whose peak is measured).
+    const char *(*device_name)(rt_ctx *ctx);
     // Device allocation, zero-filled. NULL with err filled on failure.
     void *(*alloc)(rt_ctx *ctx, size_t bytes, const char *what, rt_error *err);
     void (*free)(rt_ctx *ctx, void *p);

@@ -1,6 +1,7 @@
-// NF4 (QLoRA, training.md §2): 4-bit NormalFloat codes in blocks of 64 weights with one absmax scale each;
-// with double quantization the absmaxes are mean-centred and stored as int8 in blocks of 256 with one fp32
-// scale each (linear int8, as torchao; bitsandbytes uses its dynamic 8-bit map instead).
+// NF4 (QLoRA; docs/training.md, NF4 and double quantization): 4-bit NormalFloat codes in blocks of 64
+// weights with one absmax scale each; with double quantization the absmaxes are mean-centred and stored as
+// int8 in blocks of 256 with one fp32 scale each (linear int8, as torchao; bitsandbytes uses its dynamic
+// 8-bit map instead).
 //
 // Layout (host and device alike), for n weights in row-major order:
 //   codes          [ceil(n / 2)]     uint8: weight 2i in the high nibble, 2i + 1 in the low nibble

@@ -42,6 +42,13 @@ void rt_format_duration(char *out, size_t cap, double s) {
         snprintf(out, cap, "%lds", t);
 }
 
+void rt_format_rate(char *out, size_t cap, double flops) {
+    if (flops >= 1e12)
+        snprintf(out, cap, "%.4g TFLOP/s", flops / 1e12);
+    else
+        snprintf(out, cap, "%.4g GFLOP/s", flops / 1e9);
+}
+
 // JSON has no NaN or Infinity: a diverged loss is written as null.
 static void json_num(FILE *f, const char *key, double v) {
     if (isfinite(v))
@@ -68,18 +75,33 @@ void rt_metrics_train(rt_metrics *mt, const rt_train_report *r) {
         json_num(mt->jsonl, "grad_norm", r->grad_norm);
         fprintf(mt->jsonl, ",\"tokens\":%lld", (long long)r->tokens_seen);
         json_num(mt->jsonl, "tokens_per_s", r->tokens_per_s);
-        if (r->mfu >= 0) json_num(mt->jsonl, "mfu", r->mfu);
+        json_num(mt->jsonl, "flops_per_s", r->flops_per_s);
+        if (r->mfu >= 0) {
+            json_num(mt->jsonl, "mfu", r->mfu);
+            json_num(mt->jsonl, "peak_flops", r->peak_flops);
+            // sources are fixed words and table labels: nothing to escape
+            fprintf(mt->jsonl, ",\"peak_source\":\"%s\"", r->peak_source ? r->peak_source : "");
+        }
+        if (r->gemm_flops > 0) json_num(mt->jsonl, "gemm_flops_measured", r->gemm_flops);
         json_num(mt->jsonl, "elapsed_s", r->elapsed_s);
         json_num(mt->jsonl, "time", wall_time());
         fprintf(mt->jsonl, "}\n");
         fflush(mt->jsonl);
     }
-    char eta[32], mfu[32];
+    char eta[32], mfu[160], peak[32], gemm[32];
     rt_format_duration(eta, sizeof eta, r->eta_s);
-    if (r->mfu >= 0)
-        snprintf(mfu, sizeof mfu, "%.1f%%", 100.0 * r->mfu);
-    else
+    rt_format_rate(peak, sizeof peak, r->peak_flops);
+    rt_format_rate(gemm, sizeof gemm, r->gemm_flops);
+    const char *source = r->peak_source ? r->peak_source : "";
+    // MFU names its denominator; a spec or configured peak has the measured GEMM beside it
+    if (r->mfu < 0)
         snprintf(mfu, sizeof mfu, "n/a");
+    else if (strcmp(source, "measured") == 0)
+        snprintf(mfu, sizeof mfu, "%.1f%% of measured GEMM %s", 100.0 * r->mfu, peak);
+    else if (r->gemm_flops > 0)
+        snprintf(mfu, sizeof mfu, "%.1f%% of %s %s (measured GEMM %s)", 100.0 * r->mfu, source, peak, gemm);
+    else
+        snprintf(mfu, sizeof mfu, "%.1f%% of %s %s", 100.0 * r->mfu, source, peak);
     int width = snprintf(NULL, 0, "%lld", (long long)r->total_steps);
     char parts[64] = "";
     if (r->has_kd) snprintf(parts, sizeof parts, " (ce %.4f kd %.4f)", r->ce, r->kd);

@@ -23,8 +23,12 @@ typedef struct rt_train_report {
     double loss, lr, grad_norm;
     int64_t tokens_seen;
     double tokens_per_s;
-    double mfu;       // fraction of the measured peak, < 0 when unknown
-    double elapsed_s; // wall time of this process's training so far
+    double flops_per_s;      // model FLOPs per second achieved (tokens/s x FLOPs per token)
+    double mfu;              // flops_per_s / peak_flops, < 0 when no peak is known
+    double peak_flops;       // the stated peak MFU is against, FLOP/s
+    const char *peak_source; // where that peak comes from: "spec H100 SXM", "config", "measured"
+    double gemm_flops;       // the GEMM measured at start, FLOP/s (0: not measured), reported beside MFU
+    double elapsed_s;        // wall time of this process's training so far
     double eta_s;
     int has_kd;    // distillation: the loss's parts, each a mean over the counted targets
     double ce, kd; // cross-entropy on the data, divergence from the teacher
@@ -34,6 +38,8 @@ void rt_metrics_train(rt_metrics *mt, const rt_train_report *r);
 void rt_metrics_eval(rt_metrics *mt, int64_t step, double val_loss, int64_t val_tokens);
 // A free-form message that must not be overwritten by the status line.
 void rt_metrics_note(rt_metrics *mt, const char *fmt, ...) RT_PRINTF(2, 3);
+// Formats FLOP/s as "61.23 GFLOP/s" or "989 TFLOP/s".
+void rt_format_rate(char *out, size_t cap, double flops);
 // Formats seconds as "1h02m", "3m07s", "12s".
 void rt_format_duration(char *out, size_t cap, double seconds);
 

@@ -613,6 +613,16 @@ int rt_config_validate(const rt_config *c, rt_error *err) {
     return 0;
 }
 
+// A short run made by overriding train.steps alone (tiny.yaml train.steps=20) would otherwise fail on the
+// file's warm-up; the warm-up is clamped instead and the caller says so, whether or not both were set.
+int rt_config_fit_warmup(rt_config *c, char *note, size_t cap) {
+    if (c->train.warmup_steps <= c->train.steps || c->train.steps < 1) return 0;
+    snprintf(note, cap, "train.warmup_steps %lld exceeds train.steps %lld: warming up over all %lld steps",
+             (long long)c->train.warmup_steps, (long long)c->train.steps, (long long)c->train.steps);
+    c->train.warmup_steps = c->train.steps;
+    return 1;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // output
 

@@ -59,6 +59,7 @@ typedef struct rt_config {
         char device[RT_NAME_MAX];    // "cpu", "cuda" or "auto"
         char precision[RT_NAME_MAX]; // "fp32" or "bf16" (GPU only)
         int threads;                 // CPU threads, 0 = all cores
+        double peak_tflops;          // MFU's denominator; 0 = a known GPU's spec peak, else measured
     } system;
     struct {                       // retort synth: a teacher answers prompts
         char teacher[RT_PATH_MAX]; // teacher checkpoint
@@ -136,6 +137,10 @@ int rt_config_apply_override(rt_config *cfg, const char *assignment, rt_error *e
 // Cross-key checks (n_kv_heads divides n_heads, dim divisible by n_heads, even head dim, seq_len <=
 // max_seq_len, min_lr <= lr, vocab_size >= 259, ...).
 int rt_config_validate(const rt_config *cfg, rt_error *err);
+
+// train.warmup_steps above train.steps becomes train.steps: returns 1 and writes a one-line note saying so
+// (without a newline) into note, else 0. Run before rt_config_validate, which rejects the conflict.
+int rt_config_fit_warmup(rt_config *cfg, char *note, size_t cap);
 
 // Write the resolved config as YAML (every key, grouped by section). Returns a malloc'd string.
 char *rt_config_to_yaml(const rt_config *cfg);

@@ -67,6 +67,8 @@ const rt_cfg_key rt_config_schema[] = {
     ENUM("system.device", system.device, "cpu", "cpu|cuda|auto", "where to train"),
     ENUM("system.precision", system.precision, "fp32", "fp32|bf16", "compute precision (bf16 on the GPU)"),
     INT("system.threads", system.threads, "0", 0, 4096, "CPU threads; 0 = all cores"),
+    FLT("system.peak_tflops", system.peak_tflops, "0", 0, 1e6,
+        "peak TFLOP/s that MFU is reported against; 0 = a known GPU's spec peak, else a measured GEMM"),
 
     STR("synth.teacher", synth.teacher, "runs/teacher/ckpt-latest.h5", "teacher checkpoint that answers"),
     STR("synth.prompts", synth.prompts, "",

@@ -1,5 +1,5 @@
-// ggml tensor encodings for GGUF export (formats.md §2): F32, F16, BF16, Q8_0, Q4_0 and Q6_K, each a
-// quantizer from fp32 rows and a dequantizer back (for round-trip checks and `retort inspect`).
+// ggml tensor encodings for GGUF export (docs/formats.md, ggml blocks): F32, F16, BF16, Q8_0, Q4_0 and Q6_K,
+// each a quantizer from fp32 rows and a dequantizer back (for round-trip checks and `retort inspect`).
 #ifndef RT_GGML_QUANTS_H
 #define RT_GGML_QUANTS_H
 

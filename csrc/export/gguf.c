@@ -1,4 +1,4 @@
-// GGUF v3 writer and hardened reader (gguf.h; layout in formats.md §1).
+// GGUF v3 writer and hardened reader (gguf.h; layout in docs/formats.md, GGUF).
 #include "export/gguf.h"
 
 #include <errno.h>
@@ -154,7 +154,7 @@ int rt_gguf_write(rt_gguf_writer *w, const char *path, rt_error *err) {
     }
     memcpy(file, head.data, head.len);
     size_t at = data_start;
-    for (int i = 0; i < w->n_tensors; i++) { // every tensor padded, the last one too (formats.md §1)
+    for (int i = 0; i < w->n_tensors; i++) { // every tensor padded, the last one too (docs/formats.md, GGUF)
         memcpy(file + at, w->tensors[i].data, w->tensors[i].nbytes);
         at += align_up(w->tensors[i].nbytes, RT_GGUF_ALIGNMENT);
     }

@@ -1,6 +1,6 @@
-// GGUF v3 files (formats.md §1): a writer that builds the whole file in memory and commits it atomically,
-// and a reader that checks every size and offset against the file before trusting it (llama.cpp's loader
-// had several overflow CVEs), for `retort inspect` and round-trip tests.
+// GGUF v3 files (docs/formats.md, GGUF): a writer that builds the whole file in memory and commits it
+// atomically, and a reader that checks every size and offset against the file before trusting it (llama.cpp's
+// loader had several overflow CVEs), for `retort inspect` and round-trip tests.
 #ifndef RT_GGUF_H
 #define RT_GGUF_H
 

@@ -1,4 +1,4 @@
-// A retort model as an ONNX folder that onnxruntime and onnxruntime-genai load (formats.md §7-8): a
+// A retort model as an ONNX folder that onnxruntime and onnxruntime-genai load (docs/export.md, ONNX): a
 // decoder from input_ids to logits with a KV cache (past_key_values.N.key/value in, present.N.key/value
 // out, the names onnxruntime-genai expects), standard ONNX ops at IR 10 / opset 21 (onnxruntime >= 1.18)
 // or IR 11 / opset 23, weights in fp32 or fp16, or int4 through com.microsoft MatMulNBits; then

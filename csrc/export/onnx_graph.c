@@ -1,4 +1,4 @@
-// ONNX graph building and writing (onnx_graph.h). Field numbers are onnx.in.proto's (formats.md §7).
+// ONNX graph building and writing (onnx_graph.h). Field numbers are onnx.in.proto's (docs/formats.md, ONNX).
 #define _POSIX_C_SOURCE 200809L // fsync, lstat, getpid
 #include "export/onnx_graph.h"
 
@@ -12,7 +12,7 @@
 #include "export/ggml_quants.h"
 #include "base/buf.h"
 
-// ONNX's protobuf message limit, and the external-data conventions (docs/ExternalData.md)
+// ONNX's protobuf message limit, and the onnx project's external-data conventions
 #define PB_MESSAGE_LIMIT   ((uint64_t)INT32_MAX)
 #define EXTERNAL_ALIGN     4096
 #define EXTERNAL_MIN_BYTES 1024 // smaller tensors stay inline, as onnx's own converter does

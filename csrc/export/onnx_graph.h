@@ -1,8 +1,8 @@
-// An ONNX graph built node by node and written as a ModelProto (formats.md §7): nodes in the order added
-// (topological by construction), initializers that are either bytes held here or an fp32 matrix converted
-// (transposed, to fp16) only while it is written, so export never holds a second copy of the model. Weights
-// go inline, or to one external data file at 4096-byte aligned offsets when asked or when the model would
-// pass protobuf's 2 GiB message limit.
+// An ONNX graph built node by node and written as a ModelProto (docs/formats.md, ONNX): nodes in the order
+// added (topological by construction), initializers that are either bytes held here or an fp32 matrix
+// converted (transposed, to fp16) only while it is written, so export never holds a second copy of the model.
+// Weights go inline, or to one external data file at 4096-byte aligned offsets when asked or when the model
+// would pass protobuf's 2 GiB message limit.
 #ifndef RT_ONNX_GRAPH_H
 #define RT_ONNX_GRAPH_H
 

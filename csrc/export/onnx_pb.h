@@ -1,5 +1,5 @@
-// The protobuf wire format, write side only (formats.md §7): enough to encode ONNX's ModelProto by hand
-// without a protobuf library. Fields are appended to an rt_buf; a nested message is built in its own
+// The protobuf wire format, write side only (docs/formats.md, Protobuf): enough to encode ONNX's ModelProto
+// by hand without a protobuf library. Fields are appended to an rt_buf; a nested message is built in its own
 // buffer and appended whole, its length known.
 #ifndef RT_ONNX_PB_H
 #define RT_ONNX_PB_H

@@ -1,4 +1,4 @@
-// LoRA and QLoRA (training.md §2): which projections get adapters, their scale, and which frozen base
+// LoRA and QLoRA (docs/training.md, LoRA): which projections get adapters, their scale, and which frozen base
 // weights are stored in NF4. The model (model.c, model_lora.c) reads an rt_lora_spec; finetune builds it
 // from the config.
 #ifndef RT_LORA_H

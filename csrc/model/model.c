@@ -345,7 +345,8 @@ size_t rt_model_param_count(const rt_model *m) {
 double rt_model_train_flops_per_token(const rt_model *m, int T) {
     // N counts parameters that take part in matmuls: every matrix but the embedding lookup, plus the
     // output head (which is the embedding when tied). A frozen weight costs its forward and the gradient
-    // of its input, 4 per parameter; a trained one also its weight gradient, 6 (training.md §3).
+    // of its input, 4 per parameter; a trained one also its weight gradient, 6 (docs/training.md, FLOPs
+    // per token).
     double n = 0;
     for (int i = 0; i < m->n_params; i++) {
         const rt_param *p = &m->params[i];

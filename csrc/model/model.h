@@ -151,7 +151,8 @@ int rt_model_init_weights(rt_model *m, uint64_t seed, float std, rt_error *err);
 // the adapted model computes exactly the base model until the first update.
 int rt_model_init_adapters(rt_model *m, uint64_t seed, rt_error *err);
 
-// Parameter count and the matmul FLOPs of one training token (6N + 12 L C T; training.md §3).
+// Parameter count and the matmul FLOPs of one training token (6N + 12 L C T; docs/training.md, FLOPs per
+// token).
 size_t rt_model_param_count(const rt_model *m);
 double rt_model_train_flops_per_token(const rt_model *m, int T);
 

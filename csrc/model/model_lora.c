@@ -1,6 +1,6 @@
-// LoRA adapters and the NF4 base of QLoRA inside the model (training.md §2): every projection goes through
-// rt_model_linear_forward / _backward, which add the adapter's path where there is one and dequantize an NF4
-// weight block-wise into one shared buffer right before its matmul, so no full-precision copy of a
+// LoRA adapters and the NF4 base of QLoRA inside the model (docs/training.md, LoRA): every projection goes
+// through rt_model_linear_forward / _backward, which add the adapter's path where there is one and dequantize
+// an NF4 weight block-wise into one shared buffer right before its matmul, so no full-precision copy of a
 // quantized base stays in memory.
 #include <math.h>
 #include <stdio.h>

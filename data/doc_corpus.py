@@ -4,7 +4,7 @@ under /usr/share/doc (gzipped or not) that is valid UTF-8 text of at least 500 b
 content, each cut at 20000 characters, split by document (1 in 20 held out, chosen by a seeded shuffle
 of the content hashes) into train.jsonl and val.jsonl, one {"text": ...} object per line.
 
-usage: bench/doc_corpus.py OUT_DIR"""
+usage: data/doc_corpus.py OUT_DIR"""
 import gzip
 import hashlib
 import json
