@@ -9,7 +9,8 @@
 #             online    (1 - alpha) CE + alpha KL(teacher || student) against the teacher's full
 #                       distribution at every position, computed live (retort distill, mode online)
 # then held-out loss and perplexity of each, and `retort eval --compare` (KL to the teacher, top-1
-# agreement) for the first seed; appends the table to bench/results/distill_text.md.
+# agreement) for the first seed; appends the table to bench/results/distill_text.md and its record to
+# distill_text.jsonl.
 #
 #   bench/distill_text.sh [STUDENT_STEPS] [SEEDS...]     (defaults 2000 and 7 8 9; TEACHER=... to reuse)
 set -euo pipefail

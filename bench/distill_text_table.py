@@ -1,7 +1,9 @@
 """The table of bench/distill_text.sh: rows "seed baseline_loss baseline_ppl online_loss online_ppl" on stdin;
-appends the markdown to bench/results/distill_text.md and prints it.
+appends the markdown to bench/results/distill_text.md, the raw record (one JSON line) to distill_text.jsonl, and
+prints the markdown.
 
 usage: distill_text_table.py STEPS TEACHER CORPUS_SUMMARY COMPARE_OUTPUT < rows"""
+import json
 import statistics as st
 import subprocess
 import sys
@@ -35,6 +37,14 @@ def main():
     out += ["", "`retort eval --compare` on the held-out text (first seed):", "", "```", compare.strip(), "```", ""]
     with open("bench/results/distill_text.md", "a") as f:
         f.write("\n".join(out) + "\n")
+    record = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "commit": commit, "steps": int(steps),
+              "teacher": teacher, "corpus": corpus.strip().splitlines(),
+              "command": f"bench/distill_text.sh {steps} {seeds}",
+              "rows": [{"seed": int(seed), "baseline_loss": float(bl), "baseline_ppl": float(bp),
+                        "online_loss": float(ol), "online_ppl": float(op)} for seed, bl, bp, ol, op in rows],
+              "compare": compare.strip()}
+    with open("bench/results/distill_text.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
     print("\n".join(out))
 
 

@@ -71,9 +71,12 @@ cpu=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 /usr/bin/python3 - "$work" "$stamp" "$commit" "$steps" "$before" "${acc[full]}" "${acc[lora]}" "${acc[qlora]}" \
     "$base" "$(nproc)" "$cpu" <<'PY'
 import json, re, sys
+import yaml
 work, stamp, commit, steps, before = sys.argv[1:6]
 acc = dict(zip(["full", "lora", "qlora"], map(float, sys.argv[6:9])))
 base, cores, cpu = sys.argv[9:12]
+# the learning rate each accuracy run used, read back from its resolved config (not assumed from the yamls)
+lr = {m: float(yaml.safe_load(open(f"{work}/acc_{m}/config.yaml"))["train"]["lr"]) for m in ("full", "lora", "qlora")}
 rows = {}
 for m in ("full", "lora", "qlora"):
     log = open(f"{work}/mem_{m}.log").read()
@@ -82,11 +85,12 @@ for m in ("full", "lora", "qlora"):
     rows[m] = {"model_mib": round(sum(mib.values()), 2), "split_mib": mib,
                "peak_rss_mib": round(int(open(f"{work}/mem_{m}.rss").read().split()[-1]) / 1024, 1),
                "tokens_per_s": round(sum(tps[1:]) / max(1, len(tps) - 1), 1),  # the first window warms up
-               "accuracy_before": float(before), "accuracy_after": acc[m]}
+               "accuracy_before": float(before), "accuracy_after": acc[m], "lr": lr[m]}
 full = rows["full"]["model_mib"]
 lines = [f"## {stamp}, commit {commit}, {cores} cores ({cpu})", "",
          f"Command: `bench/finetune_report.sh {steps}`. Accuracy: base {base} (addition), fine-tuned for {steps} "
-         "steps on the plus task (the same sums in words; lora.yaml / qlora.yaml, lr 4e-3, full at lr 2e-3), "
+         f"steps on the plus task (the same sums in words; lora.yaml / qlora.yaml, lr {lr['lora']:g} / {lr['qlora']:g}, "
+         f"full at lr {lr['full']:g}), "
          "exact match on 500 held-out plus problems. Memory and "
          "speed: a 25M-parameter base (dim 512, 8 layers), batch 4 x 128, 30 steps.", "",
          "| method | accuracy before | after | training memory (MiB) | vs full | peak RSS (MiB) | tokens/s |",

@@ -3,20 +3,21 @@
 // normalisers, the divergence, then the gradient. Per-element math is fp32; per-thread sums and the block
 // reductions run in double in a fixed order. Every read of the row's logits happens before a barrier that
 // precedes the first write of the gradient, so dlogits may overwrite the logits in place. A sparse row keeps
-// its k (<= KD_MAX_K) per-id values in shared memory, each id owned by one thread throughout.
+// its k (<= KD_MAX_K) per-id values in shared memory, each id owned by one thread throughout. The formulas of
+// one category are backend/kd_math.h, shared with the CPU twin.
 #include "cuda_internal.h"
 
 #define KD_THREADS 512
 #define KD_MAX_K   1024
-#define KD_FLOOR   1e-30 // floor of the tail masses inside logs (bucket tail)
 
-struct kd_cfg {
-    rt_kd_divergence div;
-    float inv_t;    // 1 / T
-    float beta, lb; // JSD: beta, log(beta)
-    float l1b;      // JSD: log(1 - beta)
-    float wce, wkd; // gradient weights: grad_scale (1 - alpha) and grad_scale alpha T
-};
+// log(e^a + e^b) for the shared formulas (host and device, as they are)
+__host__ __device__ __forceinline__ float kd_logaddexp(float a, float b) {
+    return fmaxf(a, b) + log1pf(expf(-fabsf(a - b)));
+}
+#define RT_KD_LOGADDEXP(a, b) kd_logaddexp(a, b)
+#include "backend/kd_math.h"
+
+typedef rt_kd_cfg kd_cfg;
 
 // Block sum in double, fixed order (as block_sum); `shared` holds 32 doubles.
 __device__ __forceinline__ double block_sum_d(double v, double *shared) {
@@ -28,44 +29,6 @@ __device__ __forceinline__ double block_sum_d(double v, double *shared) {
     double s = lane < n_warps ? shared[lane] : 0.0;
     for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
     return s;
-}
-
-__device__ __forceinline__ float kd_logaddexp(float a, float b) {
-    return fmaxf(a, b) + log1pf(expf(-fabsf(a - b)));
-}
-
-// One category with teacher / student log-probabilities lr, lq and probabilities r, q: *d its term of D,
-// *g its g_c = dD/dq_c up to a constant (0 for forward KL, whose gradient is formed as q - r).
-__device__ __forceinline__ void kd_cat(const kd_cfg &c, float lr, float lq, float r, float q, float *d,
-                                       float *g) {
-    if (c.div == RT_KD_FORWARD_KL) {
-        *d = r > 0.0f ? r * (lr - lq) : 0.0f;
-        *g = 0.0f;
-    } else if (c.div == RT_KD_REVERSE_KL) {
-        *g = lq - lr;
-        *d = q * *g;
-    } else {
-        float lm = kd_logaddexp(c.lb + lr, c.l1b + lq);
-        *g = (1.0f - c.beta) * (lq - lm);
-        *d = (r > 0.0f ? c.beta * r * (lr - lm) : 0.0f) + q * *g;
-    }
-}
-
-// The tail bucket as one category (double): *d its term of D, *g its g_tail.
-__device__ void bucket_tail(const kd_cfg &c, double rt, double qt, double *d, double *g) {
-    double lrt = log(rt > KD_FLOOR ? rt : KD_FLOOR), lqt = log(qt > KD_FLOOR ? qt : KD_FLOOR);
-    if (c.div == RT_KD_FORWARD_KL) {
-        *d = rt > 0.0 ? rt * (lrt - lqt) : 0.0;
-        *g = qt > KD_FLOOR ? -rt / qt : 0.0; // a floored q_tail is a constant: no gradient through it
-    } else if (c.div == RT_KD_REVERSE_KL) {
-        *g = lqt - lrt;
-        *d = qt * *g;
-    } else {
-        double a = log((double)c.beta) + lrt, b = log1p(-(double)c.beta) + lqt;
-        double lm = fmax(a, b) + log1p(exp(-fabs(a - b)));
-        *g = (1.0 - c.beta) * (lqt - lm);
-        *d = (rt > 0.0 ? c.beta * rt * (lrt - lm) : 0.0) + qt * *g;
-    }
 }
 
 // y < 0 (ignored) or an impossible row (NaN losses): a zero gradient row.
@@ -107,7 +70,7 @@ __global__ void kd_dense_kernel(float *ce, float *kd, T *dlogits, const T *logit
     for (int j = threadIdx.x; j < V; j += blockDim.x) {
         float lq = (to_f32(z[j]) - mz) * c.inv_t - lzu, lr = (to_f32(v[j]) - mv) * c.inv_t - lzw, d, g;
         float q = expf(lq);
-        kd_cat(c, lr, lq, expf(lr), q, &d, &g);
+        rt_kd_cat(&c, lr, lq, expf(lr), q, &d, &g);
         sd += d;
         sg += q * g;
     }
@@ -119,9 +82,9 @@ __global__ void kd_dense_kernel(float *ce, float *kd, T *dlogits, const T *logit
     for (int j = threadIdx.x; j < V; j += blockDim.x) {
         float e = to_f32(z[j]) - mz, lq = e * c.inv_t - lzu, lr = (to_f32(v[j]) - mv) * c.inv_t - lzw, d, g;
         float q = expf(lq), r = expf(lr);
-        kd_cat(c, lr, lq, r, q, &d, &g);
-        float dd = c.div == RT_KD_FORWARD_KL ? q - r : q * (g - S);
-        dz[j] = from_f32<T>(s1f * expf(e) + c.wkd * dd - (j == y ? c.wce : 0.0f));
+        rt_kd_cat(&c, lr, lq, r, q, &d, &g);
+        dz[j] =
+            from_f32<T>(s1f * expf(e) + c.wkd * rt_kd_soft_grad(&c, q, r, g, S) - (j == y ? c.wce : 0.0f));
     }
 }
 
@@ -170,10 +133,10 @@ __global__ void kd_sparse_kernel(float *ce, float *kd, T *dlogits, const T *logi
         rs = block_sum_d(rs, shd);
         double qraw = (su - es) / su, qt = qraw > 0.0 ? qraw : 0.0, rt = 1.0 - rs > 0.0 ? 1.0 - rs : 0.0;
         double dt, gt, ds = 0.0, as = 0.0;
-        bucket_tail(c, rt, qt, &dt, &gt);
+        rt_kd_bucket_tail(&c, rt, qt, &dt, &gt);
         for (int i = threadIdx.x; i < k; i += blockDim.x) {
             float r = expf(lp[i]), q = expf(s_a[i]), d, g;
-            kd_cat(c, lp[i], s_a[i], r, q, &d, &g);
+            rt_kd_cat(&c, lp[i], s_a[i], r, q, &d, &g);
             s_b[i] = c.div == RT_KD_FORWARD_KL ? -r : q * g; // p_c g_c
             ds += d;
             as += s_b[i];
@@ -205,7 +168,7 @@ __global__ void kd_sparse_kernel(float *ce, float *kd, T *dlogits, const T *logi
             s_a[i] -= lzq;
             s_b[i] -= lzr;
             float r = expf(s_b[i]), q = expf(s_a[i]), d, g;
-            kd_cat(c, s_b[i], s_a[i], r, q, &d, &g);
+            rt_kd_cat(&c, s_b[i], s_a[i], r, q, &d, &g);
             ds += d;
             ss += q * g;
         }
@@ -213,8 +176,8 @@ __global__ void kd_sparse_kernel(float *ce, float *kd, T *dlogits, const T *logi
         float S = (float)block_sum_d(ss, shd);
         for (int i = threadIdx.x; i < k; i += blockDim.x) {
             float r = expf(s_b[i]), q = expf(s_a[i]), d, g;
-            kd_cat(c, s_b[i], s_a[i], r, q, &d, &g);
-            s_b[i] = c.wkd * (c.div == RT_KD_FORWARD_KL ? q - r : q * (g - S));
+            rt_kd_cat(&c, s_b[i], s_a[i], r, q, &d, &g);
+            s_b[i] = c.wkd * rt_kd_soft_grad(&c, q, r, g, S);
         }
     }
     if (threadIdx.x == 0) ce[row] = (float)(log(s1) + (double)mz - (double)zy), kd[row] = (float)D;
@@ -240,13 +203,7 @@ void cuda_distill_loss(rt_ctx *ctx, float *ce, float *kd, void *dlogits, const v
         cuda_record_failure(ctx, "distill_loss", "top-k size %d outside [1, %d]", k, KD_MAX_K);
         return;
     }
-    kd_cfg c = {p->divergence,
-                1.0f / p->temperature,
-                p->beta,
-                logf(p->beta),
-                log1pf(-p->beta),
-                grad_scale * (1.0f - p->alpha),
-                grad_scale * p->alpha * p->temperature};
+    kd_cfg c = rt_kd_cfg_of(p, grad_scale);
     if (teacher_logits)
         CUDA_DISPATCH_ACT(
             ctx, kd_dense_kernel<T><<<(unsigned)N, KD_THREADS, 0, st->stream>>>(

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test with ctest. The last line gives the totals.
+# Installs what is missing, builds, and runs every test with ctest. The last line gives the totals:
+#   totals: N passed, N failed, N skipped     (skipped tests are named on the line before it)
 #   RT_SANITIZE=1 scripts/test.sh   the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #   scripts/test.sh -R config       extra arguments go to ctest
 set -euo pipefail
@@ -23,7 +24,26 @@ set +e
 (cd "$RT_BUILD_DIR" && ctest --output-on-failure --timeout 900 "$@") 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-summary=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$log" | tail -1 || true)
+# ctest counts a skipped test (exit 77, SKIP_RETURN_CODE) among the passed ones in its "N% tests passed" line,
+# so a run whose GPU tests never ran would read as all passed: count the three apart, name what was skipped
+# and why (the gpu-labelled tests skip only when no GPU answers), and end on a line CI reads.
+total=$(grep -oE "tests failed out of [0-9]+" "$log" | tail -1 | grep -oE "[0-9]+$" || true)
+failed=$(grep -oE "[0-9]+ tests failed out of" "$log" | tail -1 | grep -oE "^[0-9]+" || true)
+skipped_names=$(awk '/^The following tests did not run:/ {on = 1; next}
+    on && /^[[:space:]]+[0-9]+ - .* \((Skipped|Disabled)\)$/ {print $3; next}
+    {on = 0}' "$log")
 rm -f "$log"
-echo "test totals: ${summary:-no tests ran}"
+total=${total:-0}
+failed=${failed:-0}
+skipped=0
+if [[ -n "$skipped_names" ]]; then
+    gpu_tests=" $( (cd "$RT_BUILD_DIR" && ctest -N -L gpu) | awk '/Test +#[0-9]+:/ {print $3}' | tr '\n' ' ')"
+    why=()
+    for name in $skipped_names; do
+        skipped=$((skipped + 1))
+        if [[ "$gpu_tests" == *" $name "* ]]; then why+=("$name (no GPU)"); else why+=("$name"); fi
+    done
+    echo "skipped, never executed here: ${why[*]}"
+fi
+echo "totals: $((total - failed - skipped)) passed, $failed failed, $skipped skipped"
 exit "$status"

@@ -4,11 +4,12 @@ datasets with ids >= vocab, truncated or garbage datasets and checkpoints, missi
 usage: check_cli_errors.py   (RETORT_BIN, RT_SOURCE_DIR from ctest)"""
 import os
 import subprocess
-import sys
 import tempfile
 
 import h5py
 import numpy as np
+
+from checklib import finish
 
 RETORT = os.environ["RETORT_BIN"]
 SRC = os.environ["RT_SOURCE_DIR"]
@@ -105,11 +106,7 @@ def main():
             expect_error(["generate", cut, "--prompt", "1+1="], 1, os.path.basename(cut))
             expect_error(["inspect", cut], 1, os.path.basename(cut))
 
-    if failures:
-        print("\n".join(failures))
-        print(f"FAILED: {len(failures)} checks")
-        sys.exit(1)
-    print("every bad input gave its error")
+    finish(failures, "every bad input gave its error")
 
 
 if __name__ == "__main__":

@@ -7,12 +7,12 @@ usage: check_data.py   (RETORT_BIN from ctest)"""
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
 
 import h5py
 import numpy as np
+
+from checklib import finish, run_retort
 
 RETORT = os.environ["RETORT_BIN"]
 BOS, EOS = 256, 257
@@ -20,10 +20,7 @@ failures = []
 
 
 def retort(*args, expect=0):
-    p = subprocess.run([RETORT, *args], capture_output=True, text=True)
-    if expect is not None and p.returncode != expect:
-        failures.append(f"retort {' '.join(args)}: exit {p.returncode}, expected {expect}: {p.stderr[-600:]}")
-    return p
+    return run_retort(failures, args, expect, what="retort " + " ".join(args), tail=600)
 
 
 def docs(path):
@@ -44,6 +41,12 @@ def answer_of(task, prompt):
         q = re.fullmatch(r"(?:[a-z]{2}:\d{3} ){3,6}\?([a-z]{2})=", prompt)
         assert q, prompt
         return pairs[q.group(1)]
+    if task == "plus":  # the fine-tuning task: the add task's problems in words, "what is 305 plus 98? " -> 403
+        m = re.fullmatch(r"what is (\d+) plus (\d+)\? ", prompt)
+        assert m, prompt
+        a, b = m.group(1), m.group(2)
+        assert str(int(a)) == a and str(int(b)) == b and int(a) < 1000 and int(b) < 1000, prompt
+        return str(int(a) + int(b))
     m = re.fullmatch(r"(\d+)([+*])(\d+)=", prompt)
     assert m, prompt
     a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
@@ -55,7 +58,7 @@ def answer_of(task, prompt):
 
 
 def check_synth(tmp):
-    for task in ("arithmetic", "add", "add2", "kv"):
+    for task in ("arithmetic", "add", "add2", "plus", "kv"):
         prompts = {}
         for split, n in (("train", 3000), ("val", 400)):
             path = os.path.join(tmp, f"{task}-{split}.h5")
@@ -75,6 +78,10 @@ def check_synth(tmp):
                     failures.append(f"{task}/{split}: {prompt!r} has answer {ans!r}")
                     break
                 prompts[split].add(prompt)
+        if task == "plus":  # like add: each operand has 1, 2 or 3 digits, every length present
+            lengths = {len(x) for q in prompts["train"] for x in re.findall(r"\d+", q)}
+            if lengths != {1, 2, 3}:
+                failures.append(f"plus: operand lengths {sorted(lengths)}, expected 1, 2 and 3 digits")
         shared = prompts["train"] & prompts["val"]
         if shared:
             failures.append(f"{task}: train and val share {len(shared)} prompts, e.g. {sorted(shared)[:3]}")
@@ -184,11 +191,7 @@ def main():
     check_synth(tmp)
     check_text(tmp)
     check_bad_datasets(tmp)
-    if failures:
-        print("\n".join(failures))
-        print(f"FAILED: {len(failures)} checks")
-        sys.exit(1)
-    print("data synth, data text and dataset validation checks passed")
+    finish(failures, "data synth, data text and dataset validation checks passed")
 
 
 if __name__ == "__main__":

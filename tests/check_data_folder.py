@@ -12,11 +12,11 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 
 import h5py
+
+from checklib import finish, run_retort
 
 RETORT = os.environ["RETORT_BIN"]
 SRC = os.environ["RT_SOURCE_DIR"]
@@ -27,10 +27,7 @@ failures = []
 
 
 def run(args, expect=0):
-    p = subprocess.run([RETORT] + args, capture_output=True, text=True)
-    if p.returncode != expect:
-        failures.append(f"retort {' '.join(args)} exited {p.returncode}, expected {expect}: {p.stderr[-1500:]}")
-    return p
+    return run_retort(failures, args, expect, what="retort " + " ".join(args))
 
 
 def documents(path):
@@ -108,10 +105,7 @@ def main():
         check_fixtures(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        print("\n".join("FAIL: " + f for f in failures))
-        sys.exit(1)
-    print("data/: every prompt set accepted by retort synth, every fixture converts as Python reads it")
+    finish(failures, "data/: every prompt set accepted by retort synth, every fixture converts as Python reads it")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ usage: check_distill.py   (RETORT_BIN, RT_SOURCE_DIR from ctest)"""
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -20,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checklib import add2_teacher, finish, run_retort  # noqa: E402
 from torch_llama import Llama  # noqa: E402
 
 RETORT = os.environ["RETORT_BIN"]
@@ -34,10 +34,7 @@ STUDENT = ["model.dim=32", "model.n_layers=1", "model.n_heads=2", "model.n_kv_he
 
 
 def run(args, expect=0):
-    p = subprocess.run([RETORT] + args, capture_output=True, text=True)
-    if p.returncode != expect:
-        failures.append(f"retort {' '.join(args[:3])} ... exited {p.returncode}, expected {expect}: {p.stderr[-1200:]}")
-    return p
+    return run_retort(failures, args, expect, tail=1200)
 
 
 def load(ckpt, dims):
@@ -113,12 +110,7 @@ def first_step(run_dir):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="distill-")
-    train_h5 = os.path.join(tmp, "train.h5")
-    run(["data", "synth", "--task", "add2", "--n", "4000", "--seed", "5", "--out", train_h5])
-    tdir = os.path.join(tmp, "teacher")
-    run(["train", CFG, *TEACHER, "train.batch_size=16", "train.steps=150", "train.warmup_steps=10", "train.lr=1e-2",
-         "train.eval_every=0", "system.threads=2", f"data.train={train_h5}", "data.val=", f"run.out_dir={tdir}"])
-    tck = os.path.join(tdir, "ckpt-latest.h5")
+    tck, train_h5 = add2_teacher(failures, tmp, CFG, TEACHER, 5)
     synth = os.path.join(tmp, "synth.h5")
     run(["synth", CFG, f"synth.teacher={tck}", "synth.task=add2", "synth.n_prompts=200", "synth.topk=6",
          "synth.topk_temperature=2", "synth.max_tokens=4", "system.threads=2", f"synth.out={synth}"])
@@ -187,11 +179,7 @@ def main():
         failures.append(f"resumed distillation differs from the straight run in {diff[:3]}")
 
     shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        print("\n".join(failures))
-        print(f"FAILED: {len(failures)} checks")
-        sys.exit(1)
-    print("distill: every mode and divergence matches PyTorch; refusals, frozen teacher and resume hold")
+    finish(failures, "distill: every mode and divergence matches PyTorch; refusals, frozen teacher and resume hold")
 
 
 if __name__ == "__main__":

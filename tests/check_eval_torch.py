@@ -7,7 +7,6 @@ usage: check_eval_torch.py   (RETORT_BIN, RT_SOURCE_DIR from ctest)"""
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -17,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checklib import finish, run_retort  # noqa: E402
 from torch_llama import Llama  # noqa: E402
 
 RETORT = os.environ["RETORT_BIN"]
@@ -26,10 +26,7 @@ EOS = 257
 
 
 def run(args, expect=0):
-    p = subprocess.run([RETORT] + args, capture_output=True, text=True)
-    if p.returncode != expect:
-        failures.append(f"retort {' '.join(args)} exited {p.returncode}, expected {expect}: {p.stderr[-1500:]}")
-    return p
+    return run_retort(failures, args, expect, what="retort " + " ".join(args))
 
 
 def load_model(ckpt, dims):
@@ -164,11 +161,7 @@ def main():
         failures.append(f"loss_on=answer without prompts: unclear error: {p.stderr[-800:]}")
 
     shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        print("\n".join(failures))
-        print(f"FAILED: {len(failures)} checks")
-        sys.exit(1)
-    print("eval losses, answer-only loss and exact match agree with PyTorch")
+    finish(failures, "eval losses, answer-only loss and exact match agree with PyTorch")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -25,6 +24,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checklib import finish, run_retort, train_losses  # noqa: E402
 from check_lora_torch import nf4_reference  # noqa: E402
 
 RETORT = os.environ["RETORT_BIN"]
@@ -39,20 +39,10 @@ failures = []
 
 
 def run(args, expect=0, what=None):
-    p = subprocess.run([RETORT] + args, capture_output=True, text=True)
-    if p.returncode != expect:
-        failures.append(f"{what or 'retort ' + ' '.join(args[:2])}: exited {p.returncode}, expected {expect}: "
-                        f"{p.stderr[-1500:]}")
-    return p
+    return run_retort(failures, args, expect, what)
 
 
-def losses(run_dir):
-    out = {}
-    for line in open(os.path.join(run_dir, "metrics.jsonl")):
-        r = json.loads(line)
-        if r["type"] == "train":
-            out[r["step"]] = r["loss"]
-    return out
+losses = train_losses
 
 
 def eval_loss(ckpt, data):
@@ -82,9 +72,10 @@ def check_adapter_file(ckpt, base, what):
         names = set(f["lora"])
         if set(f["optim/adam_m"]) != names or set(f["optim/adam_v"]) != names:
             failures.append(f"{what}: moments are not exactly the adapters' ({sorted(f['optim/adam_m'])[:3]})")
-        if f["lora"].attrs["base"].decode() if isinstance(f["lora"].attrs["base"], bytes) else \
-                f["lora"].attrs["base"] != os.path.realpath(base):
-            failures.append(f"{what}: /lora base is {f['lora'].attrs['base']}, expected {os.path.realpath(base)}")
+        recorded = f["lora"].attrs["base"]
+        recorded = recorded.decode() if isinstance(recorded, bytes) else str(recorded)
+        if recorded != os.path.realpath(base):
+            failures.append(f"{what}: /lora base is {recorded}, expected {os.path.realpath(base)}")
         if len(f["lora"].attrs["base_hash"]) != 16:
             failures.append(f"{what}: base_hash {f['lora'].attrs['base_hash']!r}")
 
@@ -198,12 +189,8 @@ def main():
         if "hash" not in p.stderr:
             failures.append(f"{what} with a changed base: message does not mention the hash: {p.stderr}")
 
-    if failures:
-        print("\n".join(failures))
-        print(f"(work files kept in {tmp})")
-        sys.exit(1)
-    shutil.rmtree(tmp)
-    print("finetune: LoRA, QLoRA and full; resume, merge, adapter checkpoints and refusals as expected")
+    passed = "finetune: LoRA, QLoRA and full; resume, merge, adapter checkpoints and refusals as expected"
+    finish(failures, passed, work=tmp)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
+
+from checklib import finish
 
 RETORT = os.environ["RETORT_BIN"]
 SRC = os.environ["RT_SOURCE_DIR"]
@@ -137,10 +138,7 @@ def main():
                   f"status lines do not state the peak: {status}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        print("\n".join("FAIL: " + f for f in failures))
-        sys.exit(1)
-    print("first run: missing datasets named, warm-up clamped, MFU against its stated peak")
+    finish(failures, "first run: missing datasets named, warm-up clamped, MFU against its stated peak")
 
 
 if __name__ == "__main__":

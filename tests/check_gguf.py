@@ -12,9 +12,7 @@
 usage: check_gguf.py   (RETORT_BIN, RT_SOURCE_DIR from ctest; gguf from .pydeps, see scripts/bootstrap.sh)"""
 import os
 import random
-import shutil
 import subprocess
-import sys
 import tempfile
 
 import h5py
@@ -22,6 +20,8 @@ import numpy as np
 from gguf import GGUFReader, GGUFValueType
 from gguf.quants import dequantize, quantize
 from gguf.constants import GGMLQuantizationType as QT
+
+from checklib import finish, run_retort
 
 RETORT = os.environ["RETORT_BIN"]
 SRC = os.environ["RT_SOURCE_DIR"]
@@ -36,10 +36,7 @@ failures = []
 
 
 def run(args, expect=0, what=None):
-    p = subprocess.run([RETORT] + args, capture_output=True, text=True, timeout=120)
-    if p.returncode != expect:
-        failures.append(f"{what or ' '.join(args[:2])}: exited {p.returncode}, expected {expect}: {p.stderr[-800:]}")
-    return p
+    return run_retort(failures, args, expect, what, timeout=120, tail=800)
 
 
 def permute(w, n_head):
@@ -256,12 +253,8 @@ def main():
     if os.path.exists(os.path.join(work, "m0_f32.gguf")):
         check_damaged(os.path.join(work, "m0_f32.gguf"), work)
 
-    if failures:
-        print("\n".join(failures[:40]))
-        print(f"(work files kept in {work})")
-        sys.exit(1)
-    shutil.rmtree(work)
-    print(f"GGUF: {len(TYPES)} types x tied/untied, the LoRA adapter and the merged export read back by gguf-py")
+    passed = f"GGUF: {len(TYPES)} types x tied/untied, the LoRA adapter and the merged export read back by gguf-py"
+    finish(failures, passed, work=work, limit=40)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@
 
 usage: check_llama_cpp.py   (RETORT_BIN, RT_SOURCE_DIR from ctest)"""
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -20,6 +18,7 @@ import torch
 from llama_cpp import Llama
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checklib import finish, run_retort  # noqa: E402
 from torch_llama import Llama as TorchLlama  # noqa: E402
 
 RETORT = os.environ["RETORT_BIN"]
@@ -37,10 +36,7 @@ failures = []
 
 
 def run(args, what=None):
-    p = subprocess.run([RETORT] + args, capture_output=True, text=True)
-    if p.returncode != 0:
-        failures.append(f"{what or ' '.join(args[:2])}: exited {p.returncode}: {p.stderr[-800:]}")
-    return p
+    return run_retort(failures, args, 0, what, tail=800)
 
 
 def reference_logits(ckpt, tokens, tied):
@@ -127,12 +123,8 @@ def main():
     if not err <= 2e-2 or not moved > 10 * max(err, 1e-3):
         failures.append(f"LoRA: llama.cpp with the adapter differs from the merged model by {err:.4f} "
                         f"(the adapters move the logits by {moved:.4f})")
-    if failures:
-        print("\n".join(failures))
-        print(f"(work files kept in {work})")
-        sys.exit(1)
-    shutil.rmtree(work)
-    print("llama.cpp: every type loads, tokenizes, matches the logits and greedy text; the LoRA adapter applies")
+    passed = "llama.cpp: every type loads, tokenizes, matches the logits and greedy text; the LoRA adapter applies"
+    finish(failures, passed, work=work)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checklib import check_close, finish  # noqa: E402
 from torch_llama import Llama  # noqa: E402
 
 CODE = torch.tensor([-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
@@ -32,17 +33,7 @@ failures = []
 
 
 def check(what, got, ref, atol, rtol):
-    got = np.asarray(got, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64)
-    if got.shape != ref.shape:
-        failures.append(f"{what}: shape {got.shape} != {ref.shape}")
-        return
-    err = np.abs(got - ref)
-    bad = ~(err <= atol + rtol * np.abs(ref))  # NaN fails
-    if bad.any():
-        i = np.flatnonzero(bad.ravel())[0]
-        failures.append(f"{what}: {bad.sum()} of {bad.size} off, first at {i}: got {got.ravel()[i]:.8g} "
-                        f"ref {ref.ravel()[i]:.8g} (max err {err.max():.3g})")
+    check_close(failures, what, got, ref, atol, rtol)
 
 
 def load(d, name, dtype=np.float32):
@@ -223,10 +214,8 @@ def main():
         check_lora(harness, work, "lora", 0)
         check_lora(harness, work, "lora", 1)
         check_lora(harness, work, "qlora", 0)
-    if failures:
-        print("\n".join(failures))
-        sys.exit(1)
-    print("NF4 codes, scales and dequantization; LoRA and QLoRA logits, losses and adapter gradients match PyTorch")
+    passed = "NF4 codes, scales and dequantization; LoRA and QLoRA logits, losses and adapter gradients match PyTorch"
+    finish(failures, passed)
 
 
 if __name__ == "__main__":

@@ -15,24 +15,14 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checklib import check_close, finish  # noqa: E402
 from torch_llama import Llama, param_shapes  # noqa: E402
 
 failures = []
 
 
 def check(what, got, ref, atol, rtol):
-    got = np.asarray(got, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64)
-    if got.shape != ref.shape:
-        failures.append(f"{what}: shape {got.shape} != {ref.shape}")
-        return
-    err = np.abs(got - ref)
-    bound = atol + rtol * np.abs(ref)
-    bad = ~(err <= bound)  # NaN fails
-    if bad.any():
-        i = np.flatnonzero(bad.ravel())[0]
-        failures.append(f"{what}: {bad.sum()} of {bad.size} off, first at {i}: got {got.ravel()[i]:.8g} "
-                        f"ref {ref.ravel()[i]:.8g} (max err {err.max():.3g})")
+    check_close(failures, what, got, ref, atol, rtol)
 
 
 def load(d, name, dtype=np.float32, shape=None):
@@ -117,11 +107,7 @@ def main():
     harness = sys.argv[1]
     run_case(harness, 0, 7)
     run_case(harness, 1, 11)
-    if failures:
-        print("\n".join(failures[:40]))
-        print(f"FAILED: {len(failures)} checks")
-        sys.exit(1)
-    print("model matches PyTorch: logits, losses, gradients, 10 AdamW steps (untied and tied)")
+    finish(failures, "model matches PyTorch: logits, losses, gradients, 10 AdamW steps (untied and tied)", limit=40)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ untied head with one key-value head per query head and widths that int4 blocks d
 
 usage: check_onnx.py   (RETORT_BIN, RT_SOURCE_DIR from ctest)"""
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import torch
 from onnx import numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checklib import finish  # noqa: E402
 from torch_llama import Llama as TorchLlama  # noqa: E402
 
 RETORT = os.environ["RETORT_BIN"]
@@ -348,13 +348,9 @@ def main():
             if not err <= 1e-4 or not moved > 1e-2:
                 fail(f"LoRA: the exported adapter checkpoint differs from the merged model by {err:.2e} "
                      f"(the adapters move the logits by {moved:.3f})")
-    if failures:
-        print("\n".join(failures))
-        print(f"(work files kept in {work})")
-        sys.exit(1)
-    shutil.rmtree(work)
-    print("onnx: fp32/fp16/int4 pass the checker and match the reference in onnxruntime, with and without the KV "
-          "cache and padding; external data loads; onnxruntime-genai tokenizes and generates as retort does")
+    passed = ("onnx: fp32/fp16/int4 pass the checker and match the reference in onnxruntime, with and without the KV "
+              "cache and padding; external data loads; onnxruntime-genai tokenizes and generates as retort does")
+    finish(failures, passed, work=work)
 
 
 if __name__ == "__main__":

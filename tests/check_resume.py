@@ -14,6 +14,8 @@ import time
 import h5py
 import numpy as np
 
+from checklib import finish, train_losses
+
 RETORT = os.environ["RETORT_BIN"]
 SRC = os.environ["RT_SOURCE_DIR"]
 failures = []
@@ -31,13 +33,7 @@ def run(args, expect=0, **kw):
     return p
 
 
-def losses(run_dir):
-    out = {}
-    for line in open(os.path.join(run_dir, "metrics.jsonl")):
-        rec = json.loads(line)
-        if rec["type"] == "train":
-            out[rec["step"]] = rec["loss"]
-    return out
+losses = train_losses
 
 
 def h5_tensors(path):
@@ -136,11 +132,15 @@ def main():
         fail(f"resume did not fall back to step 4: {p.stderr[-1500:]}")
     same_checkpoint(os.path.join(a, "ckpt-00000012.h5"), os.path.join(c, "ckpt-00000012.h5"), "fallback resume")
 
-    # SIGTERM: finish the step, checkpoint, exit 128+15; --resume completes the run identically
+    # SIGTERM: finish the step, checkpoint, exit 128+15; --resume completes the run identically to a run that
+    # was never interrupted (losses of every step, weights, moments and state bit for bit)
+    long_run = common[:-3] + ["train.steps=100", "run.log_every=1", "system.threads=2", f"data.train={train_h5}",
+                              f"data.val={val_h5}"]
+    r = os.path.join(tmp, "r")
+    run(["train", cfg, f"run.out_dir={r}", "checkpoint.every=0"] + long_run)
     s = os.path.join(tmp, "s")
-    proc = subprocess.Popen([RETORT, "train", cfg, f"run.out_dir={s}", "checkpoint.every=0"] + common[:-3] +
-                            ["train.steps=400", "run.log_every=1", "system.threads=2", f"data.train={train_h5}",
-                             f"data.val={val_h5}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([RETORT, "train", cfg, f"run.out_dir={s}", "checkpoint.every=0"] + long_run,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     metrics = os.path.join(s, "metrics.jsonl")
     while time.time() < deadline and not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
@@ -149,8 +149,22 @@ def main():
     _, err = proc.communicate(timeout=120)
     if proc.returncode != 128 + signal.SIGTERM:
         fail(f"SIGTERM: exit {proc.returncode}, expected {128 + signal.SIGTERM}: {err[-1500:]}")
-    if not os.path.islink(os.path.join(s, "ckpt-latest.h5")):
+    latest = os.path.join(s, "ckpt-latest.h5")
+    if not os.path.islink(latest):
         fail("SIGTERM left no checkpoint")
+    else:
+        with h5py.File(latest, "r") as f:
+            stopped_at = int(f["state"].attrs["step"])
+        # a run that finished before the signal landed would make the resume below compare two complete runs
+        if not 1 <= stopped_at < 100:
+            fail(f"SIGTERM: the checkpoint left is at step {stopped_at}, not an interrupted run's (1..99)")
+        p = run(["train", os.path.join(s, "config.yaml"), "--resume"])
+        if f"step {stopped_at}" not in p.stderr:
+            fail(f"resume after SIGTERM did not start from step {stopped_at}: {p.stderr[-1500:]}")
+        if losses(s) != losses(r):
+            fail("losses after SIGTERM and --resume differ from the uninterrupted run's")
+        same_checkpoint(os.path.join(r, "ckpt-00000100.h5"), os.path.join(s, "ckpt-00000100.h5"),
+                        "resume after SIGTERM")
 
     # the other commands read the checkpoint
     ck = os.path.join(a, "ckpt-latest.h5")
@@ -169,10 +183,7 @@ def main():
         fail(f"eval --json output is not the expected JSON ({e}): {p.stdout[:500]}")
 
     shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        print(f"FAILED: {len(failures)} checks")
-        sys.exit(1)
-    print("resume, fallback, signal and command checks passed")
+    finish(failures, "resume, fallback, signal and command checks passed")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ then
 - every stored top-k row (ids and log-probs at topk_temperature) equals PyTorch's distribution at that answer
   position given the document before it, the EOS position included;
 - stop strings end answers before them; answers obey max_tokens;
-- an interrupted run (SIGTERM after its first chunk) started again gives exactly the dataset of an
-  uninterrupted run, sampling included; other settings over a part folder, or an existing output, are refused;
+- an interrupted run (SIGTERM once its first chunk is on disk; it must stop early) started again gives exactly
+  the dataset of an uninterrupted run, sampling included; other settings over a part folder, or an existing
+  output, are refused;
 - JSONL prompts work, and a bad line is reported with file:line.
 
 usage: check_synth.py   (RETORT_BIN, RT_SOURCE_DIR from ctest)"""
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checklib import add2_teacher, finish, run_retort  # noqa: E402
 from torch_llama import Llama  # noqa: E402
 
 RETORT = os.environ["RETORT_BIN"]
@@ -35,10 +37,7 @@ DIMS = ["model.dim=32", "model.n_layers=2", "model.n_heads=4", "model.n_kv_heads
 
 
 def run(args, expect=0):
-    p = subprocess.run([RETORT] + args, capture_output=True, text=True)
-    if p.returncode != expect:
-        failures.append(f"retort {' '.join(args)} exited {p.returncode}, expected {expect}: {p.stderr[-1500:]}")
-    return p
+    return run_retort(failures, args, expect, what="retort " + " ".join(args))
 
 
 def load_teacher(ckpt):
@@ -86,12 +85,7 @@ def check_topk_rows(model, d, temp, what):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="synth-")
-    train_h5 = os.path.join(tmp, "train.h5")
-    run(["data", "synth", "--task", "add2", "--n", "4000", "--seed", "3", "--out", train_h5])
-    teacher_dir = os.path.join(tmp, "teacher")
-    run(["train", CFG, *DIMS, "train.batch_size=16", "train.steps=150", "train.warmup_steps=10", "train.lr=1e-2",
-         "train.eval_every=0", "system.threads=2", f"data.train={train_h5}", "data.val=", f"run.out_dir={teacher_dir}"])
-    ck = os.path.join(teacher_dir, "ckpt-latest.h5")
+    ck, _ = add2_teacher(failures, tmp, CFG, DIMS, 3)
     model = load_teacher(ck)
     base = [CFG, f"synth.teacher={ck}", "synth.task=add2", "system.threads=2"]
 
@@ -141,25 +135,30 @@ def main():
     part = os.path.join(tmp, "part.h5")
     proc = subprocess.Popen([RETORT, "synth", *samp, f"synth.out={part}"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
-    first = os.path.join(part + ".part", "chunk-00000000.h5")
+    # signal only once a chunk is on disk, and require that the run really stopped early: were it to finish
+    # before the signal landed, the resume below would compare two complete runs and prove nothing
+    part_dir = part + ".part"
+    first = os.path.join(part_dir, "chunk-00000000.h5")
+    n_chunks = 240 // 16
     deadline = time.time() + 120
     while time.time() < deadline and not os.path.exists(first) and proc.poll() is None:
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
-    if proc.returncode == 0:
-        print("note: the run finished before SIGTERM landed; resume is then checked on a complete part folder")
-    elif proc.returncode != 128 + signal.SIGTERM:
-        failures.append(f"SIGTERM: exit {proc.returncode}: {err[-800:]}")
-    if proc.returncode != 0:
-        if os.path.exists(part) or not os.path.exists(first):
-            failures.append("an interrupted synth left no part folder with its first chunk (or a final file)")
-        bad = run(["synth", *samp, "synth.temperature=0.5", f"synth.out={part}"], expect=1)
-        if "other settings" not in bad.stderr:
-            failures.append(f"a part folder of other settings was not refused clearly: {bad.stderr[-500:]}")
-        p = run(["synth", *samp, f"synth.out={part}"])
-        if "reused" not in p.stdout:
-            failures.append(f"the resumed run did not reuse chunks: {p.stdout}")
+    if proc.returncode != 128 + signal.SIGTERM:
+        failures.append(f"SIGTERM after the first chunk: exit {proc.returncode}, expected "
+                        f"{128 + signal.SIGTERM} (an interrupted run): {err[-800:]}")
+    left = sorted(f for f in os.listdir(part_dir) if f.startswith("chunk-")) if os.path.isdir(part_dir) else []
+    if os.path.exists(part) or first not in [os.path.join(part_dir, f) for f in left] or len(left) >= n_chunks:
+        failures.append(f"SIGTERM did not leave an incomplete run: final file {os.path.exists(part)}, "
+                        f"{len(left)} of {n_chunks} chunks in the part folder ({left[:3]})")
+    print(f"synth interrupted with {len(left)} of {n_chunks} chunks on disk")
+    bad = run(["synth", *samp, "synth.temperature=0.5", f"synth.out={part}"], expect=1)
+    if "other settings" not in bad.stderr:
+        failures.append(f"a part folder of other settings was not refused clearly: {bad.stderr[-500:]}")
+    p = run(["synth", *samp, f"synth.out={part}"])
+    if f"{n_chunks - len(left)} chunks made, {len(left)} reused" not in p.stdout:
+        failures.append(f"the resumed run did not reuse the {len(left)} chunks on disk and make the rest: {p.stdout}")
     a, b = read(full), read(part)
     for key in ("tokens", "doc_offsets", "prompt_len", "topk_ids", "topk_logprobs"):
         if not np.array_equal(a[key], b[key]):
@@ -190,11 +189,7 @@ def main():
         failures.append(f"a bad JSONL line was not reported with file:line: {p.stderr[-500:]}")
 
     shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        print("\n".join(failures))
-        print(f"FAILED: {len(failures)} checks")
-        sys.exit(1)
-    print("synth: greedy answers and top-k rows match PyTorch; stops, resume and prompts work")
+    finish(failures, "synth: greedy answers and top-k rows match PyTorch; stops, resume and prompts work")
 
 
 if __name__ == "__main__":

@@ -18,43 +18,26 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "harness.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "backend/nf4.h"
 #include "model/optimizer.h"
 #include "base/rng.h"
 
-static const char *out_dir;
-
-static void die(const char *msg) {
-    fprintf(stderr, "lora_harness: %s\n", msg);
-    exit(1);
-}
-
-static void dump(const char *name, const void *data, size_t bytes) {
-    char path[2048];
-    snprintf(path, sizeof path, "%s/%s.bin", out_dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, bytes, f) != bytes || fclose(f) != 0) die(path);
-}
-
 static void run_nf4(uint64_t seed) {
     const size_t sizes[] = {64 * 5, 1000, 64 * 256 * 2 + 100, 1 << 16};
     rt_error err;
     rt_ctx ctx;
-    if (rt_backend_cpu.ctx_init(&ctx, RT_F32, 2, &err)) die(err.msg);
+    if (rt_backend_cpu.ctx_init(&ctx, RT_F32, 2, &err)) rt_harness_die(err.msg);
     rt_rng r;
     rt_rng_seed(&r, seed);
-    FILE *meta = NULL;
-    char path[2048];
-    snprintf(path, sizeof path, "%s/meta.txt", out_dir);
-    meta = fopen(path, "w");
-    if (!meta) die(path);
+    FILE *meta = rt_harness_meta();
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         size_t n = sizes[k];
         float *w = malloc(n * sizeof(float)), *host = malloc(n * sizeof(float)),
               *dev = malloc(n * sizeof(float));
-        if (!w || !host || !dev) die("out of memory");
+        if (!w || !host || !dev) rt_harness_die("out of memory");
         float std = k == 3 ? 1.0f : 0.02f;
         for (size_t i = 0; i < n; i++) w[i] = std * rt_rng_normal(&r);
         if (k < 3) {
@@ -63,14 +46,14 @@ static void run_nf4(uint64_t seed) {
         }
         for (int dq = 0; dq < 2; dq++) {
             rt_nf4 q;
-            if (rt_nf4_quantize(w, n, dq, &q, "weights", &err)) die(err.msg);
+            if (rt_nf4_quantize(w, n, dq, &q, "weights", &err)) rt_harness_die(err.msg);
             rt_nf4_dequantize(&q, host);
             ctx.be->nf4_dequantize(&ctx, dev, q.codes, q.absmax, q.absmax_q, q.absmax_scale, q.absmax_offset,
                                    n);
             char name[64];
 #define DUMP(field, ptr, bytes)                                                                              \
     snprintf(name, sizeof name, "t%zu_dq%d_%s", k, dq, field);                                               \
-    dump(name, ptr, bytes)
+    rt_harness_dump(name, ptr, bytes)
             DUMP("w", w, n * sizeof(float));
             DUMP("codes", q.codes, (n + 1) / 2);
             if (dq) {
@@ -106,32 +89,22 @@ static void random_batch(rt_rng *r, int32_t *tok, int32_t *tgt, int n, int V) {
 }
 
 static void run_lora(int qlora, int tied, uint64_t seed) {
-    rt_model_dims d = {.V = 259,
-                       .C = 32,
-                       .L = 2,
-                       .H = 4,
-                       .KVH = 2,
-                       .D = 8,
-                       .F = 40,
-                       .T_max = 16,
-                       .eps = 1e-5f,
-                       .theta = 10000.0f,
-                       .tied = tied};
+    rt_model_dims d = rt_harness_dims(tied);
     const int B = 3, T = 13, N = B * T;
     rt_error err;
     rt_ctx ctx;
-    if (rt_backend_cpu.ctx_init(&ctx, RT_F32, 2, &err)) die(err.msg);
+    if (rt_backend_cpu.ctx_init(&ctx, RT_F32, 2, &err)) rt_harness_die(err.msg);
     rt_model base;
-    if (rt_model_create(&base, &d, &ctx, B, T, 0, &err)) die(err.msg);
-    if (rt_model_init_weights(&base, seed, 0.08f, &err)) die(err.msg);
+    if (rt_model_create(&base, &d, &ctx, B, T, 0, &err)) rt_harness_die(err.msg);
+    if (rt_model_init_weights(&base, seed, 0.08f, &err)) rt_harness_die(err.msg);
     rt_named_tensor *bw;
     int nb;
-    if (rt_model_export_tensors(&base, &bw, NULL, NULL, &nb, &err)) die(err.msg);
+    if (rt_model_export_tensors(&base, &bw, NULL, NULL, &nb, &err)) rt_harness_die(err.msg);
     for (int i = 0; i < nb; i++) {
         char name[160];
         size_t n = (size_t)bw[i].shape[0] * (size_t)(bw[i].ndim == 2 ? bw[i].shape[1] : 1);
         snprintf(name, sizeof name, "base.%s", bw[i].name);
-        dump(name, bw[i].data, n * sizeof(float));
+        rt_harness_dump(name, bw[i].data, n * sizeof(float));
     }
 
     rt_lora_spec spec = {.rank = 4,
@@ -142,14 +115,15 @@ static void run_lora(int qlora, int tied, uint64_t seed) {
                          .nf4_sites = qlora ? (1u << RT_N_BLOCK_SITES) - 1u : 0u,
                          .double_quant = 1};
     rt_model m;
-    if (rt_model_create_adapted(&m, &d, &spec, &ctx, B, T, 1, &err)) die(err.msg);
-    if (rt_model_import_tensors(&m, bw, nb, NULL, NULL, 0, "base", &err)) die(err.msg);
-    if (rt_model_init_adapters(&m, seed + 1, &err)) die(err.msg);
+    if (rt_model_create_adapted(&m, &d, &spec, &ctx, B, T, 1, &err)) rt_harness_die(err.msg);
+    if (rt_model_import_tensors(&m, bw, nb, NULL, NULL, 0, "base", &err)) rt_harness_die(err.msg);
+    if (rt_model_init_adapters(&m, seed + 1, &err)) rt_harness_die(err.msg);
     for (int i = 0; i < m.n_params; i++) {
         rt_param *p = &m.params[i];
         if (p->adapter != (p->grad != NULL) || p->adapter != (p->m != NULL))
-            die("a frozen weight has gradients");
-        if (qlora && p->nf4 && (p->master || p->w)) die("an NF4 weight kept a full-precision copy");
+            rt_harness_die("a frozen weight has gradients");
+        if (qlora && p->nf4 && (p->master || p->w))
+            rt_harness_die("an NF4 weight kept a full-precision copy");
     }
 
     rt_rng r;
@@ -158,28 +132,28 @@ static void run_lora(int qlora, int tied, uint64_t seed) {
     random_batch(&r, tok, tgt, N, d.V);
     int valid = 0;
     for (int i = 0; i < N; i++) valid += tgt[i] >= 0;
-    dump("tokens", tok, sizeof tok);
-    dump("targets", tgt, sizeof tgt);
+    rt_harness_dump("tokens", tok, sizeof tok);
+    rt_harness_dump("targets", tgt, sizeof tgt);
     float *logits = malloc((size_t)N * d.V * sizeof(float)), *plain = malloc((size_t)N * d.V * sizeof(float));
-    if (!logits || !plain) die("out of memory");
+    if (!logits || !plain) rt_harness_die("out of memory");
 
     // step 0: B = 0, so the adapted model is the base (for QLoRA, the NF4 base)
     if (rt_model_forward(&m, tok, NULL, B, T, 1.0f, &err) ||
         rt_model_forward(&base, tok, NULL, B, T, 1.0f, &err))
-        die(err.msg);
+        rt_harness_die(err.msg);
     for (int i = 0; i < N; i++) {
         rt_model_logits_row(&m, i, logits + (size_t)i * d.V);
         rt_model_logits_row(&base, i, plain + (size_t)i * d.V);
     }
-    dump("step0_logits", logits, (size_t)N * d.V * sizeof(float));
-    dump("plain_logits", plain, (size_t)N * d.V * sizeof(float));
+    rt_harness_dump("step0_logits", logits, (size_t)N * d.V * sizeof(float));
+    rt_harness_dump("plain_logits", plain, (size_t)N * d.V * sizeof(float));
 
     // random B, then one batch with dropout (lora) through forward and backward
     size_t max_n = 0;
     for (int i = 0; i < m.n_params; i++)
         if (m.params[i].adapter && m.params[i].n > max_n) max_n = m.params[i].n;
     float *h = malloc(max_n * sizeof(float));
-    if (!h) die("out of memory");
+    if (!h) rt_harness_die("out of memory");
     for (int i = 0; i < m.n_params; i++) {
         rt_param *p = &m.params[i];
         if (!p->adapter) continue;
@@ -190,7 +164,7 @@ static void run_lora(int qlora, int tied, uint64_t seed) {
         download_param(&m, p, h);
         char name[160];
         snprintf(name, sizeof name, "adapter.%s", p->name);
-        dump(name, h, p->n * sizeof(float));
+        rt_harness_dump(name, h, p->n * sizeof(float));
     }
     m.dropout_on = 1;
     m.dropout_run_seed = seed;
@@ -200,23 +174,23 @@ static void run_lora(int qlora, int tied, uint64_t seed) {
     for (int l = -1; l < d.L; l++)
         for (int s = 0; s < RT_N_SITES; s++)
             seeds[(l + 1) * RT_N_SITES + s] = rt_lora_dropout_seed(seed, 5, 1, l, s);
-    dump("dropout_seeds", seeds, sizeof seeds);
-    if (rt_model_forward(&m, tok, NULL, B, T, 1.0f, &err)) die(err.msg);
+    rt_harness_dump("dropout_seeds", seeds, sizeof seeds);
+    if (rt_model_forward(&m, tok, NULL, B, T, 1.0f, &err)) rt_harness_die(err.msg);
     for (int i = 0; i < N; i++) rt_model_logits_row(&m, i, logits + (size_t)i * d.V);
-    dump("logits", logits, (size_t)N * d.V * sizeof(float));
+    rt_harness_dump("logits", logits, (size_t)N * d.V * sizeof(float));
     rt_model_zero_grad(&m);
-    if (rt_model_forward(&m, tok, tgt, B, T, 1.0f / (float)valid, &err)) die(err.msg);
+    if (rt_model_forward(&m, tok, tgt, B, T, 1.0f / (float)valid, &err)) rt_harness_die(err.msg);
     rt_model_backward(&m, B, T);
     float losses[3 * 13];
     ctx.be->download(&ctx, losses, m.losses, RT_F32, (size_t)N);
-    dump("losses", losses, sizeof losses);
+    rt_harness_dump("losses", losses, sizeof losses);
     for (int i = 0; i < m.n_params; i++) {
         rt_param *p = &m.params[i];
         if (!p->grad) continue;
         ctx.be->download(&ctx, h, p->grad, RT_F32, p->n);
         char name[160];
         snprintf(name, sizeof name, "grad.%s", p->name);
-        dump(name, h, p->n * sizeof(float));
+        rt_harness_dump(name, h, p->n * sizeof(float));
     }
 
     // a few optimizer steps: the base must not move
@@ -231,32 +205,30 @@ static void run_lora(int qlora, int tied, uint64_t seed) {
                           .grad_clip = 1.0f};
     for (int s = 0; s < 3; s++) {
         rt_model_zero_grad(&m);
-        if (rt_model_forward(&m, tok, tgt, B, T, 1.0f / (float)valid, &err)) die(err.msg);
+        if (rt_model_forward(&m, tok, tgt, B, T, 1.0f / (float)valid, &err)) rt_harness_die(err.msg);
         rt_model_backward(&m, B, T);
         rt_optimizer_step(&m, &oc, s + 1, rt_lr_at(&oc, s));
     }
     m.dropout_on = 0;
     rt_named_tensor *after;
     int na;
-    if (rt_model_export_tensors(&m, &after, NULL, NULL, &na, &err)) die(err.msg);
+    if (rt_model_export_tensors(&m, &after, NULL, NULL, &na, &err)) rt_harness_die(err.msg);
     for (int i = 0; i < na; i++)
-        if (!strstr(after[i].name, ".lora_")) die("an adapter checkpoint exported a base weight");
+        if (!strstr(after[i].name, ".lora_")) rt_harness_die("an adapter checkpoint exported a base weight");
     rt_model_free_host_tensors(after, na);
     for (int i = 0; !qlora && i < m.n_params; i++) {
         rt_param *p = &m.params[i];
         if (p->adapter) continue;
         const rt_named_tensor *t = rt_named_tensor_find(bw, nb, p->name);
         float *now = malloc(p->n * sizeof(float));
-        if (!now || !t) die("base lookup");
+        if (!now || !t) rt_harness_die("base lookup");
         ctx.be->download(&ctx, now, p->w, RT_F32, p->n);
-        if (memcmp(now, t->data, p->n * sizeof(float)) != 0) die("a frozen base weight changed in training");
+        if (memcmp(now, t->data, p->n * sizeof(float)) != 0)
+            rt_harness_die("a frozen base weight changed in training");
         free(now);
     }
 
-    char path[2048];
-    snprintf(path, sizeof path, "%s/meta.txt", out_dir);
-    FILE *f = fopen(path, "w");
-    if (!f) die(path);
+    FILE *f = rt_harness_meta();
     fprintf(f,
             "V %d\nC %d\nL %d\nH %d\nKVH %d\nF %d\nT_max %d\neps %g\ntheta %g\ntied %d\nB %d\nT %d\n"
             "rank %d\nscale %g\ndropout %g\nqlora %d\n",
@@ -273,14 +245,14 @@ static void run_lora(int qlora, int tied, uint64_t seed) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) die("usage: lora_harness OUT_DIR nf4|lora|qlora TIED SEED");
-    out_dir = argv[1];
+    rt_harness_init("lora_harness", argc > 1 ? argv[1] : ".");
+    if (argc != 5) rt_harness_die("usage: lora_harness OUT_DIR nf4|lora|qlora TIED SEED");
     uint64_t seed = strtoull(argv[4], NULL, 10);
     if (strcmp(argv[2], "nf4") == 0)
         run_nf4(seed);
     else if (strcmp(argv[2], "lora") == 0 || strcmp(argv[2], "qlora") == 0)
         run_lora(strcmp(argv[2], "qlora") == 0, atoi(argv[3]), seed);
     else
-        die("mode is nf4, lora or qlora");
+        rt_harness_die("mode is nf4, lora or qlora");
     return 0;
 }

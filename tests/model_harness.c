@@ -10,36 +10,23 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "harness.h"
 #include "model/model.h"
 #include "model/optimizer.h"
 #include "base/rng.h"
-
-static const char *out_dir;
-
-static void die(const char *msg) {
-    fprintf(stderr, "model_harness: %s\n", msg);
-    exit(1);
-}
-
-static void dump(const char *name, const void *data, size_t bytes) {
-    char path[2048];
-    snprintf(path, sizeof path, "%s/%s.bin", out_dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, bytes, f) != bytes || fclose(f) != 0) die(path);
-}
 
 static void dump_weights(rt_model *m, const char *prefix, int grads) {
     for (int i = 0; i < m->n_params; i++) {
         rt_param *p = &m->params[i];
         float *h = malloc(p->n * sizeof(float));
-        if (!h) die("out of memory");
+        if (!h) rt_harness_die("out of memory");
         if (grads)
             m->ctx->be->download(m->ctx, h, p->grad, RT_F32, p->n);
         else
             m->ctx->be->download(m->ctx, h, p->master, RT_F32, p->n);
         char name[256];
         snprintf(name, sizeof name, "%s%s", prefix, p->name);
-        dump(name, h, p->n * sizeof(float));
+        rt_harness_dump(name, h, p->n * sizeof(float));
         free(h);
     }
 }
@@ -53,28 +40,18 @@ static void random_batch(rt_rng *r, int32_t *tok, int32_t *tgt, int n, int V, in
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) die("usage: model_harness OUT_DIR TIED SEED");
-    out_dir = argv[1];
+    rt_harness_init("model_harness", argc > 1 ? argv[1] : ".");
+    if (argc != 4) rt_harness_die("usage: model_harness OUT_DIR TIED SEED");
     int tied = atoi(argv[2]);
     uint64_t seed = strtoull(argv[3], NULL, 10);
-    rt_model_dims d = {.V = 259,
-                       .C = 32,
-                       .L = 2,
-                       .H = 4,
-                       .KVH = 2,
-                       .D = 8,
-                       .F = 40,
-                       .T_max = 16,
-                       .eps = 1e-5f,
-                       .theta = 10000.0f,
-                       .tied = tied};
+    rt_model_dims d = rt_harness_dims(tied);
     const int B = 3, T = 13, N = B * T, STEPS = 10, MICRO = 2;
     rt_error err;
     rt_ctx ctx;
-    if (rt_backend_cpu.ctx_init(&ctx, RT_F32, 2, &err)) die(err.msg);
+    if (rt_backend_cpu.ctx_init(&ctx, RT_F32, 2, &err)) rt_harness_die(err.msg);
     rt_model m;
-    if (rt_model_create(&m, &d, &ctx, B, T, 1, &err)) die(err.msg);
-    if (rt_model_init_weights(&m, seed, 0.08f, &err)) die(err.msg);
+    if (rt_model_create(&m, &d, &ctx, B, T, 1, &err)) rt_harness_die(err.msg);
+    if (rt_model_init_weights(&m, seed, 0.08f, &err)) rt_harness_die(err.msg);
     dump_weights(&m, "init.", 0);
 
     rt_rng r;
@@ -83,21 +60,21 @@ int main(int argc, char **argv) {
     random_batch(&r, tok, tgt, N, d.V, 1);
     int valid = 0;
     for (int i = 0; i < N; i++) valid += tgt[i] >= 0;
-    dump("tokens", tok, sizeof tok);
-    dump("targets", tgt, sizeof tgt);
+    rt_harness_dump("tokens", tok, sizeof tok);
+    rt_harness_dump("targets", tgt, sizeof tgt);
 
     // logits without targets, then loss and gradients with them
-    if (rt_model_forward(&m, tok, NULL, B, T, 1.0f, &err)) die(err.msg);
+    if (rt_model_forward(&m, tok, NULL, B, T, 1.0f, &err)) rt_harness_die(err.msg);
     float *logits = malloc((size_t)N * d.V * sizeof(float));
     for (int i = 0; i < N; i++) rt_model_logits_row(&m, i, logits + (size_t)i * d.V);
-    dump("logits", logits, (size_t)N * d.V * sizeof(float));
+    rt_harness_dump("logits", logits, (size_t)N * d.V * sizeof(float));
     free(logits);
     rt_model_zero_grad(&m);
-    if (rt_model_forward(&m, tok, tgt, B, T, 1.0f / (float)valid, &err)) die(err.msg);
+    if (rt_model_forward(&m, tok, tgt, B, T, 1.0f / (float)valid, &err)) rt_harness_die(err.msg);
     rt_model_backward(&m, B, T);
     float losses[3 * 13];
     ctx.be->download(&ctx, losses, m.losses, RT_F32, (size_t)N);
-    dump("losses", losses, sizeof losses);
+    rt_harness_dump("losses", losses, sizeof losses);
     dump_weights(&m, "grad.", 1);
 
     // training: fresh batches, accumulation, clipping, schedule
@@ -119,7 +96,7 @@ int main(int argc, char **argv) {
             int32_t *bt = train_tok + (size_t)(s * MICRO + k) * N,
                     *bg = train_tgt + (size_t)(s * MICRO + k) * N;
             random_batch(&r, bt, bg, N, d.V, 0);
-            if (rt_model_forward(&m, bt, bg, B, T, 1.0f / (float)(MICRO * N), &err)) die(err.msg);
+            if (rt_model_forward(&m, bt, bg, B, T, 1.0f / (float)(MICRO * N), &err)) rt_harness_die(err.msg);
             rt_model_backward(&m, B, T);
             sum += rt_model_loss_sum(&m, B, T);
         }
@@ -128,17 +105,14 @@ int main(int argc, char **argv) {
         step_loss[s] = (float)(sum / (MICRO * N));
         step_norm[s] = rt_optimizer_grad_norm(&m);
     }
-    dump("train_tokens", train_tok, sizeof train_tok);
-    dump("train_targets", train_tgt, sizeof train_tgt);
-    dump("train_loss", step_loss, sizeof step_loss);
-    dump("train_grad_norm", step_norm, sizeof step_norm);
-    dump("train_lr", step_lr, sizeof step_lr);
+    rt_harness_dump("train_tokens", train_tok, sizeof train_tok);
+    rt_harness_dump("train_targets", train_tgt, sizeof train_tgt);
+    rt_harness_dump("train_loss", step_loss, sizeof step_loss);
+    rt_harness_dump("train_grad_norm", step_norm, sizeof step_norm);
+    rt_harness_dump("train_lr", step_lr, sizeof step_lr);
     dump_weights(&m, "final.", 0);
 
-    char path[2048];
-    snprintf(path, sizeof path, "%s/meta.txt", out_dir);
-    FILE *f = fopen(path, "w");
-    if (!f) die(path);
+    FILE *f = rt_harness_meta();
     fprintf(
         f,
         "V %d\nC %d\nL %d\nH %d\nKVH %d\nF %d\nT_max %d\neps %g\ntheta %g\ntied %d\nB %d\nT %d\n"

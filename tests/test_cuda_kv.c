@@ -10,99 +10,16 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "cuda_twin.h"
 #include "testutil.h"
-
-static rt_ctx cpu, gpu;
-static rt_dtype act;
-static rt_rng rng;
-
-static void setup_ctx(rt_dtype a) {
-    rt_error err;
-    act = a;
-    ck_assert_msg(rt_backend_cpu.ctx_init(&cpu, RT_F32, 2, &err) == 0, "%s", err.msg);
-    ck_assert_msg(rt_backend_cuda()->ctx_init(&gpu, a, 0, &err) == 0, "%s", err.msg);
-}
-static void setup_f32(void) {
-    setup_ctx(RT_F32);
-}
-static void setup_bf16(void) {
-    setup_ctx(RT_BF16);
-}
-static void teardown(void) {
-    rt_error err;
-    ck_assert_msg(gpu.be->check(&gpu, &err) == 0, "%s", err.msg);
-    gpu.be->ctx_free(&gpu);
-    cpu.be->ctx_free(&cpu);
-}
-
-static float round_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    u &= 0xffff0000u;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static float *host(size_t n) {
-    float *p = calloc(n ? n : 1, sizeof(float));
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
 
 // uniform in [lo, hi), rounded to bf16 when the GPU holds bf16 (round = 1)
 static float *random_vals(size_t n, float lo, float hi, int round) {
-    float *p = host(n);
+    float *p = twin_host(n);
     rt_test_fill_uniform(&rng, p, n, lo, hi);
     if (round && act == RT_BF16)
-        for (size_t i = 0; i < n; i++) p[i] = round_bf16(p[i]);
+        for (size_t i = 0; i < n; i++) p[i] = twin_round_bf16(p[i]);
     return p;
-}
-
-typedef struct pair {
-    void *c, *g;
-    size_t n;
-    rt_dtype gt;
-} pair;
-
-// A buffer on both devices holding init (NULL: NaN everywhere).
-static pair make(size_t n, rt_dtype gt, const float *init) {
-    rt_error err;
-    pair p = {NULL, NULL, n, gt};
-    p.c = cpu.be->alloc(&cpu, (n ? n : 1) * sizeof(float), "test", &err);
-    p.g = gpu.be->alloc(&gpu, (n ? n : 1) * rt_dtype_size(gt), "test", &err);
-    ck_assert_msg(p.c && p.g, "%s", err.msg);
-    float *nan_fill = NULL;
-    if (!init) {
-        nan_fill = host(n);
-        for (size_t i = 0; i < n; i++) nan_fill[i] = NAN;
-        init = nan_fill;
-    }
-    cpu.be->upload(&cpu, p.c, RT_F32, init, n);
-    gpu.be->upload(&gpu, p.g, gt, init, n);
-    free(nan_fill);
-    return p;
-}
-
-static void drop(pair *p) {
-    cpu.be->free(&cpu, p->c);
-    gpu.be->free(&gpu, p->g);
-}
-
-// Compares elements [0, n) of both sides (n <= p->n), or every element when n is 0.
-static void expect_close(const char *what, const pair *p, size_t n, float atol, float rtol) {
-    rt_error err;
-    if (n == 0) n = p->n;
-    float *c = host(p->n), *g = host(p->n);
-    cpu.be->download(&cpu, c, p->c, RT_F32, p->n);
-    gpu.be->sync(&gpu);
-    ck_assert_msg(gpu.be->check(&gpu, &err) == 0, "%s: %s", what, err.msg);
-    gpu.be->download(&gpu, g, p->g, p->gt, p->n);
-    char label[192];
-    snprintf(label, sizeof label, "%s [%s]", what, rt_dtype_name(act));
-    rt_test_assert_close(label, g, c, n, atol, rtol);
-    free(c);
-    free(g);
 }
 
 START_TEST(test_rope_at) {
@@ -110,7 +27,7 @@ START_TEST(test_rope_at) {
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int B = shapes[s][0], T = shapes[s][1], H = shapes[s][2], D = shapes[s][3], pos0 = shapes[s][4];
         int rows = pos0 + T + 2, half = D / 2;
-        float *cs = host((size_t)rows * half), *sn = host((size_t)rows * half);
+        float *cs = twin_host((size_t)rows * half), *sn = twin_host((size_t)rows * half);
         for (int t = 0; t < rows; t++)
             for (int i = 0; i < half; i++) {
                 double ang = t * pow(10000.0, -2.0 * i / D);
@@ -118,16 +35,16 @@ START_TEST(test_rope_at) {
             }
         size_t n = (size_t)B * T * H * D;
         float *x = random_vals(n, -1, 1, 1);
-        pair Cs = make((size_t)rows * half, RT_F32, cs), Sn = make((size_t)rows * half, RT_F32, sn);
-        pair X = make(n, act, x), O = make(n, act, NULL);
+        pair Cs = twin_make((size_t)rows * half, RT_F32, cs), Sn = twin_make((size_t)rows * half, RT_F32, sn);
+        pair X = twin_make(n, act, x), O = twin_make(n, act, NULL);
         cpu.be->rope_forward_at(&cpu, O.c, X.c, Cs.c, Sn.c, B, T, H, D, pos0);
         gpu.be->rope_forward_at(&gpu, O.g, X.g, Cs.g, Sn.g, B, T, H, D, pos0);
         float tol = act == RT_BF16 ? 2e-2f : 2e-6f;
-        expect_close("rope_forward_at", &O, 0, tol, tol);
+        twin_expect_close("rope_forward_at", &O, 0, tol, tol);
         cpu.be->rope_forward_at(&cpu, X.c, X.c, Cs.c, Sn.c, B, T, H, D, pos0); // in place
         gpu.be->rope_forward_at(&gpu, X.g, X.g, Cs.g, Sn.g, B, T, H, D, pos0);
-        expect_close("rope_forward_at in place", &X, 0, tol, tol);
-        drop(&Cs), drop(&Sn), drop(&X), drop(&O);
+        twin_expect_close("rope_forward_at in place", &X, 0, tol, tol);
+        twin_drop(&Cs), twin_drop(&Sn), twin_drop(&X), twin_drop(&O);
         free(cs), free(sn), free(x);
     }
 }
@@ -141,11 +58,11 @@ START_TEST(test_kv_append) {
         int S = pos0 + T + 3;
         size_t nx = (size_t)B * T * KVH * D, nc = (size_t)B * S * KVH * D;
         float *x = random_vals(nx, -1, 1, 1), *c0 = random_vals(nc, -1, 1, 1);
-        pair X = make(nx, act, x), Cc = make(nc, act, c0);
+        pair X = twin_make(nx, act, x), Cc = twin_make(nc, act, c0);
         cpu.be->kv_append(&cpu, Cc.c, X.c, B, T, KVH, D, pos0, S);
         gpu.be->kv_append(&gpu, Cc.g, X.g, B, T, KVH, D, pos0, S);
-        expect_close("kv_append", &Cc, 0, 0.0f, 0.0f);
-        drop(&X), drop(&Cc);
+        twin_expect_close("kv_append", &Cc, 0, 0.0f, 0.0f);
+        twin_drop(&X), twin_drop(&Cc);
         free(x), free(c0);
     }
 }
@@ -164,8 +81,8 @@ START_TEST(test_attention_cached) {
         size_t nq = (size_t)B * Tq * H * D, nkv = (size_t)B * T * KVH * D, nc = (size_t)B * S * KVH * D;
         float *q = random_vals(nq, -2, 2, 1), *k = random_vals(nkv, -2, 2, 1),
               *v = random_vals(nkv, -1, 1, 1);
-        pair Q = make(nq, act, q), K = make(nkv, act, k), Vv = make(nkv, act, v);
-        pair Kc = make(nc, act, NULL), Vc = make(nc, act, NULL), O = make(nq, act, NULL);
+        pair Q = twin_make(nq, act, q), K = twin_make(nkv, act, k), Vv = twin_make(nkv, act, v);
+        pair Kc = twin_make(nc, act, NULL), Vc = twin_make(nc, act, NULL), O = twin_make(nq, act, NULL);
         cpu.be->kv_append(&cpu, Kc.c, K.c, B, T, KVH, D, 0, S);
         gpu.be->kv_append(&gpu, Kc.g, K.g, B, T, KVH, D, 0, S);
         cpu.be->kv_append(&cpu, Vc.c, Vv.c, B, T, KVH, D, 0, S);
@@ -176,9 +93,9 @@ START_TEST(test_attention_cached) {
         snprintf(what, sizeof what, "attention_forward_cached B=%d Tq=%d T_ctx=%d H=%d KVH=%d D=%d S=%d", B,
                  Tq, T, H, KVH, D, S);
         float tol = act == RT_BF16 ? 2e-2f : 2e-5f;
-        expect_close(what, &O, 0, tol, act == RT_BF16 ? 2e-2f : 1e-4f);
+        twin_expect_close(what, &O, 0, tol, act == RT_BF16 ? 2e-2f : 1e-4f);
         pair *all[] = {&Q, &K, &Vv, &Kc, &Vc, &O};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) drop(all[i]);
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) twin_drop(all[i]);
         free(q), free(k), free(v);
     }
 }
@@ -189,18 +106,18 @@ START_TEST(test_attention_cached_deterministic) {
     enum { B = 2, Tq = 3, T = 100, H = 4, KVH = 2, D = 32, S = 100 };
     size_t nq = (size_t)B * Tq * H * D, nc = (size_t)B * S * KVH * D;
     float *q = random_vals(nq, -2, 2, 1), *k = random_vals(nc, -2, 2, 1), *v = random_vals(nc, -1, 1, 1);
-    pair Q = make(nq, act, q), Kc = make(nc, act, k), Vc = make(nc, act, v);
+    pair Q = twin_make(nq, act, q), Kc = twin_make(nc, act, k), Vc = twin_make(nc, act, v);
     float *out[2];
     for (int run = 0; run < 2; run++) {
-        pair O = make(nq, act, NULL);
+        pair O = twin_make(nq, act, NULL);
         gpu.be->attention_forward_cached(&gpu, O.g, Q.g, Kc.g, Vc.g, B, Tq, T, H, KVH, D, S);
-        out[run] = host(nq);
+        out[run] = twin_host(nq);
         gpu.be->download(&gpu, out[run], O.g, act, nq);
-        drop(&O);
+        twin_drop(&O);
     }
     ck_assert_msg(memcmp(out[0], out[1], nq * sizeof(float)) == 0,
                   "cached attention differs between two runs");
-    drop(&Q), drop(&Kc), drop(&Vc);
+    twin_drop(&Q), twin_drop(&Kc), twin_drop(&Vc);
     free(q), free(k), free(v), free(out[0]), free(out[1]);
 }
 END_TEST
@@ -213,28 +130,16 @@ static void add_all(TCase *tc) {
 }
 
 int main(void) {
-    rt_error why;
-    if (!rt_backend_cuda()) {
-        printf("skipped: this retort was built without CUDA\n");
-        return 77;
-    }
-    if (!rt_cuda_available(&why)) {
-        printf("skipped: no usable GPU: %s\n", why.msg);
-        return 77;
-    }
+    int skip = rt_test_gpu_or_skip();
+    if (skip) return skip;
     rt_rng_seed(&rng, 20261202);
     Suite *s = suite_create("cuda kv-cache ops vs cpu");
     TCase *f32 = tcase_create("fp32"), *b16 = tcase_create("bf16");
-    tcase_add_checked_fixture(f32, setup_f32, teardown);
-    tcase_add_checked_fixture(b16, setup_bf16, teardown);
+    tcase_add_checked_fixture(f32, twin_setup_f32, twin_teardown);
+    tcase_add_checked_fixture(b16, twin_setup_bf16, twin_teardown);
     add_all(f32);
     add_all(b16);
     suite_add_tcase(s, f32);
     suite_add_tcase(s, b16);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK); // CUDA does not survive fork() once the runtime has started
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return rt_test_run_suite_nofork(s); // CUDA does not survive fork() once the runtime has started
 }

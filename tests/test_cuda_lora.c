@@ -14,6 +14,7 @@
 #include "model/model.h"
 #include "backend/nf4.h"
 #include "model/optimizer.h"
+#include "model_twin.h"
 #include "testutil.h"
 
 static const rt_model_dims dims = {.V = 259,
@@ -108,16 +109,12 @@ END_TEST
 
 // ---- the adapted model ----
 
-typedef struct twin {
-    rt_ctx cpu_ctx, gpu_ctx;
-    rt_model cpu, gpu;
-} twin;
+typedef rt_test_model_twin twin;
 
 // The same base and adapters (B random, so A gets gradients) on both devices.
 static void twin_create(twin *tw, rt_dtype act, const rt_lora_spec *spec) {
     rt_error err;
-    ok(rt_backend_cpu.ctx_init(&tw->cpu_ctx, RT_F32, 2, &err), &err);
-    ok(rt_backend_cuda()->ctx_init(&tw->gpu_ctx, act, 0, &err), &err);
+    rt_test_twin_open(tw, act);
     rt_model base;
     ok(rt_model_create(&base, &dims, &tw->cpu_ctx, B, T, 0, &err), &err);
     ok(rt_model_init_weights(&base, 99, 0.05f, &err), &err);
@@ -147,15 +144,6 @@ static void twin_create(twin *tw, rt_dtype act, const rt_lora_spec *spec) {
     }
     rt_model_free_host_tensors(w, n);
     rt_model_free(&base);
-}
-
-static void twin_free(twin *tw) {
-    rt_error err;
-    ok(tw->gpu_ctx.be->check(&tw->gpu_ctx, &err), &err);
-    rt_model_free(&tw->cpu);
-    rt_model_free(&tw->gpu);
-    tw->cpu_ctx.be->ctx_free(&tw->cpu_ctx);
-    tw->gpu_ctx.be->ctx_free(&tw->gpu_ctx);
 }
 
 static void batch(rt_rng *r, int32_t *tok, int32_t *tgt) {
@@ -201,7 +189,7 @@ static void check_fp32(const rt_lora_spec *spec, const char *what) {
         free(gc);
         free(gg);
     }
-    twin_free(&tw);
+    rt_test_twin_free(&tw);
 }
 
 static const rt_lora_spec lora_spec = {
@@ -231,55 +219,19 @@ START_TEST(test_bf16_qlora_tracks_cpu) {
                           .eps = 1e-8f,
                           .weight_decay = 0.0f,
                           .grad_clip = 1.0f};
-    rt_rng r;
-    rt_rng_seed(&r, 6);
-    int32_t tok[N], tgt[N];
-    float first[2] = {0}, last[2] = {0};
-    rt_error err;
-    rt_model *ms[2] = {&tw.cpu, &tw.gpu};
-    for (int step = 0; step < 30; step++) {
-        batch(&r, tok, tgt);
-        float loss[2];
-        for (int k = 0; k < 2; k++) {
-            rt_model_zero_grad(ms[k]);
-            ok(rt_model_forward(ms[k], tok, tgt, B, T, 1.0f / N, &err), &err);
-            rt_model_backward(ms[k], B, T);
-            loss[k] = rt_model_loss_sum(ms[k], B, T) / N;
-            rt_optimizer_step(ms[k], &oc, step + 1, rt_lr_at(&oc, step));
-        }
-        ok(tw.gpu_ctx.be->check(&tw.gpu_ctx, &err), &err);
-        ck_assert_msg(fabsf(loss[1] - loss[0]) <= 0.05f + 0.03f * loss[0],
-                      "step %d: bf16 GPU QLoRA loss %.5f vs CPU fp32 %.5f", step + 1, loss[1], loss[0]);
-        if (step == 0) memcpy(first, loss, sizeof first);
-        memcpy(last, loss, sizeof last);
-    }
-    printf("bf16 GPU vs fp32 CPU QLoRA over 30 steps: %.4f -> %.4f vs %.4f -> %.4f\n", first[1], last[1],
-           first[0], last[0]);
-    ck_assert_msg(last[0] < 0.8f * first[0] && last[1] < 0.8f * first[1], "the loss did not fall");
-    twin_free(&tw);
+    rt_test_bf16_tracks_cpu(&tw.cpu, &tw.gpu, &oc, 30, 6, batch, B, T, 0.8f, "QLoRA");
+    rt_test_twin_free(&tw);
 }
 END_TEST
 
 int main(void) {
-    rt_error why;
-    if (!rt_backend_cuda()) {
-        printf("skipped: this retort was built without CUDA\n");
-        return 77;
-    }
-    if (!rt_cuda_available(&why)) {
-        printf("skipped: no usable GPU: %s\n", why.msg);
-        return 77;
-    }
+    int skip = rt_test_gpu_or_skip();
+    if (skip) return skip;
     Suite *s = suite_create("cuda lora vs cpu");
     TCase *tc = tcase_create("lora");
     tcase_add_test(tc, test_finetune_ops);
     tcase_add_test(tc, test_fp32_matches_cpu);
     tcase_add_test(tc, test_bf16_qlora_tracks_cpu);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK); // CUDA does not survive fork() once the runtime has started
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return rt_test_run_suite_nofork(s); // CUDA does not survive fork() once the runtime has started
 }

@@ -13,6 +13,7 @@
 #include "backend/backend.h"
 #include "model/model.h"
 #include "model/optimizer.h"
+#include "model_twin.h"
 #include "testutil.h"
 
 static const rt_model_dims dims = {.V = 259,
@@ -28,31 +29,18 @@ static const rt_model_dims dims = {.V = 259,
                                    .tied = 1};
 enum { B = 4, T = 48, N = B * T };
 
-typedef struct twin {
-    rt_ctx cpu_ctx, gpu_ctx;
-    rt_model cpu, gpu;
-} twin;
+typedef rt_test_model_twin twin;
 
 static void twin_create(twin *tw, rt_dtype gpu_act, int tied) {
     rt_error err;
     rt_model_dims d = dims;
     d.tied = tied;
-    ck_assert_msg(rt_backend_cpu.ctx_init(&tw->cpu_ctx, RT_F32, 2, &err) == 0, "%s", err.msg);
-    ck_assert_msg(rt_backend_cuda()->ctx_init(&tw->gpu_ctx, gpu_act, 0, &err) == 0, "%s", err.msg);
+    rt_test_twin_open(tw, gpu_act);
     ck_assert_msg(rt_model_create(&tw->cpu, &d, &tw->cpu_ctx, B, T, 1, &err) == 0, "%s", err.msg);
     ck_assert_msg(rt_model_create(&tw->gpu, &d, &tw->gpu_ctx, B, T, 1, &err) == 0, "%s", err.msg);
     // the init draws on the host, so both get the same weights (the GPU's bf16 copy is their rounding)
     ck_assert_msg(rt_model_init_weights(&tw->cpu, 99, 0.05f, &err) == 0, "%s", err.msg);
     ck_assert_msg(rt_model_init_weights(&tw->gpu, 99, 0.05f, &err) == 0, "%s", err.msg);
-}
-
-static void twin_free(twin *tw) {
-    rt_error err;
-    ck_assert_msg(tw->gpu_ctx.be->check(&tw->gpu_ctx, &err) == 0, "%s", err.msg);
-    rt_model_free(&tw->cpu);
-    rt_model_free(&tw->gpu);
-    tw->cpu_ctx.be->ctx_free(&tw->cpu_ctx);
-    tw->gpu_ctx.be->ctx_free(&tw->gpu_ctx);
 }
 
 // A learnable stream: mostly next = (7 * prev + 3) mod 256, with one token in eight random.
@@ -109,7 +97,7 @@ static void check_fp32_gradients(int tied) {
         free(gc);
         free(gg);
     }
-    twin_free(&tw);
+    rt_test_twin_free(&tw);
 }
 
 START_TEST(test_fp32_matches_cpu) {
@@ -130,34 +118,8 @@ START_TEST(test_bf16_tracks_cpu_loss) {
                           .eps = 1e-8f,
                           .weight_decay = 0.1f,
                           .grad_clip = 1.0f};
-    rt_rng r;
-    rt_rng_seed(&r, 77);
-    int32_t tok[N], tgt[N];
-    float first[2] = {0}, last[2] = {0};
-    rt_error err;
-    rt_model *ms[2] = {&tw.cpu, &tw.gpu};
-    for (int step = 0; step < 50; step++) {
-        patterned_batch(&r, tok, tgt);
-        float loss[2];
-        for (int k = 0; k < 2; k++) {
-            rt_model_zero_grad(ms[k]);
-            ck_assert_msg(rt_model_forward(ms[k], tok, tgt, B, T, 1.0f / N, &err) == 0, "%s", err.msg);
-            rt_model_backward(ms[k], B, T);
-            loss[k] = rt_model_loss_sum(ms[k], B, T) / N;
-            rt_optimizer_step(ms[k], &oc, step + 1, rt_lr_at(&oc, step));
-        }
-        ck_assert_msg(tw.gpu_ctx.be->check(&tw.gpu_ctx, &err) == 0, "%s", err.msg);
-        ck_assert_msg(fabsf(loss[1] - loss[0]) <= 0.05f + 0.03f * loss[0],
-                      "step %d: bf16 GPU loss %.5f vs CPU fp32 %.5f", step + 1, loss[1], loss[0]);
-        if (step == 0) memcpy(first, loss, sizeof first);
-        memcpy(last, loss, sizeof last);
-    }
-    printf("bf16 GPU vs fp32 CPU over 50 steps: %.4f -> %.4f vs %.4f -> %.4f\n", first[1], last[1], first[0],
-           last[0]);
-    ck_assert_msg(last[0] < 0.7f * first[0] && last[1] < 0.7f * first[1],
-                  "the loss did not fall: CPU %.4f -> %.4f, GPU %.4f -> %.4f", first[0], last[0], first[1],
-                  last[1]);
-    twin_free(&tw);
+    rt_test_bf16_tracks_cpu(&tw.cpu, &tw.gpu, &oc, 50, 77, patterned_batch, B, T, 0.7f, "model");
+    rt_test_twin_free(&tw);
 }
 END_TEST
 
@@ -214,15 +176,8 @@ START_TEST(test_kv_cache_matches_forward) {
 END_TEST
 
 int main(void) {
-    rt_error why;
-    if (!rt_backend_cuda()) {
-        printf("skipped: this retort was built without CUDA\n");
-        return 77;
-    }
-    if (!rt_cuda_available(&why)) {
-        printf("skipped: no usable GPU: %s\n", why.msg);
-        return 77;
-    }
+    int skip = rt_test_gpu_or_skip();
+    if (skip) return skip;
     Suite *s = suite_create("cuda model vs cpu");
     TCase *tc = tcase_create("model");
     tcase_set_timeout(tc, 600);
@@ -230,10 +185,5 @@ int main(void) {
     tcase_add_test(tc, test_bf16_tracks_cpu_loss);
     tcase_add_test(tc, test_kv_cache_matches_forward);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK); // CUDA does not survive fork() once the runtime has started
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return rt_test_run_suite_nofork(s); // CUDA does not survive fork() once the runtime has started
 }

@@ -11,15 +11,38 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backend/backend.h"
 #include "base/common.h"
 #include "base/files.h"
 
-int rt_test_run_suite(Suite *s) {
+static int run_suite(Suite *s, int fork) {
     SRunner *sr = srunner_create(s);
+    if (!fork) srunner_set_fork_status(sr, CK_NOFORK);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? 1 : 0;
+}
+
+int rt_test_run_suite(Suite *s) {
+    return run_suite(s, 1);
+}
+
+int rt_test_run_suite_nofork(Suite *s) {
+    return run_suite(s, 0);
+}
+
+int rt_test_gpu_or_skip(void) {
+    rt_error why;
+    if (!rt_backend_cuda()) {
+        printf("skipped: this retort was built without CUDA\n");
+        return 77;
+    }
+    if (!rt_cuda_available(&why)) {
+        printf("skipped: no usable GPU: %s\n", why.msg);
+        return 77;
+    }
+    return 0;
 }
 
 const char *rt_test_env(const char *name) {

@@ -10,6 +10,12 @@
 
 // Runs every test of s (CK_NORMAL output); the process exit status: 0 when all passed, 1 otherwise.
 int rt_test_run_suite(Suite *s);
+// The same without fork(), for the GPU tests: CUDA does not survive fork() once the runtime has started.
+int rt_test_run_suite_nofork(Suite *s);
+
+// The GPU tests' first call: 0 when this retort has the CUDA backend and a usable GPU; otherwise it prints
+// why and returns 77, the exit status ctest reports as skipped (SKIP_RETURN_CODE in tests/cuda.cmake).
+int rt_test_gpu_or_skip(void);
 
 // Environment set by ctest (tests/CMakeLists.txt); abort the test with a message when missing.
 const char *rt_test_env(const char *name);

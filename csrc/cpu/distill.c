@@ -3,21 +3,12 @@
 // divergence, then the gradient, which is written only after every read of the row, so it may overwrite the
 // logits in place. Per-element math is fp32 (cpu_expf and a polynomial log1p, so the loops vectorize); every
 // sum runs in double in fixed lanes, or in index order over the k ids of a sparse teacher, so results are
-// bit-identical run to run. A sparse row keeps its k per-id values in the thread's scratch.
+// bit-identical run to run. A sparse row keeps its k per-id values in the thread's scratch. The formulas of
+// one category are backend/kd_math.h, shared with the CUDA twin.
 #include <math.h>
 #include <omp.h>
 
 #include "cpu_internal.h"
-
-#define KD_FLOOR 1e-30 // floor of the tail masses inside logs (bucket tail)
-
-typedef struct kd_cfg {
-    rt_kd_divergence div;
-    float inv_t;    // 1 / T
-    float beta, lb; // JSD: beta, log(beta)
-    float l1b;      // JSD: log(1 - beta)
-    float wce, wkd; // gradient weights: grad_scale (1 - alpha) and grad_scale alpha T
-} kd_cfg;
 
 // log(1 + x) for 0 <= x <= 1 within a few ulp (Cephes logf polynomial on [sqrt(1/2) - 1, sqrt(2) - 1]),
 // branch-free so loops vectorize.
@@ -44,21 +35,8 @@ static inline float kd_logaddexp(float a, float b) {
     return m + kd_log1p01(cpu_expf(d));
 }
 
-// One category with teacher / student log-probabilities lr, lq and probabilities r, q: *d receives its term
-// of D, *g the g_c = dD/dq_c up to a constant (0 for forward KL, whose gradient is formed as q - r).
-static inline void kd_cat(const kd_cfg *c, float lr, float lq, float r, float q, float *d, float *g) {
-    if (c->div == RT_KD_FORWARD_KL) {
-        *d = r > 0.0f ? r * (lr - lq) : 0.0f;
-        *g = 0.0f;
-    } else if (c->div == RT_KD_REVERSE_KL) {
-        *g = lq - lr;
-        *d = q * *g;
-    } else {
-        float lm = kd_logaddexp(c->lb + lr, c->l1b + lq);
-        *g = (1.0f - c->beta) * (lq - lm);
-        *d = (r > 0.0f ? c->beta * r * (lr - lm) : 0.0f) + q * *g;
-    }
-}
+#define RT_KD_LOGADDEXP(a, b) kd_logaddexp(a, b)
+#include "backend/kd_math.h"
 
 static double lanes_total(const double *acc) {
     double s = 0.0;
@@ -67,7 +45,7 @@ static double lanes_total(const double *acc) {
 }
 
 // The row's student normalisers: Z1 = sum exp(z - mz) (temperature 1) and Zu = sum exp((z - mz) / T).
-static void student_sums(const kd_cfg *c, const float *z, int V, float mz, double *Z1, double *Zu) {
+static void student_sums(const rt_kd_cfg *c, const float *z, int V, float mz, double *Z1, double *Zu) {
     double s1[CPU_LANES] = {0}, su[CPU_LANES] = {0};
     int j = 0;
     for (; j + CPU_LANES <= V; j += CPU_LANES)
@@ -86,7 +64,7 @@ static void student_sums(const kd_cfg *c, const float *z, int V, float mz, doubl
 }
 
 // dz[j] = wce softmax(z)_j - a p_j (p = softmax(z / T)) for every j, then the one-hot of the target.
-static void write_dense(const kd_cfg *c, float *dz, const float *z, int V, int y, float mz, double Z1,
+static void write_dense(const rt_kd_cfg *c, float *dz, const float *z, int V, int y, float mz, double Z1,
                         double Zu, float a) {
     float s1 = (float)(c->wce / Z1), su = (float)(a / Zu);
 #pragma omp simd
@@ -98,8 +76,8 @@ static void write_dense(const kd_cfg *c, float *dz, const float *z, int V, int y
 }
 
 // Dense teacher v: categories = the whole vocabulary, r = softmax(v / T), q = softmax(z / T).
-static void dense_row(const kd_cfg *c, float *ce, float *kd, float *dz, const float *z, const float *v, int y,
-                      int V) {
+static void dense_row(const rt_kd_cfg *c, float *ce, float *kd, float *dz, const float *z, const float *v,
+                      int y, int V) {
     float mz = cpu_max(z, V), mv = cpu_max(v, V);
     double Z1, Zu, sw[CPU_LANES] = {0};
     student_sums(c, z, V, mz, &Z1, &Zu);
@@ -116,14 +94,14 @@ static void dense_row(const kd_cfg *c, float *ce, float *kd, float *dz, const fl
         for (int l = 0; l < CPU_LANES; l++) {
             float lq = (z[j + l] - mz) * c->inv_t - lzu, lr = (v[j + l] - mv) * c->inv_t - lzw, d, g;
             float q = cpu_expf(lq);
-            kd_cat(c, lr, lq, cpu_expf(lr), q, &d, &g);
+            rt_kd_cat(c, lr, lq, cpu_expf(lr), q, &d, &g);
             sd[l] += d;
             sg[l] += q * g;
         }
     for (int l = 0; j < V; j++, l++) {
         float lq = (z[j] - mz) * c->inv_t - lzu, lr = (v[j] - mv) * c->inv_t - lzw, d, g;
         float q = cpu_expf(lq);
-        kd_cat(c, lr, lq, cpu_expf(lr), q, &d, &g);
+        rt_kd_cat(c, lr, lq, cpu_expf(lr), q, &d, &g);
         sd[l] += d;
         sg[l] += q * g;
     }
@@ -133,34 +111,16 @@ static void dense_row(const kd_cfg *c, float *ce, float *kd, float *dz, const fl
     for (j = 0; j < V; j++) {
         float e = z[j] - mz, lq = e * c->inv_t - lzu, lr = (v[j] - mv) * c->inv_t - lzw, d, g;
         float q = cpu_expf(lq), r = cpu_expf(lr);
-        kd_cat(c, lr, lq, r, q, &d, &g);
-        float dd = c->div == RT_KD_FORWARD_KL ? q - r : q * (g - S);
-        dz[j] = s1 * cpu_expf(e) + c->wkd * dd;
+        rt_kd_cat(c, lr, lq, r, q, &d, &g);
+        dz[j] = s1 * cpu_expf(e) + c->wkd * rt_kd_soft_grad(c, q, r, g, S);
     }
     dz[y] -= c->wce;
-}
-
-// The tail bucket as one category (double): *d its term of D, *g its g_tail (forward KL: -r / q exactly).
-static void bucket_tail(const kd_cfg *c, double rt, double qt, double *d, double *g) {
-    double lrt = log(rt > KD_FLOOR ? rt : KD_FLOOR), lqt = log(qt > KD_FLOOR ? qt : KD_FLOOR);
-    if (c->div == RT_KD_FORWARD_KL) {
-        *d = rt > 0.0 ? rt * (lrt - lqt) : 0.0;
-        *g = qt > KD_FLOOR ? -rt / qt : 0.0; // a floored q_tail is a constant: no gradient through it
-    } else if (c->div == RT_KD_REVERSE_KL) {
-        *g = lqt - lrt;
-        *d = qt * *g;
-    } else {
-        double a = log((double)c->beta) + lrt, b = log1p(-(double)c->beta) + lqt;
-        double lm = (a > b ? a : b) + log1p(exp(-fabs(a - b)));
-        *g = (1.0 - c->beta) * (lqt - lm);
-        *d = (rt > 0.0 ? c->beta * rt * (lrt - lm) : 0.0) + qt * *g;
-    }
 }
 
 // Sparse teacher (k ids with stored log-probs; ids[0] >= 0 and every id in [0, V)). Writes kd and, when dz,
 // the k gradient values of the ids into val[k] and returns the coefficient a of the dense part
 // (-wkd p_j A for the bucket, 0 for renorm). lq, lr: scratch [k] each.
-static float sparse_kd(const kd_cfg *c, rt_kd_tail tail, float lp_scale, float *kd, float *val, float *lq,
+static float sparse_kd(const rt_kd_cfg *c, rt_kd_tail tail, float lp_scale, float *kd, float *val, float *lq,
                        float *lr, const float *z, const int32_t *ids, const float *lp, int k, int y, float mz,
                        double Z1, double Zu) {
     double D = 0.0;
@@ -178,10 +138,10 @@ static float sparse_kd(const kd_cfg *c, rt_kd_tail tail, float lp_scale, float *
         }
         double qraw = (Zu - ES) / Zu, qt = qraw > 0.0 ? qraw : 0.0, rt = 1.0 - RS > 0.0 ? 1.0 - RS : 0.0;
         double gt, As = 0.0;
-        bucket_tail(c, rt, qt, &D, &gt);
+        rt_kd_bucket_tail(c, rt, qt, &D, &gt);
         for (int i = 0; i < k; i++) {
             float r = cpu_expf(lp[i]), q = cpu_expf(lq[i]), d, g;
-            kd_cat(c, lp[i], lq[i], r, q, &d, &g);
+            rt_kd_cat(c, lp[i], lq[i], r, q, &d, &g);
             D += d;
             lr[i] = c->div == RT_KD_FORWARD_KL ? -r : q * g; // p_c g_c
             As += lr[i];
@@ -207,14 +167,14 @@ static float sparse_kd(const kd_cfg *c, rt_kd_tail tail, float lp_scale, float *
             lq[i] -= lzq;
             lr[i] -= lzr;
             float r = cpu_expf(lr[i]), q = cpu_expf(lq[i]), d, g;
-            kd_cat(c, lr[i], lq[i], r, q, &d, &g);
+            rt_kd_cat(c, lr[i], lq[i], r, q, &d, &g);
             D += d;
             S += q * g;
         }
         for (int i = 0; i < k; i++) {
             float r = cpu_expf(lr[i]), q = cpu_expf(lq[i]), d, g;
-            kd_cat(c, lr[i], lq[i], r, q, &d, &g);
-            lr[i] = c->wkd * (c->div == RT_KD_FORWARD_KL ? q - r : q * (g - (float)S));
+            rt_kd_cat(c, lr[i], lq[i], r, q, &d, &g);
+            lr[i] = c->wkd * rt_kd_soft_grad(c, q, r, g, (float)S);
         }
     }
     *kd = (float)D;
@@ -234,13 +194,7 @@ static void zero_row(float *dz, int V) {
 void cpu_distill_loss(rt_ctx *ctx, float *ce, float *kd, void *dlogits, const void *logits,
                       const void *teacher_logits, const int32_t *topk_ids, const float *topk_logprobs, int k,
                       const int32_t *targets, int N, int V, const rt_kd_params *p, float grad_scale) {
-    kd_cfg c = {.div = p->divergence,
-                .inv_t = 1.0f / p->temperature,
-                .beta = p->beta,
-                .lb = logf(p->beta),
-                .l1b = log1pf(-p->beta),
-                .wce = grad_scale * (1.0f - p->alpha),
-                .wkd = grad_scale * p->alpha * p->temperature};
+    rt_kd_cfg c = rt_kd_cfg_of(p, grad_scale);
     const float *x = logits, *tv = teacher_logits;
     float *dx = dlogits;
     int sparse = tv == NULL;

@@ -1,0 +1,46 @@
+// The tensor-dumping harnesses' shared helpers (harness.h).
+#include "harness.h"
+
+#include <stdlib.h>
+
+static const char *prog_name = "harness", *dir = ".";
+
+void rt_harness_init(const char *prog, const char *out_dir) {
+    prog_name = prog;
+    dir = out_dir;
+}
+
+_Noreturn void rt_harness_die(const char *msg) {
+    fprintf(stderr, "%s: %s\n", prog_name, msg);
+    exit(1);
+}
+
+void rt_harness_dump(const char *name, const void *data, size_t bytes) {
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s.bin", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, bytes, f) != bytes || fclose(f) != 0) rt_harness_die(path);
+}
+
+FILE *rt_harness_meta(void) {
+    char path[2048];
+    snprintf(path, sizeof path, "%s/meta.txt", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) rt_harness_die(path);
+    return f;
+}
+
+rt_model_dims rt_harness_dims(int tied) {
+    rt_model_dims d = {.V = 259,
+                       .C = 32,
+                       .L = 2,
+                       .H = 4,
+                       .KVH = 2,
+                       .D = 8,
+                       .F = 40,
+                       .T_max = 16,
+                       .eps = 1e-5f,
+                       .theta = 10000.0f,
+                       .tied = tied};
+    return d;
+}

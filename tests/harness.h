@@ -1,0 +1,29 @@
+// What the programs that dump tensors for the PyTorch checks share (model_harness.c for
+// check_model_torch.py, lora_harness.c for check_lora_torch.py): raw little-endian files and a meta.txt in
+// one output folder, the tiny model both dump, and dying with the program's name (a harness is a test
+// program: it stops at the first problem and the Python side reports the exit).
+#ifndef RT_TEST_HARNESS_H
+#define RT_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "model/model.h"
+
+// Names the program in messages and sets the output folder.
+void rt_harness_init(const char *prog, const char *out_dir);
+
+// Prints "<prog>: msg" and exits 1.
+_Noreturn void rt_harness_die(const char *msg);
+
+// Writes bytes to <out_dir>/<name>.bin.
+void rt_harness_dump(const char *name, const void *data, size_t bytes);
+
+// <out_dir>/meta.txt opened for writing (the caller closes it).
+FILE *rt_harness_meta(void);
+
+// The tiny model both harnesses run: vocabulary 259, width 32, 2 layers, 4 heads over 2 KV heads, ffn 40,
+// up to 16 positions.
+rt_model_dims rt_harness_dims(int tied);
+
+#endif
