@@ -71,15 +71,12 @@ START_TEST(test_resolve_cpu) {
 }
 END_TEST
 
-// On a GPU (skipped without one): the CUDA context names its device, and the peak is that device's spec
-// when the table knows it, otherwise the measured GEMM; the GEMM is measured either way.
+// On a GPU (the test_peak_gpu run, skipped without one): the CUDA context names its device, and the peak is
+// that device's spec when the table knows it, otherwise the measured GEMM; the GEMM is measured either way.
 START_TEST(test_resolve_gpu) {
     rt_error err;
     const rt_backend *be = rt_backend_cuda();
-    if (!be || !rt_cuda_available(&err)) {
-        printf("test_resolve_gpu: skipped, no usable GPU\n");
-        return;
-    }
+    ck_assert_ptr_nonnull(be);
     rt_ctx ctx;
     ck_assert_msg(be->ctx_init(&ctx, RT_BF16, 0, &err) == 0, "%s", err.msg);
     ck_assert_ptr_nonnull(be->device_name);
@@ -107,12 +104,19 @@ START_TEST(test_resolve_gpu) {
 }
 END_TEST
 
-int main(void) {
+// "test_peak" runs the CPU cases; "test_peak gpu" the GPU case alone (exit 77, skipped, without a GPU).
+int main(int argc, char **argv) {
     Suite *s = suite_create("peak");
     TCase *tc = tcase_create("peak");
+    if (argc > 1 && strcmp(argv[1], "gpu") == 0) {
+        int skip = rt_test_gpu_or_skip();
+        if (skip) return skip;
+        tcase_add_test(tc, test_resolve_gpu);
+        suite_add_tcase(s, tc);
+        return rt_test_run_suite_nofork(s);
+    }
     tcase_add_test(tc, test_spec_names);
     tcase_add_test(tc, test_resolve_cpu);
-    tcase_add_test(tc, test_resolve_gpu);
     suite_add_tcase(s, tc);
     return rt_test_run_suite(s);
 }
