@@ -1,0 +1,118 @@
+#!/usr/bin/python3
+"""Writes the seed corpora of the fuzz harnesses into tests/fuzz/corpus/<harness>/ (committed; rerun after
+changing a harness's input format). A few small valid inputs each: the configs retort ships, override lines,
+JSONL prompts and texts, GGUF files written by the gguf package (llama.cpp's Python writer, independent of
+ours), and edit programs for the HDF5 harnesses (fuzz_h5edit.h: the empty program reads the unedited valid
+base file). Run with Debian's python3 and PYTHONPATH=.pydeps (scripts/bootstrap.sh test installs gguf)."""
+import os
+import random
+import sys
+
+import numpy as np
+
+here = os.path.dirname(os.path.abspath(__file__))
+root = os.path.dirname(os.path.dirname(here))
+sys.path.insert(0, os.path.join(root, ".pydeps"))
+import gguf  # noqa: E402
+
+
+def put(harness, name, data):
+    d = os.path.join(here, "corpus", harness)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def config():
+    cfg_dir = os.path.join(root, "trainer", "configs")
+    for name in sorted(os.listdir(cfg_dir)):
+        if name.endswith(".yaml"):
+            with open(os.path.join(cfg_dir, name), "rb") as f:
+                put("config", "yaml-" + name, b"\0" + f.read())  # byte 0 even: YAML text
+    put("config", "yaml-flow", b"\0{model: {dim: 64, n_heads: 2}, train: {lr: 1e-3, steps: 20}}\n")
+    put("config", "yaml-anchor", b"\0train: &t {lr: 1e-3}\nrun: {seed: 1, out_dir: 'a\\u00e9'}\n")
+    put("config", "overrides",  # byte 1 odd: override lines
+        b"\1train.steps=20\nmodel.dim=64\nmodel.n_heads=2\nsynth.stop=a\\|b|c\nrun.out_dir=runs/x\n"
+        b"model.tie_embeddings=false\ntrain.lr=1e-3\nsystem.device=cpu\n")
+    put("config", "overrides-null", b"\1data.val=\nlora.targets=q,v\ndistill.mode=online\n")
+
+
+def jsonl():
+    put("jsonl", "prompts", b'{"prompt": "12+34="}\n{"prompt": "7+8=", "id": 3}\n\n{"prompt": "x"}\n')
+    put("jsonl", "escapes",
+        b'{"prompt": "caf\\u00e9 \\ud83d\\ude00 \\"q\\" \\\\ \\n\\t\\/", "meta": {"a": [1, 2.5e3, true, null]}}\r\n')
+    put("jsonl", "one", b'{"prompt":""}')
+
+
+def text_import():
+    put("text_import", "lines", b"\0first line\nsecond line\r\n\n  \nthird\n")
+    put("text_import", "blank", b"\1para one\nstill one\n\npara two\r\n\r\n\r\npara three")
+    put("text_import", "whole", b"\2the whole file\nis one document\n")
+    put("text_import", "jsonl-text", b'\3{"text": "a document"}\n{"text": "caf\\u00e9", "id": 1}\n')
+    put("text_import", "jsonl-prompt",
+        b'\3{"prompt": "1+1=", "completion": "2"}\n\n{"prompt": "", "completion": "x"}\n')
+
+
+def gguf_files():
+    tmp = os.path.join(here, "corpus", ".tmp.gguf")
+    rng = np.random.default_rng(1)
+
+    def write(name, fill):
+        w = gguf.GGUFWriter(tmp, "llama")
+        fill(w)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        with open(tmp, "rb") as f:
+            put("gguf", name, f.read())
+        os.remove(tmp)
+
+    def small(w):
+        w.add_context_length(16)
+        w.add_embedding_length(4)
+        w.add_block_count(1)
+        w.add_head_count(2)
+        w.add_float32("llama.attention.layer_norm_rms_epsilon", 1e-5)
+        w.add_bool("general.flag", True)
+        w.add_int64("general.i64", -5)
+        w.add_float64("general.f64", 0.25)
+        w.add_array("tokenizer.ggml.tokens", ["<s>", "a", "b"])
+        w.add_array("tokenizer.ggml.token_type", [1, 2, 3])
+        w.add_array("tokenizer.ggml.scores", [0.5, -1.0, 2.0])
+        w.add_tensor("token_embd.weight", rng.standard_normal((3, 4)).astype(np.float32))
+        w.add_tensor("output_norm.weight", np.ones(4, dtype=np.float16))
+
+    def quant(w):
+        w.add_uint32("general.alignment", 64)
+        w.add_string("general.name", "q")
+        x = rng.standard_normal((2, 32)).astype(np.float32)
+        w.add_tensor("blk.0.attn_q.weight", gguf.quants.quantize(x, gguf.GGMLQuantizationType.Q8_0),
+                     raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        w.add_tensor("blk.0.ffn_up.weight", gguf.quants.quantize(x, gguf.GGMLQuantizationType.Q4_0),
+                     raw_dtype=gguf.GGMLQuantizationType.Q4_0)
+        w.add_tensor("blk.0.ffn_down.weight", gguf.quants.quantize(x, gguf.GGMLQuantizationType.BF16),
+                     raw_dtype=gguf.GGMLQuantizationType.BF16)
+
+    write("small.gguf", small)
+    write("quant.gguf", quant)
+    write("empty.gguf", lambda w: None)
+
+
+def edit_programs(harness, n_bases):
+    # [base, option, edits...]; the empty edit list reads the base file as our writer made it
+    for b in range(n_bases):
+        put(harness, "base%d" % b, bytes([b, 1]))
+    r = random.Random(harness)
+    for i in range(6):
+        put(harness, "edits%d" % i, bytes([i % n_bases, i]) + bytes(r.randrange(256) for _ in range(48)))
+
+
+if __name__ == "__main__":
+    # regress-* files (inputs that once crashed a reader) are kept as they are
+    config()
+    jsonl()
+    text_import()
+    gguf_files()
+    edit_programs("dataset", 3)
+    edit_programs("checkpoint", 2)
