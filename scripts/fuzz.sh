@@ -7,7 +7,8 @@
 #                                           fuzz-out/<harness>/crash-*, each reported with the command
 #                                           that replays it.
 #   scripts/fuzz.sh --ci                    what CI runs: build, then `ctest -L fuzz` (each harness for
-#                                           RT_FUZZ_SECONDS, 45 by default, over its committed seeds)
+#                                           RT_FUZZ_SECONDS, 60 by default, over its committed seeds;
+#                                           one harness per core at a time: 3 minutes on 2 cores)
 #   scripts/fuzz.sh --run-one SECONDS BINARY SEEDS WORKDIR
 #                                           one bounded run (the ctest tests use it)
 # Harnesses: config jsonl text_import gguf dataset checkpoint.
@@ -66,7 +67,7 @@ if [[ "${1:-}" == "--ci" ]]; then
     build_fuzz
     log=$(mktemp)
     set +e
-    (cd "$build" && ctest -L fuzz --output-on-failure) 2>&1 | tee "$log"
+    (cd "$build" && ctest -L fuzz -j "$(nproc)" --output-on-failure) 2>&1 | tee "$log"
     status=${PIPESTATUS[0]}
     set -e
     passed=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .* Passed' "$log" || true)

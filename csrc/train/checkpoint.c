@@ -273,9 +273,11 @@ static int read_group(hid_t f, const char *group, rt_named_tensor **out, int *n_
         hsize_t dims[4];
         rc = rt_h5_read(g, t->name, H5T_NATIVE_FLOAT, 0, NULL, &t->ndim, dims, (void **)&t->data, NULL, path,
                         err);
+        // every dim > 0, as the writer requires: an empty tensor is no weight of any model
         for (int d = 0; rc == 0 && d < t->ndim; d++) {
-            if (dims[d] > (hsize_t)INT64_MAX)
-                rc = rt_fail(err, "%s: /%s/%s has an impossible shape", path, group, t->name);
+            if (dims[d] == 0 || dims[d] > (hsize_t)INT64_MAX)
+                rc = rt_fail(err, "%s: /%s/%s has an impossible shape (dim %d is %llu)", path, group, t->name,
+                             d, (unsigned long long)dims[d]);
             t->shape[d] = (int64_t)dims[d];
         }
     }
