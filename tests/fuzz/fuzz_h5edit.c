@@ -74,6 +74,17 @@ static const char *pick(fz_in *in, char **list, int n) {
     return n ? list[fz_u8(in) % n] : "/";
 }
 
+// A fuzzed object or attribute name, up to max bytes, of letters, digits, '_' and '.' and not "." or "..":
+// HDF5 1.10 crashes inside H5Dcreate2 on some other names (strcmp on a NULL link name), a bug of its
+// own, and odd bytes in a name tell our readers nothing that a name's length and presence do not.
+static void fuzz_name(fz_in *in, char *out, size_t max) {
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789_.";
+    size_t n = fz_str(in, out, max);
+    for (size_t i = 0; i < n; i++) out[i] = alphabet[(uint8_t)out[i] % (sizeof alphabet - 1)];
+    out[n] = '\0';
+    if (strcmp(out, ".") == 0 || strcmp(out, "..") == 0) out[0] = 'd';
+}
+
 // A path for a new or replaced object: an existing one, or a fuzzed name next to one.
 static void target_path(fz_in *in, const fz_h5_names *nm, char *out, size_t cap) {
     const char *base = pick(in, nm->objects, nm->n_objects);
@@ -81,8 +92,8 @@ static void target_path(fz_in *in, const fz_h5_names *nm, char *out, size_t cap)
         snprintf(out, cap, "%s", base);
         return;
     }
-    char name[17];
-    fz_str(in, name, 16);
+    char name[101]; // up to 100 bytes: past the longest tensor name a checkpoint holds
+    fuzz_name(in, name, 100);
     if (!name[0]) snprintf(name, sizeof name, "x");
     const char *slash = strrchr(base, '/');
     if (strcmp(base, "/") == 0 || fz_u8(in) % 2)
@@ -172,7 +183,7 @@ static void set_attr(hid_t file, fz_in *in, const fz_h5_names *nm) {
     char name[17];
     const char *aname = name;
     if (fz_u8(in) % 8 == 0)
-        fz_str(in, name, 16);
+        fuzz_name(in, name, 16);
     else
         aname = pick(in, nm->attrs, nm->n_attrs);
     if (!aname[0]) return;
@@ -250,7 +261,7 @@ static hid_t lcpl_parents(void) {
 }
 
 static void new_dataset(hid_t file, fz_in *in, const fz_h5_names *nm) {
-    char path[400];
+    char path[600];
     target_path(in, nm, path, sizeof path);
     int rank = fz_u8(in) % 5, layout = fz_u8(in) % 3, sparse = fz_u8(in) % 8 == 0;
     hid_t type = numeric_type(fz_u8(in) % 7);
@@ -325,7 +336,7 @@ static void del_object(hid_t file, fz_in *in, const fz_h5_names *nm) {
 // A second name for an object (hard link), a dangling soft link, or an empty group.
 static void new_link(hid_t file, fz_in *in, const fz_h5_names *nm) {
     const char *src = pick(in, nm->objects, nm->n_objects);
-    char path[400];
+    char path[600];
     target_path(in, nm, path, sizeof path);
     int kind = fz_u8(in) % 3;
     if (clear_path(file, path)) return;
