@@ -101,6 +101,7 @@ static void target_path(fz_in *in, const fz_h5_names *nm, char *out, size_t cap)
     else
         snprintf(out, cap, "%.*s%s", slash ? (int)(slash - base + 1) : 0, base, name);
     if (out[0] == '/') memmove(out, out + 1, strlen(out));
+    if (getenv("FZ_H5_TRACE")) fprintf(stderr, "fuzz_h5edit: target %s\n", out);
 }
 
 static int64_t some_int(fz_in *in) {
@@ -247,11 +248,18 @@ static void del_attr(hid_t file, fz_in *in, const fz_h5_names *nm) {
     H5Oclose(obj);
 }
 
-// Remove whatever path names, so a new object can take its place. 0 when the path is free.
-static int clear_path(hid_t file, const char *path) {
-    htri_t ex = H5Lexists(file, path, H5P_DEFAULT);
-    if (ex < 0) return -1;
-    return ex ? (H5Ldelete(file, path, H5P_DEFAULT) < 0 ? -1 : 0) : 0;
+static const char *edit_path; // the file being edited, to reopen it
+
+// Remove whatever path names, so a new object can take its place. 0 when the path is free. After a
+// deletion the file is closed and opened again: HDF5 1.10 crashes inside its own link lookup (strcmp on a
+// NULL name in H5G__compact_lookup) when a name deleted from a group's compact storage is created again
+// in the same session.
+static int clear_path(hid_t *file, const char *path) {
+    htri_t ex = H5Lexists(*file, path, H5P_DEFAULT);
+    if (ex <= 0) return ex < 0 ? -1 : 0;
+    if (H5Ldelete(*file, path, H5P_DEFAULT) < 0) return -1;
+    if (H5Fclose(*file) < 0 || (*file = H5Fopen(edit_path, H5F_ACC_RDWR, H5P_DEFAULT)) < 0) abort();
+    return 0;
 }
 
 static hid_t lcpl_parents(void) {
@@ -260,7 +268,7 @@ static hid_t lcpl_parents(void) {
     return l;
 }
 
-static void new_dataset(hid_t file, fz_in *in, const fz_h5_names *nm) {
+static void new_dataset(hid_t *fp, fz_in *in, const fz_h5_names *nm) {
     char path[600];
     target_path(in, nm, path, sizeof path);
     int rank = fz_u8(in) % 5, layout = fz_u8(in) % 3, sparse = fz_u8(in) % 8 == 0;
@@ -276,7 +284,8 @@ static void new_dataset(hid_t file, fz_in *in, const fz_h5_names *nm) {
     }
     if (sparse) layout = 1 + layout % 2;
     if (!sparse && total > MAX_ELEMENTS) return;
-    if (clear_path(file, path)) return;
+    if (clear_path(fp, path)) return;
+    hid_t file = *fp;
     hid_t space = rank ? H5Screate_simple(rank, dims, layout ? maxdims : NULL) : H5Screate(H5S_SCALAR);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), lcpl = lcpl_parents();
     if (layout && rank) {
@@ -328,18 +337,19 @@ static void poke_data(hid_t file, fz_in *in, const fz_h5_names *nm) {
     H5Dclose(d);
 }
 
-static void del_object(hid_t file, fz_in *in, const fz_h5_names *nm) {
+static void del_object(hid_t *fp, fz_in *in, const fz_h5_names *nm) {
     const char *path = pick(in, nm->objects, nm->n_objects);
-    if (strcmp(path, "/") != 0) clear_path(file, path);
+    if (strcmp(path, "/") != 0) clear_path(fp, path);
 }
 
 // A second name for an object (hard link), a dangling soft link, or an empty group.
-static void new_link(hid_t file, fz_in *in, const fz_h5_names *nm) {
+static void new_link(hid_t *fp, fz_in *in, const fz_h5_names *nm) {
     const char *src = pick(in, nm->objects, nm->n_objects);
     char path[600];
     target_path(in, nm, path, sizeof path);
     int kind = fz_u8(in) % 3;
-    if (clear_path(file, path)) return;
+    if (clear_path(fp, path)) return;
+    hid_t file = *fp;
     hid_t lcpl = lcpl_parents();
     if (kind == 0) {
         H5Lcreate_hard(file, src, file, path, lcpl, H5P_DEFAULT);
@@ -354,10 +364,13 @@ static void new_link(hid_t file, fz_in *in, const fz_h5_names *nm) {
 
 void fz_h5_edit(const char *path, fz_in *in, const fz_h5_names *names) {
     rt_h5_quiet();
+    edit_path = path;
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     if (f < 0) abort();
     for (int i = 0; i < MAX_EDITS && in->n; i++) {
-        switch (fz_u8(in) % 8) {
+        int op = fz_u8(in) % 8;
+        if (getenv("FZ_H5_TRACE")) fprintf(stderr, "fuzz_h5edit: edit %d\n", op);
+        switch (op) {
         case 0:
         case 1:
         case 2:
@@ -367,16 +380,16 @@ void fz_h5_edit(const char *path, fz_in *in, const fz_h5_names *names) {
             del_attr(f, in, names);
             break;
         case 4:
-            new_dataset(f, in, names);
+            new_dataset(&f, in, names);
             break;
         case 5:
             poke_data(f, in, names);
             break;
         case 6:
-            del_object(f, in, names);
+            del_object(&f, in, names);
             break;
         default:
-            new_link(f, in, names);
+            new_link(&f, in, names);
             break;
         }
     }
