@@ -75,8 +75,8 @@ static const char *pick(fz_in *in, char **list, int n) {
 }
 
 // A fuzzed object or attribute name, up to max bytes, of letters, digits, '_' and '.' and not "." or "..":
-// HDF5 1.10 crashes inside H5Dcreate2 on some other names (strcmp on a NULL link name), a bug of its
-// own, and odd bytes in a name tell our readers nothing that a name's length and presence do not.
+// a '/' would make a path of its own, and odd bytes in a name tell our readers nothing that a name's length
+// and presence do not.
 static void fuzz_name(fz_in *in, char *out, size_t max) {
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789_.";
     size_t n = fz_str(in, out, max);
