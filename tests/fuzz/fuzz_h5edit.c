@@ -90,6 +90,7 @@ static void target_path(fz_in *in, const fz_h5_names *nm, char *out, size_t cap)
     const char *base = pick(in, nm->objects, nm->n_objects);
     if (fz_u8(in) % 2 == 0 && strcmp(base, "/") != 0) {
         snprintf(out, cap, "%s", base);
+        if (getenv("FZ_H5_TRACE")) fprintf(stderr, "fuzz_h5edit: target %s\n", out);
         return;
     }
     char name[101]; // up to 100 bytes: past the longest tensor name a checkpoint holds
@@ -339,20 +340,26 @@ static void poke_data(hid_t file, fz_in *in, const fz_h5_names *nm) {
 
 static void del_object(hid_t *fp, fz_in *in, const fz_h5_names *nm) {
     const char *path = pick(in, nm->objects, nm->n_objects);
+    if (getenv("FZ_H5_TRACE")) fprintf(stderr, "fuzz_h5edit: delete %s\n", path);
     if (strcmp(path, "/") != 0) clear_path(fp, path);
 }
 
-// A second name for an object (hard link), a dangling soft link, or an empty group.
+// A second name for a dataset (hard link), a dangling soft link, or an empty group.
 static void new_link(hid_t *fp, fz_in *in, const fz_h5_names *nm) {
     const char *src = pick(in, nm->objects, nm->n_objects);
     char path[600];
     target_path(in, nm, path, sizeof path);
     int kind = fz_u8(in) % 3;
+    if (getenv("FZ_H5_TRACE")) fprintf(stderr, "fuzz_h5edit: link kind %d from %s\n", kind, src);
     if (clear_path(fp, path)) return;
     hid_t file = *fp;
     hid_t lcpl = lcpl_parents();
+    H5O_info_t info;
     if (kind == 0) {
-        H5Lcreate_hard(file, src, file, path, lcpl, H5P_DEFAULT);
+        // datasets only: a second link to a group can make a cycle (the root inside itself), and HDF5 1.10
+        // crashes flushing the file after such a link is deleted
+        if (H5Oget_info_by_name(file, src, &info, H5P_DEFAULT) >= 0 && info.type == H5O_TYPE_DATASET)
+            H5Lcreate_hard(file, src, file, path, lcpl, H5P_DEFAULT);
     } else if (kind == 1) {
         H5Lcreate_soft("/nowhere", file, path, lcpl, H5P_DEFAULT);
     } else {
