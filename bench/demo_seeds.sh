@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo's main job (scripts/demo.sh steps 1-4) on several seeds, with the embedded configs unchanged but
-# for run.seed: train the teacher (trainer/configs/tiny.yaml), let it answer the synth prompts, distill the
+# for run.seed (and the demo's data.loss_on=answer): train the teacher (trainer/configs/tiny.yaml), let it answer the synth prompts, distill the
 # student (trainer/configs/distill.yaml), and score both on 500 held-out addpad problems (retort eval
 # --compare). One JSON line per seed is appended to bench/results/demo_seeds.jsonl: the teacher's and the
 # student's exact match, steps, wall time and training tokens/s, with the machine's core count and load.
@@ -33,7 +33,7 @@ for seed in "$@"; do
     mkdir -p "$d"
     load=$(cut -d' ' -f1 /proc/loadavg)
     t0=$(now)
-    $retort train trainer/configs/tiny.yaml "run.seed=$seed" "run.out_dir=$d/teacher" "system.threads=$threads" \
+    $retort train trainer/configs/tiny.yaml data.loss_on=answer "run.seed=$seed" "run.out_dir=$d/teacher" "system.threads=$threads" \
         >"$d/teacher.log" 2>&1
     t1=$(now)
     models=("$d/teacher/ckpt-latest.h5")
