@@ -140,10 +140,10 @@ static void assert_brief_defaults(const rt_config *c) {
     ck_assert(c->model.init_std == 0.02);
     ck_assert_str_eq(c->data.train, "data/addpad_train.h5");
     ck_assert_str_eq(c->data.val, "data/addpad_val.h5");
-    ck_assert_int_eq(c->data.seq_len, 28);
+    ck_assert_int_eq(c->data.seq_len, 14);
     ck_assert_str_eq(c->data.loss_on, "all");
     ck_assert_int_eq(c->train.steps, 1000);
-    ck_assert_int_eq(c->train.batch_size, 64);
+    ck_assert_int_eq(c->train.batch_size, 128);
     ck_assert_int_eq(c->train.grad_accum, 1);
     ck_assert(c->train.lr == 4e-3);
     ck_assert(c->train.min_lr == 3e-4);

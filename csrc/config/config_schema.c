@@ -41,12 +41,12 @@ const rt_cfg_key rt_config_schema[] = {
 
     STR("data.train", data.train, "data/addpad_train.h5", "training dataset (HDF5 from retort data)"),
     STR("data.val", data.val, "data/addpad_val.h5", "validation dataset; empty for none"),
-    INT("data.seq_len", data.seq_len, "28", 2, 1 << 20, "tokens per training sequence, <= model.max_seq_len"),
+    INT("data.seq_len", data.seq_len, "14", 2, 1 << 20, "tokens per training sequence, <= model.max_seq_len"),
     ENUM("data.loss_on", data.loss_on, "all", "all|answer",
          "which targets the loss counts: every token, or only the answers of a prompt/answer dataset"),
 
     INT("train.steps", train.steps, "1000", 1, BIG, "optimizer steps"),
-    INT("train.batch_size", train.batch_size, "64", 1, 1 << 20, "sequences per micro-batch"),
+    INT("train.batch_size", train.batch_size, "128", 1, 1 << 20, "sequences per micro-batch"),
     INT("train.grad_accum", train.grad_accum, "1", 1, 1 << 20, "micro-batches per optimizer step"),
     FLT("train.lr", train.lr, "4e-3", 1e-12, 10, "peak learning rate"),
     FLT("train.min_lr", train.min_lr, "3e-4", 0, 10, "learning rate at the end of the cosine decay"),

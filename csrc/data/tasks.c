@@ -35,22 +35,25 @@ static void make_plus(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
 // digit sits at the same position in every document, which a small transformer learns far sooner and more
 // reliably than the unpadded add (bench/results/demo_seeds.md). Every addpad document is 14 ids long, so a
 // seq_len of 14 or a multiple of it starts each training window at a document.
-static void make_add_fixed(rt_rng *r, char *p, size_t pc, char *a, size_t ac, int words) {
+static void make_add_fixed(rt_rng *r, char *p, size_t pc, char *a, size_t ac, const char *form) {
     uint64_t x = below_pow10(r, 1 + (int)rt_rng_below(r, 3)), y = below_pow10(r, 1 + (int)rt_rng_below(r, 3));
-    if (words)
-        snprintf(p, pc, "what is %03llu plus %03llu? ", (unsigned long long)x, (unsigned long long)y);
-    else
-        snprintf(p, pc, "%03llu+%03llu=", (unsigned long long)x, (unsigned long long)y);
+    snprintf(p, pc, form, (unsigned long long)x, (unsigned long long)y);
     snprintf(a, ac, "%04llu", (unsigned long long)(x + y));
 }
 
 static void make_addpad(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
-    make_add_fixed(r, p, pc, a, ac, 0);
+    make_add_fixed(r, p, pc, a, ac, "%03llu+%03llu=");
 }
 
-// addpad in words: the fine-tuning demo's new format for a teacher that knows addpad.
+// addpad in words: a new format for a teacher that knows addpad.
 static void make_pluspad(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
-    make_add_fixed(r, p, pc, a, ac, 1);
+    make_add_fixed(r, p, pc, a, ac, "what is %03llu plus %03llu? ");
+}
+
+// addpad asked as a question, the fine-tuning demo's new format: the operands keep their spacing, so what
+// the adapters learn is the question around them.
+static void make_askpad(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
+    make_add_fixed(r, p, pc, a, ac, "what is %03llu+%03llu? ");
 }
 
 static void make_add2(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
@@ -105,6 +108,7 @@ static const task tasks[] = {
      "70% addition of 1-3 digit numbers, 30% multiplication of 1-2 digit numbers: 47*8=376"},
     {"add", make_add, "addition of 1-3 digit numbers: 305+98=403"},
     {"addpad", make_addpad, "the add task at a fixed width, the demo task: 305+098=0403"},
+    {"askpad", make_askpad, "addpad as a question (fine-tuning demo): what is 305+098? 0403"},
     {"pluspad", make_pluspad, "addpad in words (fine-tuning demo): what is 305 plus 098? 0403"},
     {"add2", make_add2, "addition of 1-2 digit numbers, the quick demo task: 47+8=55"},
     {"plus", make_plus, "the add task in words (fine-tuning demo): what is 305 plus 98? 403"},
@@ -129,7 +133,8 @@ int rt_task_problems(const char *task_name, size_t n, const char *split, uint64_
     for (int i = 0; i < N_TASKS; i++)
         if (strcmp(tasks[i].name, task_name) == 0) t = &tasks[i];
     if (!t)
-        return rt_fail(err, "unknown task '%s' (tasks: arithmetic, add, addpad, pluspad, add2, plus, kv)",
+        return rt_fail(err,
+                       "unknown task '%s' (tasks: arithmetic, add, addpad, askpad, pluspad, add2, plus, kv)",
                        task_name);
     int want_val;
     if (strcmp(split, "val") == 0)
