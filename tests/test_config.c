@@ -142,7 +142,7 @@ static void assert_brief_defaults(const rt_config *c) {
     ck_assert_str_eq(c->data.val, "data/addpad_val.h5");
     ck_assert_int_eq(c->data.seq_len, 14);
     ck_assert_str_eq(c->data.loss_on, "all");
-    ck_assert_int_eq(c->train.steps, 1000);
+    ck_assert_int_eq(c->train.steps, 1500);
     ck_assert_int_eq(c->train.batch_size, 128);
     ck_assert_int_eq(c->train.grad_accum, 1);
     ck_assert(c->train.lr == 4e-3);
@@ -317,7 +317,7 @@ START_TEST(test_round_trip) {
                       strstr(y, "norm_eps: 1e-05"),
                   "%s", y);
     ck_assert_msg(strstr(y, "rope_theta: 10000\n") && strstr(y, "grad_clip: 1\n"), "%s", y);
-    ck_assert_msg(strstr(y, "train:\n  steps: 1000\n") && strstr(y, "out_dir: \"runs/tiny\""), "%s", y);
+    ck_assert_msg(strstr(y, "train:\n  steps: 1500\n") && strstr(y, "out_dir: \"runs/tiny\""), "%s", y);
     free(y);
 }
 END_TEST

@@ -45,7 +45,7 @@ const rt_cfg_key rt_config_schema[] = {
     ENUM("data.loss_on", data.loss_on, "all", "all|answer",
          "which targets the loss counts: every token, or only the answers of a prompt/answer dataset"),
 
-    INT("train.steps", train.steps, "1000", 1, BIG, "optimizer steps"),
+    INT("train.steps", train.steps, "1500", 1, BIG, "optimizer steps"),
     INT("train.batch_size", train.batch_size, "128", 1, 1 << 20, "sequences per micro-batch"),
     INT("train.grad_accum", train.grad_accum, "1", 1, 1 << 20, "micro-batches per optimizer step"),
     FLT("train.lr", train.lr, "4e-3", 1e-12, 10, "peak learning rate"),
