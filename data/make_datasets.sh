@@ -5,7 +5,7 @@
 # command that made it.
 #   RETORT=path   the retort binary (default build/retort; scripts/build.sh makes it)
 # The add task at a fixed width (305+098=0403), for the teacher and the held-out comparison
-# (trainer/configs/tiny.yaml), and the same sums in words (what is 305 plus 098? 0403) for LoRA and QLoRA
+# (trainer/configs/tiny.yaml), and the same sums as a question (what is 305+098? 0403) for LoRA and QLoRA
 # fine-tuning (trainer/configs/lora.yaml, qlora.yaml). Train and val never share a problem.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,8 +22,8 @@ make() { # file task n split seed
 }
 make addpad_train.h5 addpad 40000 train 1
 make addpad_val.h5 addpad 1000 val 2
-make pluspad_train.h5 pluspad 20000 train 3
-make pluspad_val.h5 pluspad 500 val 4
+make askpad_train.h5 askpad 20000 train 3
+make askpad_val.h5 askpad 500 val 4
 # trainer/configs/gpu_teacher.yaml: additions and multiplications for the GPU teacher
 make arith.h5 arithmetic 400000 train 1
 make arith-val.h5 arithmetic 2000 val 2

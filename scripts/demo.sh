@@ -48,11 +48,11 @@ $retort eval --compare "$run/teacher/ckpt-latest.h5" "$run/student/ckpt-latest.h
 for p in "012+034=" "305+098=" "007+007="; do
     $retort generate "$run/student/ckpt-latest.h5" --prompt "$p" --max-tokens 5 --temperature 0
 done
-echo "== 5. LoRA: the teacher learns the same sums asked in words (\"what is 305 plus 098? \")"
+echo "== 5. LoRA: the teacher learns the same sums asked as a question (\"what is 305+098? \")"
 $retort finetune trainer/configs/lora.yaml base="$run/teacher/ckpt-latest.h5" run.out_dir="$run/lora" "${lora_quick[@]}"
 echo "before (the base) and after (base + adapters, $(du -hL "$run/lora/ckpt-latest.h5" | cut -f1) of adapters):"
-$retort eval "$run/teacher/ckpt-latest.h5" "$run/lora/ckpt-latest.h5" --data data/pluspad_val.h5 --limit "$limit"
-$retort generate "$run/lora/ckpt-latest.h5" --prompt "what is 305 plus 098? " --max-tokens 5 --temperature 0
+$retort eval "$run/teacher/ckpt-latest.h5" "$run/lora/ckpt-latest.h5" --data data/askpad_val.h5 --limit "$limit"
+$retort generate "$run/lora/ckpt-latest.h5" --prompt "what is 305+098? " --max-tokens 5 --temperature 0
 echo "== 6. the student exported: GGUF (q8_0) for llama.cpp, ONNX (int4) for onnxruntime-genai, a prompt through each"
 $retort export "$run/student/ckpt-latest.h5" --format gguf --type q8_0 --out "$run/student-q8_0.gguf"
 $retort export "$run/student/ckpt-latest.h5" --format onnx --precision int4 --out "$run/student-onnx"

@@ -180,10 +180,10 @@ def check_bad_datasets(tmp):
 
 
 def check_padded_tasks(tmp):
-    """addpad and pluspad (the demo's tasks): 3-digit zero-padded operands, the 4-digit zero-padded sum that
-    Python recomputes, a fixed document length (14 and 28 ids), operands of every width 1-3 before padding,
+    """addpad and askpad (the demo's tasks): 3-digit zero-padded operands, the 4-digit zero-padded sum that
+    Python recomputes, a fixed document length (14 and 23 ids), operands of every width 1-3 before padding,
     and train and val disjoint."""
-    forms = {"addpad": (r"(\d{3})\+(\d{3})=", 14), "pluspad": (r"what is (\d{3}) plus (\d{3})\? ", 28)}
+    forms = {"addpad": (r"(\d{3})\+(\d{3})=", 14), "askpad": (r"what is (\d{3})\+(\d{3})\? ", 23)}
     for task, (pattern, length) in forms.items():
         prompts = {}
         for split, n in (("train", 3000), ("val", 400)):

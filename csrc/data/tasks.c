@@ -45,11 +45,6 @@ static void make_addpad(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
     make_add_fixed(r, p, pc, a, ac, "%03llu+%03llu=");
 }
 
-// addpad in words: a new format for a teacher that knows addpad.
-static void make_pluspad(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
-    make_add_fixed(r, p, pc, a, ac, "what is %03llu plus %03llu? ");
-}
-
 // addpad asked as a question, the fine-tuning demo's new format: the operands keep their spacing, so what
 // the adapters learn is the question around them.
 static void make_askpad(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
@@ -109,7 +104,6 @@ static const task tasks[] = {
     {"add", make_add, "addition of 1-3 digit numbers: 305+98=403"},
     {"addpad", make_addpad, "the add task at a fixed width, the demo task: 305+098=0403"},
     {"askpad", make_askpad, "addpad as a question (fine-tuning demo): what is 305+098? 0403"},
-    {"pluspad", make_pluspad, "addpad in words (fine-tuning demo): what is 305 plus 098? 0403"},
     {"add2", make_add2, "addition of 1-2 digit numbers, the quick demo task: 47+8=55"},
     {"plus", make_plus, "the add task in words (fine-tuning demo): what is 305 plus 98? 403"},
     {"kv", make_kv, "key-value recall over 3-6 pairs: ab:123 xq:907 mt:044 ?xq=907"},
@@ -133,8 +127,7 @@ int rt_task_problems(const char *task_name, size_t n, const char *split, uint64_
     for (int i = 0; i < N_TASKS; i++)
         if (strcmp(tasks[i].name, task_name) == 0) t = &tasks[i];
     if (!t)
-        return rt_fail(err,
-                       "unknown task '%s' (tasks: arithmetic, add, addpad, askpad, pluspad, add2, plus, kv)",
+        return rt_fail(err, "unknown task '%s' (tasks: arithmetic, add, addpad, askpad, add2, plus, kv)",
                        task_name);
     int want_val;
     if (strcmp(split, "val") == 0)
