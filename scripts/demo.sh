@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The whole distillation flow on the embedded default configs, in about ten minutes on 2 cores: install
-# what is missing, build, make a synthetic addition corpus, train a teacher (trainer/configs/tiny.yaml),
-# let it answer problems with its top-k log-probs kept (retort synth), train a student with a seventh of its
-# parameters on them (retort distill, trainer/configs/distill.yaml), and compare the two (retort eval); then
-# teach the teacher a new format with LoRA (retort finetune, trainer/configs/lora.yaml), before and after;
-# last, export the student to GGUF and ONNX and run a prompt through llama.cpp and onnxruntime-genai
-# (retort export; the runtimes are installed from PyPI into .pydeps/ by scripts/bootstrap.sh runtimes).
+# The whole distillation flow on the embedded default configs, about 14 minutes on a busy 2-core machine
+# (README): install what is missing, build, make the datasets (data/make_datasets.sh: 3-digit additions at
+# a fixed width, 305+098=0403), train a teacher (trainer/configs/tiny.yaml), let it answer problems with its
+# top-k log-probs kept (retort synth), train a student with a seventh of its parameters on them (retort
+# distill, trainer/configs/distill.yaml), and compare the two (retort eval); then teach the teacher a new
+# format with LoRA (retort finetune, trainer/configs/lora.yaml), before and after; last, export the student
+# to GGUF and ONNX and run a prompt through llama.cpp and onnxruntime-genai (retort export; the runtimes are
+# installed from PyPI into .pydeps/ by scripts/bootstrap.sh runtimes).
 #   RT_DEMO_RUN=dir   where the runs go (default runs/demo)
 #   RT_DEMO_QUICK=1   a minute-long smoke run of the same flow (few steps and prompts: the numbers mean little)
 #   extra arguments   overrides for the teacher's training, e.g. train.steps=500 for a quicker look
@@ -17,11 +18,7 @@ cd "$root"
 retort=./build/retort
 run=${RT_DEMO_RUN:-runs/demo}
 
-mkdir -p data
-[[ -f data/train.h5 ]] || $retort data synth --task add --n 40000 --split train --seed 1 --out data/train.h5
-[[ -f data/val.h5 ]] || $retort data synth --task add --n 1000 --split val --seed 2 --out data/val.h5
-[[ -f data/plus_train.h5 ]] || $retort data synth --task plus --n 20000 --split train --seed 3 --out data/plus_train.h5
-[[ -f data/plus_val.h5 ]] || $retort data synth --task plus --n 500 --split val --seed 4 --out data/plus_val.h5
+RETORT=$retort ./data/make_datasets.sh
 
 teacher_quick=() synth_quick=() student_quick=() lora_quick=() limit=500
 if [[ "${RT_DEMO_QUICK:-0}" == 1 ]]; then
@@ -34,8 +31,8 @@ fi
 
 rm -rf "$run"
 echo "== 1. the teacher: $(grep -c . trainer/configs/tiny.yaml) lines of trainer/configs/tiny.yaml"
-# the loss on the answers only: the teacher learns the sums, not the random prompts (98.5% exact match after
-# 4000 steps against 67% with every token counted; bench/results/distill_cpu.md)
+# the loss on the answers only: the teacher learns the sums, not the random prompts; over 95% exact match on
+# held-out problems on every seed tried (bench/results/demo_seeds.md)
 $retort train trainer/configs/tiny.yaml data.loss_on=answer run.out_dir="$run/teacher" "${teacher_quick[@]}" "$@"
 
 echo "== 2. the teacher answers 20000 problems, keeping its top-8 log-probs at every answer position"
@@ -47,15 +44,15 @@ echo "== 3. the student (115K parameters) distills from the answers and the top-
 $retort distill trainer/configs/distill.yaml data.train="$run/synth.h5" run.out_dir="$run/student" "${student_quick[@]}"
 
 echo "== 4. teacher and student on $limit held-out problems"
-$retort eval --compare "$run/teacher/ckpt-latest.h5" "$run/student/ckpt-latest.h5" --data data/val.h5 --limit "$limit"
-for p in "12+34=" "305+98=" "7+7="; do
-    $retort generate "$run/student/ckpt-latest.h5" --prompt "$p" --max-tokens 8 --temperature 0
+$retort eval --compare "$run/teacher/ckpt-latest.h5" "$run/student/ckpt-latest.h5" --data data/addpad_val.h5 --limit "$limit"
+for p in "012+034=" "305+098=" "007+007="; do
+    $retort generate "$run/student/ckpt-latest.h5" --prompt "$p" --max-tokens 5 --temperature 0
 done
-echo "== 5. LoRA: the teacher learns the same sums asked in words (\"what is 305 plus 98? \")"
+echo "== 5. LoRA: the teacher learns the same sums asked as a question (\"what is 305+098? \")"
 $retort finetune trainer/configs/lora.yaml base="$run/teacher/ckpt-latest.h5" run.out_dir="$run/lora" "${lora_quick[@]}"
 echo "before (the base) and after (base + adapters, $(du -hL "$run/lora/ckpt-latest.h5" | cut -f1) of adapters):"
-$retort eval "$run/teacher/ckpt-latest.h5" "$run/lora/ckpt-latest.h5" --data data/plus_val.h5 --limit "$limit"
-$retort generate "$run/lora/ckpt-latest.h5" --prompt "what is 305 plus 98? " --max-tokens 8 --temperature 0
+$retort eval "$run/teacher/ckpt-latest.h5" "$run/lora/ckpt-latest.h5" --data data/askpad_val.h5 --limit "$limit"
+$retort generate "$run/lora/ckpt-latest.h5" --prompt "what is 305+098? " --max-tokens 5 --temperature 0
 echo "== 6. the student exported: GGUF (q8_0) for llama.cpp, ONNX (int4) for onnxruntime-genai, a prompt through each"
 $retort export "$run/student/ckpt-latest.h5" --format gguf --type q8_0 --out "$run/student-q8_0.gguf"
 $retort export "$run/student/ckpt-latest.h5" --format onnx --precision int4 --out "$run/student-onnx"
@@ -63,9 +60,9 @@ PYTHONPATH="$root/.pydeps" /usr/bin/python3 - "$run/student-q8_0.gguf" "$run/stu
 import sys
 import onnxruntime_genai as og
 from llama_cpp import Llama
-prompt = "305+98="
+prompt = "305+098="
 llm = Llama(model_path=sys.argv[1], n_ctx=0, verbose=False, n_threads=2)  # n_ctx 0: the model's own
-out = llm(prompt, max_tokens=8, temperature=0.0, top_k=1)
+out = llm(prompt, max_tokens=5, temperature=0.0, top_k=1)
 print("llama.cpp:        ", prompt + out["choices"][0]["text"])
 model = og.Model(sys.argv[2])
 tok = og.Tokenizer(model)

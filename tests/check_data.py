@@ -186,11 +186,45 @@ def check_bad_datasets(tmp):
             failures.append(f"truncated dataset error does not name the file: {p.stderr}")
 
 
+def check_padded_tasks(tmp):
+    """addpad and askpad (the demo's tasks): 3-digit zero-padded operands, the 4-digit zero-padded sum that
+    Python recomputes, a fixed document length (14 and 23 ids), operands of every width 1-3 before padding,
+    and train and val disjoint."""
+    forms = {"addpad": (r"(\d{3})\+(\d{3})=", 14), "askpad": (r"what is (\d{3})\+(\d{3})\? ", 23)}
+    for task, (pattern, length) in forms.items():
+        prompts = {}
+        for split, n in (("train", 3000), ("val", 400)):
+            path = os.path.join(tmp, f"{task}-{split}.h5")
+            retort("data", "synth", "--task", task, "--n", str(n), "--split", split, "--seed", "5", "--out", path)
+            ds, attrs = docs(path)
+            if (attrs["task"], attrs["split"], int(attrs["n_docs"])) != (task, split, n):
+                failures.append(f"{task}/{split}: attributes {attrs}")
+            prompts[split], widths = set(), set()
+            for ids, pl in ds:
+                if len(ids) != length or ids[0] != BOS or ids[-1] != EOS or pl is None:
+                    failures.append(f"{task}/{split}: document of {len(ids)} ids, expected {length}: {ids.tolist()}")
+                    break
+                prompt = bytes(ids[1:1 + pl].astype(np.uint8)).decode()
+                ans = bytes(ids[1 + pl:-1].astype(np.uint8)).decode()
+                m = re.fullmatch(pattern, prompt)
+                if not m or ans != "%04d" % (int(m.group(1)) + int(m.group(2))):
+                    failures.append(f"{task}/{split}: {prompt!r} has answer {ans!r}")
+                    break
+                widths.update(len(str(int(x))) for x in m.groups())
+                prompts[split].add(prompt)
+            if widths != {1, 2, 3}:
+                failures.append(f"{task}/{split}: operand widths {sorted(widths)}, expected 1, 2 and 3 digits")
+        shared = prompts["train"] & prompts["val"]
+        if shared:
+            failures.append(f"{task}: train and val share {len(shared)} prompts, e.g. {sorted(shared)[:3]}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="data-")
     check_synth(tmp)
     check_text(tmp)
     check_bad_datasets(tmp)
+    check_padded_tasks(tmp)
     finish(failures, "data synth, data text and dataset validation checks passed")
 
 

@@ -138,16 +138,16 @@ static void assert_brief_defaults(const rt_config *c) {
     ck_assert(c->model.norm_eps == 1e-5);
     ck_assert_int_eq(c->model.tie_embeddings, 1);
     ck_assert(c->model.init_std == 0.02);
-    ck_assert_str_eq(c->data.train, "data/train.h5");
-    ck_assert_str_eq(c->data.val, "data/val.h5");
-    ck_assert_int_eq(c->data.seq_len, 128);
+    ck_assert_str_eq(c->data.train, "data/addpad_train.h5");
+    ck_assert_str_eq(c->data.val, "data/addpad_val.h5");
+    ck_assert_int_eq(c->data.seq_len, 14);
     ck_assert_str_eq(c->data.loss_on, "all");
-    ck_assert_int_eq(c->train.steps, 2500);
-    ck_assert_int_eq(c->train.batch_size, 16);
+    ck_assert_int_eq(c->train.steps, 1500);
+    ck_assert_int_eq(c->train.batch_size, 128);
     ck_assert_int_eq(c->train.grad_accum, 1);
     ck_assert(c->train.lr == 4e-3);
     ck_assert(c->train.min_lr == 3e-4);
-    ck_assert_int_eq(c->train.warmup_steps, 100);
+    ck_assert_int_eq(c->train.warmup_steps, 50);
     ck_assert(c->train.weight_decay == 0.1);
     ck_assert(c->train.beta1 == 0.9);
     ck_assert(c->train.beta2 == 0.95);
@@ -164,7 +164,7 @@ static void assert_brief_defaults(const rt_config *c) {
     ck_assert(c->system.peak_tflops == 0.0);
     ck_assert_str_eq(c->synth.teacher, "runs/teacher/ckpt-latest.h5");
     ck_assert_str_eq(c->synth.prompts, "");
-    ck_assert_str_eq(c->synth.task, "add");
+    ck_assert_str_eq(c->synth.task, "addpad");
     ck_assert_int_eq(c->synth.n_prompts, 2000);
     ck_assert_str_eq(c->synth.split, "train");
     ck_assert_int_eq(c->synth.samples, 1);
@@ -319,7 +319,7 @@ START_TEST(test_round_trip) {
                       strstr(y, "norm_eps: 1e-05"),
                   "%s", y);
     ck_assert_msg(strstr(y, "rope_theta: 10000\n") && strstr(y, "grad_clip: 1\n"), "%s", y);
-    ck_assert_msg(strstr(y, "train:\n  steps: 2500\n") && strstr(y, "out_dir: \"runs/tiny\""), "%s", y);
+    ck_assert_msg(strstr(y, "train:\n  steps: 1500\n") && strstr(y, "out_dir: \"runs/tiny\""), "%s", y);
     free(y);
 }
 END_TEST

@@ -31,6 +31,26 @@ static void make_plus(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
     snprintf(a, ac, "%llu", (unsigned long long)(x + y));
 }
 
+// The add task's problems at a fixed width: operands zero-padded to 3 digits and the sum to 4, so every
+// digit sits at the same position in every document, which a small transformer learns far sooner and more
+// reliably than the unpadded add (bench/results/demo_seeds.md). Every addpad document is 14 ids long, so a
+// seq_len of 14 or a multiple of it starts each training window at a document.
+static void make_add_fixed(rt_rng *r, char *p, size_t pc, char *a, size_t ac, const char *form) {
+    uint64_t x = below_pow10(r, 1 + (int)rt_rng_below(r, 3)), y = below_pow10(r, 1 + (int)rt_rng_below(r, 3));
+    snprintf(p, pc, form, (unsigned long long)x, (unsigned long long)y);
+    snprintf(a, ac, "%04llu", (unsigned long long)(x + y));
+}
+
+static void make_addpad(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
+    make_add_fixed(r, p, pc, a, ac, "%03llu+%03llu=");
+}
+
+// addpad asked as a question, the fine-tuning demo's new format: the operands keep their spacing, so what
+// the adapters learn is the question around them.
+static void make_askpad(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
+    make_add_fixed(r, p, pc, a, ac, "what is %03llu+%03llu? ");
+}
+
 static void make_add2(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
     uint64_t x = below_pow10(r, 1 + (int)rt_rng_below(r, 2)), y = below_pow10(r, 1 + (int)rt_rng_below(r, 2));
     snprintf(p, pc, "%llu+%llu=", (unsigned long long)x, (unsigned long long)y);
@@ -82,6 +102,8 @@ static const task tasks[] = {
     {"arithmetic", make_arithmetic,
      "70% addition of 1-3 digit numbers, 30% multiplication of 1-2 digit numbers: 47*8=376"},
     {"add", make_add, "addition of 1-3 digit numbers: 305+98=403"},
+    {"addpad", make_addpad, "the add task at a fixed width, the demo task: 305+098=0403"},
+    {"askpad", make_askpad, "addpad as a question (fine-tuning demo): what is 305+098? 0403"},
     {"add2", make_add2, "addition of 1-2 digit numbers, the quick demo task: 47+8=55"},
     {"plus", make_plus, "the add task in words (fine-tuning demo): what is 305 plus 98? 403"},
     {"kv", make_kv, "key-value recall over 3-6 pairs: ab:123 xq:907 mt:044 ?xq=907"},
@@ -104,7 +126,9 @@ int rt_task_problems(const char *task_name, size_t n, const char *split, uint64_
     const task *t = NULL;
     for (int i = 0; i < N_TASKS; i++)
         if (strcmp(tasks[i].name, task_name) == 0) t = &tasks[i];
-    if (!t) return rt_fail(err, "unknown task '%s' (tasks: arithmetic, add, add2, plus, kv)", task_name);
+    if (!t)
+        return rt_fail(err, "unknown task '%s' (tasks: arithmetic, add, addpad, askpad, add2, plus, kv)",
+                       task_name);
     int want_val;
     if (strcmp(split, "val") == 0)
         want_val = 1;
