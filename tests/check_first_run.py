@@ -16,11 +16,15 @@ import shutil
 import subprocess
 import tempfile
 
+import yaml
+
 from checklib import finish
 
 RETORT = os.environ["RETORT_BIN"]
 SRC = os.environ["RT_SOURCE_DIR"]
 TINY = os.path.join(SRC, "trainer", "configs", "tiny.yaml")
+# the datasets tiny.yaml reads, relative to the working directory (data/addpad_train.h5, ...)
+TINY_DATA = yaml.safe_load(open(TINY))["data"]
 failures = []
 
 
@@ -64,8 +68,8 @@ def main():
         # a fresh clone: the config's relative data paths do not exist in the working directory
         p = subprocess.run([RETORT, "train", TINY, "run.out_dir=r0"], cwd=tmp, capture_output=True, text=True)
         check(p.returncode == 1, f"no datasets: exit {p.returncode}, expected 1; stderr: {p.stderr[-600:]}")
-        for needle in ["data.train data/train.h5 does not exist", "./data/make_datasets.sh",
-                       "retort data synth --task add"]:
+        for needle in [f"data.train {TINY_DATA['train']} does not exist", "./data/make_datasets.sh",
+                       "retort data synth --task"]:
             check(needle in p.stderr, f"no datasets: stderr lacks {needle!r}: {p.stderr[-600:]}")
         check("cannot open" not in p.stderr, f"no datasets: HDF5's open error leaked: {p.stderr[-600:]}")
         check(not os.path.exists(os.path.join(tmp, "r0")), "no datasets: the run directory was created")
@@ -77,17 +81,17 @@ def main():
               f"distill without its data: exit {p.returncode}; stderr: {p.stderr[-600:]}")
 
         # the train file exists, the val file not: named as data.val
-        os.mkdir(os.path.join(tmp, "data"))
         for split, n in [("train", 600), ("val", 100)]:
+            os.makedirs(os.path.join(tmp, os.path.dirname(TINY_DATA[split])), exist_ok=True)
             subprocess.run([RETORT, "data", "synth", "--task", "add", "--n", str(n), "--split", split, "--out",
-                            f"data/{split}.h5"], cwd=tmp, check=True, capture_output=True)
-        os.rename(os.path.join(tmp, "data", "val.h5"), os.path.join(tmp, "val.h5"))
+                            TINY_DATA[split]], cwd=tmp, check=True, capture_output=True)
+        os.rename(os.path.join(tmp, TINY_DATA["val"]), os.path.join(tmp, "val.h5"))
         p = subprocess.run([RETORT, "train", TINY, "run.out_dir=r1"], cwd=tmp, capture_output=True, text=True)
-        check(p.returncode == 1 and "data.val data/val.h5 does not exist" in p.stderr,
+        check(p.returncode == 1 and f"data.val {TINY_DATA['val']} does not exist" in p.stderr,
               f"no val dataset: exit {p.returncode}; stderr: {p.stderr[-600:]}")
-        os.rename(os.path.join(tmp, "val.h5"), os.path.join(tmp, "data", "val.h5"))
+        os.rename(os.path.join(tmp, "val.h5"), os.path.join(tmp, TINY_DATA["val"]))
 
-        # train.steps alone, below tiny.yaml's warm-up of 100; small shapes keep it quick
+        # train.steps alone, below tiny.yaml's warm-up; small shapes keep it quick
         steps = 4
         small = ["model.dim=32", "model.n_layers=2", "model.n_heads=2", "model.n_kv_heads=1",
                  "model.ffn_dim=64", "data.seq_len=32", "model.max_seq_len=32", "train.batch_size=4",

@@ -213,11 +213,12 @@ static int check_data_exists(const train_run *r, const char *key, const char *pa
                        "data.train %s does not exist. It holds the teacher's answers: make it with `retort "
                        "synth CONFIG synth.out=%s` (distillation's first stage; data/README.md)",
                        path, path);
-    return rt_fail(err,
-                   "%s %s does not exist. Make the demo's datasets (data/train.h5, data/val.h5, ...) with "
-                   "./data/make_datasets.sh, or one from a synthetic task with `retort data synth --task add "
-                   "--n 40000 --split %s --out %s` (data/README.md has the others)",
-                   key, path, strcmp(key, "data.val") == 0 ? "val" : "train", path);
+    return rt_fail(
+        err,
+        "%s %s does not exist. Make the datasets the embedded configs read with "
+        "./data/make_datasets.sh, or one from a synthetic task with `retort data synth --task addpad "
+        "--n 40000 --split %s --out %s` (data/README.md has the other tasks, text and JSONL)",
+        key, path, strcmp(key, "data.val") == 0 ? "val" : "train", path);
 }
 
 static int setup(train_run *r, rt_error *err) {
