@@ -10,6 +10,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 retort=${RETORT:-$root/build/retort}
+# made absolute here: the datasets are written from inside data/
+if [[ "$retort" == */* && "$retort" != /* ]]; then retort=$PWD/$retort; fi
 if [[ ! -x "$retort" ]]; then
     echo "make_datasets.sh: $retort not found; build first (./scripts/build.sh) or set RETORT" >&2
     exit 1
