@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole distillation flow on the embedded default configs, about 14 minutes on a busy 2-core machine
-# (README): install what is missing, build, make the datasets (data/make_datasets.sh: 3-digit additions at
+# The whole distillation flow on the embedded default configs, about 8 minutes on an idle 2-core machine
+# (13-14 on a busy one; README): install what is missing, build, make the datasets (data/make_datasets.sh: 3-digit additions at
 # a fixed width, 305+098=0403), train a teacher (trainer/configs/tiny.yaml), let it answer problems with its
 # top-k log-probs kept (retort synth), train a student with a seventh of its parameters on them (retort
 # distill, trainer/configs/distill.yaml), and compare the two (retort eval); then teach the teacher a new
