@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The whole distillation flow on the embedded default configs, about 8 minutes on an idle 2-core machine
-# (13-14 on a busy one; README): install what is missing, build, make the datasets (data/make_datasets.sh: 3-digit additions at
-# a fixed width, 305+098=0403), train a teacher (trainer/configs/tiny.yaml), let it answer problems with its
-# top-k log-probs kept (retort synth), train a student with a seventh of its parameters on them (retort
-# distill, trainer/configs/distill.yaml), and compare the two (retort eval); then teach the teacher a new
-# format with LoRA (retort finetune, trainer/configs/lora.yaml), before and after; last, export the student
-# to GGUF and ONNX and run a prompt through llama.cpp and onnxruntime-genai (retort export; the runtimes are
-# installed from PyPI into .pydeps/ by scripts/bootstrap.sh runtimes).
+# (13-14 on a busy one; README): install what is missing, build, make the datasets (data/make_datasets.sh:
+# 3-digit additions at a fixed width, 305+098=0403), train a teacher (trainer/configs/tiny.yaml), let it
+# answer problems with its top-k log-probs kept (retort synth), train a student with a seventh of its
+# parameters on them (retort distill, trainer/configs/distill.yaml), and compare the two (retort eval); then
+# teach the teacher a new format with LoRA (retort finetune, trainer/configs/lora.yaml), before and after;
+# last, export the student to GGUF and ONNX and run a prompt through llama.cpp and onnxruntime-genai (retort
+# export; the runtimes are installed from PyPI into .pydeps/ by scripts/bootstrap.sh runtimes).
 #   RT_DEMO_RUN=dir   where the runs go (default runs/demo)
 #   RT_DEMO_QUICK=1   a minute-long smoke run of the same flow (few steps and prompts: the numbers mean little)
 #   extra arguments   overrides for the teacher's training, e.g. train.steps=500 for a quicker look
