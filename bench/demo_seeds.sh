@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The demo's main job (scripts/demo.sh steps 1-4) on several seeds, with the embedded configs unchanged but
 # for run.seed (and the demo's data.loss_on=answer): train the teacher (trainer/configs/tiny.yaml), let it
-# answer the synth prompts, distill the student (trainer/configs/distill.yaml), and score both on 500 held-
-# out addpad problems (retort eval --compare). One JSON line per seed is appended to
+# answer the synth prompts, distill the student (trainer/configs/distill.yaml), and score both on 500
+# held-out addpad problems (retort eval --compare). One JSON line per seed is appended to
 # bench/results/demo_seeds.jsonl: the teacher's and the student's exact match, steps, wall time and training
 # tokens/s, with the machine's core count and load.
 #
