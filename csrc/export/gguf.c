@@ -213,7 +213,7 @@ static char *get_str(cursor *c, const char *what) {
     return s;
 }
 
-static int scalar_size(int type) {
+int rt_gguf_scalar_size(int type) {
     switch (type) {
     case RT_GGUF_UINT8:
     case RT_GGUF_INT8:
@@ -242,7 +242,7 @@ const char *rt_gguf_value_type_name(int type) {
 }
 
 static void read_scalar(cursor *c, rt_gguf_kv *kv, int type) {
-    int size = scalar_size(type);
+    int size = rt_gguf_scalar_size(type);
     uint64_t raw = get_n(c, size, kv->key);
     if (type == RT_GGUF_FLOAT32) {
         uint32_t u = (uint32_t)raw;
@@ -280,8 +280,8 @@ static int read_kv(cursor *c, rt_gguf_kv *kv) {
                 else
                     free(s);
             }
-        } else if (scalar_size(kv->elem_type) > 0) {
-            size_t bytes = (size_t)kv->n * (size_t)scalar_size(kv->elem_type); // n <= 2^30, size <= 8
+        } else if (rt_gguf_scalar_size(kv->elem_type) > 0) {
+            size_t bytes = (size_t)kv->n * (size_t)rt_gguf_scalar_size(kv->elem_type); // n <= 2^30, size <= 8
             if (need(c, bytes, kv->key)) return -1;
             kv->array = c->p + c->at;
             c->at += bytes;
@@ -292,7 +292,7 @@ static int read_kv(cursor *c, rt_gguf_kv *kv) {
                            "a string (nested arrays are not allowed)",
                            c->path, kv->key, kv->elem_type, rt_gguf_value_type_name(kv->elem_type));
         }
-    } else if (scalar_size(kv->type) > 0) {
+    } else if (rt_gguf_scalar_size(kv->type) > 0) {
         read_scalar(c, kv, kv->type);
     } else {
         return c->failed = 1,

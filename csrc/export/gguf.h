@@ -101,5 +101,7 @@ int rt_gguf_read(const char *path, rt_gguf_file *out, rt_error *err);
 void rt_gguf_free(rt_gguf_file *f);
 const rt_gguf_kv *rt_gguf_find_kv(const rt_gguf_file *f, const char *key);
 const char *rt_gguf_value_type_name(int type);
+// Bytes of one value of a numeric or bool type; 0 for strings, arrays and unknown types.
+int rt_gguf_scalar_size(int type);
 
 #endif

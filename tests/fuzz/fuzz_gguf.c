@@ -7,28 +7,6 @@
 #include "export/gguf.h"
 #include "fuzz_util.h"
 
-static size_t elem_size(int type) {
-    switch (type) {
-    case RT_GGUF_UINT8:
-    case RT_GGUF_INT8:
-    case RT_GGUF_BOOL:
-        return 1;
-    case RT_GGUF_UINT16:
-    case RT_GGUF_INT16:
-        return 2;
-    case RT_GGUF_UINT32:
-    case RT_GGUF_INT32:
-    case RT_GGUF_FLOAT32:
-        return 4;
-    case RT_GGUF_UINT64:
-    case RT_GGUF_INT64:
-    case RT_GGUF_FLOAT64:
-        return 8;
-    default:
-        return 0;
-    }
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fz_path("in.gguf");
     fz_write(path, data, size);
@@ -40,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fz_sink ^= (uint8_t)strlen(kv->key);
         if (kv->str) fz_sink ^= (uint8_t)strlen(kv->str);
         if (kv->type == RT_GGUF_ARRAY && kv->array) {
-            size_t bytes = (size_t)kv->n * elem_size(kv->elem_type);
+            size_t bytes = (size_t)kv->n * (size_t)rt_gguf_scalar_size(kv->elem_type);
             if (kv->array < f.image || kv->array + bytes > f.image + f.size) abort();
             for (size_t j = 0; j < bytes; j++) fz_sink ^= kv->array[j];
         }
