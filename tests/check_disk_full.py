@@ -1,4 +1,4 @@
-"""A full disk, for every writer: checkpoints (`retort train`), datasets (`retort data synth`, `retort data
+"""A full disk, for every writer: checkpoints and metrics.jsonl (`retort train`), datasets (`retort data synth`, `retort data
 text`), the teacher's answers (`retort synth`: its chunks and the merged file) and exports (GGUF file, ONNX
 folder). Each writes into a 600 KB tmpfs that is full or fills up, and must exit 1 (not die of a signal),
 say the disk is full and name the file, leave no temp file, and leave the previous file as it was: byte for
@@ -8,6 +8,7 @@ Needs root to mount the tmpfs; exits 77 (ctest: skipped) where mounting is not a
 
 usage: check_disk_full.py   (RETORT_BIN, RT_SOURCE_DIR from ctest)"""
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -127,6 +128,32 @@ def checkpoints(work, mount, data):
     shutil.rmtree(out)
 
 
+def metrics(work, mount, data):
+    """Training on a tmpfs with 8 KiB free and no checkpoints due: metrics.jsonl fills it. The run must stop
+    with exit 1 naming metrics.jsonl and the full disk, and the file must hold only whole JSON lines (the
+    record that did not fit is cut off, not left half-written)."""
+    out = os.path.join(mount, "run")
+    os.mkdir(out)
+    filler = fill(mount, 8192)
+    args = ["train", CONFIG] + MODEL + [f"data.train={data}/train.h5", "data.val=", "checkpoint.every=0",
+                                        "train.steps=400", f"run.out_dir={out}"]
+    p = run(args)
+    expect_disk_full(p, "train (metrics.jsonl)", "metrics.jsonl", mount)
+    lines = open(os.path.join(out, "metrics.jsonl"), "rb").read().split(b"\n")
+    if lines[-1] != b"":
+        fail(f"metrics.jsonl ends in half a line: {lines[-1][:120]!r}")
+    try:
+        steps = [json.loads(l)["step"] for l in lines[:-1]]
+    except ValueError as e:
+        fail(f"metrics.jsonl holds a line that is not JSON: {e}")
+        steps = []
+    if not steps or steps != list(range(1, len(steps) + 1)) or len(steps) >= 400:
+        fail(f"metrics.jsonl: expected records of steps 1..k < 400 in order, got {steps[:5]}...{steps[-3:]}")
+    print(f"train: exit 1 when metrics.jsonl filled the disk after {len(steps)} whole records")
+    shutil.rmtree(out)
+    os.remove(filler)
+
+
 def datasets(work, mount):
     prev = os.path.join(mount, "data.h5")
     expect_ok(run(["data", "synth", "--task", "add", "--n", "50", "--seed", "3", "--out", prev]), "small dataset")
@@ -229,6 +256,7 @@ def main():
             expect_ok(run(["data", "synth", "--task", "add", "--n", str(n), "--split", split, "--seed", str(seed),
                            "--out", f"{data}/{split}.h5"]), "data synth")
         checkpoints(work, mount, data)
+        metrics(work, mount, data)
         teacher = os.path.join(work, "ref", "ckpt-00000002.h5")
         datasets(work, mount)
         synth(work, mount, teacher)

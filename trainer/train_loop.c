@@ -391,6 +391,16 @@ static int train_step(train_run *r, double *loss, int *nonfinite, rt_error *err)
     return r->ctx.be->check(&r->ctx, err);
 }
 
+// Rank 0 writes the metrics; when a record could not be written (a full disk) every rank stops together.
+static int metrics_agree(train_run *r, rt_error *err) {
+    rt_error mine;
+    double failed = r->comm.rank == 0 && rt_metrics_check(&r->metrics, &mine) ? 1.0 : 0.0;
+    if (r->comm.allreduce_host(&r->comm, &failed, err)) return -1;
+    if (failed == 0.0) return 0;
+    if (r->comm.rank == 0) return rt_fail(err, "%s", mine.msg);
+    return rt_fail(err, "rank 0 could not write metrics.jsonl");
+}
+
 static int run_eval(train_run *r, rt_error *err) {
     double loss;
     int64_t n;
@@ -398,7 +408,7 @@ static int run_eval(train_run *r, rt_error *err) {
     if (rt_eval_loss(&r->model, &r->val_ds, r->val_mask, B, T, r->cfg.train.eval_batches, &loss, &n, err))
         return -1;
     if (r->comm.rank == 0) rt_metrics_eval(&r->metrics, r->state.step, loss, n);
-    return 0;
+    return metrics_agree(r, err);
 }
 
 static int train_loop(train_run *r, rt_error *err) {
@@ -471,6 +481,7 @@ static int train_loop(train_run *r, rt_error *err) {
             rep.kd = r->kd_sum;
             rep.skipped = skipped;
             if (r->comm.rank == 0) rt_metrics_train(&r->metrics, &rep);
+            if (metrics_agree(r, err)) return -1;
             busy = 0.0;
             steps_mark = 0;
             tokens_mark = r->state.tokens_seen;

@@ -1,6 +1,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "base/metrics.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
@@ -9,12 +11,48 @@
 
 int rt_metrics_open(rt_metrics *mt, const char *dir, rt_error *err) {
     memset(mt, 0, sizeof *mt);
-    char path[2048];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    mt->jsonl = fopen(path, "a");
-    if (!mt->jsonl) return rt_fail(err, "cannot open %s for appending", path);
+    mt->fd = -1;
+    int len = snprintf(mt->path, sizeof mt->path, "%s/metrics.jsonl", dir);
+    if (len < 0 || (size_t)len >= sizeof mt->path)
+        return rt_fail(err, "%s/metrics.jsonl: path too long", dir);
+    mt->fd = open(mt->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (mt->fd < 0) return rt_fail(err, "cannot open %s for appending: %s", mt->path, strerror(errno));
     mt->tty = isatty(STDERR_FILENO);
     return 0;
+}
+
+int rt_metrics_check(const rt_metrics *mt, rt_error *err) {
+    if (!mt->write_errno) return 0;
+    return rt_fail(err, "%s: cannot write: %s%s", mt->path, strerror(mt->write_errno),
+                   mt->write_errno == ENOSPC ? " (disk full)" : "");
+}
+
+// Appends one whole record. A failed or short write (a full disk) is cut back off, so the file never ends
+// in half a line, and the first error is kept for rt_metrics_check; later records are not attempted.
+static void append_record(rt_metrics *mt, rt_buf *b) {
+    if (mt->fd < 0 || mt->write_errno) {
+        rt_buf_free(b);
+        return;
+    }
+    if (b->oom) {
+        mt->write_errno = ENOMEM;
+        rt_buf_free(b);
+        return;
+    }
+    off_t start = lseek(mt->fd, 0, SEEK_END);
+    size_t done = 0;
+    while (done < b->len) {
+        ssize_t n = write(mt->fd, b->data + done, b->len - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            mt->write_errno = n < 0 ? errno : ENOSPC;
+            // cut the partial line off; should even that fail, the run still stops on the error above
+            if (start >= 0) (void)!ftruncate(mt->fd, start);
+            break;
+        }
+        done += (size_t)n;
+    }
+    rt_buf_free(b);
 }
 
 static void end_line(rt_metrics *mt) {
@@ -24,8 +62,8 @@ static void end_line(rt_metrics *mt) {
 
 void rt_metrics_close(rt_metrics *mt) {
     end_line(mt);
-    if (mt->jsonl) fclose(mt->jsonl);
-    mt->jsonl = NULL;
+    if (mt->fd >= 0) close(mt->fd);
+    mt->fd = -1;
 }
 
 void rt_format_duration(char *out, size_t cap, double s) {
@@ -50,11 +88,11 @@ void rt_format_rate(char *out, size_t cap, double flops) {
 }
 
 // JSON has no NaN or Infinity: a diverged loss is written as null.
-static void json_num(FILE *f, const char *key, double v) {
+static void json_num(rt_buf *b, const char *key, double v) {
     if (isfinite(v))
-        fprintf(f, ",\"%s\":%.6g", key, v);
+        rt_buf_printf(b, ",\"%s\":%.6g", key, v);
     else
-        fprintf(f, ",\"%s\":null", key);
+        rt_buf_printf(b, ",\"%s\":null", key);
 }
 
 static double wall_time(void) {
@@ -64,30 +102,31 @@ static double wall_time(void) {
 }
 
 void rt_metrics_train(rt_metrics *mt, const rt_train_report *r) {
-    if (mt->jsonl) {
-        fprintf(mt->jsonl, "{\"type\":\"train\",\"step\":%lld", (long long)r->step);
-        json_num(mt->jsonl, "loss", r->loss);
+    if (mt->fd >= 0) {
+        rt_buf rec = {0};
+        rt_buf_printf(&rec, "{\"type\":\"train\",\"step\":%lld", (long long)r->step);
+        json_num(&rec, "loss", r->loss);
         if (r->has_kd) {
-            json_num(mt->jsonl, "ce", r->ce);
-            json_num(mt->jsonl, "kd", r->kd);
+            json_num(&rec, "ce", r->ce);
+            json_num(&rec, "kd", r->kd);
         }
-        json_num(mt->jsonl, "lr", r->lr);
-        json_num(mt->jsonl, "grad_norm", r->grad_norm);
-        fprintf(mt->jsonl, ",\"tokens\":%lld", (long long)r->tokens_seen);
-        json_num(mt->jsonl, "tokens_per_s", r->tokens_per_s);
-        json_num(mt->jsonl, "flops_per_s", r->flops_per_s);
+        json_num(&rec, "lr", r->lr);
+        json_num(&rec, "grad_norm", r->grad_norm);
+        rt_buf_printf(&rec, ",\"tokens\":%lld", (long long)r->tokens_seen);
+        json_num(&rec, "tokens_per_s", r->tokens_per_s);
+        json_num(&rec, "flops_per_s", r->flops_per_s);
         if (r->mfu >= 0) {
-            json_num(mt->jsonl, "mfu", r->mfu);
-            json_num(mt->jsonl, "peak_flops", r->peak_flops);
+            json_num(&rec, "mfu", r->mfu);
+            json_num(&rec, "peak_flops", r->peak_flops);
             // sources are fixed words and table labels: nothing to escape
-            fprintf(mt->jsonl, ",\"peak_source\":\"%s\"", r->peak_source ? r->peak_source : "");
+            rt_buf_printf(&rec, ",\"peak_source\":\"%s\"", r->peak_source ? r->peak_source : "");
         }
-        if (r->gemm_flops > 0) json_num(mt->jsonl, "gemm_flops_measured", r->gemm_flops);
-        if (r->skipped > 0) fprintf(mt->jsonl, ",\"skipped\":%lld", (long long)r->skipped);
-        json_num(mt->jsonl, "elapsed_s", r->elapsed_s);
-        json_num(mt->jsonl, "time", wall_time());
-        fprintf(mt->jsonl, "}\n");
-        fflush(mt->jsonl);
+        if (r->gemm_flops > 0) json_num(&rec, "gemm_flops_measured", r->gemm_flops);
+        if (r->skipped > 0) rt_buf_printf(&rec, ",\"skipped\":%lld", (long long)r->skipped);
+        json_num(&rec, "elapsed_s", r->elapsed_s);
+        json_num(&rec, "time", wall_time());
+        rt_buf_printf(&rec, "}\n");
+        append_record(mt, &rec);
     }
     char eta[32], mfu[160], peak[32], gemm[32];
     rt_format_duration(eta, sizeof eta, r->eta_s);
@@ -118,28 +157,30 @@ void rt_metrics_train(rt_metrics *mt, const rt_train_report *r) {
 
 void rt_metrics_skip(rt_metrics *mt, int64_t step, double loss, double grad_norm, int64_t in_a_row,
                      int64_t skipped) {
-    if (mt->jsonl) {
-        fprintf(mt->jsonl, "{\"type\":\"skip\",\"step\":%lld", (long long)step);
-        json_num(mt->jsonl, "loss", loss);
-        json_num(mt->jsonl, "grad_norm", grad_norm);
-        fprintf(mt->jsonl, ",\"in_a_row\":%lld,\"skipped\":%lld", (long long)in_a_row, (long long)skipped);
-        json_num(mt->jsonl, "time", wall_time());
-        fprintf(mt->jsonl, "}\n");
-        fflush(mt->jsonl);
+    if (mt->fd >= 0) {
+        rt_buf rec = {0};
+        rt_buf_printf(&rec, "{\"type\":\"skip\",\"step\":%lld", (long long)step);
+        json_num(&rec, "loss", loss);
+        json_num(&rec, "grad_norm", grad_norm);
+        rt_buf_printf(&rec, ",\"in_a_row\":%lld,\"skipped\":%lld", (long long)in_a_row, (long long)skipped);
+        json_num(&rec, "time", wall_time());
+        rt_buf_printf(&rec, "}\n");
+        append_record(mt, &rec);
     }
     rt_metrics_note(mt, "step %lld skipped: loss %g, gradient norm %g (%lld in a row, %lld in all)",
                     (long long)step, loss, grad_norm, (long long)in_a_row, (long long)skipped);
 }
 
 void rt_metrics_eval(rt_metrics *mt, int64_t step, double val_loss, int64_t val_tokens) {
-    if (mt->jsonl) {
-        fprintf(mt->jsonl, "{\"type\":\"eval\",\"step\":%lld", (long long)step);
-        json_num(mt->jsonl, "val_loss", val_loss);
-        json_num(mt->jsonl, "val_ppl", exp(val_loss));
-        fprintf(mt->jsonl, ",\"val_tokens\":%lld", (long long)val_tokens);
-        json_num(mt->jsonl, "time", wall_time());
-        fprintf(mt->jsonl, "}\n");
-        fflush(mt->jsonl);
+    if (mt->fd >= 0) {
+        rt_buf rec = {0};
+        rt_buf_printf(&rec, "{\"type\":\"eval\",\"step\":%lld", (long long)step);
+        json_num(&rec, "val_loss", val_loss);
+        json_num(&rec, "val_ppl", exp(val_loss));
+        rt_buf_printf(&rec, ",\"val_tokens\":%lld", (long long)val_tokens);
+        json_num(&rec, "time", wall_time());
+        rt_buf_printf(&rec, "}\n");
+        append_record(mt, &rec);
     }
     rt_metrics_note(mt, "eval  step %lld | val loss %.4f | val ppl %.3f", (long long)step, val_loss,
                     exp(val_loss));

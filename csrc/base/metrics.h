@@ -6,17 +6,23 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "base/buf.h"
 #include "base/common.h"
 
 typedef struct rt_metrics {
-    FILE *jsonl;
-    int tty;       // stderr is a terminal
-    int line_open; // a status line is on screen without its newline
+    int fd;          // metrics.jsonl, opened for appending; -1 when closed
+    char path[2048]; // its path, for messages
+    int write_errno; // the first failed record's errno (0: none); records after it are not written
+    int tty;         // stderr is a terminal
+    int line_open;   // a status line is on screen without its newline
 } rt_metrics;
 
 // Opens <dir>/metrics.jsonl for appending (a resumed run continues the same file).
 int rt_metrics_open(rt_metrics *mt, const char *dir, rt_error *err);
 void rt_metrics_close(rt_metrics *mt);
+// Fails, naming the file and the cause, once a record could not be written (a full disk): the training loop
+// checks after each report so a run does not go on without its metrics.
+int rt_metrics_check(const rt_metrics *mt, rt_error *err);
 
 typedef struct rt_train_report {
     int64_t step, total_steps;
