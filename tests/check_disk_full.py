@@ -18,6 +18,8 @@ import tempfile
 import h5py
 import numpy as np
 
+from checklib import ckpt_tensors, finish
+
 RETORT = os.environ["RETORT_BIN"]
 SRC = os.environ["RT_SOURCE_DIR"]
 CONFIG = os.path.join(SRC, "trainer/configs/tiny.yaml")
@@ -90,15 +92,6 @@ def expect_disk_full(p, what, names, where):
         fail(f"{what}: temp files left behind: {left}")
 
 
-def h5_tensors(path):
-    with h5py.File(path, "r") as f:
-        t = {}
-        for group in ("model", "optim/adam_m", "optim/adam_v"):
-            for name, ds in f[group].items():
-                t[f"{group}/{name}"] = ds[()]
-        step = int(f["state"].attrs["step"])
-    return t, step
-
 
 def checkpoints(work, mount, data):
     """Training on the tmpfs: steps 1 and 2 fit, step 3 does not."""
@@ -113,8 +106,9 @@ def checkpoints(work, mount, data):
     if not os.path.exists(latest) or os.path.realpath(latest) != os.path.join(out, "ckpt-00000002.h5"):
         fail(f"train: ckpt-latest.h5 should still point at step 2: {os.listdir(out)}")
         return
-    t, step = h5_tensors(latest)
-    tr, step_ref = h5_tensors(os.path.join(ref, "ckpt-00000002.h5"))
+    t, st = ckpt_tensors(latest)
+    tr, st_ref = ckpt_tensors(os.path.join(ref, "ckpt-00000002.h5"))
+    step, step_ref = st["step"], st_ref["step"]
     if step != 2 or step_ref != 2 or sorted(t) != sorted(tr):
         fail(f"train: checkpoint step {step} / names differ from the reference run")
     diff = [n for n in tr if not np.array_equal(t[n], tr[n])]
@@ -264,10 +258,7 @@ def main():
     finally:
         subprocess.run(["umount", mount])
         shutil.rmtree(work, ignore_errors=True)
-    if failures:
-        print(f"{len(failures)} failure(s)")
-        return 1
-    print("all disk-full checks passed")
+    finish(failures, "all disk-full checks passed")
     return 0
 
 

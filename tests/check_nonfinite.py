@@ -19,8 +19,9 @@ import subprocess
 import sys
 import tempfile
 
-import h5py
 import numpy as np
+
+from checklib import ckpt_tensors, finish
 
 RETORT = os.environ["RETORT_BIN"]
 SRC = os.environ["RT_SOURCE_DIR"]
@@ -43,14 +44,6 @@ def run(args):
     return subprocess.run([RETORT] + args, capture_output=True, text=True, timeout=300)
 
 
-def state(path):
-    with h5py.File(path, "r") as f:
-        t = {}
-        for group in ("model", "optim/adam_m", "optim/adam_v"):
-            for name, ds in f[group].items():
-                t[f"{group}/{name}"] = ds[()]
-        return t, int(f["state"].attrs["step"])
-
 
 def ckpts(out):
     steps = sorted(int(m.group(1)) for n in os.listdir(out) if (m := re.fullmatch(r"ckpt-(\d+)\.h5", n)))
@@ -59,7 +52,7 @@ def ckpts(out):
 
 def all_finite(out, what):
     for step, path in ckpts(out).items():
-        t, _ = state(path)
+        t, _ = ckpt_tensors(path)
         bad = [n for n, a in t.items() if not np.isfinite(a).all()]
         if bad:
             fail(f"{what}: checkpoint of step {step} holds non-finite values in {bad[:4]}")
@@ -119,16 +112,17 @@ def skip_three(work, data, bad_step):
     if sorted(saved) != list(range(1, last)):
         fail(f"skip_nonfinite=3: checkpoints of steps {sorted(saved)}, expected 1..{last - 1}")
         return
-    good, good_step = state(saved[bad_step - 1])
+    good, _ = ckpt_tensors(saved[bad_step - 1])
     for s in range(bad_step, last):
-        t, step = state(saved[s])
+        t, st = ckpt_tensors(saved[s])
+        step = st["step"]
         if step != s:
             fail(f"skip_nonfinite=3: ckpt-{s:08d}.h5 records step {step}")
         diff = [n for n in good if not np.array_equal(good[n], t[n])]
         if diff:
             fail(f"skip_nonfinite=3: skipped step {s} changed {diff[:4]}")
     # and the good steps are those of the run that stopped at once
-    ref, _ = state(os.path.join(work, "stop", f"ckpt-{bad_step - 1:08d}.h5"))
+    ref, _ = ckpt_tensors(os.path.join(work, "stop", f"ckpt-{bad_step - 1:08d}.h5"))
     if any(not np.array_equal(ref[n], good[n]) for n in ref):
         fail("skip_nonfinite=3: the steps before the first skip differ from the run without skipping")
     all_finite(out, "skip_nonfinite=3")
@@ -152,10 +146,7 @@ def main():
             skip_three(work, data, bad_step)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if failures:
-        print(f"{len(failures)} failure(s)")
-        return 1
-    print("all non-finite checks passed")
+    finish(failures, "all non-finite checks passed")
     return 0
 
 

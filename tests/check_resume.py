@@ -14,7 +14,7 @@ import time
 import h5py
 import numpy as np
 
-from checklib import finish, train_losses
+from checklib import ckpt_tensors, finish, train_losses
 
 RETORT = os.environ["RETORT_BIN"]
 SRC = os.environ["RT_SOURCE_DIR"]
@@ -36,19 +36,10 @@ def run(args, expect=0, **kw):
 losses = train_losses
 
 
-def h5_tensors(path):
-    with h5py.File(path, "r") as f:
-        t = {}
-        for group in ("model", "optim/adam_m", "optim/adam_v"):
-            for name, ds in f[group].items():
-                t[f"{group}/{name}"] = ds[()]
-        state = {k: np.array(v).tolist() for k, v in f["state"].attrs.items()}
-    return t, state
-
 
 def same_checkpoint(a, b, what):
-    ta, sa = h5_tensors(a)
-    tb, sb = h5_tensors(b)
+    ta, sa = ckpt_tensors(a)
+    tb, sb = ckpt_tensors(b)
     if sorted(ta) != sorted(tb):
         fail(f"{what}: tensor names differ")
         return

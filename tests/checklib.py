@@ -1,5 +1,5 @@
 """What the Python checks (tests/check_*.py) share: running retort and recording an unexpected exit, comparing
-arrays with a tolerance, the training losses of a run directory, a small addition teacher, and the closing
+arrays with a tolerance, the training losses of a run directory, a checkpoint's tensors and state, a small addition teacher, and the closing
 report that sets the exit status. Each check keeps its own list of failures and passes it in; a check exits 1 when the list is not empty.
 
 Imported from the checks' own folder (python puts a script's folder first on sys.path)."""
@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 
 
@@ -46,6 +47,18 @@ def train_losses(run_dir):
         if rec["type"] == "train":
             out[rec["step"]] = rec["loss"]
     return out
+
+
+def ckpt_tensors(path):
+    """A checkpoint's weights and both AdamW moments, {"model/<name>" | "optim/adam_m/<name>" | ...: array},
+    and its /state attributes as plain Python values (step, tokens_seen, rng, ...), read with h5py."""
+    with h5py.File(path, "r") as f:
+        t = {}
+        for group in ("model", "optim/adam_m", "optim/adam_v"):
+            for name, ds in f[group].items():
+                t[f"{group}/{name}"] = ds[()]
+        state = {k: np.array(v).tolist() for k, v in f["state"].attrs.items()}
+    return t, state
 
 
 def add2_teacher(failures, tmp, cfg, model_args, data_seed):
