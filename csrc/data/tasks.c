@@ -18,43 +18,41 @@ static uint64_t below_pow10(rt_rng *r, int digits) {
     return lo + rt_rng_below(r, hi - lo); // exactly `digits` digits (0..9 for one digit)
 }
 
+// A sum of two numbers of 1 to max_digits digits (each width equally likely), written with the prompt and
+// answer formats of a task (each takes unsigned long long arguments).
+static void make_sum(rt_rng *r, char *p, size_t pc, char *a, size_t ac, int max_digits, const char *prompt,
+                     const char *answer) {
+    uint64_t x = below_pow10(r, 1 + (int)rt_rng_below(r, (uint64_t)max_digits)),
+             y = below_pow10(r, 1 + (int)rt_rng_below(r, (uint64_t)max_digits));
+    snprintf(p, pc, prompt, (unsigned long long)x, (unsigned long long)y);
+    snprintf(a, ac, answer, (unsigned long long)(x + y));
+}
+
 static void make_add(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
-    uint64_t x = below_pow10(r, 1 + (int)rt_rng_below(r, 3)), y = below_pow10(r, 1 + (int)rt_rng_below(r, 3));
-    snprintf(p, pc, "%llu+%llu=", (unsigned long long)x, (unsigned long long)y);
-    snprintf(a, ac, "%llu", (unsigned long long)(x + y));
+    make_sum(r, p, pc, a, ac, 3, "%llu+%llu=", "%llu");
 }
 
 // The add task's problems in words: the fine-tuning demo's new format for a model that knows addition.
 static void make_plus(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
-    uint64_t x = below_pow10(r, 1 + (int)rt_rng_below(r, 3)), y = below_pow10(r, 1 + (int)rt_rng_below(r, 3));
-    snprintf(p, pc, "what is %llu plus %llu? ", (unsigned long long)x, (unsigned long long)y);
-    snprintf(a, ac, "%llu", (unsigned long long)(x + y));
+    make_sum(r, p, pc, a, ac, 3, "what is %llu plus %llu? ", "%llu");
 }
 
 // The add task's problems at a fixed width: operands zero-padded to 3 digits and the sum to 4, so every
 // digit sits at the same position in every document, which a small transformer learns far sooner and more
 // reliably than the unpadded add (bench/results/demo_seeds.md). Every addpad document is 14 ids long, so a
 // seq_len of 14 or a multiple of it starts each training window at a document.
-static void make_add_fixed(rt_rng *r, char *p, size_t pc, char *a, size_t ac, const char *form) {
-    uint64_t x = below_pow10(r, 1 + (int)rt_rng_below(r, 3)), y = below_pow10(r, 1 + (int)rt_rng_below(r, 3));
-    snprintf(p, pc, form, (unsigned long long)x, (unsigned long long)y);
-    snprintf(a, ac, "%04llu", (unsigned long long)(x + y));
-}
-
 static void make_addpad(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
-    make_add_fixed(r, p, pc, a, ac, "%03llu+%03llu=");
+    make_sum(r, p, pc, a, ac, 3, "%03llu+%03llu=", "%04llu");
 }
 
 // addpad asked as a question, the fine-tuning demo's new format: the operands keep their spacing, so what
 // the adapters learn is the question around them.
 static void make_askpad(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
-    make_add_fixed(r, p, pc, a, ac, "what is %03llu+%03llu? ");
+    make_sum(r, p, pc, a, ac, 3, "what is %03llu+%03llu? ", "%04llu");
 }
 
 static void make_add2(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
-    uint64_t x = below_pow10(r, 1 + (int)rt_rng_below(r, 2)), y = below_pow10(r, 1 + (int)rt_rng_below(r, 2));
-    snprintf(p, pc, "%llu+%llu=", (unsigned long long)x, (unsigned long long)y);
-    snprintf(a, ac, "%llu", (unsigned long long)(x + y));
+    make_sum(r, p, pc, a, ac, 2, "%llu+%llu=", "%llu");
 }
 
 static void make_mul(rt_rng *r, char *p, size_t pc, char *a, size_t ac) {
