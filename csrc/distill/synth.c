@@ -178,6 +178,14 @@ typedef struct chunk_out {
     size_t n_tokens, n_docs, n_rows;
 } chunk_out;
 
+static void chunk_out_free(chunk_out *o) {
+    free(o->tokens);
+    free(o->offsets);
+    free(o->prompt_len);
+    free(o->topk_ids);
+    free(o->topk_lp);
+}
+
 // Writes documents (and their top-k rows) as a dataset naming the teacher.
 static int write_output(const char *path, const chunk_out *o, const rt_config *c, const rt_synth_prompts *p,
                         const char *source, const char *teacher_path, const char *teacher_hash, int V,
@@ -312,11 +320,7 @@ static int run_chunk(job *J, int64_t lo, int64_t hi, const char *path, const cha
     }
     free(seqs);
     free(order);
-    free(o.tokens);
-    free(o.offsets);
-    free(o.prompt_len);
-    free(o.topk_ids);
-    free(o.topk_lp);
+    chunk_out_free(&o);
     return rc;
 }
 
@@ -408,11 +412,7 @@ static int merge_chunks(const rt_config *c, const char *dir, int64_t n_chunks,
             c->synth.samples, k > 0 ? "; teacher top-k log-probs kept" : "");
         rc = write_output(c->synth.out, &o, c, prompts, source, teacher_path, teacher_hash, V, err);
     }
-    free(o.tokens);
-    free(o.offsets);
-    free(o.prompt_len);
-    free(o.topk_ids);
-    free(o.topk_lp);
+    chunk_out_free(&o);
     return rc;
 }
 
