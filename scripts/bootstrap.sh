@@ -11,7 +11,8 @@
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -euo pipefail
 
-build_pkgs=(build-essential cmake ninja-build pkg-config libhdf5-dev libyaml-dev libopenblas-openmp-dev)
+build_pkgs=(build-essential cmake ninja-build pkg-config libhdf5-dev libyaml-dev libopenblas-openmp-dev openmpi-bin
+    libopenmpi-dev)
 runtime_pkgs=(python3 python3-numpy python3-pip python3-yaml python3-tqdm python3-requests python3-jinja2
               python3-diskcache python3-typing-extensions)
 test_pkgs=(check libsubunit-dev clang-format python3-torch python3-h5py python3-matplotlib

@@ -225,7 +225,8 @@ static int setup(train_run *r, rt_error *err) {
     rt_config *c = &r->cfg;
     if (check_data_exists(r, "data.train", c->data.train, err)) return -1;
     if (c->data.val[0] && check_data_exists(r, "data.val", c->data.val, err)) return -1;
-    if (rt_comm_single_init(&r->comm, err)) return -1;
+    if (rt_comm_init(&r->comm, c->system.dist, strcmp(c->system.device, "cuda") == 0 ? "cuda" : "cpu", err))
+        return -1;
     if (rt_mkdir_p(c->run.out_dir, err)) return -1;
     if (!r->resume && latest_exists(c->run.out_dir))
         return rt_fail(err,
@@ -342,7 +343,7 @@ static int train_step(train_run *r, double *loss, int *nonfinite, rt_error *err)
         counted +=
             (double)rt_batcher_next_pos(&r->batcher, B, r->tokens + micro * micro_ids,
                                         r->targets + micro * micro_ids, r->positions + micro * micro_ids);
-    if (r->comm.allreduce_host(&r->comm, &counted, err)) return -1;
+    if (r->comm.allreduce_host(&r->comm, &counted, 1, err)) return -1;
     // A step without a counted target (answer-only loss over windows of prompts) contributes no gradient.
     float grad_scale = counted > 0 ? (float)(1.0 / counted) : 0.0f;
     double sums[3] = {0.0, 0.0, 0.0}; // loss, ce, kd
@@ -367,7 +368,7 @@ static int train_step(train_run *r, double *loss, int *nonfinite, rt_error *err)
     m->dropout_on = 0;
     for (int i = 0; i < m->n_params; i++) {
         rt_param *p = &m->params[i];
-        if (p->grad && r->comm.allreduce_sum(&r->comm, &r->ctx, p->grad, r->ctx.act, p->n, err)) return -1;
+        if (p->grad && r->comm.allreduce_sum(&r->comm, &r->ctx, p->grad, p->n, err)) return -1;
     }
     // The gradient norm is computed on device before the last loss is read, so the one wait for the
     // device that reading the loss always cost also brings the norm: the update is decided on the host
@@ -375,10 +376,8 @@ static int train_step(train_run *r, double *loss, int *nonfinite, rt_error *err)
     rt_optimizer_prepare(m, &r->oc);
     add_micro_loss(r, soft, sums);
     float norm = rt_optimizer_grad_norm(m);
+    if (r->comm.allreduce_host(&r->comm, sums, 3, err)) return -1;
     double loss_sum = sums[0], ce_sum = sums[1], kd_sum = sums[2];
-    if (r->comm.allreduce_host(&r->comm, &loss_sum, err) || r->comm.allreduce_host(&r->comm, &ce_sum, err) ||
-        r->comm.allreduce_host(&r->comm, &kd_sum, err))
-        return -1;
     r->ce_sum = counted > 0 ? ce_sum / counted : 0.0;
     r->kd_sum = counted > 0 ? kd_sum / counted : 0.0;
     // every rank sees the same reduced loss and norm, so all of them skip or update together
@@ -395,7 +394,7 @@ static int train_step(train_run *r, double *loss, int *nonfinite, rt_error *err)
 static int metrics_agree(train_run *r, rt_error *err) {
     rt_error mine;
     double failed = r->comm.rank == 0 && rt_metrics_check(&r->metrics, &mine) ? 1.0 : 0.0;
-    if (r->comm.allreduce_host(&r->comm, &failed, err)) return -1;
+    if (r->comm.allreduce_host(&r->comm, &failed, 1, err)) return -1;
     if (failed == 0.0) return 0;
     if (r->comm.rank == 0) return rt_fail(err, "%s", mine.msg);
     return rt_fail(err, "rank 0 could not write metrics.jsonl");

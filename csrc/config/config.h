@@ -51,6 +51,7 @@ typedef struct rt_config {
         int64_t eval_every;     // steps between validation passes, 0 = off
         int eval_batches;       // batches per validation pass
         int64_t skip_nonfinite; // non-finite steps skipped in a row before the run stops; 0 = stop at once
+        int zero;               // ZeRO stage: 0, or 1 = optimizer state sharded over ranks
     } train;
     struct {
         int64_t every; // steps between checkpoints, 0 = only at the end
@@ -59,7 +60,8 @@ typedef struct rt_config {
     struct {
         char device[RT_NAME_MAX];    // "cpu", "cuda" or "auto"
         char precision[RT_NAME_MAX]; // "fp32" or "bf16" (GPU only)
-        int threads;                 // CPU threads, 0 = all cores
+        int threads;                 // CPU threads, 0 = the node's cores / ranks on the node
+        char dist[RT_NAME_MAX];      // communicator: "auto", "single", "mpi" or "nccl"
         double peak_tflops;          // MFU's denominator; 0 = a known GPU's spec peak, else measured
     } system;
     struct {                       // retort synth: a teacher answers prompts

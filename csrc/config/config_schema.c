@@ -61,6 +61,9 @@ const rt_cfg_key rt_config_schema[] = {
     INT("train.skip_nonfinite", train.skip_nonfinite, "0", 0, BIG,
         "a step whose loss or gradient norm is NaN or infinite changes nothing; 0 = stop there with an "
         "error, N = skip it (counted in metrics.jsonl and the status line) and stop at the N+1st in a row"),
+    INT("train.zero", train.zero, "0", 0, 1,
+        "ZeRO stage over data-parallel ranks: 0 = every rank keeps the whole optimizer state, 1 = each rank "
+        "keeps and updates its 1/world shard of the AdamW moments (and bf16 master weights)"),
 
     INT("checkpoint.every", checkpoint.every, "500", 0, BIG,
         "steps between checkpoints; 0 = only at the end"),
@@ -68,7 +71,11 @@ const rt_cfg_key rt_config_schema[] = {
 
     ENUM("system.device", system.device, "cpu", "cpu|cuda|auto", "where to train"),
     ENUM("system.precision", system.precision, "fp32", "fp32|bf16", "compute precision (bf16 on the GPU)"),
-    INT("system.threads", system.threads, "0", 0, 4096, "CPU threads; 0 = all cores"),
+    INT("system.threads", system.threads, "0", 0, 4096,
+        "CPU threads; 0 = the node's cores divided by the ranks on the node"),
+    ENUM("system.dist", system.dist, "auto", "auto|single|mpi|nccl",
+         "communicator between ranks: auto = nccl on cuda with more than one rank, mpi under mpirun or "
+         "srun, single otherwise"),
     FLT("system.peak_tflops", system.peak_tflops, "0", 0, 1e6,
         "peak TFLOP/s that MFU is reported against; 0 = a known GPU's spec peak, else a measured GEMM"),
 
