@@ -6,13 +6,13 @@
 #include "cuda_internal.h"
 
 template <typename T>
-__global__ void adamw_kernel(float *master, T *param, const T *grad, float *m, float *v, size_t n, float lr,
-                             float beta1, float beta2, float eps, float weight_decay, float bc1, float bc2,
-                             const float *grad_scale, int write_param) {
+__global__ void adamw_kernel(float *master, T *param, const float *grad, float *m, float *v, size_t n,
+                             float lr, float beta1, float beta2, float eps, float weight_decay, float bc1,
+                             float bc2, const float *grad_scale, int write_param) {
     float gs = *grad_scale;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
-        float g = to_f32(grad[i]) * gs;
+        float g = grad[i] * gs;
         float mi = beta1 * m[i] + (1.0f - beta1) * g;
         float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
         m[i] = mi;
@@ -24,7 +24,7 @@ __global__ void adamw_kernel(float *master, T *param, const T *grad, float *m, f
     }
 }
 
-void cuda_adamw(rt_ctx *ctx, float *master, void *param, const void *grad, float *m, float *v, size_t n,
+void cuda_adamw(rt_ctx *ctx, float *master, void *param, const float *grad, float *m, float *v, size_t n,
                 float lr, float beta1, float beta2, float eps, float weight_decay, int64_t step,
                 const float *grad_scale) {
     cuda_state *st = cuda_of(ctx);
@@ -33,7 +33,7 @@ void cuda_adamw(rt_ctx *ctx, float *master, void *param, const void *grad, float
     float bc2 = (float)(1.0 - pow((double)beta2, (double)step));
     int write_param = (void *)param != (void *)master;
     CUDA_DISPATCH_ACT(ctx, adamw_kernel<T><<<cuda_grid(n, 256), 256, 0, st->stream>>>(
-                               master, (T *)param, (const T *)grad, m, v, n, lr, beta1, beta2, eps,
-                               weight_decay, bc1, bc2, grad_scale, write_param));
+                               master, (T *)param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, bc1,
+                               bc2, grad_scale, write_param));
     cuda_check_launch(ctx, "adamw");
 }

@@ -287,6 +287,20 @@ void cuda_add_inplace(rt_ctx *ctx, void *acc, const void *x, size_t n) {
     cuda_add(ctx, acc, acc, x, n);
 }
 
+template <typename T> __global__ void accumulate_f32_kernel(float *acc, const T *x, size_t n, int first) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        acc[i] = first ? to_f32(x[i]) : acc[i] + to_f32(x[i]);
+}
+
+// fp32 acc = x or acc += x for an act x: micro-batch gradients summed in fp32 whatever the compute dtype
+void cuda_accumulate_f32(rt_ctx *ctx, float *acc, const void *x, size_t n, int first) {
+    cuda_state *st = cuda_of(ctx);
+    if (st->failed || n == 0 || (first && (const void *)acc == x)) return;
+    CUDA_DISPATCH_ACT(ctx, (accumulate_f32_kernel<T>
+                            <<<cuda_grid(n, 256), 256, 0, st->stream>>>(acc, (const T *)x, n, first)));
+    cuda_check_launch(ctx, "accumulate_f32");
+}
+
 static const char *cuda_device_name(rt_ctx *ctx) {
     return cuda_of(ctx)->prop.name;
 }
@@ -325,6 +339,8 @@ static const rt_backend cuda_backend_table = {
     .sum_squares = cuda_sum_squares,
     .sum_f32 = cuda_sum_f32,
     .clip_scale = cuda_clip_scale,
+    .sum_squares_segments = cuda_sum_squares_segments,
+    .accumulate_f32 = cuda_accumulate_f32,
     .adamw = cuda_adamw,
     .distill_loss = cuda_distill_loss,
     .rope_forward_at = cuda_rope_forward_at,

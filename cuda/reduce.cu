@@ -68,3 +68,30 @@ void cuda_clip_scale(rt_ctx *ctx, float *scale, const float *norm_sq, float max_
     clip_scale_kernel<<<1, 1, 0, st->stream>>>(scale, norm_sq, max_norm);
     cuda_check_launch(ctx, "clip_scale");
 }
+
+// One block per segment, each thread striding through it in double, then a fixed tree: the partial of a
+// segment does not depend on the GPU or on the other segments.
+__global__ void sum_squares_segments_kernel(float *partials, const float *x, size_t n, size_t seg) {
+    __shared__ double shared[RED_THREADS];
+    size_t lo = blockIdx.x * seg, hi = lo + seg < n ? lo + seg : n;
+    double acc = 0.0;
+    for (size_t i = lo + threadIdx.x; i < hi; i += RED_THREADS) {
+        double v = (double)x[i];
+        acc += v * v;
+    }
+    shared[threadIdx.x] = acc;
+    __syncthreads();
+    for (int stride = RED_THREADS / 2; stride > 0; stride >>= 1) {
+        if ((int)threadIdx.x < stride) shared[threadIdx.x] += shared[threadIdx.x + stride];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) partials[blockIdx.x] = (float)shared[0];
+}
+
+void cuda_sum_squares_segments(rt_ctx *ctx, float *partials, const float *x, size_t n, size_t seg) {
+    cuda_state *st = cuda_of(ctx);
+    size_t n_seg = (n + seg - 1) / seg;
+    if (st->failed || n_seg == 0) return;
+    sum_squares_segments_kernel<<<(unsigned)n_seg, RED_THREADS, 0, st->stream>>>(partials, x, n, seg);
+    cuda_check_launch(ctx, "sum_squares_segments");
+}

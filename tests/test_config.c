@@ -156,12 +156,14 @@ static void assert_brief_defaults(const rt_config *c) {
     ck_assert_int_eq(c->train.eval_every, 250);
     ck_assert_int_eq(c->train.eval_batches, 8);
     ck_assert_int_eq(c->train.skip_nonfinite, 0);
+    ck_assert_int_eq(c->train.zero, 0);
     ck_assert_int_eq(c->checkpoint.every, 500);
     ck_assert_int_eq(c->checkpoint.keep, 3);
     ck_assert_str_eq(c->system.device, "cpu");
     ck_assert_str_eq(c->system.precision, "fp32");
     ck_assert_int_eq(c->system.threads, 0);
     ck_assert(c->system.peak_tflops == 0.0);
+    ck_assert_str_eq(c->system.dist, "auto");
     ck_assert_str_eq(c->synth.teacher, "runs/teacher/ckpt-latest.h5");
     ck_assert_str_eq(c->synth.prompts, "");
     ck_assert_str_eq(c->synth.task, "addpad");
@@ -202,7 +204,7 @@ START_TEST(test_defaults) {
     memset(&cfg, 0x5a, sizeof cfg);
     rt_config_defaults(&cfg);
     assert_brief_defaults(&cfg);
-    ck_assert_int_eq(rt_config_schema_len, 70); // one row per field listed above
+    ck_assert_int_eq(rt_config_schema_len, 72); // one row per field listed above
     ck_assert_msg(rt_config_validate(&cfg, &err) == 0, "%s", err.msg);
     // every schema default is accepted by its own key, and is in its range
     for (int i = 0; i < rt_config_schema_len; i++) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "train/batcher.h"
@@ -82,9 +83,6 @@ static int resume_from_checkpoint(train_run *r, rt_error *err) {
                      path, path);
     if (rc == 0 && ck.n_optim == 0)
         rc = rt_fail(err, "%s holds weights only (no optimizer state): it cannot be resumed exactly", path);
-    if (rc == 0 && ck.state.world_size != r->comm.world)
-        rc = rt_fail(err, "%s was written by %lld ranks, this run has %d", path,
-                     (long long)ck.state.world_size, r->comm.world);
     int adapters = r->lora.freeze_base;
     if (rc == 0 && adapters != (ck.n_lora > 0))
         rc = rt_fail(err, "%s is %s checkpoint, but this run trains %s", path,
@@ -104,24 +102,70 @@ static int resume_from_checkpoint(train_run *r, rt_error *err) {
     if (rc == 0) {
         r->state = ck.state;
         memcpy(r->rng.s, ck.state.rng, sizeof r->rng.s);
-        if (stored.data.seq_len != r->cfg.data.seq_len ||
-            stored.train.batch_size != r->cfg.train.batch_size ||
-            stored.train.grad_accum != r->cfg.train.grad_accum ||
-            strcmp(stored.data.train, r->cfg.data.train))
+        int quiet = r->comm.rank != 0;
+        if (!quiet && (stored.data.seq_len != r->cfg.data.seq_len ||
+                       stored.train.batch_size != r->cfg.train.batch_size ||
+                       stored.train.grad_accum != r->cfg.train.grad_accum ||
+                       strcmp(stored.data.train, r->cfg.data.train)))
             fprintf(stderr,
                     "note: data, batch or accumulation settings differ from %s; the continuation is "
                     "valid but not identical to an uninterrupted run\n",
                     path);
-        fprintf(stderr, "resuming from %s at step %lld\n", path, (long long)r->state.step);
+        // The data position is global (every rank's window of a step comes from one draw), so another
+        // world size continues at the same place; only the grouping of the sums changes.
+        if (!quiet && ck.state.world_size != r->comm.world)
+            fprintf(stderr,
+                    "note: %s was written by %lld rank%s and this run has %d: the continuation is valid "
+                    "(global batch %d x %d x %d) but not bit-identical to an uninterrupted run\n",
+                    path, (long long)ck.state.world_size, ck.state.world_size == 1 ? "" : "s", r->comm.world,
+                    r->comm.world, r->cfg.train.batch_size, r->cfg.train.grad_accum);
+        if (!quiet) fprintf(stderr, "resuming from %s at step %lld\n", path, (long long)r->state.step);
     }
     rt_ckpt_free(&ck);
     return rc;
 }
 
+static int write_checkpoint(train_run *r, const float *host_m, const float *host_v, rt_error *err);
+
+// ZeRO-1: every rank's shard of the AdamW moments, gathered on rank 0's host ([arena.n] each there).
+static int gather_moments(train_run *r, float **host_m, float **host_v, rt_error *err) {
+    const rt_param_arena *ar = &r->model.arena;
+    size_t shard = ar->shard_n, all = ar->n;
+    int root = r->comm.rank == 0, rc = 0;
+    float *mine = rt_malloc(shard * sizeof(float), "moment shard", err);
+    *host_m = root ? rt_malloc(all * sizeof(float), "gathered moments", err) : NULL;
+    *host_v = root ? rt_malloc(all * sizeof(float), "gathered moments", err) : NULL;
+    // the ranks agree that every buffer exists before any of them enters a gather
+    int stop = 0;
+    rc = rt_comm_agree(&r->comm, !mine || (root && (!*host_m || !*host_v)), &stop, err);
+    float *moments[2] = {ar->m, ar->v}, *into[2] = {*host_m, *host_v};
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        r->ctx.be->download(&r->ctx, mine, moments[k], RT_F32, shard);
+        rc = r->comm.gather_host(&r->comm, mine, shard * sizeof(float), into[k], 0, err);
+    }
+    free(mine);
+    return rc;
+}
+
+// Rank 0 writes; a failure there (or in gathering) is agreed by every rank, so all stop together.
 static int save_checkpoint(train_run *r, rt_error *err) {
+    float *host_m = NULL, *host_v = NULL;
+    if (r->model.dp.zero && gather_moments(r, &host_m, &host_v, err)) {
+        free(host_m);
+        free(host_v);
+        return -1; // agreed, or an MPI failure every rank sees
+    }
+    int failed = r->comm.rank == 0 && write_checkpoint(r, host_m, host_v, err) != 0;
+    free(host_m);
+    free(host_v);
+    int stop = 0;
+    return rt_comm_agree(&r->comm, failed, &stop, err);
+}
+
+static int write_checkpoint(train_run *r, const float *host_m, const float *host_v, rt_error *err) {
     rt_named_tensor *w = NULL, *m = NULL, *v = NULL;
     int n = 0;
-    if (rt_model_export_tensors(&r->model, &w, &m, &v, &n, err)) return -1;
+    if (rt_model_export_tensors_with_moments(&r->model, host_m, host_v, &w, &m, &v, &n, err)) return -1;
     rt_ckpt ck;
     memset(&ck, 0, sizeof ck);
     if (r->lora.freeze_base) { // an adapter checkpoint: the base stays where it is
@@ -151,11 +195,10 @@ static int save_checkpoint(train_run *r, rt_error *err) {
     char written[RT_PATH_MAX + 64];
     int rc = 0;
     if (!ck.config_yaml) rc = rt_fail(err, "out of memory writing the config");
-    if (rc == 0 && r->comm.rank == 0)
+    if (rc == 0)
         rc = rt_ckpt_save_rotating(r->cfg.run.out_dir, &ck, r->cfg.checkpoint.keep, written, sizeof written,
                                    err);
-    if (rc == 0) rc = r->comm.barrier(&r->comm, err);
-    if (rc == 0 && r->comm.rank == 0) rt_metrics_note(&r->metrics, "saved %s", written);
+    if (rc == 0) rt_metrics_note(&r->metrics, "saved %s", written);
     free(ck.config_yaml);
     rt_model_free_host_tensors(w, n);
     rt_model_free_host_tensors(m, n);
@@ -235,15 +278,18 @@ static int setup(train_run *r, rt_error *err) {
                        c->run.out_dir);
     int rc_base = r->finetune ? read_base(r, err) : 0;
     if (rc_base) return rc_base;
-    char *yaml = rt_config_to_yaml(c);
-    if (!yaml) return rt_fail(err, "out of memory");
-    char path[RT_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/config.yaml", c->run.out_dir);
-    int rc = rt_write_file_atomic(path, yaml, strlen(yaml), err);
-    if (rc == 0) printf("# resolved config (also in %s)\n%s\n", path, yaml);
-    free(yaml);
-    if (rc) return -1;
-    fflush(stdout);
+    int writer = r->comm.rank == 0; // rank 0 writes the run directory and reports; the others stay quiet
+    if (writer) {
+        char *yaml = rt_config_to_yaml(c);
+        if (!yaml) return rt_fail(err, "out of memory");
+        char path[RT_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/config.yaml", c->run.out_dir);
+        int rc = rt_write_file_atomic(path, yaml, strlen(yaml), err);
+        if (rc == 0) printf("# resolved config (also in %s)\n%s\n", path, yaml);
+        free(yaml);
+        if (rc) return -1;
+        fflush(stdout);
+    }
 
     if (rt_dataset_load(&r->train_ds, c->data.train, c->model.vocab_size, err))
         return rt_fail_wrap(err, "data.train");
@@ -262,11 +308,18 @@ static int setup(train_run *r, rt_error *err) {
             return rt_fail_wrap(err, "data.loss_on=answer (data.val)");
         rt_batcher_set_mask(&r->batcher, r->train_mask);
     }
-    if (rt_ctx_init_device(&r->ctx, c->system.device, c->system.precision, c->system.threads, err)) return -1;
+    // ranks sharing a node share its cores
+    int threads = c->system.threads;
+    if (threads == 0 && r->comm.local_world > 1) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = cores > r->comm.local_world ? (int)(cores / r->comm.local_world) : 1;
+    }
+    if (rt_ctx_init_device(&r->ctx, c->system.device, c->system.precision, threads, err)) return -1;
     r->ctx_ok = 1;
     rt_model_dims dims = rt_model_dims_from_config(c);
     int B = c->train.batch_size, T = c->data.seq_len;
-    if (rt_model_create_adapted(&r->model, &dims, &r->lora, &r->ctx, B, T, 1, err)) return -1;
+    rt_data_parallel dp = {r->comm.world, r->comm.rank, c->train.zero, c->train.grad_accum};
+    if (rt_model_create_parallel(&r->model, &dims, &r->lora, &r->ctx, B, T, &dp, err)) return -1;
     size_t step_ids = (size_t)c->train.grad_accum * (size_t)B * (size_t)T;
     r->tokens = rt_malloc(step_ids * sizeof(int32_t), "batch", err);
     r->targets = rt_malloc(step_ids * sizeof(int32_t), "batch", err);
@@ -284,9 +337,19 @@ static int setup(train_run *r, rt_error *err) {
     } else if (!r->finetune) {
         if (rt_model_init_weights(&r->model, (uint64_t)c->run.seed, (float)c->model.init_std, err)) return -1;
     }
-    if (rt_metrics_open(&r->metrics, c->run.out_dir, err)) return -1;
+    if (!writer)
+        rt_metrics_open_quiet(&r->metrics);
+    else if (rt_metrics_open(&r->metrics, c->run.out_dir, err))
+        return -1;
     rt_peak_resolve(&r->ctx, c->system.peak_tflops, &r->peak);
     if (r->ctx.be->check(&r->ctx, err)) return -1;
+    if (!writer) return 0;
+    if (r->comm.world > 1)
+        fprintf(stderr,
+                "ranks: %d (%s communicator), %d on this node; global batch %d x %d x %d sequences%s; every "
+                "figure below is per rank\n",
+                r->comm.world, r->comm.name, r->comm.local_world, r->comm.world, B, c->train.grad_accum,
+                c->train.zero ? "; ZeRO-1: AdamW moments sharded over the ranks" : "");
     const rt_model_memory *mem = &r->model.memory;
     if (r->lora.freeze_base)
         fprintf(stderr,
@@ -329,10 +392,46 @@ static void add_micro_loss(train_run *r, int soft, double sums[3]) {
     sums[2] += kd;
 }
 
+// The step's gradient summed over ranks, and the squared norm and clip factor from it. ZeRO-1 sums each
+// rank's shard only (reduce-scatter), norms it, adds the ranks' norm partials (each is non-zero on one rank
+// only, so the sum is exact) and finishes the norm from them: the same bits as without sharding.
+static int reduce_gradients(train_run *r, rt_error *err) {
+    rt_model *m = &r->model;
+    rt_param_arena *ar = &m->arena;
+    if (!m->dp.zero) {
+        if (r->comm.allreduce_sum(&r->comm, &r->ctx, ar->acc, ar->n_used, err)) return -1;
+        rt_optimizer_prepare(m, &r->oc);
+        return 0;
+    }
+    if (r->comm.reduce_scatter_sum(&r->comm, &r->ctx, ar->acc, ar->n / (size_t)r->comm.world, err)) return -1;
+    rt_optimizer_norm_partials(m);
+    if (r->comm.allreduce_sum(&r->comm, &r->ctx, ar->partials, ar->n_segments, err)) return -1;
+    rt_optimizer_finish_norm(m, &r->oc);
+    return 0;
+}
+
+// ZeRO-1 after the update: every rank's shard of the new weights to every rank (fp32 masters, from which
+// a bf16 run makes its compute copies).
+static int gather_weights(train_run *r, rt_error *err) {
+    rt_model *m = &r->model;
+    rt_param_arena *ar = &m->arena;
+    if (!m->dp.zero || r->comm.world == 1) return 0;
+    size_t shard = ar->n / (size_t)r->comm.world;
+    if (r->comm.allgather(&r->comm, &r->ctx, ar->master, shard * sizeof(float), err)) return -1;
+    if (ar->w != (void *)ar->master)
+        r->ctx.be->convert(&r->ctx, ar->w, r->ctx.act, ar->master, RT_F32, ar->n_used);
+    return 0;
+}
+
 // One optimizer step: grad_accum micro-batches, then the update. *loss receives the mean loss over the
 // targets that count. When the loss or the gradient norm is not finite, nothing is updated (weights and
-// AdamW moments stay as they were) and *nonfinite is set; the step still counts.
-static int train_step(train_run *r, double *loss, int *nonfinite, rt_error *err) {
+// AdamW moments stay as they were) and *nonfinite is set; the step still counts. *stop: a stop signal of
+// this process before the call; afterwards the one every rank agreed on.
+//
+// Every rank makes the same collective calls whatever happens: a failure in a micro-batch (a teacher's
+// file that cannot be read) is remembered, the rank goes on through the sums with what it has, and the
+// agreement at the end stops every rank with that rank's message instead of leaving the others waiting.
+static int train_step(train_run *r, double *loss, int *nonfinite, int *stop, rt_error *err) {
     rt_model *m = &r->model;
     int B = r->cfg.train.batch_size, T = r->cfg.data.seq_len, accum = r->cfg.train.grad_accum;
     size_t micro_ids = (size_t)B * T;
@@ -348,33 +447,35 @@ static int train_step(train_run *r, double *loss, int *nonfinite, rt_error *err)
     float grad_scale = counted > 0 ? (float)(1.0 / counted) : 0.0f;
     double sums[3] = {0.0, 0.0, 0.0}; // loss, ce, kd
     int soft = r->distill && r->kd.mode != RT_DISTILL_SEQUENCE;
+    int failed = 0;
     rt_model_zero_grad(m);
     m->dropout_on = 1; // adapter dropout, masks seeded by (run.seed, step, micro-batch, layer, site)
     m->dropout_run_seed = (uint64_t)r->cfg.run.seed;
     m->dropout_step = r->state.step;
-    for (int micro = 0; micro < accum; micro++) {
+    for (int micro = 0; micro < accum && !failed; micro++) {
         const int32_t *tok = r->tokens + micro * micro_ids, *tgt = r->targets + micro * micro_ids;
-        m->dropout_micro = micro;
+        // the micro-batch's place in the global draw (batcher.h), so masks differ between ranks and a run
+        // of W ranks draws the masks of one rank accumulating W times as many micro-batches
+        m->dropout_micro = micro * r->comm.world + r->comm.rank;
         if (soft) { // the student's logits, then the fused distillation loss in their place
             if (rt_model_forward(m, tok, NULL, B, T, 1.0f, err) ||
                 rt_distill_micro(r, tok, tgt, r->positions + micro * micro_ids, grad_scale, err))
-                return -1;
+                failed = 1;
         } else if (rt_model_forward(m, tok, tgt, B, T, grad_scale, err)) {
-            return -1;
+            failed = 1;
         }
+        if (failed) break;
         rt_model_backward(m, B, T);
         if (micro + 1 < accum) add_micro_loss(r, soft, sums); // the last one is read with the norm below
     }
     m->dropout_on = 0;
-    for (int i = 0; i < m->n_params; i++) {
-        rt_param *p = &m->params[i];
-        if (p->grad && r->comm.allreduce_sum(&r->comm, &r->ctx, p->grad, p->n, err)) return -1;
-    }
     // The gradient norm is computed on device before the last loss is read, so the one wait for the
     // device that reading the loss always cost also brings the norm: the update is decided on the host
     // without a second round trip.
-    rt_optimizer_prepare(m, &r->oc);
-    add_micro_loss(r, soft, sums);
+    if (reduce_gradients(r, err)) return -1;
+    if (!failed) add_micro_loss(r, soft, sums);
+    if (!failed && r->ctx.be->check(&r->ctx, err)) failed = 1;
+    if (rt_comm_agree(&r->comm, failed, stop, err)) return -1;
     float norm = rt_optimizer_grad_norm(m);
     if (r->comm.allreduce_host(&r->comm, sums, 3, err)) return -1;
     double loss_sum = sums[0], ce_sum = sums[1], kd_sum = sums[2];
@@ -383,7 +484,10 @@ static int train_step(train_run *r, double *loss, int *nonfinite, rt_error *err)
     // every rank sees the same reduced loss and norm, so all of them skip or update together
     *nonfinite = !isfinite(loss_sum) || !isfinite(ce_sum) || !isfinite(kd_sum) || !isfinite(norm);
     float lr = rt_lr_at(&r->oc, r->state.step);
-    if (!*nonfinite) rt_optimizer_update(m, &r->oc, r->state.step + 1, lr);
+    if (!*nonfinite) {
+        rt_optimizer_update(m, &r->oc, r->state.step + 1, lr);
+        if (gather_weights(r, err)) return -1;
+    }
     r->state.step++;
     r->state.tokens_seen += (int64_t)micro_ids * accum * r->comm.world;
     *loss = counted > 0 ? loss_sum / counted : 0.0;
@@ -392,21 +496,18 @@ static int train_step(train_run *r, double *loss, int *nonfinite, rt_error *err)
 
 // Rank 0 writes the metrics; when a record could not be written (a full disk) every rank stops together.
 static int metrics_agree(train_run *r, rt_error *err) {
-    rt_error mine;
-    double failed = r->comm.rank == 0 && rt_metrics_check(&r->metrics, &mine) ? 1.0 : 0.0;
-    if (r->comm.allreduce_host(&r->comm, &failed, 1, err)) return -1;
-    if (failed == 0.0) return 0;
-    if (r->comm.rank == 0) return rt_fail(err, "%s", mine.msg);
-    return rt_fail(err, "rank 0 could not write metrics.jsonl");
+    int stop = 0;
+    return rt_comm_agree(&r->comm, rt_metrics_check(&r->metrics, err) != 0, &stop, err);
 }
 
 static int run_eval(train_run *r, rt_error *err) {
     double loss;
     int64_t n;
-    int B = r->cfg.train.batch_size, T = r->cfg.data.seq_len;
-    if (rt_eval_loss(&r->model, &r->val_ds, r->val_mask, B, T, r->cfg.train.eval_batches, &loss, &n, err))
-        return -1;
-    if (r->comm.rank == 0) rt_metrics_eval(&r->metrics, r->state.step, loss, n);
+    int B = r->cfg.train.batch_size, T = r->cfg.data.seq_len, stop = 0;
+    int failed = rt_eval_loss(&r->model, &r->val_ds, r->val_mask, B, T, r->cfg.train.eval_batches, &loss, &n,
+                              err) != 0;
+    if (rt_comm_agree(&r->comm, failed, &stop, err)) return -1;
+    rt_metrics_eval(&r->metrics, r->state.step, loss, n);
     return metrics_agree(r, err);
 }
 
@@ -429,8 +530,8 @@ static int train_loop(train_run *r, rt_error *err) {
     while (r->state.step < end) {
         double t0 = rt_now();
         double loss = 0.0;
-        int nonfinite = 0;
-        if (train_step(r, &loss, &nonfinite, err)) return -1;
+        int nonfinite = 0, stop = (int)stop_signal;
+        if (train_step(r, &loss, &nonfinite, &stop, err)) return -1;
         busy += rt_now() - t0;
         steps_mark++;
         in_a_row = nonfinite ? in_a_row + 1 : 0;
@@ -452,13 +553,12 @@ static int train_loop(train_run *r, rt_error *err) {
         }
         if (nonfinite) {
             skipped++;
-            if (r->comm.rank == 0)
-                rt_metrics_skip(&r->metrics, r->state.step, loss, rt_optimizer_grad_norm(&r->model), in_a_row,
-                                skipped);
+            rt_metrics_skip(&r->metrics, r->state.step, loss, rt_optimizer_grad_norm(&r->model), in_a_row,
+                            skipped);
         }
         int64_t step = r->state.step;
         int last = step == end;
-        if (step % c->run.log_every == 0 || last || stop_signal) {
+        if (step % c->run.log_every == 0 || last || stop) {
             rt_train_report rep;
             memset(&rep, 0, sizeof rep);
             rep.step = step;
@@ -469,17 +569,19 @@ static int train_loop(train_run *r, rt_error *err) {
             rep.tokens_seen = r->state.tokens_seen;
             rep.tokens_per_s = (double)(r->state.tokens_seen - tokens_mark) / busy;
             rep.flops_per_s = rep.tokens_per_s * flops_per_token;
-            rep.mfu = r->peak.flops > 0 ? rep.flops_per_s / r->peak.flops : -1.0;
-            rep.peak_flops = r->peak.flops;
+            // tokens/s are over every rank, so the peak is too (ranks are alike)
+            rep.peak_flops = r->peak.flops * r->comm.world;
+            rep.mfu = r->peak.flops > 0 ? rep.flops_per_s / rep.peak_flops : -1.0;
             rep.peak_source = r->peak.source;
-            rep.gemm_flops = r->peak.gemm;
+            rep.gemm_flops = r->peak.gemm * r->comm.world;
             rep.elapsed_s = rt_now() - t_start;
             rep.eta_s = (double)(total - step) * busy / (double)steps_mark;
             rep.has_kd = r->distill && r->kd.mode != RT_DISTILL_SEQUENCE;
             rep.ce = r->ce_sum;
             rep.kd = r->kd_sum;
             rep.skipped = skipped;
-            if (r->comm.rank == 0) rt_metrics_train(&r->metrics, &rep);
+            rep.world = r->comm.world;
+            rt_metrics_train(&r->metrics, &rep);
             if (metrics_agree(r, err)) return -1;
             busy = 0.0;
             steps_mark = 0;
@@ -488,12 +590,13 @@ static int train_loop(train_run *r, rt_error *err) {
         if (r->has_val && c->train.eval_every > 0 && (step % c->train.eval_every == 0 || step == total))
             if (run_eval(r, err)) return -1;
         int periodic = c->checkpoint.every > 0 && step % c->checkpoint.every == 0;
-        if (periodic || last || stop_signal) {
+        if (periodic || last || stop) {
             if (save_checkpoint(r, err)) return -1;
         }
-        if (stop_signal) {
-            rt_metrics_note(&r->metrics, "stopped by signal %d after step %lld; continue with --resume",
-                            (int)stop_signal, (long long)step);
+        if (stop) {
+            r->stopped_by = stop;
+            rt_metrics_note(&r->metrics, "stopped by signal %d after step %lld%s; continue with --resume",
+                            stop, (long long)step, r->comm.world > 1 ? " (every rank)" : "");
             return 0;
         }
     }
@@ -544,6 +647,11 @@ int rt_train_main(int argc, char **argv, rt_run_kind kind, void (*print_help)(vo
     sigaction(SIGTERM, &sa, NULL);
     rc = setup(&run, &err);
     if (rc == 0 && run.distill) rc = rt_distill_setup(&run, &err);
+    // a rank that failed to set up must not leave the others waiting in the first step's sums
+    if (run.comm.max_host) {
+        int stop = 0, failed = rc != 0;
+        if (rt_comm_agree(&run.comm, failed, &stop, &err) && rc == 0) rc = -1;
+    }
     if (rc == 0) rc = train_loop(&run, &err);
     if (rc == -2) {
         rt_cli_error(argv[0], err.msg); // a distill config that cannot work: a usage error
@@ -554,6 +662,6 @@ int rt_train_main(int argc, char **argv, rt_run_kind kind, void (*print_help)(vo
     }
     if (run.distill) rt_distill_free(&run);
     cleanup(&run);
-    if (rc == 0 && stop_signal) rc = 128 + (int)stop_signal;
+    if (rc == 0 && run.stopped_by) rc = 128 + run.stopped_by;
     return rc;
 }

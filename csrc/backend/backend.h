@@ -145,11 +145,18 @@ struct rt_backend {
     void (*sum_f32)(rt_ctx *ctx, float *out, const float *x, size_t n);
     // *scale = max_norm > 0 && sqrt(*norm_sq) > max_norm ? max_norm / sqrt(*norm_sq) : 1.
     void (*clip_scale)(rt_ctx *ctx, float *scale, const float *norm_sq, float max_norm);
+    // partials[s] = sum(x[i]^2) over segment s = x[s * seg .. min(n, (s + 1) * seg)) of fp32 x, for every
+    // segment. Each segment's sum has a fixed order (not the thread or block count's), so the gradient norm
+    // built from these partials is the same bits on any machine size and any number of ranks.
+    void (*sum_squares_segments)(rt_ctx *ctx, float *partials, const float *x, size_t n, size_t seg);
+    // acc = x (first) or acc += x, fp32 acc [n] and act x [n]: micro-batch gradients summed in fp32.
+    void (*accumulate_f32)(rt_ctx *ctx, float *acc, const void *x, size_t n, int first);
     // AdamW on fp32 master weights with decoupled weight decay, for one tensor of n elements:
     //   g = grad * (*grad_scale); m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
     //   w -= lr * (m / bc1 / (sqrt(v / bc2) + eps) + wd * w), bc1 = 1 - b1^step, bc2 = 1 - b2^step.
-    // param (act dtype) receives the updated weight; it may equal master when act is fp32.
-    void (*adamw)(rt_ctx *ctx, float *master, void *param, const void *grad, float *m, float *v, size_t n,
+    // param (act dtype) receives the updated weight; it may equal master when act is fp32. grad is fp32 (the
+    // step's gradient summed over micro-batches and ranks).
+    void (*adamw)(rt_ctx *ctx, float *master, void *param, const float *grad, float *m, float *v, size_t n,
                   float lr, float beta1, float beta2, float eps, float weight_decay, int64_t step,
                   const float *grad_scale);
 

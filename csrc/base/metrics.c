@@ -21,6 +21,12 @@ int rt_metrics_open(rt_metrics *mt, const char *dir, rt_error *err) {
     return 0;
 }
 
+void rt_metrics_open_quiet(rt_metrics *mt) {
+    memset(mt, 0, sizeof *mt);
+    mt->fd = -1;
+    mt->quiet = 1;
+}
+
 int rt_metrics_check(const rt_metrics *mt, rt_error *err) {
     if (!mt->write_errno) return 0;
     return rt_fail(err, "%s: cannot write: %s%s", mt->path, strerror(mt->write_errno),
@@ -102,6 +108,7 @@ static double wall_time(void) {
 }
 
 void rt_metrics_train(rt_metrics *mt, const rt_train_report *r) {
+    if (mt->quiet) return;
     if (mt->fd >= 0) {
         rt_buf rec = {0};
         rt_buf_printf(&rec, "{\"type\":\"train\",\"step\":%lld", (long long)r->step);
@@ -123,6 +130,7 @@ void rt_metrics_train(rt_metrics *mt, const rt_train_report *r) {
         }
         if (r->gemm_flops > 0) json_num(&rec, "gemm_flops_measured", r->gemm_flops);
         if (r->skipped > 0) rt_buf_printf(&rec, ",\"skipped\":%lld", (long long)r->skipped);
+        if (r->world > 1) rt_buf_printf(&rec, ",\"world\":%d", r->world);
         json_num(&rec, "elapsed_s", r->elapsed_s);
         json_num(&rec, "time", wall_time());
         rt_buf_printf(&rec, "}\n");
@@ -148,9 +156,12 @@ void rt_metrics_train(rt_metrics *mt, const rt_train_report *r) {
     if (r->skipped > 0) // shown from the first skipped step on
         snprintf(parts + strlen(parts), sizeof parts - strlen(parts), " | skipped %lld",
                  (long long)r->skipped);
-    fprintf(stderr, "%sstep %*lld/%lld | loss %.4f%s | lr %.2e | grad %.3f | %.0f tok/s | MFU %s | ETA %s%s",
+    char ranks[32] = "";
+    if (r->world > 1) snprintf(ranks, sizeof ranks, " on %d ranks", r->world);
+    fprintf(stderr,
+            "%sstep %*lld/%lld | loss %.4f%s | lr %.2e | grad %.3f | %.0f tok/s%s | MFU %s | ETA %s%s",
             mt->tty ? "\r" : "", width, (long long)r->step, (long long)r->total_steps, r->loss, parts, r->lr,
-            r->grad_norm, r->tokens_per_s, mfu, eta, mt->tty ? "\033[K" : "\n");
+            r->grad_norm, r->tokens_per_s, ranks, mfu, eta, mt->tty ? "\033[K" : "\n");
     mt->line_open = mt->tty;
     fflush(stderr);
 }
@@ -187,6 +198,7 @@ void rt_metrics_eval(rt_metrics *mt, int64_t step, double val_loss, int64_t val_
 }
 
 void rt_metrics_note(rt_metrics *mt, const char *fmt, ...) {
+    if (mt->quiet) return;
     end_line(mt);
     va_list ap;
     va_start(ap, fmt);

@@ -15,10 +15,13 @@ typedef struct rt_metrics {
     int write_errno; // the first failed record's errno (0: none); records after it are not written
     int tty;         // stderr is a terminal
     int line_open;   // a status line is on screen without its newline
+    int quiet;       // a rank other than 0 of a data-parallel run: writes and prints nothing
 } rt_metrics;
 
 // Opens <dir>/metrics.jsonl for appending (a resumed run continues the same file).
 int rt_metrics_open(rt_metrics *mt, const char *dir, rt_error *err);
+// The metrics of a rank that does not report (every rank but 0): every call does nothing.
+void rt_metrics_open_quiet(rt_metrics *mt);
 void rt_metrics_close(rt_metrics *mt);
 // Fails, naming the file and the cause, once a record could not be written (a full disk): the training loop
 // checks after each report so a run does not go on without its metrics.
@@ -39,6 +42,7 @@ typedef struct rt_train_report {
     int has_kd;      // distillation: the loss's parts, each a mean over the counted targets
     double ce, kd;   // cross-entropy on the data, divergence from the teacher
     int64_t skipped; // non-finite steps skipped so far by this process (train.skip_nonfinite)
+    int world;       // data-parallel ranks; tokens_per_s and flops_per_s are over all of them
 } rt_train_report;
 
 void rt_metrics_train(rt_metrics *mt, const rt_train_report *r);

@@ -5,7 +5,7 @@
 #include "cpu_internal.h"
 
 // master, m, v [n] fp32; param [n] receives the new weights (may be master); grad [n]
-void cpu_adamw(rt_ctx *ctx, float *master, void *param, const void *grad, float *m, float *v, size_t n,
+void cpu_adamw(rt_ctx *ctx, float *master, void *param, const float *grad, float *m, float *v, size_t n,
                float lr, float beta1, float beta2, float eps, float weight_decay, int64_t step,
                const float *grad_scale) {
     const float *g = grad;

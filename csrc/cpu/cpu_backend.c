@@ -113,6 +113,16 @@ static void cpu_add_inplace(rt_ctx *ctx, void *acc, const void *x, size_t n) {
     for (size_t i = 0; i < n; i++) o[i] += y[i];
 }
 
+static void cpu_accumulate_f32(rt_ctx *ctx, float *acc, const void *x, size_t n, int first) {
+    const float *y = x;
+    if (first) {
+        if (acc != y) memcpy(acc, y, n * sizeof(float));
+        return;
+    }
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, n / 2))
+    for (size_t i = 0; i < n; i++) acc[i] += y[i];
+}
+
 const rt_backend rt_backend_cpu = {
     .name = "cpu",
     .ctx_init = cpu_ctx_init,
@@ -143,6 +153,8 @@ const rt_backend rt_backend_cpu = {
     .sum_squares = cpu_sum_squares,
     .sum_f32 = cpu_sum_f32,
     .clip_scale = cpu_clip_scale,
+    .sum_squares_segments = cpu_sum_squares_segments,
+    .accumulate_f32 = cpu_accumulate_f32,
     .adamw = cpu_adamw,
     .distill_loss = cpu_distill_loss,
     .rope_forward_at = cpu_rope_forward_at,

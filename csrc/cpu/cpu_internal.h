@@ -131,8 +131,9 @@ void cpu_distill_loss(rt_ctx *ctx, float *ce, float *kd, void *dlogits, const vo
                       const int32_t *targets, int N, int V, const rt_kd_params *p, float grad_scale);
 void cpu_sum_squares(rt_ctx *ctx, float *acc, const void *x, size_t n);
 void cpu_sum_f32(rt_ctx *ctx, float *out, const float *x, size_t n);
+void cpu_sum_squares_segments(rt_ctx *ctx, float *partials, const float *x, size_t n, size_t seg);
 void cpu_clip_scale(rt_ctx *ctx, float *scale, const float *norm_sq, float max_norm);
-void cpu_adamw(rt_ctx *ctx, float *master, void *param, const void *grad, float *m, float *v, size_t n,
+void cpu_adamw(rt_ctx *ctx, float *master, void *param, const float *grad, float *m, float *v, size_t n,
                float lr, float beta1, float beta2, float eps, float weight_decay, int64_t step,
                const float *grad_scale);
 void cpu_rope_forward_at(rt_ctx *ctx, void *out, const void *x, const float *cos_tab, const float *sin_tab,

@@ -1,41 +1,58 @@
-// Reductions to one device scalar. Each thread sums a static block in double, in fixed SIMD lanes; the
-// partials are added in thread order, so the result does not depend on scheduling.
+// Reductions to one device scalar, in double: fixed pieces summed in fixed SIMD lanes, then the pieces'
+// partials in order, so the result depends neither on scheduling nor on the number of threads.
 #include <math.h>
 #include <omp.h>
 
 #include "cpu_internal.h"
 
-#define MAX_THREADS 1024
-#define LANES       8
+#define LANES 8
+// Elements one partial covers: the sum is cut into these fixed pieces whatever the thread count, so a
+// reduction gives the same bits with 1 thread or 64 (and a gradient norm the same bits on 1 rank or 4).
+#define PIECE ((size_t)16384)
+// Pieces summed per pass (their partials live on the stack).
+#define PASS 1024
+
+// Sum of x[0..n) (or of squares), 8 lanes in double, in one fixed order.
+static double sum_piece(const float *x, size_t n, int squares) {
+    double acc[LANES] = {0};
+    size_t i = 0;
+    if (squares) {
+        for (; i + LANES <= n; i += LANES)
+            for (int j = 0; j < LANES; j++) acc[j] += (double)x[i + j] * x[i + j];
+        for (int j = 0; i < n; i++, j++) acc[j] += (double)x[i] * x[i];
+    } else {
+        for (; i + LANES <= n; i += LANES)
+            for (int j = 0; j < LANES; j++) acc[j] += x[i + j];
+        for (int j = 0; i < n; i++, j++) acc[j] += x[i];
+    }
+    double s = 0.0;
+    for (int j = 0; j < LANES; j++) s += acc[j];
+    return s;
+}
 
 static double sum_blocks(rt_ctx *ctx, const float *x, size_t n, int squares) {
-    double partial[MAX_THREADS];
-    int nt = cpu_of(ctx)->n_threads < MAX_THREADS ? cpu_of(ctx)->n_threads : MAX_THREADS;
-    int used = 1;
-#pragma omp parallel num_threads(nt) if (n > 65536)
-    {
-        int tid = omp_get_thread_num(), parts = omp_get_num_threads();
-        size_t lo, hi;
-        cpu_chunk(n, parts, tid, &lo, &hi);
-        double acc[LANES] = {0};
-        size_t i = lo;
-        if (squares) {
-            for (; i + LANES <= hi; i += LANES)
-                for (int j = 0; j < LANES; j++) acc[j] += (double)x[i + j] * x[i + j];
-            for (int j = 0; i < hi; i++, j++) acc[j] += (double)x[i] * x[i];
-        } else {
-            for (; i + LANES <= hi; i += LANES)
-                for (int j = 0; j < LANES; j++) acc[j] += x[i + j];
-            for (int j = 0; i < hi; i++, j++) acc[j] += x[i];
-        }
-        double s = 0.0;
-        for (int j = 0; j < LANES; j++) s += acc[j];
-        partial[tid] = s;
-        if (tid == 0) used = parts;
-    }
     double total = 0.0;
-    for (int t = 0; t < used; t++) total += partial[t];
+    size_t n_pieces = (n + PIECE - 1) / PIECE;
+    for (size_t p0 = 0; p0 < n_pieces; p0 += PASS) {
+        double partial[PASS];
+        size_t count = n_pieces - p0 < PASS ? n_pieces - p0 : PASS;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, count *PIECE)) if (count > 1)
+        for (size_t k = 0; k < count; k++) {
+            size_t lo = (p0 + k) * PIECE, hi = lo + PIECE < n ? lo + PIECE : n;
+            partial[k] = sum_piece(x + lo, hi - lo, squares);
+        }
+        for (size_t k = 0; k < count; k++) total += partial[k];
+    }
     return total;
+}
+
+void cpu_sum_squares_segments(rt_ctx *ctx, float *partials, const float *x, size_t n, size_t seg) {
+    size_t n_seg = (n + seg - 1) / seg;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, n)) if (n_seg > 1)
+    for (size_t s = 0; s < n_seg; s++) {
+        size_t lo = s * seg, hi = lo + seg < n ? lo + seg : n;
+        partials[s] = (float)sum_piece(x + lo, hi - lo, 1);
+    }
 }
 
 void cpu_sum_squares(rt_ctx *ctx, float *acc, const void *x, size_t n) {

@@ -98,11 +98,14 @@ static void define_params(rt_model *m) {
 
 // A frozen weight keeps no fp32 master beside its compute copy (they are the same buffer in fp32), and an
 // NF4 one only its codes and scales.
+// The trainable weights of a training model live in the arenas (arena.c).
 static void alloc_params(rt_model *m, alloc_state *a) {
     rt_ctx *ctx = m->ctx;
     size_t act = rt_dtype_size(ctx->act);
+    rt_model_alloc_arena(m, a);
     for (int i = 0; i < m->n_params; i++) {
         rt_param *p = &m->params[i];
+        if (p->in_arena) continue;
         a->kind = p->frozen ? ALLOC_BASE : ALLOC_PARAMS;
         if (rt_model_param_is_nf4(m, i)) {
             rt_model_alloc_nf4(m, a, p);
@@ -114,11 +117,6 @@ static void alloc_params(rt_model *m, alloc_state *a) {
         }
         p->master = dev_alloc(a, p->n, sizeof(float), p->name);
         p->w = ctx->act == RT_F32 ? (void *)p->master : dev_alloc(a, p->n, act, p->name);
-        if (m->training && !p->frozen) {
-            p->grad = dev_alloc(a, p->n, act, "gradient");
-            p->m = dev_alloc(a, p->n, sizeof(float), "AdamW first moment");
-            p->v = dev_alloc(a, p->n, sizeof(float), "AdamW second moment");
-        }
     }
 }
 
@@ -213,13 +211,24 @@ int rt_model_create(rt_model *m, const rt_model_dims *dims, rt_ctx *ctx, int B, 
 
 int rt_model_create_adapted(rt_model *m, const rt_model_dims *dims, const rt_lora_spec *lora, rt_ctx *ctx,
                             int B, int T, int training, rt_error *err) {
+    rt_data_parallel one = {1, 0, 0, 1};
+    return rt_model_create_parallel(m, dims, lora, ctx, B, T, training ? &one : NULL, err);
+}
+
+int rt_model_create_parallel(rt_model *m, const rt_model_dims *dims, const rt_lora_spec *lora, rt_ctx *ctx,
+                             int B, int T, const rt_data_parallel *dp, rt_error *err) {
     memset(m, 0, sizeof *m);
     if (lora) m->lora = *lora;
     m->dims = *dims;
     m->ctx = ctx;
     m->B_max = B;
     m->T_max_batch = T;
-    m->training = training;
+    m->training = dp != NULL;
+    int training = m->training;
+    if (dp) m->dp = *dp;
+    if (dp && (dp->world < 1 || dp->rank < 0 || dp->rank >= dp->world || dp->grad_accum < 1))
+        return rt_fail(err, "data-parallel layout: rank %d of %d, %d micro-batches per step", dp->rank,
+                       dp->world, dp->grad_accum);
     if (B <= 0 || T <= 0 || T > dims->T_max)
         return rt_fail(err, "batch %d x %d does not fit the model (max_seq_len %d)", B, T, dims->T_max);
     if (dims->H % dims->KVH != 0 || dims->D % 2 != 0 || dims->D * dims->H != dims->C)
@@ -268,13 +277,12 @@ void rt_model_free(rt_model *m) {
     if (m->params) {
         for (int i = 0; i < m->n_params; i++) {
             rt_param *p = &m->params[i];
+            if (p->in_arena) continue;
             if (p->w != p->master) dev_free(m, p->w);
             dev_free(m, p->master);
-            dev_free(m, p->grad);
-            dev_free(m, p->m);
-            dev_free(m, p->v);
         }
     }
+    rt_model_free_arena(m);
     if (m->acts) {
         for (int l = 0; l < m->dims.L; l++) {
             rt_layer_acts *la = &m->acts[l];
@@ -435,7 +443,10 @@ void rt_model_backward(rt_model *m, int B, int T) {
     const rt_model_dims *d = &m->dims;
     int N = B * T, C = d->C;
     void *dlogits = m->logits; // [N, V], written in place by cross_entropy
-    // a frozen norm's weight gradient goes to a sink nobody reads (the op always computes it)
+    rt_param_arena *ar = &m->arena;
+    // a micro-batch after the first starts from a zero gradient of its own; its sum joins arena.acc below
+    if (ar->separate_acc && m->micro_count > 0) be->zero(ctx, ar->grad, ar->n_used * rt_dtype_size(ctx->act));
+        // a frozen norm's weight gradient goes to a sink nobody reads (the op always computes it)
 #define GN(idx) (G(idx) ? G(idx) : m->dnorm_sink)
 
     // output head: logits = xf @ W^T
@@ -471,14 +482,13 @@ void rt_model_backward(rt_model *m, int B, int T) {
     }
     if (G(m->tok_embd)) be->embedding_backward(ctx, G(m->tok_embd), m->dresid, m->tokens, N, C);
 #undef GN
+    if (ar->separate_acc) be->accumulate_f32(ctx, ar->acc, ar->grad, ar->n_used, m->micro_count == 0);
+    m->micro_count++;
 }
 
 void rt_model_zero_grad(rt_model *m) {
-    size_t act = rt_dtype_size(m->ctx->act);
-    for (int i = 0; i < m->n_params; i++) {
-        rt_param *p = &m->params[i];
-        if (p->grad) m->ctx->be->zero(m->ctx, p->grad, p->n * act);
-    }
+    if (m->arena.grad) m->ctx->be->zero(m->ctx, m->arena.grad, m->arena.n_used * rt_dtype_size(m->ctx->act));
+    m->micro_count = 0;
 }
 
 int rt_model_distill_loss(rt_model *m, const int32_t *targets, const void *teacher_logits,
@@ -544,7 +554,15 @@ static int exported(const rt_model *m, const rt_param *p) {
 
 int rt_model_export_tensors(rt_model *m, rt_named_tensor **weights, rt_named_tensor **adam_m,
                             rt_named_tensor **adam_v, int *n, rt_error *err) {
+    return rt_model_export_tensors_with_moments(m, NULL, NULL, weights, adam_m, adam_v, n, err);
+}
+
+int rt_model_export_tensors_with_moments(rt_model *m, const float *host_m, const float *host_v,
+                                         rt_named_tensor **weights, rt_named_tensor **adam_m,
+                                         rt_named_tensor **adam_v, int *n, rt_error *err) {
     const rt_backend *be = m->ctx->be;
+    if (adam_m && adam_v && m->training && m->dp.zero && !(host_m && host_v))
+        return rt_fail(err, "the AdamW moments are sharded over ranks: gather them before exporting");
     int want_optim = adam_m && adam_v && m->training, count = 0;
     for (int i = 0; i < m->n_params; i++) count += exported(m, &m->params[i]);
     rt_named_tensor *w = rt_calloc((size_t)count, sizeof *w, "tensor list", err);
@@ -558,7 +576,10 @@ int rt_model_export_tensors(rt_model *m, rt_named_tensor **weights, rt_named_ten
         if (ok) be->download(m->ctx, w[j].data, p->master, RT_F32, p->n);
         if (ok && want_optim) {
             ok = host_tensor(&mm[j], p, err) == 0 && host_tensor(&vv[j], p, err) == 0;
-            if (ok) {
+            if (ok && host_m) {
+                memcpy(mm[j].data, host_m + p->off, p->n * sizeof(float));
+                memcpy(vv[j].data, host_v + p->off, p->n * sizeof(float));
+            } else if (ok) {
                 be->download(m->ctx, mm[j].data, p->m, RT_F32, p->n);
                 be->download(m->ctx, vv[j].data, p->v, RT_F32, p->n);
             }
@@ -640,8 +661,18 @@ static int import_kind(rt_model *m, int adapters, const rt_named_tensor *weights
         const rt_named_tensor *tv = rt_named_tensor_find(adam_v, n_optim, p->name);
         if (!tm || !tv) return rt_fail(err, "%s: missing optimizer state for %s", source, p->name);
         if (check_shape(tm, p, "adam_m", source, err) || check_shape(tv, p, "adam_v", source, err)) return -1;
-        be->upload(m->ctx, p->m, RT_F32, tm->data, p->n);
-        be->upload(m->ctx, p->v, RT_F32, tv->data, p->n);
+        if (p->m) {
+            be->upload(m->ctx, p->m, RT_F32, tm->data, p->n);
+            be->upload(m->ctx, p->v, RT_F32, tv->data, p->n);
+            continue;
+        }
+        // ZeRO-1: only the part of the tensor inside this rank's shard of the moments
+        const rt_param_arena *ar = &m->arena;
+        size_t lo = p->off > ar->shard_off ? p->off : ar->shard_off;
+        size_t hi = p->off + p->n < ar->shard_off + ar->shard_n ? p->off + p->n : ar->shard_off + ar->shard_n;
+        if (lo >= hi) continue;
+        be->upload(m->ctx, ar->m + (lo - ar->shard_off), RT_F32, tm->data + (lo - p->off), hi - lo);
+        be->upload(m->ctx, ar->v + (lo - ar->shard_off), RT_F32, tv->data + (lo - p->off), hi - lo);
     }
     be->sync(m->ctx);
     return 0;

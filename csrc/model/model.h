@@ -12,6 +12,7 @@
 #include "backend/backend.h"
 #include "base/named_tensor.h"
 #include "config/config.h"
+#include "model/arena.h"
 #include "model/lora.h"
 
 typedef struct rt_model_dims {
@@ -50,6 +51,8 @@ typedef struct rt_param {
     int frozen;         // the base of LoRA / QLoRA: no gradient, no optimizer state
     int adapter;        // a LoRA A [r, in] or B [out, r]
     rt_nf4_weight *nf4; // QLoRA: the weight exists only in NF4 (master and w are NULL)
+    int in_arena;       // a trainable weight of a training model: its buffers are slices of m->arena
+    size_t off;         // its first element in the arena
 } rt_param;
 
 // Per-layer parameters as indices into rt_model.params.
@@ -92,6 +95,9 @@ typedef struct rt_model {
     rt_ctx *ctx;
     int B_max, T_max_batch; // activation buffers are sized for this batch
     int training;           // gradients and optimizer moments allocated
+    rt_data_parallel dp;    // training: the ranks the step is split over
+    rt_param_arena arena;   // training: the trainable weights and their gradients and moments
+    int micro_count;        // backward passes since rt_model_zero_grad
 
     rt_param *params; // [n_params] in GGUF order
     int n_params;
@@ -141,6 +147,11 @@ int rt_model_create(rt_model *m, const rt_model_dims *dims, rt_ctx *ctx, int B, 
 // rt_model_init_adapters or rt_model_import_adapters.
 int rt_model_create_adapted(rt_model *m, const rt_model_dims *dims, const rt_lora_spec *lora, rt_ctx *ctx,
                             int B, int T, int training, rt_error *err);
+// A training model split over data-parallel ranks (dp): the arenas are laid out for dp->world shards and,
+// with dp->zero, hold the AdamW moments of this rank's shard only. rt_model_create_adapted with training
+// = 1 is this with one rank and one micro-batch per step.
+int rt_model_create_parallel(rt_model *m, const rt_model_dims *dims, const rt_lora_spec *lora, rt_ctx *ctx,
+                             int B, int T, const rt_data_parallel *dp, rt_error *err);
 void rt_model_free(rt_model *m);
 
 // Seeded init on the host, uploaded: matrices N(0, std) (output projections scaled by 1/sqrt(2L)),
@@ -184,8 +195,11 @@ float rt_model_kd_sum(rt_model *m, int B, int T);
 // rt_model_forward's, so the logits equal those of a forward over the whole sequence to fp32 rounding.
 int rt_model_forward_cached(rt_model *m, const int32_t *tokens, int B, int T_new, int pos0, rt_error *err);
 
-// Accumulates parameter gradients of the last forward (which must have had targets).
+// The parameter gradients of the last forward (which must have had targets): each backward computes its
+// micro-batch's gradient (p->grad) and adds it to the step's fp32 sum (arena.acc) in order, so a step of k
+// micro-batches sums ((g0 + g1) + g2) + ... exactly as k ranks of one micro-batch each do.
 void rt_model_backward(rt_model *m, int B, int T);
+// Starts a step: the next backward is its first micro-batch.
 void rt_model_zero_grad(rt_model *m);
 
 // Sum of the per-token losses of the last forward with targets (synchronises).
@@ -198,6 +212,11 @@ void rt_model_logits_row(rt_model *m, int row, float *out);
 // only (an adapter checkpoint); otherwise every weight.
 int rt_model_export_tensors(rt_model *m, rt_named_tensor **weights, rt_named_tensor **adam_m,
                             rt_named_tensor **adam_v, int *n, rt_error *err);
+// The same with the AdamW moments taken from host copies of the whole arena ([arena.n] each), for a
+// model whose device holds only its shard of them (ZeRO-1: the ranks' shards gathered on the writer).
+int rt_model_export_tensors_with_moments(rt_model *m, const float *host_m, const float *host_v,
+                                         rt_named_tensor **weights, rt_named_tensor **adam_m,
+                                         rt_named_tensor **adam_v, int *n, rt_error *err);
 void rt_model_free_host_tensors(rt_named_tensor *ts, int n);
 // Load weights (and moments when given) from host tensors, checking every name and shape: every weight
 // but the adapters (a full checkpoint, or the base of an adapted model, quantized to NF4 where the spec

@@ -18,6 +18,11 @@ typedef struct alloc_state {
 // "AdamW ...") or by a->kind. NULL (and a->failed set) on failure.
 void *rt_model_dev_alloc(alloc_state *a, size_t n_elems, size_t elem_size, const char *what);
 
+// arena.c
+// Lays out the trainable weights of a training model in m->arena for m->dp and allocates the arenas.
+void rt_model_alloc_arena(rt_model *m, alloc_state *a);
+void rt_model_free_arena(rt_model *m);
+
 // model_lora.c
 // Index of the base weight of a site (layer l; l is ignored for the head).
 int rt_model_site_weight(const rt_model *m, int l, rt_lora_site site);

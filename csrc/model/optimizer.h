@@ -33,6 +33,13 @@ void rt_optimizer_step(rt_model *m, const rt_adamw_config *oc, int64_t step, flo
 void rt_optimizer_prepare(rt_model *m, const rt_adamw_config *oc);
 void rt_optimizer_update(rt_model *m, const rt_adamw_config *oc, int64_t step, float lr);
 
+// prepare's two halves, for ranks that hold the summed gradient of their shard only (ZeRO-1): the
+// squared-norm partials of the arena segments this rank updates (the others zero), and, once the ranks
+// have summed the partials, the norm and clip factor from them. Every configuration adds the same
+// partials in the same order, so the norm is the same bits with or without sharding, on 1 rank or N.
+void rt_optimizer_norm_partials(rt_model *m);
+void rt_optimizer_finish_norm(rt_model *m, const rt_adamw_config *oc);
+
 // Global gradient norm before clipping of the last step (synchronises the context).
 float rt_optimizer_grad_norm(rt_model *m);
 

@@ -39,10 +39,10 @@ int rt_comm_init(rt_comm *c, const char *dist, const char *device, rt_error *err
         else
             want = "single";
         if (strcmp(want, "single") == 0 && rt_comm_launched())
-            return rt_fail(err,
-                           "this process was started by a launcher (mpirun or srun) but retort was built "
-                           "without MPI: rebuild with libopenmpi-dev installed (scripts/bootstrap.sh), or run "
-                           "one process without a launcher");
+            return rt_fail(
+                err, "this process was started by a launcher (mpirun or srun) but retort was built "
+                     "without MPI: rebuild with libopenmpi-dev installed (scripts/bootstrap.sh), or run "
+                     "one process without a launcher");
     }
     if (!rt_comm_built(want))
         return rt_fail(err, "system.dist %s: this build of retort has no %s communicator (%s)", want, want,

@@ -88,8 +88,8 @@ static int mpi_reduce_scatter_sum(rt_comm *c, rt_ctx *ctx, float *buf, size_t sh
         for (size_t off = 0; off < shard; off += CHUNK) {
             int len = (int)(shard - off < CHUNK ? shard - off : CHUNK);
             if (mpi_check(c,
-                          MPI_Sendrecv(theirs + off, len, MPI_FLOAT, peer, 1, im->chunk, len, MPI_FLOAT, peer, 1,
-                                       im->world, MPI_STATUS_IGNORE),
+                          MPI_Sendrecv(theirs + off, len, MPI_FLOAT, peer, 1, im->chunk, len, MPI_FLOAT, peer,
+                                       1, im->world, MPI_STATUS_IGNORE),
                           "MPI_Sendrecv (gradient shards)", err))
                 return -1;
             for (int i = 0; i < len; i++) mine[off + i] = mine[off + i] + im->chunk[i];
@@ -119,7 +119,8 @@ static int mpi_allgather(rt_comm *c, rt_ctx *ctx, void *buf, size_t shard_bytes,
     // MPI counts are ints: a larger shard travels as units of 64 KiB (arena shards are whole segments)
     size_t unit = shard_bytes > (size_t)INT_MAX ? (size_t)1 << 16 : 1;
     if (shard_bytes % unit || shard_bytes / unit > (size_t)INT_MAX)
-        return rt_fail(err, "rank %d: a shard of %zu bytes does not fit one MPI message", c->rank, shard_bytes);
+        return rt_fail(err, "rank %d: a shard of %zu bytes does not fit one MPI message", c->rank,
+                       shard_bytes);
     MPI_Datatype type = MPI_BYTE;
     int rc = MPI_SUCCESS;
     if (unit > 1) {
@@ -136,8 +137,8 @@ static int mpi_allgather(rt_comm *c, rt_ctx *ctx, void *buf, size_t shard_bytes,
 static int mpi_allreduce_host(rt_comm *c, double *values, int n, rt_error *err) {
     double *all = rt_malloc((size_t)n * (size_t)c->world * sizeof(double), "host sums", err);
     if (!all) return -1;
-    int rc = mpi_check(c, MPI_Allgather(values, n, MPI_DOUBLE, all, n, MPI_DOUBLE, comm_of(c)), "MPI_Allgather",
-                       err);
+    int rc = mpi_check(c, MPI_Allgather(values, n, MPI_DOUBLE, all, n, MPI_DOUBLE, comm_of(c)),
+                       "MPI_Allgather", err);
     if (rc == 0)
         for (int i = 0; i < n; i++) {
             double s = 0.0;

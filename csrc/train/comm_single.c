@@ -23,7 +23,8 @@ static int single_max_host(rt_comm *c, int *values, int n, rt_error *err) {
     return 0;
 }
 
-static int single_gather_host(rt_comm *c, const void *send, size_t bytes, void *recv, int root, rt_error *err) {
+static int single_gather_host(rt_comm *c, const void *send, size_t bytes, void *recv, int root,
+                              rt_error *err) {
     if (bytes) memmove(recv, send, bytes);
     return 0;
 }

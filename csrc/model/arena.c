@@ -1,0 +1,82 @@
+// The flat arenas of a training model (arena.h): layout, allocation and release.
+#include <string.h>
+
+#include "model/model_internal.h"
+
+// Tensors start on 16-element boundaries (64 bytes in fp32), for vector loads.
+#define ALIGN 16
+
+static size_t round_up(size_t x, size_t to) {
+    return (x + to - 1) / to * to;
+}
+
+static int in_arena(const rt_model *m, int i) {
+    const rt_param *p = &m->params[i];
+    return m->training && !p->frozen && !rt_model_param_is_nf4(m, i);
+}
+
+// Matrices (weight decay) first, then norms, each group in table order: AdamW runs as two ranges.
+static void layout(rt_model *m) {
+    rt_param_arena *ar = &m->arena;
+    size_t off = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < m->n_params; i++) {
+            rt_param *p = &m->params[i];
+            if (!in_arena(m, i) || (p->decay != 0) != (pass == 0)) continue;
+            p->in_arena = 1;
+            p->off = off;
+            off = round_up(off + p->n, ALIGN);
+        }
+        if (pass == 0) ar->n_decay = off;
+    }
+    ar->n_used = off;
+    int world = m->dp.world > 0 ? m->dp.world : 1;
+    size_t used_segments = (off + RT_ARENA_SEGMENT - 1) / RT_ARENA_SEGMENT;
+    size_t shard_segments = (used_segments + (size_t)world - 1) / (size_t)world;
+    if (shard_segments == 0) shard_segments = 1;
+    ar->shard_n = shard_segments * RT_ARENA_SEGMENT;
+    ar->n = ar->shard_n * (size_t)world;
+    ar->n_segments = ar->n / RT_ARENA_SEGMENT;
+    ar->shard_off = m->dp.zero ? ar->shard_n * (size_t)m->dp.rank : 0;
+    if (!m->dp.zero) ar->shard_n = ar->n; // without sharding, every rank updates everything
+}
+
+void rt_model_alloc_arena(rt_model *m, alloc_state *a) {
+    rt_param_arena *ar = &m->arena;
+    rt_ctx *ctx = m->ctx;
+    size_t act = rt_dtype_size(ctx->act);
+    layout(m);
+    if (ar->n_used == 0) return; // nothing trains
+    a->kind = ALLOC_PARAMS;
+    ar->master = rt_model_dev_alloc(a, ar->n, sizeof(float), "parameters");
+    ar->w = ctx->act == RT_F32 ? (void *)ar->master : rt_model_dev_alloc(a, ar->n, act, "parameters");
+    ar->grad = rt_model_dev_alloc(a, ar->n, act, "gradient");
+    ar->separate_acc = ctx->act != RT_F32 || m->dp.grad_accum > 1;
+    ar->acc = ar->separate_acc ? rt_model_dev_alloc(a, ar->n, sizeof(float), "gradient") : (float *)ar->grad;
+    size_t moments = m->dp.zero ? ar->shard_n : ar->n;
+    ar->m = rt_model_dev_alloc(a, moments, sizeof(float), "AdamW first moment");
+    ar->v = rt_model_dev_alloc(a, moments, sizeof(float), "AdamW second moment");
+    ar->partials = rt_model_dev_alloc(a, ar->n_segments, sizeof(float), "gradient");
+    if (a->failed) return;
+    for (int i = 0; i < m->n_params; i++) {
+        rt_param *p = &m->params[i];
+        if (!p->in_arena) continue;
+        p->master = ar->master + p->off;
+        p->w = (char *)ar->w + p->off * act;
+        p->grad = (char *)ar->grad + p->off * act;
+        p->m = m->dp.zero ? NULL : ar->m + p->off;
+        p->v = m->dp.zero ? NULL : ar->v + p->off;
+    }
+}
+
+void rt_model_free_arena(rt_model *m) {
+    rt_param_arena *ar = &m->arena;
+    const rt_backend *be = m->ctx->be;
+    void *bufs[] = {ar->master,  ar->w == ar->master ? NULL : ar->w,
+                    ar->grad,    ar->acc == ar->grad ? NULL : ar->acc,
+                    ar->m,       ar->v,
+                    ar->partials};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) be->free(m->ctx, bufs[i]);
+    memset(ar, 0, sizeof *ar);
+}
