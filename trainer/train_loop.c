@@ -398,6 +398,13 @@ static void add_micro_loss(train_run *r, int soft, double sums[3]) {
 static int reduce_gradients(train_run *r, rt_error *err) {
     rt_model *m = &r->model;
     rt_param_arena *ar = &m->arena;
+    if (m->grad_ready) { // the sums were started bucket by bucket during the last backward
+        if (!m->buckets_reduced) rt_model_reduce_buckets(m); // this rank's step failed before it
+        if (m->grad_ready_failed) return rt_fail(err, "%s", r->grad_ready_err.msg);
+        if (r->comm.allreduce_wait(&r->comm, &r->ctx, err)) return -1;
+        rt_optimizer_prepare(m, &r->oc);
+        return 0;
+    }
     if (!m->dp.zero) {
         if (r->comm.allreduce_sum(&r->comm, &r->ctx, ar->acc, ar->n_used, err)) return -1;
         rt_optimizer_prepare(m, &r->oc);
@@ -408,6 +415,13 @@ static int reduce_gradients(train_run *r, rt_error *err) {
     if (r->comm.allreduce_sum(&r->comm, &r->ctx, ar->partials, ar->n_segments, err)) return -1;
     rt_optimizer_finish_norm(m, &r->oc);
     return 0;
+}
+
+// grad_ready of the model: a completed part of the step's gradient sum goes to the other ranks while
+// backward goes on.
+static int start_sum(void *user, float *acc, size_t n) {
+    train_run *r = user;
+    return r->comm.allreduce_sum_start(&r->comm, &r->ctx, acc, n, &r->grad_ready_err);
 }
 
 // ZeRO-1 after the update: every rank's shard of the new weights to every rank (fp32 masters, from which
@@ -449,6 +463,10 @@ static int train_step(train_run *r, double *loss, int *nonfinite, int *stop, rt_
     int soft = r->distill && r->kd.mode != RT_DISTILL_SEQUENCE;
     int failed = 0;
     rt_model_zero_grad(m);
+    // Without ZeRO the sum over ranks overlaps backward: each bucket's sum starts as soon as the last
+    // micro-batch's backward completes it (ZeRO-1 reduce-scatters the whole arena after backward).
+    m->grad_ready = r->comm.world > 1 && !m->dp.zero ? start_sum : NULL;
+    m->grad_ready_user = r;
     m->dropout_on = 1; // adapter dropout, masks seeded by (run.seed, step, micro-batch, layer, site)
     m->dropout_run_seed = (uint64_t)r->cfg.run.seed;
     m->dropout_step = r->state.step;
@@ -465,7 +483,9 @@ static int train_step(train_run *r, double *loss, int *nonfinite, int *stop, rt_
             failed = 1;
         }
         if (failed) break;
+        m->reduce_in_backward = micro == accum - 1;
         rt_model_backward(m, B, T);
+        m->reduce_in_backward = 0;
         if (micro + 1 < accum) add_micro_loss(r, soft, sums); // the last one is read with the norm below
     }
     m->dropout_on = 0;

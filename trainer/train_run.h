@@ -57,7 +57,8 @@ typedef struct train_run {
     int ctx_ok;
     rt_model model;
     rt_comm comm;
-    int stopped_by; // the stop signal every rank agreed on (0: none)
+    int stopped_by;          // the stop signal every rank agreed on (0: none)
+    rt_error grad_ready_err; // why a sum started during backward failed
     rt_dataset train_ds, val_ds;
     int has_val;
     rt_batcher batcher;

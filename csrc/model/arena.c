@@ -1,4 +1,5 @@
 // The flat arenas of a training model (arena.h): layout, allocation and release.
+#include <stdlib.h>
 #include <string.h>
 
 #include "model/model_internal.h"
@@ -15,17 +16,48 @@ static int in_arena(const rt_model *m, int i) {
     return m->training && !p->frozen && !rt_model_param_is_nf4(m, i);
 }
 
-// Matrices (weight decay) first, then norms, each group in table order: AdamW runs as two ranges.
+// Which bucket each weight's gradient completes in (arena.h): 0 the head and final norm (and the head's
+// adapters), 1 + (L - 1 - l) layer l with its adapters, L + 1 the token embedding, which a tied head shares
+// and whose gradient the embedding lookup's backward completes last.
+static void assign_buckets(rt_model *m) {
+    int L = m->dims.L;
+    for (int i = 0; i < m->n_params; i++) m->params[i].bucket = 0;
+    for (int l = 0; l < L; l++) {
+        const rt_layer_params *lp = &m->layer[l];
+        int ids[] = {lp->attn_norm, lp->wq,    lp->wk,  lp->wv,   lp->wo,
+                     lp->ffn_norm,  lp->wgate, lp->wup, lp->wdown};
+        for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++) m->params[ids[k]].bucket = 1 + (L - 1 - l);
+        for (int s = 0; s < RT_N_BLOCK_SITES; s++) {
+            if (lp->lora_a[s] >= 0) m->params[lp->lora_a[s]].bucket = 1 + (L - 1 - l);
+            if (lp->lora_b[s] >= 0) m->params[lp->lora_b[s]].bucket = 1 + (L - 1 - l);
+        }
+    }
+    m->params[m->tok_embd].bucket = L + 1;
+}
+
+// Matrices (weight decay) first, then norms, so AdamW runs as two ranges; within each, bucket by bucket in
+// the order backward completes them, so each bucket is one range of each.
 static void layout(rt_model *m) {
     rt_param_arena *ar = &m->arena;
     size_t off = 0;
+    assign_buckets(m);
     for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < m->n_params; i++) {
-            rt_param *p = &m->params[i];
-            if (!in_arena(m, i) || (p->decay != 0) != (pass == 0)) continue;
-            p->in_arena = 1;
-            p->off = off;
-            off = round_up(off + p->n, ALIGN);
+        for (int b = 0; b < ar->n_buckets; b++) {
+            size_t lo = off;
+            for (int i = 0; i < m->n_params; i++) {
+                rt_param *p = &m->params[i];
+                if (!in_arena(m, i) || (p->decay != 0) != (pass == 0) || p->bucket != b) continue;
+                p->in_arena = 1;
+                p->off = off;
+                off = round_up(off + p->n, ALIGN);
+            }
+            if (pass == 0) {
+                ar->buckets[b].decay_lo = lo;
+                ar->buckets[b].decay_hi = off;
+            } else {
+                ar->buckets[b].norm_lo = lo;
+                ar->buckets[b].norm_hi = off;
+            }
         }
         if (pass == 0) ar->n_decay = off;
     }
@@ -45,6 +77,12 @@ void rt_model_alloc_arena(rt_model *m, alloc_state *a) {
     rt_param_arena *ar = &m->arena;
     rt_ctx *ctx = m->ctx;
     size_t act = rt_dtype_size(ctx->act);
+    ar->n_buckets = m->dims.L + 2;
+    ar->buckets = rt_calloc((size_t)ar->n_buckets, sizeof *ar->buckets, "gradient buckets", a->err);
+    if (!ar->buckets) {
+        a->failed = 1;
+        return;
+    }
     layout(m);
     if (ar->n_used == 0) return; // nothing trains
     a->kind = ALLOC_PARAMS;
@@ -78,5 +116,6 @@ void rt_model_free_arena(rt_model *m) {
                     ar->partials};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) be->free(m->ctx, bufs[i]);
+    free(ar->buckets);
     memset(ar, 0, sizeof *ar);
 }

@@ -17,6 +17,13 @@ typedef struct rt_data_parallel {
     int grad_accum; // micro-batches per optimizer step on this rank
 } rt_data_parallel;
 
+// The trainable weights whose gradients the backward pass completes together: the head and final norm,
+// then each layer from the last to the first, then the token embedding. Its matrices and its norms are
+// two ranges of the arena, [decay_lo, decay_hi) and [norm_lo, norm_hi) (either may be empty).
+typedef struct rt_grad_bucket {
+    size_t decay_lo, decay_hi, norm_lo, norm_hi;
+} rt_grad_bucket;
+
 typedef struct rt_param_arena {
     size_t n;          // elements, world * shard_n: zero padding follows the last tensor
     size_t n_used;     // elements up to the end of the last tensor
@@ -32,6 +39,8 @@ typedef struct rt_param_arena {
     float *m, *v;      // AdamW moments: [shard_n] of this rank's shard with zero 1, else [n]
     float *partials;   // [n_segments] squared-norm partials
     int separate_acc;  // acc is its own buffer
+    rt_grad_bucket *buckets; // [n_buckets] in the order backward completes them; ranges laid out in it
+    int n_buckets;
 } rt_param_arena;
 
 #endif

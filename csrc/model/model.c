@@ -437,6 +437,36 @@ int rt_model_forward(rt_model *m, const int32_t *tokens, const int32_t *targets,
     return 0;
 }
 
+// Hands one completed range of the step's gradient sum to grad_ready (once per range, in bucket order).
+static void range_ready(rt_model *m, size_t lo, size_t hi) {
+    if (hi <= lo || !m->grad_ready || m->grad_ready_failed) return;
+    if (m->grad_ready(m->grad_ready_user, m->arena.acc + lo, hi - lo)) m->grad_ready_failed = 1;
+}
+
+// Bucket b's gradients are complete: into the fp32 sum, and on to the ranks when that is the step's last.
+static void bucket_done(rt_model *m, int b) {
+    rt_param_arena *ar = &m->arena;
+    if (!ar->buckets) return;
+    const rt_grad_bucket *k = &ar->buckets[b];
+    size_t act = rt_dtype_size(m->ctx->act);
+    size_t ranges[2][2] = {{k->decay_lo, k->decay_hi}, {k->norm_lo, k->norm_hi}};
+    for (int r = 0; r < 2; r++) {
+        size_t lo = ranges[r][0], hi = ranges[r][1];
+        if (ar->separate_acc && hi > lo)
+            m->ctx->be->accumulate_f32(m->ctx, ar->acc + lo, (char *)ar->grad + lo * act, hi - lo,
+                                       m->micro_count == 0);
+        if (m->reduce_in_backward) range_ready(m, lo, hi);
+    }
+}
+
+void rt_model_reduce_buckets(rt_model *m) {
+    const rt_param_arena *ar = &m->arena;
+    for (int b = 0; b < ar->n_buckets; b++) {
+        range_ready(m, ar->buckets[b].decay_lo, ar->buckets[b].decay_hi);
+        range_ready(m, ar->buckets[b].norm_lo, ar->buckets[b].norm_hi);
+    }
+}
+
 void rt_model_backward(rt_model *m, int B, int T) {
     rt_ctx *ctx = m->ctx;
     const rt_backend *be = ctx->be;
@@ -444,9 +474,11 @@ void rt_model_backward(rt_model *m, int B, int T) {
     int N = B * T, C = d->C;
     void *dlogits = m->logits; // [N, V], written in place by cross_entropy
     rt_param_arena *ar = &m->arena;
-    // a micro-batch after the first starts from a zero gradient of its own; its sum joins arena.acc below
+    // a micro-batch after the first starts from a zero gradient of its own; its sum joins arena.acc bucket
+    // by bucket as backward completes them
     if (ar->separate_acc && m->micro_count > 0) be->zero(ctx, ar->grad, ar->n_used * rt_dtype_size(ctx->act));
-        // a frozen norm's weight gradient goes to a sink nobody reads (the op always computes it)
+    m->buckets_reduced = 0;
+    // a frozen norm's weight gradient goes to a sink nobody reads (the op always computes it)
 #define GN(idx) (G(idx) ? G(idx) : m->dnorm_sink)
 
     // output head: logits = xf @ W^T
@@ -454,6 +486,7 @@ void rt_model_backward(rt_model *m, int B, int T) {
     be->zero(ctx, m->dresid, (size_t)N * C * rt_dtype_size(ctx->act));
     be->rmsnorm_backward(ctx, m->dresid, GN(m->out_norm), m->dx, m->resid_out, W(m->out_norm), m->rstdf, N,
                          C);
+    bucket_done(m, 0);
 
     for (int l = d->L - 1; l >= 0; l--) {
         const rt_layer_params *lp = &m->layer[l];
@@ -479,16 +512,20 @@ void rt_model_backward(rt_model *m, int B, int T) {
         // dresid becomes dL/dx: the residual path plus the attn_norm path
         be->rmsnorm_backward(ctx, m->dresid, GN(lp->attn_norm), m->dx, a->x, W(lp->attn_norm), a->rstd1, N,
                              C);
+        bucket_done(m, 1 + (d->L - 1 - l));
     }
     if (G(m->tok_embd)) be->embedding_backward(ctx, G(m->tok_embd), m->dresid, m->tokens, N, C);
 #undef GN
-    if (ar->separate_acc) be->accumulate_f32(ctx, ar->acc, ar->grad, ar->n_used, m->micro_count == 0);
+    bucket_done(m, d->L + 1);
+    m->buckets_reduced = m->reduce_in_backward;
     m->micro_count++;
 }
 
 void rt_model_zero_grad(rt_model *m) {
     if (m->arena.grad) m->ctx->be->zero(m->ctx, m->arena.grad, m->arena.n_used * rt_dtype_size(m->ctx->act));
     m->micro_count = 0;
+    m->grad_ready_failed = 0;
+    m->buckets_reduced = 0;
 }
 
 int rt_model_distill_loss(rt_model *m, const int32_t *targets, const void *teacher_logits,

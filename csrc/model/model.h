@@ -53,6 +53,7 @@ typedef struct rt_param {
     rt_nf4_weight *nf4; // QLoRA: the weight exists only in NF4 (master and w are NULL)
     int in_arena;       // a trainable weight of a training model: its buffers are slices of m->arena
     size_t off;         // its first element in the arena
+    int bucket;         // the arena bucket (rt_grad_bucket) its gradient completes in
 } rt_param;
 
 // Per-layer parameters as indices into rt_model.params.
@@ -98,6 +99,13 @@ typedef struct rt_model {
     rt_data_parallel dp;    // training: the ranks the step is split over
     rt_param_arena arena;   // training: the trainable weights and their gradients and moments
     int micro_count;        // backward passes since rt_model_zero_grad
+    // Overlap of the gradient sum with backward: with reduce_in_backward set, the backward pass calls
+    // grad_ready for each arena range of the step's gradient sum as soon as backward has completed it (the
+    // training loop starts its sum over ranks there), in bucket order; a failed call sets grad_ready_failed
+    // and stops the calls. buckets_reduced: the last backward made every call.
+    int (*grad_ready)(void *user, float *acc, size_t n);
+    void *grad_ready_user;
+    int reduce_in_backward, grad_ready_failed, buckets_reduced;
 
     rt_param *params; // [n_params] in GGUF order
     int n_params;
@@ -201,6 +209,9 @@ int rt_model_forward_cached(rt_model *m, const int32_t *tokens, int B, int T_new
 void rt_model_backward(rt_model *m, int B, int T);
 // Starts a step: the next backward is its first micro-batch.
 void rt_model_zero_grad(rt_model *m);
+// Calls grad_ready for every bucket range, in the order a backward pass would: a rank whose step failed
+// before its last backward still makes the same calls as the others.
+void rt_model_reduce_buckets(rt_model *m);
 
 // Sum of the per-token losses of the last forward with targets (synchronises).
 float rt_model_loss_sum(rt_model *m, int B, int T);

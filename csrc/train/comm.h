@@ -22,6 +22,12 @@ struct rt_comm {
     // ((r0 + r1) + r2) + ..., the order a single process accumulating the same micro-batches uses, so its
     // sums are the same bits for any world size; nccl uses its own (ring) order.
     int (*allreduce_sum)(rt_comm *c, rt_ctx *ctx, float *buf, size_t n, rt_error *err);
+    // allreduce_sum of a part of the gradient that backward has completed, started without waiting for it
+    // (nccl: on the communicator's own stream, after the work queued on ctx's stream so far, so the sum
+    // overlaps the rest of backward; mpi: at once). Every rank starts the same parts in the same order.
+    int (*allreduce_sum_start)(rt_comm *c, rt_ctx *ctx, float *buf, size_t n, rt_error *err);
+    // Work queued on ctx's stream after this call sees every started sum complete.
+    int (*allreduce_wait)(rt_comm *c, rt_ctx *ctx, rt_error *err);
     // buf [world * shard] fp32: afterwards this rank's shard, buf[rank * shard .. (rank + 1) * shard), holds
     // the sum over ranks, the same bits allreduce_sum gives; the rest of buf is unspecified.
     int (*reduce_scatter_sum)(rt_comm *c, rt_ctx *ctx, float *buf, size_t shard, rt_error *err);

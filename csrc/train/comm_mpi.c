@@ -77,6 +77,11 @@ static int mpi_allreduce_sum(rt_comm *c, rt_ctx *ctx, float *buf, size_t n, rt_e
     return 0;
 }
 
+// Host sums finish inside allreduce_sum: a started one is already complete.
+static int mpi_allreduce_wait(rt_comm *c, rt_ctx *ctx, rt_error *err) {
+    return 0;
+}
+
 static int mpi_reduce_scatter_sum(rt_comm *c, rt_ctx *ctx, float *buf, size_t shard, rt_error *err) {
     ctx->be->sync(ctx);
     size_t n = shard * (size_t)c->world;
@@ -195,6 +200,8 @@ int rt_comm_mpi_init(rt_comm *c, rt_error *err) {
     c->impl = im;
     c->name = "mpi";
     c->allreduce_sum = mpi_allreduce_sum;
+    c->allreduce_sum_start = mpi_allreduce_sum;
+    c->allreduce_wait = mpi_allreduce_wait;
     c->reduce_scatter_sum = mpi_reduce_scatter_sum;
     c->allgather = mpi_allgather;
     c->allreduce_host = mpi_allreduce_host;

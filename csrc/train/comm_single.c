@@ -7,6 +7,10 @@ static int single_allreduce_sum(rt_comm *c, rt_ctx *ctx, float *buf, size_t n, r
     return 0;
 }
 
+static int single_allreduce_wait(rt_comm *c, rt_ctx *ctx, rt_error *err) {
+    return 0;
+}
+
 static int single_reduce_scatter_sum(rt_comm *c, rt_ctx *ctx, float *buf, size_t shard, rt_error *err) {
     return 0;
 }
@@ -49,6 +53,8 @@ int rt_comm_single_init(rt_comm *c, rt_error *err) {
     c->local_rank = 0;
     c->local_world = 1;
     c->allreduce_sum = single_allreduce_sum;
+    c->allreduce_sum_start = single_allreduce_sum;
+    c->allreduce_wait = single_allreduce_wait;
     c->reduce_scatter_sum = single_reduce_scatter_sum;
     c->allgather = single_allgather;
     c->allreduce_host = single_allreduce_host;
