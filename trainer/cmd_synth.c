@@ -12,6 +12,7 @@
 #include "infer/load.h"
 #include "distill/synth.h"
 #include "base/files.h"
+#include "train/comm.h"
 
 static volatile sig_atomic_t stop_signal = 0;
 static void on_signal(int sig) {
@@ -49,42 +50,54 @@ int rt_cmd_synth(int argc, char **argv) {
         rt_cli_error("synth", err.msg);
         return rc;
     }
+    // under mpirun or srun every rank runs this command; alone it is the single communicator
+    rt_comm comm;
+    if (rt_comm_init(&comm, cfg.system.dist, strcmp(cfg.system.device, "cuda") == 0 ? "cuda" : "cpu", &err)) {
+        rt_cli_error("synth", err.msg);
+        return 1;
+    }
+    // set-up on every rank; a failure on any is agreed on, so no rank waits for one that gave up
     rt_synth_prompts prompts;
-    if (cfg.synth.prompts[0] ? rt_synth_prompts_from_jsonl(cfg.synth.prompts, &prompts, &err)
-                             : rt_synth_prompts_from_task(&cfg, &prompts, &err)) {
-        rt_cli_error("synth", err.msg);
-        return 1;
-    }
+    memset(&prompts, 0, sizeof prompts);
     char hash[17];
-    if (rt_file_hash(cfg.synth.teacher, hash, &err)) {
-        rt_fail_wrap(&err, "synth.teacher");
-        rt_cli_error("synth", err.msg);
-        rt_synth_prompts_free(&prompts);
-        return 1;
-    }
     rt_ctx ctx;
-    if (rt_ctx_init_device(&ctx, cfg.system.device, cfg.system.precision, cfg.system.threads, &err)) {
-        rt_cli_error("synth", err.msg);
-        rt_synth_prompts_free(&prompts);
-        return 1;
-    }
     rt_model teacher;
     rt_config teacher_cfg;
-    rc = 1;
-    if (rt_load_model(cfg.synth.teacher, &ctx, cfg.synth.batch_size, 0, &teacher, &teacher_cfg, &err)) {
+    int ctx_ok = 0, teacher_ok = 0, failed = 0;
+    if (cfg.synth.prompts[0] ? rt_synth_prompts_from_jsonl(cfg.synth.prompts, &prompts, &err)
+                             : rt_synth_prompts_from_task(&cfg, &prompts, &err))
+        failed = 1;
+    if (!failed && rt_file_hash(cfg.synth.teacher, hash, &err)) {
         rt_fail_wrap(&err, "synth.teacher");
-    } else {
-        fprintf(stderr, "teacher: %s (%zu parameters, hash %s) on %s | %zu prompts x %d sample(s)%s\n",
-                cfg.synth.teacher, rt_model_param_count(&teacher), hash, ctx.be->name, prompts.n,
-                cfg.synth.samples, cfg.synth.topk ? ", keeping top-k log-probs" : "");
+        failed = 1;
+    }
+    if (!failed &&
+        rt_ctx_init_device(&ctx, cfg.system.device, cfg.system.precision, cfg.system.threads, &err))
+        failed = 1;
+    ctx_ok = !failed;
+    if (!failed &&
+        rt_load_model(cfg.synth.teacher, &ctx, cfg.synth.batch_size, 0, &teacher, &teacher_cfg, &err)) {
+        rt_fail_wrap(&err, "synth.teacher");
+        failed = 1;
+    }
+    teacher_ok = !failed;
+    int stop = 0;
+    rc = rt_comm_agree(&comm, failed, &stop, &err) ? 1 : 0;
+    if (rc == 0) {
+        if (comm.rank == 0)
+            fprintf(stderr, "teacher: %s (%zu parameters, hash %s) on %s | %zu prompts x %d sample(s)%s%s\n",
+                    cfg.synth.teacher, rt_model_param_count(&teacher), hash, ctx.be->name, prompts.n,
+                    cfg.synth.samples, cfg.synth.topk ? ", keeping top-k log-probs" : "",
+                    comm.world > 1 ? " | ranks share the chunks" : "");
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_signal;
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
         rt_synth_stats st;
-        int r = rt_synth_run(&cfg, &teacher, cfg.synth.teacher, hash, &prompts, &stop_signal, &st, &err);
-        if (r == 0) {
+        int r =
+            rt_synth_run(&cfg, &comm, &teacher, cfg.synth.teacher, hash, &prompts, &stop_signal, &st, &err);
+        if (r == 0 && comm.rank == 0) {
             printf("wrote %s: %lld answers, %lld answer tokens, %lld cut at max_tokens, %lld ended by a stop "
                    "string, %.1f s (%lld chunks made, %lld reused)\n",
                    cfg.synth.out, (long long)st.sequences, (long long)st.answer_tokens,
@@ -93,17 +106,21 @@ int rt_cmd_synth(int argc, char **argv) {
             if (st.scored)
                 printf("teacher exact match on these prompts: %.2f%% (%lld/%lld)\n",
                        100.0 * st.correct / st.scored, (long long)st.correct, (long long)st.scored);
-            rc = 0;
         } else if (r == 1) {
-            fprintf(stderr,
-                    "stopped by signal %d: finished chunks are kept in %s.part; the same command continues\n",
-                    (int)stop_signal, cfg.synth.out);
-            rc = 128 + (int)stop_signal;
+            if (comm.rank == 0)
+                fprintf(stderr,
+                        "stopped by signal %d: finished chunks are kept in %s.part; the same command "
+                        "continues\n",
+                        st.stop_signal, cfg.synth.out);
+            rc = 128 + st.stop_signal;
+        } else if (r < 0) {
+            rc = 1;
         }
-        rt_model_free(&teacher);
     }
     if (rc == 1) rt_cli_error("synth", err.msg);
-    ctx.be->ctx_free(&ctx);
+    if (teacher_ok) rt_model_free(&teacher);
+    if (ctx_ok) ctx.be->ctx_free(&ctx);
     rt_synth_prompts_free(&prompts);
+    comm.destroy(&comm);
     return rc;
 }

@@ -186,8 +186,12 @@ hid_t rt_h5_open_read(const char *path, rt_error *err) {
 #define MAX_COMPACT_LINKS 65535
 #define MAX_COMPACT_ATTRS 1000
 
+// Also without modification times: HDF5 stamps each object header with the second it was made, so the same
+// content written a second later would be other bytes (a multi-rank synth is checked against one process's
+// file byte for byte).
 static int set_compact(hid_t ocpl, int links) {
-    if (H5Pset_attr_phase_change(ocpl, MAX_COMPACT_ATTRS, 0) < 0) return -1;
+    if (H5Pset_attr_phase_change(ocpl, MAX_COMPACT_ATTRS, 0) < 0 || H5Pset_obj_track_times(ocpl, 0) < 0)
+        return -1;
     return links ? (H5Pset_link_phase_change(ocpl, MAX_COMPACT_LINKS, 0) < 0 ? -1 : 0) : 0;
 }
 
@@ -531,6 +535,7 @@ int rt_h5_write(hid_t loc, const char *name, hid_t mem_type, hid_t file_type, in
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     int rc = space >= 0 && dcpl >= 0 ? 0 : -1;
     // n == 0: nothing to checksum, and HDF5 cannot chunk a zero-sized dim; contiguous and empty
+    if (rc == 0 && H5Pset_obj_track_times(dcpl, 0) < 0) rc = -1; // reproducible bytes (set_compact says why)
     if (rc == 0 && n > 0 && (H5Pset_chunk(dcpl, rank, chunk) < 0 || H5Pset_fletcher32(dcpl) < 0)) rc = -1;
     hid_t ds =
         rc == 0 ? H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT) : H5I_INVALID_HID;

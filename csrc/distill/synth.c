@@ -14,6 +14,7 @@
 #include "base/rng.h"
 #include "data/tokenizer.h"
 #include "base/files.h"
+#include "distill/synth_chunks.h"
 
 // One sequence being generated: a (prompt, sample) pair.
 typedef struct seq {
@@ -169,46 +170,6 @@ static int generate_batch(job *J, seq **batch, int nb, int P, rt_error *err) {
 // ---------------------------------------------------------------------------------------------------
 // chunks
 
-typedef struct chunk_out {
-    int32_t *tokens;
-    int64_t *offsets;
-    int32_t *prompt_len;
-    int32_t *topk_ids;
-    float *topk_lp;
-    size_t n_tokens, n_docs, n_rows;
-} chunk_out;
-
-static void chunk_out_free(chunk_out *o) {
-    free(o->tokens);
-    free(o->offsets);
-    free(o->prompt_len);
-    free(o->topk_ids);
-    free(o->topk_lp);
-}
-
-// Writes documents (and their top-k rows) as a dataset naming the teacher.
-static int write_output(const char *path, const chunk_out *o, const rt_config *c, const rt_synth_prompts *p,
-                        const char *source, const char *teacher_path, const char *teacher_hash, int V,
-                        rt_error *err) {
-    int k = c->synth.topk;
-    rt_dataset_topk topk = {k, c->synth.topk_temperature, o->n_rows, o->topk_ids, o->topk_lp};
-    rt_dataset_spec spec = {.tokens = o->tokens,
-                            .n_tokens = o->n_tokens,
-                            .doc_offsets = o->offsets,
-                            .n_docs = o->n_docs,
-                            .prompt_len = o->prompt_len,
-                            .vocab_size = V,
-                            .task = p->task,
-                            .split = p->split,
-                            .seed = c->run.seed,
-                            .source = source,
-                            .teacher = teacher_path,
-                            .teacher_hash = teacher_hash,
-                            .teacher_vocab_size = V,
-                            .topk = k > 0 ? &topk : NULL};
-    return rt_dataset_write(path, &spec, err);
-}
-
 static const int32_t *g_lens; // qsort comparator context (qsort_r is not C11)
 static int cmp_seq_len(const void *a, const void *b) {
     const seq *x = *(seq *const *)a, *y = *(seq *const *)b;
@@ -218,14 +179,10 @@ static int cmp_seq_len(const void *a, const void *b) {
     return x->sample - y->sample;
 }
 
-static void chunk_path(char *out, size_t cap, const char *dir, int64_t c) {
-    snprintf(out, cap, "%s/chunk-%08lld.h5", dir, (long long)c);
-}
-
-// Generates prompts [lo, hi) and writes the chunk file.
-static int run_chunk(job *J, int64_t lo, int64_t hi, const char *path, const char *teacher_path,
-                     const char *teacher_hash, rt_synth_stats *st, volatile sig_atomic_t *stop_flag,
-                     int *interrupted, rt_error *err) {
+// Generates chunk `index`, prompts [lo, hi), into o (whose arrays the caller frees); with *interrupted set
+// (a signal between two batches) o stays empty.
+static int make_chunk(job *J, int64_t index, int64_t lo, int64_t hi, volatile sig_atomic_t *stop_flag,
+                      int *interrupted, synth_chunk *o, rt_error *err) {
     const rt_config *c = J->cfg;
     int samples = c->synth.samples, k = J->k, cap = J->cap;
     size_t n_seq = (size_t)(hi - lo) * (size_t)samples;
@@ -252,6 +209,7 @@ static int run_chunk(job *J, int64_t lo, int64_t hi, const char *path, const cha
         qsort(order, n_seq, sizeof *order, cmp_seq_len);
     }
     int B = J->m->B_max;
+    double tokens0 = J->tokens;
     for (size_t start = 0; start < n_seq && rc == 0;) {
         if (stop_flag && *stop_flag) {
             *interrupted = 1;
@@ -263,37 +221,40 @@ static int run_chunk(job *J, int64_t lo, int64_t hi, const char *path, const cha
         start += (size_t)nb;
     }
     // assemble the chunk in (prompt, sample) order
-    chunk_out o;
-    memset(&o, 0, sizeof o);
+    memset(o, 0, sizeof *o);
+    o->index = index;
+    synth_counts *st = &o->counts;
     if (rc == 0 && !*interrupted) {
         size_t n_tok = 0, n_rows = 0;
         for (size_t i = 0; i < n_seq; i++) {
             n_tok += (size_t)J->prompts->len[seqs[i].prompt] + (size_t)seqs[i].n_ans + 1;
             n_rows += (size_t)seqs[i].n_ans + 1;
         }
-        o.tokens = rt_malloc(n_tok * sizeof(int32_t), "synth chunk", err);
-        o.offsets = rt_malloc((n_seq + 1) * sizeof(int64_t), "synth chunk", err);
-        o.prompt_len = rt_malloc(n_seq * sizeof(int32_t), "synth chunk", err);
+        o->tokens = rt_malloc(n_tok * sizeof(int32_t), "synth chunk", err);
+        o->offsets = rt_malloc((n_seq + 1) * sizeof(int64_t), "synth chunk", err);
+        o->prompt_len = rt_malloc(n_seq * sizeof(int32_t), "synth chunk", err);
         if (k > 0) {
-            o.topk_ids = rt_malloc(n_rows * k * sizeof(int32_t), "synth chunk", err);
-            o.topk_lp = rt_malloc(n_rows * k * sizeof(float), "synth chunk", err);
+            o->topk_ids = rt_malloc(n_rows * k * sizeof(int32_t), "synth chunk", err);
+            o->topk_lp = rt_malloc(n_rows * k * sizeof(float), "synth chunk", err);
         }
-        if (!o.tokens || !o.offsets || !o.prompt_len || (k > 0 && (!o.topk_ids || !o.topk_lp))) rc = -1;
-        o.offsets[0] = 0;
+        if (!o->tokens || !o->offsets || !o->prompt_len || (k > 0 && (!o->topk_ids || !o->topk_lp)))
+            rc = -1;
+        else
+            o->offsets[0] = 0;
         for (size_t i = 0; i < n_seq && rc == 0; i++) {
             const seq *s = &seqs[i];
             int P = J->prompts->len[s->prompt];
-            memcpy(o.tokens + o.n_tokens, J->prompts->ids[s->prompt], (size_t)P * sizeof(int32_t));
-            memcpy(o.tokens + o.n_tokens + P, s->ans, (size_t)s->n_ans * sizeof(int32_t));
-            o.n_tokens += (size_t)P + (size_t)s->n_ans;
-            o.tokens[o.n_tokens++] = RT_TOK_EOS;
-            o.offsets[i + 1] = (int64_t)o.n_tokens;
-            o.prompt_len[i] = P - 1;
+            memcpy(o->tokens + o->n_tokens, J->prompts->ids[s->prompt], (size_t)P * sizeof(int32_t));
+            memcpy(o->tokens + o->n_tokens + P, s->ans, (size_t)s->n_ans * sizeof(int32_t));
+            o->n_tokens += (size_t)P + (size_t)s->n_ans;
+            o->tokens[o->n_tokens++] = RT_TOK_EOS;
+            o->offsets[i + 1] = (int64_t)o->n_tokens;
+            o->prompt_len[i] = P - 1;
             if (k > 0) {
                 size_t rows = (size_t)s->n_ans + 1;
-                memcpy(o.topk_ids + o.n_rows * k, s->topk_ids, rows * k * sizeof(int32_t));
-                memcpy(o.topk_lp + o.n_rows * k, s->topk_lp, rows * k * sizeof(float));
-                o.n_rows += rows;
+                memcpy(o->topk_ids + o->n_rows * k, s->topk_ids, rows * k * sizeof(int32_t));
+                memcpy(o->topk_lp + o->n_rows * k, s->topk_lp, rows * k * sizeof(float));
+                o->n_rows += rows;
             }
             st->sequences++;
             st->answer_tokens += s->n_ans;
@@ -308,11 +269,9 @@ static int run_chunk(job *J, int64_t lo, int64_t hi, const char *path, const cha
                 st->scored++;
             }
         }
-        o.n_docs = n_seq;
+        o->n_docs = n_seq;
+        st->forward_tokens = (int64_t)(J->tokens - tokens0);
     }
-    if (rc == 0 && !*interrupted)
-        rc = write_output(path, &o, c, J->prompts, "retort synth chunk", teacher_path, teacher_hash,
-                          J->m->dims.V, err);
     for (size_t i = 0; seqs && i < n_seq; i++) {
         free(seqs[i].ans);
         free(seqs[i].topk_ids);
@@ -320,7 +279,6 @@ static int run_chunk(job *J, int64_t lo, int64_t hi, const char *path, const cha
     }
     free(seqs);
     free(order);
-    chunk_out_free(&o);
     return rc;
 }
 
@@ -346,85 +304,21 @@ static int path_exists(const char *p) {
     return stat(p, &st) == 0;
 }
 
-// Concatenates the chunk datasets, in order, into the output dataset.
-static int merge_chunks(const rt_config *c, const char *dir, int64_t n_chunks,
-                        const rt_synth_prompts *prompts, const char *teacher_path, const char *teacher_hash,
-                        int V, rt_error *err) {
-    chunk_out o;
-    memset(&o, 0, sizeof o);
-    size_t cap_tok = 0, cap_docs = 0, cap_rows = 0;
-    int k = c->synth.topk, rc = 0;
-    for (int64_t ci = 0; ci < n_chunks && rc == 0; ci++) {
-        char path[RT_PATH_MAX + 64];
-        chunk_path(path, sizeof path, dir, ci);
-        rt_dataset d;
-        if (rt_dataset_load(&d, path, 0, err)) return rt_fail_wrap(err, "merging synth chunks");
-        size_t need_tok = o.n_tokens + d.n_tokens, need_docs = o.n_docs + d.n_docs,
-               need_rows = o.n_rows + d.topk.n_rows;
-        if (need_tok > cap_tok) {
-            cap_tok = need_tok * 2;
-            int32_t *t = realloc(o.tokens, cap_tok * sizeof(int32_t));
-            if (t)
-                o.tokens = t;
-            else
-                rc = rt_fail(err, "out of memory merging synth chunks");
-        }
-        if (rc == 0 && need_docs + 1 > cap_docs) {
-            cap_docs = (need_docs + 1) * 2;
-            int64_t *off = realloc(o.offsets, cap_docs * sizeof(int64_t));
-            if (off) o.offsets = off;
-            int32_t *pl = realloc(o.prompt_len, cap_docs * sizeof(int32_t));
-            if (pl) o.prompt_len = pl;
-            if (!off || !pl) rc = rt_fail(err, "out of memory merging synth chunks");
-        }
-        if (rc == 0 && k > 0 && need_rows > cap_rows) {
-            cap_rows = need_rows * 2;
-            int32_t *ti = realloc(o.topk_ids, cap_rows * k * sizeof(int32_t));
-            if (ti) o.topk_ids = ti;
-            float *tl = realloc(o.topk_lp, cap_rows * k * sizeof(float));
-            if (tl) o.topk_lp = tl;
-            if (!ti || !tl) rc = rt_fail(err, "out of memory merging synth chunks");
-        }
-        if (rc == 0 && (d.topk.k != k || (k > 0 && d.topk.n_rows != rt_dataset_answer_count(&d))))
-            rc = rt_fail(err, "%s: top-k %d, expected %d: the chunk is not from this run", path, d.topk.k, k);
-        if (rc == 0) {
-            if (o.n_docs == 0) o.offsets[0] = 0;
-            memcpy(o.tokens + o.n_tokens, d.tokens, d.n_tokens * sizeof(int32_t));
-            memcpy(o.prompt_len + o.n_docs, d.prompt_len, d.n_docs * sizeof(int32_t));
-            for (size_t i = 0; i < d.n_docs; i++)
-                o.offsets[o.n_docs + i + 1] = (int64_t)o.n_tokens + d.doc_offsets[i + 1];
-            if (k > 0) {
-                memcpy(o.topk_ids + o.n_rows * k, d.topk.ids, d.topk.n_rows * k * sizeof(int32_t));
-                memcpy(o.topk_lp + o.n_rows * k, d.topk.logprobs, d.topk.n_rows * k * sizeof(float));
-            }
-            o.n_tokens = need_tok;
-            o.n_docs = need_docs;
-            o.n_rows = need_rows;
-        }
-        rt_dataset_free(&d);
-    }
-    if (rc == 0) {
-        char source[1400];
-        snprintf(
-            source, sizeof source,
-            "retort synth: %s; temperature %g, top_p %g, top_k %d, max_tokens %d, %d sample(s) per prompt%s",
-            prompts->source, c->synth.temperature, c->synth.top_p, c->synth.top_k, c->synth.max_tokens,
-            c->synth.samples, k > 0 ? "; teacher top-k log-probs kept" : "");
-        rc = write_output(c->synth.out, &o, c, prompts, source, teacher_path, teacher_hash, V, err);
-    }
-    chunk_out_free(&o);
-    return rc;
-}
-
 static void remove_part_dir(const char *dir, int64_t n_chunks) {
     char path[RT_PATH_MAX + 64];
     for (int64_t ci = 0; ci < n_chunks; ci++) {
-        chunk_path(path, sizeof path, dir, ci);
+        synth_chunk_path(path, sizeof path, dir, ci);
         unlink(path);
     }
     snprintf(path, sizeof path, "%s/manifest.txt", dir);
     unlink(path);
     rmdir(dir);
+}
+
+// Prompts of chunk ci.
+static int64_t chunk_prompts(const rt_config *c, int64_t n, int64_t ci) {
+    int64_t lo = ci * c->synth.chunk;
+    return n - lo < c->synth.chunk ? n - lo : c->synth.chunk;
 }
 
 // The statistics a reused chunk contributes (what it does not record, cut and stopped answers, is left).
@@ -445,39 +339,134 @@ static void count_reused(const rt_dataset *d, const rt_synth_prompts *p, int64_t
     }
 }
 
-int rt_synth_run(const rt_config *cfg, rt_model *teacher, const char *teacher_path, const char *teacher_hash,
-                 const rt_synth_prompts *prompts, volatile sig_atomic_t *stop_flag, rt_synth_stats *st,
-                 rt_error *err) {
-    memset(st, 0, sizeof *st);
-    const rt_config *c = cfg;
-    double t0 = rt_now();
-    if (c->synth.topk > teacher->dims.V)
-        return rt_fail(err, "synth.topk %d exceeds the teacher's vocabulary %d", c->synth.topk,
-                       teacher->dims.V);
-    char dir[RT_PATH_MAX + 16], manifest_path[RT_PATH_MAX + 32];
-    snprintf(dir, sizeof dir, "%s.part", c->synth.out);
+// Rank 0: checks the part folder of an interrupted run against this run's manifest, or starts a new one.
+static int open_part_dir(const rt_config *c, const char *dir, const char *manifest, rt_error *err) {
+    char manifest_path[RT_PATH_MAX + 32];
     snprintf(manifest_path, sizeof manifest_path, "%s/manifest.txt", dir);
-    char *want = manifest_text(c, teacher_hash, prompts);
-    if (!want) return rt_fail(err, "out of memory");
-    int rc = 0;
     if (path_exists(dir)) {
         char *have = NULL;
         size_t len = 0;
-        if (rt_read_file(manifest_path, &have, &len, err) || strcmp(have, want) != 0)
+        int rc = 0;
+        if (rt_read_file(manifest_path, &have, &len, err) || strcmp(have, manifest) != 0)
             rc = rt_fail(
                 err,
                 "%s holds an interrupted synth run with other settings (teacher, prompts or sampling; "
                 "see its manifest.txt): run with those settings to finish it, or delete the folder",
                 dir);
         free(have);
-    } else if (path_exists(c->synth.out)) {
-        rc = rt_fail(err, "synth.out %s already exists: delete it or choose another synth.out", c->synth.out);
-    } else {
-        if (rt_mkdir_p(dir, err) || rt_write_file_atomic(manifest_path, want, strlen(want), err)) rc = -1;
+        return rc;
     }
-    free(want);
-    if (rc) return -1;
+    if (path_exists(c->synth.out))
+        return rt_fail(err, "synth.out %s already exists: delete it or choose another synth.out",
+                       c->synth.out);
+    return rt_mkdir_p(dir, err) || rt_write_file_atomic(manifest_path, manifest, strlen(manifest), err) ? -1
+                                                                                                        : 0;
+}
 
+// Rank 0: marks the chunks an interrupted run left whole in have[] and counts them.
+static void scan_chunks(const rt_config *c, const char *dir, int64_t n_chunks,
+                        const rt_synth_prompts *prompts, uint8_t *have, rt_synth_stats *st,
+                        int64_t *prompts_done) {
+    for (int64_t ci = 0; ci < n_chunks; ci++) {
+        char path[RT_PATH_MAX + 64];
+        synth_chunk_path(path, sizeof path, dir, ci);
+        if (!path_exists(path)) continue;
+        rt_dataset d; // a chunk is written atomically, so one that loads is whole
+        rt_error why;
+        if (rt_dataset_load(&d, path, 0, &why)) {
+            fprintf(stderr, "warning: %s does not load (%s); making it again\n", path, why.msg);
+            continue;
+        }
+        count_reused(&d, prompts, ci * c->synth.chunk, c->synth.samples, st);
+        rt_dataset_free(&d);
+        st->chunks_reused++;
+        *prompts_done += chunk_prompts(c, (int64_t)prompts->n, ci);
+        have[ci] = 1;
+    }
+}
+
+// What every rank must agree on before generating: the manifest (settings, teacher hash, the prompts' source
+// and count) and a hash of the prompts' ids, since two nodes may read different files at one path.
+#define JOB_MAX 8448
+
+static void job_text(char *out, const char *manifest, const rt_synth_prompts *p) {
+    uint64_t h = 0xcbf29ce484222325ULL; // FNV-1a over every id, and each prompt's end
+    for (size_t i = 0; i < p->n; i++) {
+        for (int32_t j = 0; j < p->len[i]; j++) h = (h ^ (uint32_t)p->ids[i][j]) * 0x100000001b3ULL;
+        h = (h ^ 0xffffffffu) * 0x100000001b3ULL;
+    }
+    snprintf(out, JOB_MAX, "%sprompt ids: %016llx\n", manifest ? manifest : "", (unsigned long long)h);
+}
+
+// Collective: marks *failed (with the first line that differs) when this rank's job is not rank 0's: a run
+// whose ranks disagree on the prompts would not even agree on how many rounds to make. Returns -1 only when
+// the broadcast fails.
+static int same_job_as_root(rt_comm *comm, const char *mine, int *failed, rt_error *err) {
+    char root[JOB_MAX];
+    snprintf(root, sizeof root, "%s", mine);
+    if (comm->broadcast_host(comm, root, sizeof root, 0, err)) return -1;
+    if (*failed || strcmp(root, mine) == 0) return 0;
+    size_t i = 0, line = 0;
+    for (; mine[i] && mine[i] == root[i]; i++)
+        if (mine[i] == '\n') line = i + 1;
+    int a = (int)strcspn(mine + line, "\n"), b = (int)strcspn(root + line, "\n");
+    *failed = 1;
+    rt_fail(err,
+            "this rank's job differs from rank 0's ('%.*s' here, '%.*s' on rank 0): every rank must run the "
+            "same config, teacher and prompts",
+            a, mine + line, b, root + line);
+    return 0;
+}
+
+// Rank 0: writes the chunks of one round (got[world]) and adds them to the summary.
+static void write_round(const job *J, const char *dir, const synth_chunk *got, int world,
+                        const char *teacher_path, const char *teacher_hash, rt_synth_stats *st,
+                        int64_t *prompts_done, double *tokens, int *failed, rt_error *err) {
+    for (int r = 0; r < world; r++) {
+        const synth_chunk *o = &got[r];
+        if (o->index < 0) continue;
+        char path[RT_PATH_MAX + 64];
+        synth_chunk_path(path, sizeof path, dir, o->index);
+        rt_error why;
+        if (synth_chunk_write(path, o, J->cfg, J->prompts, "retort synth chunk", teacher_path, teacher_hash,
+                              J->m->dims.V, &why)) {
+            if (!*failed) *err = why;
+            *failed = 1;
+            continue;
+        }
+        const synth_counts *n = &o->counts;
+        st->sequences += n->sequences;
+        st->answer_tokens += n->answer_tokens;
+        st->hit_max_tokens += n->hit_max_tokens;
+        st->stopped += n->stopped;
+        st->correct += n->correct;
+        st->scored += n->scored;
+        *tokens += (double)n->forward_tokens;
+        st->chunks_done++;
+        *prompts_done += chunk_prompts(J->cfg, (int64_t)J->prompts->n, o->index);
+    }
+}
+
+// Ranks split the work by whole chunks. A chunk's documents are a function of its prompts alone: they are
+// batched within the chunk (sorted by length, so a batch's composition and padding depend only on the
+// chunk) and each sequence samples from its own RNG stream (seed, prompt, sample). A finer split (prompts
+// or batches dealt to ranks) would change which sequences share a forward pass, and a batched matmul need
+// not give a row the same bits in every batch shape (the GPU picks its kernels by shape). So every chunk
+// file is the same whichever rank made it, and the merge, which reads them in order, is the file one process
+// writes. Rank 0 writes every file; the chunks made elsewhere reach it after each round of `world` chunks,
+// and each round ends with an agreement, so a failure or a signal on any rank stops every rank there.
+int rt_synth_run(const rt_config *cfg, rt_comm *comm, rt_model *teacher, const char *teacher_path,
+                 const char *teacher_hash, const rt_synth_prompts *prompts, volatile sig_atomic_t *stop_flag,
+                 rt_synth_stats *st, rt_error *err) {
+    memset(st, 0, sizeof *st);
+    const rt_config *c = cfg;
+    double t0 = rt_now();
+    int root = comm->rank == 0, world = comm->world, failed = 0;
+    int64_t chunk = c->synth.chunk, n = (int64_t)prompts->n, n_chunks = (n + chunk - 1) / chunk;
+    char dir[RT_PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s.part", c->synth.out);
+
+    // set-up, whose failure on any rank every rank learns in the agreement below
     job J;
     memset(&J, 0, sizeof J);
     J.cfg = c;
@@ -486,46 +475,98 @@ int rt_synth_run(const rt_config *cfg, rt_model *teacher, const char *teacher_pa
     J.k = c->synth.topk;
     J.cap = c->synth.max_tokens < teacher->T_max_batch ? c->synth.max_tokens : teacher->T_max_batch;
     J.sampling = (rt_sampling){(float)c->synth.temperature, c->synth.top_k, (float)c->synth.top_p};
+    if (c->synth.topk > teacher->dims.V) {
+        rt_fail(err, "synth.topk %d exceeds the teacher's vocabulary %d", c->synth.topk, teacher->dims.V);
+        failed = 1;
+    }
     J.row = rt_malloc((size_t)teacher->dims.V * sizeof(float), "logits row", err);
     J.probs = rt_malloc((size_t)teacher->dims.V * sizeof(float), "logits row", err);
-    if (!J.row || !J.probs || parse_stops(c->synth.stop, &J.stops, err)) rc = -1;
-    int64_t chunk = c->synth.chunk, n = (int64_t)prompts->n, n_chunks = (n + chunk - 1) / chunk;
-    int interrupted = 0;
-    double last_report = 0.0;
-    for (int64_t ci = 0; ci < n_chunks && rc == 0 && !interrupted; ci++) {
-        char path[RT_PATH_MAX + 64];
-        chunk_path(path, sizeof path, dir, ci);
-        if (path_exists(path)) {
-            rt_dataset d; // a chunk is written atomically, so one that loads is whole
-            if (rt_dataset_load(&d, path, 0, err) == 0) {
-                count_reused(&d, prompts, ci * chunk, c->synth.samples, st);
-                rt_dataset_free(&d);
-                st->chunks_reused++;
-                continue;
-            }
-            fprintf(stderr, "warning: %s does not load (%s); making it again\n", path, err->msg);
+    char *manifest = manifest_text(c, teacher_hash, prompts);
+    uint8_t *have = calloc((size_t)n_chunks + 1, 1);
+    int64_t *todo = malloc(((size_t)n_chunks + 1) * sizeof *todo);
+    synth_chunk *got = calloc((size_t)world, sizeof *got);
+    if (!failed && (!J.row || !J.probs || !manifest || !have || !todo || !got)) {
+        rt_fail(err, "out of memory setting up synth");
+        failed = 1;
+    }
+    if (!failed && parse_stops(c->synth.stop, &J.stops, err)) failed = 1;
+    char job[JOB_MAX];
+    job_text(job, manifest, prompts);
+    int rc = same_job_as_root(comm, job, &failed, err);
+    int64_t prompts_done = 0;
+    if (rc == 0 && root && !failed) {
+        if (open_part_dir(c, dir, manifest, err))
+            failed = 1;
+        else
+            scan_chunks(c, dir, n_chunks, prompts, have, st, &prompts_done);
+    }
+    int stop = 0;
+    if (rc == 0) rc = rt_comm_agree(comm, failed, &stop, err);
+    if (rc == 0) rc = comm->broadcast_host(comm, have, (size_t)n_chunks, 0, err);
+    int64_t n_todo = 0;
+    for (int64_t ci = 0; rc == 0 && ci < n_chunks; ci++)
+        if (!have[ci]) todo[n_todo++] = ci;
+
+    // rounds: rank r makes the (base + r)-th missing chunk; rank 0 writes what every rank made
+    double tokens = 0.0, last_report = 0.0;
+    for (int64_t base = 0; rc == 0 && base < n_todo; base += world) {
+        int64_t i = base + comm->rank;
+        synth_chunk mine;
+        memset(&mine, 0, sizeof mine);
+        int interrupted = 0;
+        failed = 0;
+        if (i < n_todo) {
+            int64_t ci = todo[i], lo = ci * chunk, hi = lo + chunk < n ? lo + chunk : n;
+            failed = make_chunk(&J, ci, lo, hi, stop_flag, &interrupted, &mine, err) != 0;
         }
-        int64_t lo = ci * chunk, hi = lo + chunk < n ? lo + chunk : n;
-        rc = run_chunk(&J, lo, hi, path, teacher_path, teacher_hash, st, stop_flag, &interrupted, err);
-        if (rc == 0 && !interrupted) st->chunks_done++;
+        void *storage = NULL;
+        int made = i < n_todo && !failed && !interrupted;
+        rc = synth_chunks_to_root(comm, made ? &mine : NULL, J.k, &failed, got, &storage, err);
+        if (rc == 0 && root)
+            write_round(&J, dir, got, world, teacher_path, teacher_hash, st, &prompts_done, &tokens, &failed,
+                        err);
+        free(storage);
+        synth_chunk_free(&mine);
+        stop = stop_flag ? (int)*stop_flag : 0;
+        if (rc == 0) rc = rt_comm_agree(comm, failed, &stop, err);
         double now = rt_now();
-        if (rc == 0 && (now - last_report > 2.0 || ci + 1 == n_chunks)) {
-            double el = now - t0, done = (double)(st->chunks_done + st->chunks_reused) / (double)n_chunks;
-            double rate = (double)(st->chunks_done) / (double)(n_chunks - st->chunks_reused);
-            double eta = rate > 0 ? el / rate - el : 0.0;
+        int last = base + world >= n_todo || stop;
+        if (rc == 0 && root && (now - last_report > 2.0 || last)) {
+            int64_t chunks = st->chunks_done + st->chunks_reused;
+            double el = now - t0, rate = (double)st->chunks_done / (double)(n_chunks - st->chunks_reused);
+            double eta = rate > 0 && chunks < n_chunks ? el / rate - el : 0.0;
             fprintf(stderr, "synth: prompts %lld/%lld | chunk %lld/%lld | %.0f tok/s | ETA %.0fs\n",
-                    (long long)hi, (long long)n, (long long)(ci + 1), (long long)n_chunks, J.tokens / el,
-                    done >= 1.0 ? 0.0 : eta);
+                    (long long)prompts_done, (long long)n, (long long)chunks, (long long)n_chunks,
+                    el > 0 ? tokens / el : 0.0, eta);
             last_report = now;
         }
+        if (rc == 0 && stop) {
+            st->stop_signal = stop;
+            break;
+        }
     }
+
+    // rank 0 merges once every chunk is on disk (a signal after the last one still lets it finish); the
+    // others learn from it whether the run is complete
+    int64_t missing = n_chunks - st->chunks_done - st->chunks_reused;
+    failed = 0;
+    if (rc == 0 && root && missing == 0) {
+        if (synth_merge_chunks(c, dir, n_chunks, prompts, teacher_path, teacher_hash, teacher->dims.V, err))
+            failed = 1;
+        else
+            remove_part_dir(dir, n_chunks);
+    }
+    if (rc == 0) rc = comm->broadcast_host(comm, &missing, sizeof missing, 0, err);
+    int no_stop = 0;
+    if (rc == 0) rc = rt_comm_agree(comm, failed, &no_stop, err);
     free(J.row);
     free(J.probs);
     free_stops(&J.stops);
+    free(manifest);
+    free(have);
+    free(todo);
+    free(got);
     st->seconds = rt_now() - t0;
     if (rc) return -1;
-    if (interrupted) return 1;
-    if (merge_chunks(c, dir, n_chunks, prompts, teacher_path, teacher_hash, teacher->dims.V, err)) return -1;
-    remove_part_dir(dir, n_chunks);
-    return 0;
+    return missing > 0 ? 1 : 0;
 }

@@ -7,6 +7,10 @@
 // it has and redoes only the one it was in: no row is lost or written twice. Every sequence samples from its
 // own RNG stream (seed, prompt, sample), so a chunk comes out the same whether or not the run was resumed.
 // When every chunk exists they are merged into <out> (atomically) and <out>.part/ is removed.
+//
+// Several ranks (mpirun, srun) share the chunks: each makes whole chunks, rank 0 writes every file, and the
+// output is the file one process writes, byte for byte, whatever the number of ranks (synth.c says why).
+// An interrupted run may be continued with another number of ranks.
 #ifndef RT_SYNTH_RUN_H
 #define RT_SYNTH_RUN_H
 
@@ -16,6 +20,7 @@
 
 #include "config/config.h"
 #include "model/model.h"
+#include "train/comm.h"
 
 typedef struct rt_synth_prompts {
     size_t n;
@@ -40,15 +45,19 @@ typedef struct rt_synth_stats {
     int64_t hit_max_tokens;  // answers cut at synth.max_tokens (or the teacher's max_seq_len)
     int64_t stopped;         // answers ended by a stop string
     int64_t correct, scored; // teacher exact match on task prompts (answers known)
+    int stop_signal;         // the signal (on any rank) that stopped the run, 0 = none
     double seconds;
 } rt_synth_stats;
 
 // Runs the job: teacher is an inference model (generation runs through its KV cache) of batch
 // synth.batch_size x its max_seq_len. teacher_path and teacher_hash name it in the output. stop_flag (may be
-// NULL) is polled between batches: when set, the run stops with the finished chunks kept and returns 1
-// (0 = complete, -1 = error).
-int rt_synth_run(const rt_config *cfg, rt_model *teacher, const char *teacher_path, const char *teacher_hash,
-                 const rt_synth_prompts *prompts, volatile sig_atomic_t *stop_flag, rt_synth_stats *stats,
-                 rt_error *err);
+// NULL) is polled between batches: when set on any rank, every rank stops once the chunks being made are
+// done or dropped, with the finished ones kept, and returns 1 (0 = complete, -1 = error). Collective over
+// comm: every rank calls it with the same config, teacher and prompts (checked), and every rank returns the
+// same status; an error on one rank is every rank's, named with that rank. stats are the whole run's on
+// rank 0 (which alone prints), and only stop_signal and seconds elsewhere.
+int rt_synth_run(const rt_config *cfg, rt_comm *comm, rt_model *teacher, const char *teacher_path,
+                 const char *teacher_hash, const rt_synth_prompts *prompts, volatile sig_atomic_t *stop_flag,
+                 rt_synth_stats *stats, rt_error *err);
 
 #endif
