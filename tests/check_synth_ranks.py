@@ -90,8 +90,10 @@ def mpirun(what, *apps):
 
 
 def sha(path):
+    if not os.path.exists(path):
+        return None
     with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest() if os.path.exists(path) else None
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def summary(text):

@@ -27,7 +27,8 @@ static void print_help(void) {
         "become a dataset for `retort distill`: BOS, prompt, answer, EOS per document with /prompt_len, and\n"
         "with synth.topk > 0 the teacher's top-k log-probabilities at every answer position. Work is saved\n"
         "in chunks under <synth.out>.part/: an interrupted run (Ctrl-C, SIGTERM, a crash) continues where\n"
-        "it stopped when started again with the same settings.\n\n"
+        "it stopped when started again with the same settings. Under mpirun (or srun --mpi=pmix) the ranks\n"
+        "share the chunks and rank 0 writes the file one process would, byte for byte.\n\n"
         "Keys of the synth section (run.seed seeds the sampling, system.* picks the device):\n\n");
     rt_config_print_help(stdout, "synth");
 }
@@ -84,11 +85,13 @@ int rt_cmd_synth(int argc, char **argv) {
     int stop = 0;
     rc = rt_comm_agree(&comm, failed, &stop, &err) ? 1 : 0;
     if (rc == 0) {
+        char ranks[48] = "";
+        if (comm.world > 1)
+            snprintf(ranks, sizeof ranks, " | %d ranks (%s) share the chunks", comm.world, comm.name);
         if (comm.rank == 0)
             fprintf(stderr, "teacher: %s (%zu parameters, hash %s) on %s | %zu prompts x %d sample(s)%s%s\n",
                     cfg.synth.teacher, rt_model_param_count(&teacher), hash, ctx.be->name, prompts.n,
-                    cfg.synth.samples, cfg.synth.topk ? ", keeping top-k log-probs" : "",
-                    comm.world > 1 ? " | ranks share the chunks" : "");
+                    cfg.synth.samples, cfg.synth.topk ? ", keeping top-k log-probs" : "", ranks);
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_signal;

@@ -46,8 +46,9 @@ int synth_merge_chunks(const rt_config *c, const char *dir, int64_t n_chunks, co
 // Collective: every rank passes the chunk it made this round, or NULL (none to make, interrupted, or failed:
 // the failure itself travels in the agreement that follows). On rank 0, got[world] receives every rank's
 // chunk as views into *storage (free it with free() once written); got[r].index is -1 where rank r sent
-// none. k is synth.topk. Returns -1 only when the transfer itself failed; a chunk too large to send marks
-// *failed on its rank and is left out.
+// none. k is synth.topk. Returns -1 when the transfer failed, or on every rank when one could not hold the
+// blocks; a chunk too large to send, or a block rank 0 cannot read, marks *failed on its rank and is left out
+// (the caller's agreement reports it).
 int synth_chunks_to_root(rt_comm *comm, const synth_chunk *mine, int k, int *failed, synth_chunk *got,
                          void **storage, rt_error *err);
 
