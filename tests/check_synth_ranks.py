@@ -2,7 +2,8 @@
 - 2 and 3 ranks write a file byte-identical to the 1-rank file, with 61 chunks (neither 2 nor 3 divides
   them, and the last chunk is short); rank 0 reports the same global counts; other ranks print nothing;
 - a 2-rank run stopped by SIGTERM to rank 1 alone (rank 0 never sees the signal) stops on every rank with
-  128 + 15, keeps its finished chunks, and the same command continues it to the 1-rank file's bytes;
+  128 + 15, keeps its finished chunks, and the same command continues it to the 1-rank file's bytes, on 2
+  ranks and (a copy of its part folder) on 3;
 - failures on one rank end every rank with exit 1, naming the failing rank and the cause: an unreadable
   prompts file on rank 1 only, a rank whose settings differ from rank 0's, and a chunk rank 0 cannot write
   in the middle of the run. A collective that one rank skipped would hang: every mpirun has a timeout.
@@ -206,11 +207,18 @@ def main():
                         f"{len(left)} of {N_CHUNKS} chunks in the part folder")
     print(f"2 ranks stopped with {len(left)} of {N_CHUNKS} chunks on disk")
     manifest = open(os.path.join(part, "manifest.txt")).read() if os.path.isdir(part) else ""
-    r = mpirun("2 ranks resuming", (2, ["synth", *job, f"synth.out={out}"]))
-    if r is not None and f"{N_CHUNKS - len(left)} chunks made, {len(left)} reused" not in r.text(0):
-        failures.append(f"the resumed run did not reuse the {len(left)} chunks on disk: {r.text(0)[-400:]}")
-    if r is not None and sha(out) != sha(ref):
-        failures.append(f"the resumed 2-rank file is not byte for byte the 1-rank file (exit {r.exit})")
+    # the part folder records no world size: a copy of it is continued by 3 ranks
+    out3 = os.path.join(tmp, "stopped3.h5")
+    if os.path.isdir(part):
+        shutil.copytree(part, out3 + ".part")
+    for world, target in ((2, out), (3, out3)):
+        r = mpirun(f"{world} ranks resuming", (world, ["synth", *job, f"synth.out={target}"]))
+        if r is not None and f"{N_CHUNKS - len(left)} chunks made, {len(left)} reused" not in r.text(0):
+            failures.append(f"{world} ranks resuming did not reuse the {len(left)} chunks on disk: "
+                            f"{r.text(0)[-400:]}")
+        if r is not None and sha(target) != sha(ref):
+            failures.append(f"resumed by {world} ranks, the file is not byte for byte the 1-rank file (exit "
+                            f"{r.exit})")
 
     # failures on one rank: every rank exits 1, naming the rank
     bad = os.path.join(tmp, "err.h5")
