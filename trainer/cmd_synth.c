@@ -72,8 +72,8 @@ int rt_cmd_synth(int argc, char **argv) {
         rt_fail_wrap(&err, "synth.teacher");
         failed = 1;
     }
-    if (!failed &&
-        rt_ctx_init_device(&ctx, cfg.system.device, cfg.system.precision, cfg.system.threads, &err))
+    if (!failed && rt_ctx_init_device(&ctx, cfg.system.device, cfg.system.precision,
+                                      rt_comm_threads(&comm, cfg.system.threads), &err))
         failed = 1;
     ctx_ok = !failed;
     if (!failed &&

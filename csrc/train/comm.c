@@ -1,9 +1,11 @@
 // Choosing the communicator, and the agreement every rank reaches at a step boundary.
+#define _POSIX_C_SOURCE 200809L
 #include "train/comm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int rt_comm_built(const char *name) {
     if (strcmp(name, "single") == 0) return 1;
@@ -103,6 +105,12 @@ int rt_comm_agree(rt_comm *c, int failed, int *stop, rt_error *err) {
     else
         rt_fail(err, "stopping because rank %d failed: %s", first, msg);
     return -1;
+}
+
+int rt_comm_threads(const rt_comm *c, int threads) {
+    if (threads != 0 || c->local_world <= 1) return threads;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > c->local_world ? (int)(cores / c->local_world) : 1;
 }
 
 void rt_comm_shard(size_t n_total, int world, int rank, size_t *off, size_t *n) {
