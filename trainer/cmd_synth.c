@@ -51,9 +51,11 @@ int rt_cmd_synth(int argc, char **argv) {
         rt_cli_error("synth", err.msg);
         return rc;
     }
-    // under mpirun or srun every rank runs this command; alone it is the single communicator
+    // under mpirun or srun every rank runs this command; alone it is the single communicator. Finished
+    // chunks travel in host memory, so the mpi communicator serves synth on any device.
     rt_comm comm;
-    if (rt_comm_init(&comm, cfg.system.dist, strcmp(cfg.system.device, "cuda") == 0 ? "cuda" : "cpu", &err)) {
+    const char *dist = strcmp(cfg.system.dist, "nccl") == 0 ? "mpi" : cfg.system.dist;
+    if (rt_comm_init(&comm, dist, "cpu", &err)) {
         rt_cli_error("synth", err.msg);
         return 1;
     }

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "args.h"
 #include "train/batcher.h"
@@ -309,11 +308,7 @@ static int setup(train_run *r, rt_error *err) {
         rt_batcher_set_mask(&r->batcher, r->train_mask);
     }
     // ranks sharing a node share its cores
-    int threads = c->system.threads;
-    if (threads == 0 && r->comm.local_world > 1) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = cores > r->comm.local_world ? (int)(cores / r->comm.local_world) : 1;
-    }
+    int threads = rt_comm_threads(&r->comm, c->system.threads);
     if (rt_ctx_init_device(&r->ctx, c->system.device, c->system.precision, threads, err)) return -1;
     r->ctx_ok = 1;
     rt_model_dims dims = rt_model_dims_from_config(c);

@@ -112,12 +112,3 @@ int rt_comm_threads(const rt_comm *c, int threads) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     return cores > c->local_world ? (int)(cores / c->local_world) : 1;
 }
-
-void rt_comm_shard(size_t n_total, int world, int rank, size_t *off, size_t *n) {
-    size_t per = (n_total + (size_t)world - 1) / (size_t)world;
-    size_t lo = per * (size_t)rank;
-    if (lo > n_total) lo = n_total;
-    size_t hi = lo + per < n_total ? lo + per : n_total;
-    *off = lo;
-    *n = hi - lo;
-}

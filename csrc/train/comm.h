@@ -77,7 +77,4 @@ int rt_comm_agree(rt_comm *c, int failed, int *stop, rt_error *err);
 // shared among the ranks on it, so ranks on one node do not each start a thread per core.
 int rt_comm_threads(const rt_comm *c, int threads);
 
-// [off, off + n) of the n_total elements that rank owns when they are cut into world equal shards.
-void rt_comm_shard(size_t n_total, int world, int rank, size_t *off, size_t *n);
-
 #endif
