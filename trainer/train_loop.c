@@ -124,23 +124,28 @@ static int resume_from_checkpoint(train_run *r, rt_error *err) {
     return rc;
 }
 
-static int write_checkpoint(train_run *r, const float *host_m, const float *host_v, rt_error *err);
+static int write_checkpoint(train_run *r, float *const host[3], rt_error *err);
 
-// ZeRO-1: every rank's shard of the AdamW moments, gathered on rank 0's host ([arena.n] each there).
-static int gather_moments(train_run *r, float **host_m, float **host_v, rt_error *err) {
+// ZeRO-1: every rank's shard of the AdamW moments (and of the fp32 masters when they are sharded),
+// gathered on rank 0's host ([arena.n] each there); out[0..2] = masters (or NULL), first and second moments.
+static int gather_shards(train_run *r, float *out[3], rt_error *err) {
     const rt_param_arena *ar = &r->model.arena;
     size_t shard = ar->shard_n, all = ar->n;
     int root = r->comm.rank == 0, rc = 0;
-    float *mine = rt_malloc(shard * sizeof(float), "moment shard", err);
-    *host_m = root ? rt_malloc(all * sizeof(float), "gathered moments", err) : NULL;
-    *host_v = root ? rt_malloc(all * sizeof(float), "gathered moments", err) : NULL;
+    float *from[3] = {ar->master_sharded ? ar->master : NULL, ar->m, ar->v};
+    float *mine = rt_malloc(shard * sizeof(float), "optimizer shard", err);
+    int missing = !mine;
+    for (int k = 0; k < 3; k++) {
+        out[k] = root && from[k] ? rt_malloc(all * sizeof(float), "gathered shards", err) : NULL;
+        missing |= root && from[k] && !out[k];
+    }
     // the ranks agree that every buffer exists before any of them enters a gather
     int stop = 0;
-    rc = rt_comm_agree(&r->comm, !mine || (root && (!*host_m || !*host_v)), &stop, err);
-    float *moments[2] = {ar->m, ar->v}, *into[2] = {*host_m, *host_v};
-    for (int k = 0; k < 2 && rc == 0; k++) {
-        r->ctx.be->download(&r->ctx, mine, moments[k], RT_F32, shard);
-        rc = r->comm.gather_host(&r->comm, mine, shard * sizeof(float), into[k], 0, err);
+    rc = rt_comm_agree(&r->comm, missing, &stop, err);
+    for (int k = 0; k < 3 && rc == 0; k++) {
+        if (!from[k]) continue;
+        r->ctx.be->download(&r->ctx, mine, from[k], RT_F32, shard);
+        rc = r->comm.gather_host(&r->comm, mine, shard * sizeof(float), out[k], 0, err);
     }
     free(mine);
     return rc;
@@ -148,23 +153,20 @@ static int gather_moments(train_run *r, float **host_m, float **host_v, rt_error
 
 // Rank 0 writes; a failure there (or in gathering) is agreed by every rank, so all stop together.
 static int save_checkpoint(train_run *r, rt_error *err) {
-    float *host_m = NULL, *host_v = NULL;
-    if (r->model.dp.zero && gather_moments(r, &host_m, &host_v, err)) {
-        free(host_m);
-        free(host_v);
-        return -1; // agreed, or an MPI failure every rank sees
-    }
-    int failed = r->comm.rank == 0 && write_checkpoint(r, host_m, host_v, err) != 0;
-    free(host_m);
-    free(host_v);
+    float *host[3] = {NULL, NULL, NULL};
+    int rc = r->model.dp.zero ? gather_shards(r, host, err) : 0; // agreed, or an MPI failure all see
+    int failed = rc == 0 && r->comm.rank == 0 && write_checkpoint(r, host, err) != 0;
+    for (int k = 0; k < 3; k++) free(host[k]);
+    if (rc) return -1;
     int stop = 0;
     return rt_comm_agree(&r->comm, failed, &stop, err);
 }
 
-static int write_checkpoint(train_run *r, const float *host_m, const float *host_v, rt_error *err) {
+static int write_checkpoint(train_run *r, float *const host[3], rt_error *err) {
     rt_named_tensor *w = NULL, *m = NULL, *v = NULL;
     int n = 0;
-    if (rt_model_export_tensors_with_moments(&r->model, host_m, host_v, &w, &m, &v, &n, err)) return -1;
+    if (rt_model_export_tensors_gathered(&r->model, host[0], host[1], host[2], &w, &m, &v, &n, err))
+        return -1;
     rt_ckpt ck;
     memset(&ck, 0, sizeof ck);
     if (r->lora.freeze_base) { // an adapter checkpoint: the base stays where it is
@@ -426,6 +428,8 @@ static int gather_weights(train_run *r, rt_error *err) {
     rt_param_arena *ar = &m->arena;
     if (!m->dp.zero || r->comm.world == 1) return 0;
     size_t shard = ar->n / (size_t)r->comm.world;
+    if (ar->master_sharded) // each rank's updated compute copies (AdamW wrote them from the master shard)
+        return r->comm.allgather(&r->comm, &r->ctx, ar->w, shard * rt_dtype_size(r->ctx.act), err);
     if (r->comm.allgather(&r->comm, &r->ctx, ar->master, shard * sizeof(float), err)) return -1;
     if (ar->w != (void *)ar->master)
         r->ctx.be->convert(&r->ctx, ar->w, r->ctx.act, ar->master, RT_F32, ar->n_used);

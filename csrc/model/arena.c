@@ -86,7 +86,9 @@ void rt_model_alloc_arena(rt_model *m, alloc_state *a) {
     layout(m);
     if (ar->n_used == 0) return; // nothing trains
     a->kind = ALLOC_PARAMS;
-    ar->master = rt_model_dev_alloc(a, ar->n, sizeof(float), "parameters");
+    // in fp32 the master is the compute copy every rank computes with, so only a bf16 run can shard it
+    ar->master_sharded = m->dp.zero && ctx->act != RT_F32;
+    ar->master = rt_model_dev_alloc(a, ar->master_sharded ? ar->shard_n : ar->n, sizeof(float), "parameters");
     ar->w = ctx->act == RT_F32 ? (void *)ar->master : rt_model_dev_alloc(a, ar->n, act, "parameters");
     ar->grad = rt_model_dev_alloc(a, ar->n, act, "gradient");
     ar->separate_acc = ctx->act != RT_F32 || m->dp.grad_accum > 1;
@@ -99,7 +101,7 @@ void rt_model_alloc_arena(rt_model *m, alloc_state *a) {
     for (int i = 0; i < m->n_params; i++) {
         rt_param *p = &m->params[i];
         if (!p->in_arena) continue;
-        p->master = ar->master + p->off;
+        p->master = ar->master_sharded ? NULL : ar->master + p->off; // rt_model_set_weight fills a shard
         p->w = (char *)ar->w + p->off * act;
         p->grad = (char *)ar->grad + p->off * act;
         p->m = m->dp.zero ? NULL : ar->m + p->off;

@@ -31,7 +31,7 @@ typedef struct rt_param_arena {
     size_t shard_n;    // elements per rank's shard, a whole number of segments
     size_t shard_off;  // this rank's shard starts here
     size_t n_segments; // segments of the whole arena (n / RT_ARENA_SEGMENT)
-    float *master;     // [n] fp32 master weights
+    float *master;     // [n] fp32 master weights; [shard_n] of this rank's shard when master_sharded
     void *w;           // [n] act compute copies; == master when act is fp32
     void *grad;        // [n] act: the gradient of one micro-batch
     float *acc;        // [n] fp32: the step's gradient over micro-batches and ranks; == grad when act is fp32
@@ -39,6 +39,7 @@ typedef struct rt_param_arena {
     float *m, *v;      // AdamW moments: [shard_n] of this rank's shard with zero 1, else [n]
     float *partials;   // [n_segments] squared-norm partials
     int separate_acc;  // acc is its own buffer
+    int master_sharded;      // ZeRO-1 with a bf16 compute copy: the fp32 masters are sharded like the moments
     rt_grad_bucket *buckets; // [n_buckets] in the order backward completes them; ranges laid out in it
     int n_buckets;
 } rt_param_arena;

@@ -316,6 +316,20 @@ static void sync_compute_copy(rt_model *m, rt_param *p) {
         m->ctx->be->convert(m->ctx, p->w, m->ctx->act, p->master, RT_F32, p->n);
 }
 
+void rt_model_set_weight(rt_model *m, rt_param *p, const float *host) {
+    const rt_param_arena *ar = &m->arena;
+    const rt_backend *be = m->ctx->be;
+    if (!(p->in_arena && ar->master_sharded)) {
+        be->upload(m->ctx, p->master, RT_F32, host, p->n);
+        sync_compute_copy(m, p);
+        return;
+    }
+    size_t lo = p->off > ar->shard_off ? p->off : ar->shard_off;
+    size_t hi = p->off + p->n < ar->shard_off + ar->shard_n ? p->off + p->n : ar->shard_off + ar->shard_n;
+    if (lo < hi) be->upload(m->ctx, ar->master + (lo - ar->shard_off), RT_F32, host + (lo - p->off), hi - lo);
+    be->upload(m->ctx, p->w, m->ctx->act, host, p->n); // the compute copy is whole on every rank
+}
+
 int rt_model_init_weights(rt_model *m, uint64_t seed, float std, rt_error *err) {
     size_t max_n = 0;
     for (int i = 0; i < m->n_params; i++)
@@ -327,7 +341,7 @@ int rt_model_init_weights(rt_model *m, uint64_t seed, float std, rt_error *err) 
     for (int i = 0; i < m->n_params; i++) {
         rt_param *p = &m->params[i];
         if (p->adapter) continue; // rt_model_init_adapters
-        if (!p->master) {
+        if (p->frozen) {
             free(host);
             return rt_fail(err, "%s is frozen: an adapted model starts from a loaded base", p->name);
         }
@@ -336,8 +350,7 @@ int rt_model_init_weights(rt_model *m, uint64_t seed, float std, rt_error *err) 
         int is_out_proj = strstr(p->name, "attn_output") || strstr(p->name, "ffn_down");
         float s = is_out_proj ? resid_std : std;
         for (size_t j = 0; j < p->n; j++) host[j] = p->ndim == 1 ? 1.0f : s * rt_rng_normal(&r);
-        m->ctx->be->upload(m->ctx, p->master, RT_F32, host, p->n);
-        sync_compute_copy(m, p);
+        rt_model_set_weight(m, p, host);
     }
     m->ctx->be->sync(m->ctx);
     free(host);
@@ -591,15 +604,17 @@ static int exported(const rt_model *m, const rt_param *p) {
 
 int rt_model_export_tensors(rt_model *m, rt_named_tensor **weights, rt_named_tensor **adam_m,
                             rt_named_tensor **adam_v, int *n, rt_error *err) {
-    return rt_model_export_tensors_with_moments(m, NULL, NULL, weights, adam_m, adam_v, n, err);
+    return rt_model_export_tensors_gathered(m, NULL, NULL, NULL, weights, adam_m, adam_v, n, err);
 }
 
-int rt_model_export_tensors_with_moments(rt_model *m, const float *host_m, const float *host_v,
-                                         rt_named_tensor **weights, rt_named_tensor **adam_m,
-                                         rt_named_tensor **adam_v, int *n, rt_error *err) {
+int rt_model_export_tensors_gathered(rt_model *m, const float *host_master, const float *host_m,
+                                     const float *host_v, rt_named_tensor **weights, rt_named_tensor **adam_m,
+                                     rt_named_tensor **adam_v, int *n, rt_error *err) {
     const rt_backend *be = m->ctx->be;
     if (adam_m && adam_v && m->training && m->dp.zero && !(host_m && host_v))
         return rt_fail(err, "the AdamW moments are sharded over ranks: gather them before exporting");
+    if (m->arena.master_sharded && !host_master)
+        return rt_fail(err, "the master weights are sharded over ranks: gather them before exporting");
     int want_optim = adam_m && adam_v && m->training, count = 0;
     for (int i = 0; i < m->n_params; i++) count += exported(m, &m->params[i]);
     rt_named_tensor *w = rt_calloc((size_t)count, sizeof *w, "tensor list", err);
@@ -610,7 +625,10 @@ int rt_model_export_tensors_with_moments(rt_model *m, const float *host_m, const
         rt_param *p = &m->params[i];
         if (!exported(m, p)) continue;
         ok = host_tensor(&w[j], p, err) == 0;
-        if (ok) be->download(m->ctx, w[j].data, p->master, RT_F32, p->n);
+        if (ok && p->in_arena && host_master)
+            memcpy(w[j].data, host_master + p->off, p->n * sizeof(float));
+        else if (ok)
+            be->download(m->ctx, w[j].data, p->master, RT_F32, p->n);
         if (ok && want_optim) {
             ok = host_tensor(&mm[j], p, err) == 0 && host_tensor(&vv[j], p, err) == 0;
             if (ok && host_m) {
@@ -687,9 +705,8 @@ static int import_kind(rt_model *m, int adapters, const rt_named_tensor *weights
             if (rt_model_upload_nf4(m, p, t->data, err)) return rt_fail_wrap(err, "%s", source);
             continue;
         }
-        if (p->master) {
-            be->upload(m->ctx, p->master, RT_F32, t->data, p->n);
-            sync_compute_copy(m, p);
+        if (p->master || p->in_arena) {
+            rt_model_set_weight(m, p, t->data);
         } else {
             be->upload(m->ctx, p->w, m->ctx->act, t->data, p->n); // a frozen weight: its compute copy only
         }

@@ -223,11 +223,12 @@ void rt_model_logits_row(rt_model *m, int row, float *out);
 // only (an adapter checkpoint); otherwise every weight.
 int rt_model_export_tensors(rt_model *m, rt_named_tensor **weights, rt_named_tensor **adam_m,
                             rt_named_tensor **adam_v, int *n, rt_error *err);
-// The same with the AdamW moments taken from host copies of the whole arena ([arena.n] each), for a
-// model whose device holds only its shard of them (ZeRO-1: the ranks' shards gathered on the writer).
-int rt_model_export_tensors_with_moments(rt_model *m, const float *host_m, const float *host_v,
-                                         rt_named_tensor **weights, rt_named_tensor **adam_m,
-                                         rt_named_tensor **adam_v, int *n, rt_error *err);
+// The same with the AdamW moments (and, when arena.master_sharded, the fp32 masters) taken from host copies
+// of the whole arena ([arena.n] each), for a model whose device holds only its shard of them (ZeRO-1: the
+// ranks' shards gathered on the writer). NULL: from the device.
+int rt_model_export_tensors_gathered(rt_model *m, const float *host_master, const float *host_m,
+                                     const float *host_v, rt_named_tensor **weights, rt_named_tensor **adam_m,
+                                     rt_named_tensor **adam_v, int *n, rt_error *err);
 void rt_model_free_host_tensors(rt_named_tensor *ts, int n);
 // Load weights (and moments when given) from host tensors, checking every name and shape: every weight
 // but the adapters (a full checkpoint, or the base of an adapted model, quantized to NF4 where the spec

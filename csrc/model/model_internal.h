@@ -23,6 +23,11 @@ void *rt_model_dev_alloc(alloc_state *a, size_t n_elems, size_t elem_size, const
 void rt_model_alloc_arena(rt_model *m, alloc_state *a);
 void rt_model_free_arena(rt_model *m);
 
+// model.c
+// Host weights (p->n fp32) of a weight with a master: into the master (only the part inside this rank's
+// shard when the masters are sharded) and its compute copy.
+void rt_model_set_weight(rt_model *m, rt_param *p, const float *host);
+
 // model_lora.c
 // Index of the base weight of a site (layer l; l is ignored for the head).
 int rt_model_site_weight(const rt_model *m, int l, rt_lora_site site);

@@ -173,8 +173,7 @@ int rt_model_init_adapters(rt_model *m, uint64_t seed, rt_error *err) {
         rt_rng_seed(&r, rt_seed_mix(seed, 0x4c6f5241ULL + (uint64_t)i));
         float bound = 1.0f / sqrtf((float)p->shape[1]);
         for (size_t j = 0; j < p->n; j++) host[j] = is_a ? bound * (2.0f * rt_rng_uniform(&r) - 1.0f) : 0.0f;
-        m->ctx->be->upload(m->ctx, p->master, RT_F32, host, p->n);
-        if (p->w != p->master) m->ctx->be->convert(m->ctx, p->w, m->ctx->act, p->master, RT_F32, p->n);
+        rt_model_set_weight(m, p, host);
     }
     m->ctx->be->sync(m->ctx);
     free(host);

@@ -74,7 +74,8 @@ void rt_optimizer_update(rt_model *m, const rt_adamw_config *oc, int64_t step, f
         size_t a = ranges[r][0], b = ranges[r][1];
         if (b <= a) continue;
         size_t mo = a - (m->dp.zero ? ar->shard_off : 0); // the moments are of the shard only with ZeRO-1
-        ctx->be->adamw(ctx, ar->master + a, (char *)ar->w + a * act, ar->acc + a, ar->m + mo, ar->v + mo,
+        size_t ma = a - (ar->master_sharded ? ar->shard_off : 0);
+        ctx->be->adamw(ctx, ar->master + ma, (char *)ar->w + a * act, ar->acc + a, ar->m + mo, ar->v + mo,
                        b - a, lr, oc->beta1, oc->beta2, oc->eps, r == 0 ? oc->weight_decay : 0.0f, step,
                        scale);
     }
