@@ -421,8 +421,8 @@ static int start_sum(void *user, float *acc, size_t n) {
     return r->comm.allreduce_sum_start(&r->comm, &r->ctx, acc, n, &r->grad_ready_err);
 }
 
-// ZeRO-1 after the update: every rank's shard of the new weights to every rank (fp32 masters, from which
-// a bf16 run makes its compute copies).
+// ZeRO-1 after the update: every rank's shard of the new weights to every rank: the fp32 masters, or in a
+// bf16 run, whose masters are sharded, the compute copies.
 static int gather_weights(train_run *r, rt_error *err) {
     rt_model *m = &r->model;
     rt_param_arena *ar = &m->arena;
