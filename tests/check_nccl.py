@@ -10,11 +10,11 @@ Without a usable GPU (every CI machine), what runs is the host side, which must 
 - one process without mpirun (MPI starts as a world of one): the same error for rank 0 of 1; a bad
   RT_COMM_TIMEOUT is named; dist=nccl with device cpu is refused before MPI starts.
 
-With a GPU (scripts/gpu/run.sh; never in CI here), the runs must work instead, in fp32 (the communicator
-sums fp32 gradients): a world-1 nccl run (mpirun -np 1) gives the same losses and checkpoint, bit for bit,
-as system.dist=single, since a sum over one rank is the identity; with two GPUs or more, mpirun -np 2 follows
-one GPU with train.grad_accum=2 (the same windows, the batcher gives rank r the r-th block of each draw)
-within a tolerance, since NCCL's ring adds in its own order.
+With a GPU (scripts/gpu/run.sh; never in CI here), the runs must work instead: a world-1 nccl run
+(mpirun -np 1, bf16) gives the same losses and checkpoint, bit for bit, as system.dist=single, since a sum
+over one rank is the identity; with two GPUs or more, mpirun -np 2 (fp32, the bucket sums overlapping
+backward) follows one GPU with train.grad_accum=2 (the same windows: the batcher gives rank r the r-th block
+of each draw) within a tolerance, since NCCL's ring adds in its own order.
 
 Exits 77 (ctest: skipped) when this retort has no nccl communicator (built without CUDA or MPI) or mpirun is
 missing.
@@ -170,8 +170,9 @@ def single_and_nccl(mpirun, tmp, gpu, np, single_args, tag):
 
 
 def gpu_checks(mpirun, tmp, args):
-    gpu = args + ["system.device=cuda", "system.precision=fp32", "train.steps=8", "checkpoint.every=8"]
-    runs = single_and_nccl(mpirun, tmp, gpu, 1, [], "world1")
+    gpu = args + ["system.device=cuda", "train.steps=8", "checkpoint.every=8"]
+    # bf16, as GPU runs train; gradients are summed in fp32 either way
+    runs = single_and_nccl(mpirun, tmp, gpu + ["system.precision=bf16"], 1, [], "world1")
     if runs:
         a, b = runs
         check(a == b and len(a) == 8, f"nccl world 1: losses differ from system.dist single: {b} vs {a}")
@@ -184,7 +185,8 @@ def gpu_checks(mpirun, tmp, args):
     if gpu_count() < 2:
         print("one GPU: the 2-rank comparison needs two")
         return
-    runs = single_and_nccl(mpirun, tmp, gpu, 2, ["train.grad_accum=2"], "ranks2")
+    # fp32, so that only the order of the sums differs: the bucket sums overlap backward on their own stream
+    runs = single_and_nccl(mpirun, tmp, gpu + ["system.precision=fp32"], 2, ["train.grad_accum=2"], "ranks2")
     if runs:
         a, b = runs
         check(sorted(a) == sorted(b), f"nccl 2 ranks: steps {sorted(b)} vs {sorted(a)}")

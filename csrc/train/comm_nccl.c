@@ -8,6 +8,8 @@
 // - Bootstrap over MPI: an inner mpi communicator (comm_mpi.c) gives rank, world and local rank and serves
 //   every host function and the barrier; rank 0's ncclUniqueId travels over it.
 // - A rank's GPU is its local rank.
+// - The bucket sums that overlap backward (allreduce_sum_start) run on a stream of the communicator's own,
+//   ordered after the compute stream's work with an event; allreduce_wait waits for them on the host.
 // - Nothing waits forever: the communicator is non-blocking, and each call is followed by a wait that polls
 //   NCCL's state and the stream with a limit (RT_COMM_TIMEOUT seconds, default 600). An error or the limit
 //   aborts the communicator (ncclCommAbort) and fails with the rank, the call and the cause. Setup steps
@@ -60,6 +62,10 @@ typedef struct nccl_impl {
     rt_comm inner; // the mpi communicator: ranks, host functions, barrier
     ncclComm_t comm;
     int device;
+    // the bucket sums started during backward run here, so the compute stream goes on with backward
+    cudaStream_t sum_stream;
+    cudaEvent_t backward_done; // recorded on the compute stream, waited for by sum_stream
+    int sums_pending;
     double timeout_s;
     int aborted; // after an abort every device collective fails at once, naming the first cause
     char aborted_why[RT_ERROR_MAX / 2];
@@ -253,6 +259,35 @@ static int nccl_allgather(rt_comm *c, rt_ctx *ctx, void *buf, size_t shard_bytes
     return finish(c, api.AllGather(mine, buf, shard_bytes, ncclChar, impl_of(c)->comm, s), s, what, err);
 }
 
+// Started after what is queued on ctx's stream so far, on the communicator's own stream; waits only for
+// NCCL to take the call (a non-blocking communicator may still be enqueuing), not for the sum.
+static int nccl_allreduce_sum_start(rt_comm *c, rt_ctx *ctx, float *buf, size_t n, rt_error *err) {
+    const char *what = "all-reduce (gradient bucket)";
+    nccl_impl *im = impl_of(c);
+    cudaStream_t s;
+    if (stream_for(c, ctx, what, &s, err)) return -1;
+    if (n == 0) return 0;
+    cudaError_t e = cudaEventRecord(im->backward_done, s);
+    if (e == cudaSuccess) e = cudaStreamWaitEvent(im->sum_stream, im->backward_done, 0);
+    if (e != cudaSuccess)
+        return fail_abort(c, what, err, "ordering after backward: %s", cudaGetErrorString(e));
+    im->sums_pending = 1;
+    return finish(c, api.AllReduce(buf, buf, n, ncclFloat, ncclSum, im->comm, im->sum_stream), NULL, what,
+                  err);
+}
+
+// The host waits (under the time limit) for the started sums, so work queued on ctx's stream afterwards
+// sees them complete, and a peer that never joins is an error here rather than a hang in a later sync.
+static int nccl_allreduce_wait(rt_comm *c, rt_ctx *ctx, rt_error *err) {
+    const char *what = "all-reduce (gradient buckets)";
+    nccl_impl *im = impl_of(c);
+    cudaStream_t s;
+    if (stream_for(c, ctx, what, &s, err)) return -1;
+    if (!im->sums_pending) return 0;
+    im->sums_pending = 0;
+    return wait_done(c, im->sum_stream, what, err);
+}
+
 // Host values and the barrier go over MPI.
 static int nccl_allreduce_host(rt_comm *c, double *values, int n, rt_error *err) {
     rt_comm *in = &impl_of(c)->inner;
@@ -293,6 +328,8 @@ static void nccl_destroy(rt_comm *c) {
                 api.CommDestroy(im->comm);
             im->comm = NULL; // wait_done aborted it when it failed
         }
+        if (im->sum_stream) cudaStreamDestroy(im->sum_stream);
+        if (im->backward_done) cudaEventDestroy(im->backward_done);
         if (im->inner.destroy) im->inner.destroy(&im->inner);
         free(im);
     }
@@ -336,6 +373,14 @@ static int select_gpu(rt_comm *c, rt_error *err) {
     if (e != cudaSuccess) {
         cudaGetLastError();
         return rt_fail(err, "cannot select GPU %d: %s", c->local_rank, cudaGetErrorString(e));
+    }
+    nccl_impl *im = impl_of(c);
+    e = cudaStreamCreateWithFlags(&im->sum_stream, cudaStreamNonBlocking);
+    if (e == cudaSuccess) e = cudaEventCreateWithFlags(&im->backward_done, cudaEventDisableTiming);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return rt_fail(err, "cannot create a CUDA stream on GPU %d: %s", c->local_rank,
+                       cudaGetErrorString(e));
     }
     return 0;
 }
@@ -413,6 +458,8 @@ int rt_comm_nccl_init(rt_comm *c, rt_error *err) {
     c->local_world = im->inner.local_world;
     c->impl = im;
     c->allreduce_sum = nccl_allreduce_sum;
+    c->allreduce_sum_start = nccl_allreduce_sum_start;
+    c->allreduce_wait = nccl_allreduce_wait;
     c->reduce_scatter_sum = nccl_reduce_scatter_sum;
     c->allgather = nccl_allgather;
     c->allreduce_host = nccl_allreduce_host;
