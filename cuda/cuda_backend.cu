@@ -305,6 +305,10 @@ static const char *cuda_device_name(rt_ctx *ctx) {
     return cuda_of(ctx)->prop.name;
 }
 
+static void *cuda_stream(rt_ctx *ctx) {
+    return (void *)cuda_of(ctx)->stream;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // the table and the entry points
 
@@ -313,6 +317,7 @@ static const rt_backend cuda_backend_table = {
     .ctx_init = cuda_ctx_init,
     .ctx_free = cuda_ctx_free,
     .device_name = cuda_device_name,
+    .stream = cuda_stream,
     .alloc = cuda_alloc,
     .free = cuda_free,
     .upload = cuda_upload,
@@ -355,29 +360,40 @@ extern "C" const rt_backend *rt_backend_cuda(void) {
     return &cuda_backend_table;
 }
 
-extern "C" int rt_cuda_available(rt_error *err) {
+// GPU dev exists and can run the backend (bf16 needs compute capability 8.0); otherwise err says why.
+static int gpu_usable(int dev, rt_error *err) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {
         cudaGetLastError();
-        rt_fail(err, "%s (no NVIDIA driver or GPU visible to this process)", cudaGetErrorString(e));
-        return 0;
+        return rt_fail(err, "%s (no NVIDIA driver or GPU visible to this process)", cudaGetErrorString(e));
     }
-    if (n == 0) {
-        rt_fail(err, "the CUDA runtime sees no GPU");
-        return 0;
-    }
+    if (n == 0) return rt_fail(err, "the CUDA runtime sees no GPU");
+    if (dev < 0 || dev >= n)
+        return rt_fail(err, "there is no GPU %d: the CUDA runtime sees %d GPU%s (CUDA_VISIBLE_DEVICES=%s)",
+                       dev, n, n == 1 ? "" : "s",
+                       getenv("CUDA_VISIBLE_DEVICES") ? getenv("CUDA_VISIBLE_DEVICES") : "unset");
     cudaDeviceProp prop;
-    e = cudaGetDeviceProperties(&prop, 0);
+    e = cudaGetDeviceProperties(&prop, dev);
+    if (e != cudaSuccess)
+        return rt_fail(err, "cannot read GPU %d's properties: %s", dev, cudaGetErrorString(e));
+    if (prop.major < 8)
+        return rt_fail(
+            err, "GPU %d (%s) has compute capability %d.%d; retort's CUDA backend needs 8.0 or newer (bf16)",
+            dev, prop.name, prop.major, prop.minor);
+    return 0;
+}
+
+extern "C" int rt_cuda_available(rt_error *err) {
+    return gpu_usable(0, err) == 0;
+}
+
+extern "C" int rt_cuda_ctx_init(rt_ctx *ctx, rt_dtype act, int n_threads, int device_index, rt_error *err) {
+    if (gpu_usable(device_index, err)) return -1;
+    cudaError_t e = cudaSetDevice(device_index);
     if (e != cudaSuccess) {
-        rt_fail(err, "cannot read GPU 0's properties: %s", cudaGetErrorString(e));
-        return 0;
+        cudaGetLastError();
+        return rt_fail(err, "cannot select GPU %d: %s", device_index, cudaGetErrorString(e));
     }
-    if (prop.major < 8) {
-        rt_fail(err,
-                "GPU 0 (%s) has compute capability %d.%d; retort's CUDA backend needs 8.0 or newer (bf16)",
-                prop.name, prop.major, prop.minor);
-        return 0;
-    }
-    return 1;
+    return cuda_ctx_init(ctx, act, n_threads, err);
 }

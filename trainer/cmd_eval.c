@@ -155,7 +155,7 @@ int rt_cmd_eval(int argc, char **argv) {
     rt_ctx ctx;
     int ctx_ok = 0;
     if (rc == 0) {
-        if (rt_ctx_init_device(&ctx, device, "fp32", (int)threads, &err))
+        if (rt_ctx_init_device(&ctx, device, "fp32", (int)threads, 0, &err))
             rc = 1;
         else
             ctx_ok = 1;

@@ -75,7 +75,7 @@ int rt_cmd_generate(int argc, char **argv) {
         return 2;
     }
     rt_ctx ctx;
-    if (rt_ctx_init_device(&ctx, device, "fp32", (int)threads, &err)) {
+    if (rt_ctx_init_device(&ctx, device, "fp32", (int)threads, 0, &err)) {
         rt_cli_error("generate", err.msg);
         return 1;
     }

@@ -75,7 +75,7 @@ int rt_cmd_synth(int argc, char **argv) {
         failed = 1;
     }
     if (!failed && rt_ctx_init_device(&ctx, cfg.system.device, cfg.system.precision,
-                                      rt_comm_threads(&comm, cfg.system.threads), &err))
+                                      rt_comm_threads(&comm, cfg.system.threads), 0, &err))
         failed = 1;
     ctx_ok = !failed;
     if (!failed &&

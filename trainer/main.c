@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "train/comm.h"
 #include "commands.h"
 
 #ifndef RT_VERSION
@@ -41,9 +42,12 @@ static void usage(FILE *out) {
     fprintf(out, "\n`retort <command> --help` lists each command's options.\n");
 }
 
-// The version, the backends this binary has, and whether a GPU is usable now (scripts test for "gpu: yes").
+// The version, the backends and communicators this binary has, and whether a GPU is usable now (scripts
+// test for "gpu: yes" and read the communicators line).
 static void print_version(void) {
     printf("retort %s\nbackends: cpu%s\n", RT_VERSION, rt_backend_cuda() ? ", cuda" : "");
+    printf("communicators: single%s%s\n", rt_comm_built("mpi") ? ", mpi" : "",
+           rt_comm_built("nccl") ? ", nccl" : "");
     rt_error why;
     if (!rt_backend_cuda())
         printf("gpu: no (built without CUDA)\n");

@@ -311,7 +311,8 @@ static int setup(train_run *r, rt_error *err) {
     }
     // ranks sharing a node share its cores
     int threads = rt_comm_threads(&r->comm, c->system.threads);
-    if (rt_ctx_init_device(&r->ctx, c->system.device, c->system.precision, threads, err)) return -1;
+    if (rt_ctx_init_device(&r->ctx, c->system.device, c->system.precision, threads, r->comm.local_rank, err))
+        return -1;
     r->ctx_ok = 1;
     rt_model_dims dims = rt_model_dims_from_config(c);
     int B = c->train.batch_size, T = c->data.seq_len;

@@ -16,9 +16,14 @@ const rt_backend *rt_backend_cuda(void) {
 int rt_cuda_available(rt_error *err) {
     return rt_fail(err, "retort was built without CUDA (nvcc not found at configure time)") + 1;
 }
+
+int rt_cuda_ctx_init(rt_ctx *ctx, rt_dtype act, int n_threads, int device_index, rt_error *err) {
+    return rt_fail(err, "retort was built without CUDA (nvcc not found at configure time)");
+}
 #endif
 
-int rt_ctx_init_device(rt_ctx *ctx, const char *device, const char *precision, int threads, rt_error *err) {
+int rt_ctx_init_device(rt_ctx *ctx, const char *device, const char *precision, int threads, int device_index,
+                       rt_error *err) {
     const rt_backend *be = &rt_backend_cpu;
     if (strcmp(device, "cuda") == 0 || strcmp(device, "auto") == 0) {
         rt_error why;
@@ -39,5 +44,6 @@ int rt_ctx_init_device(rt_ctx *ctx, const char *device, const char *precision, i
         act = RT_BF16;
     }
     memset(ctx, 0, sizeof *ctx);
+    if (be != &rt_backend_cpu) return rt_cuda_ctx_init(ctx, act, threads, device_index, err);
     return be->ctx_init(ctx, act, threads, err);
 }

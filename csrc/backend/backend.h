@@ -60,6 +60,9 @@ struct rt_backend {
     // The device's name as its driver reports it ("NVIDIA H100 80GB HBM3"), which picks MFU's spec peak
     // (train/peak.h). NULL on a backend without one (the CPU, whose peak is measured).
     const char *(*device_name)(rt_ctx *ctx);
+    // The context's cudaStream_t, for libraries that enqueue on it (NCCL's collectives). NULL on a backend
+    // without streams (the CPU leaves it unset).
+    void *(*stream)(rt_ctx *ctx);
     // Device allocation, zero-filled. NULL with err filled on failure.
     void *(*alloc)(rt_ctx *ctx, size_t bytes, const char *what, rt_error *err);
     void (*free)(rt_ctx *ctx, void *p);
@@ -220,9 +223,14 @@ extern const rt_backend rt_backend_cpu;
 // GPU exists at run time; otherwise it fills err with why not.
 const rt_backend *rt_backend_cuda(void);
 int rt_cuda_available(rt_error *err);
+// A CUDA context on GPU device_index (0 .. visible GPUs - 1), which also becomes the calling thread's current
+// device; the table's ctx_init uses whichever device is current. Fails naming the index and the GPU count.
+int rt_cuda_ctx_init(rt_ctx *ctx, rt_dtype act, int n_threads, int device_index, rt_error *err);
 
 // Pick the backend from system.device ("cpu", "cuda", "auto") and system.precision and create a context.
-// "cuda" without a usable GPU is an error that says why; "auto" falls back to the CPU.
-int rt_ctx_init_device(rt_ctx *ctx, const char *device, const char *precision, int threads, rt_error *err);
+// "cuda" without a usable GPU is an error that says why; "auto" falls back to the CPU. device_index: which
+// GPU (a data-parallel rank's local rank; 0 for one process); the CPU ignores it.
+int rt_ctx_init_device(rt_ctx *ctx, const char *device, const char *precision, int threads, int device_index,
+                       rt_error *err);
 
 #endif

@@ -3,7 +3,9 @@
 # gpu-bundle/ (ignored by git): the binaries and the shared libraries they link that such a machine lacks
 # (HDF5, libyaml, OpenBLAS and their dependencies), xz-compressed. The GPU machine has the CUDA toolkit,
 # PyTorch, h5py, cmake and ninja but no Debian packages; cuBLASLt (500 MB) is taken from its toolkit or
-# from PyTorch's nvidia-cublas wheel by scripts/gpu/run.sh.
+# from PyTorch's nvidia-cublas wheel by scripts/gpu/run.sh. Open MPI's libraries come along (retort links
+# them, and starts MPI only for system.dist mpi/nccl) but not mpirun; NCCL is not linked (retort loads
+# libnccl.so.2 when a run asks for it), so run.sh finds it there and skips the nccl part without mpirun.
 #
 #   scripts/gpu/bundle.sh            then carry gpu-bundle to the GPU machine and run scripts/gpu/run.sh
 set -euo pipefail

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine, from the repository root with gpu-bundle/ carried (scripts/gpu/bundle.sh made it):
 # the GPU test suite (every CUDA op against its CPU twin, the whole model against the CPU, bit-exact
-# resume on the GPU through the CLI), then the GPU benchmark against PyTorch. Logs and results go to
+# resume on the GPU through the CLI, the nccl communicator where mpirun exists), then the GPU benchmark
+# against PyTorch. Logs and results go to
 # $OUT (or ./gpu-out).
 #
 #   scripts/gpu/run.sh [tests|bench|all]     (default all)
@@ -40,6 +41,27 @@ if [[ "$what" == tests || "$what" == all ]]; then
     rc=${PIPESTATUS[0]}
     echo "== train_resume_cuda exit $rc" | tee -a "$out/tests.log"
     [[ $rc -eq 0 ]] || status=1
+    # system.dist nccl (tests/check_nccl.py): a world-1 run (mpirun -np 1) must give system.dist single's
+    # losses and checkpoint bit for bit; with 2 GPUs or more, mpirun -np 2 must follow 1 GPU x grad_accum 2
+    # within a tolerance. Open MPI is not in the bundle: without mpirun here this part is skipped.
+    echo "== nccl" | tee -a "$out/tests.log"
+    if ! command -v mpirun >/dev/null 2>&1; then
+        echo "== nccl skipped: no mpirun on this machine (Open MPI starts the ranks; the bundle does not carry it)" |
+            tee -a "$out/tests.log"
+    else
+        # libnccl.so.2 on the loader path, else PyTorch's nvidia-nccl wheel (retort loads it at run time)
+        if ! ldconfig -p 2>/dev/null | grep -q 'libnccl\.so\.2 '; then
+            nccl=$("$python" -c 'import nvidia.nccl, os; print(os.path.join(nvidia.nccl.__path__[0], "lib", "libnccl.so.2"))' 2>/dev/null ||
+                   find / -name 'libnccl.so.2*' 2>/dev/null | head -1)
+            [[ -n "$nccl" ]] && export RT_NCCL_LIBRARY=${RT_NCCL_LIBRARY:-$nccl}
+        fi
+        echo "mpirun: $(mpirun --version 2>&1 | head -1); NCCL: ${RT_NCCL_LIBRARY:-libnccl.so.2 from the loader path}" |
+            tee -a "$out/tests.log"
+        NCCL_SOCKET_IFNAME=lo "$python" tests/check_nccl.py 2>&1 | tee -a "$out/tests.log"
+        rc=${PIPESTATUS[0]}
+        echo "== nccl exit $rc" | tee -a "$out/tests.log"
+        [[ $rc -eq 0 ]] || status=1
+    fi
 fi
 if [[ "$what" == bench || "$what" == all ]]; then
     RT_BENCH_RETORT=$RETORT_BIN bench/gpu_train.sh 2>&1 | tee "$out/bench.log"
