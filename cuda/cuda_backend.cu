@@ -388,6 +388,15 @@ extern "C" int rt_cuda_available(rt_error *err) {
     return gpu_usable(0, err) == 0;
 }
 
+extern "C" int rt_cuda_device_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+
 extern "C" int rt_cuda_ctx_init(rt_ctx *ctx, rt_dtype act, int n_threads, int device_index, rt_error *err) {
     if (gpu_usable(device_index, err)) return -1;
     cudaError_t e = cudaSetDevice(device_index);

@@ -269,8 +269,8 @@ static int setup(train_run *r, rt_error *err) {
     rt_config *c = &r->cfg;
     if (check_data_exists(r, "data.train", c->data.train, err)) return -1;
     if (c->data.val[0] && check_data_exists(r, "data.val", c->data.val, err)) return -1;
-    if (rt_comm_init(&r->comm, c->system.dist, strcmp(c->system.device, "cuda") == 0 ? "cuda" : "cpu", err))
-        return -1;
+    const char *device = rt_device_resolve(c->system.device); // "auto" settles before the communicator
+    if (rt_comm_init(&r->comm, c->system.dist, strcmp(device, "cuda") == 0 ? "cuda" : "cpu", err)) return -1;
     if (rt_mkdir_p(c->run.out_dir, err)) return -1;
     if (!r->resume && latest_exists(c->run.out_dir))
         return rt_fail(err,
@@ -311,8 +311,7 @@ static int setup(train_run *r, rt_error *err) {
     }
     // ranks sharing a node share its cores
     int threads = rt_comm_threads(&r->comm, c->system.threads);
-    if (rt_ctx_init_device(&r->ctx, c->system.device, c->system.precision, threads, r->comm.local_rank, err))
-        return -1;
+    if (rt_ctx_init_device(&r->ctx, device, c->system.precision, threads, r->comm.local_rank, err)) return -1;
     r->ctx_ok = 1;
     rt_model_dims dims = rt_model_dims_from_config(c);
     int B = c->train.batch_size, T = c->data.seq_len;
@@ -370,10 +369,10 @@ static int setup(train_run *r, rt_error *err) {
     char peak[32], gemm[32];
     rt_format_rate(peak, sizeof peak, r->peak.flops);
     rt_format_rate(gemm, sizeof gemm, r->peak.gemm);
-    const char *device = r->ctx.be->device_name ? r->ctx.be->device_name(&r->ctx) : r->ctx.be->name;
+    const char *device_name = r->ctx.be->device_name ? r->ctx.be->device_name(&r->ctx) : r->ctx.be->name;
     if (r->peak.flops > 0)
         fprintf(stderr, "MFU: against %s %s (%s, %s); the GEMM measured at start ran at %s\n", r->peak.source,
-                peak, device, rt_dtype_name(r->ctx.act), gemm);
+                peak, device_name, rt_dtype_name(r->ctx.act), gemm);
     fprintf(stderr, "data: %s, %zu tokens, %lld sequences of %d per epoch; %d x %d x %d tokens per step\n",
             c->data.train, r->train_ds.n_tokens, (long long)r->batcher.n_windows, T, B, T,
             c->train.grad_accum);

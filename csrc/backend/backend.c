@@ -20,7 +20,17 @@ int rt_cuda_available(rt_error *err) {
 int rt_cuda_ctx_init(rt_ctx *ctx, rt_dtype act, int n_threads, int device_index, rt_error *err) {
     return rt_fail(err, "retort was built without CUDA (nvcc not found at configure time)");
 }
+
+int rt_cuda_device_count(void) {
+    return 0;
+}
 #endif
+
+const char *rt_device_resolve(const char *device) {
+    if (strcmp(device, "auto") != 0) return device;
+    rt_error why;
+    return rt_backend_cuda() && rt_cuda_available(&why) ? "cuda" : "cpu";
+}
 
 int rt_ctx_init_device(rt_ctx *ctx, const char *device, const char *precision, int threads, int device_index,
                        rt_error *err) {

@@ -226,6 +226,11 @@ int rt_cuda_available(rt_error *err);
 // A CUDA context on GPU device_index (0 .. visible GPUs - 1), which also becomes the calling thread's current
 // device; the table's ctx_init uses whichever device is current. Fails naming the index and the GPU count.
 int rt_cuda_ctx_init(rt_ctx *ctx, rt_dtype act, int n_threads, int device_index, rt_error *err);
+// GPUs the CUDA runtime sees (0 without a driver, or in a build without CUDA).
+int rt_cuda_device_count(void);
+// system.device with "auto" settled: "cuda" when a usable GPU exists, else "cpu"; other names unchanged.
+// The communicator is chosen for the device the run will use, so it is resolved first.
+const char *rt_device_resolve(const char *device);
 
 // Pick the backend from system.device ("cpu", "cuda", "auto") and system.precision and create a context.
 // "cuda" without a usable GPU is an error that says why; "auto" falls back to the CPU. device_index: which
