@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from checklib import add2_teacher, finish, run_retort, train_losses  # noqa: E402
+from checklib import MPI_ENV, add2_teacher, finish, run_retort, train_losses  # noqa: E402
 
 RETORT = os.environ["RETORT_BIN"]
 SRC = os.environ["RT_SOURCE_DIR"]
@@ -34,9 +34,6 @@ MODEL = ["model.dim=48", "model.n_layers=2", "model.n_heads=4", "model.n_kv_head
          f"model.max_seq_len={T}", f"data.seq_len={T}"]
 COMMON = ["train.batch_size=8", "train.warmup_steps=2", "train.eval_every=0", "data.val=", "run.log_every=1",
           "system.threads=1", "checkpoint.every=0", "train.lr=5e-3"]
-MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-           "OMPI_MCA_rmaps_base_oversubscribe": "1", "OMPI_MCA_hwloc_base_binding_policy": "none",
-           "OMPI_MCA_btl": "self,vader", "OMPI_MCA_oob_tcp_if_include": "lo"}
 failures = []
 
 

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 
+import checklib
 from checklib import check_close, ckpt_tensors, finish, run_retort, train_losses
 
 RETORT = os.environ["RETORT_BIN"]
@@ -38,9 +39,7 @@ SKIP = 77
 # A failing rank is done in a second or two; a hang is what this limit catches.
 RUN_LIMIT = 120
 # Open MPI as root, more ranks than cores, loopback only (tests/ rules for every mpirun)
-MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-           "OMPI_MCA_rmaps_base_oversubscribe": "1", "OMPI_MCA_hwloc_base_binding_policy": "none",
-           "OMPI_MCA_btl": "self,vader", "OMPI_MCA_oob_tcp_if_include": "lo", "NCCL_SOCKET_IFNAME": "lo"}
+MPI_ENV = {**checklib.MPI_ENV, "NCCL_SOCKET_IFNAME": "lo"}
 failures = []
 
 

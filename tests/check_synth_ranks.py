@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from checklib import add2_teacher, finish, run_retort
+from checklib import MPI_ENV, add2_teacher, finish, run_retort
 
 RETORT = os.environ["RETORT_BIN"]
 SRC = os.environ["RT_SOURCE_DIR"]
@@ -33,9 +33,6 @@ DIMS = ["model.dim=32", "model.n_layers=2", "model.n_heads=4", "model.n_kv_heads
 # 1450 prompts in chunks of 16: 91 chunks (2 and 3 ranks get uneven shares), the last one of 10 prompts
 N_PROMPTS, CHUNK = 1450, 16
 N_CHUNKS = (N_PROMPTS + CHUNK - 1) // CHUNK
-MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-           "OMPI_MCA_rmaps_base_oversubscribe": "1", "OMPI_MCA_hwloc_base_binding_policy": "none",
-           "OMPI_MCA_btl": "self,vader", "OMPI_MCA_oob_tcp_if_include": "lo"}
 # each rank runs retort under sh, which prints the rank's own exit status and exits 0: mpirun reports one
 # status, and on a non-zero one kills the ranks still running, before they could print theirs
 WRAP = ["sh", "-c", '"$0" "$@"; echo "@exit $OMPI_COMM_WORLD_RANK $?"', RETORT]

@@ -13,6 +13,14 @@ import h5py
 import numpy as np
 
 
+# Open MPI in the checks: as root (both variables are needed), more ranks than cores, ranks not bound to
+# cores (a shared 2-core machine), loopback and shared memory only. Every mpirun also needs a timeout: a
+# collective one rank skips hangs forever.
+MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+           "OMPI_MCA_rmaps_base_oversubscribe": "1", "OMPI_MCA_hwloc_base_binding_policy": "none",
+           "OMPI_MCA_btl": "self,vader", "OMPI_MCA_oob_tcp_if_include": "lo"}
+
+
 def run_retort(failures, args, expect=0, what=None, timeout=None, tail=1500):
     """retort ARGS; an exit other than `expect` (None: any) is a failure naming `what` (default: the first
     arguments) with the end of stderr. Returns the CompletedProcess."""
