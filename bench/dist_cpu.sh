@@ -53,7 +53,7 @@ fi
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 /usr/bin/python3 - "$work" "$warm" "$steps" "$batch" "$torch_one" "$torch_two" "$torch_ver" "$load_start" \
-    "$load_end" "bench/dist_cpu.sh $*" "${cmd_one[*]}" "${cmd_two[*]}" <<'PY'
+    "$load_end" "bench/dist_cpu.sh${*:+ $*}" "${cmd_one[*]}" "${cmd_two[*]}" <<'PY'
 import datetime, json, os, re, subprocess, sys
 work, warm, steps, batch, t_one, t_two, torch_ver, load_start, load_end, command, cmd_one, cmd_two = sys.argv[1:]
 warm, steps, batch = int(warm), int(steps), int(batch)
