@@ -1,9 +1,13 @@
-"""PyTorch peer for bench/cpu_train.sh: trains the same Llama-style model (tests/torch_llama.py) with AdamW on
-random byte tokens and prints tokens/s of the timed steps as JSON.
+"""PyTorch peer for bench/cpu_train.sh and bench/dist_cpu.sh: trains the same Llama-style model
+(tests/torch_llama.py) with AdamW on random byte tokens and prints tokens/s of the timed steps as JSON.
 
 usage: torch_train.py --dim 256 --layers 4 --heads 8 --kv-heads 8 --ffn 688 --vocab 259 --batch 8 --seq 256
-                      --steps 20 --warmup 3 --threads 2"""
+                      --steps 20 --warmup 3 --threads 2 --accum 1
+
+Started by torchrun (WORLD_SIZE > 1) it trains data-parallel with DistributedDataParallel over gloo, each
+rank on its own micro-batches; tokens/s are then over every rank and rank 0 prints them."""
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -19,30 +23,51 @@ from torch_llama import Llama  # noqa: E402
 def main():
     ap = argparse.ArgumentParser()
     for k, d in (("dim", 256), ("layers", 4), ("heads", 8), ("kv-heads", 8), ("ffn", 688), ("vocab", 259),
-                 ("batch", 8), ("seq", 256), ("steps", 20), ("warmup", 3), ("threads", 2)):
+                 ("batch", 8), ("seq", 256), ("steps", 20), ("warmup", 3), ("threads", 2), ("accum", 1)):
         ap.add_argument("--" + k, type=int, default=d)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        import torch.distributed as dist
+        dist.init_process_group("gloo")
     torch.manual_seed(0)
     m = Llama(a.vocab, a.dim, a.layers, a.heads, a.kv_heads, a.ffn, a.seq, tied=True)
     m.init_normal(0.02)
+    net = m
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        net = DistributedDataParallel(m)
     opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.1, betas=(0.9, 0.95))
-    g = torch.Generator().manual_seed(1)
-    data = torch.randint(0, 256, (a.steps + a.warmup, a.batch, a.seq + 1), generator=g)
+    g = torch.Generator().manual_seed(1 + rank)
+    data = torch.randint(0, 256, (a.steps + a.warmup, a.accum, a.batch, a.seq + 1), generator=g)
     t0 = None
     for s in range(a.steps + a.warmup):
         if s == a.warmup:
+            if world > 1:
+                dist.barrier()
             t0 = time.perf_counter()
-        x, y = data[s, :, :-1], data[s, :, 1:]
-        loss = F.cross_entropy(m(x).reshape(-1, a.vocab), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        for k in range(a.accum):
+            x, y = data[s, k, :, :-1], data[s, k, :, 1:]
+            # DDP averages the gradients over ranks in the last micro-batch's backward only
+            local = world > 1 and k + 1 < a.accum
+            with net.no_sync() if local else contextlib.nullcontext():
+                loss = F.cross_entropy(net(x).reshape(-1, a.vocab), y.reshape(-1)) / a.accum
+                loss.backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
         opt.step()
+    if world > 1:
+        dist.barrier()
     dt = time.perf_counter() - t0
     params = sum(p.numel() for p in m.parameters())
-    print(json.dumps({"tokens_per_s": a.steps * a.batch * a.seq / dt, "params": params, "torch": torch.__version__,
-                      "threads": torch.get_num_threads(), "loss": loss.item()}))
+    if rank == 0:
+        print(json.dumps({"tokens_per_s": a.steps * a.accum * a.batch * a.seq * world / dt, "params": params,
+                          "torch": torch.__version__, "threads": torch.get_num_threads(), "world": world,
+                          "accum": a.accum, "loss": loss.item() * a.accum}))
+    if world > 1:
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

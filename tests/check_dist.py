@@ -8,11 +8,13 @@
   resumed on 1 rank (grad_accum 2) and a 1-rank one resumed on 2 ranks run and match within 1e-6;
 - agreement: SIGTERM to one rank stops both at the same step with one checkpoint, and --resume finishes the run;
   SIGKILL of one rank makes mpirun and the other rank end, non-zero, within 60 s;
-- srun that started several tasks which each see a world of one is refused.
+- srun that started several tasks which each see a world of one is refused;
+- the 2-rank train records report the time in the communicator (comm_s, comm_frac) within the window's time.
 
 Every rank uses one thread, as does the single process it is compared with: the CPU kernels split row
 reductions over threads, so equal bits need equal thread counts (docs/distributed.md)."""
 import glob
+import json
 import os
 import signal
 import subprocess
@@ -109,6 +111,30 @@ def ranks_vs_accum(what, cmd, args, n, tmp, extra=()):
     return one, many
 
 
+def comm_records(what, one, many):
+    """The 2-rank run's train records carry the time spent in the communicator (comm_s), more than zero and no
+    more than the window's wall time (the difference of elapsed_s), and comm_frac = comm_s over the steps'
+    time (tokens over tokens/s); a 1-rank run's records carry neither."""
+    recs = [json.loads(line) for line in open(os.path.join(many, "metrics.jsonl"))]
+    recs = [r for r in recs if r["type"] == "train"]
+    prev_elapsed, prev_tokens = 0.0, 0
+    for r in recs:
+        if "comm_s" not in r or "comm_frac" not in r:
+            failures.append(f"{what}: step {r['step']}: no comm_s/comm_frac in {r}")
+            return
+        window, steps_s = r["elapsed_s"] - prev_elapsed, (r["tokens"] - prev_tokens) / r["tokens_per_s"]
+        if not 0 < r["comm_s"] <= window + 1e-4:
+            failures.append(f"{what}: step {r['step']}: comm_s {r['comm_s']} outside (0, {window:.6g}] s")
+        if abs(r["comm_frac"] - r["comm_s"] / steps_s) > 1e-4 * (1 + r["comm_frac"]):
+            failures.append(f"{what}: step {r['step']}: comm_frac {r['comm_frac']}, expected comm_s over the steps' "
+                            f"time {r['comm_s'] / steps_s:.6g}")
+        prev_elapsed, prev_tokens = r["elapsed_s"], r["tokens"]
+    for line in open(os.path.join(one, "metrics.jsonl")):
+        if "comm_s" in line:
+            failures.append(f"{what}: a 1-rank record has comm_s: {line.strip()}")
+            return
+
+
 def children(pid):
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     return [int(x) for x in out]
@@ -164,6 +190,7 @@ def main():
 
     # train: 2 and 3 ranks, ZeRO-1
     one2, many2 = ranks_vs_accum("train", "train", train, 2, tmp)
+    comm_records("comm time", one2, many2)
     one3, _ = ranks_vs_accum("train3", "train", train, 3, tmp)
     z3 = os.path.join(tmp, "zero3")
     mpirun(3, ["train", CFG, *train, "train.zero=1", f"run.out_dir={z3}"], "zero=1 on 3 ranks")

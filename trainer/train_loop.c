@@ -343,8 +343,8 @@ static int setup(train_run *r, rt_error *err) {
     if (!writer) return 0;
     if (r->comm.world > 1)
         fprintf(stderr,
-                "ranks: %d (%s communicator), %d on this node; global batch %d x %d x %d sequences%s; every "
-                "figure below is per rank\n",
+                "ranks: %d (%s communicator), %d on this node; global batch %d x %d x %d sequences%s; the "
+                "memory, model and data lines are per rank, tokens/s and MFU over all ranks\n",
                 r->comm.world, r->comm.name, r->comm.local_world, r->comm.world, B, c->train.grad_accum,
                 c->train.zero ? "; ZeRO-1: AdamW moments sharded over the ranks" : "");
     const rt_model_memory *mem = &r->model.memory;
@@ -389,27 +389,40 @@ static void add_micro_loss(train_run *r, int soft, double sums[3]) {
     sums[2] += kd;
 }
 
+// Adds the wall time since t0 to the communicator's share of the reporting window (comm_s in the train
+// record). The CPU communicator blocks until the data has arrived, so this includes waiting for a slower
+// rank.
+static void comm_time(train_run *r, double t0) {
+    r->comm_s += rt_now() - t0;
+}
+
 // The step's gradient summed over ranks, and the squared norm and clip factor from it. ZeRO-1 sums each
 // rank's shard only (reduce-scatter), norms it, adds the ranks' norm partials (each is non-zero on one rank
 // only, so the sum is exact) and finishes the norm from them: the same bits as without sharding.
 static int reduce_gradients(train_run *r, rt_error *err) {
     rt_model *m = &r->model;
     rt_param_arena *ar = &m->arena;
+    double t0 = rt_now();
     if (m->grad_ready) { // the sums were started bucket by bucket during the last backward
         if (!m->buckets_reduced) rt_model_reduce_buckets(m); // this rank's step failed before it
         if (m->grad_ready_failed) return rt_fail(err, "%s", r->grad_ready_err.msg);
         if (r->comm.allreduce_wait(&r->comm, &r->ctx, err)) return -1;
+        comm_time(r, t0);
         rt_optimizer_prepare(m, &r->oc);
         return 0;
     }
     if (!m->dp.zero) {
         if (r->comm.allreduce_sum(&r->comm, &r->ctx, ar->acc, ar->n_used, err)) return -1;
+        comm_time(r, t0);
         rt_optimizer_prepare(m, &r->oc);
         return 0;
     }
     if (r->comm.reduce_scatter_sum(&r->comm, &r->ctx, ar->acc, ar->n / (size_t)r->comm.world, err)) return -1;
+    comm_time(r, t0);
     rt_optimizer_norm_partials(m);
+    t0 = rt_now();
     if (r->comm.allreduce_sum(&r->comm, &r->ctx, ar->partials, ar->n_segments, err)) return -1;
+    comm_time(r, t0);
     rt_optimizer_finish_norm(m, &r->oc);
     return 0;
 }
@@ -418,7 +431,10 @@ static int reduce_gradients(train_run *r, rt_error *err) {
 // backward goes on.
 static int start_sum(void *user, float *acc, size_t n) {
     train_run *r = user;
-    return r->comm.allreduce_sum_start(&r->comm, &r->ctx, acc, n, &r->grad_ready_err);
+    double t0 = rt_now(); // mpi sums here, inside backward; nccl only enqueues
+    int rc = r->comm.allreduce_sum_start(&r->comm, &r->ctx, acc, n, &r->grad_ready_err);
+    comm_time(r, t0);
+    return rc;
 }
 
 // ZeRO-1 after the update: every rank's shard of the new weights to every rank: the fp32 masters, or in a
@@ -428,9 +444,14 @@ static int gather_weights(train_run *r, rt_error *err) {
     rt_param_arena *ar = &m->arena;
     if (!m->dp.zero || r->comm.world == 1) return 0;
     size_t shard = ar->n / (size_t)r->comm.world;
-    if (ar->master_sharded) // each rank's updated compute copies (AdamW wrote them from the master shard)
-        return r->comm.allgather(&r->comm, &r->ctx, ar->w, shard * rt_dtype_size(r->ctx.act), err);
+    double t0 = rt_now();
+    if (ar->master_sharded) { // each rank's updated compute copies (AdamW wrote them from the master shard)
+        int rc = r->comm.allgather(&r->comm, &r->ctx, ar->w, shard * rt_dtype_size(r->ctx.act), err);
+        comm_time(r, t0);
+        return rc;
+    }
     if (r->comm.allgather(&r->comm, &r->ctx, ar->master, shard * sizeof(float), err)) return -1;
+    comm_time(r, t0);
     if (ar->w != (void *)ar->master)
         r->ctx.be->convert(&r->ctx, ar->w, r->ctx.act, ar->master, RT_F32, ar->n_used);
     return 0;
@@ -455,7 +476,9 @@ static int train_step(train_run *r, double *loss, int *nonfinite, int *stop, rt_
         counted +=
             (double)rt_batcher_next_pos(&r->batcher, B, r->tokens + micro * micro_ids,
                                         r->targets + micro * micro_ids, r->positions + micro * micro_ids);
+    double t0 = rt_now();
     if (r->comm.allreduce_host(&r->comm, &counted, 1, err)) return -1;
+    comm_time(r, t0);
     // A step without a counted target (answer-only loss over windows of prompts) contributes no gradient.
     float grad_scale = counted > 0 ? (float)(1.0 / counted) : 0.0f;
     double sums[3] = {0.0, 0.0, 0.0}; // loss, ce, kd
@@ -494,9 +517,11 @@ static int train_step(train_run *r, double *loss, int *nonfinite, int *stop, rt_
     if (reduce_gradients(r, err)) return -1;
     if (!failed) add_micro_loss(r, soft, sums);
     if (!failed && r->ctx.be->check(&r->ctx, err)) failed = 1;
+    t0 = rt_now();
     if (rt_comm_agree(&r->comm, failed, stop, err)) return -1;
     float norm = rt_optimizer_grad_norm(m);
     if (r->comm.allreduce_host(&r->comm, sums, 3, err)) return -1;
+    comm_time(r, t0);
     double loss_sum = sums[0], ce_sum = sums[1], kd_sum = sums[2];
     r->ce_sum = counted > 0 ? ce_sum / counted : 0.0;
     r->kd_sum = counted > 0 ? kd_sum / counted : 0.0;
@@ -600,9 +625,12 @@ static int train_loop(train_run *r, rt_error *err) {
             rep.kd = r->kd_sum;
             rep.skipped = skipped;
             rep.world = r->comm.world;
+            rep.comm_s = r->comm_s;
+            rep.comm_frac = busy > 0 ? r->comm_s / busy : 0.0;
             rt_metrics_train(&r->metrics, &rep);
             if (metrics_agree(r, err)) return -1;
             busy = 0.0;
+            r->comm_s = 0.0;
             steps_mark = 0;
             tokens_mark = r->state.tokens_seen;
         }

@@ -72,6 +72,7 @@ typedef struct train_run {
     rt_peak peak;                   // MFU's denominator and the measured GEMM
     rt_distill_state kd;
     double ce_sum, kd_sum; // the last step's loss parts (distillation), summed over counted targets
+    double comm_s;         // wall time in the communicator's calls of the steps since the last report
 } train_run;
 
 // `retort train`, `retort distill` and `retort finetune`: parse, set up, train, report.

@@ -130,7 +130,11 @@ void rt_metrics_train(rt_metrics *mt, const rt_train_report *r) {
         }
         if (r->gemm_flops > 0) json_num(&rec, "gemm_flops_measured", r->gemm_flops);
         if (r->skipped > 0) rt_buf_printf(&rec, ",\"skipped\":%lld", (long long)r->skipped);
-        if (r->world > 1) rt_buf_printf(&rec, ",\"world\":%d", r->world);
+        if (r->world > 1) {
+            rt_buf_printf(&rec, ",\"world\":%d", r->world);
+            json_num(&rec, "comm_s", r->comm_s);
+            json_num(&rec, "comm_frac", r->comm_frac);
+        }
         json_num(&rec, "elapsed_s", r->elapsed_s);
         json_num(&rec, "time", wall_time());
         rt_buf_printf(&rec, "}\n");
@@ -157,7 +161,8 @@ void rt_metrics_train(rt_metrics *mt, const rt_train_report *r) {
         snprintf(parts + strlen(parts), sizeof parts - strlen(parts), " | skipped %lld",
                  (long long)r->skipped);
     char ranks[32] = "";
-    if (r->world > 1) snprintf(ranks, sizeof ranks, " on %d ranks", r->world);
+    if (r->world > 1)
+        snprintf(ranks, sizeof ranks, " on %d ranks (comm %.0f%%)", r->world, 100.0 * r->comm_frac);
     fprintf(stderr,
             "%sstep %*lld/%lld | loss %.4f%s | lr %.2e | grad %.3f | %.0f tok/s%s | MFU %s | ETA %s%s",
             mt->tty ? "\r" : "", width, (long long)r->step, (long long)r->total_steps, r->loss, parts, r->lr,

@@ -39,10 +39,12 @@ typedef struct rt_train_report {
     double gemm_flops;       // the GEMM measured at start, FLOP/s (0: not measured), reported beside MFU
     double elapsed_s;        // wall time of this process's training so far
     double eta_s;
-    int has_kd;      // distillation: the loss's parts, each a mean over the counted targets
-    double ce, kd;   // cross-entropy on the data, divergence from the teacher
-    int64_t skipped; // non-finite steps skipped so far by this process (train.skip_nonfinite)
-    int world;       // data-parallel ranks; tokens_per_s and flops_per_s are over all of them
+    int has_kd;       // distillation: the loss's parts, each a mean over the counted targets
+    double ce, kd;    // cross-entropy on the data, divergence from the teacher
+    int64_t skipped;  // non-finite steps skipped so far by this process (train.skip_nonfinite)
+    int world;        // data-parallel ranks; tokens_per_s and flops_per_s are over all of them
+    double comm_s;    // world > 1: wall time rank 0 spent in the communicator since the last report
+    double comm_frac; // that time over the steps' wall time in the same window
 } rt_train_report;
 
 void rt_metrics_train(rt_metrics *mt, const rt_train_report *r);
