@@ -6,7 +6,8 @@
   communicator adds in rank order); train.zero=1 equals train.zero=0;
 - resume: 2 ranks stopped and resumed on 2 ranks equal the uninterrupted run bit for bit; a 2-rank checkpoint
   resumed on 1 rank (grad_accum 2) and a 1-rank one resumed on 2 ranks run and match within 1e-6;
-- agreement: SIGTERM to one rank stops both at the same step with one checkpoint, and --resume finishes the run;
+- agreement: SIGUSR1 to one rank stops both at the same step with one checkpoint and exit 75, and --resume
+  finishes the run;
   SIGKILL of one rank makes mpirun and the other rank end, non-zero, within 60 s;
 - srun that started several tasks which each see a world of one is refused;
 - the 2-rank train records report the time in the communicator (comm_s, comm_frac) within the window's time.
@@ -14,6 +15,7 @@
 Every rank uses one thread, as does the single process it is compared with: the CPU kernels split row
 reductions over threads, so equal bits need equal thread counts (docs/distributed.md)."""
 import glob
+import json
 import json
 import os
 import signal
@@ -234,26 +236,30 @@ def main():
     ranks_vs_accum("lora", "finetune", ft, 2, tmp, ["lora.dropout=0.2"])
     ranks_vs_accum("qlora", "finetune", ft, 2, tmp, ["finetune.method=qlora", "lora.targets=all"])
 
-    # a stop signal on one rank: both stop at the same step, one checkpoint, then --resume finishes
-    res, _, out = signal_one_rank(tmp, data, signal.SIGTERM, "sigterm")
+    # a stop signal on one rank (USR1, Slurm's warning before the time limit): both stop at the same step,
+    # one checkpoint, exit 75, then --resume finishes
+    res, _, out = signal_one_rank(tmp, data, signal.SIGUSR1, "sigusr1")
     if res is not None:
         rc, err = res
-        if rc == 0:
-            failures.append("sigterm: mpirun exited 0 after a stop signal (expected 128 + 15 from the ranks)")
-        if "stopped by signal 15" not in err:
-            failures.append(f"sigterm: no 'stopped by signal 15' note: {err[-800:]}")
+        if rc != 75:
+            failures.append(f"sigusr1: mpirun exited {rc} after a stop signal (expected 75 from the ranks)")
+        if f"stopped by signal {int(signal.SIGUSR1)}" not in err:
+            failures.append(f"sigusr1: no 'stopped by signal {int(signal.SIGUSR1)}' note: {err[-800:]}")
+        runs = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl")) if '"run"' in line]
+        if not runs or runs[0].get("world") != 2 or runs[0].get("step") != 0:
+            failures.append(f"sigusr1: the run record should say world 2 from step 0: {runs[:1]}")
         ckpts = glob.glob(os.path.join(out, "ckpt-0*.h5"))
         last = max(train_losses(out), default=0)
         if len(ckpts) != 1:
-            failures.append(f"sigterm: expected one checkpoint, found {ckpts}")
+            failures.append(f"sigusr1: expected one checkpoint, found {ckpts}")
         else:
             _, st = all_tensors(ckpts[0])
             if st.get("step") != last:
-                failures.append(f"sigterm: checkpoint at step {st.get('step')}, last logged step {last}")
+                failures.append(f"sigusr1: checkpoint at step {st.get('step')}, last logged step {last}")
         mpirun(2, ["train", CFG, *MODEL, *COMMON, f"data.train={data}", f"train.steps={last + 3}",
                    f"run.out_dir={out}", "--resume"], "resume after the signal")
         if max(train_losses(out), default=0) != last + 3:
-            failures.append(f"sigterm: the resumed run did not reach step {last + 3}")
+            failures.append(f"sigusr1: the resumed run did not reach step {last + 3}")
 
     # SIGKILL of one rank: the other does not wait forever
     res, secs, _ = signal_one_rank(tmp, data, signal.SIGKILL, "sigkill")

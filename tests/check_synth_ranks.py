@@ -2,7 +2,7 @@
 - 2 and 3 ranks write a file byte-identical to the 1-rank file, with 61 chunks (neither 2 nor 3 divides
   them, and the last chunk is short); rank 0 reports the same global counts; other ranks print nothing;
 - a 2-rank run stopped by SIGTERM to rank 1 alone (rank 0 never sees the signal) stops on every rank with
-  128 + 15, keeps its finished chunks, and the same command continues it to the 1-rank file's bytes, on 2
+  exit 75, keeps its finished chunks, and the same command continues it to the 1-rank file's bytes, on 2
   ranks and (a copy of its part folder) on 3;
 - failures on one rank end every rank with exit 1, naming the failing rank and the cause: an unreadable
   prompts file on rank 1 only, a rank whose settings differ from rank 0's, and a chunk rank 0 cannot write
@@ -193,8 +193,8 @@ def main():
     r = finish_run(proc, "2 ranks, SIGTERM to rank 1")
     left = sorted(f for f in os.listdir(part) if f.startswith("chunk-")) if os.path.isdir(part) else []
     if r is not None:
-        if any(r.exit.get(k) != 128 + signal.SIGTERM for k in (0, 1)):
-            failures.append(f"SIGTERM to rank 1: ranks exited {r.exit}, expected {128 + signal.SIGTERM} on both "
+        if any(r.exit.get(k) != 75 for k in (0, 1)):
+            failures.append(f"SIGTERM to rank 1: ranks exited {r.exit}, expected 75 on both "
                             f"(pid {pid}): {r.text(0)[-600:]} {r.text(1)[-600:]}")
         if "stopped by signal 15" not in r.text(0) or r.lines.get(1):
             failures.append(f"SIGTERM to rank 1: rank 0 should report the stop and rank 1 print nothing: "

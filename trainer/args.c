@@ -1,11 +1,23 @@
+#define _POSIX_C_SOURCE 200809L // sigaction
 #include "args.h"
-
-#include "config/config.h"
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "config/config.h"
+
+void rt_catch_stop_signals(void (*handler)(int)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+}
 
 int rt_arg_value(int argc, char **argv, int *i, const char *name, const char **value, rt_error *err) {
     const char *a = argv[*i];

@@ -23,6 +23,15 @@ struct rt_config;
 int rt_config_from_args(int argc, char **argv, const char *const *value_opts, struct rt_config *cfg,
                         const char **config_path, rt_error *err);
 
+// The exit code of a run that a signal stopped after saving what it had done (a checkpoint, finished synth
+// chunks): not finished, and the same command continues it (`--resume` for training). 75 is sysexits'
+// EX_TEMPFAIL, "try again later"; a Slurm batch script requeues the job on it (scripts/slurm/).
+#define RT_EXIT_CHECKPOINTED 75
+
+// handler for SIGINT (Ctrl-C), SIGTERM (Slurm's time limit, scancel, requeue and preemption) and SIGUSR1
+// (`sbatch --signal=USR1@SECONDS`, the warning before the limit). It should only set a flag.
+void rt_catch_stop_signals(void (*handler)(int));
+
 // True when argv holds -h or --help.
 int rt_arg_wants_help(int argc, char **argv);
 

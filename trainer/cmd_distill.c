@@ -16,7 +16,8 @@ static void print_help(void) {
         "runs forward on every batch and D uses its whole distribution. The teacher is frozen: it gets no\n"
         "gradients and no optimizer state. Options as for `retort train`:\n"
         "  --resume          continue from the newest complete checkpoint in run.out_dir\n"
-        "  --stop-after N    save a checkpoint and stop after step N\n\n"
+        "  --stop-after N    save a checkpoint and stop after step N\n"
+        "A stop signal (SIGINT, SIGTERM, SIGUSR1) saves a checkpoint and exits 75, as for `retort train`.\n\n"
         "Keys of the distill section (every other section as in `retort train --help`):\n\n");
     rt_config_print_help(stdout, "distill");
 }

@@ -21,7 +21,8 @@ static void print_help(void) {
         "with the base's path and content hash; `retort eval` and `retort generate` load them with their\n"
         "base, and `retort merge` folds them into a full checkpoint. Options as for `retort train`:\n"
         "  --resume          continue from the newest complete checkpoint in run.out_dir\n"
-        "  --stop-after N    save a checkpoint and stop after step N\n\n"
+        "  --stop-after N    save a checkpoint and stop after step N\n"
+        "A stop signal (SIGINT, SIGTERM, SIGUSR1) saves a checkpoint and exits 75, as for `retort train`.\n\n"
         "Keys of the finetune, lora and qlora sections (the others as in `retort train --help`):\n\n");
     rt_config_print_help(stdout, "finetune");
     rt_config_print_help(stdout, "lora");

@@ -26,8 +26,9 @@ static void print_help(void) {
         "answers\n"
         "become a dataset for `retort distill`: BOS, prompt, answer, EOS per document with /prompt_len, and\n"
         "with synth.topk > 0 the teacher's top-k log-probabilities at every answer position. Work is saved\n"
-        "in chunks under <synth.out>.part/: an interrupted run (Ctrl-C, SIGTERM, a crash) continues where\n"
-        "it stopped when started again with the same settings. Under mpirun (or srun --mpi=pmix) the ranks\n"
+        "in chunks under <synth.out>.part/: an interrupted run (Ctrl-C, SIGTERM, SIGUSR1: exit 75 after the\n"
+        "round's chunks; or a crash) continues where it stopped when started again with the same settings. "
+        "Under mpirun (or srun --mpi=pmix) the ranks\n"
         "share the chunks and rank 0 writes the file one process would, byte for byte.\n\n"
         "Keys of the synth section (run.seed seeds the sampling, system.* picks the device):\n\n");
     rt_config_print_help(stdout, "synth");
@@ -97,11 +98,7 @@ int rt_cmd_synth(int argc, char **argv) {
             fprintf(stderr, "teacher: %s (%zu parameters, hash %s) on %s | %zu prompts x %d sample(s)%s%s\n",
                     cfg.synth.teacher, rt_model_param_count(&teacher), hash, ctx.be->name, prompts.n,
                     cfg.synth.samples, cfg.synth.topk ? ", keeping top-k log-probs" : "", ranks);
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
+        rt_catch_stop_signals(on_signal);
         rt_synth_stats st;
         int r =
             rt_synth_run(&cfg, &comm, &teacher, cfg.synth.teacher, hash, &prompts, &stop_signal, &st, &err);
@@ -117,10 +114,10 @@ int rt_cmd_synth(int argc, char **argv) {
         } else if (r == 1) {
             if (comm.rank == 0)
                 fprintf(stderr,
-                        "stopped by signal %d: finished chunks are kept in %s.part; the same command "
-                        "continues\n",
-                        st.stop_signal, cfg.synth.out);
-            rc = 128 + st.stop_signal;
+                        "stopped by signal %d: finished chunks are kept in %s.part; exit %d; the same "
+                        "command continues\n",
+                        st.stop_signal, cfg.synth.out, RT_EXIT_CHECKPOINTED);
+            rc = RT_EXIT_CHECKPOINTED;
         } else if (r < 0) {
             rc = 1;
         }

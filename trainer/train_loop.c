@@ -338,6 +338,7 @@ static int setup(train_run *r, rt_error *err) {
         rt_metrics_open_quiet(&r->metrics);
     else if (rt_metrics_open(&r->metrics, c->run.out_dir, err))
         return -1;
+    rt_metrics_run(&r->metrics, r->state.step, r->comm.world);
     rt_peak_resolve(&r->ctx, c->system.peak_tflops, &r->peak);
     if (r->ctx.be->check(&r->ctx, err)) return -1;
     if (!writer) return 0;
@@ -642,8 +643,11 @@ static int train_loop(train_run *r, rt_error *err) {
         }
         if (stop) {
             r->stopped_by = stop;
-            rt_metrics_note(&r->metrics, "stopped by signal %d after step %lld%s; continue with --resume",
-                            stop, (long long)step, r->comm.world > 1 ? " (every rank)" : "");
+            rt_metrics_note(&r->metrics,
+                            "stopped by signal %d after step %lld%s: checkpointed, exit %d; continue with "
+                            "--resume",
+                            stop, (long long)step, r->comm.world > 1 ? " (every rank)" : "",
+                            RT_EXIT_CHECKPOINTED);
             return 0;
         }
     }
@@ -687,11 +691,7 @@ int rt_train_main(int argc, char **argv, rt_run_kind kind, void (*print_help)(vo
         rt_cli_error(argv[0], err.msg);
         return rc;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    rt_catch_stop_signals(on_signal);
     rc = setup(&run, &err);
     if (rc == 0 && run.distill) rc = rt_distill_setup(&run, &err);
     // a rank that failed to set up must not leave the others waiting in the first step's sums
@@ -709,6 +709,6 @@ int rt_train_main(int argc, char **argv, rt_run_kind kind, void (*print_help)(vo
     }
     if (run.distill) rt_distill_free(&run);
     cleanup(&run);
-    if (rc == 0 && run.stopped_by) rc = 128 + run.stopped_by;
+    if (rc == 0 && run.stopped_by) rc = RT_EXIT_CHECKPOINTED;
     return rc;
 }

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -200,6 +201,35 @@ void rt_metrics_eval(rt_metrics *mt, int64_t step, double val_loss, int64_t val_
     }
     rt_metrics_note(mt, "eval  step %lld | val loss %.4f | val ppl %.3f", (long long)step, val_loss,
                     exp(val_loss));
+}
+
+// A Slurm variable's value when it is a plain number (job ids, counts), else NULL: nothing to escape.
+static const char *slurm_number(const char *name) {
+    const char *v = getenv(name);
+    if (!v || !*v || strlen(v) > 32) return NULL;
+    for (const char *c = v; *c; c++)
+        if (*c < '0' || *c > '9') return NULL;
+    return v;
+}
+
+void rt_metrics_run(rt_metrics *mt, int64_t step, int world) {
+    static const char *const vars[][2] = {{"SLURM_JOB_ID", "slurm_job_id"},
+                                          {"SLURM_ARRAY_JOB_ID", "slurm_array_job_id"},
+                                          {"SLURM_ARRAY_TASK_ID", "slurm_array_task_id"},
+                                          {"SLURM_RESTART_COUNT", "slurm_restart_count"}};
+    if (mt->fd >= 0) {
+        rt_buf rec = {0};
+        rt_buf_printf(&rec, "{\"type\":\"run\",\"step\":%lld,\"world\":%d", (long long)step, world);
+        for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+            const char *v = slurm_number(vars[i][0]);
+            if (v) rt_buf_printf(&rec, ",\"%s\":%s", vars[i][1], v);
+        }
+        json_num(&rec, "time", wall_time());
+        rt_buf_printf(&rec, "}\n");
+        append_record(mt, &rec);
+    }
+    const char *job = slurm_number("SLURM_JOB_ID"), *restarts = slurm_number("SLURM_RESTART_COUNT");
+    if (job) rt_metrics_note(mt, "slurm job %s, restart %s", job, restarts ? restarts : "0");
 }
 
 void rt_metrics_note(rt_metrics *mt, const char *fmt, ...) {

@@ -52,6 +52,10 @@ void rt_metrics_train(rt_metrics *mt, const rt_train_report *r);
 void rt_metrics_skip(rt_metrics *mt, int64_t step, double loss, double grad_norm, int64_t in_a_row,
                      int64_t skipped);
 void rt_metrics_eval(rt_metrics *mt, int64_t step, double val_loss, int64_t val_tokens);
+// A "run" record where a process starts (or resumes) training: the step it starts from, the world size and,
+// under Slurm, the job (SLURM_JOB_ID, SLURM_ARRAY_JOB_ID and SLURM_ARRAY_TASK_ID) and how often Slurm has
+// requeued it (SLURM_RESTART_COUNT), so the reruns of a requeued job can be told apart.
+void rt_metrics_run(rt_metrics *mt, int64_t step, int world);
 // A free-form message that must not be overwritten by the status line.
 void rt_metrics_note(rt_metrics *mt, const char *fmt, ...) RT_PRINTF(2, 3);
 // Formats FLOP/s as "61.23 GFLOP/s" or "989 TFLOP/s".
