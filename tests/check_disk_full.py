@@ -137,10 +137,13 @@ def metrics(work, mount, data):
     if lines[-1] != b"":
         fail(f"metrics.jsonl ends in half a line: {lines[-1][:120]!r}")
     try:
-        steps = [json.loads(l)["step"] for l in lines[:-1]]
+        recs = [json.loads(l) for l in lines[:-1]]
     except ValueError as e:
         fail(f"metrics.jsonl holds a line that is not JSON: {e}")
-        steps = []
+        recs = []
+    if not recs or recs[0].get("type") != "run" or recs[0].get("step") != 0:
+        fail(f"metrics.jsonl: the first record should be the run record from step 0: {recs[:1]}")
+    steps = [r["step"] for r in recs if r.get("type") == "train"]
     if not steps or steps != list(range(1, len(steps) + 1)) or len(steps) >= 400:
         fail(f"metrics.jsonl: expected records of steps 1..k < 400 in order, got {steps[:5]}...{steps[-3:]}")
     print(f"train: exit 1 when metrics.jsonl filled the disk after {len(steps)} whole records")
