@@ -23,6 +23,7 @@ test_pkgs=(check libsubunit-dev clang-format python3-torch python3-h5py python3-
 llama_pkgs=(gguf==0.19.0 llama-cpp-python==0.3.36)
 onnx_pkgs=(onnx==1.23.2 protobuf==6.33.0 ml_dtypes==0.5.1 typing_extensions==4.12.2 onnxruntime==1.31.1
            onnxruntime-genai==0.18.0)
+st_pkgs=(safetensors==0.8.0) # the reference writer for the safetensors reader (its numpy API needs only numpy)
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 pip_into_pydeps() { # MODULES PACKAGES...: installs the packages unless every module already imports
@@ -41,6 +42,7 @@ pypi() {
     [[ "${1:-}" == "test" || "${1:-}" == "runtimes" ]] || return 0
     pip_into_pydeps "gguf, llama_cpp" "${llama_pkgs[@]}"
     pip_into_pydeps "onnx, onnxruntime, onnxruntime_genai" "${onnx_pkgs[@]}"
+    pip_into_pydeps "safetensors" "${st_pkgs[@]}"
 }
 
 case "${1:-}" in

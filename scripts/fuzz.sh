@@ -8,10 +8,10 @@
 #                                           that replays it.
 #   scripts/fuzz.sh --ci                    what CI runs: build, then `ctest -L fuzz` (each harness for
 #                                           RT_FUZZ_SECONDS, 60 by default, over its committed seeds;
-#                                           one harness per core at a time: 3 minutes on 2 cores)
+#                                           one harness per core at a time: 4 minutes on 2 cores)
 #   scripts/fuzz.sh --run-one SECONDS BINARY SEEDS WORKDIR
 #                                           one bounded run (the ctest tests use it)
-# Harnesses: config jsonl text_import gguf dataset checkpoint.
+# Harnesses: config jsonl text_import gguf safetensors dataset checkpoint.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${RT_FUZZ_BUILD_DIR:-$root/build-fuzz}

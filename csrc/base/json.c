@@ -114,7 +114,7 @@ static int string(jp *p) {
     return fail(p, "unterminated string");
 }
 
-static int value(jp *p);
+static int node(jp *p, struct rt_json *out);
 
 static int literal(jp *p, const char *word) {
     size_t n = strlen(word);
@@ -147,52 +147,6 @@ static int number(jp *p) {
         if (p->pos == d) return fail(p, "bad number");
     }
     return p->pos > start ? 0 : fail(p, "bad number");
-}
-
-static int container(jp *p, char close) {
-    if (++p->depth > 64) return fail(p, "nested too deeply");
-    p->pos++;
-    skip_ws(p);
-    if (p->pos < p->len && p->s[p->pos] == close) {
-        p->pos++;
-        p->depth--;
-        return 0;
-    }
-    for (;;) {
-        skip_ws(p);
-        if (close == '}') {
-            if (p->pos >= p->len || p->s[p->pos] != '"') return fail(p, "expected a string key");
-            if (string(p)) return -1;
-            skip_ws(p);
-            if (p->pos >= p->len || p->s[p->pos] != ':') return fail(p, "expected ':'");
-            p->pos++;
-        }
-        if (value(p)) return -1;
-        skip_ws(p);
-        if (p->pos < p->len && p->s[p->pos] == ',') {
-            p->pos++;
-            continue;
-        }
-        if (p->pos < p->len && p->s[p->pos] == close) {
-            p->pos++;
-            p->depth--;
-            return 0;
-        }
-        return fail(p, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
-    }
-}
-
-static int value(jp *p) {
-    skip_ws(p);
-    if (p->pos >= p->len) return fail(p, "expected a value");
-    char c = p->s[p->pos];
-    if (c == '"') return string(p);
-    if (c == '{') return container(p, '}');
-    if (c == '[') return container(p, ']');
-    if (c == 't') return literal(p, "true");
-    if (c == 'f') return literal(p, "false");
-    if (c == 'n') return literal(p, "null");
-    return number(p);
 }
 
 int rt_json_object(const char *text, size_t len, rt_json_string_field on_string,
@@ -233,7 +187,7 @@ int rt_json_object(const char *text, size_t len, rt_json_string_field on_string,
         skip_ws(&p);
         if (rc == 0) {
             int is_string = p.pos < len && text[p.pos] == '"';
-            rc = value(&p);
+            rc = node(&p, NULL);
             if (rc == 0 && is_string)
                 rc = on_string(key, p.buf, p.buf_len, user);
             else if (rc == 0 && non_string)
@@ -258,4 +212,163 @@ int rt_json_object(const char *text, size_t len, rt_json_string_field on_string,
     }
     free(p.buf);
     return rc;
+}
+
+// ---- values and containers: only validated when the output is NULL (rt_json_object skips the values it
+// does not report), else built into a tree (rt_json_parse)
+
+// Appends an empty slot to a container (keys too for objects) and returns it.
+static rt_json *tree_push(jp *p, rt_json *c, size_t *cap) {
+    if (c->n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 4;
+        rt_json *items = realloc(c->items, nc * sizeof *items);
+        if (!items) return fail(p, "out of memory"), NULL;
+        c->items = items;
+        if (c->type == RT_JSON_OBJECT) {
+            char **keys = realloc(c->keys, nc * sizeof *keys);
+            if (!keys) return fail(p, "out of memory"), NULL;
+            c->keys = keys;
+        }
+        *cap = nc;
+    }
+    rt_json *v = &c->items[c->n];
+    memset(v, 0, sizeof *v);
+    if (c->type == RT_JSON_OBJECT) c->keys[c->n] = NULL;
+    c->n++;
+    return v;
+}
+
+// Copies text into a fresh NUL-terminated string of out.
+static int tree_text(jp *p, rt_json *out, const char *text, size_t n) {
+    out->str = malloc(n + 1);
+    if (!out->str) return fail(p, "out of memory");
+    memcpy(out->str, text, n);
+    out->str[n] = '\0';
+    out->len = n;
+    return 0;
+}
+
+// An array or object (p->pos at its opening bracket), skipped when out is NULL, else built into out.
+static int container(jp *p, rt_json *out, char close) {
+    if (++p->depth > 64) return fail(p, "nested too deeply");
+    p->pos++;
+    size_t cap = 0;
+    skip_ws(p);
+    if (p->pos < p->len && p->s[p->pos] == close) {
+        p->pos++;
+        p->depth--;
+        return 0;
+    }
+    for (;;) {
+        skip_ws(p);
+        char *key = NULL;
+        if (close == '}') {
+            if (p->pos >= p->len || p->s[p->pos] != '"') return fail(p, "expected a string key");
+            if (string(p)) return -1;
+            if (out) {
+                // keys are C strings to the callers, so one holding NUL could not be told from its prefix
+                if (memchr(p->buf, 0, p->buf_len)) return fail(p, "a key holds a NUL character");
+                if (!(key = malloc(p->buf_len + 1))) return fail(p, "out of memory");
+                memcpy(key, p->buf, p->buf_len + 1);
+            }
+            skip_ws(p);
+            if (p->pos >= p->len || p->s[p->pos] != ':') {
+                free(key);
+                return fail(p, "expected ':'");
+            }
+            p->pos++;
+        }
+        rt_json *v = NULL;
+        if (out && !(v = tree_push(p, out, &cap))) {
+            free(key);
+            return -1;
+        }
+        if (key) out->keys[out->n - 1] = key;
+        if (node(p, v)) return -1;
+        skip_ws(p);
+        if (p->pos < p->len && p->s[p->pos] == ',') {
+            p->pos++;
+            continue;
+        }
+        if (p->pos < p->len && p->s[p->pos] == close) {
+            p->pos++;
+            p->depth--;
+            return 0;
+        }
+        return fail(p, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
+    }
+}
+
+// One value, skipped (only validated) when out is NULL, else built into out.
+static int node(jp *p, rt_json *out) {
+    skip_ws(p);
+    if (out) out->column = p->pos + 1;
+    if (p->pos >= p->len) return fail(p, "expected a value");
+    char c = p->s[p->pos];
+    if (c == '"') {
+        if (string(p)) return -1;
+        if (!out) return 0;
+        out->type = RT_JSON_STRING;
+        return tree_text(p, out, p->buf, p->buf_len);
+    }
+    if (c == '{' || c == '[') {
+        if (out) out->type = c == '{' ? RT_JSON_OBJECT : RT_JSON_ARRAY;
+        return container(p, out, c == '{' ? '}' : ']');
+    }
+    if (c == 't' || c == 'f') {
+        if (out) out->type = RT_JSON_BOOL, out->boolean = c == 't';
+        return literal(p, c == 't' ? "true" : "false");
+    }
+    if (c == 'n') return literal(p, "null");
+    size_t start = p->pos;
+    if (number(p)) return -1;
+    if (!out) return 0;
+    out->type = RT_JSON_NUMBER;
+    return tree_text(p, out, p->s + start, p->pos - start);
+}
+
+int rt_json_parse(const char *text, size_t len, rt_json *out, char *msg, size_t cap) {
+    jp p = {text, len, 0, msg, cap, 0, NULL, 0, 0};
+    memset(out, 0, sizeof *out);
+    int rc = node(&p, out);
+    if (rc == 0) {
+        skip_ws(&p);
+        if (p.pos != len) rc = fail(&p, "unexpected text after the value");
+    }
+    free(p.buf);
+    if (rc) rt_json_free(out);
+    return rc;
+}
+
+void rt_json_free(rt_json *v) {
+    if (!v) return;
+    for (size_t i = 0; i < v->n; i++) {
+        rt_json_free(&v->items[i]);
+        if (v->keys) free(v->keys[i]);
+    }
+    free(v->items);
+    free(v->keys);
+    free(v->str);
+    memset(v, 0, sizeof *v);
+}
+
+const rt_json *rt_json_get(const rt_json *obj, const char *key) {
+    if (!obj || obj->type != RT_JSON_OBJECT) return NULL;
+    for (size_t i = 0; i < obj->n; i++)
+        if (strcmp(obj->keys[i], key) == 0) return &obj->items[i];
+    return NULL;
+}
+
+int rt_json_u64(const rt_json *v, uint64_t *out) {
+    if (!v || v->type != RT_JSON_NUMBER || v->len == 0 || v->len > 20) return -1;
+    uint64_t x = 0;
+    for (size_t i = 0; i < v->len; i++) {
+        char c = v->str[i];
+        if (c < '0' || c > '9') return -1;
+        unsigned d = (unsigned)(c - '0');
+        if (x > (UINT64_MAX - d) / 10) return -1;
+        x = x * 10 + d;
+    }
+    *out = x;
+    return 0;
 }

@@ -2,8 +2,10 @@
 """Writes the seed corpora of the fuzz harnesses into tests/fuzz/corpus/<harness>/ (committed; rerun after
 changing a harness's input format). A few small valid inputs each: the configs retort ships, override lines,
 JSONL prompts and texts, GGUF files written by the gguf package (llama.cpp's Python writer, independent of
-ours), and edit programs for the HDF5 harnesses (fuzz_h5edit.h: the empty program reads the unedited valid
-base file). Run with Debian's python3 and PYTHONPATH=.pydeps (scripts/bootstrap.sh test installs gguf)."""
+ours), safetensors files written by the safetensors package (plus one with an unpadded header, as MLX
+writes them), and edit programs for the HDF5 harnesses (fuzz_h5edit.h: the empty program reads the unedited valid
+base file). Run with Debian's python3 and PYTHONPATH=.pydeps (scripts/bootstrap.sh test installs gguf
+and safetensors)."""
 import os
 import random
 import sys
@@ -14,6 +16,8 @@ here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(os.path.dirname(here))
 sys.path.insert(0, os.path.join(root, ".pydeps"))
 import gguf  # noqa: E402
+import ml_dtypes  # noqa: E402
+from safetensors.numpy import save as st_save  # noqa: E402
 
 
 def put(harness, name, data):
@@ -99,6 +103,25 @@ def gguf_files():
     write("empty.gguf", lambda w: None)
 
 
+def safetensors_files():
+    r = np.random.default_rng(15)
+    f32 = r.standard_normal((3, 4)).astype(np.float32)
+    put("safetensors", "f32-f16-bf16.safetensors",
+        st_save({"w": f32, "h": f32.astype(np.float16), "b": f32.astype(ml_dtypes.bfloat16),
+                 "s": np.array(1.5, dtype=np.float32), "e": np.zeros((0, 2), dtype=np.float32)},
+                metadata={"format": "pt"}))
+    put("safetensors", "other-dtypes.safetensors",
+        st_save({"i": np.arange(3, dtype=np.int64), "u": np.arange(2, dtype=np.uint8), "d": np.ones(2)}))
+    put("safetensors", "empty.safetensors", st_save({}))
+    # the first file with a compact header of odd length (MLX does not pad to 8)
+    data = st_save({"w": f32, "h": f32.astype(np.float16)}, metadata={"k": "v"})
+    n = int.from_bytes(data[:8], "little")
+    header = data[8:8 + n].rstrip(b" ")
+    if len(header) % 2 == 0:
+        header = header.replace(b'"v"', b'"vv"')
+    put("safetensors", "unpadded.safetensors", len(header).to_bytes(8, "little") + header + data[8 + n:])
+
+
 def edit_programs(harness, n_bases):
     # [base, option, edits...]; the empty edit list reads the base file as our writer made it
     for b in range(n_bases):
@@ -114,5 +137,6 @@ if __name__ == "__main__":
     jsonl()
     text_import()
     gguf_files()
+    safetensors_files()
     edit_programs("dataset", 3)
     edit_programs("checkpoint", 2)

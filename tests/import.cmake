@@ -1,0 +1,9 @@
+# Import: the safetensors reader against files the safetensors package writes (F32, F16, BF16, an unpadded
+# header, a sharded folder with its index, metadata) and against hand-made damaged files (label sanitize: CI
+# repeats these under ASan/UBSan, where a bad read aborts).
+add_executable(safetensors_harness ${CMAKE_CURRENT_SOURCE_DIR}/safetensors_harness.c
+                                   ${CMAKE_CURRENT_SOURCE_DIR}/harness.c)
+target_link_libraries(safetensors_harness PRIVATE retort_core)
+rt_script_test(safetensors_py check_safetensors.py $<TARGET_FILE:safetensors_harness>)
+set_tests_properties(safetensors_py PROPERTIES LABELS "script;sanitize")
+rt_check_test(test_safetensors ${CMAKE_CURRENT_SOURCE_DIR}/test_safetensors.c)
