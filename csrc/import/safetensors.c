@@ -304,7 +304,7 @@ int rt_st_read_f32(const rt_st_tensor *t, float *out, size_t count, rt_error *er
     // little-endian bytes, read by memcpy: the data need not be aligned
     const uint8_t *p = t->data;
     if (t->dtype_size == 4) {
-        memcpy(out, p, t->nbytes);
+        if (t->nbytes) memcpy(out, p, t->nbytes); // out may be NULL for an empty tensor
         return 0;
     }
     int bf16 = t->dtype[0] == 'B';
