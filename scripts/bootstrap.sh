@@ -7,7 +7,8 @@
 #                                 several minutes on 2 cores; pip caches the wheel), onnx, onnxruntime and
 #                                 onnxruntime-genai (wheels)
 #   scripts/bootstrap.sh test     also what the tests need (Check, clang-format, PyTorch, h5py, matplotlib,
-#                                 and clang with libFuzzer and libomp for scripts/fuzz.sh)
+#                                 clang with libFuzzer and libomp for scripts/fuzz.sh, and Slurm with munge
+#                                 for the one-node cluster of tests/check_slurm.py)
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -euo pipefail
 
@@ -16,7 +17,8 @@ build_pkgs=(build-essential cmake ninja-build pkg-config libhdf5-dev libyaml-dev
 runtime_pkgs=(python3 python3-numpy python3-pip python3-yaml python3-tqdm python3-requests python3-jinja2
               python3-diskcache python3-typing-extensions)
 test_pkgs=(check libsubunit-dev clang-format python3-torch python3-h5py python3-matplotlib
-           clang libclang-rt-dev libomp-dev) # the last three: the fuzz harnesses (libFuzzer, clang's OpenMP)
+           clang libclang-rt-dev libomp-dev # the fuzz harnesses (libFuzzer, clang's OpenMP)
+           slurmctld slurmd slurm-client munge) # one-node Slurm, not the slurm-wlm metapackage (30+ plugins)
 # PyPI packages the tests load exported files with (not in Debian), pinned; installed with --no-deps since
 # their dependencies are the Debian packages above. onnx needs newer protobuf, ml_dtypes (the last release
 # built for numpy 1.x) and typing_extensions than Debian 12 has: those come from PyPI too, into .pydeps only.
