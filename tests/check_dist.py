@@ -24,11 +24,10 @@ import sys
 import tempfile
 import time
 
-import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from checklib import MPI_ENV, add2_teacher, finish, run_retort, train_losses  # noqa: E402
+from checklib import MPI_ENV, add2_teacher, all_tensors, finish, run_retort, train_losses  # noqa: E402
 
 RETORT = os.environ["RETORT_BIN"]
 SRC = os.environ["RT_SOURCE_DIR"]
@@ -62,16 +61,6 @@ def mpirun(n, args, what, expect=0, timeout=120):
 
 def latest(run_dir):
     return os.path.join(run_dir, "ckpt-latest.h5")
-
-
-def all_tensors(path):
-    """Every numeric dataset of a checkpoint by path (/model or /lora, /optim/...), and its /state attributes."""
-    t = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: t.__setitem__(name, obj[()])
-                     if isinstance(obj, h5py.Dataset) and obj.dtype.kind in "fiu" else None)
-        state = {k: np.array(v).tolist() for k, v in f["state"].attrs.items()}
-    return t, state
 
 
 def same_run(what, a, b, exact=True):

@@ -69,6 +69,16 @@ def ckpt_tensors(path):
     return t, state
 
 
+def all_tensors(path):
+    """Every numeric dataset of a checkpoint by path (/model or /lora, /optim/...), and its /state attributes."""
+    t = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: t.__setitem__(name, obj[()])
+                     if isinstance(obj, h5py.Dataset) and obj.dtype.kind in "fiu" else None)
+        state = {k: np.array(v).tolist() for k, v in f["state"].attrs.items()}
+    return t, state
+
+
 def add2_teacher(failures, tmp, cfg, model_args, data_seed):
     """A small teacher that learns 1-2 digit addition in seconds (150 steps at lr 1e-2 on 4000 problems of the
     add2 task drawn with data_seed), trained in tmp/teacher. Returns (its checkpoint, the training dataset)."""
