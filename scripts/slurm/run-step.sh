@@ -14,6 +14,8 @@
 
 RETORT=${RETORT:-retort}
 rt_usr1_count=0 # USR1s received; a `wait` a trap interrupted returns 128+10, not the step's status
+rt_stop=0       # a stop came between steps: do not start another
+rt_steps=0      # steps started
 rt_step_pid=
 
 rt_log() {
@@ -23,20 +25,27 @@ rt_log() {
 rt_on_usr1() {
     rt_usr1_count=$((rt_usr1_count + 1))
     if [[ -n "$rt_step_pid" ]] && kill -0 "$rt_step_pid" 2>/dev/null; then
-        rt_log "USR1 after ${SECONDS} s: passing it to the step (srun sends it to every rank)"
+        rt_log "USR1 after ${SECONDS} s: passing it to the step (srun or mpirun sends it on to every rank)"
         kill -USR1 "$rt_step_pid"
+    elif ((rt_steps == 0)); then
+        # a warning before anything ran: --signal asked for more seconds than the time limit leaves, and it
+        # would come again at the start of every rerun; ignore it rather than requeue in a loop
+        rt_log "USR1 after ${SECONDS} s, before the first step: ignored; --signal=B:USR1@S needs S <= the" \
+            "time limit - 60 s"
     else
         rt_log "USR1 after ${SECONDS} s between steps: the next step is not started"
+        rt_stop=1
     fi
 }
 trap rt_on_usr1 USR1
 
 rt_step() {
-    if ((rt_usr1_count > 0)); then # a stop came before this step: it would only be cut short
+    if ((rt_stop)); then
         rt_log "not starting '$*': a stop signal came before it"
         return 75
     fi
     rt_log "$*"
+    rt_steps=$((rt_steps + 1))
     "$@" &
     rt_step_pid=$!
     local seen rc
