@@ -15,9 +15,9 @@ through Slurm) with grad_accum 2, which gives the same bits (docs/distributed.md
   checkpoint's adapters of its own rank;
 - distill.sbatch (synth then distill in one job) and finetune.sbatch complete on a tiny config.
 
-With --time-limit (ctest label slow; runs only with RT_SLOW=1, it takes about 90 s): a job with --time=2 and
---signal=B:USR1@30 gets the warning before its limit, checkpoints, requeues itself and resumes from the
-checkpoint.
+With --time-limit (ctest label slow; runs only with RT_SLOW=1, it takes about 105 s): a job with --time=2
+and --signal=B:USR1@30 gets the warning before its limit, checkpoints, requeues itself and resumes from
+the checkpoint.
 
 Skips (exit 77) when the cluster cannot start here: not root, packages missing (scripts/bootstrap.sh test),
 another Slurm running."""
@@ -369,11 +369,8 @@ def time_limit(cl, work):
         return
     t0 = time.time()
     run_dir = os.path.join(cl.jobs_dir, "runs", f"train-{job}")
-    started = None
     while time.time() - t0 < 200:
         info = (cl.info(job) or [{}])[0]
-        if started is None and info.get("JobState") == "RUNNING":
-            started = time.time()
         runs = run_records(run_dir)
         # the rerun is under way once it has logged a step past the one it resumed from
         if len(runs) == 2 and last_step(run_dir) > runs[1]["step"]:
@@ -385,8 +382,8 @@ def time_limit(cl, work):
     m = re.search(r"USR1 after (\d+) s", log)
     print(f"job {job}: {m.group(0) if m else 'no USR1'} (time limit 120 s); {time.time() - t0:.0f} s in all")
     if not m or not 30 <= int(m.group(1)) < 120:
-        failures.append(f"time limit: USR1 should reach the batch shell 30-90 s into the job: "
-                        f"{m.group(0) if m else 'it never did'}")
+        failures.append(f"time limit: USR1 should reach the batch shell 30 s or more into the job and before "
+                        f"its 120 s limit: {m.group(0) if m else 'it never did'}")
     runs = run_records(run_dir)
     if len(runs) != 2 or runs[1].get("slurm_restart_count") != 1 or not runs[1].get("step"):
         failures.append(f"time limit: expected a rerun resumed after a checkpoint: {runs}; log {log[-1500:]}")
@@ -399,7 +396,7 @@ def time_limit(cl, work):
 def main():
     slow = "--time-limit" in sys.argv[1:]
     if slow and os.environ.get("RT_SLOW") != "1":
-        print("the time-limit job takes about 90 s: skipped (RT_SLOW=1 runs it)")
+        print("the time-limit job takes about 105 s: skipped (RT_SLOW=1 runs it)")
         sys.exit(77)
     work = tempfile.mkdtemp(prefix="slurm-")
     os.chmod(work, 0o755)  # the controller runs as user slurm and keeps its state in here

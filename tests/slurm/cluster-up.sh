@@ -28,11 +28,11 @@ cannot() {
     exit 77
 }
 [[ $(id -u) -eq 0 ]] || cannot "needs root (it starts munged, slurmctld and slurmd)"
+export PATH=$PATH:/usr/sbin # the daemons, for a root shell whose PATH lacks it
 for c in munged munge unmunge slurmctld slurmd scontrol sinfo sbatch srun runuser; do
-    command -v "$c" >/dev/null || PATH=$PATH:/usr/sbin command -v "$c" >/dev/null ||
+    command -v "$c" >/dev/null ||
         cannot "$c not found: install slurmctld slurmd slurm-client munge (scripts/bootstrap.sh test)"
 done
-export PATH=$PATH:/usr/sbin
 id slurm >/dev/null 2>&1 || cannot "no user slurm (the slurmctld package creates it)"
 # two controllers on one machine would fight over ports 6817/6818: leave a running one alone
 if pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null; then
