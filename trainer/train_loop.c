@@ -326,7 +326,7 @@ static int setup(train_run *r, rt_error *err) {
     memset(&r->state, 0, sizeof r->state);
     rt_rng_seed(&r->rng, rt_seed_mix((uint64_t)c->run.seed, 0x7261696eULL));
     int resuming = r->resume && latest_exists(c->run.out_dir);
-    if (r->resume && !resuming)
+    if (r->resume && !resuming && writer)
         fprintf(stderr, "note: --resume found no checkpoint in %s; starting from step 0\n", c->run.out_dir);
     if (r->finetune && load_base(r, !resuming, err)) return -1;
     if (resuming) {

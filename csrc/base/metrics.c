@@ -95,17 +95,22 @@ void rt_format_rate(char *out, size_t cap, double flops) {
 }
 
 // JSON has no NaN or Infinity: a diverged loss is written as null.
+static double wall_time(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// Wall-clock seconds since the epoch to the millisecond (%g's 6 digits would round to 1,000 s).
+static void json_time(rt_buf *b) {
+    rt_buf_printf(b, ",\"time\":%.3f", wall_time());
+}
+
 static void json_num(rt_buf *b, const char *key, double v) {
     if (isfinite(v))
         rt_buf_printf(b, ",\"%s\":%.6g", key, v);
     else
         rt_buf_printf(b, ",\"%s\":null", key);
-}
-
-static double wall_time(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 void rt_metrics_train(rt_metrics *mt, const rt_train_report *r) {
@@ -137,7 +142,7 @@ void rt_metrics_train(rt_metrics *mt, const rt_train_report *r) {
             json_num(&rec, "comm_frac", r->comm_frac);
         }
         json_num(&rec, "elapsed_s", r->elapsed_s);
-        json_num(&rec, "time", wall_time());
+        json_time(&rec);
         rt_buf_printf(&rec, "}\n");
         append_record(mt, &rec);
     }
@@ -180,7 +185,7 @@ void rt_metrics_skip(rt_metrics *mt, int64_t step, double loss, double grad_norm
         json_num(&rec, "loss", loss);
         json_num(&rec, "grad_norm", grad_norm);
         rt_buf_printf(&rec, ",\"in_a_row\":%lld,\"skipped\":%lld", (long long)in_a_row, (long long)skipped);
-        json_num(&rec, "time", wall_time());
+        json_time(&rec);
         rt_buf_printf(&rec, "}\n");
         append_record(mt, &rec);
     }
@@ -195,7 +200,7 @@ void rt_metrics_eval(rt_metrics *mt, int64_t step, double val_loss, int64_t val_
         json_num(&rec, "val_loss", val_loss);
         json_num(&rec, "val_ppl", exp(val_loss));
         rt_buf_printf(&rec, ",\"val_tokens\":%lld", (long long)val_tokens);
-        json_num(&rec, "time", wall_time());
+        json_time(&rec);
         rt_buf_printf(&rec, "}\n");
         append_record(mt, &rec);
     }
@@ -224,7 +229,7 @@ void rt_metrics_run(rt_metrics *mt, int64_t step, int world) {
             const char *v = slurm_number(vars[i][0]);
             if (v) rt_buf_printf(&rec, ",\"%s\":%s", vars[i][1], v);
         }
-        json_num(&rec, "time", wall_time());
+        json_time(&rec);
         rt_buf_printf(&rec, "}\n");
         append_record(mt, &rec);
     }
