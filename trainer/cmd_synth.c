@@ -88,8 +88,7 @@ int rt_cmd_synth(int argc, char **argv) {
         failed = 1;
     }
     teacher_ok = !failed;
-    int stop = 0;
-    rc = rt_comm_agree(&comm, failed, &stop, &err) ? 1 : 0;
+    rc = rt_comm_agree(&comm, failed, NULL, &err) ? 1 : 0;
     if (rc == 0) {
         char ranks[48] = "";
         if (comm.world > 1)

@@ -500,8 +500,7 @@ int rt_synth_run(const rt_config *cfg, rt_comm *comm, rt_model *teacher, const c
         else
             scan_chunks(c, dir, n_chunks, prompts, have, st, &prompts_done);
     }
-    int stop = 0;
-    if (rc == 0) rc = rt_comm_agree(comm, failed, &stop, err);
+    if (rc == 0) rc = rt_comm_agree(comm, failed, NULL, err);
     if (rc == 0) rc = comm->broadcast_host(comm, have, (size_t)n_chunks, 0, err);
     int64_t n_todo = 0;
     for (int64_t ci = 0; rc == 0 && ci < n_chunks; ci++)
@@ -527,7 +526,7 @@ int rt_synth_run(const rt_config *cfg, rt_comm *comm, rt_model *teacher, const c
                         err);
         free(storage);
         synth_chunk_free(&mine);
-        stop = stop_flag ? (int)*stop_flag : 0;
+        int stop = stop_flag ? (int)*stop_flag : 0;
         if (rc == 0) rc = rt_comm_agree(comm, failed, &stop, err);
         double now = rt_now();
         int last = base + world >= n_todo || stop;
@@ -557,8 +556,7 @@ int rt_synth_run(const rt_config *cfg, rt_comm *comm, rt_model *teacher, const c
             remove_part_dir(dir, n_chunks);
     }
     if (rc == 0) rc = comm->broadcast_host(comm, &missing, sizeof missing, 0, err);
-    int no_stop = 0;
-    if (rc == 0) rc = rt_comm_agree(comm, failed, &no_stop, err);
+    if (rc == 0) rc = rt_comm_agree(comm, failed, NULL, err);
     free(J.row);
     free(J.probs);
     free_stops(&J.stops);

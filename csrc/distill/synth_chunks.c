@@ -214,10 +214,10 @@ int synth_chunks_to_root(rt_comm *comm, const synth_chunk *mine, int k, int *fai
     unsigned char *send = calloc(1, slot);
     unsigned char *recv = comm->rank == 0 ? malloc(slot * (size_t)comm->world) : NULL;
     // a rank that cannot hold the blocks must not leave the others waiting in the gather
-    int no_memory = !send || (comm->rank == 0 && !recv), stop = 0;
+    int no_memory = !send || (comm->rank == 0 && !recv);
     rt_error mem_err = *err;
     if (no_memory) rt_fail(&mem_err, "out of memory for the %zu-byte blocks of synth chunks", slot);
-    if (rt_comm_agree(comm, no_memory, &stop, &mem_err)) {
+    if (rt_comm_agree(comm, no_memory, NULL, &mem_err)) {
         free(send);
         free(recv);
         *err = mem_err;

@@ -88,10 +88,10 @@ int rt_comm_init(rt_comm *c, const char *dist, const char *device, rt_error *err
 
 int rt_comm_agree(rt_comm *c, int failed, int *stop, rt_error *err) {
     // [0]: world - the first failing rank (0 = none), [1]: the signal
-    int v[2] = {failed ? c->world - c->rank : 0, *stop};
+    int v[2] = {failed ? c->world - c->rank : 0, stop ? *stop : 0};
     rt_error mine = *err;
     if (c->max_host(c, v, 2, err)) return -1;
-    *stop = v[1];
+    if (stop) *stop = v[1];
     if (v[0] == 0) return 0;
     int first = c->world - v[0];
     char msg[sizeof err->msg];

@@ -70,7 +70,8 @@ int rt_comm_launched(void);
 // Agreement at a step boundary: every rank says whether it failed (with its message in *err) and whether
 // it was asked to stop (a signal number, 0 = no). Returns 0 when no rank failed, with *stop set to the
 // largest signal any rank received; -1 when one did, with err set on every rank to the first failing
-// rank's message, prefixed with its rank when the world is larger than one.
+// rank's message, prefixed with its rank when the world is larger than one. stop NULL: only failures
+// are agreed (this rank has no signal to report, and the agreed one is not wanted).
 int rt_comm_agree(rt_comm *c, int failed, int *stop, rt_error *err);
 
 // CPU threads for this rank: `threads` (system.threads) when set; 0 (all cores) becomes the node's cores
