@@ -140,8 +140,7 @@ static int gather_shards(train_run *r, float *out[3], rt_error *err) {
         missing |= root && from[k] && !out[k];
     }
     // the ranks agree that every buffer exists before any of them enters a gather
-    int stop = 0;
-    rc = rt_comm_agree(&r->comm, missing, &stop, err);
+    rc = rt_comm_agree(&r->comm, missing, NULL, err);
     for (int k = 0; k < 3 && rc == 0; k++) {
         if (!from[k]) continue;
         r->ctx.be->download(&r->ctx, mine, from[k], RT_F32, shard);
@@ -158,8 +157,7 @@ static int save_checkpoint(train_run *r, rt_error *err) {
     int failed = rc == 0 && r->comm.rank == 0 && write_checkpoint(r, host, err) != 0;
     for (int k = 0; k < 3; k++) free(host[k]);
     if (rc) return -1;
-    int stop = 0;
-    return rt_comm_agree(&r->comm, failed, &stop, err);
+    return rt_comm_agree(&r->comm, failed, NULL, err);
 }
 
 static int write_checkpoint(train_run *r, float *const host[3], rt_error *err) {
@@ -265,12 +263,29 @@ static int check_data_exists(const train_run *r, const char *key, const char *pa
         key, path, strcmp(key, "data.val") == 0 ? "val" : "train", path);
 }
 
+// Adds the wall time since t0 to the communicator's share of the reporting window (comm_s in the train
+// record). The CPU communicator blocks until the data has arrived, so this includes waiting for a slower
+// rank.
+static void comm_time(train_run *r, double t0) {
+    r->comm_s += rt_now() - t0;
+}
+
+// grad_ready of the model: a completed part of the step's gradient sum goes to the other ranks while
+// backward goes on.
+static int start_sum(void *user, float *acc, size_t n) {
+    train_run *r = user;
+    double t0 = rt_now(); // mpi sums here, inside backward; nccl only enqueues
+    int rc = r->comm.allreduce_sum_start(&r->comm, &r->ctx, acc, n, &r->grad_ready_err);
+    comm_time(r, t0);
+    return rc;
+}
+
 static int setup(train_run *r, rt_error *err) {
     rt_config *c = &r->cfg;
     if (check_data_exists(r, "data.train", c->data.train, err)) return -1;
     if (c->data.val[0] && check_data_exists(r, "data.val", c->data.val, err)) return -1;
     const char *device = rt_device_resolve(c->system.device); // "auto" settles before the communicator
-    if (rt_comm_init(&r->comm, c->system.dist, strcmp(device, "cuda") == 0 ? "cuda" : "cpu", err)) return -1;
+    if (rt_comm_init(&r->comm, c->system.dist, device, err)) return -1;
     if (rt_mkdir_p(c->run.out_dir, err)) return -1;
     if (!r->resume && latest_exists(c->run.out_dir))
         return rt_fail(err,
@@ -317,6 +332,10 @@ static int setup(train_run *r, rt_error *err) {
     int B = c->train.batch_size, T = c->data.seq_len;
     rt_data_parallel dp = {r->comm.world, r->comm.rank, c->train.zero, c->train.grad_accum};
     if (rt_model_create_parallel(&r->model, &dims, &r->lora, &r->ctx, B, T, &dp, err)) return -1;
+    // Without ZeRO the sum over ranks overlaps backward: each bucket's sum starts as soon as the last
+    // micro-batch's backward completes it (ZeRO-1 reduce-scatters the whole arena after backward).
+    r->model.grad_ready = r->comm.world > 1 && !c->train.zero ? start_sum : NULL;
+    r->model.grad_ready_user = r;
     size_t step_ids = (size_t)c->train.grad_accum * (size_t)B * (size_t)T;
     r->tokens = rt_malloc(step_ids * sizeof(int32_t), "batch", err);
     r->targets = rt_malloc(step_ids * sizeof(int32_t), "batch", err);
@@ -390,13 +409,6 @@ static void add_micro_loss(train_run *r, int soft, double sums[3]) {
     sums[2] += kd;
 }
 
-// Adds the wall time since t0 to the communicator's share of the reporting window (comm_s in the train
-// record). The CPU communicator blocks until the data has arrived, so this includes waiting for a slower
-// rank.
-static void comm_time(train_run *r, double t0) {
-    r->comm_s += rt_now() - t0;
-}
-
 // The step's gradient summed over ranks, and the squared norm and clip factor from it. ZeRO-1 sums each
 // rank's shard only (reduce-scatter), norms it, adds the ranks' norm partials (each is non-zero on one rank
 // only, so the sum is exact) and finishes the norm from them: the same bits as without sharding.
@@ -426,16 +438,6 @@ static int reduce_gradients(train_run *r, rt_error *err) {
     comm_time(r, t0);
     rt_optimizer_finish_norm(m, &r->oc);
     return 0;
-}
-
-// grad_ready of the model: a completed part of the step's gradient sum goes to the other ranks while
-// backward goes on.
-static int start_sum(void *user, float *acc, size_t n) {
-    train_run *r = user;
-    double t0 = rt_now(); // mpi sums here, inside backward; nccl only enqueues
-    int rc = r->comm.allreduce_sum_start(&r->comm, &r->ctx, acc, n, &r->grad_ready_err);
-    comm_time(r, t0);
-    return rc;
 }
 
 // ZeRO-1 after the update: every rank's shard of the new weights to every rank: the fp32 masters, or in a
@@ -486,14 +488,10 @@ static int train_step(train_run *r, double *loss, int *nonfinite, int *stop, rt_
     int soft = r->distill && r->kd.mode != RT_DISTILL_SEQUENCE;
     int failed = 0;
     rt_model_zero_grad(m);
-    // Without ZeRO the sum over ranks overlaps backward: each bucket's sum starts as soon as the last
-    // micro-batch's backward completes it (ZeRO-1 reduce-scatters the whole arena after backward).
-    m->grad_ready = r->comm.world > 1 && !m->dp.zero ? start_sum : NULL;
-    m->grad_ready_user = r;
     m->dropout_on = 1; // adapter dropout, masks seeded by (run.seed, step, micro-batch, layer, site)
     m->dropout_run_seed = (uint64_t)r->cfg.run.seed;
     m->dropout_step = r->state.step;
-    for (int micro = 0; micro < accum && !failed; micro++) {
+    for (int micro = 0; micro < accum; micro++) {
         const int32_t *tok = r->tokens + micro * micro_ids, *tgt = r->targets + micro * micro_ids;
         // the micro-batch's place in the global draw (batcher.h), so masks differ between ranks and a run
         // of W ranks draws the masks of one rank accumulating W times as many micro-batches
@@ -541,17 +539,16 @@ static int train_step(train_run *r, double *loss, int *nonfinite, int *stop, rt_
 
 // Rank 0 writes the metrics; when a record could not be written (a full disk) every rank stops together.
 static int metrics_agree(train_run *r, rt_error *err) {
-    int stop = 0;
-    return rt_comm_agree(&r->comm, rt_metrics_check(&r->metrics, err) != 0, &stop, err);
+    return rt_comm_agree(&r->comm, rt_metrics_check(&r->metrics, err) != 0, NULL, err);
 }
 
 static int run_eval(train_run *r, rt_error *err) {
     double loss;
     int64_t n;
-    int B = r->cfg.train.batch_size, T = r->cfg.data.seq_len, stop = 0;
+    int B = r->cfg.train.batch_size, T = r->cfg.data.seq_len;
     int failed = rt_eval_loss(&r->model, &r->val_ds, r->val_mask, B, T, r->cfg.train.eval_batches, &loss, &n,
                               err) != 0;
-    if (rt_comm_agree(&r->comm, failed, &stop, err)) return -1;
+    if (rt_comm_agree(&r->comm, failed, NULL, err)) return -1;
     rt_metrics_eval(&r->metrics, r->state.step, loss, n);
     return metrics_agree(r, err);
 }
@@ -695,10 +692,7 @@ int rt_train_main(int argc, char **argv, rt_run_kind kind, void (*print_help)(vo
     rc = setup(&run, &err);
     if (rc == 0 && run.distill) rc = rt_distill_setup(&run, &err);
     // a rank that failed to set up must not leave the others waiting in the first step's sums
-    if (run.comm.max_host) {
-        int stop = 0, failed = rc != 0;
-        if (rt_comm_agree(&run.comm, failed, &stop, &err) && rc == 0) rc = -1;
-    }
+    if (run.comm.max_host && rt_comm_agree(&run.comm, rc != 0, NULL, &err) && rc == 0) rc = -1;
     if (rc == 0) rc = train_loop(&run, &err);
     if (rc == -2) {
         rt_cli_error(argv[0], err.msg); // a distill config that cannot work: a usage error

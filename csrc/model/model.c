@@ -96,9 +96,9 @@ static void define_params(rt_model *m) {
     m->out_head = d->tied ? m->tok_embd : add_param(m, "output.weight", d->V, d->C);
 }
 
-// A frozen weight keeps no fp32 master beside its compute copy (they are the same buffer in fp32), and an
-// NF4 one only its codes and scales.
-// The trainable weights of a training model live in the arenas (arena.c).
+// The trainable weights of a training model live in the arenas (arena.c). Of the others, a frozen weight
+// keeps no fp32 master beside its compute copy (they are the same buffer in fp32), and an NF4 one only its
+// codes and scales.
 static void alloc_params(rt_model *m, alloc_state *a) {
     rt_ctx *ctx = m->ctx;
     size_t act = rt_dtype_size(ctx->act);
@@ -316,17 +316,24 @@ static void sync_compute_copy(rt_model *m, rt_param *p) {
         m->ctx->be->convert(m->ctx, p->w, m->ctx->act, p->master, RT_F32, p->n);
 }
 
-void rt_model_set_weight(rt_model *m, rt_param *p, const float *host) {
+// Host values of arena tensor p (p->n floats) into a buffer holding this rank's shard of the arena only
+// ([arena.shard_n]: sharded masters or moments): the part of p inside the shard.
+static void upload_shard_part(rt_model *m, const rt_param *p, float *shard_buf, const float *host) {
     const rt_param_arena *ar = &m->arena;
+    size_t lo = p->off > ar->shard_off ? p->off : ar->shard_off;
+    size_t hi = p->off + p->n < ar->shard_off + ar->shard_n ? p->off + p->n : ar->shard_off + ar->shard_n;
+    if (lo < hi)
+        m->ctx->be->upload(m->ctx, shard_buf + (lo - ar->shard_off), RT_F32, host + (lo - p->off), hi - lo);
+}
+
+void rt_model_set_weight(rt_model *m, rt_param *p, const float *host) {
     const rt_backend *be = m->ctx->be;
-    if (!(p->in_arena && ar->master_sharded)) {
+    if (!(p->in_arena && m->arena.master_sharded)) {
         be->upload(m->ctx, p->master, RT_F32, host, p->n);
         sync_compute_copy(m, p);
         return;
     }
-    size_t lo = p->off > ar->shard_off ? p->off : ar->shard_off;
-    size_t hi = p->off + p->n < ar->shard_off + ar->shard_n ? p->off + p->n : ar->shard_off + ar->shard_n;
-    if (lo < hi) be->upload(m->ctx, ar->master + (lo - ar->shard_off), RT_F32, host + (lo - p->off), hi - lo);
+    upload_shard_part(m, p, m->arena.master, host);
     be->upload(m->ctx, p->w, m->ctx->act, host, p->n); // the compute copy is whole on every rank
 }
 
@@ -720,13 +727,8 @@ static int import_kind(rt_model *m, int adapters, const rt_named_tensor *weights
             be->upload(m->ctx, p->v, RT_F32, tv->data, p->n);
             continue;
         }
-        // ZeRO-1: only the part of the tensor inside this rank's shard of the moments
-        const rt_param_arena *ar = &m->arena;
-        size_t lo = p->off > ar->shard_off ? p->off : ar->shard_off;
-        size_t hi = p->off + p->n < ar->shard_off + ar->shard_n ? p->off + p->n : ar->shard_off + ar->shard_n;
-        if (lo >= hi) continue;
-        be->upload(m->ctx, ar->m + (lo - ar->shard_off), RT_F32, tm->data + (lo - p->off), hi - lo);
-        be->upload(m->ctx, ar->v + (lo - ar->shard_off), RT_F32, tv->data + (lo - p->off), hi - lo);
+        upload_shard_part(m, p, m->arena.m, tm->data); // ZeRO-1: the moments of this rank's shard only
+        upload_shard_part(m, p, m->arena.v, tv->data);
     }
     be->sync(m->ctx);
     return 0;

@@ -36,12 +36,17 @@ static MPI_Comm comm_of(rt_comm *c) {
     return ((mpi_impl *)c->impl)->world;
 }
 
+// Elements in the message at off of n (MPI counts are ints).
+static int chunk_len(size_t n, size_t off) {
+    return (int)(n - off < CHUNK ? n - off : CHUNK);
+}
+
 // ((r0 + r1) + ...) + r(N-1) of every element, left on rank N-1 only.
 static int chain_reduce(rt_comm *c, float *buf, size_t n, rt_error *err) {
     mpi_impl *im = c->impl;
     int r = c->rank, last = c->world - 1;
     for (size_t off = 0; off < n; off += CHUNK) {
-        int len = (int)(n - off < CHUNK ? n - off : CHUNK);
+        int len = chunk_len(n, off);
         float *own = buf + off;
         if (r > 0) {
             if (mpi_check(c, MPI_Recv(im->chunk, len, MPI_FLOAT, r - 1, 0, im->world, MPI_STATUS_IGNORE),
@@ -60,7 +65,7 @@ static int mpi_allreduce_sum(rt_comm *c, rt_ctx *ctx, float *buf, size_t n, rt_e
     ctx->be->sync(ctx);
     if (c->world == 2) {
         for (size_t off = 0; off < n; off += CHUNK) {
-            int len = (int)(n - off < CHUNK ? n - off : CHUNK);
+            int len = chunk_len(n, off);
             if (mpi_check(c, MPI_Allreduce(MPI_IN_PLACE, buf + off, len, MPI_FLOAT, MPI_SUM, comm_of(c)),
                           "MPI_Allreduce (gradient sum)", err))
                 return -1;
@@ -69,7 +74,7 @@ static int mpi_allreduce_sum(rt_comm *c, rt_ctx *ctx, float *buf, size_t n, rt_e
     }
     if (chain_reduce(c, buf, n, err)) return -1;
     for (size_t off = 0; off < n; off += CHUNK) {
-        int len = (int)(n - off < CHUNK ? n - off : CHUNK);
+        int len = chunk_len(n, off);
         if (mpi_check(c, MPI_Bcast(buf + off, len, MPI_FLOAT, c->world - 1, comm_of(c)),
                       "MPI_Bcast (gradient sum)", err))
             return -1;
@@ -91,7 +96,7 @@ static int mpi_reduce_scatter_sum(rt_comm *c, rt_ctx *ctx, float *buf, size_t sh
         int peer = 1 - c->rank;
         float *mine = buf + shard * (size_t)c->rank, *theirs = buf + shard * (size_t)peer;
         for (size_t off = 0; off < shard; off += CHUNK) {
-            int len = (int)(shard - off < CHUNK ? shard - off : CHUNK);
+            int len = chunk_len(shard, off);
             if (mpi_check(c,
                           MPI_Sendrecv(theirs + off, len, MPI_FLOAT, peer, 1, im->chunk, len, MPI_FLOAT, peer,
                                        1, im->world, MPI_STATUS_IGNORE),
@@ -107,7 +112,7 @@ static int mpi_reduce_scatter_sum(rt_comm *c, rt_ctx *ctx, float *buf, size_t sh
     for (int r = 0; r < last; r++) {
         float *s = buf + shard * (size_t)r;
         for (size_t off = 0; off < shard; off += CHUNK) {
-            int len = (int)(shard - off < CHUNK ? shard - off : CHUNK);
+            int len = chunk_len(shard, off);
             int rc = MPI_SUCCESS;
             if (c->rank == last)
                 rc = MPI_Send(s + off, len, MPI_FLOAT, r, 2, comm_of(c));
