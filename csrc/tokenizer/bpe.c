@@ -6,8 +6,8 @@
 //
 //   RT_ALGO_BPE_RANK   HF tokenizers' BPE (models/bpe/word.rs): symbols are the piece's characters looked up
 //                      in the vocabulary (byte fallback to <0xXX>, else unk, fused when fuse_unk); the pair
-//                      of lowest merge rank merges first, the leftmost among equal ranks. With ignore_merges a
-//                      piece that is a token is that token.
+//                      of lowest merge rank merges first, the leftmost among equal ranks. With ignore_merges
+//                      a piece that is a token is that token.
 //   RT_ALGO_SPM_SCORE  llama.cpp's SentencePiece tokenizer (llm_tokenizer_spm): the adjacent pair whose
 //                      concatenation is a token with the highest score merges first, the leftmost among
 //                      equal scores; what is left that is not a token becomes its bytes' <0xXX> tokens.
@@ -145,7 +145,8 @@ static int encode_rank(const rt_tokenizer *t, const char *p, size_t len, word *w
             if (word_add(w, id, i, n, err)) return -1;
         } else {
             int all_bytes = t->byte_fallback;
-            for (size_t k = 0; all_bytes && k < n; k++) all_bytes = t->byte_token[(unsigned char)p[i + k]] >= 0;
+            for (size_t k = 0; all_bytes && k < n; k++)
+                all_bytes = t->byte_token[(unsigned char)p[i + k]] >= 0;
             if (all_bytes) {
                 // HF adds the byte tokens without flushing a pending unk first
                 for (size_t k = 0; k < n; k++)
@@ -246,7 +247,8 @@ static int encode_score(const rt_tokenizer *t, const char *p, size_t len, word *
     return 0;
 }
 
-int rt_tok_model_encode(const rt_tokenizer *t, const char *piece, size_t len, rt_tok_ids *out, rt_error *err) {
+int rt_tok_model_encode(const rt_tokenizer *t, const char *piece, size_t len, rt_tok_ids *out,
+                        rt_error *err) {
     if (len == 0) return 0;
     if (t->algo == RT_ALGO_BYTES) {
         for (size_t i = 0; i < len; i++)

@@ -76,7 +76,10 @@ static int parse_byte_token(const char *s, size_t len) {
     int v = 0;
     for (int i = 3; i < 5; i++) {
         char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (d < 0) return -1;
         v = v * 16 + d;
     }
@@ -159,7 +162,8 @@ static int decode_ids(const rt_tokenizer *t, const int32_t *ids, size_t n, int s
         const char *s = rt_tok_text(t, ids[i], &len);
         if (!s) {
             if (ids[i] >= 0 && ids[i] < t->n_vocab) continue; // an id no token holds decodes to nothing
-            rc = rt_fail(err, "%s: token id %d is outside the vocabulary (0..%d)", t->origin, ids[i], t->n_vocab - 1);
+            rc = rt_fail(err, "%s: token id %d is outside the vocabulary (0..%d)", t->origin, ids[i],
+                         t->n_vocab - 1);
             break;
         }
         if (skip_special && (t->flags[ids[i]] & RT_TOKF_SPECIAL)) continue;

@@ -196,8 +196,8 @@ static void plist_clear(plist *l) {
 }
 
 // ByteLevel: optional prefix space, optional GPT-2 split, then every byte as its GPT-2 alphabet character.
-static int pre_byte_level(const rt_tok_pre *st, const char *s, size_t len, int first, plist *out, rt_spans *sp,
-                          rt_buf *tmp, rt_error *err) {
+static int pre_byte_level(const rt_tok_pre *st, const char *s, size_t len, int first, plist *out,
+                          rt_spans *sp, rt_buf *tmp, rt_error *err) {
     tmp->len = 0;
     if (st->add_prefix_space && (len == 0 || s[0] != ' ')) rt_buf_append(tmp, " ", 1);
     rt_buf_append(tmp, s, len);
@@ -244,12 +244,14 @@ static int pre_metaspace(const rt_tok_pre *st, const char *s, size_t len, int fi
     if (st->split_on_replacement) { // MergedWithNext: a new piece starts at every replacement character
         for (size_t i = 1; i + st->replacement_len <= n; i++) {
             if (memcmp(text + i, st->replacement, st->replacement_len) != 0) continue;
-            if (plist_push(out, text + piece_start, i - piece_start, first && piece_start == 0, err)) return -1;
+            if (plist_push(out, text + piece_start, i - piece_start, first && piece_start == 0, err))
+                return -1;
             piece_start = i;
             i += st->replacement_len - 1;
         }
     }
-    if (n > piece_start && plist_push(out, text + piece_start, n - piece_start, first && piece_start == 0, err))
+    if (n > piece_start &&
+        plist_push(out, text + piece_start, n - piece_start, first && piece_start == 0, err))
         return -1;
     return 0;
 }
@@ -336,6 +338,7 @@ int rt_tokenizer_encode(const rt_tokenizer *t, const char *text, size_t len, int
         }
         free(v.s);
     }
-    for (int i = 0; rc == 0 && add_special && i < t->n_suffix; i++) rc = rt_tok_ids_push(out, t->suffix[i], err);
+    for (int i = 0; rc == 0 && add_special && i < t->n_suffix; i++)
+        rc = rt_tok_ids_push(out, t->suffix[i], err);
     return rc;
 }

@@ -112,7 +112,7 @@ int rt_tokenizer_load(const char *source, rt_tokenizer **out, rt_error *err) {
         return 0;
     }
     unsigned char head[64];
-    size_t n;
+    size_t n = 0;
     if (read_head(source, head, sizeof head, &n, err)) return -1;
     if (n >= 4 && memcmp(head, "GGUF", 4) == 0) {
         rt_gguf_file f;
@@ -122,8 +122,9 @@ int rt_tokenizer_load(const char *source, rt_tokenizer **out, rt_error *err) {
         return rc;
     }
     if (n >= 8 && memcmp(head, "\x89HDF\r\n\x1a\n", 8) == 0)
-        return rt_fail(err, "%s: an HDF5 file (a retort checkpoint or dataset): reading the tokenizer of a "
-                            "checkpoint is not supported yet; a tokenizer source is %s",
+        return rt_fail(err,
+                       "%s: an HDF5 file (a retort checkpoint or dataset): reading the tokenizer of a "
+                       "checkpoint is not supported yet; a tokenizer source is %s",
                        source, ACCEPTED_SOURCES);
     size_t i = 0;
     if (n >= 3 && memcmp(head, "\xEF\xBB\xBF", 3) == 0) i = 3; // a UTF-8 byte order mark

@@ -36,7 +36,8 @@ enum {
 // ---- loading: each returns 0 with *out set, or -1 with err naming the source, key and token index
 
 // tokenizer.json text (json[0 .. len)); origin names it in messages (a path, or "tokenizer.json").
-int rt_tokenizer_from_json(const char *json, size_t len, const char *origin, rt_tokenizer **out, rt_error *err);
+int rt_tokenizer_from_json(const char *json, size_t len, const char *origin, rt_tokenizer **out,
+                           rt_error *err);
 // The tokenizer.ggml.* keys of a GGUF file read by rt_gguf_read (export/gguf.h).
 int rt_tokenizer_from_gguf(const struct rt_gguf_file *f, const char *origin, rt_tokenizer **out,
                            rt_error *err);

@@ -6,6 +6,7 @@
 // plus bos/eos/unknown/padding_token_id and add_bos_token/add_eos_token. Tokens of type CONTROL, UNKNOWN and
 // USER_DEFINED are added tokens, matched in the raw text as HF tokenizers matches them (llama.cpp matches
 // CONTROL ones only when asked to parse special tokens; docs/tokenizers.md says why retort follows HF).
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,8 +49,8 @@ static int id_key(gguf_src *g, const char *key, int32_t n_vocab, int32_t *out) {
     if (!is_int) return rt_fail(g->err, "%s: %s must be an integer", g->origin, key);
     if (kv->u == UINT32_MAX || kv->u == UINT64_MAX) return 0;
     if (kv->u >= (uint64_t)n_vocab)
-        return rt_fail(g->err, "%s: %s is %llu, outside the %d tokens", g->origin, key, (unsigned long long)kv->u,
-                       n_vocab);
+        return rt_fail(g->err, "%s: %s is %llu, outside the %d tokens", g->origin, key,
+                       (unsigned long long)kv->u, n_vocab);
     *out = (int32_t)kv->u;
     return 0;
 }
@@ -96,10 +97,11 @@ static int set_bpe_pre(rt_tokenizer *t, gguf_src *g, const char *pre, rt_error *
     } else if (!strcmp(pre, "default") && t->n_merges == 0) {
         canon = "default"; // no merges: every byte is its own token however the text is split
     } else {
-        return rt_fail(err,
-                       "%s: tokenizer.ggml.pre '%s' is not supported (retort reads gpt-2, llama-bpe, qwen2 and "
-                       "smollm byte-level vocabularies)",
-                       g->origin, pre);
+        return rt_fail(
+            err,
+            "%s: tokenizer.ggml.pre '%s' is not supported (retort reads gpt-2, llama-bpe, qwen2 and "
+            "smollm byte-level vocabularies)",
+            g->origin, pre);
     }
     snprintf(t->pre_name, sizeof t->pre_name, "%s", canon);
     return rt_tok_push_pre(t, byte_level, err) ||
@@ -121,13 +123,15 @@ static int set_spm_pipeline(rt_tokenizer *t, int add_space_prefix, rt_error *err
         return -1;
     }
     if (!add_space_prefix) free(prepend.content);
-    if (!(replace.pattern = rt_tok_strndup(" ", 1, err)) || !(replace.content = rt_tok_strndup(meta, 3, err)) ||
+    if (!(replace.pattern = rt_tok_strndup(" ", 1, err)) ||
+        !(replace.content = rt_tok_strndup(meta, 3, err)) ||
         (replace.pattern_len = 1, replace.content_len = 3, rt_tok_push_norm(t, replace, err))) {
         free(replace.pattern);
         free(replace.content);
         return -1;
     }
-    if (!(unreplace.pattern = rt_tok_strndup(meta, 3, err)) || !(unreplace.content = rt_tok_strndup(" ", 1, err)) ||
+    if (!(unreplace.pattern = rt_tok_strndup(meta, 3, err)) ||
+        !(unreplace.content = rt_tok_strndup(" ", 1, err)) ||
         (unreplace.pattern_len = 3, unreplace.content_len = 1, rt_tok_push_dec(t, unreplace, err))) {
         free(unreplace.pattern);
         free(unreplace.content);
@@ -149,8 +153,10 @@ static int set_spm_pipeline(rt_tokenizer *t, int add_space_prefix, rt_error *err
 static int build(rt_tokenizer *t, gguf_src *g) {
     rt_error *err = g->err;
     const rt_gguf_kv *model = rt_gguf_find_kv(g->f, "tokenizer.ggml.model");
-    if (!model) return rt_fail(err, "%s: no tokenizer.ggml.model key: the file holds no tokenizer", g->origin);
-    if (model->type != RT_GGUF_STRING) return rt_fail(err, "%s: tokenizer.ggml.model must be a string", g->origin);
+    if (!model)
+        return rt_fail(err, "%s: no tokenizer.ggml.model key: the file holds no tokenizer", g->origin);
+    if (model->type != RT_GGUF_STRING)
+        return rt_fail(err, "%s: tokenizer.ggml.model must be a string", g->origin);
     int is_bpe = !strcmp(model->str, "gpt2"), is_spm = !strcmp(model->str, "llama");
     if (!is_bpe && !is_spm)
         return rt_fail(err, "%s: tokenizer.ggml.model '%s' is not supported (retort reads gpt2 and llama)",
@@ -158,8 +164,10 @@ static int build(rt_tokenizer *t, gguf_src *g) {
     int bad = 0;
     const rt_gguf_kv *tokens = array_key(g, "tokenizer.ggml.tokens", RT_GGUF_STRING, 0, &bad);
     if (bad) return -1;
-    if (!tokens || tokens->n == 0) return rt_fail(err, "%s: tokenizer.ggml.tokens is missing or empty", g->origin);
-    if (tokens->n > INT32_MAX) return rt_fail(err, "%s: tokenizer.ggml.tokens has too many tokens", g->origin);
+    if (!tokens || tokens->n == 0)
+        return rt_fail(err, "%s: tokenizer.ggml.tokens is missing or empty", g->origin);
+    if (tokens->n > INT32_MAX)
+        return rt_fail(err, "%s: tokenizer.ggml.tokens has too many tokens", g->origin);
     int32_t n = (int32_t)tokens->n;
     const rt_gguf_kv *types = array_key(g, "tokenizer.ggml.token_type", RT_GGUF_INT32, tokens->n, &bad);
     if (bad) return -1;
@@ -177,7 +185,10 @@ static int build(rt_tokenizer *t, gguf_src *g) {
     if (scores) {
         t->scores = rt_malloc((size_t)n * sizeof *t->scores, "token scores", err);
         if (!t->scores) return -1;
-        memcpy(t->scores, scores->array, (size_t)n * sizeof *t->scores); // little-endian hosts only, as gguf.c
+        for (int32_t i = 0; i < n; i++) {
+            uint32_t u = (uint32_t)read_i32(scores->array + 4 * (size_t)i);
+            memcpy(&t->scores[i], &u, 4);
+        }
     }
     const uint8_t *at = tokens->array;
     for (int32_t i = 0; i < n; i++) {
@@ -191,7 +202,8 @@ static int build(rt_tokenizer *t, gguf_src *g) {
         if (type == RT_TOKEN_CONTROL || type == RT_TOKEN_UNKNOWN) flags |= RT_TOKF_SPECIAL;
         if (rt_tok_set_token(t, i, s, len, type, flags, err)) return -1;
         int added = type == RT_TOKEN_CONTROL || type == RT_TOKEN_UNKNOWN || type == RT_TOKEN_USER_DEFINED;
-        if (added && len && rt_tok_add_added(t, i, s, len, flags & RT_TOKF_SPECIAL, 0, 0, 0, 0, err)) return -1;
+        if (added && len && rt_tok_add_added(t, i, s, len, flags & RT_TOKF_SPECIAL, 0, 0, 0, 0, err))
+            return -1;
     }
     if (rt_tok_index_vocab(t, 1, err)) return -1; // llama.cpp: the later of two equal texts wins
     if (merges) {
@@ -202,20 +214,22 @@ static int build(rt_tokenizer *t, gguf_src *g) {
             at = rt_gguf_next_string(at, &s, &len);
             const char *space = len > 1 ? memchr(s + 1, ' ', len - 1) : NULL; // as llama.cpp: from byte 1
             if (!space)
-                return rt_fail(err, "%s: tokenizer.ggml.merges[%llu] '%.*s' is not two tokens separated by a space",
-                               g->origin, (unsigned long long)r, (int)(len > 60 ? 60 : len), s);
+                return rt_fail(
+                    err, "%s: tokenizer.ggml.merges[%llu] '%.*s' is not two tokens separated by a space",
+                    g->origin, (unsigned long long)r, (int)(len > 60 ? 60 : len), s);
             size_t left = (size_t)(space - s);
-            if (rt_tok_add_merge(t, s, left, space + 1, len - left - 1, err))
-                return rt_fail_wrap(err, "tokenizer.ggml.merges");
+            if (rt_tok_add_merge(t, s, left, space + 1, len - left - 1, err)) return -1;
         }
         if (rt_tok_index_merges(t, err)) return -1;
     }
-    if (id_key(g, "tokenizer.ggml.bos_token_id", n, &t->bos) || id_key(g, "tokenizer.ggml.eos_token_id", n, &t->eos) ||
+    if (id_key(g, "tokenizer.ggml.bos_token_id", n, &t->bos) ||
+        id_key(g, "tokenizer.ggml.eos_token_id", n, &t->eos) ||
         id_key(g, "tokenizer.ggml.unknown_token_id", n, &t->unk) ||
         id_key(g, "tokenizer.ggml.padding_token_id", n, &t->pad))
         return -1;
     const rt_gguf_kv *pre = rt_gguf_find_kv(g->f, "tokenizer.ggml.pre");
-    if (pre && pre->type != RT_GGUF_STRING) return rt_fail(err, "%s: tokenizer.ggml.pre must be a string", g->origin);
+    if (pre && pre->type != RT_GGUF_STRING)
+        return rt_fail(err, "%s: tokenizer.ggml.pre must be a string", g->origin);
     const char *pre_name = pre ? pre->str : "default";
     // llama.cpp's defaults when add_bos_token is absent: SentencePiece and Llama 3 add BOS, other BPE not
     int add_bos, add_eos, add_space_prefix;
@@ -223,8 +237,10 @@ static int build(rt_tokenizer *t, gguf_src *g) {
         bool_key(g, "tokenizer.ggml.add_eos_token", 0, &add_eos) ||
         bool_key(g, "tokenizer.ggml.add_space_prefix", 1, &add_space_prefix))
         return -1;
-    if (add_bos && t->bos < 0) return rt_fail(err, "%s: add_bos_token is set but there is no bos_token_id", g->origin);
-    if (add_eos && t->eos < 0) return rt_fail(err, "%s: add_eos_token is set but there is no eos_token_id", g->origin);
+    if (add_bos && t->bos < 0)
+        return rt_fail(err, "%s: add_bos_token is set but there is no bos_token_id", g->origin);
+    if (add_eos && t->eos < 0)
+        return rt_fail(err, "%s: add_eos_token is set but there is no eos_token_id", g->origin);
     if (add_bos) t->prefix[t->n_prefix++] = t->bos;
     if (add_eos) t->suffix[t->n_suffix++] = t->eos;
 

@@ -33,13 +33,13 @@ enum { RT_PREPEND_ALWAYS, RT_PREPEND_FIRST, RT_PREPEND_NEVER };
 typedef enum { RT_PRE_BYTE_LEVEL, RT_PRE_SPLIT, RT_PRE_METASPACE } rt_tok_pre_kind;
 typedef struct rt_tok_pre {
     rt_tok_pre_kind kind;
-    rt_pretok_kind split;           // SPLIT: the hand-written splitter
-    int add_prefix_space;           // BYTE_LEVEL: a space before a piece that does not start with one
-    int use_regex;                  // BYTE_LEVEL: split with the GPT-2 pattern first
-    char replacement[5];            // METASPACE: the character standing for a space (UTF-8)
-    size_t replacement_len;         //
-    int prepend_scheme;             // METASPACE: RT_PREPEND_*
-    int split_on_replacement;       // METASPACE: split before every replacement character
+    rt_pretok_kind split;     // SPLIT: the hand-written splitter
+    int add_prefix_space;     // BYTE_LEVEL: a space before a piece that does not start with one
+    int use_regex;            // BYTE_LEVEL: split with the GPT-2 pattern first
+    char replacement[5];      // METASPACE: the character standing for a space (UTF-8)
+    size_t replacement_len;   //
+    int prepend_scheme;       // METASPACE: RT_PREPEND_*
+    int split_on_replacement; // METASPACE: split before every replacement character
 } rt_tok_pre;
 
 // Decoder steps (HF decoders): each maps the list of token texts to a new list.
@@ -111,8 +111,8 @@ struct rt_tokenizer {
     size_t *tok_off; // SIZE_MAX for an id no token holds
     uint32_t *tok_len;
     uint8_t *tok_type;
-    uint8_t *flags;    // RT_TOKF_* of each id
-    float *scores;     // NULL unless the source had scores
+    uint8_t *flags; // RT_TOKF_* of each id
+    float *scores;  // NULL unless the source had scores
     rt_tok_strmap vocab;
 
     // BPE merges in rank order (2 ids each) and their lookup
@@ -177,6 +177,10 @@ int rt_tok_byte_char(int b, char out[4]);
 int rt_tok_char_byte(uint32_t cp);
 // A copy of s[0 .. len) with a NUL after it, NULL on allocation failure (err filled).
 char *rt_tok_strndup(const char *s, size_t len, rt_error *err);
+
+// ---- tokenizer_json.c
+// Takes BOS/EOS/PAD from a Hugging Face tokenizer_config.json (bos_token, eos_token, pad_token).
+int rt_tok_apply_config_file(rt_tokenizer *t, const char *path, rt_error *err);
 
 // ---- encode.c
 // Applies the normalizer steps to in[0 .. len): *out is a new malloc'd string.

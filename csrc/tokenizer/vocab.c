@@ -46,7 +46,8 @@ int rt_tok_alloc_ids(rt_tokenizer *t, int32_t n, rt_error *err) {
 
 int rt_tok_set_token(rt_tokenizer *t, int32_t id, const char *s, size_t len, int type, int flags,
                      rt_error *err) {
-    if (id < 0 || id >= t->n_vocab) return rt_fail(err, "%s: token id %d outside 0..%d", t->origin, id, t->n_vocab - 1);
+    if (id < 0 || id >= t->n_vocab)
+        return rt_fail(err, "%s: token id %d outside 0..%d", t->origin, id, t->n_vocab - 1);
     if (t->tok_off[id] != SIZE_MAX) return rt_fail(err, "%s: two tokens have id %d", t->origin, id);
     if (len > UINT32_MAX / 2) return rt_fail(err, "%s: token %d is too long", t->origin, id);
     size_t need;
@@ -130,8 +131,8 @@ int rt_tok_index_vocab(rt_tokenizer *t, int dup_policy, rt_error *err) {
             if (t->tok_len[other] == len && memcmp(t->text + t->tok_off[other], s, len) == 0) break;
         }
         if (t->vocab.slots[i] >= 0 && dup_policy == 0)
-            return rt_fail(err, "%s: tokens %d and %d have the same text '%.60s'", t->origin, t->vocab.slots[i],
-                           id, s);
+            return rt_fail(err, "%s: tokens %d and %d have the same text '%.60s'", t->origin,
+                           t->vocab.slots[i], id, s);
         t->vocab.slots[i] = id;
     }
     return 0;
@@ -143,7 +144,8 @@ int rt_tok_add_merge(rt_tokenizer *t, const char *left, size_t left_len, const c
     int32_t a = rt_tok_lookup(t, left, left_len), b = rt_tok_lookup(t, right, right_len);
     if (a < 0 || b < 0)
         return rt_fail(err, "%s: merge %zu ('%.*s' '%.*s'): '%.*s' is not in the vocabulary", t->origin, rank,
-                       (int)(left_len > 60 ? 60 : left_len), left, (int)(right_len > 60 ? 60 : right_len), right,
+                       (int)(left_len > 60 ? 60 : left_len), left, (int)(right_len > 60 ? 60 : right_len),
+                       right,
                        a < 0 ? (int)(left_len > 60 ? 60 : left_len) : (int)(right_len > 60 ? 60 : right_len),
                        a < 0 ? left : right);
     if (rank >= INT32_MAX) return rt_fail(err, "%s: too many merges", t->origin);
@@ -196,8 +198,8 @@ int rt_tok_index_merges(rt_tokenizer *t, rt_error *err) {
         int32_t merged = rt_tok_lookup(t, buf, la + lb);
         if (merged < 0) {
             rt_fail(err, "%s: merge %zu ('%.60s' '%.60s'): the merged token '%.*s' is not in the vocabulary",
-                    t->origin, r, t->text + t->tok_off[a], t->text + t->tok_off[b], (int)(la + lb > 120 ? 120 : la + lb),
-                    buf);
+                    t->origin, r, t->text + t->tok_off[a], t->text + t->tok_off[b],
+                    (int)(la + lb > 120 ? 120 : la + lb), buf);
             free(buf);
             return -1;
         }
@@ -252,7 +254,8 @@ static int build_matcher(rt_tokenizer *t, rt_tok_matcher *m, int normalized, rt_
     if (!m->items) return -1;
     m->n = 0;
     for (size_t i = 0; i < t->n_added; i++)
-        if (t->added[i].normalized == normalized && t->added[i].match_len > 0) m->items[m->n++] = &t->added[i];
+        if (t->added[i].normalized == normalized && t->added[i].match_len > 0)
+            m->items[m->n++] = &t->added[i];
     qsort(m->items, m->n, sizeof *m->items, by_first_byte_longest);
     size_t k = 0;
     for (int c = 0; c <= 256; c++) {
