@@ -178,6 +178,11 @@ int rt_tok_char_byte(uint32_t cp);
 // A copy of s[0 .. len) with a NUL after it, NULL on allocation failure (err filled).
 char *rt_tok_strndup(const char *s, size_t len, rt_error *err);
 
+// ---- json_steps.c
+struct rt_json;
+// Reads tokenizer.json's normalizer, pre_tokenizer, post_processor and decoder into t's steps.
+int rt_tok_json_steps(rt_tokenizer *t, const struct rt_json *root, rt_error *err);
+
 // ---- tokenizer_json.c
 // Takes BOS/EOS/PAD from a Hugging Face tokenizer_config.json (bos_token, eos_token, pad_token).
 int rt_tok_apply_config_file(rt_tokenizer *t, const char *path, rt_error *err);
