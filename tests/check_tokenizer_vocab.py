@@ -70,7 +70,8 @@ def main():
             specials = [a.content for a in tok.get_added_tokens_decoder().values()][:12] + ["<s>", "</s>"]
             counts = R.compare(label, HARNESS, path, tok, R.make_texts(specials) + texts, errors)
             print(f"{label}: HF ids equal on {counts[False]} texts (no specials), {counts[True]} (specials), "
-                  f"decode {counts['decode']}; load {HARNESS.info(path)['load_s']} s")
+                  f"decode {counts['decode']}; load {HARNESS.info(path)['load_s']} s" +
+                  (f"; {counts['nfc_divergent']} texts where HF's NFC is not Unicode's" if counts["nfc_divergent"] else ""))
         # the same GGUF with add_special: BOS exactly where HF's post-processor adds it
         info = HARNESS.info(gguf)
         with_bos = HARNESS.encode(gguf, texts[9:10], special=True)[0]

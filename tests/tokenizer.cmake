@@ -13,3 +13,5 @@ target_link_libraries(tokenizer_harness PRIVATE retort_core)
 # tokenizer.json and GGUF, against HF tokenizers (check_tokenizer_trained.py).
 rt_hf_test(tokenizer_vocab check_tokenizer_vocab.py $<TARGET_FILE:tokenizer_harness>)
 set_tests_properties(tokenizer_vocab PROPERTIES LABELS "script;sanitize" TIMEOUT 600)
+rt_hf_test(tokenizer_trained check_tokenizer_trained.py $<TARGET_FILE:tokenizer_harness>)
+set_tests_properties(tokenizer_trained PROPERTIES LABELS "script;sanitize" TIMEOUT 600)

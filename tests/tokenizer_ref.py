@@ -42,7 +42,8 @@ def make_texts(specials, n=1200, seed=1234):
     combining marks, and the given special tokens' text (whole and broken) inside the text."""
     rng = random.Random(seed)
     texts = ["", " ", "  ", "\n", " \n", "Hello world", " Hello world", "Hello", "  Hello", "e\u0301",
-             "\u00e9", "3333333", "'s 't 'RE 've", "\r\n\r\n", "\t\n"]
+             "\u00e9", "3333333", "'s 't 'RE 've", "\r\n\r\n", "\t\n",
+             "\U0001f5bc\u20e1\u08cf"]  # marks whose canonical order tokenizers' NFC does not know
     pieces = WORDS + CODE + [str(rng.randrange(10 ** k)) for k in range(1, 12)]
     specials = list(specials)
     while len(texts) < n:
@@ -115,14 +116,27 @@ class Harness:
         return dict(line.split(" ", 1) for line in out.strip().split("\n"))
 
 
+def nfc_table_divergence(hf, text):
+    """True when HF's NFC of text is not Unicode's: tokenizers' NFC (the unicode-normalization-alignments
+    crate) has the combining classes of an old Unicode version, where ~100 marks added since are class 0,
+    so it leaves them unordered. retort's NFC (tokenizer/unicode.c) follows Unicode 15.0 there."""
+    import unicodedata
+    return (hf.normalizer is not None and "NFC" in repr(hf.normalizer)
+            and normalizers.NFC().normalize_str(text) != unicodedata.normalize("NFC", text))
+
+
 def compare(name, harness, source, hf, texts, errors, check_decode=True):
-    """retort's ids against HF's encode(text, add_special_tokens=False/True) and its decode; returns counts."""
-    counts = {}
+    """retort's ids against HF's encode(text, add_special_tokens=False/True) and its decode; returns counts.
+    Texts on which HF's NFC departs from Unicode's (nfc_table_divergence) are counted apart, not failed."""
+    counts = {"nfc_divergent": 0}
     for special in (False, True):
         want = [hf.encode(t, add_special_tokens=special).ids for t in texts]
         got = harness.encode(source, texts, special)
         bad = [i for i in range(len(texts)) if want[i] != got[i]]
+        divergent = [i for i in bad if nfc_table_divergence(hf, texts[i])]
+        counts["nfc_divergent"] = len(divergent)
         counts[special] = len(texts) - len(bad)
+        bad = [i for i in bad if i not in divergent]
         for i in bad[:3]:
             errors.append(f"{name} add_special={special} text {texts[i]!r}:\n  HF     {want[i]}\n  retort {got[i]}")
         if len(bad) > 3:

@@ -305,7 +305,8 @@ static int encode_text(const rt_tokenizer *t, const char *text, size_t len, int 
     if (len == 0) return 0;
     char *norm;
     size_t norm_len;
-    if (t->n_norm == 0) return pretokenize_and_encode(t, text, len, first, out, err);
+    if (t->n_norm == 0 && t->match_normalized.n == 0)
+        return pretokenize_and_encode(t, text, len, first, out, err);
     if (rt_tok_normalize(t, text, len, &norm, &norm_len, err)) return -1;
     segs v = {0};
     int rc = find_added(&t->match_normalized, norm, norm_len, &v, err);

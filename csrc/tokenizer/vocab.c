@@ -44,11 +44,21 @@ int rt_tok_alloc_ids(rt_tokenizer *t, int32_t n, rt_error *err) {
     return 0;
 }
 
+static int set_text(rt_tokenizer *t, int32_t id, const char *s, size_t len, rt_error *err);
+
 int rt_tok_set_token(rt_tokenizer *t, int32_t id, const char *s, size_t len, int type, int flags,
                      rt_error *err) {
     if (id < 0 || id >= t->n_vocab)
         return rt_fail(err, "%s: token id %d outside 0..%d", t->origin, id, t->n_vocab - 1);
     if (t->tok_off[id] != SIZE_MAX) return rt_fail(err, "%s: two tokens have id %d", t->origin, id);
+    if (set_text(t, id, s, len, err)) return -1;
+    t->tok_type[id] = (uint8_t)type;
+    t->flags[id] = (uint8_t)flags;
+    return 0;
+}
+
+// Appends s as the text of id.
+static int set_text(rt_tokenizer *t, int32_t id, const char *s, size_t len, rt_error *err) {
     if (len > UINT32_MAX / 2) return rt_fail(err, "%s: token %d is too long", t->origin, id);
     size_t need;
     if (!rt_add_size(t->text_len, len + 1, &need)) return rt_fail(err, "%s: vocabulary too large", t->origin);
@@ -66,8 +76,6 @@ int rt_tok_set_token(rt_tokenizer *t, int32_t id, const char *s, size_t len, int
     t->text[t->text_len + len] = '\0';
     t->tok_off[id] = t->text_len;
     t->tok_len[id] = (uint32_t)len;
-    t->tok_type[id] = (uint8_t)type;
-    t->flags[id] = (uint8_t)flags;
     t->text_len += len + 1;
     return 0;
 }
@@ -276,6 +284,9 @@ int rt_tok_index_added(rt_tokenizer *t, rt_error *err) {
         free(a->match);
         a->match = n;
         a->match_len = n_len;
+        // HF decodes such a token as its normalized text (so the decoder can undo the normalizer); a token
+        // of the model's vocabulary keeps the model's text
+        if (!(t->flags[a->id] & RT_TOKF_MODEL) && set_text(t, a->id, n, n_len, err)) return -1;
     }
     return build_matcher(t, &t->match_raw, 0, err) || build_matcher(t, &t->match_normalized, 1, err) ? -1 : 0;
 }
