@@ -15,6 +15,7 @@ arrays searched by binary search (csrc/tokenizer/unicode.c):
                      Hangul syllables are algorithmic and not listed
   rt_uc_compose      indices into rt_uc_decomp of the primary composites (pairs that are not
                      Full_Composition_Exclusion), sorted by (a, b)
+  rt_uc_compose_second  the starters (class 0) that are the b of a primary composite, sorted
 """
 import argparse
 import os
@@ -120,6 +121,8 @@ def main():
             raise SystemExit("unexpected canonical decomposition of U+%04X" % cp)
     compose = sorted((i for i, (cp, a, b) in enumerate(entries) if b and cp not in excluded),
                      key=lambda i: (entries[i][1], entries[i][2]))
+    # starters (class 0) that compose with what precedes them: NFC cannot cut a text before one of these
+    second_starters = sorted({entries[i][2] for i in compose if entries[i][2] not in ccc})
     if len(entries) > 0xFFFF:
         raise SystemExit("too many decompositions for uint16_t indices")
 
@@ -148,6 +151,10 @@ def main():
     out.append("")
     out.append("const size_t rt_uc_compose_count = %d;" % len(compose))
     out.append(c_array("const uint16_t rt_uc_compose[%d]" % len(compose), [str(i) for i in compose], 16))
+    out.append("")
+    out.append("const size_t rt_uc_compose_second_count = %d;" % len(second_starters))
+    out.append(c_array("const uint32_t rt_uc_compose_second[%d]" % len(second_starters),
+                       ["0x%x" % c for c in second_starters], 10))
     out.append("// clang-format on")
     tmp = args.out + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:

@@ -189,34 +189,27 @@ static void order_marks(uint32_t *cps, size_t n, uint32_t *tmp) {
     memcpy(cps, tmp, n * sizeof *cps);
 }
 
-int rt_unicode_nfc(const char *in, size_t len, char **out, size_t *out_len, rt_error *err) {
-    *out = NULL;
-    *out_len = 0;
-    size_t ascii = 0;
-    while (ascii < len && (unsigned char)in[ascii] < 0x80) ascii++;
-    if (ascii == len) { // ASCII is already NFC
-        char *copy = rt_malloc(len + 1, "NFC output", err);
-        if (!copy) return -1;
-        memcpy(copy, in, len);
-        copy[len] = 0;
-        *out = copy;
-        *out_len = len;
-        return 0;
+// True when NFC may cut the text before decomposed code point c: a starter that never composes with what
+// precedes it (not a Hangul vowel or trailing consonant, not the second part of a primary composite). Marks
+// before it cannot reorder past it, and nothing before it can compose with anything after it.
+static bool nfc_boundary(uint32_t c) {
+    if (c > 0x10FFFF) return true; // a raw byte
+    if (ccc_of(c) != 0) return false;
+    if (c >= HANGUL_V && c < HANGUL_V + HANGUL_VN) return false;
+    if (c > HANGUL_T && c < HANGUL_T + HANGUL_TN) return false;
+    size_t lo = 0, hi = rt_uc_compose_second_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (rt_uc_compose_second[mid] < c)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    // every input byte gives at most one code point, which decomposes to at most 4
-    size_t cap, bytes;
-    if (!rt_mul_size(len, 4, &cap) || !rt_mul_size(cap, 2 * sizeof(uint32_t), &bytes))
-        return rt_fail(err, "NFC: text of %zu bytes is too large", len);
-    uint32_t *cps = rt_malloc(bytes, "NFC code points", err);
-    if (!cps) return -1;
-    uint32_t *tmp = cps + cap;
-    size_t n = 0;
-    for (size_t pos = 0; pos < len;) {
-        uint32_t cp;
-        size_t used = rt_utf8_next(in + pos, len - pos, &cp);
-        n += decompose(cp == RT_UTF8_INVALID ? RAW_BYTE | (unsigned char)in[pos] : cp, cps + n);
-        pos += used;
-    }
+    return lo == rt_uc_compose_second_count || rt_uc_compose_second[lo] != c;
+}
+
+// Orders and composes the decomposed segment cps[0..n) in place; returns its new length.
+static size_t order_and_compose(uint32_t *cps, size_t n, uint32_t *tmp) {
     for (size_t i = 0; i < n;) { // canonical ordering of each run of marks
         if (ccc_of(cps[i]) == 0) {
             i++;
@@ -246,22 +239,90 @@ int rt_unicode_nfc(const char *in, size_t len, char **out, size_t *out_len, rt_e
         last_ccc = k;
         cps[m++] = c;
     }
-    // at most 4 bytes per code point; m <= n <= 4 * len, so this cannot overflow after the check above
-    char *text = rt_malloc(4 * m + 1, "NFC output", err);
-    if (!text) {
-        free(cps);
-        return -1;
+    return m;
+}
+
+// The output text, grown as segments are appended.
+typedef struct {
+    char *text;
+    size_t len, cap;
+} nfc_out;
+
+static int append_segment(nfc_out *out, const uint32_t *cps, size_t m, rt_error *err) {
+    size_t need; // at most 4 bytes per code point, plus the final NUL
+    if (!rt_mul_size(m, 4, &need) || !rt_add_size(need, out->len + 1, &need))
+        return rt_fail(err, "NFC: output too large");
+    if (need > out->cap) {
+        size_t cap = out->cap * 2 > need ? out->cap * 2 : need;
+        char *text = realloc(out->text, cap);
+        if (!text) return rt_fail(err, "NFC: out of memory for %zu bytes of output", cap);
+        out->text = text;
+        out->cap = cap;
     }
-    size_t t = 0;
     for (size_t i = 0; i < m; i++) {
         if (cps[i] & RAW_BYTE)
-            text[t++] = (char)(cps[i] & 0xFFu);
+            out->text[out->len++] = (char)(cps[i] & 0xFFu);
         else
-            t += (size_t)rt_utf8_encode(cps[i], text + t);
+            out->len += (size_t)rt_utf8_encode(cps[i], out->text + out->len);
     }
-    text[t] = 0;
+    out->text[out->len] = 0;
+    return 0;
+}
+
+// A segment is cut at the first boundary after this many code points, so memory stays bounded by the
+// segment, not the text (only a run of that many marks with no boundary makes a segment longer).
+#define NFC_SEGMENT 1024
+
+int rt_unicode_nfc(const char *in, size_t len, char **out, size_t *out_len, rt_error *err) {
+    *out = NULL;
+    *out_len = 0;
+    nfc_out res = {NULL, 0, 0};
+    size_t ascii = 0;
+    while (ascii < len && (unsigned char)in[ascii] < 0x80) ascii++;
+    if (!rt_add_size(len, len / 8 + 16, &res.cap)) return rt_fail(err, "NFC: text too large");
+    if (ascii == len)
+        res.cap = len + 1; // ASCII is already NFC
+    else if (ascii > 0)
+        ascii--; // its last character may compose with the mark after it
+    res.text = rt_malloc(res.cap, "NFC output", err);
+    if (!res.text) return -1;
+    memcpy(res.text, in, ascii);
+    res.len = ascii;
+    res.text[ascii] = 0;
+    // the segment's code points and the sort's scratch space, cap each
+    size_t cap = 0, n = 0;
+    uint32_t *cps = NULL;
+    int rc = 0;
+    for (size_t pos = ascii; pos < len && rc == 0;) {
+        uint32_t cp, parts[4];
+        size_t used = rt_utf8_next(in + pos, len - pos, &cp);
+        size_t k = decompose(cp == RT_UTF8_INVALID ? RAW_BYTE | (unsigned char)in[pos] : cp, parts);
+        pos += used;
+        if (n >= NFC_SEGMENT && nfc_boundary(parts[0])) {
+            rc = append_segment(&res, cps, order_and_compose(cps, n, cps + cap), err);
+            n = 0;
+        }
+        if (rc == 0 && n + k > cap) {
+            size_t new_cap = cap ? 2 * cap : 2 * NFC_SEGMENT, bytes;
+            uint32_t *grown = NULL;
+            if (rt_mul_size(new_cap, 2 * sizeof *cps, &bytes)) grown = realloc(cps, bytes);
+            if (!grown)
+                rc = rt_fail(err, "NFC: out of memory for a segment of %zu code points", new_cap);
+            else
+                cps = grown, cap = new_cap;
+        }
+        if (rc == 0) {
+            memcpy(cps + n, parts, k * sizeof *parts);
+            n += k;
+        }
+    }
+    if (rc == 0 && n) rc = append_segment(&res, cps, order_and_compose(cps, n, cps + cap), err);
     free(cps);
-    *out = text;
-    *out_len = t;
+    if (rc) {
+        free(res.text);
+        return -1;
+    }
+    *out = res.text;
+    *out_len = res.len;
     return 0;
 }

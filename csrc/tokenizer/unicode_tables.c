@@ -789,4 +789,11 @@ const uint16_t rt_uc_compose[941] = {
     982, 983, 984, 985, 986, 987, 988, 989, 990, 991, 992, 994, 995, 996, 997, 998,
     1493, 1494, 1495, 1496, 1497, 1498, 1499, 1501, 1500, 1502, 1503, 1504, 1505,
 };
+
+const size_t rt_uc_compose_second_count = 24;
+const uint32_t rt_uc_compose_second[24] = {
+    0x9be, 0x9d7, 0xb3e, 0xb56, 0xb57, 0xbbe, 0xbd7, 0xcc2, 0xcd5, 0xcd6,
+    0xd3e, 0xd57, 0xdcf, 0xddf, 0x102e, 0x1b35, 0x11127, 0x1133e, 0x11357, 0x114b0,
+    0x114ba, 0x114bd, 0x115af, 0x11930,
+};
 // clang-format on

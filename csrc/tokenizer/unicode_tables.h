@@ -16,5 +16,7 @@ extern const size_t rt_uc_decomp_count;
 extern const uint32_t rt_uc_decomp[][3];
 extern const size_t rt_uc_compose_count;
 extern const uint16_t rt_uc_compose[];
+extern const size_t rt_uc_compose_second_count;
+extern const uint32_t rt_uc_compose_second[];
 
 #endif
