@@ -28,6 +28,7 @@ static const command commands[] = {
     {"eval", rt_cmd_eval, "loss, perplexity and task exact-match of checkpoints"},
     {"inspect", rt_cmd_inspect, "show what a checkpoint or dataset holds"},
     {"data", rt_cmd_data, "make datasets: synthetic tasks, or text/JSONL files"},
+    {"tokenize", rt_cmd_tokenize, "the token ids of a text under a tokenizer.json, HF folder or GGUF file"},
 };
 
 void rt_cli_error(const char *cmd, const char *msg) {
