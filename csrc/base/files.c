@@ -154,6 +154,13 @@ int rt_mkdir_p(const char *path, rt_error *err) {
     return 0;
 }
 
+void rt_bytes_hash(const void *data, size_t len, char out[17]) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
 int rt_file_hash(const char *path, char out[17], rt_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return rt_fail(err, "%s: cannot open to hash it: %s", path, strerror(errno));

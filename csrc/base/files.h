@@ -26,5 +26,7 @@ int rt_mkdir_p(const char *path, rt_error *err);
 // Content hash of a file: 64-bit FNV-1a over its bytes, as 16 hex digits in out (identity, not security:
 // it tells which teacher or base checkpoint a file came from).
 int rt_file_hash(const char *path, char out[17], rt_error *err);
+// The same hash of bytes in memory (a tokenizer's source bytes, which checkpoints and datasets record).
+void rt_bytes_hash(const void *data, size_t len, char out[17]);
 
 #endif

@@ -120,8 +120,9 @@ static size_t align_up(size_t x, size_t a) {
     return x + (a - x % a) % a;
 }
 
-int rt_gguf_write(rt_gguf_writer *w, const char *path, rt_error *err) {
-    if (w->kv.oom) return rt_fail(err, "%s: out of memory building the GGUF metadata", path);
+// The whole file image: header, metadata, tensor infos, then the aligned tensor data.
+static int build_image(rt_gguf_writer *w, const char *what, uint8_t **out, size_t *out_len, rt_error *err) {
+    if (w->kv.oom) return rt_fail(err, "%s: out of memory building the GGUF metadata", what);
     rt_buf head = {0};
     rt_buf_append(&head, "GGUF", 4);
     put_u32(&head, 3);
@@ -140,17 +141,17 @@ int rt_gguf_write(rt_gguf_writer *w, const char *path, rt_error *err) {
     }
     if (head.oom) {
         rt_buf_free(&head);
-        return rt_fail(err, "%s: out of memory", path);
+        return rt_fail(err, "%s: out of memory", what);
     }
     size_t data_start = align_up(head.len, RT_GGUF_ALIGNMENT), total;
     if (!rt_add_size(data_start, (size_t)offset, &total)) {
         rt_buf_free(&head);
-        return rt_fail(err, "%s: file size overflow", path);
+        return rt_fail(err, "%s: file size overflow", what);
     }
     uint8_t *file = calloc(total ? total : 1, 1);
     if (!file) {
         rt_buf_free(&head);
-        return rt_fail(err, "%s: out of memory for %zu bytes", path, total);
+        return rt_fail(err, "%s: out of memory for %zu bytes", what, total);
     }
     memcpy(file, head.data, head.len);
     size_t at = data_start;
@@ -159,9 +160,61 @@ int rt_gguf_write(rt_gguf_writer *w, const char *path, rt_error *err) {
         at += align_up(w->tensors[i].nbytes, RT_GGUF_ALIGNMENT);
     }
     rt_buf_free(&head);
+    *out = file;
+    *out_len = total;
+    return 0;
+}
+
+int rt_gguf_write(rt_gguf_writer *w, const char *path, rt_error *err) {
+    uint8_t *file;
+    size_t total;
+    if (build_image(w, path, &file, &total, err)) return -1;
     int rc = rt_write_file_atomic(path, file, total, err);
     free(file);
     return rc;
+}
+
+int rt_gguf_write_mem(rt_gguf_writer *w, uint8_t **out, size_t *len, rt_error *err) {
+    return build_image(w, "GGUF in memory", out, len, err);
+}
+
+void rt_gguf_add_kv_copy(rt_gguf_writer *w, const rt_gguf_kv *kv) {
+    key(w, kv->key, kv->type);
+    if (kv->type == RT_GGUF_STRING) {
+        put_str(&w->kv, kv->str ? kv->str : "");
+        return;
+    }
+    if (kv->type != RT_GGUF_ARRAY) { // scalars: their little-endian bytes (floats keep their bits)
+        int size = rt_gguf_scalar_size(kv->type);
+        uint64_t raw = kv->u;
+        if (kv->type == RT_GGUF_FLOAT32) {
+            float f = (float)kv->f;
+            uint32_t u;
+            memcpy(&u, &f, 4);
+            raw = u;
+        } else if (kv->type == RT_GGUF_FLOAT64) {
+            memcpy(&raw, &kv->f, 8);
+        }
+        for (int i = 0; i < size; i++) {
+            uint8_t b = (uint8_t)(raw >> (8 * i));
+            rt_buf_append(&w->kv, &b, 1);
+        }
+        return;
+    }
+    put_u32(&w->kv, (uint32_t)kv->elem_type);
+    put_u64(&w->kv, kv->n);
+    if (kv->elem_type != RT_GGUF_STRING) { // the elements as they lie in the source image
+        rt_buf_append(&w->kv, kv->array, (size_t)kv->n * (size_t)rt_gguf_scalar_size(kv->elem_type));
+        return;
+    }
+    const uint8_t *at = kv->array;
+    for (uint64_t i = 0; i < kv->n; i++) {
+        const char *s;
+        size_t len;
+        at = rt_gguf_next_string(at, &s, &len);
+        put_u64(&w->kv, len);
+        rt_buf_append(&w->kv, s, len);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -438,6 +491,17 @@ static int parse(const char *path, rt_gguf_file *f, rt_error *err) {
         expect += align_up(t->nbytes, f->alignment);
     }
     return 0;
+}
+
+int rt_gguf_read_mem(const void *data, size_t size, const char *name, rt_gguf_file *out, rt_error *err) {
+    memset(out, 0, sizeof *out);
+    out->image = malloc(size ? size : 1);
+    if (!out->image) return rt_fail(err, "%s: out of memory for %zu bytes", name, size);
+    if (size) memcpy(out->image, data, size);
+    out->size = size;
+    int rc = parse(name, out, err);
+    if (rc) rt_gguf_free(out);
+    return rc;
 }
 
 int rt_gguf_read(const char *path, rt_gguf_file *out, rt_error *err) {

@@ -59,6 +59,11 @@ int rt_gguf_add_tensor(rt_gguf_writer *w, const char *name, int type, const floa
                        int64_t cols, rt_error *err);
 // Write the file atomically (temp file, fsync, rename).
 int rt_gguf_write(rt_gguf_writer *w, const char *path, rt_error *err);
+// The same file image in memory instead (*out malloc'd, *len bytes): a vocab-only GGUF a checkpoint stores.
+int rt_gguf_write_mem(rt_gguf_writer *w, uint8_t **out, size_t *len, rt_error *err);
+// Appends a key read by rt_gguf_read as it was: its type, and its value or elements byte for byte.
+struct rt_gguf_kv;
+void rt_gguf_add_kv_copy(rt_gguf_writer *w, const struct rt_gguf_kv *kv);
 
 // ---- reading ----
 
@@ -99,6 +104,8 @@ typedef struct rt_gguf_file {
 // nested arrays, unique keys and tensor names, known tensor types with whole blocks, contiguous aligned
 // offsets inside the file. Any problem is an error naming the file and what is wrong.
 int rt_gguf_read(const char *path, rt_gguf_file *out, rt_error *err);
+// The same checks on a GGUF image in memory (copied; name stands for the file in messages).
+int rt_gguf_read_mem(const void *data, size_t size, const char *name, rt_gguf_file *out, rt_error *err);
 void rt_gguf_free(rt_gguf_file *f);
 const rt_gguf_kv *rt_gguf_find_kv(const rt_gguf_file *f, const char *key);
 // One element of a string array at `at` (kv->array for the first): its bytes (not NUL-terminated) and
