@@ -8,8 +8,7 @@
 #include "base/files.h"
 #include "export/gguf.h"
 #include "tokenizer/tokenizer_internal.h"
-
-#define ACCEPTED_SOURCES "a tokenizer.json file, a Hugging Face model folder holding one, or a GGUF file"
+#include "tokenizer/tokenizer_source.h"
 
 int rt_tokenizer_bytes(rt_tokenizer **out, rt_error *err) {
     rt_tokenizer *t = rt_tok_new("the byte tokenizer", err);
@@ -71,67 +70,14 @@ void rt_tokenizer_free(rt_tokenizer *t) {
     free(t);
 }
 
-// ---- loading by source
-
-// The first bytes of a file, to tell GGUF, HDF5 and JSON apart.
-static int read_head(const char *path, unsigned char *head, size_t cap, size_t *n, rt_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return rt_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    *n = fread(head, 1, cap, f);
-    fclose(f);
-    return 0;
-}
-
-static int load_json_file(const char *path, rt_tokenizer **out, rt_error *err) {
-    char *text;
-    size_t len;
-    if (rt_read_file(path, &text, &len, err)) return -1;
-    int rc = rt_tokenizer_from_json(text, len, path, out, err);
-    free(text);
-    return rc;
-}
+// ---- loading by source (tokenizer_source.c tells the kinds apart and keeps the bytes)
 
 int rt_tokenizer_load(const char *source, rt_tokenizer **out, rt_error *err) {
-    struct stat st;
-    if (stat(source, &st) != 0)
-        return rt_fail(err, "%s: %s (a tokenizer source is %s)", source, strerror(errno), ACCEPTED_SOURCES);
-    if (S_ISDIR(st.st_mode)) {
-        char path[4096];
-        if (snprintf(path, sizeof path, "%s/tokenizer.json", source) >= (int)sizeof path)
-            return rt_fail(err, "%s: path too long", source);
-        if (stat(path, &st) != 0)
-            return rt_fail(err, "%s: a folder without tokenizer.json (a tokenizer source is %s)", source,
-                           ACCEPTED_SOURCES);
-        if (load_json_file(path, out, err)) return -1;
-        snprintf(path, sizeof path, "%s/tokenizer_config.json", source);
-        if (stat(path, &st) == 0 && rt_tok_apply_config_file(*out, path, err)) {
-            rt_tokenizer_free(*out);
-            *out = NULL;
-            return -1;
-        }
-        return 0;
-    }
-    unsigned char head[64];
-    size_t n = 0;
-    if (read_head(source, head, sizeof head, &n, err)) return -1;
-    if (n >= 4 && memcmp(head, "GGUF", 4) == 0) {
-        rt_gguf_file f;
-        if (rt_gguf_read(source, &f, err)) return -1;
-        int rc = rt_tokenizer_from_gguf(&f, source, out, err);
-        rt_gguf_free(&f);
-        return rc;
-    }
-    if (n >= 8 && memcmp(head, "\x89HDF\r\n\x1a\n", 8) == 0)
-        return rt_fail(err,
-                       "%s: an HDF5 file (a retort checkpoint or dataset): reading the tokenizer of a "
-                       "checkpoint is not supported yet; a tokenizer source is %s",
-                       source, ACCEPTED_SOURCES);
-    size_t i = 0;
-    if (n >= 3 && memcmp(head, "\xEF\xBB\xBF", 3) == 0) i = 3; // a UTF-8 byte order mark
-    while (i < n && (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' || head[i] == '\n')) i++;
-    if (i < n && head[i] == '{') return load_json_file(source, out, err);
-    return rt_fail(err, "%s: neither JSON nor GGUF nor a folder (a tokenizer source is %s)", source,
-                   ACCEPTED_SOURCES);
+    if (!source[0]) return rt_fail(err, "an empty tokenizer source (give a file, a folder or a checkpoint)");
+    rt_tok_source s;
+    if (rt_tok_source_load(source, &s, out, err)) return -1;
+    rt_tok_source_free(&s);
+    return 0;
 }
 
 // ---- accessors

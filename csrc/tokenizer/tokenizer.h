@@ -42,7 +42,8 @@ int rt_tokenizer_from_json(const char *json, size_t len, const char *origin, rt_
 int rt_tokenizer_from_gguf(const struct rt_gguf_file *f, const char *origin, rt_tokenizer **out,
                            rt_error *err);
 // A tokenizer.json file, a Hugging Face model folder holding tokenizer.json (its tokenizer_config.json, when
-// present, names BOS/EOS/PAD), or a GGUF file; told apart by content, not by name.
+// present, names BOS/EOS/PAD), a GGUF file, or a retort checkpoint (the tokenizer it stores); told apart by
+// content, not by name (tokenizer_source.h).
 int rt_tokenizer_load(const char *source, rt_tokenizer **out, rt_error *err);
 // retort's byte tokenizer (data/tokenizer.h): the same ids as rt_tok_encode, BOS 256, EOS 257, PAD 258.
 int rt_tokenizer_bytes(rt_tokenizer **out, rt_error *err);
