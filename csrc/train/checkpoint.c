@@ -91,10 +91,13 @@ static int check_meta(const rt_ckpt *c, const char *path, rt_error *err) {
             path, (long long)s->step, (long long)s->tokens_seen, (long long)s->data_epoch,
             (long long)s->data_index, (long long)s->world_size);
     const rt_tokenizer_info *t = &c->tokenizer;
-    if (t->vocab_size < 1 || t->vocab_size > MAX_VOCAB || t->bos_id < 0 || t->bos_id >= t->vocab_size ||
-        t->eos_id < 0 || t->eos_id >= t->vocab_size || t->pad_id < 0 || t->pad_id >= t->vocab_size)
+    int byte = !t->type[0] || strcmp(t->type, "byte") == 0, lo = byte ? 0 : -1;
+    if (t->vocab_size < 1 || t->vocab_size > MAX_VOCAB || t->bos_id < lo || t->bos_id >= t->vocab_size ||
+        t->eos_id < lo || t->eos_id >= t->vocab_size || t->pad_id < lo || t->pad_id >= t->vocab_size)
         return rt_fail(err, "%s: tokenizer vocab_size %d with bos %d, eos %d, pad %d is inconsistent", path,
                        t->vocab_size, t->bos_id, t->eos_id, t->pad_id);
+    if (!byte && (!t->bytes || t->len == 0 || strlen(t->hash) != 16 || !t->format[0]))
+        return rt_fail(err, "%s: a %s tokenizer needs its source bytes, format and hash", path, t->type);
     return 0;
 }
 
@@ -139,6 +142,7 @@ static int set_config(hid_t g, const rt_ckpt *c, rt_error *err) {
 
 // The file's strings in the order strings_crc32 covers them (docs/checkpoint.md).
 // Adapter checkpoints also cover /lora's base and base_hash, after the others.
+// A real tokenizer's format and hash come last.
 static uint32_t strings_crc(const char *architecture, const char *producer, const char *yaml,
                             const char *tok_type, const rt_ckpt *adapter) {
     uint32_t crc = rt_h5_crc32_str(0, RT_CKPT_FORMAT);
@@ -150,18 +154,15 @@ static uint32_t strings_crc(const char *architecture, const char *producer, cons
         crc = rt_h5_crc32_str(crc, adapter->base);
         crc = rt_h5_crc32_str(crc, adapter->base_hash);
     }
+    if (adapter && strcmp(tok_type, "byte") != 0) {
+        crc = rt_h5_crc32_str(crc, adapter->tokenizer.format);
+        crc = rt_h5_crc32_str(crc, adapter->tokenizer.hash);
+    }
     return crc;
 }
 
 static int set_tokenizer(hid_t g, const rt_ckpt *c, rt_error *err) {
-    const rt_tokenizer_info *t = &c->tokenizer;
-    return rt_h5_attr_write_str(g, "type", t->type[0] ? t->type : "byte", err) ||
-                   rt_h5_attr_write_i64(g, "vocab_size", t->vocab_size, err) ||
-                   rt_h5_attr_write_i64(g, "bos_id", t->bos_id, err) ||
-                   rt_h5_attr_write_i64(g, "eos_id", t->eos_id, err) ||
-                   rt_h5_attr_write_i64(g, "pad_id", t->pad_id, err)
-               ? -1
-               : 0;
+    return rt_tok_source_h5_write(g, &c->tokenizer, err);
 }
 
 static int fill(hid_t f, const char *path, void *user, rt_error *err) {
@@ -346,34 +347,9 @@ static int read_state(hid_t f, const char *path, rt_train_state *st, rt_error *e
 static int read_tokenizer(hid_t f, const char *path, rt_tokenizer_info *t, rt_error *err) {
     hid_t g = open_group(f, "tokenizer", path, err);
     if (g < 0) return -1;
-    char *s = NULL;
-    int64_t v[4] = {0};
-    int rc = rt_h5_attr_read_str(g, "type", &s, path, "/tokenizer", err);
-    if (rc == 0) {
-        if (strlen(s) >= sizeof t->type)
-            rc = rt_fail(err, "%s: /tokenizer type '%.32s' is too long", path, s);
-        else
-            snprintf(t->type, sizeof t->type, "%s", s);
-        free(s);
-    }
-    if (rc == 0)
-        rc = rt_h5_attr_read_i64(g, "vocab_size", &v[0], path, "/tokenizer", err) ||
-             rt_h5_attr_read_i64(g, "bos_id", &v[1], path, "/tokenizer", err) ||
-             rt_h5_attr_read_i64(g, "eos_id", &v[2], path, "/tokenizer", err) ||
-             rt_h5_attr_read_i64(g, "pad_id", &v[3], path, "/tokenizer", err);
+    int rc = rt_tok_source_h5_read(g, path, t, err);
     H5Gclose(g);
-    if (rc) return -1;
-    if (v[0] < 1 || v[0] > MAX_VOCAB)
-        return rt_fail(err, "%s: /tokenizer vocab_size %lld is impossible", path, (long long)v[0]);
-    for (int i = 1; i < 4; i++)
-        if (v[i] < 0 || v[i] >= v[0])
-            return rt_fail(err, "%s: /tokenizer control id %lld is outside its vocabulary of %lld", path,
-                           (long long)v[i], (long long)v[0]);
-    t->vocab_size = (int)v[0];
-    t->bos_id = (int)v[1];
-    t->eos_id = (int)v[2];
-    t->pad_id = (int)v[3];
-    return 0;
+    return rc;
 }
 
 // strings_crc32 (absent in files of other writers: nothing to check) against the strings just read.
@@ -390,8 +366,8 @@ static int check_strings(hid_t f, const char *path, const rt_ckpt *c, rt_error *
     free(producer);
     if (want != (int64_t)got)
         return rt_fail(err,
-                       "%s: the string attributes (architecture, producer, /config yaml, /tokenizer type) do "
-                       "not match strings_crc32: the file is damaged",
+                       "%s: the string attributes (architecture, producer, /config yaml, /tokenizer type, "
+                       "format and hash) do not match strings_crc32: the file is damaged",
                        path);
     return 0;
 }
@@ -480,7 +456,12 @@ void rt_ckpt_free(rt_ckpt *c) {
     free_tensors(c->adam_m, c->n_optim);
     free_tensors(c->adam_v, c->n_optim);
     free(c->config_yaml);
+    rt_tok_source_free(&c->tokenizer);
     memset(c, 0, sizeof *c);
+}
+
+int rt_ckpt_tokenizer(const rt_ckpt *c, rt_tokenizer **out, rt_error *err) {
+    return rt_tok_source_open(&c->tokenizer, "the checkpoint's /tokenizer", out, err);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@
 //   /optim/adam_v/<name>   fp32 AdamW second moments
 //   /state                 attributes: step, tokens_seen, rng (4 x uint64), data_epoch, data_index,
 //   world_size /config                attribute yaml: the resolved config (the exact text `retort train` runs
-//   with) /tokenizer             attributes: type = "byte", vocab_size, bos_id, eos_id, pad_id root
+//   with) /tokenizer             attributes: type ("byte", "bpe", "spm"), vocab_size, bos_id, eos_id, pad_id;
+//                          real tokenizers also format, hash and the dataset source (their file's bytes) root
 //   attributes        format = "retort-checkpoint", version = 1, architecture = "llama", producer
 // Every dataset is chunked with a Fletcher-32 checksum, so a damaged file reads as an error, not as weights.
 // Files are written to a temp file in the same directory, fsynced, renamed, and the directory fsynced.
@@ -19,6 +20,7 @@
 #include "base/named_tensor.h"
 #include "config/config.h"
 #include "base/files.h"
+#include "tokenizer/tokenizer_source.h"
 
 #define RT_CKPT_FORMAT   "retort-checkpoint"
 #define RT_CKPT_VERSION  1
@@ -33,11 +35,9 @@ typedef struct rt_train_state {
     int64_t world_size;  // ranks that wrote it
 } rt_train_state;
 
-typedef struct rt_tokenizer_info {
-    char type[16]; // "byte"
-    int vocab_size;
-    int bos_id, eos_id, pad_id;
-} rt_tokenizer_info;
+// The model's tokenizer (tokenizer/tokenizer_source.h): type, vocab_size, bos/eos/pad ids, and for a real
+// tokenizer its source bytes, format and hash (borrowed by writers, owned after rt_ckpt_read).
+typedef rt_tok_source rt_tokenizer_info;
 
 // What a checkpoint holds. Writers fill it with borrowed pointers; rt_ckpt_read fills it with owned memory.
 typedef struct rt_ckpt {
@@ -57,6 +57,9 @@ typedef struct rt_ckpt {
     char architecture[32]; // "llama"
     rt_tokenizer_info tokenizer;
 } rt_ckpt;
+
+// The checkpoint's tokenizer, built from what /tokenizer stores (the byte tokenizer for old checkpoints).
+int rt_ckpt_tokenizer(const rt_ckpt *c, rt_tokenizer **out, rt_error *err);
 
 // Write atomically to path. Fails without touching path if anything goes wrong.
 int rt_ckpt_write(const char *path, const rt_ckpt *c, rt_error *err);

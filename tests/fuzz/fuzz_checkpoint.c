@@ -37,7 +37,7 @@ static void make_bases(void) {
         c[i].state = (rt_train_state){.step = 7, .tokens_seen = 448, .rng = {1, 2, 3, 4}, .world_size = 1};
         c[i].config_yaml = yaml;
         snprintf(c[i].architecture, sizeof c[i].architecture, "llama");
-        c[i].tokenizer = (rt_tokenizer_info){"byte", 259, 256, 257, 258};
+        rt_tok_source_byte(&c[i].tokenizer, 259);
     }
     c[0].model = model;
     c[0].n_model = 3;
