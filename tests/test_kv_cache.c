@@ -198,7 +198,7 @@ START_TEST(test_generate_matches_uncached) {
             rt_rng_seed(&r2, 9 + (uint64_t)mode);
             int64_t n_want = generate_uncached(&m, want, P, NEW, &modes[mode], &r1);
             rt_error err;
-            int64_t n_got = rt_generate(&m, got, P, NEW, &modes[mode], &r2, NULL, NULL, &err);
+            int64_t n_got = rt_generate(&m, got, P, NEW, RT_TOK_EOS, &modes[mode], &r2, NULL, NULL, &err);
             ck_assert_msg(n_got >= 0, "%s", err.msg);
             ck_assert_msg(n_got == n_want && memcmp(got, want, (size_t)n_got * sizeof(int32_t)) == 0,
                           "rt_generate (tied=%d, mode %d) made %lld ids, the uncached loop %lld, or others",

@@ -7,17 +7,20 @@
 #include "data/dataset.h"
 #include "data/tasks.h"
 #include "data/text_import.h"
-#include "data/tokenizer.h"
+#include "tokenizer/tokenizer_source.h"
 
 static void print_help(void) {
     printf("usage: retort data <synth|text|tasks> [options]\n\n"
            "  retort data synth --task NAME --n N --out FILE [--split train|val] [--seed S]\n"
            "      N problems of a synthetic task with exact answers; the val split holds problems the train\n"
            "      split never contains (chosen by a hash of the prompt)\n"
-           "  retort data text --in FILE --out FILE [--format lines|blank|whole|jsonl] [--vocab-size V]\n"
+           "  retort data text --in FILE --out FILE [--format lines|blank|whole|jsonl] [--tokenizer SOURCE]\n"
+           "                   [--vocab-size V]\n"
            "      a text file as documents: one per line (lines, the default), separated by blank lines\n"
            "      (blank), the whole file (whole), or JSONL objects with \"text\" or \"prompt\" + "
            "\"completion\"\n"
+           "      --tokenizer: a tokenizer.json, a Hugging Face folder, a GGUF file or a checkpoint (its\n"
+           "      tokenizer); default the byte tokenizer. The dataset records it; training checks it\n"
            "  retort data tasks\n"
            "      the synthetic tasks\n\n"
            "tasks:\n");
@@ -28,8 +31,8 @@ static void summary(const char *path) {
     rt_dataset ds;
     rt_error err;
     if (rt_dataset_load(&ds, path, 0, &err)) return;
-    printf("wrote %s: %zu documents, %zu tokens (task %s, split %s)\n", path, ds.n_docs, ds.n_tokens, ds.task,
-           ds.split);
+    printf("wrote %s: %zu documents, %zu tokens (task %s, split %s, tokenizer %s%s%s)\n", path, ds.n_docs,
+           ds.n_tokens, ds.task, ds.split, ds.tokenizer, ds.tokenizer_hash[0] ? " " : "", ds.tokenizer_hash);
     rt_dataset_free(&ds);
 }
 
@@ -74,15 +77,16 @@ static int cmd_synth(int argc, char **argv) {
 
 static int cmd_text(int argc, char **argv) {
     rt_error err = {{0}};
-    const char *in = NULL, *out = NULL, *format = "lines", *v = NULL;
-    int64_t vocab = RT_TOK_N_BASE;
+    const char *in = NULL, *out = NULL, *format = "lines", *v = NULL, *tokenizer = "";
+    int64_t vocab = 0;
     for (int i = 1; i < argc;) {
         int got;
         if ((got = rt_arg_value(argc, argv, &i, "--in", &in, &err))) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--out", &out, &err))) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--format", &format, &err))) {
+        } else if ((got = rt_arg_value(argc, argv, &i, "--tokenizer", &tokenizer, &err))) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--vocab-size", &v, &err))) {
-            if (got > 0 && rt_arg_int("--vocab-size", v, RT_TOK_N_BASE, 1 << 20, &vocab, &err)) got = -1;
+            if (got > 0 && rt_arg_int("--vocab-size", v, 259, 1 << 24, &vocab, &err)) got = -1;
         } else {
             rt_fail(&err, "unexpected argument %s (see retort data --help)", argv[i]);
             got = -1;
@@ -102,9 +106,26 @@ static int cmd_text(int argc, char **argv) {
         rt_cli_error("data text", err.msg);
         return 2;
     }
-    if (rt_data_text_write(in, format, out, (int)vocab, &err)) {
+    rt_tok_source src;
+    rt_tokenizer *tok = NULL;
+    if (rt_tok_source_load(tokenizer, &src, &tok, &err)) {
         rt_cli_error("data text", err.msg);
         return 1;
+    }
+    int need = strcmp(src.type, "byte") == 0 ? 259 : src.vocab_size;
+    if (vocab == 0) vocab = need;
+    int rc = 0;
+    if (vocab < need) {
+        rt_fail(&err, "--vocab-size %lld is smaller than the tokenizer's %d ids", (long long)vocab, need);
+        rc = 2;
+    } else if (rt_data_text_write(in, format, out, (int)vocab, tok, &src, &err)) {
+        rc = 1;
+    }
+    rt_tokenizer_free(tok);
+    rt_tok_source_free(&src);
+    if (rc) {
+        rt_cli_error("data text", err.msg);
+        return rc;
     }
     summary(out);
     return 0;

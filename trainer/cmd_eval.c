@@ -15,6 +15,7 @@
 #include "infer/evaluate.h"
 #include "infer/load.h"
 #include "data/tasks.h"
+#include "tokenizer/tokenizer_source.h"
 
 static void print_help(void) {
     printf(
@@ -41,11 +42,36 @@ static void print_help(void) {
 
 // Evaluates one checkpoint into row; teacher (may be NULL) is the model KL and agreement are measured
 // against.
+// The checkpoint's tokenizer must be the one the data was made with (and the teacher's, whose distributions
+// are compared id by id). Synthetic tasks are byte-level.
+static int check_tokenizer(const char *ckpt, const rt_dataset *ds, const rt_tok_source *teacher_tok,
+                           rt_error *err) {
+    rt_tok_source t;
+    if (rt_tok_source_from_checkpoint(ckpt, &t, err)) return -1;
+    int rc = 0;
+    char a[64], b[64];
+    if (strcmp(ds->task, "text") != 0 && strcmp(t.type, "byte") != 0)
+        rc =
+            rt_fail(err,
+                    "%s: task '%s' is byte-level (synthetic tasks are made with the byte tokenizer), but the "
+                    "model's tokenizer is %s: evaluate it on a dataset made with `retort data text "
+                    "--tokenizer %s`",
+                    ckpt, ds->task, rt_tok_describe(t.type, t.hash, a), ckpt);
+    if (rc == 0) rc = rt_dataset_check_tokenizer(ds, t.type, t.hash, "--data", err);
+    if (rc == 0 && teacher_tok && !rt_tok_source_same(&t, teacher_tok))
+        rc = rt_fail(
+            err, "%s has the tokenizer %s, the teacher %s: comparing distributions needs the same one", ckpt,
+            rt_tok_describe(t.type, t.hash, a), rt_tok_describe(teacher_tok->type, teacher_tok->hash, b));
+    rt_tok_source_free(&t);
+    return rc;
+}
+
 static int eval_one(const char *ckpt, rt_ctx *ctx, const rt_dataset *ds, int B, int64_t limit,
-                    rt_model *teacher, eval_row *row, rt_error *err) {
+                    rt_model *teacher, const rt_tok_source *teacher_tok, eval_row *row, rt_error *err) {
     rt_model m;
     rt_config cfg;
     memset(row, 0, sizeof *row);
+    if (check_tokenizer(ckpt, ds, teacher ? teacher_tok : NULL, err)) return -1;
     row->ckpt = ckpt;
     struct stat st;
     if (stat(ckpt, &st) == 0) row->file_bytes = (int64_t)st.st_size;
@@ -161,10 +187,15 @@ int rt_cmd_eval(int argc, char **argv) {
             ctx_ok = 1;
     }
     rt_model teacher;
+    rt_tok_source teacher_tok;
+    memset(&teacher_tok, 0, sizeof teacher_tok);
     int have_teacher = 0;
     if (rc == 0 && teacher_path) {
         rt_config tcfg;
-        if (rt_load_model(teacher_path, &ctx, (int)batch, 0, &teacher, &tcfg, &err)) {
+        if (rt_tok_source_from_checkpoint(teacher_path, &teacher_tok, &err)) {
+            rt_fail_wrap(&err, "--teacher");
+            rc = 1;
+        } else if (rt_load_model(teacher_path, &ctx, (int)batch, 0, &teacher, &tcfg, &err)) {
             rt_fail_wrap(&err, "--teacher");
             rc = 1;
         } else {
@@ -173,11 +204,12 @@ int rt_cmd_eval(int argc, char **argv) {
     }
     eval_row *rows = rc == 0 ? calloc((size_t)n_ckpts, sizeof *rows) : NULL;
     for (int i = 0; rc == 0 && i < n_ckpts; i++) {
-        if (!rows ||
-            eval_one(ckpts[i], &ctx, &ds, (int)batch, limit, have_teacher ? &teacher : NULL, &rows[i], &err))
+        if (!rows || eval_one(ckpts[i], &ctx, &ds, (int)batch, limit, have_teacher ? &teacher : NULL,
+                              &teacher_tok, &rows[i], &err))
             rc = 1;
     }
     if (have_teacher) rt_model_free(&teacher);
+    rt_tok_source_free(&teacher_tok);
     if (rc == 0)
         rt_eval_print(rows, n_ckpts, &ds, json, compare);
     else

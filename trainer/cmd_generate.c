@@ -7,11 +7,14 @@
 #include "commands.h"
 #include "infer/sample.h"
 #include "infer/load.h"
-#include "data/tokenizer.h"
+#include "data/dataset.h"
+#include "tokenizer/tokenizer.h"
 
 static void print_help(void) {
     printf("usage: retort generate CHECKPOINT --prompt TEXT [options]\n\n"
-           "Continues BOS + the prompt's bytes and prints the prompt and the continuation (stops at EOS).\n"
+           "Encodes the prompt with the checkpoint's tokenizer (BOS first when the tokenizer adds one), "
+           "continues\n"
+           "it and prints the prompt and the decoded continuation (stops at EOS).\n"
            "  --prompt TEXT        text to continue (required)\n"
            "  --max-tokens N       most new tokens (default 64)\n"
            "  --temperature T      0 = greedy; higher = more random (default 0.8)\n"
@@ -19,13 +22,34 @@ static void print_help(void) {
            "  --top-p P            sample among the likeliest tokens holding mass P, 1 = all (default 1)\n"
            "  --seed S             sampling seed (default 1)\n"
            "  --device D           cpu, cuda or auto (default cpu)\n"
-           "  --threads N          CPU threads, 0 = all cores (default 0)\n");
+           "  --threads N          CPU threads, 0 = all cores (default 0)\n"
+           "  --ids                also print every id (prompt and continuation) on a last line\n");
 }
 
+// Streams the continuation: the text of all ids decoded so far, less what is already printed (decoding the
+// whole sequence keeps multi-byte characters and SentencePiece's spaces as the tokenizer decodes them). Ids
+// the tokenizer does not have (the model's vocabulary may be larger) stand for no text.
+typedef struct stream {
+    const rt_tokenizer *tok;
+    int32_t *ids; // the sequence's ids that the tokenizer has (prompt first)
+    int64_t n;
+    size_t printed; // bytes of the decoded sequence already out (the prompt's at the start)
+    rt_buf text;
+    int failed;
+} stream;
+
 static void print_token(int32_t id, void *user) {
-    char buf[2];
-    size_t n = rt_tok_decode(&id, 1, buf);
-    fwrite(buf, 1, n, stdout);
+    stream *s = user;
+    if (id < 0 || id >= rt_tokenizer_vocab_size(s->tok)) return;
+    s->ids[s->n++] = id;
+    s->text.len = 0;
+    rt_error err;
+    if (s->failed || rt_tokenizer_decode(s->tok, s->ids, (size_t)s->n, 1, &s->text, &err) || s->text.oom) {
+        s->failed = 1;
+        return;
+    }
+    if (s->text.len > s->printed) fwrite(s->text.data + s->printed, 1, s->text.len - s->printed, stdout);
+    if (s->text.len > s->printed) s->printed = s->text.len;
     fflush(stdout);
 }
 
@@ -37,10 +61,14 @@ int rt_cmd_generate(int argc, char **argv) {
     rt_error err = {{0}};
     const char *ckpt = NULL, *prompt = NULL, *device = "cpu", *v = NULL;
     int64_t max_tokens = 64, top_k = 0, seed = 1, threads = 0;
+    int print_ids = 0;
     double temperature = 0.8, top_p = 1.0;
     for (int i = 1; i < argc;) {
         int got = 0;
-        if ((got = rt_arg_value(argc, argv, &i, "--prompt", &prompt, &err))) {
+        if (strcmp(argv[i], "--ids") == 0) {
+            print_ids = 1;
+            i++;
+        } else if ((got = rt_arg_value(argc, argv, &i, "--prompt", &prompt, &err))) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--device", &device, &err))) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--max-tokens", &v, &err))) {
             if (got > 0 && rt_arg_int("--max-tokens", v, 1, 1 << 20, &max_tokens, &err)) got = -1;
@@ -81,25 +109,56 @@ int rt_cmd_generate(int argc, char **argv) {
     }
     rt_model m;
     rt_config cfg;
+    rt_tokenizer *tok = NULL;
     int rc = 1;
-    if (rt_load_model(ckpt, &ctx, 1, 0, &m, &cfg, &err) == 0) {
-        size_t plen = strlen(prompt);
-        int32_t *ids = rt_malloc((plen + 1 + (size_t)max_tokens) * sizeof(int32_t), "token buffer", &err);
+    if (rt_tokenizer_load(ckpt, &tok, &err) == 0 && rt_load_model(ckpt, &ctx, 1, 0, &m, &cfg, &err) == 0) {
+        rt_tok_ids prompt_ids = {0};
+        int32_t *ids = NULL;
+        int32_t start, end;
+        int ok = rt_tokenizer_encode(tok, prompt, strlen(prompt), 1, &prompt_ids, &err) == 0;
+        if (ok)
+            ids = rt_malloc((prompt_ids.n + (size_t)max_tokens + 1) * sizeof(int32_t), "token buffer", &err);
+        // an empty prompt of a tokenizer without BOS: the model continues the id its documents start with
+        if (ids && prompt_ids.n == 0 && rt_dataset_doc_ids(tok, &start, &end, &err) != 0) {
+            free(ids);
+            ids = NULL;
+        } else if (ids && prompt_ids.n == 0) {
+            ids[0] = start;
+        }
+        size_t n_prompt = prompt_ids.n ? prompt_ids.n : 1;
         if (ids) {
-            ids[0] = RT_TOK_BOS;
-            rt_tok_encode(prompt, plen, ids + 1);
+            if (prompt_ids.n) memcpy(ids, prompt_ids.ids, prompt_ids.n * sizeof(int32_t));
             rt_sampling s = {(float)temperature, (int)top_k, (float)top_p};
             rt_rng rng;
             rt_rng_seed(&rng, (uint64_t)seed);
-            fwrite(prompt, 1, plen, stdout);
-            int64_t n =
-                rt_generate(&m, ids, (int64_t)plen + 1, max_tokens, &s, &rng, print_token, NULL, &err);
+            stream out = {tok,
+                          rt_malloc((n_prompt + (size_t)max_tokens) * sizeof(int32_t), "ids", &err),
+                          (int64_t)n_prompt,
+                          0,
+                          {0},
+                          0};
+            if (out.ids) memcpy(out.ids, ids, n_prompt * sizeof(int32_t));
+            rc = !out.ids || rt_tokenizer_decode(tok, ids, n_prompt, 1, &out.text, &err) ? 1 : 0;
+            out.printed = out.text.len;
+            fwrite(prompt, 1, strlen(prompt), stdout);
+            int64_t n = rc ? -1
+                           : rt_generate(&m, ids, (int64_t)n_prompt, max_tokens, rt_tokenizer_eos(tok), &s,
+                                         &rng, print_token, &out, &err);
             fputc('\n', stdout);
+            if (out.failed) n = -1, rt_fail(&err, "cannot decode the generated ids");
+            if (n >= 0 && print_ids) {
+                for (int64_t i = 0; i < n; i++) printf("%s%d", i ? " " : "", ids[i]);
+                fputc('\n', stdout);
+            }
             rc = n < 0 ? 1 : 0;
+            rt_buf_free(&out.text);
+            free(out.ids);
             free(ids);
         }
+        rt_tok_ids_free(&prompt_ids);
         rt_model_free(&m);
     }
+    rt_tokenizer_free(tok);
     if (rc) rt_cli_error("generate", err.msg);
     ctx.be->ctx_free(&ctx);
     return rc;

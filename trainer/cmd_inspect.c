@@ -141,8 +141,11 @@ static void ckpt_text(const char *path, const rt_ckpt *c, long long version, con
            (long long)s->world_size);
     printf("  rng %016llx %016llx %016llx %016llx\n\n", (unsigned long long)s->rng[0],
            (unsigned long long)s->rng[1], (unsigned long long)s->rng[2], (unsigned long long)s->rng[3]);
-    printf("tokenizer\n  %s, vocab %d, bos %d, eos %d, pad %d\n\nconfig\n", c->tokenizer.type,
-           c->tokenizer.vocab_size, c->tokenizer.bos_id, c->tokenizer.eos_id, c->tokenizer.pad_id);
+    printf("tokenizer\n  %s, vocab %d, bos %d, eos %d, pad %d\n", c->tokenizer.type, c->tokenizer.vocab_size,
+           c->tokenizer.bos_id, c->tokenizer.eos_id, c->tokenizer.pad_id);
+    if (c->tokenizer.bytes)
+        printf("  from %s, %zu bytes, hash %s\n", c->tokenizer.format, c->tokenizer.len, c->tokenizer.hash);
+    printf("\nconfig\n");
     for (const char *p = c->config_yaml; p && *p;) {
         const char *nl = strchr(p, '\n');
         int len = nl ? (int)(nl - p) : (int)strlen(p);
@@ -197,8 +200,12 @@ static void ckpt_json(const char *path, const rt_ckpt *c, long long version, con
         (unsigned long long)s->rng[2], (unsigned long long)s->rng[3]);
     printf(" \"tokenizer\": {\"type\": ");
     json_cstr(c->tokenizer.type);
-    printf(", \"vocab_size\": %d, \"bos_id\": %d, \"eos_id\": %d, \"pad_id\": %d},\n \"config_yaml\": ",
-           c->tokenizer.vocab_size, c->tokenizer.bos_id, c->tokenizer.eos_id, c->tokenizer.pad_id);
+    printf(", \"vocab_size\": %d, \"bos_id\": %d, \"eos_id\": %d, \"pad_id\": %d", c->tokenizer.vocab_size,
+           c->tokenizer.bos_id, c->tokenizer.eos_id, c->tokenizer.pad_id);
+    if (c->tokenizer.bytes)
+        printf(", \"format\": \"%s\", \"hash\": \"%s\", \"source_bytes\": %zu", c->tokenizer.format,
+               c->tokenizer.hash, c->tokenizer.len);
+    printf("},\n \"config_yaml\": ");
     json_cstr(c->config_yaml);
     if (c->n_lora > 0) {
         printf(",\n \"adapter\": {\"base\": ");
@@ -287,19 +294,31 @@ static int ds_stats_of(const rt_dataset *ds, ds_stats *s) {
     return 0;
 }
 
+// Byte datasets show their text; others their ids (the tokenizer is not in the dataset, only its hash).
 static void print_doc_text(const rt_dataset *ds, size_t d) {
     int64_t a = ds->doc_offsets[d], b = ds->doc_offsets[d + 1];
+    int byte = strcmp(ds->tokenizer, "byte") == 0;
     printf("  [%zu] %lld tokens: ", d, (long long)(b - a));
     char buf[16];
     for (int64_t i = a; i < b && i < a + SHOW_DOC_TOKENS; i++) {
         if (ds->prompt_len && i == a + 1 + ds->prompt_len[d]) printf(" | ");
-        printf("%s", rt_tok_piece(ds->tokens[i], buf));
+        if (byte)
+            printf("%s", rt_tok_piece(ds->tokens[i], buf));
+        else
+            printf("%s%d", i > a ? " " : "", ds->tokens[i]);
     }
     printf("%s\n", b - a > SHOW_DOC_TOKENS ? " ..." : "");
 }
 
-// Decoded bytes of ids [a, b) as a JSON string.
-static int json_decoded(const int32_t *ids, int64_t a, int64_t b) {
+// Decoded bytes of ids [a, b) as a JSON string; for a dataset of another tokenizer, the ids as an array.
+static int json_decoded(const rt_dataset *ds, int64_t a, int64_t b) {
+    const int32_t *ids = ds->tokens;
+    if (strcmp(ds->tokenizer, "byte") != 0) {
+        printf("[");
+        for (int64_t i = a; i < b; i++) printf("%s%d", i > a ? ", " : "", ids[i]);
+        printf("]");
+        return 0;
+    }
     size_t n = b > a ? (size_t)(b - a) : 0;
     char *text = malloc(n + 1);
     if (!text) return -1;
@@ -312,9 +331,9 @@ static int json_decoded(const int32_t *ids, int64_t a, int64_t b) {
 static int ds_json(const char *path, const rt_dataset *ds, const ds_stats *s, long long version) {
     printf("{\"path\": ");
     json_cstr(path);
-    printf(", \"kind\": \"dataset\", \"format\": \"%s\", \"version\": %lld, \"tokenizer\": \"byte\", "
-           "\"vocab_size\": %d, \"task\": ",
-           RT_DATASET_FORMAT, version, ds->vocab_size);
+    printf(", \"kind\": \"dataset\", \"format\": \"%s\", \"version\": %lld, \"tokenizer\": \"%s\", "
+           "\"tokenizer_hash\": \"%s\", \"vocab_size\": %d, \"task\": ",
+           RT_DATASET_FORMAT, version, ds->tokenizer, ds->tokenizer_hash, ds->vocab_size);
     json_cstr(ds->task);
     printf(", \"split\": ");
     json_cstr(ds->split);
@@ -344,13 +363,13 @@ static int ds_json(const char *path, const rt_dataset *ds, const ds_stats *s, lo
     for (size_t d = 0; d < ds->n_docs && d < SHOW_DOCS; d++) {
         int64_t a = ds->doc_offsets[d], b = ds->doc_offsets[d + 1];
         printf("%s\n  {\"index\": %zu, \"tokens\": %lld, \"text\": ", d ? "," : "", d, (long long)(b - a));
-        if (json_decoded(ds->tokens, a, b)) return -1;
+        if (json_decoded(ds, a, b)) return -1;
         if (ds->prompt_len) {
             int64_t cut = a + 1 + ds->prompt_len[d]; // BOS, then the prompt
             printf(", \"prompt\": ");
-            if (json_decoded(ds->tokens, a, cut)) return -1;
+            if (json_decoded(ds, a, cut)) return -1;
             printf(", \"answer\": ");
-            if (json_decoded(ds->tokens, cut, b)) return -1;
+            if (json_decoded(ds, cut, b)) return -1;
         }
         printf("}");
     }
@@ -361,9 +380,10 @@ static int ds_json(const char *path, const rt_dataset *ds, const ds_stats *s, lo
 static void ds_text(const char *path, const rt_dataset *ds, const ds_stats *s, long long version) {
     printf("%s: retort dataset\n", path);
     printf(
-        "  format      %s, version %lld\n  tokenizer   byte, vocab %d\n  task        %s\n  split       %s\n"
+        "  format      %s, version %lld\n  tokenizer   %s%s%s, vocab %d\n  task        %s\n  split       %s\n"
         "  seed        %lld\n  source      %s\n\n",
-        RT_DATASET_FORMAT, version, ds->vocab_size, ds->task, ds->split, (long long)ds->seed, ds->source);
+        RT_DATASET_FORMAT, version, ds->tokenizer, ds->tokenizer_hash[0] ? " hash " : "", ds->tokenizer_hash,
+        ds->vocab_size, ds->task, ds->split, (long long)ds->seed, ds->source);
     if (ds->teacher[0])
         printf("teacher\n  %s (hash %s, vocab %d)\n%s", ds->teacher, ds->teacher_hash, ds->teacher_vocab_size,
                ds->topk.k ? "" : "\n");

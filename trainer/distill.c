@@ -12,6 +12,23 @@
 #include "train_run.h"
 #include "base/files.h"
 
+// Logit distillation compares distributions over ids, so the ids must mean the same text: the teacher's
+// tokenizer must be the student's (by content hash, not only by size).
+static int check_teacher_tokenizer(const train_run *r, const char *teacher, rt_error *err) {
+    rt_tok_source t;
+    if (rt_tok_source_from_checkpoint(teacher, &t, err)) return rt_fail_wrap(err, "distill.teacher");
+    int same = rt_tok_source_same(&t, &r->tok);
+    char a[64], b[64];
+    if (!same)
+        rt_fail(err,
+                "distill.mode %s: the teacher %s has the tokenizer %s, the student %s; logit distillation "
+                "needs the same tokenizer (set model.tokenizer=%s to train the student with the teacher's)",
+                r->cfg.distill.mode, teacher, rt_tok_describe(t.type, t.hash, a),
+                rt_tok_describe(r->tok.type, r->tok.hash, b), teacher);
+    rt_tok_source_free(&t);
+    return same ? 0 : -2;
+}
+
 // A config that cannot work returns -2 (a usage error, exit 2), with err saying which key and why.
 static int setup_offline(train_run *r, rt_error *err) {
     rt_distill_state *d = &r->kd;
@@ -42,6 +59,8 @@ static int setup_offline(train_run *r, rt_error *err) {
                    c->distill.temperature, ds->topk.temperature, ds->path, ds->topk.temperature),
                -2;
     if (c->distill.teacher[0]) {
+        int rc = check_teacher_tokenizer(r, c->distill.teacher, err);
+        if (rc) return rc;
         char hash[17];
         if (rt_file_hash(c->distill.teacher, hash, err)) return rt_fail_wrap(err, "distill.teacher");
         if (ds->teacher_hash[0] && strcmp(hash, ds->teacher_hash) != 0)
@@ -75,6 +94,8 @@ static int setup_online(train_run *r, rt_error *err) {
         return rt_fail(err,
                        "distill.mode online needs distill.teacher: the checkpoint that runs as the teacher"),
                -2;
+    int rc = check_teacher_tokenizer(r, c->distill.teacher, err);
+    if (rc) return rc;
     rt_config tcfg;
     if (rt_load_model(c->distill.teacher, d->ctx, c->train.batch_size, c->data.seq_len, &d->teacher, &tcfg,
                       err))

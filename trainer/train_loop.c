@@ -25,7 +25,6 @@
 #include "train/peak.h"
 #include "base/rng.h"
 #include "infer/load.h"
-#include "data/tokenizer.h"
 #include "train_run.h"
 #include "base/files.h"
 
@@ -80,6 +79,7 @@ static int resume_from_checkpoint(train_run *r, rt_error *err) {
                      "%s was trained with a different model section than this config; resume needs the "
                      "same model (compare with `retort inspect %s`)",
                      path, path);
+    if (rc == 0) rc = rt_run_check_resume_tokenizer(r, &ck, path, err);
     if (rc == 0 && ck.n_optim == 0)
         rc = rt_fail(err, "%s holds weights only (no optimizer state): it cannot be resumed exactly", path);
     int adapters = r->lora.freeze_base;
@@ -186,11 +186,7 @@ static int write_checkpoint(train_run *r, float *const host[3], rt_error *err) {
     ck.state = r->state;
     ck.config_yaml = rt_config_to_yaml(&r->cfg);
     snprintf(ck.architecture, sizeof ck.architecture, "llama");
-    snprintf(ck.tokenizer.type, sizeof ck.tokenizer.type, "byte");
-    ck.tokenizer.vocab_size = r->cfg.model.vocab_size;
-    ck.tokenizer.bos_id = RT_TOK_BOS;
-    ck.tokenizer.eos_id = RT_TOK_EOS;
-    ck.tokenizer.pad_id = RT_TOK_PAD;
+    ck.tokenizer = r->tok; // borrowed
     char written[RT_PATH_MAX + 64];
     int rc = 0;
     if (!ck.config_yaml) rc = rt_fail(err, "out of memory writing the config");
@@ -294,6 +290,7 @@ static int setup(train_run *r, rt_error *err) {
                        c->run.out_dir);
     int rc_base = r->finetune ? read_base(r, err) : 0;
     if (rc_base) return rc_base;
+    if (rt_run_tokenizer_setup(r, err)) return -1;
     int writer = r->comm.rank == 0; // rank 0 writes the run directory and reports; the others stay quiet
     if (writer) {
         char *yaml = rt_config_to_yaml(c);
@@ -314,6 +311,7 @@ static int setup(train_run *r, rt_error *err) {
             return rt_fail_wrap(err, "data.val");
         r->has_val = 1;
     }
+    if (rt_run_check_data_tokenizer(r, err)) return -1;
     if (rt_batcher_init(&r->batcher, &r->train_ds, c->data.seq_len, (uint64_t)c->run.seed, 1, r->comm.rank,
                         r->comm.world, err))
         return -1;
@@ -659,6 +657,7 @@ static int train_loop(train_run *r, rt_error *err) {
 
 static void cleanup(train_run *r) {
     if (r->has_base) rt_ckpt_free(&r->base);
+    rt_tok_source_free(&r->tok);
     rt_metrics_close(&r->metrics);
     if (r->model.ctx) rt_model_free(&r->model);
     if (r->ctx_ok) r->ctx.be->ctx_free(&r->ctx);

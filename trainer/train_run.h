@@ -53,6 +53,7 @@ typedef struct train_run {
     char base_hash[17];
     rt_ckpt base; // finetune: the base checkpoint, from read_base until its weights are in the model
     int has_base;
+    rt_tok_source tok; // the model's tokenizer, which every checkpoint stores (run_tokenizer.c)
     rt_ctx ctx;
     int ctx_ok;
     rt_model model;
@@ -77,6 +78,13 @@ typedef struct train_run {
 
 // `retort train`, `retort distill` and `retort finetune`: parse, set up, train, report.
 int rt_train_main(int argc, char **argv, rt_run_kind kind, void (*print_help)(void));
+
+// The run's tokenizer (run_tokenizer.c): a fine-tune's is its base's, else model.tokenizer's ("" = bytes);
+// model.vocab_size must hold it, and the datasets must have been made with it.
+int rt_run_tokenizer_setup(train_run *r, rt_error *err);
+int rt_run_check_data_tokenizer(const train_run *r, rt_error *err);
+// Resuming: the checkpoint's tokenizer must be the run's.
+int rt_run_check_resume_tokenizer(const train_run *r, const rt_ckpt *ck, const char *path, rt_error *err);
 
 // Distillation (distill.c): checks the config against the teacher and the data and builds what the mode
 // needs (-2: a config that cannot work, a usage error; -1: a runtime failure); the loss of one

@@ -29,6 +29,8 @@ typedef struct rt_config {
         double norm_eps;    // RMSNorm epsilon
         int tie_embeddings; // bool: output head shares token_embd.weight
         double init_std;    // std of the normal init of matrices
+        char
+            tokenizer[RT_PATH_MAX]; // "" = the byte tokenizer; else its source (tokenizer/tokenizer_source.h)
     } model;
     struct {
         char train[RT_PATH_MAX];   // training dataset (HDF5, from `retort data`)

@@ -38,6 +38,10 @@ const rt_cfg_key rt_config_schema[] = {
     FLT("model.norm_eps", model.norm_eps, "1e-5", 1e-12, 1, "RMSNorm epsilon"),
     BOOL("model.tie_embeddings", model.tie_embeddings, "true", "output head shares token_embd.weight"),
     FLT("model.init_std", model.init_std, "0.02", 1e-6, 10, "std of the normal weight init"),
+    STR("model.tokenizer", model.tokenizer, "",
+        "tokenizer of a model trained from scratch: empty = bytes; a tokenizer.json, a Hugging Face folder, "
+        "a "
+        "GGUF file or a checkpoint (its tokenizer); checkpoints store it"),
 
     STR("data.train", data.train, "data/addpad_train.h5", "training dataset (HDF5 from retort data)"),
     STR("data.val", data.val, "data/addpad_val.h5", "validation dataset; empty for none"),

@@ -112,14 +112,16 @@ static int validate(const ds_view *v, int max_vocab, const char *p, rt_error *er
 // writing
 
 // The file's strings in the order strings_crc32 covers them (docs/checkpoint.md).
-static uint32_t strings_crc(const char *task, const char *split, const char *source, const char *teacher,
-                            const char *teacher_hash) {
+// A real tokenizer's hash comes last.
+static uint32_t strings_crc(const char *tokenizer, const char *task, const char *split, const char *source,
+                            const char *teacher, const char *teacher_hash, const char *tokenizer_hash) {
     uint32_t crc = rt_h5_crc32_str(0, RT_DATASET_FORMAT);
-    crc = rt_h5_crc32_str(crc, "byte");
+    crc = rt_h5_crc32_str(crc, tokenizer);
     crc = rt_h5_crc32_str(crc, task);
     crc = rt_h5_crc32_str(crc, split);
     crc = rt_h5_crc32_str(crc, source);
     if (teacher) crc = rt_h5_crc32_str(rt_h5_crc32_str(crc, teacher), teacher_hash ? teacher_hash : "");
+    if (strcmp(tokenizer, "byte") != 0) crc = rt_h5_crc32_str(crc, tokenizer_hash);
     return crc;
 }
 
@@ -127,6 +129,9 @@ static int fill(hid_t f, const char *path, void *user, rt_error *err) {
     const rt_dataset_spec *s = user;
     const char *task = s->task ? s->task : "text", *split = s->split ? s->split : "all";
     const char *source = s->source ? s->source : "";
+    const char *tok = s->tokenizer ? s->tokenizer : "byte",
+               *tok_hash = s->tokenizer_hash ? s->tokenizer_hash : "";
+    if (strcmp(tok, "byte") != 0 && rt_h5_attr_write_str(f, "tokenizer_hash", tok_hash, err)) return -1;
     hsize_t nt = s->n_tokens, no = s->n_docs + 1, nd = s->n_docs;
     if (rt_h5_write(f, "tokens", H5T_NATIVE_INT32, H5T_STD_I32LE, 1, &nt, s->tokens, err) ||
         rt_h5_write(f, "doc_offsets", H5T_NATIVE_INT64, H5T_STD_I64LE, 1, &no, s->doc_offsets, err) ||
@@ -148,7 +153,7 @@ static int fill(hid_t f, const char *path, void *user, rt_error *err) {
     }
     return rt_h5_attr_write_str(f, "format", RT_DATASET_FORMAT, err) ||
                    rt_h5_attr_write_i64(f, "version", RT_DATASET_VERSION, err) ||
-                   rt_h5_attr_write_str(f, "tokenizer", "byte", err) ||
+                   rt_h5_attr_write_str(f, "tokenizer", tok, err) ||
                    rt_h5_attr_write_i64(f, "vocab_size", s->vocab_size, err) ||
                    rt_h5_attr_write_i64(f, "n_docs", (int64_t)s->n_docs, err) ||
                    rt_h5_attr_write_i64(f, "n_tokens", (int64_t)s->n_tokens, err) ||
@@ -156,8 +161,9 @@ static int fill(hid_t f, const char *path, void *user, rt_error *err) {
                    rt_h5_attr_write_str(f, "split", split, err) ||
                    rt_h5_attr_write_i64(f, "seed", s->seed, err) ||
                    rt_h5_attr_write_str(f, "source", source, err) ||
-                   rt_h5_attr_write_i64(f, "strings_crc32",
-                                        strings_crc(task, split, source, s->teacher, s->teacher_hash), err)
+                   rt_h5_attr_write_i64(
+                       f, "strings_crc32",
+                       strings_crc(tok, task, split, source, s->teacher, s->teacher_hash, tok_hash), err)
                ? -1
                : 0;
 }
@@ -171,6 +177,11 @@ int rt_dataset_write(const char *path, const rt_dataset_spec *s, rt_error *err) 
     if ((s->task && strlen(s->task) >= sizeof ds.task) || (s->split && strlen(s->split) >= sizeof ds.split))
         return rt_fail(err, "%s: task or split name too long (at most %zu and %zu bytes)", path,
                        sizeof ds.task - 1, sizeof ds.split - 1);
+    const char *tok = s->tokenizer ? s->tokenizer : "byte";
+    if (strcmp(tok, "byte") != 0 && strcmp(tok, "bpe") != 0 && strcmp(tok, "spm") != 0)
+        return rt_fail(err, "%s: tokenizer '%s' (byte, bpe or spm expected)", path, tok);
+    if (strcmp(tok, "byte") != 0 && (!s->tokenizer_hash || strlen(s->tokenizer_hash) != 16))
+        return rt_fail(err, "%s: a %s dataset needs its tokenizer's 16-digit hash", path, tok);
     if (s->topk && s->topk->k > 0 && !s->teacher)
         return rt_fail(err, "%s: teacher distributions without the teacher's name", path);
     ds_view v = {s->tokens,     s->n_tokens,   s->doc_offsets, s->n_docs,
@@ -218,10 +229,23 @@ static int load_attrs(rt_dataset *ds, hid_t f, int64_t *n_docs, int64_t *n_token
         return rt_fail(err, "%s: dataset version %lld; this retort reads version %d", p, (long long)version,
                        RT_DATASET_VERSION);
     if (rt_h5_attr_read_str(f, "tokenizer", &s, p, "the file", err)) return -1;
-    ok = strcmp(s, "byte") == 0;
-    if (!ok) rt_fail(err, "%s: tokenizer attribute is '%.64s'; this retort reads 'byte' datasets", p, s);
+    ok = strcmp(s, "byte") == 0 || strcmp(s, "bpe") == 0 || strcmp(s, "spm") == 0;
+    if (ok)
+        snprintf(ds->tokenizer, sizeof ds->tokenizer, "%s", s);
+    else
+        rt_fail(err, "%s: tokenizer attribute is '%.64s' (byte, bpe or spm expected)", p, s);
     free(s);
     if (!ok) return -1;
+    if (strcmp(ds->tokenizer, "byte") != 0) {
+        if (rt_h5_attr_read_str(f, "tokenizer_hash", &s, p, "the file", err)) return -1;
+        ok = strlen(s) == 16;
+        if (ok)
+            snprintf(ds->tokenizer_hash, sizeof ds->tokenizer_hash, "%s", s);
+        else
+            rt_fail(err, "%s: tokenizer_hash '%.40s' is not 16 hex digits", p, s);
+        free(s);
+        if (!ok) return -1;
+    }
     if (rt_h5_attr_read_i64(f, "vocab_size", &vocab, p, "the file", err) ||
         rt_h5_attr_read_i64(f, "n_docs", n_docs, p, "the file", err) ||
         rt_h5_attr_read_i64(f, "n_tokens", n_tokens, p, "the file", err))
@@ -235,7 +259,7 @@ static int load_attrs(rt_dataset *ds, hid_t f, int64_t *n_docs, int64_t *n_token
                        (long long)*n_tokens);
     snprintf(ds->task, sizeof ds->task, "text");
     snprintf(ds->split, sizeof ds->split, "all");
-    uint32_t crc = rt_h5_crc32_str(rt_h5_crc32_str(0, RT_DATASET_FORMAT), "byte");
+    uint32_t crc = rt_h5_crc32_str(rt_h5_crc32_str(0, RT_DATASET_FORMAT), ds->tokenizer);
     if (opt_str(f, "task", ds->task, sizeof ds->task, &crc, p, err) ||
         opt_str(f, "split", ds->split, sizeof ds->split, &crc, p, err) ||
         opt_str(f, "source", ds->source, sizeof ds->source, &crc, p, err))
@@ -256,6 +280,7 @@ static int load_attrs(rt_dataset *ds, hid_t f, int64_t *n_docs, int64_t *n_token
     int e = rt_h5_attr_exists(f, "seed");
     if (e < 0) return rt_fail(err, "%s: cannot read the attributes of the file (damaged file?)", p);
     if (e && rt_h5_attr_read_i64(f, "seed", &ds->seed, p, "the file", err)) return -1;
+    if (strcmp(ds->tokenizer, "byte") != 0) crc = rt_h5_crc32_str(crc, ds->tokenizer_hash);
     // strings_crc32: absent in files of other writers (nothing to check)
     int64_t want;
     e = rt_h5_attr_exists(f, "strings_crc32");
@@ -263,7 +288,8 @@ static int load_attrs(rt_dataset *ds, hid_t f, int64_t *n_docs, int64_t *n_token
     if (e && rt_h5_attr_read_i64(f, "strings_crc32", &want, p, "the file", err)) return -1;
     if (e && want != (int64_t)crc)
         return rt_fail(err,
-                       "%s: the string attributes (task, split, source) do not match strings_crc32: the file "
+                       "%s: the string attributes (tokenizer, task, split, source, teacher) do not match "
+                       "strings_crc32: the file "
                        "is damaged, or was edited without updating strings_crc32",
                        p);
     return 0;
@@ -385,4 +411,42 @@ int rt_dataset_answer_mask(const rt_dataset *ds, uint8_t **mask, rt_error *err) 
             m[i] = 1;
     *mask = m;
     return 0;
+}
+
+int rt_dataset_doc_ids(const rt_tokenizer *tok, int32_t *start, int32_t *end, rt_error *err) {
+    int32_t bos = rt_tokenizer_bos(tok), eos = rt_tokenizer_eos(tok);
+    if (eos < 0)
+        return rt_fail(
+            err,
+            "%s has no EOS token: retort's documents end with one (a tokenizer_config.json next to "
+            "tokenizer.json may name it as eos_token)",
+            rt_tokenizer_origin(tok));
+    *start = bos >= 0 ? bos : eos;
+    *end = eos;
+    return 0;
+}
+
+int rt_dataset_check_tokenizer(const rt_dataset *ds, const char *type, const char *hash, const char *what,
+                               rt_error *err) {
+    int same = strcmp(ds->tokenizer, type) == 0 &&
+               (strcmp(type, "byte") == 0 || strcmp(ds->tokenizer_hash, hash) == 0);
+    if (same) return 0;
+    if (strcmp(ds->tokenizer, "byte") == 0)
+        return rt_fail(
+            err,
+            "%s %s holds byte-tokenizer ids (synthetic tasks and datasets made without --tokenizer "
+            "are bytes), but the model's tokenizer is %s (hash %s): make the data with `retort data "
+            "text --tokenizer` and the model's tokenizer",
+            what, ds->path, type, hash);
+    if (strcmp(type, "byte") == 0)
+        return rt_fail(
+            err,
+            "%s %s was tokenized with a %s tokenizer (hash %s), but the model uses the byte tokenizer: "
+            "set model.tokenizer to that tokenizer (a file, folder or checkpoint) or remake the data",
+            what, ds->path, ds->tokenizer, ds->tokenizer_hash);
+    return rt_fail(
+        err,
+        "%s %s was tokenized with a %s tokenizer of hash %s, but the model's tokenizer is %s of hash "
+        "%s: ids mean different text; remake the data with the model's tokenizer",
+        what, ds->path, ds->tokenizer, ds->tokenizer_hash, type, hash);
 }

@@ -3,8 +3,10 @@
 //   /doc_offsets   int64 [D+1]    document d is tokens[doc_offsets[d] : doc_offsets[d+1]]
 //   /prompt_len    int32 [D]      optional: how many ids of document d (after BOS) are the prompt; the rest
 //                                 up to EOS is the exact answer that `retort eval --task` checks
-//   root attributes: format = "retort-dataset", version = 1, tokenizer = "byte", vocab_size, n_docs,
-//                    n_tokens, task, split, seed, source (how it was made)
+//   root attributes: format = "retort-dataset", version = 1, tokenizer ("byte", or "bpe" / "spm" with
+//                    tokenizer_hash, the hash of the tokenizer's source: tokenizer/tokenizer_source.h),
+//                    vocab_size, n_docs, n_tokens, task, split, seed, source (how it was made)
+// A document is a start id (BOS, or EOS for a tokenizer without BOS), the text's ids, and EOS.
 // Written by `retort synth` (a teacher's answers), optionally:
 //   /topk_ids      int32 [A, k]    the teacher's k most likely ids at each answer position, most likely first
 //   /topk_logprobs float32 [A, k]  their log-probabilities under softmax(teacher logits / topk_temperature)
@@ -20,6 +22,7 @@
 
 #include "base/common.h"
 #include "base/files.h"
+#include "tokenizer/tokenizer.h"
 
 #define RT_DATASET_FORMAT  "retort-dataset"
 #define RT_DATASET_VERSION 1
@@ -39,10 +42,12 @@ typedef struct rt_dataset {
     size_t n_tokens;
     int64_t *doc_offsets; // [n_docs + 1]
     size_t n_docs;
-    int32_t *prompt_len; // [n_docs] or NULL when the dataset has no prompt/answer split
-    int vocab_size;      // from the attributes
-    char task[64];       // "arithmetic", "kv", "text", ...
-    char split[16];      // "train", "val", "all"
+    int32_t *prompt_len;     // [n_docs] or NULL when the dataset has no prompt/answer split
+    int vocab_size;          // from the attributes
+    char tokenizer[16];      // "byte", "bpe" or "spm"
+    char tokenizer_hash[17]; // "" for byte
+    char task[64];           // "arithmetic", "kv", "text", ...
+    char split[16];          // "train", "val", "all"
     int64_t seed;
     char source[256];
     char teacher[1024];     // the checkpoint that wrote the answers ("" when not synthesised)
@@ -59,6 +64,8 @@ typedef struct rt_dataset_spec {
     size_t n_docs;
     const int32_t *prompt_len; // may be NULL
     int vocab_size;
+    const char *tokenizer;      // NULL or "byte"; else "bpe" / "spm" with its hash
+    const char *tokenizer_hash; //
     const char *task;
     const char *split;
     int64_t seed;
@@ -85,6 +92,14 @@ size_t rt_dataset_answer_count(const rt_dataset *ds);
 // For each token position, its row in the answer-position tables (topk), or -1 for BOS and prompt ids.
 // Needs /prompt_len; the caller frees the [n_tokens] array.
 int rt_dataset_answer_rows(const rt_dataset *ds, int64_t **rows, rt_error *err);
+
+// The ids a document of tok starts and ends with: BOS (EOS for a tokenizer without BOS, as GPT-2 separates
+// its documents) and EOS. A tokenizer without EOS cannot make documents: an error.
+int rt_dataset_doc_ids(const rt_tokenizer *tok, int32_t *start, int32_t *end, rt_error *err);
+// Whether ds was tokenized with the tokenizer recorded as (type, hash); else an error naming both, with
+// what (the config key or command the dataset came in by).
+int rt_dataset_check_tokenizer(const rt_dataset *ds, const char *type, const char *hash, const char *what,
+                               rt_error *err);
 
 // Write atomically (temp file in the same directory, fsync, rename).
 int rt_dataset_write(const char *path, const rt_dataset_spec *spec, rt_error *err);

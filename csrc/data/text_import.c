@@ -6,7 +6,6 @@
 #include "data/dataset.h"
 #include "base/json.h"
 #include "data/text_import.h"
-#include "data/tokenizer.h"
 #include "base/files.h"
 
 typedef struct doc_builder {
@@ -16,6 +15,9 @@ typedef struct doc_builder {
     int32_t *prompt_len;
     size_t n_docs, docs_cap;
     int with_prompts; // -1 unknown, 0 text documents, 1 prompt/completion documents
+    const rt_tokenizer *tok;
+    int32_t start, end; // the ids a document starts and ends with (rt_dataset_doc_ids)
+    rt_tok_ids ids;     // scratch
 } doc_builder;
 
 static int reserve(doc_builder *b, size_t more, rt_error *err) {
@@ -41,17 +43,27 @@ static int reserve(doc_builder *b, size_t more, rt_error *err) {
     return 0;
 }
 
-// Adds BOS + prompt + body + EOS.
+// Appends the ids of text (no special tokens added: the document's own start and end are).
+static int encode(doc_builder *b, const char *text, size_t len, size_t *n_ids, rt_error *err) {
+    b->ids.n = 0;
+    if (rt_tokenizer_encode(b->tok, text, len, 0, &b->ids, err) || reserve(b, b->ids.n + 1, err)) return -1;
+    memcpy(b->tokens + b->n, b->ids.ids, b->ids.n * sizeof(int32_t));
+    b->n += b->ids.n;
+    *n_ids = b->ids.n;
+    return 0;
+}
+
+// Adds start + prompt + body + EOS; prompt_len counts the prompt's ids.
 static int add_doc(doc_builder *b, const char *prompt, size_t plen, const char *body, size_t blen,
                    rt_error *err) {
-    if (plen > INT32_MAX) return rt_fail(err, "prompt too long");
-    if (reserve(b, plen + blen + 2, err)) return -1;
+    size_t n_prompt, n_body;
+    if (reserve(b, 2, err)) return -1;
     if (b->n_docs == 0) b->offsets[0] = 0;
-    b->tokens[b->n++] = RT_TOK_BOS;
-    b->n += rt_tok_encode(prompt, plen, b->tokens + b->n);
-    b->n += rt_tok_encode(body, blen, b->tokens + b->n);
-    b->tokens[b->n++] = RT_TOK_EOS;
-    b->prompt_len[b->n_docs] = (int32_t)plen;
+    b->tokens[b->n++] = b->start;
+    if (encode(b, prompt, plen, &n_prompt, err) || encode(b, body, blen, &n_body, err)) return -1;
+    if (n_prompt > INT32_MAX) return rt_fail(err, "prompt too long");
+    b->tokens[b->n++] = b->end;
+    b->prompt_len[b->n_docs] = (int32_t)n_prompt;
     b->offsets[++b->n_docs] = (int64_t)b->n;
     return 0;
 }
@@ -167,18 +179,20 @@ static int split_docs(doc_builder *b, const char *path, const char *fmt, const c
 }
 
 int rt_data_text_write(const char *in_path, const char *format, const char *out_path, int vocab_size,
-                       rt_error *err) {
+                       const rt_tokenizer *tok, const rt_tok_source *src, rt_error *err) {
     if (strcmp(format, "lines") && strcmp(format, "blank") && strcmp(format, "whole") &&
         strcmp(format, "jsonl"))
         return rt_fail(err, "unknown format '%s' (expected lines, blank, whole or jsonl)", format);
-    if (vocab_size < RT_TOK_N_BASE)
-        return rt_fail(err, "vocab size %d is smaller than the byte tokenizer's %d", vocab_size,
-                       RT_TOK_N_BASE);
+    int need = strcmp(src->type, "byte") == 0 ? 259 : rt_tokenizer_vocab_size(tok);
+    if (vocab_size < need)
+        return rt_fail(err, "vocab size %d is smaller than the tokenizer's %d ids", vocab_size, need);
+    doc_builder b = {0};
+    b.with_prompts = -1;
+    b.tok = tok;
+    if (rt_dataset_doc_ids(tok, &b.start, &b.end, err)) return -1;
     char *text = NULL;
     size_t len = 0;
     if (rt_read_file(in_path, &text, &len, err)) return -1;
-    doc_builder b = {0};
-    b.with_prompts = -1;
     int rc = split_docs(&b, in_path, format, text, len, err);
     if (rc == 0 && b.n_docs == 0) rc = rt_fail(err, "%s: no documents (format %s)", in_path, format);
     if (rc == 0) {
@@ -190,6 +204,8 @@ int rt_data_text_write(const char *in_path, const char *format, const char *out_
                                 .n_docs = b.n_docs,
                                 .prompt_len = b.with_prompts == 1 ? b.prompt_len : NULL,
                                 .vocab_size = vocab_size,
+                                .tokenizer = src->type,
+                                .tokenizer_hash = src->hash,
                                 .task = "text",
                                 .split = "all",
                                 .source = source};
@@ -199,5 +215,6 @@ int rt_data_text_write(const char *in_path, const char *format, const char *out_
     free(b.tokens);
     free(b.offsets);
     free(b.prompt_len);
+    rt_tok_ids_free(&b.ids);
     return rc;
 }

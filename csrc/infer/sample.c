@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/tokenizer.h"
-
 typedef struct scored {
     float p;
     int32_t id;
@@ -88,8 +86,8 @@ void rt_topk_logprobs(const float *logits, int V, int k, float temperature, int3
     }
 }
 
-int64_t rt_generate(rt_model *m, int32_t *ids, int64_t n, int64_t max_new, const rt_sampling *s, rt_rng *rng,
-                    void (*on_token)(int32_t id, void *user), void *user, rt_error *err) {
+int64_t rt_generate(rt_model *m, int32_t *ids, int64_t n, int64_t max_new, int32_t eos, const rt_sampling *s,
+                    rt_rng *rng, void (*on_token)(int32_t id, void *user), void *user, rt_error *err) {
     int V = m->dims.V, T_cap = m->T_max_batch;
     float *row = rt_malloc((size_t)V * 2 * sizeof(float), "logits row", err);
     if (!row) return -1;
@@ -115,7 +113,7 @@ int64_t rt_generate(rt_model *m, int32_t *ids, int64_t n, int64_t max_new, const
         int32_t next = rt_sample_token(row, V, s, rng, row + V);
         ids[n++] = next;
         if (on_token) on_token(next, user);
-        if (next == RT_TOK_EOS) break;
+        if (next == eos) break;
     }
     free(row);
     if (m->ctx->be->check(m->ctx, err)) return -1;

@@ -22,12 +22,12 @@ int32_t rt_sample_token(const float *logits, int V, const rt_sampling *s, rt_rng
 // log-probabilities under softmax(logits / temperature). k <= V.
 void rt_topk_logprobs(const float *logits, int V, int k, float temperature, int32_t *ids, float *logprobs);
 
-// Continue ids[0 .. n) (BOS first) by up to max_new ids, stopping after EOS. ids must hold n + max_new.
+// Continue ids[0 .. n) by up to max_new ids, stopping after eos (-1: never). ids must hold n + max_new.
 // m is an inference model (its KV cache holds the sequence: a prefill of ids[0 .. n), then one position per
 // new id). The context is the last T_max ids once the sequence outgrows the model (each step then a whole
 // forward of that window). Returns the new count, or -1. on_token (may be NULL) is called with each new id
 // as it is produced.
-int64_t rt_generate(rt_model *m, int32_t *ids, int64_t n, int64_t max_new, const rt_sampling *s, rt_rng *rng,
-                    void (*on_token)(int32_t id, void *user), void *user, rt_error *err);
+int64_t rt_generate(rt_model *m, int32_t *ids, int64_t n, int64_t max_new, int32_t eos, const rt_sampling *s,
+                    rt_rng *rng, void (*on_token)(int32_t id, void *user), void *user, rt_error *err);
 
 #endif

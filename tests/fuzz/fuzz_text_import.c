@@ -19,7 +19,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     snprintf(out_path, sizeof out_path, "%s", fz_path("out.h5"));
     fz_write(in_path, data + 1, size - 1);
     rt_error err;
-    if (rt_data_text_write(in_path, fmt, out_path, RT_TOK_N_BASE, &err) == 0) {
+    static rt_tokenizer *tok;
+    static rt_tok_source src;
+    if (!tok && rt_tokenizer_bytes(&tok, &err)) abort();
+    rt_tok_source_byte(&src, RT_TOK_N_BASE);
+    if (rt_data_text_write(in_path, fmt, out_path, RT_TOK_N_BASE, tok, &src, &err) == 0) {
         rt_dataset ds;
         if (rt_dataset_load(&ds, out_path, RT_TOK_N_BASE, &err)) {
             fprintf(stderr, "fuzz_text_import: what it wrote does not load: %s\n", err.msg);
