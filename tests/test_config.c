@@ -138,6 +138,7 @@ static void assert_brief_defaults(const rt_config *c) {
     ck_assert(c->model.norm_eps == 1e-5);
     ck_assert_int_eq(c->model.tie_embeddings, 1);
     ck_assert(c->model.init_std == 0.02);
+    ck_assert_str_eq(c->model.tokenizer, "");
     ck_assert_str_eq(c->data.train, "data/addpad_train.h5");
     ck_assert_str_eq(c->data.val, "data/addpad_val.h5");
     ck_assert_int_eq(c->data.seq_len, 14);
@@ -204,7 +205,7 @@ START_TEST(test_defaults) {
     memset(&cfg, 0x5a, sizeof cfg);
     rt_config_defaults(&cfg);
     assert_brief_defaults(&cfg);
-    ck_assert_int_eq(rt_config_schema_len, 72); // one row per field listed above
+    ck_assert_int_eq(rt_config_schema_len, 73); // one row per field listed above
     ck_assert_msg(rt_config_validate(&cfg, &err) == 0, "%s", err.msg);
     // every schema default is accepted by its own key, and is in its range
     for (int i = 0; i < rt_config_schema_len; i++) {

@@ -242,7 +242,11 @@ START_TEST(test_load_checks) {
                "retort-checkpoint");
     expect_bad(d, "no-format", "del f.attrs['format']", 0, "no 'format' attribute", "not a retort dataset");
     expect_bad(d, "version", "f.attrs['version'] = np.int64(2)", 0, "version 2", NULL);
-    expect_bad(d, "tokenizer", "f.attrs['tokenizer'] = 'bpe'", 0, "tokenizer", "bpe");
+    expect_bad(d, "tokenizer", "f.attrs['tokenizer'] = 'wordpiece'", 0, "tokenizer", "wordpiece");
+    expect_bad(d, "tokenizer-hash", "f.attrs['tokenizer'] = 'bpe'", 0, "tokenizer_hash", NULL);
+    expect_bad(d, "tokenizer-edited",
+               "f.attrs['tokenizer'] = 'bpe'; f.attrs['tokenizer_hash'] = '0123456789abcdef'", 0,
+               "strings_crc32", NULL);
     expect_bad(d, "n-docs", "f.attrs['n_docs'] = np.int64(5)", 0, "n_docs = 5", NULL);
     expect_bad(d, "n-tokens", "f.attrs['n_tokens'] = np.int64(22)", 0, "n_tokens = 22", NULL);
     expect_bad(d, "no-vocab", "del f.attrs['vocab_size']", 0, "vocab_size", NULL);

@@ -8,6 +8,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "tokenizer/tokenizer_source.h"
 #include "config/config.h"
 #include "infer/load.h"
 #include "distill/synth.h"
@@ -68,8 +69,17 @@ int rt_cmd_synth(int argc, char **argv) {
     rt_model teacher;
     rt_config teacher_cfg;
     int ctx_ok = 0, teacher_ok = 0, failed = 0;
-    if (cfg.synth.prompts[0] ? rt_synth_prompts_from_jsonl(cfg.synth.prompts, &prompts, &err)
-                             : rt_synth_prompts_from_task(&cfg, &prompts, &err))
+    // the teacher's tokenizer encodes the prompts and decodes the answers; the output records it
+    rt_tok_source tok_src;
+    rt_tokenizer *tok = NULL;
+    if (rt_tok_source_load(cfg.synth.teacher, &tok_src, &tok, &err)) {
+        rt_fail_wrap(&err, "synth.teacher");
+        failed = 1;
+    }
+    if (!failed &&
+        (cfg.synth.prompts[0]
+             ? rt_synth_prompts_from_jsonl(cfg.synth.prompts, tok, tok_src.type, tok_src.hash, &prompts, &err)
+             : rt_synth_prompts_from_task(&cfg, tok, tok_src.type, tok_src.hash, &prompts, &err)))
         failed = 1;
     if (!failed && rt_file_hash(cfg.synth.teacher, hash, &err)) {
         rt_fail_wrap(&err, "synth.teacher");
@@ -125,6 +135,8 @@ int rt_cmd_synth(int argc, char **argv) {
     if (teacher_ok) rt_model_free(&teacher);
     if (ctx_ok) ctx.be->ctx_free(&ctx);
     rt_synth_prompts_free(&prompts);
+    rt_tokenizer_free(tok);
+    rt_tok_source_free(&tok_src);
     comm.destroy(&comm);
     return rc;
 }

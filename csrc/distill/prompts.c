@@ -6,7 +6,7 @@
 #include "base/json.h"
 #include "data/tasks.h"
 #include "distill/synth.h"
-#include "data/tokenizer.h"
+#include "data/dataset.h"
 #include "base/files.h"
 
 void rt_synth_prompts_free(rt_synth_prompts *p) {
@@ -27,19 +27,41 @@ static int alloc_prompts(rt_synth_prompts *p, size_t n, int with_answers, rt_err
     return 0;
 }
 
-// BOS + the bytes of text[0 .. len).
-static int set_prompt(rt_synth_prompts *p, size_t i, const char *text, size_t len, rt_error *err) {
-    if (len > (size_t)INT32_MAX - 1) return rt_fail(err, "prompt %zu is too long", i);
-    p->ids[i] = rt_malloc((len + 1) * sizeof(int32_t), "prompt", err);
-    if (!p->ids[i]) return -1;
-    p->ids[i][0] = RT_TOK_BOS;
-    rt_tok_encode(text, len, p->ids[i] + 1);
-    p->len[i] = (int32_t)(len + 1);
-    return 0;
+// The tokenizer the prompts are encoded with, and the ids a document starts and ends with.
+static int set_tokenizer(rt_synth_prompts *p, const rt_tokenizer *tok, const char *type, const char *hash,
+                         rt_error *err) {
+    p->tok = tok;
+    snprintf(p->tok_type, sizeof p->tok_type, "%s", type);
+    snprintf(p->tok_hash, sizeof p->tok_hash, "%s", hash ? hash : "");
+    return rt_dataset_doc_ids(tok, &p->start_id, &p->eos_id, err);
 }
 
-int rt_synth_prompts_from_task(const rt_config *cfg, rt_synth_prompts *p, rt_error *err) {
+// The start id + the ids of text[0 .. len) (no special tokens added: the start id is the document's).
+static int set_prompt(rt_synth_prompts *p, size_t i, const char *text, size_t len, rt_error *err) {
+    rt_tok_ids ids = {0};
+    if (rt_tokenizer_encode(p->tok, text, len, 0, &ids, err)) return -1;
+    int rc = 0;
+    if (ids.n > (size_t)INT32_MAX - 1) rc = rt_fail(err, "prompt %zu is too long", i);
+    if (rc == 0 && !(p->ids[i] = rt_malloc((ids.n + 1) * sizeof(int32_t), "prompt", err))) rc = -1;
+    if (rc == 0) {
+        p->ids[i][0] = p->start_id;
+        if (ids.n) memcpy(p->ids[i] + 1, ids.ids, ids.n * sizeof(int32_t));
+        p->len[i] = (int32_t)(ids.n + 1);
+    }
+    rt_tok_ids_free(&ids);
+    return rc;
+}
+
+int rt_synth_prompts_from_task(const rt_config *cfg, const rt_tokenizer *tok, const char *tok_type,
+                               const char *tok_hash, rt_synth_prompts *p, rt_error *err) {
     memset(p, 0, sizeof *p);
+    if (strcmp(tok_type, "byte") != 0)
+        return rt_fail(
+            err,
+            "synth.task %s: synthetic tasks are byte-level, but the teacher's tokenizer is %s: give "
+            "the prompts as JSONL (synth.prompts)",
+            cfg->synth.task, tok_type);
+    if (set_tokenizer(p, tok, tok_type, tok_hash, err)) return -1;
     rt_problem *probs = NULL;
     size_t n = (size_t)cfg->synth.n_prompts;
     if (rt_task_problems(cfg->synth.task, n, cfg->synth.split, (uint64_t)cfg->run.seed, &probs, err))
@@ -82,8 +104,10 @@ static int on_string(const char *key, const char *value, size_t len, void *user)
     return 0;
 }
 
-int rt_synth_prompts_from_jsonl(const char *path, rt_synth_prompts *p, rt_error *err) {
+int rt_synth_prompts_from_jsonl(const char *path, const rt_tokenizer *tok, const char *tok_type,
+                                const char *tok_hash, rt_synth_prompts *p, rt_error *err) {
     memset(p, 0, sizeof *p);
+    if (set_tokenizer(p, tok, tok_type, tok_hash, err)) return -1;
     char *text = NULL;
     size_t len = 0;
     if (rt_read_file(path, &text, &len, err)) return rt_fail_wrap(err, "synth.prompts");

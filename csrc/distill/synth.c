@@ -12,7 +12,6 @@
 #include "data/dataset.h"
 #include "infer/sample.h"
 #include "base/rng.h"
-#include "data/tokenizer.h"
 #include "base/files.h"
 #include "distill/synth_chunks.h"
 
@@ -76,7 +75,8 @@ static void free_stops(stop_list *l) {
     free(l->len);
 }
 
-// Length of the stop string the answer (all bytes: control ids end an answer) now ends with, or 0.
+// Byte tokenizer: the length of the stop string the answer (all bytes: control ids end an answer) now ends
+// with, or 0.
 static size_t ends_with_stop(const int32_t *ans, int n, const stop_list *stops) {
     for (int i = 0; i < stops->n; i++) {
         size_t len = stops->len[i];
@@ -84,6 +84,29 @@ static size_t ends_with_stop(const int32_t *ans, int n, const stop_list *stops) 
         size_t j = 0;
         while (j < len && ans[(size_t)n - len + j] == (unsigned char)stops->s[i][j]) j++;
         if (j == len) return len;
+    }
+    return 0;
+}
+
+// Other tokenizers: how many of the answer's last ids to drop because its text now ends with a stop string
+// (every id whose text overlaps the stop goes; text is scratch), or 0. The answer is decoded whole each time,
+// so a stop split across ids and multi-byte characters are found as the tokenizer decodes them.
+static int ends_with_stop_text(const rt_tokenizer *tok, const int32_t *ans, int n, const stop_list *stops,
+                               rt_buf *text) {
+    rt_error err;
+    text->len = 0;
+    if (stops->n == 0 || rt_tokenizer_decode(tok, ans, (size_t)n, 0, text, &err) || text->oom) return 0;
+    for (int i = 0; i < stops->n; i++) {
+        size_t len = stops->len[i];
+        if (text->len < len || memcmp(text->data + text->len - len, stops->s[i], len) != 0) continue;
+        size_t keep = text->len - len; // the answer's text before the stop
+        int drop = 1;
+        for (; drop < n; drop++) { // the fewest last ids whose removal leaves no more than that text
+            text->len = 0;
+            if (rt_tokenizer_decode(tok, ans, (size_t)(n - drop), 0, text, &err) || text->oom) return drop;
+            if (text->len <= keep) break;
+        }
+        return drop;
     }
     return 0;
 }
@@ -97,6 +120,10 @@ typedef struct job {
     int cap;            // most answer ids of any sequence (before the teacher's context runs out)
     float *row, *probs; // [V] scratch
     rt_sampling sampling;
+    const rt_tokenizer *tok; // the teacher's (prompts->tok); byte: today's byte rules
+    int byte;
+    int32_t n_tok_ids, eos;
+    rt_buf text;   // scratch for stop strings
     double tokens; // forward-pass tokens, for the rate
 } job;
 
@@ -143,15 +170,20 @@ static int generate_batch(job *J, seq **batch, int nb, int P, rt_error *err) {
                 continue;
             }
             int32_t id = rt_sample_token(J->row, V, &J->sampling, &s->rng, J->probs);
-            if (id >= 256) id = RT_TOK_EOS; // any non-byte id (BOS, PAD, an unused id) ends the answer too
-            if (id == RT_TOK_EOS) {
+            // any non-byte id (BOS, PAD, an unused id) ends a byte answer too; for other tokenizers EOS and
+            // ids the tokenizer does not have (the model's vocabulary may be larger)
+            if (J->byte ? id >= 256 : id >= J->n_tok_ids) id = J->eos;
+            if (id == J->eos) {
                 s->n_ans = step;
                 s->done = 1;
                 continue;
             }
             s->ans[step] = id;
             s->n_ans = step + 1;
-            size_t stop_len = id < 256 ? ends_with_stop(s->ans, s->n_ans, &J->stops) : 0;
+            size_t stop_len = !J->byte
+                                  ? (size_t)ends_with_stop_text(J->tok, s->ans, s->n_ans, &J->stops, &J->text)
+                              : id < 256 ? ends_with_stop(s->ans, s->n_ans, &J->stops)
+                                         : 0;
             if (stop_len) { // the answer ends before the stop string; its EOS row is the stop's first
                 s->n_ans -= (int)stop_len;
                 s->stopped = 1;
@@ -247,7 +279,7 @@ static int make_chunk(job *J, int64_t index, int64_t lo, int64_t hi, volatile si
             memcpy(o->tokens + o->n_tokens, J->prompts->ids[s->prompt], (size_t)P * sizeof(int32_t));
             memcpy(o->tokens + o->n_tokens + P, s->ans, (size_t)s->n_ans * sizeof(int32_t));
             o->n_tokens += (size_t)P + (size_t)s->n_ans;
-            o->tokens[o->n_tokens++] = RT_TOK_EOS;
+            o->tokens[o->n_tokens++] = J->eos;
             o->offsets[i + 1] = (int64_t)o->n_tokens;
             o->prompt_len[i] = P - 1;
             if (k > 0) {
@@ -475,6 +507,10 @@ int rt_synth_run(const rt_config *cfg, rt_comm *comm, rt_model *teacher, const c
     J.k = c->synth.topk;
     J.cap = c->synth.max_tokens < teacher->T_max_batch ? c->synth.max_tokens : teacher->T_max_batch;
     J.sampling = (rt_sampling){(float)c->synth.temperature, c->synth.top_k, (float)c->synth.top_p};
+    J.tok = prompts->tok;
+    J.byte = strcmp(prompts->tok_type, "byte") == 0;
+    J.n_tok_ids = rt_tokenizer_vocab_size(prompts->tok);
+    J.eos = prompts->eos_id;
     if (c->synth.topk > teacher->dims.V) {
         rt_fail(err, "synth.topk %d exceeds the teacher's vocabulary %d", c->synth.topk, teacher->dims.V);
         failed = 1;
@@ -560,6 +596,7 @@ int rt_synth_run(const rt_config *cfg, rt_comm *comm, rt_model *teacher, const c
     free(J.row);
     free(J.probs);
     free_stops(&J.stops);
+    rt_buf_free(&J.text);
     free(manifest);
     free(have);
     free(todo);

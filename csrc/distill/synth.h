@@ -20,25 +20,33 @@
 
 #include "config/config.h"
 #include "model/model.h"
+#include "tokenizer/tokenizer.h"
 #include "train/comm.h"
 
 typedef struct rt_synth_prompts {
     size_t n;
-    int32_t **ids;  // [n] each BOS + the prompt's ids
-    int32_t *len;   // [n] ids in each (BOS included)
+    int32_t **ids;  // [n] each a document's start id (BOS, rt_dataset_doc_ids) + the prompt's ids
+    int32_t *len;   // [n] ids in each (the start id included)
     char **answers; // [n] the task's exact answers (to score the teacher), or NULL for free prompts
     char task[64];  // dataset attributes of the output
     char split[16];
-    char source[512]; // where the prompts came from, for the output's source attribute
+    char source[512];         // where the prompts came from, for the output's source attribute
+    const rt_tokenizer *tok;  // the teacher's (borrowed): encodes the prompts, ends and stops the answers
+    char tok_type[16];        // its record, which the output dataset keeps (tokenizer_source.h)
+    char tok_hash[17];        //
+    int32_t start_id, eos_id; // what a document starts and ends with
 } rt_synth_prompts;
 
 void rt_synth_prompts_free(rt_synth_prompts *p);
 
-// Prompts of a synthetic task (cfg->synth.task / n_prompts / split, seeded by run.seed).
-int rt_synth_prompts_from_task(const rt_config *cfg, rt_synth_prompts *p, rt_error *err);
+// Prompts of a synthetic task (cfg->synth.task / n_prompts / split, seeded by run.seed); tasks are
+// byte-level, so tok must be the byte tokenizer (tok_type "byte").
+int rt_synth_prompts_from_task(const rt_config *cfg, const rt_tokenizer *tok, const char *tok_type,
+                               const char *tok_hash, rt_synth_prompts *p, rt_error *err);
 // Prompts of a JSONL file: one object per line with a string "prompt" (other keys are ignored; blank lines
-// are skipped). Errors name the file and line.
-int rt_synth_prompts_from_jsonl(const char *path, rt_synth_prompts *p, rt_error *err);
+// are skipped), encoded with tok (its record: tok_type, tok_hash). Errors name the file and line.
+int rt_synth_prompts_from_jsonl(const char *path, const rt_tokenizer *tok, const char *tok_type,
+                                const char *tok_hash, rt_synth_prompts *p, rt_error *err);
 
 typedef struct rt_synth_stats {
     int64_t chunks_done, chunks_reused, sequences, answer_tokens;

@@ -35,6 +35,8 @@ int synth_chunk_write(const char *path, const synth_chunk *o, const rt_config *c
                             .n_docs = o->n_docs,
                             .prompt_len = o->prompt_len,
                             .vocab_size = V,
+                            .tokenizer = p->tok_type,
+                            .tokenizer_hash = p->tok_hash,
                             .task = p->task,
                             .split = p->split,
                             .seed = c->run.seed,

@@ -57,7 +57,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz_write(path, data, size);
     rt_synth_prompts p;
     rt_error err;
-    if (rt_synth_prompts_from_jsonl(path, &p, &err) == 0) {
+    static rt_tokenizer *bytes;
+    if (!bytes && rt_tokenizer_bytes(&bytes, &err)) abort();
+    if (rt_synth_prompts_from_jsonl(path, bytes, "byte", "", &p, &err) == 0) {
         if (p.n == 0) abort();
         for (size_t i = 0; i < p.n; i++) {
             if (p.len[i] < 1 || p.ids[i][0] != RT_TOK_BOS) abort();
