@@ -3,7 +3,7 @@ tokenizers' BpeTrainer in the Llama 3, Qwen2 (NFC), GPT-2 and SmolLM (Digits + B
 real sentencepiece trainer (Llama 2 style, byte fallback) written as the legacy Llama 2 tokenizer.json and
 in Metaspace form, all on Debian's licence texts. Each is compared with HF tokenizers on 1,200 varied texts
 (ids with and without special tokens, decode of HF's ids):
-- as tokenizer.json, then with extra added tokens that exercise lstrip/rstrip, single_word and normalized
+- as tokenizer.json (GPT-2 also with ByteLevel's add_prefix_space), then with extra added tokens that exercise lstrip/rstrip, single_word and normalized
   matching (and an added token in the middle of the vocabulary's ids);
 - as a GGUF file written by the gguf package (tokenizer.ggml.* keys as convert_hf_to_gguf.py writes them),
   which retort reads with llama.cpp's algorithms (SentencePiece by score)."""
@@ -136,6 +136,11 @@ def main():
         tok = R.save(tok, path, merges_as_strings=style == "qwen2")
         check(f"trained {style} tokenizer.json", path, tok, texts)
         check(f"trained {style} GGUF", byte_level_gguf(style, tok), tok, texts)
+        if style == "gpt-2":  # ByteLevel's prefix space (RoBERTa, Phi): one before every piece lacking it
+            prefixed = Tokenizer.from_str(tok.to_str())
+            prefixed.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True)
+            path = os.path.join(WORK, "gpt-2-prefix.json")
+            check("trained gpt-2 tokenizer.json with add_prefix_space", path, R.save(prefixed, path), texts)
         tok.add_tokens(EXTRA)
         path = os.path.join(WORK, f"{style}-extra.json")
         tok = R.save(tok, path)

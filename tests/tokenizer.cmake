@@ -15,3 +15,4 @@ rt_hf_test(tokenizer_vocab check_tokenizer_vocab.py $<TARGET_FILE:tokenizer_harn
 set_tests_properties(tokenizer_vocab PROPERTIES LABELS "script;sanitize" TIMEOUT 600)
 rt_hf_test(tokenizer_trained check_tokenizer_trained.py $<TARGET_FILE:tokenizer_harness>)
 set_tests_properties(tokenizer_trained PROPERTIES LABELS "script;sanitize" TIMEOUT 600)
+rt_check_test(test_tokenizer ${CMAKE_CURRENT_SOURCE_DIR}/test_tokenizer.c)

@@ -79,6 +79,13 @@ void rt_gguf_add_i32_array(rt_gguf_writer *w, const char *k, const int32_t *valu
     for (size_t i = 0; i < n; i++) put_u32(&w->kv, (uint32_t)values[i]);
 }
 
+void rt_gguf_add_f32_array(rt_gguf_writer *w, const char *k, const float *values, size_t n) {
+    key(w, k, RT_GGUF_ARRAY);
+    put_u32(&w->kv, RT_GGUF_FLOAT32);
+    put_u64(&w->kv, n);
+    for (size_t i = 0; i < n; i++) put_f32(&w->kv, values[i]);
+}
+
 int rt_gguf_add_tensor(rt_gguf_writer *w, const char *name, int type, const float *data, int64_t rows,
                        int64_t cols, rt_error *err) {
     if (strlen(name) >= RT_GGUF_NAME_MAX)

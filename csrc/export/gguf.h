@@ -53,6 +53,7 @@ void rt_gguf_add_bool(rt_gguf_writer *w, const char *key, int value);
 // Arrays: strings (n of them, each NUL-terminated), int32 and float32.
 void rt_gguf_add_string_array(rt_gguf_writer *w, const char *key, const char *const *values, size_t n);
 void rt_gguf_add_i32_array(rt_gguf_writer *w, const char *key, const int32_t *values, size_t n);
+void rt_gguf_add_f32_array(rt_gguf_writer *w, const char *key, const float *values, size_t n);
 // A row-major fp32 tensor of shape [rows, cols] (cols = 0 for a vector), encoded as type. The rows' length
 // must be a multiple of the type's block size.
 int rt_gguf_add_tensor(rt_gguf_writer *w, const char *name, int type, const float *data, int64_t rows,

@@ -16,6 +16,11 @@ typedef struct slist {
     size_t n, cap;
 } slist;
 
+// String i (never a null pointer, even while buf holds nothing).
+static const char *slist_at(const slist *l, size_t i) {
+    return l->buf.data ? (const char *)l->buf.data + l->off[i] : "";
+}
+
 static int slist_begin(slist *l) { // starts a new, empty string at the end of buf
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
@@ -51,7 +56,7 @@ static void slist_free(slist *l) {
 static int dec_byte_level(const slist *in, slist *out) {
     if (slist_begin(out)) return -1;
     for (size_t i = 0; i < in->n; i++) {
-        const char *s = (const char *)in->buf.data + in->off[i];
+        const char *s = slist_at(in, i);
         size_t len = in->len[i], start = out->buf.len, k = 0;
         while (k < len) {
             uint32_t cp;
@@ -89,7 +94,7 @@ static int parse_byte_token(const char *s, size_t len) {
 static int dec_byte_fallback(const slist *in, slist *out) {
     int in_run = 0;
     for (size_t i = 0; i < in->n; i++) {
-        const char *s = (const char *)in->buf.data + in->off[i];
+        const char *s = slist_at(in, i);
         int b = parse_byte_token(s, in->len[i]);
         if (b >= 0) {
             if (!in_run && slist_begin(out)) return -1;
@@ -111,7 +116,7 @@ static int dec_replace(const rt_tok_dec *d, const slist *in, slist *out, int pie
     const char *pat = d->kind == RT_DEC_REPLACE ? d->pattern : d->replacement;
     size_t pat_len = d->kind == RT_DEC_REPLACE ? d->pattern_len : d->replacement_len;
     for (size_t i = 0; i < in->n; i++) {
-        const char *s = (const char *)in->buf.data + in->off[i];
+        const char *s = slist_at(in, i);
         size_t len = in->len[i];
         const char *rep = d->kind == RT_DEC_REPLACE ? d->content : " ";
         size_t rep_len = d->kind == RT_DEC_REPLACE ? d->content_len : 1;
@@ -133,7 +138,7 @@ static int dec_replace(const rt_tok_dec *d, const slist *in, slist *out, int pie
 
 static int dec_fuse(const slist *in, slist *out) {
     if (slist_begin(out)) return -1;
-    for (size_t i = 0; i < in->n; i++) slist_add(out, in->buf.data + in->off[i], in->len[i]);
+    for (size_t i = 0; i < in->n; i++) slist_add(out, slist_at(in, i), in->len[i]);
     return 0;
 }
 
@@ -142,7 +147,7 @@ static int dec_strip(const rt_tok_dec *d, const slist *in, slist *out) {
     const char *c = d->content;
     size_t cl = d->content_len;
     for (size_t i = 0; i < in->n; i++) {
-        const char *s = (const char *)in->buf.data + in->off[i];
+        const char *s = slist_at(in, i);
         size_t a = 0, b = in->len[i];
         for (int k = 0; k < d->start && cl && b - a >= cl && memcmp(s + a, c, cl) == 0; k++) a += cl;
         for (int k = 0; k < d->stop && cl && b - a >= cl && memcmp(s + b - cl, c, cl) == 0; k++) b -= cl;
@@ -183,7 +188,7 @@ static int decode_ids(const rt_tokenizer *t, const int32_t *ids, size_t n, int s
         if (slist_begin(&b) == 0)
             for (size_t i = 0; i < a.n; i++) {
                 if (i) slist_add(&b, " ", 1);
-                slist_add(&b, a.buf.data + a.off[i], a.len[i]);
+                slist_add(&b, slist_at(&a, i), a.len[i]);
             }
         slist tmp = a;
         a = b;
@@ -217,7 +222,7 @@ static int decode_ids(const rt_tokenizer *t, const int32_t *ids, size_t n, int s
         a = b;
         b = tmp;
     }
-    for (size_t i = 0; rc == 0 && i < a.n; i++) rt_buf_append(out, a.buf.data + a.off[i], a.len[i]);
+    for (size_t i = 0; rc == 0 && i < a.n; i++) rt_buf_append(out, slist_at(&a, i), a.len[i]);
     if (rc == 0 && (out->oom || a.buf.oom)) rc = rt_fail(err, "out of memory decoding");
     slist_free(&a);
     slist_free(&b);

@@ -190,6 +190,11 @@ static int plist_push(plist *l, const char *s, size_t len, int first, rt_error *
     return l->buf.oom ? rt_fail(err, "out of memory pre-tokenizing") : 0;
 }
 
+// Piece i's bytes (never a null pointer, even while buf holds nothing).
+static const char *plist_at(const plist *l, size_t i) {
+    return l->buf.data ? (const char *)l->buf.data + l->p[i].off : "";
+}
+
 static void plist_clear(plist *l) {
     l->n = 0;
     l->buf.len = 0;
@@ -269,7 +274,7 @@ static int pretokenize_and_encode(const rt_tokenizer *t, const char *text, size_
         const rt_tok_pre *st = &t->pre[s];
         plist_clear(&b);
         for (size_t i = 0; rc == 0 && i < a.n; i++) {
-            const char *p = (const char *)a.buf.data + a.p[i].off;
+            const char *p = plist_at(&a, i);
             size_t n = a.p[i].len;
             if (st->kind == RT_PRE_BYTE_LEVEL) {
                 rc = pre_byte_level(st, p, n, a.p[i].first, &b, &sp, &tmp, err);
@@ -289,7 +294,7 @@ static int pretokenize_and_encode(const rt_tokenizer *t, const char *text, size_
         b = tmp_list;
     }
     for (size_t i = 0; rc == 0 && i < a.n; i++)
-        rc = rt_tok_model_encode(t, (const char *)a.buf.data + a.p[i].off, a.p[i].len, out, err);
+        rc = rt_tok_model_encode(t, plist_at(&a, i), a.p[i].len, out, err);
     rt_buf_free(&a.buf);
     rt_buf_free(&b.buf);
     free(a.p);
