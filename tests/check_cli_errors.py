@@ -109,7 +109,7 @@ def main():
     # retort tokenize: usage errors exit 2, unreadable tokenizers 1, each naming the source and the problem
     expect_error(["tokenize"], 2, "usage: retort tokenize SOURCE")
     expect_error(["tokenize", good, "--bogus"], 2, "unknown option --bogus")
-    expect_error(["tokenize", good], 1, "good.h5", "checkpoint is not supported yet", "GGUF file")
+    expect_error(["tokenize", good], 1, "good.h5", "not a retort checkpoint", "only checkpoints hold a tokenizer")
     expect_error(["tokenize", os.path.join(tmp, "missing.json")], 1, "missing.json", "a tokenizer source is")
     expect_error(["tokenize", tmp], 1, "a folder without tokenizer.json")
     bad_json = os.path.join(tmp, "tokenizer.json")
