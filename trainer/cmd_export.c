@@ -21,8 +21,9 @@ static void print_help(void) {
         "usage: retort export CHECKPOINT --format gguf --out FILE [--type TYPE] [--lora-adapter]\n"
         "       retort export CHECKPOINT --format onnx --out FOLDER [--precision P] [--opset N] "
         "[--external-data]\n\n"
-        "gguf: a GGUF v3 file for llama.cpp (and Ollama, LM Studio): llama metadata, the byte\n"
-        "vocabulary as a gpt2 tokenizer with empty merges, the Q/K rows permuted for llama.cpp's RoPE, tied\n"
+        "gguf: a GGUF v3 file for llama.cpp (and Ollama, LM Studio): llama metadata, the model's tokenizer\n"
+        "(bytes or byte-level BPE as gpt2, SentencePiece as llama), the Q/K rows permuted for llama.cpp's "
+        "RoPE, tied\n"
         "embeddings as no output.weight. An adapter checkpoint (LoRA / QLoRA) is merged into its base "
         "first.\n"
         "  --format F        gguf or onnx\n"
@@ -34,8 +35,9 @@ static void print_help(void) {
         "  --out FILE        the file written (atomically)\n\n"
         "onnx: a folder for onnxruntime and onnxruntime-genai (Foundry Local): model.onnx, a decoder from\n"
         "input_ids to logits with a KV cache (past_key_values.N.key/value -> present.N.key/value), IR 10 /\n"
-        "opset 21 or IR 11 / opset 23, plus genai_config.json and the tokenizer files (tokenizer.json,\n"
-        "tokenizer_config.json, special_tokens_map.json). An existing folder is replaced whole, and only\n"
+        "opset 21 or IR 11 / opset 23, plus genai_config.json and the tokenizer files (tokenizer.json, the\n"
+        "model's own for a real tokenizer, tokenizer_config.json, special_tokens_map.json). An existing "
+        "folder is replaced whole, and only\n"
         "if it holds nothing but such files.\n"
         "  --precision P     fp32 (default), fp16 (weights, inputs and outputs; norms and softmax in fp32)\n"
         "                    or int4 (com.microsoft MatMulNBits, blocks of 32 with zero points; fp32 I/O)\n"
@@ -52,21 +54,28 @@ typedef struct export_job {
     int type;         // gguf: rt_ggml_type
     int adapter_only; // gguf: --lora-adapter
     rt_onnx_export_opts onnx_opts;
+    const rt_tokenizer *tok; // the checkpoint's
 } export_job;
 
 static int export_weights(const export_job *job, const rt_named_tensor *w, int n, const rt_config *cfg,
                           const char *path, const char *out, rt_gguf_export_report *rep,
                           rt_onnx_export_report *orep, rt_error *err) {
     if (job->onnx) return rt_onnx_export_model(w, n, cfg, &job->onnx_opts, out, orep, err);
-    return rt_gguf_export_model(w, n, cfg, job->type, path, out, rep, err);
+    return rt_gguf_export_model(w, n, cfg, job->tok, job->type, path, out, rep, err);
 }
 
-static int export_ckpt(const char *path, const char *out, const export_job *job, rt_error *err) {
-    int type = job->type, adapter_only = job->adapter_only;
+static int export_ckpt(const char *path, const char *out, const export_job *job_in, rt_error *err) {
+    int type = job_in->type, adapter_only = job_in->adapter_only;
     rt_ckpt ck;
     rt_config cfg;
     if (rt_ckpt_read(path, 0, &ck, err)) return 1;
     int rc = rt_ckpt_parse_config(path, ck.config_yaml, &cfg, err);
+    rt_tokenizer *tok = NULL; // the exports carry the model's tokenizer
+    if (rc == 0) rc = rt_ckpt_tokenizer(&ck, &tok, err);
+    export_job j = *job_in, *job = &j;
+    j.tok = tok;
+    j.onnx_opts.tok = tok;
+    j.onnx_opts.tok_src = &ck.tokenizer;
     rt_gguf_export_report rep;
     rt_onnx_export_report orep;
     memset(&rep, 0, sizeof rep);
@@ -112,6 +121,7 @@ static int export_ckpt(const char *path, const char *out, const export_job *job,
             printf("note: %d matrices could not use %s, e.g. %s\n", rep.n_fallback, rt_ggml_type_name(type),
                    rep.fallback_note);
     }
+    rt_tokenizer_free(tok);
     rt_ckpt_free(&ck);
     return rc ? 1 : 0;
 }

@@ -7,7 +7,7 @@
 
 #include "export/ggml_quants.h"
 #include "export/gguf.h"
-#include "data/tokenizer.h"
+#include "tokenizer/tokenizer_gguf_write.h"
 
 void rt_gguf_permute_rope_rows(const float *w, float *out, int heads, int hd, int64_t cols) {
     for (int h = 0; h < heads; h++)
@@ -17,48 +17,6 @@ void rt_gguf_permute_rope_rows(const float *w, float *out, int heads, int hd, in
             memcpy(out + (base + 2 * j + 1) * cols, w + (base + j + hd / 2) * cols,
                    (size_t)cols * sizeof(float));
         }
-}
-
-static int add_tokenizer(rt_gguf_writer *w, int V, rt_error *err) {
-    char(*text)[24] = calloc((size_t)V, sizeof *text);
-    const char **tokens = calloc((size_t)V, sizeof *tokens);
-    int32_t *types = calloc((size_t)V, sizeof *types);
-    if (!text || !tokens || !types) {
-        free(text);
-        free(tokens);
-        free(types);
-        return rt_fail(err, "out of memory for the vocabulary");
-    }
-    for (int i = 0; i < V; i++) {
-        if (i < 256) {
-            rt_tok_byte_unicode(i, text[i]);
-            types[i] = 1; // NORMAL: token id == byte value
-        } else if (i == RT_TOK_BOS || i == RT_TOK_EOS || i == RT_TOK_PAD) {
-            snprintf(text[i], sizeof text[i], "%s",
-                     i == RT_TOK_BOS   ? "<s>"
-                     : i == RT_TOK_EOS ? "</s>"
-                                       : "<pad>");
-            types[i] = 3; // CONTROL
-        } else {
-            snprintf(text[i], sizeof text[i], "<unused_%d>", i);
-            types[i] = 5; // UNUSED
-        }
-        tokens[i] = text[i];
-    }
-    rt_gguf_add_string(w, "tokenizer.ggml.model", "gpt2");
-    rt_gguf_add_string(w, "tokenizer.ggml.pre", "default");
-    rt_gguf_add_string_array(w, "tokenizer.ggml.tokens", tokens, (size_t)V);
-    rt_gguf_add_i32_array(w, "tokenizer.ggml.token_type", types, (size_t)V);
-    rt_gguf_add_string_array(w, "tokenizer.ggml.merges", NULL, 0); // required for gpt2, may be empty
-    rt_gguf_add_u32(w, "tokenizer.ggml.bos_token_id", RT_TOK_BOS);
-    rt_gguf_add_u32(w, "tokenizer.ggml.eos_token_id", RT_TOK_EOS);
-    rt_gguf_add_u32(w, "tokenizer.ggml.padding_token_id", RT_TOK_PAD);
-    rt_gguf_add_bool(w, "tokenizer.ggml.add_bos_token", 1); // retort starts every sequence with BOS
-    rt_gguf_add_bool(w, "tokenizer.ggml.add_eos_token", 0);
-    free(text);
-    free(tokens);
-    free(types);
-    return 0;
 }
 
 static int file_type_of(int type) {
@@ -134,8 +92,8 @@ static int add_weight(rt_gguf_writer *w, const rt_named_tensor *t, const rt_conf
     return rc;
 }
 
-int rt_gguf_export_model(const rt_named_tensor *weights, int n, const rt_config *cfg, int type,
-                         const char *model_name, const char *path, rt_gguf_export_report *rep,
+int rt_gguf_export_model(const rt_named_tensor *weights, int n, const rt_config *cfg, const rt_tokenizer *tok,
+                         int type, const char *model_name, const char *path, rt_gguf_export_report *rep,
                          rt_error *err) {
     memset(rep, 0, sizeof *rep);
     const rt_config *c = cfg;
@@ -157,7 +115,7 @@ int rt_gguf_export_model(const rt_named_tensor *weights, int n, const rt_config 
     rt_gguf_add_u32(&w, "llama.rope.dimension_count", (uint32_t)(c->model.dim / c->model.n_heads));
     rt_gguf_add_f32(&w, "llama.rope.freq_base", (float)c->model.rope_theta);
     rt_gguf_add_u32(&w, "llama.vocab_size", (uint32_t)c->model.vocab_size);
-    int rc = add_tokenizer(&w, c->model.vocab_size, err);
+    int rc = rt_tokenizer_to_gguf(tok, c->model.vocab_size, &w, err);
     // tensors in llama.cpp's order; every one must exist, and nothing else may be in the file
     char name[RT_TENSOR_NAME_MAX];
     int used = 0;

@@ -1,12 +1,14 @@
 // A retort model as a GGUF file llama.cpp loads (docs/export.md, What the file holds): llama metadata with
-// the exact types, the byte vocabulary as a gpt2 tokenizer with empty merges, the Q/K rows permuted for
-// llama.cpp's RoPE, and either the whole model or its LoRA adapters alone (general.type adapter, for
-// llama.cpp --lora).
+// the exact types, the model's tokenizer (tokenizer/tokenizer_gguf_write.h: the byte vocabulary as a gpt2
+// tokenizer with empty merges, a byte-level BPE as gpt2 with merges, SentencePiece as llama with scores), the
+// Q/K rows permuted for llama.cpp's RoPE, and either the whole model or its LoRA adapters alone (general.type
+// adapter, for llama.cpp --lora).
 #ifndef RT_GGUF_EXPORT_H
 #define RT_GGUF_EXPORT_H
 
 #include "train/checkpoint.h"
 #include "config/config.h"
+#include "tokenizer/tokenizer.h"
 
 typedef struct rt_gguf_export_report {
     int n_tensors;
@@ -16,9 +18,11 @@ typedef struct rt_gguf_export_report {
 } rt_gguf_export_report;
 
 // The model's weights (row-major fp32, GGUF llama names) in type (rt_ggml_type) for the matrices; norms stay
-// F32. A matrix whose rows do not split into the type's blocks falls back to Q8_0, then F16.
-int rt_gguf_export_model(const rt_named_tensor *weights, int n, const rt_config *cfg, int type,
-                         const char *model_name, const char *path, rt_gguf_export_report *rep, rt_error *err);
+// F32. A matrix whose rows do not split into the type's blocks falls back to Q8_0, then F16. tok is the
+// model's tokenizer (rt_ckpt_tokenizer).
+int rt_gguf_export_model(const rt_named_tensor *weights, int n, const rt_config *cfg, const rt_tokenizer *tok,
+                         int type, const char *model_name, const char *path, rt_gguf_export_report *rep,
+                         rt_error *err);
 
 // The adapters of an adapter checkpoint as a llama.cpp LoRA GGUF (F32), alpha written so that llama.cpp's
 // alpha / rank is retort's scale. A head adapter on tied embeddings has no llama.cpp equivalent: refused.

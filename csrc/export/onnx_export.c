@@ -14,6 +14,7 @@
 
 #include "export/onnx_export_internal.h"
 #include "data/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "base/buf.h"
 #include "base/files.h"
 
@@ -156,13 +157,79 @@ static void tokenizer_config_json(rt_buf *b, const rt_config *c) {
     rt_buf_printf(b, "\n  }\n}\n");
 }
 
-static void genai_config_json(rt_buf *b, const rt_config *c) {
+// ---- a real tokenizer: its tokenizer.json as it came, and the files transformers and onnxruntime-genai
+// read next to it
+
+// A JSON string literal of the bytes s[0 .. len) (UTF-8 kept, control characters escaped).
+static void json_bytes(rt_buf *b, const char *s, size_t len) {
+    rt_buf_append(b, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            rt_buf_printf(b, "\\%c", c);
+        else if (c < 0x20)
+            rt_buf_printf(b, "\\u%04x", c);
+        else
+            rt_buf_append(b, &s[i], 1);
+    }
+    rt_buf_append(b, "\"", 1);
+}
+
+// "key": "<text of id>" or null.
+static void special_entry(rt_buf *b, const char *key, const rt_tokenizer *t, int32_t id) {
+    size_t len = 0;
+    const char *text = id >= 0 ? rt_tokenizer_token(t, id, &len) : NULL;
+    rt_buf_printf(b, "\"%s\": ", key);
+    if (text)
+        json_bytes(b, text, len);
+    else
+        rt_buf_printf(b, "null");
+}
+
+static void real_tokenizer_config_json(rt_buf *b, const rt_config *c, const rt_tokenizer *t) {
+    rt_buf_printf(b,
+                  "{\n  \"tokenizer_class\": \"PreTrainedTokenizerFast\",\n  \"add_bos_token\": %s,\n"
+                  "  \"add_eos_token\": %s,\n  ",
+                  rt_tokenizer_adds_bos(t) ? "true" : "false", rt_tokenizer_adds_eos(t) ? "true" : "false");
+    special_entry(b, "bos_token", t, rt_tokenizer_bos(t));
+    rt_buf_printf(b, ",\n  ");
+    special_entry(b, "eos_token", t, rt_tokenizer_eos(t));
+    rt_buf_printf(b, ",\n  ");
+    special_entry(b, "pad_token", t, rt_tokenizer_pad(t));
+    rt_buf_printf(b, ",\n  ");
+    special_entry(b, "unk_token", t, rt_tokenizer_unk(t));
+    rt_buf_printf(b, ",\n  \"clean_up_tokenization_spaces\": false,\n  \"model_max_length\": %d\n}\n",
+                  c->model.max_seq_len);
+}
+
+static void real_special_tokens_map_json(rt_buf *b, const rt_tokenizer *t) {
+    rt_buf_printf(b, "{");
+    special_entry(b, "bos_token", t, rt_tokenizer_bos(t));
+    rt_buf_printf(b, ", ");
+    special_entry(b, "eos_token", t, rt_tokenizer_eos(t));
+    rt_buf_printf(b, ", ");
+    special_entry(b, "pad_token", t, rt_tokenizer_pad(t));
+    rt_buf_printf(b, "}\n");
+}
+
+// The ids genai_config.json names (it has no "none": a missing BOS or PAD is EOS, as HF's generation does).
+typedef struct special_ids {
+    int bos, eos, pad;
+} special_ids;
+
+static special_ids ids_of(const rt_onnx_export_opts *o) {
+    if (!o->tok) return (special_ids){RT_TOK_BOS, RT_TOK_EOS, RT_TOK_PAD};
+    int eos = rt_tokenizer_eos(o->tok), bos = rt_tokenizer_bos(o->tok), pad = rt_tokenizer_pad(o->tok);
+    return (special_ids){bos >= 0 ? bos : eos, eos, pad >= 0 ? pad : eos};
+}
+
+static void genai_config_json(rt_buf *b, const rt_config *c, special_ids ids) {
     const int hd = c->model.dim / c->model.n_heads;
     rt_buf_printf(
         b,
         "{\n  \"model\": {\n    \"type\": \"llama\",\n    \"bos_token_id\": %d,\n    \"eos_token_id\": %d,\n"
         "    \"pad_token_id\": %d,\n    \"context_length\": %d,\n    \"vocab_size\": %d,\n",
-        RT_TOK_BOS, RT_TOK_EOS, RT_TOK_PAD, c->model.max_seq_len, c->model.vocab_size);
+        ids.bos, ids.eos, ids.pad, c->model.max_seq_len, c->model.vocab_size);
     rt_buf_printf(
         b, "    \"decoder\": {\n      \"filename\": \"model.onnx\",\n      \"session_options\": {\"log_id\": "
            "\"onnxruntime-genai\", \"provider_options\": []},\n");
@@ -263,9 +330,21 @@ static int write_folder(const rt_named_tensor *weights, int n, const rt_config *
                          .opset = opset,
                          .err = err};
     int rc = rt_onnx_build_decoder(&d);
+    const rt_tok_source *ts =
+        opts->tok && opts->tok_src && strcmp(opts->tok_src->type, "byte") ? opts->tok_src : NULL;
+    if (rc == 0 && ts && strcmp(ts->format, RT_TOK_FORMAT_JSON) != 0)
+        rc = rt_fail(err,
+                     "the model's tokenizer came from a GGUF file (%s, hash %s): writing it as the "
+                     "tokenizer.json onnxruntime-genai reads is not supported yet",
+                     ts->type, ts->hash);
+    char tok_meta[96];
+    if (ts)
+        snprintf(tok_meta, sizeof tok_meta, "%s: tokenizer.json, hash %s", ts->type, ts->hash);
+    else
+        snprintf(tok_meta, sizeof tok_meta, "bytes: ids 0-255 are the bytes, 256 <s>, 257 </s>, 258 <pad>");
     const char *meta[] = {"retort.source",    opts->source ? opts->source : "",
                           "retort.precision", rt_onnx_precision_name(opts->precision),
-                          "retort.tokenizer", "bytes: ids 0-255 are the bytes, 256 <s>, 257 </s>, 258 <pad>"};
+                          "retort.tokenizer", tok_meta};
     rt_onnx_model_info info = {.ir_version = opset >= 23 ? 11 : 10,
                                .opset = opset,
                                .ms_opset = opts->precision == RT_ONNX_INT4,
@@ -287,10 +366,13 @@ static int write_folder(const rt_named_tensor *weights, int n, const rt_config *
     rt_onnx_graph_free(&g);
     for (int k = 0; rc == 0 && k < 4; k++) {
         rt_buf b = {0};
-        if (k == 0) genai_config_json(&b, cfg);
-        if (k == 1) tokenizer_json(&b, cfg->model.vocab_size);
-        if (k == 2) tokenizer_config_json(&b, cfg);
-        if (k == 3)
+        if (k == 0) genai_config_json(&b, cfg, ids_of(opts));
+        if (k == 1 && ts) rt_buf_append(&b, ts->bytes, ts->len);
+        if (k == 1 && !ts) tokenizer_json(&b, cfg->model.vocab_size);
+        if (k == 2 && ts) real_tokenizer_config_json(&b, cfg, opts->tok);
+        if (k == 2 && !ts) tokenizer_config_json(&b, cfg);
+        if (k == 3 && ts) real_special_tokens_map_json(&b, opts->tok);
+        if (k == 3 && !ts)
             rt_buf_printf(&b,
                           "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"pad_token\": \"<pad>\"}\n");
         static const char *const names[4] = {"genai_config.json", "tokenizer.json", "tokenizer_config.json",

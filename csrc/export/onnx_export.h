@@ -25,6 +25,10 @@ typedef struct rt_onnx_export_opts {
     int opset;          // 21 (IR 10, onnxruntime >= 1.18) or 23 (IR 11, native RMSNormalization,
                         // RotaryEmbedding and Attention, onnxruntime >= 1.23); 0 means 21
     const char *source; // the checkpoint, recorded in the model's metadata
+    // the model's tokenizer (rt_ckpt_tokenizer) and its record; NULL: the byte tokenizer. A real one's
+    // tokenizer.json is copied as it is (one that came from a GGUF file has none: refused)
+    const struct rt_tokenizer *tok;
+    const rt_tok_source *tok_src;
 } rt_onnx_export_opts;
 
 typedef struct rt_onnx_export_report {
