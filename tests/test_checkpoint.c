@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
 #include "testutil.h"
 #include "base/files.h"
@@ -202,6 +203,69 @@ START_TEST(test_moments_must_mirror_model) {
     ck_assert_int_eq(py(p3, "h5py.File(sys.argv[1], 'r+').attrs['architecture'] = 'llamb'"), 0);
     ck_assert(rt_ckpt_read(p3, 0, &back, &err) != 0);
     ck_assert_msg(strstr(err.msg, "strings_crc32") && strstr(err.msg, "m3.h5"), "%s", err.msg);
+    free_fake(&f);
+}
+END_TEST
+
+// A real tokenizer travels in /tokenizer: its source bytes come back as they were, it builds (with the stored
+// special ids), rt_tokenizer_load reads it from the file, and a changed byte is caught by the hash.
+static const char tiny_tokenizer[] =
+    "{\"added_tokens\": [{\"id\": 3, \"content\": \"<|endoftext|>\", \"special\": true}], \"pre_tokenizer\": "
+    "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": true}, \"decoder\": {\"type\": "
+    "\"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, \"merges\": "
+    "[\"a b\"]}}";
+
+START_TEST(test_real_tokenizer) {
+    const char *dir = rt_test_tmpdir("ckpt-tok");
+    char path[2048];
+    snprintf(path, sizeof path, "%s/tok.h5", dir);
+    fake f;
+    make_fake(&f, 3, 5);
+    rt_tok_source *t = &f.c.tokenizer;
+    snprintf(t->type, sizeof t->type, "bpe");
+    snprintf(t->format, sizeof t->format, "tokenizer.json");
+    t->bytes = (uint8_t *)tiny_tokenizer;
+    t->len = sizeof tiny_tokenizer - 1;
+    t->vocab_size = 4;
+    t->bos_id = 3; // as a tokenizer_config.json could name it: the stored id wins over tokenizer.json's
+    t->eos_id = 3;
+    t->pad_id = -1;
+    rt_bytes_hash(t->bytes, t->len, t->hash);
+    rt_error err;
+    ck_assert_msg(rt_ckpt_write(path, &f.c, &err) == 0, "%s", err.msg);
+    rt_ckpt back;
+    ck_assert_msg(rt_ckpt_read(path, 0, &back, &err) == 0, "%s", err.msg);
+    ck_assert_str_eq(back.tokenizer.type, "bpe");
+    ck_assert_str_eq(back.tokenizer.format, "tokenizer.json");
+    ck_assert_str_eq(back.tokenizer.hash, t->hash);
+    ck_assert_uint_eq(back.tokenizer.len, t->len);
+    ck_assert(memcmp(back.tokenizer.bytes, tiny_tokenizer, t->len) == 0);
+    ck_assert_int_eq(back.tokenizer.pad_id, -1);
+    rt_tokenizer *tok = NULL;
+    ck_assert_msg(rt_ckpt_tokenizer(&back, &tok, &err) == 0, "%s", err.msg);
+    ck_assert_str_eq(rt_tokenizer_kind(tok), "bpe");
+    ck_assert_int_eq(rt_tokenizer_bos(tok), 3);
+    rt_tok_ids ids = {0};
+    ck_assert_msg(rt_tokenizer_encode(tok, "abab<|endoftext|>b", 18, 0, &ids, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(ids.n, 4);
+    ck_assert(ids.ids[0] == 2 && ids.ids[1] == 2 && ids.ids[2] == 3 && ids.ids[3] == 1);
+    rt_tok_ids_free(&ids);
+    rt_tokenizer_free(tok);
+    rt_ckpt_free(&back);
+    ck_assert_msg(rt_tokenizer_load(path, &tok, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(rt_tokenizer_vocab_size(tok), 4);
+    rt_tokenizer_free(tok);
+    // the source rewritten with one byte changed (a valid dataset, so only the hash can tell)
+    ck_assert_int_eq(py(path, "f = h5py.File(sys.argv[1], 'r+'); s = f['tokenizer/source'][:]; s[10] ^= 1\n"
+                              "del f['tokenizer/source']; f['tokenizer'].create_dataset('source', data=s)"),
+                     0);
+    ck_assert(rt_ckpt_read(path, 0, &back, &err) != 0);
+    ck_assert_msg(strstr(err.msg, "/tokenizer/source hashes to") && strstr(err.msg, "tok.h5"), "%s", err.msg);
+    ck_assert(rt_tokenizer_load(path, &tok, &err) != 0);
+    // a real tokenizer without its bytes is refused before anything is written
+    t->bytes = NULL;
+    ck_assert(rt_ckpt_write(path, &f.c, &err) != 0);
+    ck_assert_msg(strstr(err.msg, "source bytes"), "%s", err.msg);
     free_fake(&f);
 }
 END_TEST
@@ -548,6 +612,7 @@ int main(void) {
     tcase_add_test(tc, test_round_trip);
     tcase_add_test(tc, test_weights_only_file);
     tcase_add_test(tc, test_moments_must_mirror_model);
+    tcase_add_test(tc, test_real_tokenizer);
     tcase_add_test(tc, test_failed_write_leaves_old_file);
     tcase_add_test(tc, test_rotation_and_latest);
     tcase_add_test(tc, test_fallback_past_damaged);

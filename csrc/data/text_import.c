@@ -47,7 +47,7 @@ static int reserve(doc_builder *b, size_t more, rt_error *err) {
 static int encode(doc_builder *b, const char *text, size_t len, size_t *n_ids, rt_error *err) {
     b->ids.n = 0;
     if (rt_tokenizer_encode(b->tok, text, len, 0, &b->ids, err) || reserve(b, b->ids.n + 1, err)) return -1;
-    memcpy(b->tokens + b->n, b->ids.ids, b->ids.n * sizeof(int32_t));
+    if (b->ids.n) memcpy(b->tokens + b->n, b->ids.ids, b->ids.n * sizeof(int32_t));
     b->n += b->ids.n;
     *n_ids = b->ids.n;
     return 0;

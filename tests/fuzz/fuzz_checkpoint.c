@@ -1,13 +1,16 @@
 // libFuzzer harness: the checkpoint reader (rt_ckpt_read, with and without the optimizer state) on edited
-// valid checkpoints (fuzz_h5edit.h), then the parse of the config text a checkpoint stores.
+// valid checkpoints (fuzz_h5edit.h), then the parse of the config text a checkpoint stores and the tokenizer
+// built from its /tokenizer group (the third base stores a tokenizer.json in /tokenizer/source), also as
+// rt_tokenizer_load reads it from the file alone.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz_h5edit.h"
+#include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
 
-#define N_BASES 2
+#define N_BASES 3
 static uint8_t *base[N_BASES];
 static size_t base_len[N_BASES];
 static fz_h5_names names;
@@ -18,7 +21,17 @@ static rt_named_tensor tensor(const char *name, int64_t rows, int64_t cols, floa
     return t;
 }
 
-// A full checkpoint with optimizer moments, and an adapter checkpoint (/lora and its base).
+// A byte-level BPE tokenizer.json: a, b, ab (one merge) and a special token.
+static const char tiny_tokenizer[] =
+    "{\"version\": \"1.0\", \"added_tokens\": [{\"id\": 3, \"content\": \"<|endoftext|>\", \"single_word\": "
+    "false, \"lstrip\": false, \"rstrip\": false, \"normalized\": false, \"special\": true}], "
+    "\"normalizer\": "
+    "null, \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": true, "
+    "\"use_regex\": true}, \"post_processor\": null, \"decoder\": {\"type\": \"ByteLevel\"}, \"model\": "
+    "{\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, \"merges\": [\"a b\"]}}";
+
+// A full checkpoint with optimizer moments, an adapter checkpoint (/lora and its base), and a full
+// checkpoint of a model with a real tokenizer.
 static void make_bases(void) {
     static float w[64];
     for (int i = 0; i < 64; i++) w[i] = (float)i / 64.0f - 0.5f;
@@ -51,6 +64,18 @@ static void make_bases(void) {
     c[1].n_optim = 2;
     snprintf(c[1].base, sizeof c[1].base, "base.h5");
     snprintf(c[1].base_hash, sizeof c[1].base_hash, "0123456789abcdef");
+    c[2].model = model;
+    c[2].n_model = 3;
+    rt_tok_source *t = &c[2].tokenizer;
+    snprintf(t->type, sizeof t->type, "bpe");
+    snprintf(t->format, sizeof t->format, "tokenizer.json");
+    t->vocab_size = 4;
+    t->bos_id = -1;
+    t->eos_id = 3;
+    t->pad_id = -1;
+    t->bytes = (uint8_t *)tiny_tokenizer;
+    t->len = sizeof tiny_tokenizer - 1;
+    rt_bytes_hash(t->bytes, t->len, t->hash);
     for (int i = 0; i < N_BASES; i++) {
         char name[32];
         snprintf(name, sizeof name, "base%d.h5", i);
@@ -91,8 +116,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fz_sink ^= (uint8_t)(sum != sum);
         rt_config cfg;
         rt_ckpt_parse_config(path, c.config_yaml, &cfg, &err);
+        rt_tokenizer *tok = NULL;
+        if (rt_ckpt_tokenizer(&c, &tok, &err) == 0) {
+            rt_tok_ids ids = {0};
+            if (rt_tokenizer_encode(tok, "abab<|endoftext|>b", 18, 1, &ids, &err) == 0)
+                for (size_t i = 0; i < ids.n; i++)
+                    if (ids.ids[i] < 0 || ids.ids[i] >= rt_tokenizer_vocab_size(tok)) abort();
+            rt_tok_ids_free(&ids);
+            rt_tokenizer_free(tok);
+        }
         rt_ckpt_free(&c);
     }
+    rt_tokenizer *tok = NULL; // what `retort tokenize CKPT` reads: the /tokenizer group alone
+    if (rt_tokenizer_load(path, &tok, &err) == 0) rt_tokenizer_free(tok);
     if (fz_h5_open_ids() != ids) {
         fprintf(stderr, "fuzz_checkpoint: rt_ckpt_read left HDF5 ids open\n");
         abort();

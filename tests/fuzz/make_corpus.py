@@ -268,4 +268,4 @@ if __name__ == "__main__":
     gguf_files()
     safetensors_files()
     edit_programs("dataset", 3)
-    edit_programs("checkpoint", 2)
+    edit_programs("checkpoint", 3)
