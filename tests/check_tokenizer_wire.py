@@ -239,6 +239,52 @@ def check_onnx(name, ckpt, hf, texts):
           f"with HF's ids")
 
 
+def check_flow(ckpt, hf, texts):
+    """The BPE model's tokenizer through a LoRA fine-tune, merge, synth (as teacher) and logit distillation
+    of a student that takes the teacher's tokenizer (model.tokenizer=TEACHER.h5)."""
+    tiny = os.path.join(SRC, "trainer", "configs", "tiny.yaml")
+    jl = os.path.join(WORK, "flow-pc.jsonl")
+    with open(jl, "w", encoding="utf-8") as f:
+        for i in range(0, 60, 2):
+            f.write(json.dumps({"prompt": texts[20 + i], "completion": texts[21 + i]}) + "\n")
+    data = os.path.join(WORK, "flow-pc.h5")
+    retort(["data", "text", "--in", jl, "--format", "jsonl", "--tokenizer", ckpt, "--out", data],
+           what="data text --tokenizer CKPT")
+    run = os.path.join(WORK, "flow-lora")
+    retort(["finetune", os.path.join(SRC, "trainer", "configs", "lora.yaml"), f"base={ckpt}", f"data.train={data}",
+            "data.val=", "data.seq_len=32", "train.steps=2", "train.batch_size=2", "checkpoint.every=0",
+            f"run.out_dir={run}"], what="finetune lora on the BPE model")
+    adapter = os.path.join(run, "ckpt-latest.h5")
+    merged = os.path.join(WORK, "flow-merged.h5")
+    retort(["merge", adapter, "--out", merged], what="merge")
+    for label, path in (("LoRA adapter checkpoint", adapter), ("merged checkpoint", merged)):
+        bad = [t for t in texts[:30] if t and [int(x) for x in retort(["tokenize", path, "--ids", "--text", t]).stdout.split()]
+               != hf.encode(t).ids]
+        if bad:
+            errors.append(f"the {label}'s tokenizer differs from HF on {len(bad)} texts, e.g. {bad[0]!r}")
+    prompts = os.path.join(WORK, "flow-prompts.jsonl")
+    with open(prompts, "w", encoding="utf-8") as f:
+        for t in ("The license", "Hello world", "You may"):
+            f.write(json.dumps({"prompt": t}) + "\n")
+    synth = os.path.join(WORK, "flow-synth.h5")
+    retort(["synth", tiny, f"synth.teacher={ckpt}", f"synth.prompts={prompts}", "synth.max_tokens=6",
+            "synth.topk=4", "synth.topk_temperature=1", "synth.temperature=0", f"synth.out={synth}"],
+           what="synth with the BPE teacher")
+    got, ds = helper({"op": "dataset", "path": synth}), helper({"op": "dataset", "path": data})
+    if got and ds:
+        eos = hf.token_to_id("<|endoftext|>")
+        starts = [d[:1 + len(hf.encode(p).ids)] for d, p in zip(got["docs"], ("The license", "Hello world", "You may"))]
+        want = [[eos] + hf.encode(p).ids for p in ("The license", "Hello world", "You may")]
+        if starts != want or any(d[-1] != eos for d in got["docs"]):
+            errors.append(f"synth documents start {starts}, expected {want}, and end with EOS")
+        if got["attrs"].get("tokenizer_hash") != ds["attrs"].get("tokenizer_hash") or got["attrs"].get("tokenizer") != "bpe":
+            errors.append(f"synth records the tokenizer {got['attrs']}, the teacher's is {ds['attrs']}")
+    retort(["distill", tiny, *SMALL, "model.vocab_size=768", f"model.tokenizer={ckpt}", f"data.train={synth}",
+            "distill.mode=offline_topk", "distill.temperature=1", f"distill.teacher={ckpt}",
+            f"run.out_dir={os.path.join(WORK, 'flow-student')}"], what="offline distillation with the teacher's tokenizer")
+    print("bpe: the tokenizer survives LoRA, merge, synth (prompts, EOS, recorded hash) and logit distillation")
+
+
 def check_refusals(bpe_ckpt, bpe_data, spm_source, spm_data, spm_vocab):
     tiny = os.path.join(SRC, "trainer", "configs", "tiny.yaml")
     p = retort(["train", tiny, *SMALL, "model.vocab_size=768", f"model.tokenizer={spm_source}",
@@ -290,6 +336,8 @@ def main():
         check_gguf(name, ckpt, hf, texts, adds_bos)
         check_onnx(name, ckpt, hf, texts)
         datasets[name + "-ckpt"] = ckpt
+        if name == "bpe":
+            check_flow(ckpt, hf, texts)
     check_refusals(datasets["bpe-ckpt"], datasets["bpe"], spm_source, datasets["spm"], sp.get_vocab_size())
     if errors:
         print("\n".join(errors))
