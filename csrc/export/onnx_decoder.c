@@ -10,6 +10,7 @@
 
 #include "export/ggml_quants.h"
 #include "export/onnx_export_internal.h"
+#include "model/rope_scaling.h"
 
 #define N_IN(...)                                                                                            \
     (const char *const[]){__VA_ARGS__}, (int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(char *))
@@ -208,19 +209,21 @@ static void constants(rt_onnx_decoder *d) {
     const_io(d, "const.attn_scale", (float)(1.0 / sqrt((double)d->hd)));
 }
 
-// cos and sin caches in the io type, the angle of pair (i, i + hd/2) at position t being t * theta^(-2i/hd),
-// computed in double as the model's own tables are: [T_max, hd] with each half of a row repeated for the
-// opset-21 graph, [T_max, hd/2] for RotaryEmbedding.
+// cos and sin caches in the io type, the angle of pair (i, i + hd/2) at position t being t times its inverse
+// frequency theta^(-2i/hd) after model.rope_scaling (model/rope_scaling.h), in double as the model's own
+// tables are: [T_max, hd] with each half of a row repeated for the opset-21 graph, [T_max, hd/2] for
+// RotaryEmbedding.
 static int rope_caches(rt_onnx_decoder *d) {
     rt_onnx_graph *g = d->g;
     int T = d->cfg->model.max_seq_len, half = d->hd / 2, hd = d->opset >= 23 ? half : d->hd;
     size_t n = (size_t)T * (size_t)hd, elem = d->io == RT_ONNX_FLOAT16 ? 2 : 4;
+    rt_rope_scaling scaling = rt_rope_scaling_from_config(d->cfg);
     for (int k = 0; k < 2; k++) {
         void *buf = rt_malloc(n * elem, "the RoPE caches", d->err);
         if (!buf) return -1;
         for (int t = 0; t < T; t++)
             for (int i = 0; i < hd; i++) {
-                double freq = pow(d->cfg->model.rope_theta, -2.0 * (i % half) / (double)d->hd);
+                double freq = rt_rope_inv_freq(d->cfg->model.rope_theta, i % half, d->hd, &scaling);
                 float v = (float)(k ? sin((double)t * freq) : cos((double)t * freq));
                 size_t at = (size_t)t * hd + (size_t)i;
                 if (elem == 2)

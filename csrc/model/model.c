@@ -16,12 +16,14 @@ rt_model_dims rt_model_dims_from_config(const rt_config *cfg) {
     d.L = cfg->model.n_layers;
     d.H = cfg->model.n_heads;
     d.KVH = cfg->model.n_kv_heads;
-    d.D = cfg->model.dim / cfg->model.n_heads;
+    d.D = rt_config_head_dim(cfg);
     d.F = cfg->model.ffn_dim;
     d.T_max = cfg->model.max_seq_len;
     d.eps = (float)cfg->model.norm_eps;
     d.theta = (float)cfg->model.rope_theta;
     d.tied = cfg->model.tie_embeddings;
+    d.attn_bias = cfg->model.attn_bias;
+    d.rope = rt_rope_scaling_from_config(cfg);
     return d;
 }
 
@@ -190,13 +192,12 @@ static void alloc_kv_cache(rt_model *m, alloc_state *a) {
 static void upload_rope_tables(rt_model *m, float *cos_tab, float *sin_tab) {
     const rt_model_dims *d = &m->dims;
     int half = d->D / 2;
-    for (int t = 0; t < d->T_max; t++) {
-        for (int i = 0; i < half; i++) {
-            // double for the angle: t * theta^(-2i/D) loses digits in fp32 at long positions
-            double freq = pow((double)d->theta, -2.0 * i / (double)d->D);
-            double ang = (double)t * freq;
-            cos_tab[(size_t)t * half + i] = (float)cos(ang);
-            sin_tab[(size_t)t * half + i] = (float)sin(ang);
+    for (int i = 0; i < half; i++) {
+        // double for the angle: t * theta^(-2i/D) loses digits in fp32 at long positions
+        double freq = rt_rope_inv_freq((double)d->theta, i, d->D, &d->rope);
+        for (int t = 0; t < d->T_max; t++) {
+            cos_tab[(size_t)t * half + i] = (float)cos((double)t * freq);
+            sin_tab[(size_t)t * half + i] = (float)sin((double)t * freq);
         }
     }
     size_t n = (size_t)d->T_max * half;
@@ -231,9 +232,19 @@ int rt_model_create_parallel(rt_model *m, const rt_model_dims *dims, const rt_lo
                        dp->world, dp->grad_accum);
     if (B <= 0 || T <= 0 || T > dims->T_max)
         return rt_fail(err, "batch %d x %d does not fit the model (max_seq_len %d)", B, T, dims->T_max);
-    if (dims->H % dims->KVH != 0 || dims->D % 2 != 0 || dims->D * dims->H != dims->C)
-        return rt_fail(err, "model dims: n_heads %d, n_kv_heads %d, dim %d do not form even head dims",
-                       dims->H, dims->KVH, dims->C);
+    if (dims->H <= 0 || dims->KVH <= 0 || dims->H % dims->KVH != 0 || dims->D <= 0 || dims->D % 2 != 0)
+        return rt_fail(err, "model dims: n_heads %d, n_kv_heads %d, head_dim %d do not form even head dims",
+                       dims->H, dims->KVH, dims->D);
+    const rt_rope_scaling *rs = &dims->rope;
+    if (rs->type != RT_ROPE_SCALING_NONE && !(rs->factor >= 1.0f))
+        return rt_fail(err, "model.rope_factor %g must be at least 1", (double)rs->factor);
+    if (rs->type == RT_ROPE_SCALING_LLAMA3 &&
+        (!(rs->high_freq_factor > rs->low_freq_factor) || !(rs->low_freq_factor > 0.0f) ||
+         rs->original_max_seq_len <= 0))
+        return rt_fail(err,
+                       "llama3 RoPE scaling: model.rope_low_freq_factor %g, rope_high_freq_factor %g, "
+                       "rope_original_max_seq_len %d (need 0 < low < high and a positive length)",
+                       (double)rs->low_freq_factor, (double)rs->high_freq_factor, rs->original_max_seq_len);
     int max_params = 3 + 9 * dims->L + 2 * (RT_N_BLOCK_SITES * dims->L + 1);
     m->params = rt_calloc((size_t)max_params, sizeof(rt_param), "parameter table", err);
     m->layer = rt_calloc((size_t)dims->L, sizeof(rt_layer_params), "layer table", err);

@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "model/arena.h"
 #include "model/lora.h"
+#include "model/rope_scaling.h"
 
 typedef struct rt_model_dims {
     int V;     // vocabulary
@@ -21,12 +22,14 @@ typedef struct rt_model_dims {
     int L;     // layers
     int H;     // query heads
     int KVH;   // key/value heads
-    int D;     // head dim = C / H
+    int D;     // head dim (model.head_dim; C / H when that is 0); H * D need not equal C
     int F;     // SwiGLU hidden width
     int T_max; // longest sequence (RoPE table rows)
     float eps;
     float theta;
-    int tied; // output head is token_embd.weight
+    int tied;             // output head is token_embd.weight
+    int attn_bias;        // q/k/v projections add biases blk.N.attn_{q,k,v}.bias
+    rt_rope_scaling rope; // frequency scaling of the RoPE tables (zero: none)
 } rt_model_dims;
 
 // A frozen weight held only in NF4 (QLoRA; layout in nf4.h), device pointers.
