@@ -96,7 +96,7 @@ static float *rope_rows(const rt_named_tensor *t, const rt_config *cfg, int head
                         int *failed) {
     *failed = 0;
     if (heads == 0) return NULL;
-    int hd = cfg->model.dim / cfg->model.n_heads;
+    int hd = rt_config_head_dim(cfg);
     if (t->ndim != 2 || t->shape[0] != (int64_t)heads * hd) {
         *failed = 1;
         rt_fail(err, "%s has %lld rows, expected %d heads x %d", t->name, (long long)t->shape[0], heads, hd);

@@ -386,7 +386,7 @@ int rt_onnx_build_decoder(rt_onnx_decoder *d) {
     d->H = c->model.n_heads;
     d->KVH = c->model.n_kv_heads;
     d->G = d->H / d->KVH;
-    d->hd = c->model.dim / c->model.n_heads;
+    d->hd = rt_config_head_dim(c);
     d->L = c->model.n_layers;
     d->io = d->precision == RT_ONNX_FP16 ? RT_ONNX_FLOAT16 : RT_ONNX_FLOAT;
     io_values(d);

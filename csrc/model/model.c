@@ -87,6 +87,12 @@ static void define_params(rt_model *m) {
         LAYER_PARAM(wq, "attn_q.weight", (int64_t)d->H * d->D, d->C);
         LAYER_PARAM(wk, "attn_k.weight", (int64_t)d->KVH * d->D, d->C);
         LAYER_PARAM(wv, "attn_v.weight", (int64_t)d->KVH * d->D, d->C);
+        lp->bq = lp->bk = lp->bv = -1;
+        if (d->attn_bias) { // vectors: no weight decay, like the norms
+            LAYER_PARAM(bq, "attn_q.bias", (int64_t)d->H * d->D, 0);
+            LAYER_PARAM(bk, "attn_k.bias", (int64_t)d->KVH * d->D, 0);
+            LAYER_PARAM(bv, "attn_v.bias", (int64_t)d->KVH * d->D, 0);
+        }
         LAYER_PARAM(wo, "attn_output.weight", d->C, (int64_t)d->H * d->D);
         LAYER_PARAM(ffn_norm, "ffn_norm.weight", d->C, 0);
         LAYER_PARAM(wgate, "ffn_gate.weight", d->F, d->C);
@@ -245,7 +251,7 @@ int rt_model_create_parallel(rt_model *m, const rt_model_dims *dims, const rt_lo
                        "llama3 RoPE scaling: model.rope_low_freq_factor %g, rope_high_freq_factor %g, "
                        "rope_original_max_seq_len %d (need 0 < low < high and a positive length)",
                        (double)rs->low_freq_factor, (double)rs->high_freq_factor, rs->original_max_seq_len);
-    int max_params = 3 + 9 * dims->L + 2 * (RT_N_BLOCK_SITES * dims->L + 1);
+    int max_params = 3 + 12 * dims->L + 2 * (RT_N_BLOCK_SITES * dims->L + 1);
     m->params = rt_calloc((size_t)max_params, sizeof(rt_param), "parameter table", err);
     m->layer = rt_calloc((size_t)dims->L, sizeof(rt_layer_params), "layer table", err);
     m->acts = rt_calloc((size_t)dims->L, sizeof(rt_layer_acts), "activation table", err);
@@ -366,8 +372,8 @@ int rt_model_init_weights(rt_model *m, uint64_t seed, float std, rt_error *err) 
         rt_rng r;
         rt_rng_seed(&r, rt_seed_mix(seed, (uint64_t)i + 1));
         int is_out_proj = strstr(p->name, "attn_output") || strstr(p->name, "ffn_down");
-        float s = is_out_proj ? resid_std : std;
-        for (size_t j = 0; j < p->n; j++) host[j] = p->ndim == 1 ? 1.0f : s * rt_rng_normal(&r);
+        float s = is_out_proj ? resid_std : std, vec = strstr(p->name, ".bias") ? 0.0f : 1.0f; // norms 1
+        for (size_t j = 0; j < p->n; j++) host[j] = p->ndim == 1 ? vec : s * rt_rng_normal(&r);
         rt_model_set_weight(m, p, host);
     }
     m->ctx->be->sync(m->ctx);
@@ -394,7 +400,7 @@ double rt_model_train_flops_per_token(const rt_model *m, int T) {
     }
     if (m->dims.tied) n += (m->params[m->tok_embd].frozen ? 4.0 : 6.0) * (double)m->params[m->tok_embd].n;
     const rt_model_dims *d = &m->dims;
-    return n + 12.0 * d->L * d->C * (double)T;
+    return n + 12.0 * d->L * (double)d->H * d->D * (double)T; // attention runs over H heads of D
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -709,8 +715,8 @@ static int import_kind(rt_model *m, int adapters, const rt_named_tensor *weights
             return rt_fail(err,
                            adapters ? "%s: adapter %s is not part of this model (lora.targets or the base "
                                       "differ?)"
-                                    : "%s: tensor %s is not part of this model (tie_embeddings or n_layers "
-                                      "differ?)",
+                                    : "%s: tensor %s is not part of this model (tie_embeddings, n_layers or "
+                                      "attn_bias differ?)",
                            source, weights[j].name);
     }
     for (int i = 0; i < m->n_params; i++) {

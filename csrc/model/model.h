@@ -62,6 +62,7 @@ typedef struct rt_param {
 // Per-layer parameters as indices into rt_model.params.
 typedef struct rt_layer_params {
     int attn_norm, wq, wk, wv, wo, ffn_norm, wgate, wup, wdown;
+    int bq, bk, bv; // q/k/v biases [H*D], [KVH*D], [KVH*D] with dims.attn_bias, else -1
     int lora_a[RT_N_BLOCK_SITES], lora_b[RT_N_BLOCK_SITES]; // adapters by site (rt_lora_site), -1 = none
 } rt_layer_params;
 
@@ -173,7 +174,7 @@ int rt_model_init_weights(rt_model *m, uint64_t seed, float std, rt_error *err);
 // the adapted model computes exactly the base model until the first update.
 int rt_model_init_adapters(rt_model *m, uint64_t seed, rt_error *err);
 
-// Parameter count and the matmul FLOPs of one training token (6N + 12 L C T; docs/training.md, FLOPs per
+// Parameter count and the matmul FLOPs of one training token (6N + 12 L H D T; docs/training.md, FLOPs per
 // token).
 size_t rt_model_param_count(const rt_model *m);
 double rt_model_train_flops_per_token(const rt_model *m, int T);
