@@ -314,6 +314,18 @@ static const char *attention23(rt_onnx_decoder *d, int l, const char *q, const c
     return y;
 }
 
+// y + bias for the q/k/v projection `part` of layer l with model.attn_bias (y itself without): the bias
+// [1, n] in the io type, broadcast over [B, S, n]. NULL when the checkpoint lacks the bias.
+static const char *add_bias(rt_onnx_decoder *d, int l, const char *part, const char *y, int64_t n) {
+    if (!d->cfg->model.attn_bias) return y;
+    rt_onnx_graph *g = d->g;
+    const char *name = rt_onnx_name(g, "blk.%d.%s.bias", l, part);
+    const rt_named_tensor *t = weight(d, name, n, 0);
+    if (!t) return NULL;
+    rt_onnx_init_matrix(g, name, d->io, t->data, 1, n, 0);
+    return op(g, "Add", rt_onnx_name(g, "blk.%d/attn/%s_bias", l, part), N_IN(y, name), NO_ATTRS);
+}
+
 static const char *block(rt_onnx_decoder *d, int l, const char *x) {
     rt_onnx_graph *g = d->g;
     const rt_config *c = d->cfg;
@@ -335,9 +347,10 @@ static const char *block(rt_onnx_decoder *d, int l, const char *x) {
 #define W(part)   rt_onnx_name(g, "blk.%d." part ".weight", l)
 #define V(suffix) rt_onnx_name(g, "blk.%d/" suffix, l)
     const char *h = rmsnorm(d, x, W("attn_norm"), V("attn_norm"));
-    const char *q = linear(d, h, W("attn_q"), QD, C, V("attn/q"));
-    const char *k = linear(d, h, W("attn_k"), KD, C, V("attn/k"));
-    const char *v = linear(d, h, W("attn_v"), KD, C, V("attn/v"));
+    const char *q = add_bias(d, l, "attn_q", linear(d, h, W("attn_q"), QD, C, V("attn/q")), QD);
+    const char *k = add_bias(d, l, "attn_k", linear(d, h, W("attn_k"), KD, C, V("attn/k")), KD);
+    const char *v = add_bias(d, l, "attn_v", linear(d, h, W("attn_v"), KD, C, V("attn/v")), KD);
+    if (!q || !k || !v) return NULL;
     q = rope(d, split_heads(d, q, "shape.q_heads", V("attn/q")), V("attn/q_rope"));  // [B, H, S, hd]
     k = rope(d, split_heads(d, k, "shape.kv_heads", V("attn/k")), V("attn/k_rope")); // [B, KVH, S, hd]
     v = split_heads(d, v, "shape.kv_heads", V("attn/v"));                            // [B, KVH, S, hd]
