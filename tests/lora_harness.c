@@ -22,7 +22,6 @@
 #include "harness.h"
 #include "model/lora.h"
 #include "model/model.h"
-#include "model/model_internal.h"
 #include "backend/nf4.h"
 #include "model/optimizer.h"
 #include "base/rng.h"
@@ -103,17 +102,7 @@ static void run_lora(int qlora, int tied, uint64_t seed) {
     rt_model base;
     if (rt_model_create(&base, &d, &ctx, B, T, 0, &err)) rt_harness_die(err.msg);
     if (rt_model_init_weights(&base, seed, 0.08f, &err)) rt_harness_die(err.msg);
-    rt_rng br;
-    rt_rng_seed(&br, seed + 5);
-    for (int i = 0; i < base.n_params; i++) { // biases start at zero; random ones make the forward use them
-        rt_param *p = &base.params[i];
-        if (!strstr(p->name, ".bias")) continue;
-        float *bh = malloc(p->n * sizeof(float));
-        if (!bh) rt_harness_die("out of memory");
-        for (size_t j = 0; j < p->n; j++) bh[j] = 0.3f * rt_rng_normal(&br);
-        rt_model_set_weight(&base, p, bh);
-        free(bh);
-    }
+    rt_harness_random_biases(&base, seed + 5);
     rt_named_tensor *bw;
     int nb;
     if (rt_model_export_tensors(&base, &bw, NULL, NULL, &nb, &err)) rt_harness_die(err.msg);
