@@ -1,0 +1,217 @@
+"""`retort import hf` against transformers: small random models saved here by transformers' save_pretrained
+(Llama F32, Llama BF16, a tied head without lm_head.weight, sharded with model.safetensors.index.json, a
+config.json rewritten in the transformers 4.x style, Mistral) are imported, and retort's logits on the same
+ids must be within 1e-4 of transformers' fp32 forward of the model reloaded from disk, and retort's greedy
+continuation (rt_generate with the KV cache) must equal transformers' generate. The imported checkpoint must
+work with retort generate, eval, finetune and export. Refusals, each with its exit code and a message naming
+the key or tensor: yarn RoPE scaling, an I8 tensor, a missing tensor, a wrong shape, an unknown tensor,
+mlp_bias, a sliding window shorter than the context.
+
+usage: check_import_hf.py HARNESS   (run with .venv-hf/bin/python: transformers 5 and torch 2.x, see
+scripts/bootstrap.sh test; RETORT_BIN and RT_SOURCE_DIR from ctest)"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' progress bars
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import transformers as tf  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checklib import check_close, finish, run_retort  # noqa: E402
+
+HARNESS = sys.argv[1]
+SRC = os.environ["RT_SOURCE_DIR"]
+failures = []
+tf.logging.set_verbosity_error()
+torch.set_num_threads(2)
+
+V, CTX = 300, 96
+DIMS = dict(vocab_size=V, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=CTX)
+IDS = [256, 5, 77, 290, 13, 13, 140, 9, 258, 31, 200, 64, 1, 299, 42, 17, 88, 123, 7, 250]
+N_NEW = 12
+
+
+def run(args, expect=0, what=None):
+    return run_retort(failures, args, expect, what)
+
+
+def make(d, cls, cfg_cls, seed, save_dtype=None, **kw):
+    """A random model of cls saved to d by save_pretrained; norms randomised too, so a swapped norm shows."""
+    sharded = kw.pop("_sharded", False)
+    torch.manual_seed(seed)
+    model = cls(cfg_cls(**{**DIMS, **kw}))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(1 + 0.3 * torch.randn_like(p))
+    if save_dtype is not None:
+        model = model.to(save_dtype)
+    model.save_pretrained(d, **({"max_shard_size": "100KB"} if sharded else {}))
+    return d
+
+
+def reference(d):
+    """transformers' logits and greedy continuation of IDS, from the model reloaded from disk in fp32."""
+    model = tf.AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
+    x = torch.tensor([IDS])
+    with torch.no_grad():
+        logits = model(x).logits[0].numpy()
+        out = model.generate(x, attention_mask=torch.ones_like(x), do_sample=False, max_new_tokens=N_NEW,
+                             eos_token_id=257, pad_token_id=258)[0, len(IDS):].tolist()
+    if 257 in out:  # retort generate stops after EOS, as transformers does with eos_token_id
+        out = out[:out.index(257) + 1]
+    return logits, out
+
+
+def harness(ckpt, work):
+    out = os.path.join(work, "harness-" + os.path.basename(ckpt))
+    os.makedirs(out, exist_ok=True)
+    p = subprocess.run([HARNESS, ckpt, out, str(N_NEW)] + [str(i) for i in IDS], capture_output=True, text=True,
+                       timeout=120)
+    if p.returncode != 0:
+        failures.append(f"harness on {ckpt}: exited {p.returncode}: {p.stderr[-800:]}")
+        return None, None
+    logits = np.fromfile(os.path.join(out, "logits.bin"), dtype=np.float32).reshape(len(IDS), -1)
+    greedy = [int(t) for t in open(os.path.join(out, "greedy.txt")).read().split()]
+    return logits, greedy
+
+
+def check_import(name, d, work, extra=(), expect_note=None):
+    """Import d; retort's logits and greedy ids against transformers'. Returns the checkpoint path."""
+    ckpt = os.path.join(work, name + ".h5")
+    p = run(["import", "hf", d, "--out", ckpt, *extra], what=f"{name}: import")
+    if p.returncode != 0:
+        return None
+    if expect_note and expect_note not in p.stderr:
+        failures.append(f"{name}: expected a note containing {expect_note!r} on stderr, got {p.stderr!r}")
+    ref_logits, ref_greedy = reference(d)
+    logits, greedy = harness(ckpt, work)
+    if logits is None:
+        return None
+    check_close(failures, f"{name}: logits", logits, ref_logits, 1e-4, 0)
+    if greedy != ref_greedy:
+        failures.append(f"{name}: greedy ids {greedy} != transformers' {ref_greedy}")
+    print(f"{name}: max |logits - transformers| = {np.abs(logits - ref_logits).max():.2e}, "
+          f"greedy {greedy}")
+    return ckpt
+
+
+def rewrite_config(src, dst, edit):
+    """A copy of folder src with config.json passed through edit(dict)."""
+    shutil.copytree(src, dst)
+    path = os.path.join(dst, "config.json")
+    cfg = json.load(open(path))
+    edit(cfg)
+    json.dump(cfg, open(path, "w"), indent=2)
+    return dst
+
+
+def rewrite_weights(src, dst, edit):
+    """A copy of the one-file folder src with model.safetensors passed through edit(dict of tensors)."""
+    shutil.copytree(src, dst)
+    path = os.path.join(dst, "model.safetensors")
+    t = load_file(path)
+    edit(t)
+    save_file(t, path, metadata={"format": "pt"})
+    return dst
+
+
+def to_4x(cfg):
+    """transformers 4.x's keys: top-level rope_theta and rope_scaling, torch_dtype."""
+    rp = cfg.pop("rope_parameters")
+    cfg["rope_theta"] = rp["rope_theta"]
+    cfg["rope_scaling"] = None
+    cfg["torch_dtype"] = cfg.pop("dtype")
+
+
+def refuse(what, d, work, words, extra=()):
+    p = run(["import", "hf", d, "--out", os.path.join(work, "refused.h5"), *extra], expect=1, what=what)
+    if p.returncode == 1 and not all(w in p.stderr for w in words):
+        failures.append(f"{what}: the message should name {words}: {p.stderr.strip()}")
+    if os.path.exists(os.path.join(work, "refused.h5")):
+        failures.append(f"{what}: a refused import left a checkpoint behind")
+
+
+def check_ckpt_works(ckpt, work):
+    """generate, eval, finetune (LoRA) and export accept an imported checkpoint (ids < 259 from the byte
+    tokenizer fit the vocabulary)."""
+    # the continuation's ids above 255 print as nothing and the bytes need not be UTF-8: read bytes
+    p = subprocess.run([os.environ["RETORT_BIN"], "generate", ckpt, "--prompt", "ab", "--max-tokens", "4",
+                        "--temperature", "0"], capture_output=True, timeout=120)
+    if p.returncode != 0 or not p.stdout.startswith(b"ab"):
+        failures.append(f"generate: exited {p.returncode}: {p.stderr[-500:]!r}")
+    data = os.path.join(work, "add2.h5")
+    run(["data", "synth", "--task", "add2", "--n", "64", "--seed", "3", "--out", data], what="data synth")
+    p = run(["eval", ckpt, "--data", data, "--json"], what="eval")
+    if p.returncode == 0 and "loss" not in p.stdout:
+        failures.append(f"eval printed no loss: {p.stdout[:300]}")
+    cfg = os.path.join(SRC, "trainer", "configs", "tiny.yaml")
+    run(["finetune", cfg, f"base={ckpt}", f"data.train={data}", "data.val=", "data.seq_len=16", "train.steps=2",
+         "train.warmup_steps=1", "train.batch_size=2", "train.eval_every=0", "finetune.method=lora",
+         "system.threads=2", f"run.out_dir={work}/ft"], what="finetune lora")
+    run(["export", ckpt, "--format", "gguf", "--type", "f32", "--out", os.path.join(work, "m.gguf")],
+        what="export gguf")
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="rt_import_hf_")
+    L, M = tf.LlamaForCausalLM, tf.LlamaConfig
+    llama = make(f"{work}/hf-llama", L, M, 1, rope_theta=500000.0)
+    ckpt = check_import("llama-f32", llama, work)
+    check_import("llama-bf16", make(f"{work}/hf-bf16", L, M, 2, save_dtype=torch.bfloat16), work)
+    tied = make(f"{work}/hf-tied", L, M, 3, tie_word_embeddings=True)
+    if os.path.exists(os.path.join(tied, "model.safetensors")) and "lm_head.weight" in load_file(
+            os.path.join(tied, "model.safetensors")):
+        failures.append("tied: transformers wrote lm_head.weight; the test expects it absent")
+    check_import("llama-tied", tied, work)
+    sharded = make(f"{work}/hf-sharded", L, M, 4, _sharded=True)
+    if not os.path.exists(os.path.join(sharded, "model.safetensors.index.json")):
+        failures.append("sharded: transformers wrote no model.safetensors.index.json")
+    check_import("llama-sharded", sharded, work)
+    old = rewrite_config(llama, f"{work}/hf-4x", to_4x)
+    check_import("llama-4x-config", old, work)
+    mistral = make(f"{work}/hf-mistral", tf.MistralForCausalLM, tf.MistralConfig, 5, sliding_window=4096)
+    check_import("mistral", mistral, work, expect_note="sliding_window 4096")
+    if ckpt:
+        check_ckpt_works(ckpt, work)
+
+    # refusals
+    def yarn(c):
+        c["rope_parameters"] = {"rope_theta": 10000.0, "rope_type": "yarn", "factor": 4.0,
+                                "original_max_position_embeddings": 32}
+    refuse("yarn", rewrite_config(llama, f"{work}/r-yarn", yarn), work, ["config.json", "rope_type", "yarn"])
+    refuse("mlp_bias", rewrite_config(llama, f"{work}/r-mlpb", lambda c: c.update(mlp_bias=True)), work,
+           ["config.json", "mlp_bias"])
+    refuse("gelu", rewrite_config(llama, f"{work}/r-gelu", lambda c: c.update(hidden_act="gelu")), work,
+           ["config.json", "hidden_act", "gelu"])
+    refuse("window", make(f"{work}/r-window", tf.MistralForCausalLM, tf.MistralConfig, 6, sliding_window=32),
+           work, ["config.json", "sliding_window 32", "--max-seq-len"])
+    check_import("mistral-window-fits", f"{work}/r-window", work, extra=["--max-seq-len", "32"])
+    refuse("longer context", llama, work, ["--max-seq-len 200", "max_position_embeddings 96"],
+           extra=["--max-seq-len", "200"])
+    up = "model.layers.0.mlp.up_proj.weight"
+    refuse("I8", rewrite_weights(llama, f"{work}/r-i8", lambda t: t.update({up: t[up].to(torch.int8)})), work,
+           [up, "I8"])
+    k1 = "model.layers.1.self_attn.k_proj.weight"
+    refuse("missing", rewrite_weights(llama, f"{work}/r-missing", lambda t: t.pop(k1)), work, [k1, "missing"])
+    down = "model.layers.1.mlp.down_proj.weight"
+    refuse("shape", rewrite_weights(llama, f"{work}/r-shape", lambda t: t.update({down: t[down].T.contiguous()})),
+           work, [down, "[128, 64]", "[64, 128]"])
+    qn = "model.layers.0.self_attn.q_norm.weight"
+    refuse("unknown", rewrite_weights(llama, f"{work}/r-extra", lambda t: t.update({qn: torch.ones(16)})), work,
+           [qn, "not part of"])
+    inv = "model.layers.0.self_attn.rotary_emb.inv_freq"
+    harmless = rewrite_weights(llama, f"{work}/hf-invfreq", lambda t: t.update({inv: torch.ones(8)}))
+    check_import("llama-inv-freq", harmless, work, expect_note="RoPE inverse-frequency")
+    finish(failures, "import hf: Llama (F32, BF16, tied, sharded, 4.x config) and Mistral match transformers' "
+           "logits and greedy ids; refusals name their key or tensor", work)
+
+
+main()
