@@ -160,17 +160,83 @@ def check_ckpt_works(ckpt, work):
         what="export gguf")
 
 
+class LogCapture:
+    """transformers' log records while loading (missing, unexpected or newly initialised weights warn)."""
+    def __enter__(self):
+        import logging
+        self.records = []
+        self.handler = logging.Handler()
+        self.handler.emit = lambda r: self.records.append(r.getMessage())
+        tf.logging.set_verbosity_warning()
+        tf.logging.get_logger().addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        tf.logging.get_logger().removeHandler(self.handler)
+        tf.logging.set_verbosity_error()
+
+
+def check_export(name, ckpt, src, work, dtype="f32"):
+    """retort export --format hf of an imported checkpoint: transformers loads it without missing or unexpected
+    keys, every weight equals the source folder's (max |delta| 0), the header is laid out as the safetensors
+    package writes it, and the logits equal the source model's (the config carries theta, eps, tying)."""
+    out = os.path.join(work, "export-" + name)
+    if run(["export", ckpt, "--format", "hf", "--dtype", dtype, "--out", out], what=f"{name}: export hf").returncode:
+        return
+    with LogCapture() as log:
+        model, info = tf.AutoModelForCausalLM.from_pretrained(out, output_loading_info=True)
+    bad = {k: v for k, v in info.items() if v}
+    if bad or any("newly initialized" in r or "not used" in r or "missing" in r.lower() for r in log.records):
+        failures.append(f"{name}: transformers loaded the export with {bad} / {log.records}")
+    source = tf.AutoModelForCausalLM.from_pretrained(src)
+    want, got = source.state_dict(), model.state_dict()
+    if set(want) != set(got):
+        failures.append(f"{name}: exported parameters {sorted(set(got) ^ set(want))} differ from the source's")
+    else:
+        worst = max(float((got[k].float() - want[k].float()).abs().max()) for k in want)
+        if worst != 0 or any(got[k].dtype != want[k].dtype for k in want):
+            failures.append(f"{name}: exported weights differ from the source's by {worst} (dtypes "
+                            f"{ {str(got[k].dtype) for k in got} } vs { {str(want[k].dtype) for k in want} })")
+    x = torch.tensor([IDS])
+    with torch.no_grad():
+        a, b = model.float()(x).logits, source.float()(x).logits
+    if not torch.equal(a, b):
+        failures.append(f"{name}: the export's logits differ from the source's by {float((a - b).abs().max())}")
+    raw = open(os.path.join(out, "model.safetensors"), "rb").read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    names = [k for k in header if k != "__metadata__"]
+    spans = [header[k]["data_offsets"] for k in names]
+    if (n % 8 or raw[8:8 + n].rstrip(b" ") != raw[8:8 + n].rstrip() or list(header)[0] != "__metadata__"
+            or header["__metadata__"] != {"format": "pt"} or names != sorted(names)
+            or spans[0][0] != 0 or any(spans[i][1] != spans[i + 1][0] for i in range(len(spans) - 1))
+            or spans[-1][1] != len(raw) - 8 - n):
+        failures.append(f"{name}: model.safetensors is not laid out as the safetensors package writes files "
+                        f"(header {n} bytes, first keys {list(header)[:3]})")
+    tied = "lm_head.weight" not in names
+    if tied != json.load(open(os.path.join(out, "config.json")))["tie_word_embeddings"]:
+        failures.append(f"{name}: tie_word_embeddings does not match the presence of lm_head.weight")
+    print(f"{name}: export --format hf --dtype {dtype} reloads in transformers with identical weights and logits")
+
+
 def main():
     work = tempfile.mkdtemp(prefix="rt_import_hf_")
     L, M = tf.LlamaForCausalLM, tf.LlamaConfig
     llama = make(f"{work}/hf-llama", L, M, 1, rope_theta=500000.0)
     ckpt = check_import("llama-f32", llama, work)
-    check_import("llama-bf16", make(f"{work}/hf-bf16", L, M, 2, save_dtype=torch.bfloat16), work)
+    if ckpt:
+        check_export("llama-f32", ckpt, llama, work)
+    bf16 = make(f"{work}/hf-bf16", L, M, 2, save_dtype=torch.bfloat16, rms_norm_eps=1e-5)
+    ckpt_bf16 = check_import("llama-bf16", bf16, work)
+    if ckpt_bf16:
+        check_export("llama-bf16", ckpt_bf16, bf16, work, dtype="bf16")
     tied = make(f"{work}/hf-tied", L, M, 3, tie_word_embeddings=True)
     if os.path.exists(os.path.join(tied, "model.safetensors")) and "lm_head.weight" in load_file(
             os.path.join(tied, "model.safetensors")):
         failures.append("tied: transformers wrote lm_head.weight; the test expects it absent")
-    check_import("llama-tied", tied, work)
+    ckpt_tied = check_import("llama-tied", tied, work)
+    if ckpt_tied:
+        check_export("llama-tied", ckpt_tied, tied, work)
     sharded = make(f"{work}/hf-sharded", L, M, 4, _sharded=True)
     if not os.path.exists(os.path.join(sharded, "model.safetensors.index.json")):
         failures.append("sharded: transformers wrote no model.safetensors.index.json")
@@ -181,6 +247,13 @@ def main():
     check_import("mistral", mistral, work, expect_note="sliding_window 4096")
     if ckpt:
         check_ckpt_works(ckpt, work)
+        busy = os.path.join(work, "busy")
+        os.makedirs(busy)
+        open(os.path.join(busy, "notes.txt"), "w").write("mine")
+        p = run(["export", ckpt, "--format", "hf", "--out", busy], expect=1, what="export into a folder of others")
+        if "notes.txt" not in p.stderr or not os.path.exists(os.path.join(busy, "notes.txt")):
+            failures.append(f"export into a folder holding other files: {p.stderr.strip()}")
+        run(["export", ckpt, "--format", "hf", "--dtype", "f16", "--out", busy], expect=2, what="--dtype f16")
 
     # refusals
     def yarn(c):

@@ -24,7 +24,7 @@ static const command commands[] = {
     {"finetune", rt_cmd_finetune, "LoRA, QLoRA (NF4 base) or full fine-tuning of a checkpoint"},
     {"merge", rt_cmd_merge, "fold LoRA adapters into their base: a full checkpoint"},
     {"import", rt_cmd_import, "a Hugging Face model folder as a checkpoint (Llama, Mistral, Qwen2)"},
-    {"export", rt_cmd_export, "a checkpoint as GGUF for llama.cpp (f32 to q4_0, or a LoRA adapter)"},
+    {"export", rt_cmd_export, "a checkpoint as GGUF (llama.cpp), ONNX or a Hugging Face folder"},
     {"generate", rt_cmd_generate, "sample text from a checkpoint"},
     {"eval", rt_cmd_eval, "loss, perplexity and task exact-match of checkpoints"},
     {"inspect", rt_cmd_inspect, "show what a checkpoint or dataset holds"},
