@@ -57,6 +57,15 @@ def text_import():
         b'\3{"prompt": "1+1=", "completion": "2"}\n\n{"prompt": "", "completion": "x"}\n')
 
 
+def pretokenize():
+    texts = {"mixed": "Hello world's 12345 caf\u00e9 \u4e2d\u6587 \U0001F468\u200d\U0001F469 \r\n\t  x",
+             "marks": "e\u0301 q\u0307\u0323 \u1100\u1161\u11a8 \u212b \u0958 \u0661\u0662\uff13",
+             "contractions": "IT'S we'RE they'Ve 'ſx ''s\n\n  !!abc"}
+    for name, text in texts.items():
+        put("pretokenize", name, text.encode("utf-8"))
+    put("pretokenize", "invalid", b"a\xff\xc3 \xed\xa0\x80 \xf4\x90\x80\x80 \xe2\x82 9")
+
+
 def gguf_files():
     tmp = os.path.join(here, "corpus", ".tmp.gguf")
     rng = np.random.default_rng(1)
@@ -163,6 +172,7 @@ if __name__ == "__main__":
     config()
     jsonl()
     text_import()
+    pretokenize()
     gguf_files()
     safetensors_files()
     hf_configs()
