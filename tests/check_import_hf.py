@@ -1,11 +1,14 @@
-"""`retort import hf` against transformers: small random models saved here by transformers' save_pretrained
-(Llama F32, Llama BF16, a tied head without lm_head.weight, sharded with model.safetensors.index.json, a
-config.json rewritten in the transformers 4.x style, Mistral) are imported, and retort's logits on the same
-ids must be within 1e-4 of transformers' fp32 forward of the model reloaded from disk, and retort's greedy
-continuation (rt_generate with the KV cache) must equal transformers' generate. The imported checkpoint must
-work with retort generate, eval, finetune and export. Refusals, each with its exit code and a message naming
-the key or tensor: yarn RoPE scaling, an I8 tensor, a missing tensor, a wrong shape, an unknown tensor,
-mlp_bias, a sliding window shorter than the context.
+"""`retort import hf` and `retort export --format hf` against transformers: small random models saved here by
+transformers' save_pretrained (Llama F32, Llama BF16, a tied head without lm_head.weight, sharded with
+model.safetensors.index.json, a config.json rewritten in the transformers 4.x style, Llama 3.1's llama3 RoPE
+scaling run past its original context, linear scaling, head_dim 24 != 64 / 4, Qwen2 with q/k/v biases (also
+tied, sharded and BF16), Mistral) are imported, and retort's logits on the same ids must be within 1e-4 of
+transformers' fp32 forward of the model reloaded from disk, and retort's greedy continuation (rt_generate
+with the KV cache) must equal transformers' generate. Exported back, transformers must load the folder with
+no missing or unexpected weights, every weight equal to the original's and the same logits. The imported
+checkpoint must work with retort generate, eval, finetune and export. Refusals, each with its exit code and a
+message naming the key or tensor: yarn RoPE scaling, an I8 tensor, a missing tensor, a wrong shape, an
+unknown tensor, mlp_bias, a gelu activation, a Mistral or Qwen2 sliding window shorter than the context.
 
 usage: check_import_hf.py HARNESS   (run with .venv-hf/bin/python: transformers 5 and torch 2.x, see
 scripts/bootstrap.sh test; RETORT_BIN and RT_SOURCE_DIR from ctest)"""
@@ -33,7 +36,9 @@ torch.set_num_threads(2)
 
 V, CTX = 300, 96
 DIMS = dict(vocab_size=V, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=CTX)
+            num_key_value_heads=2, max_position_embeddings=CTX,
+            initializer_range=0.2)  # 10x transformers' default: logits of ~7, so RoPE scaling moves them by ~6
+                                    # and greedy continuations do not collapse into one repeated id
 IDS = [256, 5, 77, 290, 13, 13, 140, 9, 258, 31, 200, 64, 1, 299, 42, 17, 88, 123, 7, 250]
 N_NEW = 12
 
@@ -51,6 +56,8 @@ def make(d, cls, cfg_cls, seed, save_dtype=None, **kw):
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):
                 p.copy_(1 + 0.3 * torch.randn_like(p))
+            elif name.endswith("bias"):  # transformers starts them at 0
+                p.copy_(0.5 * torch.randn_like(p))
     if save_dtype is not None:
         model = model.to(save_dtype)
     model.save_pretrained(d, **({"max_shard_size": "100KB"} if sharded else {}))
@@ -123,11 +130,14 @@ def rewrite_weights(src, dst, edit):
     return dst
 
 
-def to_4x(cfg):
-    """transformers 4.x's keys: top-level rope_theta and rope_scaling, torch_dtype."""
+def to_4x(cfg, legacy_type=False):
+    """transformers 4.x's keys: top-level rope_theta, rope_scaling (null without scaling; with `type` for
+    rope_type before 4.43), torch_dtype."""
     rp = cfg.pop("rope_parameters")
-    cfg["rope_theta"] = rp["rope_theta"]
-    cfg["rope_scaling"] = None
+    cfg["rope_theta"] = rp.pop("rope_theta")
+    cfg["rope_scaling"] = rp if rp["rope_type"] != "default" else None
+    if legacy_type and cfg["rope_scaling"]:
+        rp["type"] = rp.pop("rope_type")
     cfg["torch_dtype"] = cfg.pop("dtype")
 
 
@@ -243,6 +253,30 @@ def main():
     check_import("llama-sharded", sharded, work)
     old = rewrite_config(llama, f"{work}/hf-4x", to_4x)
     check_import("llama-4x-config", old, work)
+    Q = (tf.Qwen2ForCausalLM, tf.Qwen2Config)
+    qwen = make(f"{work}/hf-qwen2", *Q, 7, rope_theta=1000000.0)
+    ckpt_qwen = check_import("qwen2-biases", qwen, work)
+    if ckpt_qwen:
+        check_export("qwen2-biases", ckpt_qwen, qwen, work)
+    qwen_tied = make(f"{work}/hf-qwen2-tied", *Q, 8, tie_word_embeddings=True, _sharded=True,
+                     save_dtype=torch.bfloat16)
+    check_import("qwen2-tied-sharded-bf16", qwen_tied, work)
+    llama3 = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+              "high_freq_factor": 4.0, "original_max_position_embeddings": 16}  # 20 ids + 12 new pass 16
+    l31 = make(f"{work}/hf-llama31", L, M, 9, rope_parameters=llama3, tie_word_embeddings=True)
+    ckpt_l31 = check_import("llama3-scaling", l31, work)
+    if ckpt_l31:
+        check_export("llama3-scaling", ckpt_l31, l31, work)
+    check_import("llama3-scaling-4x", rewrite_config(l31, f"{work}/hf-llama31-4x", to_4x), work)
+    lin = make(f"{work}/hf-linear", L, M, 10, rope_parameters={"rope_type": "linear", "rope_theta": 10000.0,
+                                                                 "factor": 2.0})
+    check_import("linear-scaling", lin, work)
+    check_import("linear-scaling-legacy", rewrite_config(lin, f"{work}/hf-linear-4x",
+                                                         lambda c: to_4x(c, legacy_type=True)), work)
+    hd = make(f"{work}/hf-head-dim", L, M, 11, head_dim=24)
+    ckpt_hd = check_import("head-dim-24", hd, work)
+    if ckpt_hd:
+        check_export("head-dim-24", ckpt_hd, hd, work)
     mistral = make(f"{work}/hf-mistral", tf.MistralForCausalLM, tf.MistralConfig, 5, sliding_window=4096)
     check_import("mistral", mistral, work, expect_note="sliding_window 4096")
     if ckpt:
@@ -267,6 +301,8 @@ def main():
     refuse("window", make(f"{work}/r-window", tf.MistralForCausalLM, tf.MistralConfig, 6, sliding_window=32),
            work, ["config.json", "sliding_window 32", "--max-seq-len"])
     check_import("mistral-window-fits", f"{work}/r-window", work, extra=["--max-seq-len", "32"])
+    refuse("qwen2 window", make(f"{work}/r-qwen-window", *Q, 12, use_sliding_window=True, sliding_window=32,
+                                max_window_layers=1), work, ["config.json", "sliding_window 32"])
     refuse("longer context", llama, work, ["--max-seq-len 200", "max_position_embeddings 96"],
            extra=["--max-seq-len", "200"])
     up = "model.layers.0.mlp.up_proj.weight"
@@ -283,8 +319,9 @@ def main():
     inv = "model.layers.0.self_attn.rotary_emb.inv_freq"
     harmless = rewrite_weights(llama, f"{work}/hf-invfreq", lambda t: t.update({inv: torch.ones(8)}))
     check_import("llama-inv-freq", harmless, work, expect_note="RoPE inverse-frequency")
-    finish(failures, "import hf: Llama (F32, BF16, tied, sharded, 4.x config) and Mistral match transformers' "
-           "logits and greedy ids; refusals name their key or tensor", work)
+    finish(failures, "import hf: Llama (F32, BF16, tied, sharded, 4.x config, llama3 and linear RoPE scaling, "
+           "head_dim 24), Qwen2 with biases and Mistral match transformers' logits and greedy ids; exports reload "
+           "in transformers with identical weights and logits; refusals name their key or tensor", work)
 
 
 main()

@@ -1,4 +1,5 @@
-// The Hugging Face folder export (hf_export.h). config.json is written in the form transformers 4.x wrote
+// The Hugging Face folder export (hf_export.h): LlamaForCausalLM, or Qwen2ForCausalLM for a model with q/k/v
+// biases. config.json is written in the form transformers 4.x wrote
 // (top-level rope_theta and rope_scaling, torch_dtype next to dtype), which transformers 5 also reads, with
 // keys sorted and indented as transformers writes them.
 #include "export/hf_export.h"
@@ -51,30 +52,61 @@ static void key_float(rt_buf *b, const char *key, double v) {
     rt_buf_printf(b, ",\n");
 }
 
+// The scaling as transformers 4.x wrote rope_scaling (rope_type, then the type's parameters), or null.
+static void rope_scaling_json(rt_buf *b, const rt_config *cfg) {
+    const char *type = cfg->model.rope_scaling;
+    if (strcmp(type, "linear") != 0 && strcmp(type, "llama3") != 0) {
+        rt_buf_printf(b, "  \"rope_scaling\": null,\n");
+        return;
+    }
+    rt_buf_printf(b, "  \"rope_scaling\": {\n    \"factor\": ");
+    py_float(b, cfg->model.rope_factor);
+    if (strcmp(type, "llama3") == 0) {
+        rt_buf_printf(b, ",\n    \"high_freq_factor\": ");
+        py_float(b, cfg->model.rope_high_freq_factor);
+        rt_buf_printf(b, ",\n    \"low_freq_factor\": ");
+        py_float(b, cfg->model.rope_low_freq_factor);
+        rt_buf_printf(b, ",\n    \"original_max_position_embeddings\": %d",
+                      cfg->model.rope_original_max_seq_len);
+    }
+    rt_buf_printf(b, ",\n    \"rope_type\": \"%s\"\n  },\n", type);
+}
+
+// Llama, or Qwen2 for a model with q/k/v biases (Llama's attention_bias would add an o_proj bias too).
+static const char *architecture(const rt_config *cfg) {
+    return cfg->model.attn_bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
+}
+
 static void config_json(rt_buf *b, const rt_config *cfg, const rt_hf_export_opts *o) {
     const char *dtype = o->bf16 ? "bfloat16" : "float32";
-    rt_buf_printf(b, "{\n  \"architectures\": [\n    \"LlamaForCausalLM\"\n  ],\n");
-    rt_buf_printf(b, "  \"attention_bias\": false,\n  \"attention_dropout\": 0.0,\n");
+    int qwen2 = cfg->model.attn_bias;
+    rt_buf_printf(b, "{\n  \"architectures\": [\n    \"%s\"\n  ],\n", architecture(cfg));
+    if (!qwen2) rt_buf_printf(b, "  \"attention_bias\": false,\n");
+    rt_buf_printf(b, "  \"attention_dropout\": 0.0,\n");
     key_id(b, "bos_token_id", o->bos_id);
     rt_buf_printf(b, "  \"dtype\": \"%s\",\n", dtype);
     key_id(b, "eos_token_id", o->eos_id);
-    key_int(b, "head_dim", cfg->model.dim / cfg->model.n_heads);
+    key_int(b, "head_dim", rt_config_head_dim(cfg));
     rt_buf_printf(b, "  \"hidden_act\": \"silu\",\n");
     key_int(b, "hidden_size", cfg->model.dim);
     key_float(b, "initializer_range", cfg->model.init_std);
     key_int(b, "intermediate_size", cfg->model.ffn_dim);
     key_int(b, "max_position_embeddings", cfg->model.max_seq_len);
-    rt_buf_printf(b, "  \"mlp_bias\": false,\n  \"model_type\": \"llama\",\n");
+    if (qwen2) key_int(b, "max_window_layers", cfg->model.n_layers);
+    if (!qwen2) rt_buf_printf(b, "  \"mlp_bias\": false,\n");
+    rt_buf_printf(b, "  \"model_type\": \"%s\",\n", qwen2 ? "qwen2" : "llama");
     key_int(b, "num_attention_heads", cfg->model.n_heads);
     key_int(b, "num_hidden_layers", cfg->model.n_layers);
     key_int(b, "num_key_value_heads", cfg->model.n_kv_heads);
     key_id(b, "pad_token_id", o->pad_id);
-    rt_buf_printf(b, "  \"pretraining_tp\": 1,\n");
+    if (!qwen2) rt_buf_printf(b, "  \"pretraining_tp\": 1,\n");
     key_float(b, "rms_norm_eps", cfg->model.norm_eps);
-    rt_buf_printf(b, "  \"rope_scaling\": null,\n");
+    rope_scaling_json(b, cfg);
     key_float(b, "rope_theta", cfg->model.rope_theta);
+    if (qwen2) rt_buf_printf(b, "  \"sliding_window\": null,\n");
     rt_buf_printf(b, "  \"tie_word_embeddings\": %s,\n", cfg->model.tie_embeddings ? "true" : "false");
     rt_buf_printf(b, "  \"torch_dtype\": \"%s\",\n  \"use_cache\": true,\n", dtype);
+    if (qwen2) rt_buf_printf(b, "  \"use_sliding_window\": false,\n");
     rt_buf_printf(b, "  \"vocab_size\": %d\n}\n", cfg->model.vocab_size);
 }
 
@@ -143,7 +175,7 @@ int rt_hf_export_model(const rt_named_tensor *weights, int n, const rt_config *c
                        const rt_hf_export_opts *opts, const char *out_dir, rt_hf_export_report *rep,
                        rt_error *err) {
     memset(rep, 0, sizeof *rep);
-    rep->architecture = "LlamaForCausalLM";
+    rep->architecture = architecture(cfg);
     rt_hf_tensor *ts;
     int nt;
     if (rt_hf_tensor_list(cfg, &ts, &nt, err)) return -1;

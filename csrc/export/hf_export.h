@@ -1,7 +1,8 @@
 // A retort model as a Hugging Face folder that transformers (4.x and 5.x) loads with from_pretrained:
-// config.json (LlamaForCausalLM), generation_config.json and model.safetensors under transformers' tensor
-// names (hf_names.h), F32 or BF16. A tied head writes no lm_head.weight and sets tie_word_embeddings. The
-// folder is written whole and swapped in (export_folder.h). docs/export.md describes the files.
+// config.json (LlamaForCausalLM, or Qwen2ForCausalLM with q/k/v biases), generation_config.json and
+// model.safetensors under transformers' tensor names (hf_names.h), F32 or BF16. A tied head writes no
+// lm_head.weight and sets tie_word_embeddings. The folder is written whole and swapped in
+// (export_folder.h). docs/import.md describes the files.
 #ifndef RT_HF_EXPORT_H
 #define RT_HF_EXPORT_H
 
@@ -19,7 +20,7 @@ typedef struct rt_hf_export_opts {
 typedef struct rt_hf_export_report {
     int n_tensors;
     size_t weights_bytes;     // model.safetensors
-    const char *architecture; // "LlamaForCausalLM"
+    const char *architecture; // "LlamaForCausalLM" or "Qwen2ForCausalLM"
 } rt_hf_export_report;
 
 // weights: row-major fp32 under retort's names, exactly the tensors cfg's model has.

@@ -6,7 +6,17 @@
 #include <string.h>
 
 // One tensor of a block: HF's name after "model.layers.N.", retort's after "blk.N.", and its shape by role.
-typedef enum { SHAPE_NORM, SHAPE_Q, SHAPE_KV, SHAPE_O, SHAPE_UP, SHAPE_DOWN } block_shape;
+// Biases (SHAPE_QB, SHAPE_KVB) exist only with model.attn_bias.
+typedef enum {
+    SHAPE_NORM,
+    SHAPE_Q,
+    SHAPE_KV,
+    SHAPE_QB,
+    SHAPE_KVB,
+    SHAPE_O,
+    SHAPE_UP,
+    SHAPE_DOWN
+} block_shape;
 static const struct {
     const char *hf, *rt;
     block_shape shape;
@@ -15,6 +25,9 @@ static const struct {
     {"self_attn.q_proj.weight", "attn_q.weight", SHAPE_Q},
     {"self_attn.k_proj.weight", "attn_k.weight", SHAPE_KV},
     {"self_attn.v_proj.weight", "attn_v.weight", SHAPE_KV},
+    {"self_attn.q_proj.bias", "attn_q.bias", SHAPE_QB},
+    {"self_attn.k_proj.bias", "attn_k.bias", SHAPE_KVB},
+    {"self_attn.v_proj.bias", "attn_v.bias", SHAPE_KVB},
     {"self_attn.o_proj.weight", "attn_output.weight", SHAPE_O},
     {"post_attention_layernorm.weight", "ffn_norm.weight", SHAPE_NORM},
     {"mlp.gate_proj.weight", "ffn_gate.weight", SHAPE_UP},
@@ -36,11 +49,15 @@ int rt_hf_tensor_list(const rt_config *cfg, rt_hf_tensor **out, int *n, rt_error
     *n = 0;
     const int64_t V = cfg->model.vocab_size, C = cfg->model.dim, L = cfg->model.n_layers,
                   H = cfg->model.n_heads, KVH = cfg->model.n_kv_heads, F = cfg->model.ffn_dim;
-    if (V < 1 || C < 1 || L < 1 || H < 1 || KVH < 1 || F < 1 || C % H != 0 || L > 100000)
+    if (V < 1 || C < 1 || L < 1 || H < 1 || KVH < 1 || F < 1 || L > 100000 || rt_config_head_dim(cfg) < 1)
         return rt_fail(err,
                        "the model's dims (vocab %lld, dim %lld, %lld layers, %lld/%lld heads) are invalid",
                        (long long)V, (long long)C, (long long)L, (long long)H, (long long)KVH);
-    const int64_t D = C / H;
+    const int64_t D = rt_config_head_dim(cfg);
+    // [rows, cols] by block_shape; cols 0 = a vector
+    const int64_t dims[][2] = {[SHAPE_NORM] = {C, 0},   [SHAPE_Q] = {H * D, C},     [SHAPE_KV] = {KVH * D, C},
+                               [SHAPE_QB] = {H * D, 0}, [SHAPE_KVB] = {KVH * D, 0}, [SHAPE_O] = {C, H * D},
+                               [SHAPE_UP] = {F, C},     [SHAPE_DOWN] = {C, F}};
     int total = 3 + (int)L * N_BLOCK;
     rt_hf_tensor *ts = rt_calloc((size_t)total, sizeof *ts, "the tensor table", err);
     if (!ts) return -1;
@@ -48,29 +65,12 @@ int rt_hf_tensor_list(const rt_config *cfg, rt_hf_tensor **out, int *n, rt_error
     set(&ts[k++], "model.embed_tokens.weight", "token_embd.weight", 2, V, C);
     for (int64_t l = 0; l < L; l++)
         for (int i = 0; i < N_BLOCK; i++) {
+            block_shape shape = block_tensors[i].shape;
+            if (!cfg->model.attn_bias && (shape == SHAPE_QB || shape == SHAPE_KVB)) continue;
             char hf[RT_TENSOR_NAME_MAX], rt[RT_TENSOR_NAME_MAX];
             snprintf(hf, sizeof hf, "model.layers.%lld.%s", (long long)l, block_tensors[i].hf);
             snprintf(rt, sizeof rt, "blk.%lld.%s", (long long)l, block_tensors[i].rt);
-            switch (block_tensors[i].shape) {
-            case SHAPE_NORM:
-                set(&ts[k++], hf, rt, 1, C, 0);
-                break;
-            case SHAPE_Q:
-                set(&ts[k++], hf, rt, 2, H * D, C);
-                break;
-            case SHAPE_KV:
-                set(&ts[k++], hf, rt, 2, KVH * D, C);
-                break;
-            case SHAPE_O:
-                set(&ts[k++], hf, rt, 2, C, H * D);
-                break;
-            case SHAPE_UP:
-                set(&ts[k++], hf, rt, 2, F, C);
-                break;
-            case SHAPE_DOWN:
-                set(&ts[k++], hf, rt, 2, C, F);
-                break;
-            }
+            set(&ts[k++], hf, rt, dims[shape][1] ? 2 : 1, dims[shape][0], dims[shape][1]);
         }
     set(&ts[k++], "model.norm.weight", "output_norm.weight", 1, C, 0);
     if (!cfg->model.tie_embeddings) set(&ts[k++], RT_HF_LM_HEAD, "output.weight", 2, V, C);

@@ -22,7 +22,8 @@ typedef struct rt_hf_tensor {
 } rt_hf_tensor;
 
 // Every tensor of the model cfg describes, in retort's order (token_embd, then per block attn_norm, q, k, v,
-// o, ffn_norm, gate, up, down, then output_norm and, unless the head is tied, output). *out is malloc'd.
+// their biases with model.attn_bias, o, ffn_norm, gate, up, down, then output_norm and, unless the head is
+// tied, output). *out is malloc'd.
 int rt_hf_tensor_list(const rt_config *cfg, rt_hf_tensor **out, int *n, rt_error *err);
 
 // The HF name of the head: absent from files whose head is tied to the embedding.

@@ -27,17 +27,6 @@ int rt_hf_to_config(const rt_hf_config *hf, const char *path, int max_seq_len, i
             "%s: sliding_window %d is shorter than the context of %d positions, and retort's attention "
             "has no window: import with --max-seq-len %d or less",
             path, hf->sliding_window, T, hf->sliding_window);
-    if (hf->head_dim * hf->n_heads != hf->hidden_size)
-        return rt_fail(err,
-                       "%s: head_dim %d: this build of retort needs hidden_size / num_attention_heads = %d "
-                       "(model.head_dim is not available yet)",
-                       path, hf->head_dim, hf->hidden_size / hf->n_heads);
-    if (hf->rope_type != RT_HF_ROPE_DEFAULT)
-        return rt_fail(err, "%s: RoPE scaling \"%s\": this build of retort has no model.rope_scaling yet",
-                       path, rt_hf_rope_type_name(hf->rope_type));
-    if (hf->attn_bias)
-        return rt_fail(err, "%s: %s's q/k/v biases: this build of retort has no model.attn_bias yet", path,
-                       hf->architecture);
     cfg->model.vocab_size = hf->vocab_size;
     cfg->model.dim = hf->hidden_size;
     cfg->model.n_layers = hf->n_layers;
@@ -48,6 +37,19 @@ int rt_hf_to_config(const rt_hf_config *hf, const char *path, int max_seq_len, i
     cfg->model.rope_theta = hf->rope_theta;
     cfg->model.norm_eps = hf->rms_norm_eps;
     cfg->model.tie_embeddings = tied;
+    // the keys model-feat added keep their defaults unless the model needs them
+    cfg->model.head_dim = hf->head_dim * hf->n_heads == hf->hidden_size ? 0 : hf->head_dim;
+    cfg->model.attn_bias = hf->attn_bias;
+    if (hf->rope_type != RT_HF_ROPE_DEFAULT) {
+        snprintf(cfg->model.rope_scaling, sizeof cfg->model.rope_scaling, "%s",
+                 rt_hf_rope_type_name(hf->rope_type));
+        cfg->model.rope_factor = hf->rope_factor;
+    }
+    if (hf->rope_type == RT_HF_ROPE_LLAMA3) {
+        cfg->model.rope_low_freq_factor = hf->rope_low_freq_factor;
+        cfg->model.rope_high_freq_factor = hf->rope_high_freq_factor;
+        cfg->model.rope_original_max_seq_len = hf->rope_original_max_position_embeddings;
+    }
     if (cfg->data.seq_len > T) cfg->data.seq_len = T; // the default training length must fit the context
     if (rt_config_validate(cfg, err))
         return rt_fail_wrap(err, "%s describes a model retort's config cannot hold", path);

@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         rt_hf_tensor *ts;
         int n;
         if (rt_hf_tensor_list(&cfg, &ts, &n, &err) != 0) abort(); // a validated config always has a table
-        if (n != 2 + 9 * cfg.model.n_layers + !tied) abort();
+        if (n != 2 + (9 + 3 * c.attn_bias) * cfg.model.n_layers + !tied) abort();
         for (int i = 0; i < n; i++)
             if (ts[i].shape[0] < 1 || (ts[i].ndim == 2 && ts[i].shape[1] < 1) || !ts[i].hf[0] || !ts[i].rt[0])
                 abort();
