@@ -94,6 +94,20 @@ START_TEST(test_bpe_rank_order) {
     t = from_json(json_with("\"b c\"", "\"ignore_merges\":true,", ""));
     expect_ids(t, "abc", 0, (const int32_t[]){5}, 1);
     rt_tokenizer_free(t);
+    // unk for characters outside the vocabulary, fused into one with fuse_unk (what tokenizers 0.23 gives)
+    static const char unk_vocab[] = "{\"model\":{\"type\":\"BPE\",\"unk_token\":\"<unk>\",\"fuse_unk\":%s,"
+                                    "\"vocab\":{" VOCAB ",\"<unk>\":6},\"merges\":[\"b c\"]}}";
+    char json[512];
+    snprintf(json, sizeof json, unk_vocab, "false");
+    t = from_json(json);
+    expect_ids(t, "axxbc", 0, (const int32_t[]){0, 6, 6, 4}, 4);
+    ck_assert_int_eq(rt_tokenizer_unk(t), 6);
+    ck_assert_int_eq(rt_tokenizer_token_type(t, 6), RT_TOKEN_UNKNOWN);
+    rt_tokenizer_free(t);
+    snprintf(json, sizeof json, unk_vocab, "true");
+    t = from_json(json);
+    expect_ids(t, "axxbc", 0, (const int32_t[]){0, 6, 4}, 3);
+    rt_tokenizer_free(t);
     // a character outside the vocabulary without unk or byte fallback is dropped, as HF drops it
     t = from_json(json_with("", "", ""));
     expect_ids(t, "axb", 0, (const int32_t[]){0, 1}, 2);

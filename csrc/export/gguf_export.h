@@ -1,8 +1,8 @@
-// A retort model as a GGUF file llama.cpp loads (docs/export.md, What the file holds): llama metadata with
-// the exact types, the model's tokenizer (tokenizer/tokenizer_gguf_write.h: the byte vocabulary as a gpt2
-// tokenizer with empty merges, a byte-level BPE as gpt2 with merges, SentencePiece as llama with scores), the
-// Q/K rows permuted for llama.cpp's RoPE, and either the whole model or its LoRA adapters alone (general.type
-// adapter, for llama.cpp --lora).
+// A retort model as a GGUF file llama.cpp loads (docs/export.md, What the file holds): llama metadata (qwen2
+// for a model with q/k/v biases that llama.cpp's qwen2 can hold) with the exact types, the model's tokenizer
+// (tokenizer/tokenizer_gguf_write.h: bytes or byte-level BPE as gpt2, SentencePiece as llama), the Q/K rows
+// permuted for llama.cpp's RoPE in the llama architecture, RoPE scaling as llama.cpp reads it, and either the
+// whole model or its LoRA adapters alone (general.type adapter, for llama.cpp --lora).
 #ifndef RT_GGUF_EXPORT_H
 #define RT_GGUF_EXPORT_H
 

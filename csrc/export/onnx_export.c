@@ -1,22 +1,19 @@
 // The ONNX export folder (onnx_export.h): model.onnx (+ model.onnx.data), genai_config.json and the
 // Hugging Face tokenizer files onnxruntime-genai's tokenizer reads, written into a fresh folder and swapped
 // in whole.
-#define _POSIX_C_SOURCE 200809L // fsync, lstat, getpid
-#include <dirent.h>
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "export/onnx_export_internal.h"
 #include "data/tokenizer.h"
+#include "export/export_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 #include "base/buf.h"
 #include "base/files.h"
+#include "export/export_folder.h"
 
 static const char *const precision_names[3] = {"fp32", "fp16", "int4"};
 
@@ -157,79 +154,15 @@ static void tokenizer_config_json(rt_buf *b, const rt_config *c) {
     rt_buf_printf(b, "\n  }\n}\n");
 }
 
-// ---- a real tokenizer: its tokenizer.json as it came, and the files transformers and onnxruntime-genai
-// read next to it
-
-// A JSON string literal of the bytes s[0 .. len) (UTF-8 kept, control characters escaped).
-static void json_bytes(rt_buf *b, const char *s, size_t len) {
-    rt_buf_append(b, "\"", 1);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            rt_buf_printf(b, "\\%c", c);
-        else if (c < 0x20)
-            rt_buf_printf(b, "\\u%04x", c);
-        else
-            rt_buf_append(b, &s[i], 1);
-    }
-    rt_buf_append(b, "\"", 1);
-}
-
-// "key": "<text of id>" or null.
-static void special_entry(rt_buf *b, const char *key, const rt_tokenizer *t, int32_t id) {
-    size_t len = 0;
-    const char *text = id >= 0 ? rt_tokenizer_token(t, id, &len) : NULL;
-    rt_buf_printf(b, "\"%s\": ", key);
-    if (text)
-        json_bytes(b, text, len);
-    else
-        rt_buf_printf(b, "null");
-}
-
-static void real_tokenizer_config_json(rt_buf *b, const rt_config *c, const rt_tokenizer *t) {
-    rt_buf_printf(b,
-                  "{\n  \"tokenizer_class\": \"PreTrainedTokenizerFast\",\n  \"add_bos_token\": %s,\n"
-                  "  \"add_eos_token\": %s,\n  ",
-                  rt_tokenizer_adds_bos(t) ? "true" : "false", rt_tokenizer_adds_eos(t) ? "true" : "false");
-    special_entry(b, "bos_token", t, rt_tokenizer_bos(t));
-    rt_buf_printf(b, ",\n  ");
-    special_entry(b, "eos_token", t, rt_tokenizer_eos(t));
-    rt_buf_printf(b, ",\n  ");
-    special_entry(b, "pad_token", t, rt_tokenizer_pad(t));
-    rt_buf_printf(b, ",\n  ");
-    special_entry(b, "unk_token", t, rt_tokenizer_unk(t));
-    rt_buf_printf(b, ",\n  \"clean_up_tokenization_spaces\": false,\n  \"model_max_length\": %d\n}\n",
-                  c->model.max_seq_len);
-}
-
-static void real_special_tokens_map_json(rt_buf *b, const rt_tokenizer *t) {
-    rt_buf_printf(b, "{");
-    special_entry(b, "bos_token", t, rt_tokenizer_bos(t));
-    rt_buf_printf(b, ", ");
-    special_entry(b, "eos_token", t, rt_tokenizer_eos(t));
-    rt_buf_printf(b, ", ");
-    special_entry(b, "pad_token", t, rt_tokenizer_pad(t));
-    rt_buf_printf(b, "}\n");
-}
-
-// The ids genai_config.json names (it has no "none": a missing BOS or PAD is EOS, as HF's generation does).
-typedef struct special_ids {
-    int bos, eos, pad;
-} special_ids;
-
-static special_ids ids_of(const rt_onnx_export_opts *o) {
-    if (!o->tok) return (special_ids){RT_TOK_BOS, RT_TOK_EOS, RT_TOK_PAD};
-    int eos = rt_tokenizer_eos(o->tok), bos = rt_tokenizer_bos(o->tok), pad = rt_tokenizer_pad(o->tok);
-    return (special_ids){bos >= 0 ? bos : eos, eos, pad >= 0 ? pad : eos};
-}
-
-static void genai_config_json(rt_buf *b, const rt_config *c, special_ids ids) {
-    const int hd = c->model.dim / c->model.n_heads;
+static void genai_config_json(rt_buf *b, const rt_config *c, const rt_tokenizer *tok) {
+    const int hd = rt_config_head_dim(c);
+    int bos = RT_TOK_BOS, eos = RT_TOK_EOS, pad = RT_TOK_PAD;
+    if (tok) rt_export_special_ids(tok, &bos, &eos, &pad);
     rt_buf_printf(
         b,
         "{\n  \"model\": {\n    \"type\": \"llama\",\n    \"bos_token_id\": %d,\n    \"eos_token_id\": %d,\n"
         "    \"pad_token_id\": %d,\n    \"context_length\": %d,\n    \"vocab_size\": %d,\n",
-        ids.bos, ids.eos, ids.pad, c->model.max_seq_len, c->model.vocab_size);
+        bos, eos, pad, c->model.max_seq_len, c->model.vocab_size);
     rt_buf_printf(
         b, "    \"decoder\": {\n      \"filename\": \"model.onnx\",\n      \"session_options\": {\"log_id\": "
            "\"onnxruntime-genai\", \"provider_options\": []},\n");
@@ -257,16 +190,6 @@ static void genai_config_json(rt_buf *b, const rt_config *c, special_ids ids) {
         "\"diversity_penalty\": 0.0, \"early_stopping\": true, \"past_present_share_buffer\": false}\n}\n");
 }
 
-static int write_text_file(const char *dir, const char *name, rt_buf *b, uint64_t *total, rt_error *err) {
-    char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
-        return rt_fail(err, "%s/%s: path too long", dir, name);
-    if (b->oom) return rt_fail(err, "out of memory writing %s", path);
-    if (rt_write_file_atomic(path, b->data, b->len, err)) return -1;
-    *total += b->len;
-    return 0;
-}
-
 // ---------------------------------------------------------------------------------------------------
 // the folder
 
@@ -274,47 +197,6 @@ static const char *const folder_files[] = {
     "model.onnx",     "model.onnx.data",       "genai_config.json",
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"};
 #define N_FOLDER_FILES ((int)(sizeof folder_files / sizeof *folder_files))
-
-static int is_folder_file(const char *name) {
-    for (int i = 0; i < N_FOLDER_FILES; i++)
-        if (strcmp(name, folder_files[i]) == 0) return 1;
-    return 0;
-}
-
-// 1 when path is absent, 0 when it is a folder holding only export files, -1 (err set) otherwise.
-static int check_replaceable(const char *path, rt_error *err) {
-    struct stat st;
-    if (lstat(path, &st) != 0) {
-        if (errno == ENOENT) return 1;
-        return rt_fail(err, "%s: %s", path, strerror(errno));
-    }
-    if (S_ISLNK(st.st_mode)) // replacing it would move the link and empty the folder it points to
-        return rt_fail(err, "%s is a symbolic link: give the folder itself as --out", path);
-    if (!S_ISDIR(st.st_mode))
-        return rt_fail(err, "%s exists and is not a folder: an ONNX export is a folder (give another --out)",
-                       path);
-    DIR *dir = opendir(path);
-    if (!dir) return rt_fail(err, "%s: cannot list: %s", path, strerror(errno));
-    int rc = 0;
-    for (struct dirent *e; rc == 0 && (e = readdir(dir));) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 || is_folder_file(e->d_name))
-            continue;
-        rc = rt_fail(err,
-                     "%s holds %s, which is not part of an ONNX export: refusing to replace the folder "
-                     "(give an empty or new --out)",
-                     path, e->d_name);
-    }
-    closedir(dir);
-    return rc;
-}
-
-// Removes the export files from dir, then dir.
-static void remove_folder(const char *dir) {
-    char path[4096];
-    for (int i = 0; i < N_FOLDER_FILES; i++)
-        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, folder_files[i]) < sizeof path) unlink(path);
-    rmdir(dir);
-}
 
 static int write_folder(const rt_named_tensor *weights, int n, const rt_config *cfg,
                         const rt_onnx_export_opts *opts, const char *dir, rt_onnx_export_report *rep,
@@ -330,13 +212,7 @@ static int write_folder(const rt_named_tensor *weights, int n, const rt_config *
                          .opset = opset,
                          .err = err};
     int rc = rt_onnx_build_decoder(&d);
-    const rt_tok_source *ts =
-        opts->tok && opts->tok_src && strcmp(opts->tok_src->type, "byte") ? opts->tok_src : NULL;
-    if (rc == 0 && ts && strcmp(ts->format, RT_TOK_FORMAT_JSON) != 0)
-        rc = rt_fail(err,
-                     "the model's tokenizer came from a GGUF file (%s, hash %s): writing it as the "
-                     "tokenizer.json onnxruntime-genai reads is not supported yet",
-                     ts->type, ts->hash);
+    const rt_tok_source *ts = opts->tok && rt_export_has_real_tokenizer(opts->tok_src) ? opts->tok_src : NULL;
     char tok_meta[96];
     if (ts)
         snprintf(tok_meta, sizeof tok_meta, "%s: tokenizer.json, hash %s", ts->type, ts->hash);
@@ -364,23 +240,36 @@ static int write_folder(const rt_named_tensor *weights, int n, const rt_config *
         rep->folder_bytes = wr.model_bytes + wr.data_bytes;
     }
     rt_onnx_graph_free(&g);
+    if (rc == 0 && ts)
+        rc = rt_export_tokenizer_files(dir, opts->tok, ts, cfg->model.max_seq_len, &rep->folder_bytes, err);
     for (int k = 0; rc == 0 && k < 4; k++) {
+        if (k > 0 && ts) break; // the real tokenizer's files are written
         rt_buf b = {0};
-        if (k == 0) genai_config_json(&b, cfg, ids_of(opts));
-        if (k == 1 && ts) rt_buf_append(&b, ts->bytes, ts->len);
-        if (k == 1 && !ts) tokenizer_json(&b, cfg->model.vocab_size);
-        if (k == 2 && ts) real_tokenizer_config_json(&b, cfg, opts->tok);
-        if (k == 2 && !ts) tokenizer_config_json(&b, cfg);
-        if (k == 3 && ts) real_special_tokens_map_json(&b, opts->tok);
-        if (k == 3 && !ts)
+        if (k == 0) genai_config_json(&b, cfg, ts ? opts->tok : NULL);
+        if (k == 1) tokenizer_json(&b, cfg->model.vocab_size);
+        if (k == 2) tokenizer_config_json(&b, cfg);
+        if (k == 3)
             rt_buf_printf(&b,
                           "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"pad_token\": \"<pad>\"}\n");
         static const char *const names[4] = {"genai_config.json", "tokenizer.json", "tokenizer_config.json",
                                              "special_tokens_map.json"};
-        rc = write_text_file(dir, names[k], &b, &rep->folder_bytes, err);
+        rc = rt_export_text_file(dir, names[k], &b, &rep->folder_bytes, err);
         rt_buf_free(&b);
     }
     return rc;
+}
+
+typedef struct folder_job {
+    const rt_named_tensor *weights;
+    int n;
+    const rt_config *cfg;
+    const rt_onnx_export_opts *opts;
+    rt_onnx_export_report *rep;
+} folder_job;
+
+static int write_job(const char *dir, void *user, rt_error *err) {
+    const folder_job *j = user;
+    return write_folder(j->weights, j->n, j->cfg, j->opts, dir, j->rep, err);
 }
 
 int rt_onnx_export_model(const rt_named_tensor *weights, int n, const rt_config *cfg,
@@ -391,41 +280,10 @@ int rt_onnx_export_model(const rt_named_tensor *weights, int n, const rt_config 
     if (opts->opset != 0 && opts->opset != 21 && opts->opset != 23)
         return rt_fail(err, "opset %d: expected 21 or 23", opts->opset);
     if (c->model.n_heads <= 0 || c->model.n_kv_heads <= 0 || c->model.n_heads % c->model.n_kv_heads ||
-        c->model.dim % c->model.n_heads || (c->model.dim / c->model.n_heads) % 2)
-        return rt_fail(err, "the model's heads (dim %d, %d heads, %d kv heads) do not split evenly",
-                       c->model.dim, c->model.n_heads, c->model.n_kv_heads);
-    char tmp[4096], old[4096];
-    size_t len = strlen(out_dir);
-    if (len == 0) return rt_fail(err, "--out is empty: give the folder to write");
-    while (len > 1 && out_dir[len - 1] == '/') len--; // "out/" names the folder out
-    if (len + 32 >= sizeof tmp) return rt_fail(err, "%s: path too long", out_dir);
-    char target[4096];
-    memcpy(target, out_dir, len);
-    target[len] = '\0';
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", target, (long)getpid());
-    snprintf(old, sizeof old, "%s.old.%ld", target, (long)getpid());
-    int absent = check_replaceable(target, err);
-    if (absent < 0) return -1;
-    char parent[4096];
-    snprintf(parent, sizeof parent, "%s", target);
-    char *slash = strrchr(parent, '/');
-    if (slash && slash != parent) {
-        *slash = '\0';
-        if (rt_mkdir_p(parent, err)) return -1;
-    }
-    remove_folder(tmp); // a leftover of an interrupted export with the same pid
-    if (mkdir(tmp, 0777) != 0) return rt_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
-    int rc = write_folder(weights, n, cfg, opts, tmp, rep, err);
-    if (rc == 0 && !absent && rename(target, old) != 0)
-        rc = rt_fail(err, "%s: cannot move the previous export aside: %s", target, strerror(errno));
-    if (rc == 0 && rename(tmp, target) != 0) {
-        rc = rt_fail(err, "%s: rename failed: %s", target, strerror(errno));
-        if (!absent) rename(old, target); // put the previous export back
-    }
-    if (rc != 0) {
-        remove_folder(tmp);
-        return -1;
-    }
-    if (!absent) remove_folder(old);
-    return rt_fsync_parent_dir(target, err);
+        (c->model.head_dim == 0 && c->model.dim % c->model.n_heads) || rt_config_head_dim(c) % 2)
+        return rt_fail(err, "the model's heads (dim %d, %d heads of %d, %d kv heads) do not split evenly",
+                       c->model.dim, c->model.n_heads, rt_config_head_dim(c), c->model.n_kv_heads);
+    folder_job job = {weights, n, cfg, opts, rep};
+    rt_export_folder f = {"ONNX", folder_files, N_FOLDER_FILES, write_job, &job};
+    return rt_export_folder_write(out_dir, &f, err);
 }

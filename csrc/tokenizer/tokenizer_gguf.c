@@ -233,7 +233,9 @@ static int build(rt_tokenizer *t, gguf_src *g) {
     const char *pre_name = pre ? pre->str : "default";
     // llama.cpp's defaults when add_bos_token is absent: SentencePiece and Llama 3 add BOS, other BPE not
     int add_bos, add_eos, add_space_prefix;
-    if (bool_key(g, "tokenizer.ggml.add_bos_token", is_spm || !strcmp(pre_name, "llama-bpe"), &add_bos) ||
+    int llama3 =
+        !strcmp(pre_name, "llama-bpe") || !strcmp(pre_name, "llama3") || !strcmp(pre_name, "llama-v3");
+    if (bool_key(g, "tokenizer.ggml.add_bos_token", is_spm || llama3, &add_bos) ||
         bool_key(g, "tokenizer.ggml.add_eos_token", 0, &add_eos) ||
         bool_key(g, "tokenizer.ggml.add_space_prefix", 1, &add_space_prefix))
         return -1;

@@ -1,0 +1,92 @@
+// Tokenizer files of folder exports (export_tokenizer.h).
+#include "export/export_tokenizer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "export/export_folder.h"
+
+int rt_export_has_real_tokenizer(const rt_tok_source *src) {
+    return src && src->type[0] && strcmp(src->type, "byte") != 0;
+}
+
+// A JSON string literal of the bytes s[0 .. len) (UTF-8 kept, control characters escaped).
+static void json_bytes(rt_buf *b, const char *s, size_t len) {
+    rt_buf_append(b, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            rt_buf_printf(b, "\\%c", c);
+        else if (c < 0x20)
+            rt_buf_printf(b, "\\u%04x", c);
+        else
+            rt_buf_append(b, &s[i], 1);
+    }
+    rt_buf_append(b, "\"", 1);
+}
+
+// "key": "<text of id>" or null.
+static void special_entry(rt_buf *b, const char *key, const rt_tokenizer *t, int32_t id) {
+    size_t len = 0;
+    const char *text = id >= 0 ? rt_tokenizer_token(t, id, &len) : NULL;
+    rt_buf_printf(b, "\"%s\": ", key);
+    if (text)
+        json_bytes(b, text, len);
+    else
+        rt_buf_printf(b, "null");
+}
+
+static void tokenizer_config_json(rt_buf *b, const rt_tokenizer *t, int max_len) {
+    rt_buf_printf(b,
+                  "{\n  \"tokenizer_class\": \"PreTrainedTokenizerFast\",\n  \"add_bos_token\": %s,\n"
+                  "  \"add_eos_token\": %s,\n  ",
+                  rt_tokenizer_adds_bos(t) ? "true" : "false", rt_tokenizer_adds_eos(t) ? "true" : "false");
+    special_entry(b, "bos_token", t, rt_tokenizer_bos(t));
+    rt_buf_printf(b, ",\n  ");
+    special_entry(b, "eos_token", t, rt_tokenizer_eos(t));
+    rt_buf_printf(b, ",\n  ");
+    special_entry(b, "pad_token", t, rt_tokenizer_pad(t));
+    rt_buf_printf(b, ",\n  ");
+    special_entry(b, "unk_token", t, rt_tokenizer_unk(t));
+    rt_buf_printf(b, ",\n  \"clean_up_tokenization_spaces\": false,\n  \"model_max_length\": %d\n}\n",
+                  max_len);
+}
+
+static void special_tokens_map_json(rt_buf *b, const rt_tokenizer *t) {
+    rt_buf_printf(b, "{");
+    special_entry(b, "bos_token", t, rt_tokenizer_bos(t));
+    rt_buf_printf(b, ", ");
+    special_entry(b, "eos_token", t, rt_tokenizer_eos(t));
+    rt_buf_printf(b, ", ");
+    special_entry(b, "pad_token", t, rt_tokenizer_pad(t));
+    rt_buf_printf(b, "}\n");
+}
+
+int rt_export_tokenizer_files(const char *dir, const rt_tokenizer *tok, const rt_tok_source *src, int max_len,
+                              uint64_t *total, rt_error *err) {
+    if (strcmp(src->format, RT_TOK_FORMAT_JSON) != 0)
+        return rt_fail(err,
+                       "the model's tokenizer came from a GGUF file (%s, hash %s): writing it as a "
+                       "tokenizer.json is not supported yet",
+                       src->type, src->hash);
+    static const char *const names[3] = {"tokenizer.json", "tokenizer_config.json",
+                                         "special_tokens_map.json"};
+    int rc = 0;
+    for (int k = 0; rc == 0 && k < 3; k++) {
+        rt_buf b = {0};
+        if (k == 0) rt_buf_append(&b, src->bytes, src->len);
+        if (k == 1) tokenizer_config_json(&b, tok, max_len);
+        if (k == 2) special_tokens_map_json(&b, tok);
+        rc = rt_export_text_file(dir, names[k], &b, total, err);
+        rt_buf_free(&b);
+    }
+    return rc;
+}
+
+void rt_export_special_ids(const rt_tokenizer *tok, int *bos, int *eos, int *pad) {
+    int e = rt_tokenizer_eos(tok), b = rt_tokenizer_bos(tok), p = rt_tokenizer_pad(tok);
+    *eos = e;
+    *bos = b >= 0 ? b : e;
+    *pad = p >= 0 ? p : e;
+}
