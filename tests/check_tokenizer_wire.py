@@ -19,10 +19,8 @@ import subprocess
 import sys
 import tempfile
 
-# .pydeps (PYTHONPATH, for the helper under Debian's python) holds older packages than .venv-hf's transformers
-sys.path = [p for p in sys.path if ".pydeps" not in p]
-import sentencepiece as spm  # noqa: E402
-from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers, trainers  # noqa: E402
+import sentencepiece as spm
+from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers, trainers
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tokenizer_ref as R  # noqa: E402
@@ -44,7 +42,7 @@ def retort(args, expect=0, what=None):
 
 
 def helper(req):
-    env = dict(os.environ)
+    env = dict(os.environ, PYTHONPATH=os.path.join(SRC, ".pydeps"))  # the helper's packages, not .venv-hf's
     p = subprocess.run([os.environ.get("RT_PYTHON", "/usr/bin/python3"),
                         os.path.join(SRC, "tests", "tokenizer_wire_helper.py")],
                        input=json.dumps(req), capture_output=True, text=True, env=env)

@@ -37,29 +37,29 @@ static void special_entry(rt_buf *b, const char *key, const rt_tokenizer *t, int
         rt_buf_printf(b, "null");
 }
 
+// The special tokens as "key": value pairs, each preceded by sep.
+static void special_entries(rt_buf *b, const rt_tokenizer *t, int with_unk, const char *sep) {
+    const char *keys[4] = {"bos_token", "eos_token", "pad_token", "unk_token"};
+    int32_t ids[4] = {rt_tokenizer_bos(t), rt_tokenizer_eos(t), rt_tokenizer_pad(t), rt_tokenizer_unk(t)};
+    for (int k = 0; k < (with_unk ? 4 : 3); k++) {
+        rt_buf_printf(b, "%s", k ? sep : "");
+        special_entry(b, keys[k], t, ids[k]);
+    }
+}
+
 static void tokenizer_config_json(rt_buf *b, const rt_tokenizer *t, int max_len) {
     rt_buf_printf(b,
                   "{\n  \"tokenizer_class\": \"PreTrainedTokenizerFast\",\n  \"add_bos_token\": %s,\n"
                   "  \"add_eos_token\": %s,\n  ",
                   rt_tokenizer_adds_bos(t) ? "true" : "false", rt_tokenizer_adds_eos(t) ? "true" : "false");
-    special_entry(b, "bos_token", t, rt_tokenizer_bos(t));
-    rt_buf_printf(b, ",\n  ");
-    special_entry(b, "eos_token", t, rt_tokenizer_eos(t));
-    rt_buf_printf(b, ",\n  ");
-    special_entry(b, "pad_token", t, rt_tokenizer_pad(t));
-    rt_buf_printf(b, ",\n  ");
-    special_entry(b, "unk_token", t, rt_tokenizer_unk(t));
+    special_entries(b, t, 1, ",\n  ");
     rt_buf_printf(b, ",\n  \"clean_up_tokenization_spaces\": false,\n  \"model_max_length\": %d\n}\n",
                   max_len);
 }
 
 static void special_tokens_map_json(rt_buf *b, const rt_tokenizer *t) {
     rt_buf_printf(b, "{");
-    special_entry(b, "bos_token", t, rt_tokenizer_bos(t));
-    rt_buf_printf(b, ", ");
-    special_entry(b, "eos_token", t, rt_tokenizer_eos(t));
-    rt_buf_printf(b, ", ");
-    special_entry(b, "pad_token", t, rt_tokenizer_pad(t));
+    special_entries(b, t, 0, ", ");
     rt_buf_printf(b, "}\n");
 }
 
