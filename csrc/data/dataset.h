@@ -64,8 +64,6 @@ typedef struct rt_dataset_spec {
     size_t n_docs;
     const int32_t *prompt_len; // may be NULL
     int vocab_size;
-    const char *tokenizer;      // NULL or "byte"; else "bpe" / "spm" with its hash
-    const char *tokenizer_hash; //
     const char *task;
     const char *split;
     int64_t seed;
@@ -74,6 +72,8 @@ typedef struct rt_dataset_spec {
     const char *teacher_hash;    //
     int teacher_vocab_size;      //
     const rt_dataset_topk *topk; // NULL, or the teacher's top-k per answer position
+    const char *tokenizer;       // NULL or "byte"; else "bpe" / "spm" with its hash
+    const char *tokenizer_hash;  //
 } rt_dataset_spec;
 
 // Load and validate a dataset (format attribute, shapes, offsets monotonic and in range, every id <

@@ -1,5 +1,6 @@
-// libFuzzer harness: the dataset reader (rt_dataset_load) on edited valid datasets (fuzz_h5edit.h), then
-// the functions that trust what it validated (answer mask, answer rows).
+// libFuzzer harness: the dataset reader (rt_dataset_load) on edited valid datasets (fuzz_h5edit.h; one base
+// of a real tokenizer, with tokenizer_hash), then the functions that trust what it validated (answer mask,
+// answer rows).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +9,7 @@
 #include "data/tokenizer.h"
 #include "fuzz_h5edit.h"
 
-#define N_BASES 3
+#define N_BASES 4
 static uint8_t *base[N_BASES];
 static size_t base_len[N_BASES];
 static fz_h5_names names;
@@ -23,10 +24,14 @@ static void make_bases(void) {
     float logprobs[4 * 2] = {-0.1f, -2.5f, -0.2f, -3.0f, -0.05f, -3.2f, -0.01f, -5.0f};
     rt_dataset_topk topk = {2, 1.0, 4, ids, logprobs};
     rt_dataset_spec specs[N_BASES] = {
-        {tokens, 11, offsets, 2, NULL, 259, "text", "all", 1, "fuzz base", NULL, NULL, 0, NULL},
-        {tokens, 11, offsets, 2, prompt_len, 260, "add", "train", 2, "fuzz base", NULL, NULL, 0, NULL},
+        {tokens, 11, offsets, 2, NULL, 259, "text", "all", 1, "fuzz base", NULL, NULL, 0, NULL, NULL, NULL},
+        {tokens, 11, offsets, 2, prompt_len, 260, "add", "train", 2, "fuzz base", NULL, NULL, 0, NULL, NULL,
+         NULL},
         {tokens, 11, offsets, 2, prompt_len, 259, "add", "val", 3, "fuzz base", "teacher.h5",
-         "0123456789abcdef", 300, &topk},
+         "0123456789abcdef", 300, &topk, NULL, NULL},
+        // a dataset of a real tokenizer: tokenizer = "bpe" with tokenizer_hash
+        {tokens, 11, offsets, 2, NULL, 259, "text", "all", 4, "fuzz base", NULL, NULL, 0, NULL, "bpe",
+         "fedcba9876543210"},
     };
     for (int i = 0; i < N_BASES; i++) {
         char name[32];

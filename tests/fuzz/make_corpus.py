@@ -295,5 +295,5 @@ if __name__ == "__main__":
     gguf_files()
     safetensors_files()
     hf_configs()
-    edit_programs("dataset", 3)
+    edit_programs("dataset", 4)
     edit_programs("checkpoint", 3)
