@@ -7,3 +7,10 @@ target_link_libraries(safetensors_harness PRIVATE retort_core)
 rt_script_test(safetensors_py check_safetensors.py $<TARGET_FILE:safetensors_harness>)
 set_tests_properties(safetensors_py PROPERTIES LABELS "script;sanitize")
 rt_check_test(test_safetensors ${CMAKE_CURRENT_SOURCE_DIR}/test_safetensors.c)
+# retort import hf / export --format hf against transformers: logits and greedy ids of imported Llama (F32,
+# BF16, tied, sharded, 4.x config, RoPE scaling, head_dim), Qwen2 and Mistral models, exports reloaded,
+# refusals (run with .venv-hf's python).
+add_executable(ckpt_logits_harness ${CMAKE_CURRENT_SOURCE_DIR}/ckpt_logits_harness.c
+                                   ${CMAKE_CURRENT_SOURCE_DIR}/harness.c)
+target_link_libraries(ckpt_logits_harness PRIVATE retort_core)
+rt_hf_test(import_hf check_import_hf.py $<TARGET_FILE:ckpt_logits_harness>)

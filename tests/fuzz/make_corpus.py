@@ -249,6 +249,33 @@ def safetensors_files():
     put("safetensors", "unpadded.safetensors", len(header).to_bytes(8, "little") + header + data[8 + n:])
 
 
+def hf_configs():
+    """config.json as transformers 5 writes it (Llama, Mistral, Qwen2 with its window keys), the 4.x form
+    (top-level rope_theta, rope_scaling, torch_dtype) with Llama 3.1's llama3 scaling, and linear scaling."""
+    import json
+    dims = {"vocab_size": 300, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "hidden_act": "silu",
+            "rms_norm_eps": 1e-06, "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2}
+    v5 = {"rope_parameters": {"rope_theta": 500000.0, "rope_type": "default"}, "dtype": "float32"}
+    seeds = {
+        "llama-5x": {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "attention_bias": False,
+                     "mlp_bias": False, "max_position_embeddings": 2048, **dims, **v5},
+        "mistral-5x": {"architectures": ["MistralForCausalLM"], "model_type": "mistral", "sliding_window": 4096,
+                       "max_position_embeddings": 4096, **dims, **v5},
+        "qwen2-5x": {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "use_sliding_window": True,
+                     "sliding_window": 32, "max_window_layers": 1, "layer_types": ["full_attention",
+                     "sliding_attention"], "max_position_embeddings": 32, **dims, **v5, "eos_token_id": [2, 3]},
+        "llama31-4x": {"architectures": ["LlamaForCausalLM"], "max_position_embeddings": 131072, **dims,
+                       "rope_theta": 500000.0, "torch_dtype": "bfloat16", "tie_word_embeddings": True,
+                       "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                        "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}},
+        "linear-legacy": {"architectures": ["LlamaForCausalLM"], **dims, "rope_theta": 10000,
+                          "rope_scaling": {"type": "linear", "factor": 2.0}},
+    }
+    for name, cfg in seeds.items():
+        put("hf_config", name + ".json", json.dumps(cfg, indent=2).encode())
+
+
 def edit_programs(harness, n_bases):
     # [base, option, edits...]; the empty edit list reads the base file as our writer made it
     for b in range(n_bases):
@@ -267,5 +294,6 @@ if __name__ == "__main__":
     tokenizer_files()
     gguf_files()
     safetensors_files()
+    hf_configs()
     edit_programs("dataset", 3)
     edit_programs("checkpoint", 2)

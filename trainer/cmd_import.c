@@ -1,0 +1,99 @@
+// retort import hf DIR --out CKPT [--max-seq-len N]: a pretrained model from another format as an ordinary
+// checkpoint that train, finetune, distill, eval, generate and export take.
+#include <stdio.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+#include "import/hf_import.h"
+
+static void print_help(void) {
+    printf("usage: retort import hf DIR --out CKPT.h5 [--max-seq-len N]\n\n"
+           "hf: a Hugging Face model folder (config.json and model.safetensors, or the shards that\n"
+           "model.safetensors.index.json lists) of a LlamaForCausalLM, MistralForCausalLM or\n"
+           "Qwen2ForCausalLM (SmolLM and TinyLlama are Llama). Weights in F32, F16 or BF16 become fp32;\n"
+           "the checkpoint's config holds the model's keys and every other key's default, at step 0.\n"
+           "  --out CKPT.h5      the checkpoint written (atomically)\n"
+           "  --max-seq-len N    a context shorter than max_position_embeddings (less memory for\n"
+           "                     generation; needed when a sliding window is shorter than the context)\n"
+           "The tokenizer files are not imported yet: the checkpoint records the byte tokenizer, so give\n"
+           "the model token ids, not text.\n");
+}
+
+static const char *dtype_summary(const rt_hf_import_report *r, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s%s%s%s%s", r->n_f32 ? "F32" : "", r->n_f32 && (r->n_f16 || r->n_bf16) ? "+" : "",
+             r->n_f16 ? "F16" : "", r->n_f16 && r->n_bf16 ? "+" : "", r->n_bf16 ? "BF16" : "");
+    return buf;
+}
+
+static int import_hf(const char *dir, const char *out, int max_seq_len) {
+    rt_error err = {{0}};
+    rt_hf_import_opts opts = {max_seq_len};
+    rt_hf_import_report rep;
+    if (rt_hf_import(dir, out, &opts, &rep, &err)) {
+        rt_cli_error("import", err.msg);
+        return 1;
+    }
+    const rt_hf_config *hf = &rep.hf;
+    if (rep.head_missing)
+        fprintf(stderr, "note: %s has no lm_head.weight: the head is tied to the embedding\n", dir);
+    if (rep.head_ignored)
+        fprintf(stderr, "note: tie_word_embeddings is true: lm_head.weight in %s is not used\n", dir);
+    if (rep.window_ignored)
+        fprintf(stderr,
+                "note: sliding_window %d is not shorter than the context, so the window never applies: "
+                "ignored\n",
+                rep.window_ignored);
+    if (rep.n_ignored)
+        fprintf(stderr, "note: skipped %d RoPE inverse-frequency tensors (retort computes them)\n",
+                rep.n_ignored);
+    char dtypes[32];
+    printf("imported %s (%s: %d layers, dim %d, %d/%d heads, ffn %d, vocab %d, context %d%s) into %s: %d "
+           "tensors, %zu parameters, %s -> fp32\n",
+           dir, hf->architecture, hf->n_layers, hf->hidden_size, hf->n_heads, hf->n_kv_heads,
+           hf->intermediate_size, hf->vocab_size, max_seq_len ? max_seq_len : hf->max_position_embeddings,
+           rep.tied ? ", tied head" : "", out, rep.n_tensors, rep.n_params,
+           dtype_summary(&rep, dtypes, sizeof dtypes));
+    return 0;
+}
+
+int rt_cmd_import(int argc, char **argv) {
+    if (rt_arg_wants_help(argc, argv)) {
+        print_help();
+        return 0;
+    }
+    rt_error err = {{0}};
+    const char *source = NULL, *path = NULL, *out = NULL, *v = NULL;
+    int64_t max_seq_len = 0;
+    for (int i = 1; i < argc;) {
+        int got = 0;
+        if ((got = rt_arg_value(argc, argv, &i, "--out", &out, &err))) {
+        } else if ((got = rt_arg_value(argc, argv, &i, "--max-seq-len", &v, &err))) {
+            if (got > 0 && rt_arg_int("--max-seq-len", v, 2, 1 << 20, &max_seq_len, &err)) got = -1;
+        } else if (argv[i][0] == '-') {
+            rt_fail(&err, "unknown option %s (see retort import --help)", argv[i]);
+            got = -1;
+        } else if (!source) {
+            source = argv[i++];
+        } else if (!path) {
+            path = argv[i++];
+        } else {
+            rt_fail(&err, "unexpected argument %s: one model at a time", argv[i]);
+            got = -1;
+        }
+        if (got < 0) {
+            rt_cli_error("import", err.msg);
+            return 2;
+        }
+    }
+    if (!source || !path || !out || !out[0]) {
+        rt_cli_error("import", "usage: retort import hf DIR --out CKPT.h5 (see --help)");
+        return 2;
+    }
+    if (strcmp(source, "hf") != 0) {
+        rt_fail(&err, "import %s: expected hf (a Hugging Face model folder)", source);
+        rt_cli_error("import", err.msg);
+        return 2;
+    }
+    return import_hf(path, out, (int)max_seq_len);
+}
