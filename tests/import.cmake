@@ -14,3 +14,6 @@ add_executable(ckpt_logits_harness ${CMAKE_CURRENT_SOURCE_DIR}/ckpt_logits_harne
                                    ${CMAKE_CURRENT_SOURCE_DIR}/harness.c)
 target_link_libraries(ckpt_logits_harness PRIVATE retort_core)
 rt_hf_test(import_hf check_import_hf.py $<TARGET_FILE:ckpt_logits_harness>)
+# retort export --format peft / import peft against PEFT: exported adapters load in PeftModel with retort's
+# logits and merge, PEFT adapters import with PEFT's logits, merge and loss and continue fine-tuning, refusals.
+rt_hf_test(peft check_peft.py $<TARGET_FILE:ckpt_logits_harness>)

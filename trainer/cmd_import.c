@@ -1,14 +1,19 @@
 // retort import hf DIR --out CKPT [--max-seq-len N]: a pretrained model from another format as an ordinary
 // checkpoint that train, finetune, distill, eval, generate and export take.
+// retort import peft DIR --base CKPT --out ADAPTER_CKPT: a PEFT LoRA adapter as an adapter checkpoint of
+// that base, for eval, generate, merge, export and continued fine-tuning.
 #include <stdio.h>
 #include <string.h>
 
 #include "args.h"
 #include "commands.h"
 #include "import/hf_import.h"
+#include "import/peft_import.h"
+#include "model/lora.h"
 
 static void print_help(void) {
-    printf("usage: retort import hf DIR --out CKPT.h5 [--max-seq-len N]\n\n"
+    printf("usage: retort import hf DIR --out CKPT.h5 [--max-seq-len N]\n"
+           "       retort import peft DIR --base CKPT.h5 --out ADAPTER.h5\n\n"
            "hf: a Hugging Face model folder (config.json and model.safetensors, or the shards that\n"
            "model.safetensors.index.json lists) of a LlamaForCausalLM, MistralForCausalLM or\n"
            "Qwen2ForCausalLM (SmolLM and TinyLlama are Llama). Weights in F32, F16 or BF16 become fp32;\n"
@@ -17,7 +22,15 @@ static void print_help(void) {
            "  --max-seq-len N    a context shorter than max_position_embeddings (less memory for\n"
            "                     generation; needed when a sliding window is shorter than the context)\n"
            "The tokenizer files are not imported yet: the checkpoint records the byte tokenizer, so give\n"
-           "the model token ids, not text.\n");
+           "the model token ids, not text.\n\n"
+           "peft: a PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) trained on\n"
+           "the model whose retort checkpoint --base names (`retort import hf` of it). The adapter\n"
+           "checkpoint records that base's path and content hash, like the ones `retort finetune` writes:\n"
+           "eval, generate, merge and export read it, and finetune.adapter=ADAPTER.h5 continues training\n"
+           "it. Plain LoRA on q/k/v/o/gate/up/down_proj and lm_head, one rank and alpha, every layer;\n"
+           "DoRA, fan_in_fan_out, biases, modules_to_save and per-module ranks are refused.\n"
+           "  --base CKPT.h5     the base checkpoint\n"
+           "  --out ADAPTER.h5   the adapter checkpoint written (atomically)\n");
 }
 
 static const char *dtype_summary(const rt_hf_import_report *r, char *buf, size_t cap) {
@@ -57,17 +70,34 @@ static int import_hf(const char *dir, const char *out, int max_seq_len) {
     return 0;
 }
 
+static int import_peft(const char *dir, const char *base, const char *out) {
+    rt_error err = {{0}};
+    rt_peft_import_report rep;
+    if (rt_peft_import(dir, base, out, &rep, &err)) {
+        rt_cli_error("import", err.msg);
+        return 1;
+    }
+    char targets[RT_LORA_TARGETS_MAX];
+    rt_lora_targets_text(rep.targets, targets, sizeof targets);
+    printf(
+        "imported %s (LoRA r %d, alpha %g%s, targets %s, %d layers) into %s: %d tensors; base %s (hash %s)\n",
+        dir, rep.peft.rank, rep.peft.alpha, rep.peft.rslora ? ", rsLoRA" : "", targets, rep.n_layers, out,
+        rep.n_tensors, rep.base, rep.base_hash);
+    return 0;
+}
+
 int rt_cmd_import(int argc, char **argv) {
     if (rt_arg_wants_help(argc, argv)) {
         print_help();
         return 0;
     }
     rt_error err = {{0}};
-    const char *source = NULL, *path = NULL, *out = NULL, *v = NULL;
+    const char *source = NULL, *path = NULL, *out = NULL, *v = NULL, *base = NULL;
     int64_t max_seq_len = 0;
     for (int i = 1; i < argc;) {
         int got = 0;
         if ((got = rt_arg_value(argc, argv, &i, "--out", &out, &err))) {
+        } else if ((got = rt_arg_value(argc, argv, &i, "--base", &base, &err))) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--max-seq-len", &v, &err))) {
             if (got > 0 && rt_arg_int("--max-seq-len", v, 2, 1 << 20, &max_seq_len, &err)) got = -1;
         } else if (argv[i][0] == '-') {
@@ -87,13 +117,23 @@ int rt_cmd_import(int argc, char **argv) {
         }
     }
     if (!source || !path || !out || !out[0]) {
-        rt_cli_error("import", "usage: retort import hf DIR --out CKPT.h5 (see --help)");
+        rt_cli_error("import", "usage: retort import hf|peft DIR --out CKPT.h5 (see --help)");
         return 2;
     }
-    if (strcmp(source, "hf") != 0) {
-        rt_fail(&err, "import %s: expected hf (a Hugging Face model folder)", source);
+    int peft = strcmp(source, "peft") == 0;
+    if (!peft && strcmp(source, "hf") != 0) {
+        rt_fail(&err, "import %s: expected hf (a Hugging Face model folder) or peft (a PEFT adapter folder)",
+                source);
         rt_cli_error("import", err.msg);
         return 2;
     }
+    if (peft != (base != NULL) || (peft && max_seq_len)) {
+        rt_cli_error("import", peft ? (base ? "--max-seq-len is for import hf"
+                                            : "import peft needs --base CKPT.h5: the checkpoint of the model "
+                                              "the adapter was trained on")
+                                    : "--base is for import peft");
+        return 2;
+    }
+    if (peft) return import_peft(path, base, out);
     return import_hf(path, out, (int)max_seq_len);
 }

@@ -76,3 +76,16 @@ void rt_buf_py_float(rt_buf *b, double x) {
     int decimals = prec - 1 - exp;
     rt_buf_printf(b, "%.*f", decimals > 1 ? decimals : 1, x);
 }
+
+void rt_buf_json_string(rt_buf *b, const char *s) {
+    rt_buf_append(b, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            rt_buf_printf(b, "\\%c", *p);
+        else if (*p < 0x20)
+            rt_buf_printf(b, "\\u%04x", *p);
+        else
+            rt_buf_append(b, p, 1);
+    }
+    rt_buf_append(b, "\"", 1);
+}

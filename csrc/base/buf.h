@@ -19,5 +19,7 @@ void rt_buf_free(rt_buf *b);
 // exactly, in fixed notation with at least one decimal when the exponent is in [-4, 16) (10000.0, 0.02),
 // else as 1e-06. JSON files that Python programs wrote and compare look the same when retort writes them.
 void rt_buf_py_float(rt_buf *b, double x);
+// Appends s (UTF-8, NUL-terminated) as a JSON string literal: quotes, backslashes and control bytes escaped.
+void rt_buf_json_string(rt_buf *b, const char *s);
 
 #endif

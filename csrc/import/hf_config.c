@@ -11,7 +11,7 @@
 
 #include "base/files.h"
 #include "base/json.h"
-#include "import/json_fields.h"
+#include "base/json_fields.h"
 
 #define MAX_DIM (1 << 30) // any larger count overflows the products retort forms from it
 

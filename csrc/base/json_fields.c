@@ -1,5 +1,5 @@
 // Typed JSON members with messages naming file and key (json_fields.h).
-#include "import/json_fields.h"
+#include "base/json_fields.h"
 
 #include <math.h>
 #include <stdio.h>
