@@ -109,7 +109,7 @@ int rt_peft_config_parse(const char *text, size_t len, const char *path, rt_peft
         return rt_fail(err, "%s: not valid JSON: %s", path, msg);
     rt_json_reader r = {path, err};
     int rc = 0;
-    const char *type = NULL, *task = NULL, *bias = NULL, *base = NULL;
+    const char *type = NULL, *task = NULL, *bias = NULL;
     if (root.type != RT_JSON_OBJECT) rc = rt_fail(err, "%s: expected a JSON object", path);
     if (rc == 0) rc = rt_jf_str(&r, &root, "", "peft_type", &type);
     if (rc == 0 && (!type || strcmp(type, "LORA") != 0))
@@ -136,8 +136,6 @@ int rt_peft_config_parse(const char *text, size_t len, const char *path, rt_peft
     if (rc == 0) rc = check_pattern(&r, &root, "alpha_pattern", out->alpha, "lora_alpha");
     if (rc == 0) rc = read_targets(&r, &root, out);
     if (rc == 0) out->layer_subset = rt_jf_get(&root, "layers_to_transform") != NULL;
-    if (rc == 0) rc = rt_jf_str(&r, &root, "", "base_model_name_or_path", &base);
-    if (rc == 0 && base) snprintf(out->base_model, sizeof out->base_model, "%s", base);
     rt_json_free(&root);
     return rc;
 }

@@ -24,7 +24,8 @@ typedef struct rt_peft_config {
     unsigned targets; // sites target_modules names (1 << rt_lora_site); all block sites for "all-linear"
     int pattern;      // target_modules is a regular expression: the tensors alone say what is adapted
     int layer_subset; // layers_to_transform is set: the tensors say which layers (retort needs all)
-    char base_model[RT_PEFT_NAME_MAX]; // base_model_name_or_path ("" when absent or null)
+    // base_model_name_or_path, written by the export; the reader leaves it empty (--base names the base)
+    char base_model[RT_PEFT_NAME_MAX];
 } rt_peft_config;
 
 // PEFT's module name of a site: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, lm_head.

@@ -276,6 +276,40 @@ def hf_configs():
         put("hf_config", name + ".json", json.dumps(cfg, indent=2).encode())
 
 
+def peft_configs():
+    """adapter_config.json as PEFT 0.18 writes it (every key), retort's export (the keys every PEFT since 0.9
+    knows), target_modules as "all-linear" and as a regular expression, and rank/alpha patterns that agree."""
+    import json
+    peft_018 = {"alora_invocation_tokens": None, "alpha_pattern": {}, "arrow_config": None, "auto_mapping": None,
+                "base_model_name_or_path": "hf-llama", "bias": "none", "corda_config": None,
+                "ensure_weight_tying": False, "eva_config": None, "exclude_modules": None, "fan_in_fan_out": False,
+                "inference_mode": True, "init_lora_weights": True, "layer_replication": None,
+                "layers_pattern": None, "layers_to_transform": None, "loftq_config": {}, "lora_alpha": 16,
+                "lora_bias": False, "lora_dropout": 0.05, "megatron_config": None, "megatron_core": "megatron.core",
+                "modules_to_save": None, "peft_type": "LORA", "peft_version": "0.18.1", "qalora_group_size": 16,
+                "r": 8, "rank_pattern": {}, "revision": None,
+                "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                "target_parameters": None, "task_type": "CAUSAL_LM", "trainable_token_indices": None,
+                "use_dora": False, "use_qalora": False, "use_rslora": False}
+    retort = {"alpha_pattern": {}, "base_model_name_or_path": "/models/base.h5", "bias": "none",
+              "fan_in_fan_out": False, "inference_mode": True, "init_lora_weights": True, "layers_pattern": None,
+              "layers_to_transform": None, "lora_alpha": 2.5, "lora_dropout": 0.0, "modules_to_save": None,
+              "peft_type": "LORA", "r": 2, "rank_pattern": {}, "revision": None,
+              "target_modules": ["q_proj", "v_proj", "lm_head"], "task_type": "CAUSAL_LM", "use_dora": False,
+              "use_rslora": True}
+    seeds = {
+        "peft-0.18": peft_018,
+        "retort-export": retort,
+        "all-linear": {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": "all-linear"},
+        "regex": {"peft_type": "LORA", "task_type": None, "r": 4, "target_modules": r".*\.(q_proj|v_proj)$",
+                  "layers_to_transform": [0, 1]},
+        "patterns": {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["model.layers.0.mlp.up_proj"],
+                     "rank_pattern": {"up_proj": 4}, "alpha_pattern": {"up_proj": 8.0}},
+    }
+    for name, cfg in seeds.items():
+        put("peft_config", name + ".json", json.dumps(cfg, indent=2, sort_keys=True).encode())
+
+
 def edit_programs(harness, n_bases):
     # [base, option, edits...]; the empty edit list reads the base file as our writer made it
     for b in range(n_bases):
@@ -295,5 +329,6 @@ if __name__ == "__main__":
     gguf_files()
     safetensors_files()
     hf_configs()
+    peft_configs()
     edit_programs("dataset", 3)
     edit_programs("checkpoint", 2)
