@@ -343,7 +343,8 @@ def main():
                               ("rank_pattern", {"q_proj": 8}, ["rank_pattern", "q_proj", "one rank"]),
                               ("target_modules", ["q_proj", "embed_tokens"], ["target_modules", "embed_tokens"]),
                               ("target_modules", ALL7 + ["lm_head"], ["lm_head", "no factors"]),
-                              ("task_type", "SEQ_CLS", ["task_type", "SEQ_CLS"])]:
+                              ("task_type", "SEQ_CLS", ["task_type", "SEQ_CLS"]),
+                              ("lora_dropout", 0.95, ["lora.dropout", "0.95"])]:
         refused_import(f"{key} {value}", edit_config(good, f"{work}/r-{key}-{len(str(value))}",
                                                      lambda c: c.update({key: value})), words)
     d = peft_adapter(f"{work}/peft-layer0", hf, 16, r=2, target_modules=["q_proj"], layers_to_transform=[0])
