@@ -196,6 +196,7 @@ static void assert_brief_defaults(const rt_config *c) {
     ck_assert_str_eq(c->distill.topk_tail, "bucket");
     ck_assert_str_eq(c->finetune.base, "");
     ck_assert_str_eq(c->finetune.method, "lora");
+    ck_assert_str_eq(c->finetune.adapter, "");
     ck_assert_int_eq(c->lora.rank, 8);
     ck_assert(c->lora.alpha == 16.0);
     ck_assert(c->lora.dropout == 0.0);
@@ -211,7 +212,7 @@ START_TEST(test_defaults) {
     memset(&cfg, 0x5a, sizeof cfg);
     rt_config_defaults(&cfg);
     assert_brief_defaults(&cfg);
-    ck_assert_int_eq(rt_config_schema_len, 79); // one row per field listed above
+    ck_assert_int_eq(rt_config_schema_len, 80); // one row per field listed above
     ck_assert_msg(rt_config_validate(&cfg, &err) == 0, "%s", err.msg);
     // every schema default is accepted by its own key, and is in its range
     for (int i = 0; i < rt_config_schema_len; i++) {
