@@ -233,8 +233,8 @@ static int read_init_adapter(train_run *r, rt_error *err) {
         rt_lora_parse_targets(c->lora.targets, &mine, err) ||
         rt_lora_parse_targets(acfg.lora.targets, &theirs, err))
         return -1;
-    if (c->lora.rank != acfg.lora.rank || c->lora.alpha != acfg.lora.alpha ||
-        c->lora.rslora != acfg.lora.rslora || mine != theirs)
+    if (r->comm.rank == 0 && (c->lora.rank != acfg.lora.rank || c->lora.alpha != acfg.lora.alpha ||
+                              c->lora.rslora != acfg.lora.rslora || mine != theirs))
         fprintf(stderr,
                 "note: lora.rank, alpha, rslora and targets come from finetune.adapter %s (r %d, alpha %g%s, "
                 "%s)\n",

@@ -68,14 +68,16 @@ static int place(importer *im, const rt_st_tensor *t, rt_peft_import_report *rep
     if (strcmp(t->name, RT_PEFT_PREFIX "lm_head.base_layer.weight") == 0)
         return check_head_weight(im, t, rep);
     int b = ends_with(t->name, ".lora_B.weight");
-    if (strncmp(t->name, RT_PEFT_PREFIX, np) != 0 || (!b && !ends_with(t->name, ".lora_A.weight")))
+    const size_t ns = strlen(".lora_A.weight");
+    if (strlen(t->name) <= np + ns || strncmp(t->name, RT_PEFT_PREFIX, np) != 0 ||
+        (!b && !ends_with(t->name, ".lora_A.weight")))
         return rt_fail(
             err,
             "%s: tensor %s is not a LoRA factor (expected " RT_PEFT_PREFIX
             "<module>.lora_A.weight or .lora_B.weight; DoRA magnitudes, embedding adapters, biases "
             "and saved modules are not part of retort's adapters)",
             im->file, t->name);
-    size_t mlen = strlen(t->name) - np - strlen(".lora_A.weight");
+    size_t mlen = strlen(t->name) - np - ns;
     int k = 0;
     for (; k < im->n_sites; k++)
         if (strlen(im->sites[k].module) == mlen && strncmp(im->sites[k].module, t->name + np, mlen) == 0)
@@ -100,6 +102,7 @@ static int place(importer *im, const rt_st_tensor *t, rt_peft_import_report *rep
                        (long long)rows, (long long)cols);
     }
     rt_named_tensor *dst = &im->lora[2 * k + b];
+    if (dst->data) return rt_fail(err, "%s: tensor %s appears twice", im->file, t->name);
     rt_peft_rt_key(s, b, dst->name, sizeof dst->name);
     dst->ndim = 2;
     dst->shape[0] = rows;
