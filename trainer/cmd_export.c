@@ -9,7 +9,7 @@
 #include "train/checkpoint.h"
 #include "commands.h"
 #include "train/finetune.h"
-#include "export/ggml_quants.h"
+#include "gguf/ggml_quants.h"
 #include "export/gguf_export.h"
 #include "model/lora.h"
 #include "model/model.h"

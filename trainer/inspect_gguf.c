@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "commands.h"
-#include "export/ggml_quants.h"
-#include "export/gguf.h"
+#include "gguf/ggml_quants.h"
+#include "gguf/gguf.h"
 
 static void json_str(const char *s) {
     putchar('"');

@@ -1,7 +1,7 @@
 // ggml encodings (ggml_quants.h), written from the block layouts in docs/formats.md (ggml blocks):
 // ggml-quants.c's reference quantizers for Q8_0 and Q4_0 (so the bytes match gguf-py's), and Q6_K with a
 // weighted least-squares search for each sub-block's scale, the method of ggml's reference quantizer.
-#include "export/ggml_quants.h"
+#include "gguf/ggml_quants.h"
 
 #include <math.h>
 #include <string.h>

@@ -1,12 +1,12 @@
 // GGUF v3 writer and hardened reader (gguf.h; layout in docs/formats.md, GGUF).
-#include "export/gguf.h"
+#include "gguf/gguf.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "export/ggml_quants.h"
+#include "gguf/ggml_quants.h"
 #include "base/buf.h"
 #include "base/files.h"
 
