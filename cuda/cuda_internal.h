@@ -131,6 +131,8 @@ __device__ __forceinline__ float block_max(float v, float *shared) {
 void cuda_matmul(rt_ctx *ctx, void *out, const void *a, const void *b, int M, int N, int K, int trans_a,
                  int trans_b, float alpha, float beta);
 void cuda_matmul_free_plans(rt_ctx *ctx);
+void cuda_add_bias_rows(rt_ctx *ctx, void *out, const void *bias, int N, int n);
+void cuda_bias_backward(rt_ctx *ctx, void *dbias, const void *dout, int N, int n);
 void cuda_embedding_forward(rt_ctx *ctx, void *out, const int32_t *tokens, const void *table, int N, int C);
 void cuda_embedding_backward(rt_ctx *ctx, void *dtable, const void *dout, const int32_t *tokens, int N,
                              int C);

@@ -1,7 +1,9 @@
 """The whole model against PyTorch: logits, per-token losses and every parameter gradient of retort's C model
 (dumped by model_harness) against tests/torch_llama.py loading the same weights, in float64; then 10 AdamW
 steps with gradient accumulation, clipping and the warmup + cosine schedule, which must give the same losses
-and weights as torch.optim.AdamW. Runs untied and tied heads.
+and weights as torch.optim.AdamW. Runs untied and tied heads, and the imported architectures' options: q/k/v
+biases with a head dim apart from dim / n_heads and linear RoPE scaling ("qwen"), and Llama 3.1 RoPE scaling
+("llama3"), whose RoPE tables are also compared with the reference's directly.
 
 usage: check_model_torch.py MODEL_HARNESS"""
 import math
@@ -30,23 +32,29 @@ def load(d, name, dtype=np.float32, shape=None):
     return a.reshape(shape) if shape is not None else a
 
 
-def run_case(harness, tied, seed):
-    d = tempfile.mkdtemp(prefix=f"model-torch-{tied}-")
-    subprocess.run([harness, d, str(tied), str(seed)], check=True)
+def run_case(harness, tied, seed, variant="plain"):
+    d = tempfile.mkdtemp(prefix=f"model-torch-{tied}-{variant}-")
+    subprocess.run([harness, d, str(tied), str(seed), variant], check=True)
     meta = {}
     for line in open(os.path.join(d, "meta.txt")):
         k, v = line.split()
-        meta[k] = float(v)
-    V, C, L, H, KVH, Fd, T_max = (int(meta[k]) for k in ("V", "C", "L", "H", "KVH", "F", "T_max"))
+        meta[k] = v if k == "rope_scaling" else float(v)
+    V, C, L, H, KVH, Fd, T_max, D = (int(meta[k]) for k in ("V", "C", "L", "H", "KVH", "F", "T_max", "D"))
     B, T = int(meta["B"]), int(meta["T"])
+    bias = bool(meta["attn_bias"])
     assert bool(meta["tied"]) == bool(tied)
-    shapes = param_shapes(V, C, L, H, KVH, Fd, bool(tied))
+    assert (variant == "plain") == (D == C // H and not bias and meta["rope_scaling"] == "none")
+    scaling = {"type": meta["rope_scaling"], "factor": meta["rope_factor"], "low_freq_factor": meta["rope_low"],
+               "high_freq_factor": meta["rope_high"], "original_max_position_embeddings": meta["rope_orig"]}
+    shapes = param_shapes(V, C, L, H, KVH, Fd, bool(tied), D, bias)
     model = Llama(V, C, L, H, KVH, Fd, T_max, eps=meta["eps"], theta=meta["theta"], tied=bool(tied),
-                  dtype=torch.float64)
+                  dtype=torch.float64, head_dim=D, bias=bias, rope_scaling=scaling)
     with torch.no_grad():
         for name, shape in shapes.items():
             model.p(name).copy_(torch.from_numpy(load(d, "init." + name, shape=shape).astype(np.float64)))
-    tag = f"[tied={tied}]"
+    tag = f"[tied={tied} {variant}]"
+    check(f"{tag} RoPE cos table", load(d, "rope_cos", shape=(T_max, D // 2)), model.cos, 1e-6, 1e-6)
+    check(f"{tag} RoPE sin table", load(d, "rope_sin", shape=(T_max, D // 2)), model.sin, 1e-6, 1e-6)
 
     tok = torch.from_numpy(load(d, "tokens", np.int32, (B, T)).astype(np.int64))
     tgt = torch.from_numpy(load(d, "targets", np.int32, (B, T)).astype(np.int64))
@@ -107,7 +115,10 @@ def main():
     harness = sys.argv[1]
     run_case(harness, 0, 7)
     run_case(harness, 1, 11)
-    finish(failures, "model matches PyTorch: logits, losses, gradients, 10 AdamW steps (untied and tied)", limit=40)
+    run_case(harness, 0, 5, "qwen")
+    run_case(harness, 1, 3, "llama3")
+    finish(failures, "model matches PyTorch: logits, losses, gradients, 10 AdamW steps (untied and tied; q/k/v "
+           "biases with head_dim != dim / n_heads and linear RoPE scaling; llama3 RoPE scaling)", limit=40)
 
 
 if __name__ == "__main__":

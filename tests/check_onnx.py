@@ -1,6 +1,7 @@
 """retort's ONNX export in the real runtimes (onnx, onnxruntime and onnxruntime-genai, installed by
-scripts/bootstrap.sh into .pydeps), on two small models: tied embeddings with grouped-query attention, and an
-untied head with one key-value head per query head and widths that int4 blocks do not divide.
+scripts/bootstrap.sh into .pydeps), on three small models: tied embeddings with grouped-query attention, an
+untied head with one key-value head per query head and widths that int4 blocks do not divide, and the options
+of imported architectures (q/k/v biases, a head dim of 12 on 4 heads of a width of 64, llama3 RoPE scaling).
 - every precision at opset 21 (RMSNorm, RoPE and attention from basic ops) and at opset 23 (the native
   RMSNormalization, RotaryEmbedding and Attention) goes through all the checks below;
 - fp32 and fp16 models pass onnx's full checker (types and shapes inferred through the graph);
@@ -40,6 +41,15 @@ T = 64
 MODELS = {  # name: (C, H, KVH, FF, tied)
     "gqa": (64, 4, 2, 128, True),
     "untied": (48, 4, 4, 72, False),
+    "qwen": (64, 4, 2, 128, True),
+}
+# name: (config overrides, the reference model's options); with theta 10000 and an original context of 256
+# the six frequencies of a head of 12 fall two in each llama3 regime
+LLAMA3 = {"type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+          "original_max_position_embeddings": 256}
+OPTIONS = {
+    "qwen": (["model.attn_bias=true", "model.head_dim=12", "model.rope_scaling=llama3", "model.rope_factor=8",
+              "model.rope_original_max_seq_len=256"], {"bias": True, "head_dim": 12, "rope_scaling": LLAMA3}),
 }
 COMMON = [f"data.seq_len={T}", "train.batch_size=8", "train.warmup_steps=5", "train.eval_every=0", "data.val=",
           "system.threads=2", "run.log_every=50", "data.loss_on=answer"]
@@ -61,9 +71,9 @@ def fail(msg):
     failures.append(msg)
 
 
-def reference_logits(weights, dims, tokens):
+def reference_logits(weights, dims, tokens, options):
     C, H, KVH, FF, tied = dims
-    m = TorchLlama(259, C, 2, H, KVH, FF, T, tied=tied, dtype=torch.float64)
+    m = TorchLlama(259, C, 2, H, KVH, FF, T, tied=tied, dtype=torch.float64, **options)
     with torch.no_grad():
         for name, t in m.named().items():
             t.copy_(torch.from_numpy(weights[name].astype(np.float64)))
@@ -76,14 +86,15 @@ def ckpt_weights(path):
 
 
 class Session:
-    def __init__(self, folder, dims):
+    def __init__(self, folder, dims, options):
         self.s = ort.InferenceSession(os.path.join(folder, "model.onnx"), providers=["CPUExecutionProvider"])
         self.dims = dims
+        self.hd = options.get("head_dim") or dims[0] // dims[1]
         self.dtype = np.float16 if self.s.get_inputs()[3].type == "tensor(float16)" else np.float32
 
     def empty_past(self, batch):
         C, H, KVH = self.dims[:3]
-        return [np.zeros((batch, KVH, 0, C // H), self.dtype) for _ in range(4)]
+        return [np.zeros((batch, KVH, 0, self.hd), self.dtype) for _ in range(4)]
 
     def run(self, ids, mask, pos, past):
         feed = {"input_ids": np.array(ids, np.int64), "attention_mask": np.array(mask, np.int64),
@@ -124,7 +135,7 @@ def dequantized_int4(folder):
     return out, steps, inits
 
 
-def check_int4(folder, weights, dims, tokens):
+def check_int4(folder, weights, dims, tokens, options):
     deq, steps, inits = dequantized_int4(folder)
     want = [k for k, v in weights.items() if v.ndim == 2 and k != "token_embd.weight"]
     if dims[4]:
@@ -145,7 +156,7 @@ def check_int4(folder, weights, dims, tokens):
     ref_w.update(deq)
     ref_w["token_embd.weight"] = emb
     dims = dims[:4] + (False,)  # a tied head is quantized apart from the fp16 embedding: untied here
-    return reference_logits(ref_w, dims, [tokens])[0]
+    return reference_logits(ref_w, dims, [tokens], options)[0]
 
 
 def check_cache_and_batch(sess, tokens, full, tag):
@@ -215,7 +226,7 @@ def check_genai(folder, tokens, retort_answer, tag):
     return answer
 
 
-def check_external(folder, inline_full, sess_dims, tokens, tag):
+def check_external(folder, inline_full, sess_dims, tokens, tag, options):
     data = os.path.join(folder, "model.onnx.data")
     if not os.path.exists(data):
         fail(f"{tag}: --external-data wrote no model.onnx.data")
@@ -232,7 +243,7 @@ def check_external(folder, inline_full, sess_dims, tokens, tag):
                 fail(f"{tag}: {t.name} runs past the end of model.onnx.data")
     if n_ext < 10:
         fail(f"{tag}: only {n_ext} tensors in model.onnx.data")
-    err = np.abs(Session(folder, sess_dims).full(tokens) - inline_full).max()
+    err = np.abs(Session(folder, sess_dims, options).full(tokens) - inline_full).max()
     if err != 0:
         fail(f"{tag}: logits with external data differ from inline by {err:.2e}")
     onnx.checker.check_model(os.path.join(folder, "model.onnx"), full_check=True)
@@ -278,7 +289,8 @@ def train(work, name, data):
     d = os.path.join(work, name)
     run(["train", CFG, f"model.dim={C}", "model.n_layers=2", f"model.n_heads={H}", f"model.n_kv_heads={KVH}",
          f"model.ffn_dim={FF}", f"model.max_seq_len={T}", f"model.tie_embeddings={str(tied).lower()}", *COMMON,
-         "train.steps=150", "train.lr=1e-2", f"data.train={data}", f"run.out_dir={d}"], what=f"train {name}")
+         *OPTIONS.get(name, ([], {}))[0], "train.steps=150", "train.lr=1e-2", f"data.train={data}",
+         f"run.out_dir={d}"], what=f"train {name}")
     return os.path.join(d, "ckpt-latest.h5")
 
 
@@ -290,7 +302,8 @@ def main():
     for name, dims in MODELS.items():
         ckpt = train(work, name, data)
         weights = ckpt_weights(ckpt)
-        ref = reference_logits(weights, dims, [tokens])[0]
+        options = OPTIONS.get(name, ([], {}))[1]
+        ref = reference_logits(weights, dims, [tokens], options)[0]
         retort_text = run(["generate", ckpt, "--prompt", PROMPT, "--max-tokens", "6", "--temperature", "0"]).stdout
         retort_answer = retort_text.split(PROMPT, 1)[-1].strip("\n")
         for prec, opset in [(p, o) for p in ("fp32", "fp16", "int4") for o in (21, 23)]:
@@ -304,9 +317,9 @@ def main():
                 fail(f"{tag}: the graph's ops {sorted(ops)} are not opset {opset}'s")
             if prec != "int4":
                 onnx.checker.check_model(os.path.join(folder, "model.onnx"), full_check=True)
-            sess = Session(folder, dims)
+            sess = Session(folder, dims, options)
             full = sess.full(tokens)
-            want = check_int4(folder, weights, dims, tokens) if prec == "int4" else ref
+            want = check_int4(folder, weights, dims, tokens, options) if prec == "int4" else ref
             err = np.abs(full - want).max()
             print(f"{tag}: max |onnxruntime - reference| logit = {err:.2e} (allowed {ATOL[prec]}); "
                   f"{'vs the unquantized model ' + format(np.abs(full - ref).max(), '.3f') if prec == 'int4' else ''}")
@@ -323,10 +336,10 @@ def main():
                         seq.pop()
                         break
                 check_genai(folder, tokens, bytes(t for t in seq[len(tokens):] if t < 256).decode("latin-1"), tag)
-            if prec == "fp32" and opset == 21:
+            if prec == "fp32" and opset == 21 and name != "qwen":
                 ext = os.path.join(work, f"{name}_ext")
                 run(["export", ckpt, "--format", "onnx", "--external-data", "--out", ext], what=f"export {tag} ext")
-                check_external(ext, full, dims, tokens, f"{name} external data")
+                check_external(ext, full, dims, tokens, f"{name} external data", options)
                 # exporting again over an export replaces it whole
                 run(["export", ckpt, "--format", "onnx", "--out", ext], what=f"re-export {tag}")
                 if os.path.exists(os.path.join(ext, "model.onnx.data")):
@@ -341,8 +354,8 @@ def main():
             run(["merge", os.path.join(ft, "ckpt-latest.h5"), "--out", merged], what="merge")
             run(["export", os.path.join(ft, "ckpt-latest.h5"), "--format", "onnx", "--out",
                  os.path.join(work, "ft_onnx")], what="export adapter checkpoint")
-            got = Session(os.path.join(work, "ft_onnx"), dims).full(tokens)
-            want = reference_logits(ckpt_weights(merged), dims, [tokens])[0]
+            got = Session(os.path.join(work, "ft_onnx"), dims, options).full(tokens)
+            want = reference_logits(ckpt_weights(merged), dims, [tokens], options)[0]
             err, moved = np.abs(got - want).max(), np.abs(want - ref).max()
             print(f"LoRA: |onnx of the adapter checkpoint - merged reference| = {err:.2e}; adapters move {moved:.3f}")
             if not err <= 1e-4 or not moved > 1e-2:

@@ -1,9 +1,12 @@
 // Runs retort's model and optimizer on a tiny configuration and dumps everything a PyTorch reference needs
 // to check it (tests/check_model_torch.py): initial weights, a batch, logits, per-token losses, every
 // parameter gradient, then 10 AdamW steps (2 accumulated micro-batches each, clipping, warmup + cosine) with
-// their batches, losses and final weights. Raw little-endian fp32 / int32 files plus meta.txt.
+// their batches, losses and final weights, and the RoPE tables. Raw little-endian fp32 / int32 files plus
+// meta.txt. The optional variant changes the architecture: "qwen" has q/k/v biases (random, so the forward
+// uses them), a head dim of 12 with 4 heads on a width of 32, and linear RoPE scaling; "llama3" has the head
+// dim of 12 and Llama 3.1 RoPE scaling whose thresholds put two of the six frequencies in each regime.
 //
-// usage: model_harness OUT_DIR TIED(0|1) SEED
+// usage: model_harness OUT_DIR TIED(0|1) SEED [plain|qwen|llama3]
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +15,7 @@
 #include "backend/backend.h"
 #include "harness.h"
 #include "model/model.h"
+#include "model/model_internal.h"
 #include "model/optimizer.h"
 #include "base/rng.h"
 
@@ -41,10 +45,25 @@ static void random_batch(rt_rng *r, int32_t *tok, int32_t *tgt, int n, int V, in
 
 int main(int argc, char **argv) {
     rt_harness_init("model_harness", argc > 1 ? argv[1] : ".");
-    if (argc != 4) rt_harness_die("usage: model_harness OUT_DIR TIED SEED");
+    if (argc != 4 && argc != 5) rt_harness_die("usage: model_harness OUT_DIR TIED SEED [plain|qwen|llama3]");
     int tied = atoi(argv[2]);
     uint64_t seed = strtoull(argv[3], NULL, 10);
+    const char *variant = argc == 5 ? argv[4] : "plain";
     rt_model_dims d = rt_harness_dims(tied);
+    if (strcmp(variant, "qwen") == 0) {
+        d.D = 12;
+        d.attn_bias = 1;
+        d.rope = (rt_rope_scaling){.type = RT_ROPE_SCALING_LINEAR, .factor = 4.0f};
+    } else if (strcmp(variant, "llama3") == 0) {
+        d.D = 12;
+        d.rope = (rt_rope_scaling){.type = RT_ROPE_SCALING_LLAMA3,
+                                   .factor = 8.0f,
+                                   .low_freq_factor = 1.0f,
+                                   .high_freq_factor = 8.0f,
+                                   .original_max_seq_len = 1024};
+    } else if (strcmp(variant, "plain") != 0) {
+        rt_harness_die("unknown variant (plain, qwen or llama3)");
+    }
     const int B = 3, T = 13, N = B * T, STEPS = 10, MICRO = 2;
     rt_error err;
     rt_ctx ctx;
@@ -52,7 +71,26 @@ int main(int argc, char **argv) {
     rt_model m;
     if (rt_model_create(&m, &d, &ctx, B, T, 1, &err)) rt_harness_die(err.msg);
     if (rt_model_init_weights(&m, seed, 0.08f, &err)) rt_harness_die(err.msg);
+    rt_rng br;
+    rt_rng_seed(&br, seed + 7);
+    for (int i = 0; i < m.n_params; i++) { // biases start at zero; random ones make the forward use them
+        rt_param *p = &m.params[i];
+        if (!strstr(p->name, ".bias")) continue;
+        float *h = malloc(p->n * sizeof(float));
+        if (!h) rt_harness_die("out of memory");
+        for (size_t j = 0; j < p->n; j++) h[j] = 0.3f * rt_rng_normal(&br);
+        rt_model_set_weight(&m, p, h);
+        free(h);
+    }
     dump_weights(&m, "init.", 0);
+    size_t n_rope = (size_t)d.T_max * (d.D / 2);
+    float *tab = malloc(n_rope * sizeof(float));
+    if (!tab) rt_harness_die("out of memory");
+    ctx.be->download(&ctx, tab, m.rope_cos, RT_F32, n_rope);
+    rt_harness_dump("rope_cos", tab, n_rope * sizeof(float));
+    ctx.be->download(&ctx, tab, m.rope_sin, RT_F32, n_rope);
+    rt_harness_dump("rope_sin", tab, n_rope * sizeof(float));
+    free(tab);
 
     rt_rng r;
     rt_rng_seed(&r, seed + 99);
@@ -119,6 +157,11 @@ int main(int argc, char **argv) {
         "steps %d\nmicro %d\nlr %g\nmin_lr %g\nwarmup %d\nbeta1 %g\nbeta2 %g\nadam_eps %g\nwd %g\nclip %g\n",
         d.V, d.C, d.L, d.H, d.KVH, d.F, d.T_max, d.eps, d.theta, d.tied, B, T, STEPS, MICRO, oc.lr, oc.min_lr,
         (int)oc.warmup_steps, oc.beta1, oc.beta2, oc.eps, oc.weight_decay, oc.grad_clip);
+    static const char *const scaling_names[] = {"none", "linear", "llama3"};
+    fprintf(f,
+            "D %d\nattn_bias %d\nrope_scaling %s\nrope_factor %g\nrope_low %g\nrope_high %g\nrope_orig %d\n",
+            d.D, d.attn_bias, scaling_names[d.rope.type], d.rope.factor, d.rope.low_freq_factor,
+            d.rope.high_freq_factor, d.rope.original_max_seq_len);
     fclose(f);
     rt_model_free(&m);
     ctx.be->ctx_free(&ctx);

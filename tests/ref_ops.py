@@ -344,6 +344,17 @@ def adamw(w):
                m=np64(m), v=np64(v))
 
 
+# dims = [N, n]; x [N, n] (the projection's output before the bias); bias [n]; dout [N, n]; db0 prefill [n];
+# out = x + bias on every row; db = db0 + d(sum(out * dout))/dbias
+def bias(w):
+    for N, n in [(1, 1), (7, 5), (33, 130), (600, 48)]:
+        x, b, dout, db0 = f32((N, n)), f32(n), f32((N, n)), f32(n)
+        bt = t64(b, True)
+        out = t64(x) + bt
+        (out * t64(dout)).sum().backward()
+        w.case("bias", [N, n], x=x, bias=b, dout=dout, db0=db0, out=np64(out), db=np64(bt.grad) + db0)
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: ref_ops.py OUT.h5")
@@ -352,7 +363,7 @@ def main():
     tmp = out + ".tmp"
     w = Writer(tmp)
     ops = (matmul, add, embedding, rmsnorm, rope, attention, swiglu, cross_entropy, reductions, clip, adamw,
-           distill)
+           distill, bias)
     for gen in ops:
         gen(w)
     w.close()

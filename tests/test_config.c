@@ -138,6 +138,13 @@ static void assert_brief_defaults(const rt_config *c) {
     ck_assert(c->model.norm_eps == 1e-5);
     ck_assert_int_eq(c->model.tie_embeddings, 1);
     ck_assert(c->model.init_std == 0.02);
+    ck_assert_int_eq(c->model.head_dim, 0);
+    ck_assert_int_eq(c->model.attn_bias, 0);
+    ck_assert_str_eq(c->model.rope_scaling, "none");
+    ck_assert(c->model.rope_factor == 1.0);
+    ck_assert(c->model.rope_low_freq_factor == 1.0);
+    ck_assert(c->model.rope_high_freq_factor == 4.0);
+    ck_assert_int_eq(c->model.rope_original_max_seq_len, 8192);
     ck_assert_str_eq(c->data.train, "data/addpad_train.h5");
     ck_assert_str_eq(c->data.val, "data/addpad_val.h5");
     ck_assert_int_eq(c->data.seq_len, 14);
@@ -204,7 +211,7 @@ START_TEST(test_defaults) {
     memset(&cfg, 0x5a, sizeof cfg);
     rt_config_defaults(&cfg);
     assert_brief_defaults(&cfg);
-    ck_assert_int_eq(rt_config_schema_len, 72); // one row per field listed above
+    ck_assert_int_eq(rt_config_schema_len, 79); // one row per field listed above
     ck_assert_msg(rt_config_validate(&cfg, &err) == 0, "%s", err.msg);
     // every schema default is accepted by its own key, and is in its range
     for (int i = 0; i < rt_config_schema_len; i++) {
@@ -499,6 +506,8 @@ START_TEST(test_overrides) {
     EXPECT_OVERRIDE_ERROR("train.steps=5.0", "train.steps", "expected an integer");
     EXPECT_OVERRIDE_ERROR("model.tie_embeddings=2", "model.tie_embeddings", "true or false");
     EXPECT_OVERRIDE_ERROR("system.device=gpu", "system.device", "cpu|cuda|auto");
+    EXPECT_OVERRIDE_ERROR("model.rope_factor=0.5", "model.rope_factor");
+    EXPECT_OVERRIDE_ERROR("model.rope_scaling=yarn", "model.rope_scaling", "none|linear|llama3");
     EXPECT_OVERRIDE_ERROR("run.out_dir=\xff\xfe", "run.out_dir", "UTF-8");
     EXPECT_OVERRIDE_ERROR("run.out_dir=\xed\xa0\x80", "run.out_dir", "UTF-8"); // a surrogate
     char big[3000];
@@ -531,6 +540,8 @@ START_TEST(test_validate) {
         {"data.train=", "data.train"},
         {"run.out_dir=", "run.out_dir"},
         {"system.precision=bf16", "bf16"},
+        {"model.head_dim=33", "model.head_dim 33 must be even"},
+        {"model.rope_high_freq_factor=0.5", "model.rope_high_freq_factor 0.5 must exceed"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         rt_config c;
@@ -544,9 +555,10 @@ START_TEST(test_validate) {
     // accepted combinations
     rt_config c;
     rt_error e;
-    const char *ok[] = {"system.precision=bf16", "system.device=auto", "model.n_kv_heads=4",
-                        "model.dim=64",          "data.seq_len=128",   "train.min_lr=3e-3",
-                        "train.warmup_steps=600"};
+    const char *ok[] = {"system.precision=bf16",  "system.device=auto",  "model.n_kv_heads=4",
+                        "model.dim=64",           "data.seq_len=128",    "train.min_lr=3e-3",
+                        "train.warmup_steps=600", "model.head_dim=48",   "model.rope_scaling=llama3",
+                        "model.rope_factor=8",    "model.attn_bias=true"};
     rt_config_defaults(&c);
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         ck_assert(rt_config_apply_override(&c, ok[i], &e) == 0);

@@ -200,6 +200,36 @@ START_TEST(test_rmsnorm) {
 }
 END_TEST
 
+START_TEST(test_bias) {
+    static const int shapes[][2] = {{1, 1}, {37, 33}, {300, 768}, {5000, 24}}; // N rows of n
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int N = shapes[s][0], n = shapes[s][1];
+        float *x = random_act((size_t)N * n, -1, 1), *b = random_act((size_t)n, -1, 1);
+        float *dout = random_act((size_t)N * n, -1, 1), *db0 = random_act((size_t)n, -1, 1);
+        pair X = make_act((size_t)N * n, x), Bb = make_act((size_t)n, b), Dd = make_act((size_t)N * n, dout);
+        pair dB = make_act((size_t)n, db0);
+        cpu.be->add_bias_rows(&cpu, X.c, Bb.c, N, n);
+        gpu.be->add_bias_rows(&gpu, X.g, Bb.g, N, n);
+        expect_close("add_bias_rows", &X, tol_for(1, 1));
+        cpu.be->bias_backward(&cpu, dB.c, Dd.c, N, n);
+        gpu.be->bias_backward(&gpu, dB.g, Dd.g, N, n);
+        float rows = sqrtf((float)N) + 1.0f;
+        expect_close("bias_backward", &dB, tol_for(rows, rows));
+        // the column sum runs in a fixed order: a second run gives the same bits
+        float *first = twin_host((size_t)n), *second = twin_host((size_t)n);
+        pair dB2 = make_act((size_t)n, db0);
+        gpu.be->bias_backward(&gpu, dB2.g, Dd.g, N, n);
+        gpu.be->download(&gpu, first, dB.g, act, (size_t)n);
+        gpu.be->download(&gpu, second, dB2.g, act, (size_t)n);
+        ck_assert_msg(memcmp(first, second, (size_t)n * sizeof(float)) == 0,
+                      "bias_backward differs between runs");
+        pair *all[] = {&X, &Bb, &Dd, &dB, &dB2};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) twin_drop(all[i]);
+        free(x), free(b), free(dout), free(db0), free(first), free(second);
+    }
+}
+END_TEST
+
 static void rope_tables(int T, int D, float **cos_tab, float **sin_tab) {
     int half = D / 2;
     *cos_tab = twin_host((size_t)T * half);
@@ -577,6 +607,7 @@ static void add_all(TCase *tc) {
     tcase_add_test(tc, test_matmul);
     tcase_add_test(tc, test_embedding);
     tcase_add_test(tc, test_rmsnorm);
+    tcase_add_test(tc, test_bias);
     tcase_add_test(tc, test_rope);
     tcase_add_test(tc, test_attention);
     tcase_add_test(tc, test_swiglu);

@@ -160,6 +160,32 @@ START_TEST(test_swiglu) {
 }
 END_TEST
 
+// ---- bias: out = x + bias on every row
+typedef struct {
+    int N, n;
+    float *x, *b, *out, *R;
+} bias_state;
+static double bias_loss(void *p) {
+    bias_state *s = p;
+    size_t total = (size_t)s->N * s->n;
+    memcpy(s->out, s->x, total * sizeof(float));
+    be->add_bias_rows(&ctx, s->out, s->b, s->N, s->n);
+    return dot(s->out, s->R, total);
+}
+START_TEST(test_bias) {
+    bias_state s = {.N = 5, .n = 7};
+    size_t total = (size_t)s.N * s.n;
+    s.x = malloc(total * 4), s.b = malloc(s.n * 4), s.out = malloc(total * 4), s.R = malloc(total * 4);
+    rt_test_fill_uniform(&rng, s.x, total, -1, 1);
+    rt_test_fill_uniform(&rng, s.b, s.n, -1, 1);
+    rt_test_fill_uniform(&rng, s.R, total, -1, 1);
+    float *db = calloc(s.n, 4);
+    be->bias_backward(&ctx, db, s.R, s.N, s.n);
+    check_grad("bias dbias", bias_loss, &s, s.b, db, (size_t)s.n);
+    free(s.x), free(s.b), free(s.out), free(s.R), free(db);
+}
+END_TEST
+
 // ---- cross-entropy: L = sum of losses * 0.5 (the grad_scale)
 typedef struct {
     int N, V;
@@ -282,6 +308,7 @@ int main(void) {
     tcase_add_test(tc, test_cross_entropy);
     tcase_add_test(tc, test_distill);
     tcase_add_test(tc, test_embedding);
+    tcase_add_test(tc, test_bias);
     suite_add_tcase(s, tc);
     return rt_test_run_suite(s);
 }

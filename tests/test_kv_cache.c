@@ -14,6 +14,7 @@
 #include "backend/backend.h"
 #include "infer/sample.h"
 #include "model/model.h"
+#include "model/model_internal.h"
 #include "testutil.h"
 #include "data/tokenizer.h"
 
@@ -39,13 +40,32 @@ static void teardown(void) {
     rt_backend_cpu.ctx_free(&ctx);
 }
 
+// The untied model also has the options of imported architectures: q/k/v biases (random, so the cached
+// path must add them as the whole forward does), a head dim of 10 with 6 heads on a width of 48, and llama3
+// RoPE scaling.
 static void make_model(rt_model *m, int tied, int B, int T, int training) {
     rt_error err;
     rt_model_dims d = dims;
     d.tied = tied;
+    if (!tied) {
+        d.D = 10;
+        d.attn_bias = 1;
+        d.rope = (rt_rope_scaling){RT_ROPE_SCALING_LLAMA3, 4.0f, 1.0f, 4.0f, 64};
+    }
     ck_assert_msg(rt_model_create(m, &d, &ctx, B, T, training, &err) == 0, "%s", err.msg);
     // a wide init, so the logits are far from uniform and their differences mean something
     ck_assert_msg(rt_model_init_weights(m, 7 + (uint64_t)tied, 0.2f, &err) == 0, "%s", err.msg);
+    rt_rng r;
+    rt_rng_seed(&r, 3);
+    for (int i = 0; i < m->n_params; i++) {
+        rt_param *p = &m->params[i];
+        if (!strstr(p->name, ".bias")) continue;
+        float *h = malloc(p->n * sizeof(float));
+        ck_assert_ptr_nonnull(h);
+        rt_test_fill_uniform(&r, h, p->n, -0.5f, 0.5f);
+        rt_model_set_weight(m, p, h);
+        free(h);
+    }
 }
 
 // Logits of the whole sequences [B, T] (rows b*T + t) by rt_model_forward.

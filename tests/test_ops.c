@@ -170,6 +170,22 @@ START_TEST(test_rmsnorm) {
 }
 END_TEST
 
+START_TEST(test_bias) {
+    const char *op = "bias";
+    for (int i = 0; i < n_cases(op); i++) {
+        LOAD_DIMS();
+        int N = d[0], n = d[1];
+        float *x = get(op, i, "x", NULL), *b = get(op, i, "bias", NULL), *dout = get(op, i, "dout", NULL);
+        float *db = get(op, i, "db0", NULL), *r_out = get(op, i, "out", NULL), *r_db = get(op, i, "db", NULL);
+        be->add_bias_rows(&ctx, x, b, N, n); // in place on the projection's output
+        CLOSE("out (added in place)", x, r_out, (size_t)N * n, 0.0f, 1e-7f);
+        be->bias_backward(&ctx, db, dout, N, n);
+        CLOSE("dbias (accumulated)", db, r_db, (size_t)n, 1e-5f, 1e-5f);
+        free(x), free(b), free(dout), free(db), free(r_out), free(r_db), free(d), free(sc);
+    }
+}
+END_TEST
+
 START_TEST(test_rope) {
     const char *op = "rope";
     for (int i = 0; i < n_cases(op); i++) {
@@ -546,6 +562,13 @@ START_TEST(test_determinism) {
         be->embedding_backward(&ctx, dt[run], dy, tokens, N, C);
     }
     ck_assert_msg(memcmp(dt[0], dt[1], (size_t)V * C * 4) == 0, "embedding dtable differs between two runs");
+    float *db[2];
+    for (int run = 0; run < 2; run++) {
+        db[run] = calloc(C, 4);
+        be->bias_backward(&ctx, db[run], dy, N, C);
+    }
+    ck_assert_msg(memcmp(db[0], db[1], C * 4) == 0, "bias gradient differs between two runs");
+    free(db[0]), free(db[1]);
 
     float s[2] = {0.5f, 0.5f}, f[2];
     for (int run = 0; run < 2; run++) {
@@ -567,6 +590,7 @@ int main(void) {
     tcase_add_test(tc, test_add);
     tcase_add_test(tc, test_embedding);
     tcase_add_test(tc, test_rmsnorm);
+    tcase_add_test(tc, test_bias);
     tcase_add_test(tc, test_rope);
     tcase_add_test(tc, test_attention);
     tcase_add_test(tc, test_rope_at);

@@ -93,7 +93,7 @@ static int setup_online(train_run *r, rt_error *err) {
                -2;
     const rt_model_dims *t = &d->teacher.dims;
     double n_t = (double)rt_model_param_count(&d->teacher) - (t->tied ? 0.0 : (double)t->V * t->C); // matmuls
-    d->teacher_flops_per_token = 2.0 * n_t + 4.0 * t->L * t->C * (double)c->data.seq_len;
+    d->teacher_flops_per_token = 2.0 * n_t + 4.0 * t->L * (double)t->H * t->D * (double)c->data.seq_len;
     fprintf(stderr, "distill: online teacher %s (%zu parameters, frozen)\n", c->distill.teacher,
             rt_model_param_count(&d->teacher));
     return 0;

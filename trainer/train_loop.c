@@ -559,7 +559,7 @@ static int train_loop(train_run *r, rt_error *err) {
     int64_t end = r->stop_after > 0 && r->stop_after < total ? r->stop_after : total;
     double t_start = rt_now(), busy = 0.0;
     int64_t steps_mark = 0, tokens_mark = r->state.tokens_seen;
-    // online distillation also pays for the teacher's forward pass, 2 N_t + 4 L_t C_t T per token
+    // online distillation also pays for the teacher's forward pass, 2 N_t + 4 L_t A_t T per token
     // (docs/training.md, FLOPs per token)
     double flops_per_token =
         rt_model_train_flops_per_token(&r->model, c->data.seq_len) + r->kd.teacher_flops_per_token;

@@ -92,6 +92,12 @@ struct rt_backend {
     void (*add)(rt_ctx *ctx, void *out, const void *a, const void *b, size_t n); // out = a + b
     void (*add_inplace)(rt_ctx *ctx, void *acc, const void *x, size_t n);        // acc += x
 
+    // ---- bias of a linear layer ----
+    // out[N,n] += bias[n] on every row.
+    void (*add_bias_rows)(rt_ctx *ctx, void *out, const void *bias, int N, int n);
+    // dbias[n] += sum over the rows of dout[N,n] (the bias gradient of add_bias_rows).
+    void (*bias_backward)(rt_ctx *ctx, void *dbias, const void *dout, int N, int n);
+
     // ---- embedding ----
     // out[N,C] = table[tokens[i], :]
     void (*embedding_forward)(rt_ctx *ctx, void *out, const int32_t *tokens, const void *table, int N, int C);

@@ -575,6 +575,10 @@ static int check_field(const rt_config *cfg, const rt_cfg_key *k, rt_error *err)
     return rt_fail(err, "%s: unknown key type", k->path);
 }
 
+int rt_config_head_dim(const rt_config *c) {
+    return c->model.head_dim > 0 ? c->model.head_dim : c->model.dim / c->model.n_heads;
+}
+
 int rt_config_validate(const rt_config *c, rt_error *err) {
     for (int i = 0; i < rt_config_schema_len; i++)
         if (check_field(c, &rt_config_schema[i], err)) return -1;
@@ -586,9 +590,20 @@ int rt_config_validate(const rt_config *c, rt_error *err) {
     if (H % KVH != 0)
         return rt_fail(err, "model.n_kv_heads %d must divide model.n_heads %d (grouped-query attention)", KVH,
                        H);
-    if (C % H != 0 || (C / H) % 2 != 0)
+    if (c->model.head_dim == 0 && (C % H != 0 || (C / H) % 2 != 0))
         return rt_fail(
-            err, "model.dim %d / model.n_heads %d must be a whole, even head dim (RoPE rotates pairs)", C, H);
+            err,
+            "model.dim %d / model.n_heads %d must be a whole, even head dim (RoPE rotates pairs); or set "
+            "model.head_dim",
+            C, H);
+    if (c->model.head_dim % 2 != 0)
+        return rt_fail(err, "model.head_dim %d must be even (RoPE rotates pairs)", c->model.head_dim);
+    if (!(c->model.rope_high_freq_factor > c->model.rope_low_freq_factor))
+        return rt_fail(
+            err,
+            "model.rope_high_freq_factor %g must exceed model.rope_low_freq_factor %g (llama3 RoPE "
+            "scaling ramps between them)",
+            c->model.rope_high_freq_factor, c->model.rope_low_freq_factor);
     if (c->data.seq_len > c->model.max_seq_len)
         return rt_fail(err,
                        "data.seq_len %d exceeds model.max_seq_len %d; raise max_seq_len or shorten seq_len",

@@ -18,17 +18,24 @@ typedef struct rt_config {
         int log_every;             // steps between status lines / metric records
     } run;
     struct {
-        int vocab_size;     // >= 259 for the byte tokenizer (256 bytes + BOS, EOS, PAD)
-        int dim;            // model width C
-        int n_layers;       // L
-        int n_heads;        // H
-        int n_kv_heads;     // KVH, divides n_heads
-        int ffn_dim;        // SwiGLU hidden width
-        int max_seq_len;    // longest sequence the RoPE tables cover
-        double rope_theta;  // RoPE base
-        double norm_eps;    // RMSNorm epsilon
-        int tie_embeddings; // bool: output head shares token_embd.weight
-        double init_std;    // std of the normal init of matrices
+        int vocab_size;                 // >= 259 for the byte tokenizer (256 bytes + BOS, EOS, PAD)
+        int dim;                        // model width C
+        int n_layers;                   // L
+        int n_heads;                    // H
+        int n_kv_heads;                 // KVH, divides n_heads
+        int ffn_dim;                    // SwiGLU hidden width
+        int max_seq_len;                // longest sequence the RoPE tables cover
+        double rope_theta;              // RoPE base
+        int head_dim;                   // per-head width D; 0 = dim / n_heads
+        int attn_bias;                  // bool: q/k/v projections have biases (Qwen2)
+        char rope_scaling[RT_NAME_MAX]; // "none", "linear" or "llama3" (model/rope_scaling.h)
+        double rope_factor;             // linear, llama3: context extension factor
+        double rope_low_freq_factor;    // llama3
+        double rope_high_freq_factor;   // llama3
+        int rope_original_max_seq_len;  // llama3: the pretraining context
+        double norm_eps;                // RMSNorm epsilon
+        int tie_embeddings;             // bool: output head shares token_embd.weight
+        double init_std;                // std of the normal init of matrices
     } model;
     struct {
         char train[RT_PATH_MAX];   // training dataset (HDF5, from `retort data`)
@@ -136,6 +143,9 @@ int rt_config_load_string(rt_config *cfg, const char *yaml, size_t len, const ch
 
 // Apply one "a.b=value" override (validated like the file).
 int rt_config_apply_override(rt_config *cfg, const char *assignment, rt_error *err);
+
+// The per-head width D: model.head_dim, or dim / n_heads when it is 0.
+int rt_config_head_dim(const rt_config *cfg);
 
 // Cross-key checks (n_kv_heads divides n_heads, dim divisible by n_heads, even head dim, seq_len <=
 // max_seq_len, min_lr <= lr, vocab_size >= 259, ...).

@@ -106,6 +106,8 @@ static inline void cpu_chunk(size_t n, int parts, int p, size_t *lo, size_t *hi)
 // Declarations of the ops, one file each.
 void cpu_matmul(rt_ctx *ctx, void *out, const void *a, const void *b, int M, int N, int K, int trans_a,
                 int trans_b, float alpha, float beta);
+void cpu_add_bias_rows(rt_ctx *ctx, void *out, const void *bias, int N, int n);
+void cpu_bias_backward(rt_ctx *ctx, void *dbias, const void *dout, int N, int n);
 void cpu_embedding_forward(rt_ctx *ctx, void *out, const int32_t *tokens, const void *table, int N, int C);
 void cpu_embedding_backward(rt_ctx *ctx, void *dtable, const void *dout, const int32_t *tokens, int N, int C);
 void cpu_rmsnorm_forward(rt_ctx *ctx, void *out, float *rstd, const void *x, const void *weight, int N, int C,

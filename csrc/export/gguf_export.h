@@ -1,7 +1,8 @@
-// A retort model as a GGUF file llama.cpp loads (docs/export.md, What the file holds): llama metadata with
-// the exact types, the byte vocabulary as a gpt2 tokenizer with empty merges, the Q/K rows permuted for
-// llama.cpp's RoPE, and either the whole model or its LoRA adapters alone (general.type adapter, for
-// llama.cpp --lora).
+// A retort model as a GGUF file llama.cpp loads (docs/export.md, What the file holds): llama metadata (qwen2
+// for a model with q/k/v biases that llama.cpp's qwen2 can hold) with the exact types, the byte vocabulary as
+// a gpt2 tokenizer with empty merges, the Q/K rows permuted for llama.cpp's RoPE in the llama architecture,
+// RoPE scaling as llama.cpp reads it, and either the whole model or its LoRA adapters alone (general.type
+// adapter, for llama.cpp --lora).
 #ifndef RT_GGUF_EXPORT_H
 #define RT_GGUF_EXPORT_H
 

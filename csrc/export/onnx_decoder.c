@@ -10,6 +10,7 @@
 
 #include "gguf/ggml_quants.h"
 #include "export/onnx_export_internal.h"
+#include "model/rope_scaling.h"
 
 #define N_IN(...)                                                                                            \
     (const char *const[]){__VA_ARGS__}, (int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(char *))
@@ -208,19 +209,21 @@ static void constants(rt_onnx_decoder *d) {
     const_io(d, "const.attn_scale", (float)(1.0 / sqrt((double)d->hd)));
 }
 
-// cos and sin caches in the io type, the angle of pair (i, i + hd/2) at position t being t * theta^(-2i/hd),
-// computed in double as the model's own tables are: [T_max, hd] with each half of a row repeated for the
-// opset-21 graph, [T_max, hd/2] for RotaryEmbedding.
+// cos and sin caches in the io type, the angle of pair (i, i + hd/2) at position t being t times its inverse
+// frequency theta^(-2i/hd) after model.rope_scaling (model/rope_scaling.h), in double as the model's own
+// tables are: [T_max, hd] with each half of a row repeated for the opset-21 graph, [T_max, hd/2] for
+// RotaryEmbedding.
 static int rope_caches(rt_onnx_decoder *d) {
     rt_onnx_graph *g = d->g;
     int T = d->cfg->model.max_seq_len, half = d->hd / 2, hd = d->opset >= 23 ? half : d->hd;
     size_t n = (size_t)T * (size_t)hd, elem = d->io == RT_ONNX_FLOAT16 ? 2 : 4;
+    rt_rope_scaling scaling = rt_rope_scaling_from_config(d->cfg);
     for (int k = 0; k < 2; k++) {
         void *buf = rt_malloc(n * elem, "the RoPE caches", d->err);
         if (!buf) return -1;
         for (int t = 0; t < T; t++)
             for (int i = 0; i < hd; i++) {
-                double freq = pow(d->cfg->model.rope_theta, -2.0 * (i % half) / (double)d->hd);
+                double freq = rt_rope_inv_freq(d->cfg->model.rope_theta, i % half, d->hd, &scaling);
                 float v = (float)(k ? sin((double)t * freq) : cos((double)t * freq));
                 size_t at = (size_t)t * hd + (size_t)i;
                 if (elem == 2)
@@ -311,6 +314,18 @@ static const char *attention23(rt_onnx_decoder *d, int l, const char *q, const c
     return y;
 }
 
+// y + bias for the q/k/v projection `part` of layer l with model.attn_bias (y itself without): the bias
+// [1, n] in the io type, broadcast over [B, S, n]. NULL when the checkpoint lacks the bias.
+static const char *add_bias(rt_onnx_decoder *d, int l, const char *part, const char *y, int64_t n) {
+    if (!d->cfg->model.attn_bias) return y;
+    rt_onnx_graph *g = d->g;
+    const char *name = rt_onnx_name(g, "blk.%d.%s.bias", l, part);
+    const rt_named_tensor *t = weight(d, name, n, 0);
+    if (!t) return NULL;
+    rt_onnx_init_matrix(g, name, d->io, t->data, 1, n, 0);
+    return op(g, "Add", rt_onnx_name(g, "blk.%d/attn/%s_bias", l, part), N_IN(y, name), NO_ATTRS);
+}
+
 static const char *block(rt_onnx_decoder *d, int l, const char *x) {
     rt_onnx_graph *g = d->g;
     const rt_config *c = d->cfg;
@@ -332,9 +347,10 @@ static const char *block(rt_onnx_decoder *d, int l, const char *x) {
 #define W(part)   rt_onnx_name(g, "blk.%d." part ".weight", l)
 #define V(suffix) rt_onnx_name(g, "blk.%d/" suffix, l)
     const char *h = rmsnorm(d, x, W("attn_norm"), V("attn_norm"));
-    const char *q = linear(d, h, W("attn_q"), QD, C, V("attn/q"));
-    const char *k = linear(d, h, W("attn_k"), KD, C, V("attn/k"));
-    const char *v = linear(d, h, W("attn_v"), KD, C, V("attn/v"));
+    const char *q = add_bias(d, l, "attn_q", linear(d, h, W("attn_q"), QD, C, V("attn/q")), QD);
+    const char *k = add_bias(d, l, "attn_k", linear(d, h, W("attn_k"), KD, C, V("attn/k")), KD);
+    const char *v = add_bias(d, l, "attn_v", linear(d, h, W("attn_v"), KD, C, V("attn/v")), KD);
+    if (!q || !k || !v) return NULL;
     q = rope(d, split_heads(d, q, "shape.q_heads", V("attn/q")), V("attn/q_rope"));  // [B, H, S, hd]
     k = rope(d, split_heads(d, k, "shape.kv_heads", V("attn/k")), V("attn/k_rope")); // [B, KVH, S, hd]
     v = split_heads(d, v, "shape.kv_heads", V("attn/v"));                            // [B, KVH, S, hd]
@@ -383,7 +399,7 @@ int rt_onnx_build_decoder(rt_onnx_decoder *d) {
     d->H = c->model.n_heads;
     d->KVH = c->model.n_kv_heads;
     d->G = d->H / d->KVH;
-    d->hd = c->model.dim / c->model.n_heads;
+    d->hd = rt_config_head_dim(c);
     d->L = c->model.n_layers;
     d->io = d->precision == RT_ONNX_FP16 ? RT_ONNX_FLOAT16 : RT_ONNX_FLOAT;
     io_values(d);

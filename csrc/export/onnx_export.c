@@ -157,7 +157,7 @@ static void tokenizer_config_json(rt_buf *b, const rt_config *c) {
 }
 
 static void genai_config_json(rt_buf *b, const rt_config *c) {
-    const int hd = c->model.dim / c->model.n_heads;
+    const int hd = rt_config_head_dim(c);
     rt_buf_printf(
         b,
         "{\n  \"model\": {\n    \"type\": \"llama\",\n    \"bos_token_id\": %d,\n    \"eos_token_id\": %d,\n"
@@ -309,9 +309,9 @@ int rt_onnx_export_model(const rt_named_tensor *weights, int n, const rt_config 
     if (opts->opset != 0 && opts->opset != 21 && opts->opset != 23)
         return rt_fail(err, "opset %d: expected 21 or 23", opts->opset);
     if (c->model.n_heads <= 0 || c->model.n_kv_heads <= 0 || c->model.n_heads % c->model.n_kv_heads ||
-        c->model.dim % c->model.n_heads || (c->model.dim / c->model.n_heads) % 2)
-        return rt_fail(err, "the model's heads (dim %d, %d heads, %d kv heads) do not split evenly",
-                       c->model.dim, c->model.n_heads, c->model.n_kv_heads);
+        (c->model.head_dim == 0 && c->model.dim % c->model.n_heads) || rt_config_head_dim(c) % 2)
+        return rt_fail(err, "the model's heads (dim %d, %d heads of %d, %d kv heads) do not split evenly",
+                       c->model.dim, c->model.n_heads, rt_config_head_dim(c), c->model.n_kv_heads);
     char tmp[4096], old[4096];
     size_t len = strlen(out_dir);
     if (len == 0) return rt_fail(err, "--out is empty: give the folder to write");

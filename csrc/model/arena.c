@@ -27,6 +27,9 @@ static void assign_buckets(rt_model *m) {
         int ids[] = {lp->attn_norm, lp->wq,    lp->wk,  lp->wv,   lp->wo,
                      lp->ffn_norm,  lp->wgate, lp->wup, lp->wdown};
         for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++) m->params[ids[k]].bucket = 1 + (L - 1 - l);
+        int biases[] = {lp->bq, lp->bk, lp->bv};
+        for (size_t k = 0; k < 3; k++)
+            if (biases[k] >= 0) m->params[biases[k]].bucket = 1 + (L - 1 - l);
         for (int s = 0; s < RT_N_BLOCK_SITES; s++) {
             if (lp->lora_a[s] >= 0) m->params[lp->lora_a[s]].bucket = 1 + (L - 1 - l);
             if (lp->lora_b[s] >= 0) m->params[lp->lora_b[s]].bucket = 1 + (L - 1 - l);

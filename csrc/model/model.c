@@ -16,12 +16,14 @@ rt_model_dims rt_model_dims_from_config(const rt_config *cfg) {
     d.L = cfg->model.n_layers;
     d.H = cfg->model.n_heads;
     d.KVH = cfg->model.n_kv_heads;
-    d.D = cfg->model.dim / cfg->model.n_heads;
+    d.D = rt_config_head_dim(cfg);
     d.F = cfg->model.ffn_dim;
     d.T_max = cfg->model.max_seq_len;
     d.eps = (float)cfg->model.norm_eps;
     d.theta = (float)cfg->model.rope_theta;
     d.tied = cfg->model.tie_embeddings;
+    d.attn_bias = cfg->model.attn_bias;
+    d.rope = rt_rope_scaling_from_config(cfg);
     return d;
 }
 
@@ -85,6 +87,12 @@ static void define_params(rt_model *m) {
         LAYER_PARAM(wq, "attn_q.weight", (int64_t)d->H * d->D, d->C);
         LAYER_PARAM(wk, "attn_k.weight", (int64_t)d->KVH * d->D, d->C);
         LAYER_PARAM(wv, "attn_v.weight", (int64_t)d->KVH * d->D, d->C);
+        lp->bq = lp->bk = lp->bv = -1;
+        if (d->attn_bias) { // vectors: no weight decay, like the norms
+            LAYER_PARAM(bq, "attn_q.bias", (int64_t)d->H * d->D, 0);
+            LAYER_PARAM(bk, "attn_k.bias", (int64_t)d->KVH * d->D, 0);
+            LAYER_PARAM(bv, "attn_v.bias", (int64_t)d->KVH * d->D, 0);
+        }
         LAYER_PARAM(wo, "attn_output.weight", d->C, (int64_t)d->H * d->D);
         LAYER_PARAM(ffn_norm, "ffn_norm.weight", d->C, 0);
         LAYER_PARAM(wgate, "ffn_gate.weight", d->F, d->C);
@@ -190,13 +198,12 @@ static void alloc_kv_cache(rt_model *m, alloc_state *a) {
 static void upload_rope_tables(rt_model *m, float *cos_tab, float *sin_tab) {
     const rt_model_dims *d = &m->dims;
     int half = d->D / 2;
-    for (int t = 0; t < d->T_max; t++) {
-        for (int i = 0; i < half; i++) {
-            // double for the angle: t * theta^(-2i/D) loses digits in fp32 at long positions
-            double freq = pow((double)d->theta, -2.0 * i / (double)d->D);
-            double ang = (double)t * freq;
-            cos_tab[(size_t)t * half + i] = (float)cos(ang);
-            sin_tab[(size_t)t * half + i] = (float)sin(ang);
+    for (int i = 0; i < half; i++) {
+        // double for the angle: t * theta^(-2i/D) loses digits in fp32 at long positions
+        double freq = rt_rope_inv_freq((double)d->theta, i, d->D, &d->rope);
+        for (int t = 0; t < d->T_max; t++) {
+            cos_tab[(size_t)t * half + i] = (float)cos((double)t * freq);
+            sin_tab[(size_t)t * half + i] = (float)sin((double)t * freq);
         }
     }
     size_t n = (size_t)d->T_max * half;
@@ -231,10 +238,20 @@ int rt_model_create_parallel(rt_model *m, const rt_model_dims *dims, const rt_lo
                        dp->world, dp->grad_accum);
     if (B <= 0 || T <= 0 || T > dims->T_max)
         return rt_fail(err, "batch %d x %d does not fit the model (max_seq_len %d)", B, T, dims->T_max);
-    if (dims->H % dims->KVH != 0 || dims->D % 2 != 0 || dims->D * dims->H != dims->C)
-        return rt_fail(err, "model dims: n_heads %d, n_kv_heads %d, dim %d do not form even head dims",
-                       dims->H, dims->KVH, dims->C);
-    int max_params = 3 + 9 * dims->L + 2 * (RT_N_BLOCK_SITES * dims->L + 1);
+    if (dims->H <= 0 || dims->KVH <= 0 || dims->H % dims->KVH != 0 || dims->D <= 0 || dims->D % 2 != 0)
+        return rt_fail(err, "model dims: n_heads %d, n_kv_heads %d, head_dim %d do not form even head dims",
+                       dims->H, dims->KVH, dims->D);
+    const rt_rope_scaling *rs = &dims->rope;
+    if (rs->type != RT_ROPE_SCALING_NONE && !(rs->factor >= 1.0f))
+        return rt_fail(err, "model.rope_factor %g must be at least 1", (double)rs->factor);
+    if (rs->type == RT_ROPE_SCALING_LLAMA3 &&
+        (!(rs->high_freq_factor > rs->low_freq_factor) || !(rs->low_freq_factor > 0.0f) ||
+         rs->original_max_seq_len <= 0))
+        return rt_fail(err,
+                       "llama3 RoPE scaling: model.rope_low_freq_factor %g, rope_high_freq_factor %g, "
+                       "rope_original_max_seq_len %d (need 0 < low < high and a positive length)",
+                       (double)rs->low_freq_factor, (double)rs->high_freq_factor, rs->original_max_seq_len);
+    int max_params = 3 + 12 * dims->L + 2 * (RT_N_BLOCK_SITES * dims->L + 1);
     m->params = rt_calloc((size_t)max_params, sizeof(rt_param), "parameter table", err);
     m->layer = rt_calloc((size_t)dims->L, sizeof(rt_layer_params), "layer table", err);
     m->acts = rt_calloc((size_t)dims->L, sizeof(rt_layer_acts), "activation table", err);
@@ -355,8 +372,8 @@ int rt_model_init_weights(rt_model *m, uint64_t seed, float std, rt_error *err) 
         rt_rng r;
         rt_rng_seed(&r, rt_seed_mix(seed, (uint64_t)i + 1));
         int is_out_proj = strstr(p->name, "attn_output") || strstr(p->name, "ffn_down");
-        float s = is_out_proj ? resid_std : std;
-        for (size_t j = 0; j < p->n; j++) host[j] = p->ndim == 1 ? 1.0f : s * rt_rng_normal(&r);
+        float s = is_out_proj ? resid_std : std, vec = strstr(p->name, ".bias") ? 0.0f : 1.0f; // norms 1
+        for (size_t j = 0; j < p->n; j++) host[j] = p->ndim == 1 ? vec : s * rt_rng_normal(&r);
         rt_model_set_weight(m, p, host);
     }
     m->ctx->be->sync(m->ctx);
@@ -383,7 +400,7 @@ double rt_model_train_flops_per_token(const rt_model *m, int T) {
     }
     if (m->dims.tied) n += (m->params[m->tok_embd].frozen ? 4.0 : 6.0) * (double)m->params[m->tok_embd].n;
     const rt_model_dims *d = &m->dims;
-    return n + 12.0 * d->L * d->C * (double)T;
+    return n + 12.0 * d->L * (double)d->H * d->D * (double)T; // attention runs over H heads of D
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -698,8 +715,8 @@ static int import_kind(rt_model *m, int adapters, const rt_named_tensor *weights
             return rt_fail(err,
                            adapters ? "%s: adapter %s is not part of this model (lora.targets or the base "
                                       "differ?)"
-                                    : "%s: tensor %s is not part of this model (tie_embeddings or n_layers "
-                                      "differ?)",
+                                    : "%s: tensor %s is not part of this model (tie_embeddings, n_layers or "
+                                      "attn_bias differ?)",
                            source, weights[j].name);
     }
     for (int i = 0; i < m->n_params; i++) {

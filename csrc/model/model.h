@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "model/arena.h"
 #include "model/lora.h"
+#include "model/rope_scaling.h"
 
 typedef struct rt_model_dims {
     int V;     // vocabulary
@@ -21,12 +22,14 @@ typedef struct rt_model_dims {
     int L;     // layers
     int H;     // query heads
     int KVH;   // key/value heads
-    int D;     // head dim = C / H
+    int D;     // head dim (model.head_dim; C / H when that is 0); H * D need not equal C
     int F;     // SwiGLU hidden width
     int T_max; // longest sequence (RoPE table rows)
     float eps;
     float theta;
-    int tied; // output head is token_embd.weight
+    int tied;             // output head is token_embd.weight
+    int attn_bias;        // q/k/v projections add biases blk.N.attn_{q,k,v}.bias
+    rt_rope_scaling rope; // frequency scaling of the RoPE tables (zero: none)
 } rt_model_dims;
 
 // A frozen weight held only in NF4 (QLoRA; layout in nf4.h), device pointers.
@@ -59,6 +62,7 @@ typedef struct rt_param {
 // Per-layer parameters as indices into rt_model.params.
 typedef struct rt_layer_params {
     int attn_norm, wq, wk, wv, wo, ffn_norm, wgate, wup, wdown;
+    int bq, bk, bv; // q/k/v biases [H*D], [KVH*D], [KVH*D] with dims.attn_bias, else -1
     int lora_a[RT_N_BLOCK_SITES], lora_b[RT_N_BLOCK_SITES]; // adapters by site (rt_lora_site), -1 = none
 } rt_layer_params;
 
@@ -170,7 +174,7 @@ int rt_model_init_weights(rt_model *m, uint64_t seed, float std, rt_error *err);
 // the adapted model computes exactly the base model until the first update.
 int rt_model_init_adapters(rt_model *m, uint64_t seed, rt_error *err);
 
-// Parameter count and the matmul FLOPs of one training token (6N + 12 L C T; docs/training.md, FLOPs per
+// Parameter count and the matmul FLOPs of one training token (6N + 12 L H D T; docs/training.md, FLOPs per
 // token).
 size_t rt_model_param_count(const rt_model *m);
 double rt_model_train_flops_per_token(const rt_model *m, int T);

@@ -31,6 +31,8 @@ void rt_model_set_weight(rt_model *m, rt_param *p, const float *host);
 // model_lora.c
 // Index of the base weight of a site (layer l; l is ignored for the head).
 int rt_model_site_weight(const rt_model *m, int l, rt_lora_site site);
+// Index of the bias of a site (layer l), -1 when it has none (only q, k and v have them, with attn_bias).
+int rt_model_site_bias(const rt_model *m, int l, rt_lora_site site);
 // Adds the adapter parameters of the spec's targets (after the base parameters).
 void rt_model_define_adapters(rt_model *m);
 // Whether param i is stored in NF4 under the spec (a frozen block projection of an NF4 site).
@@ -43,11 +45,11 @@ void rt_model_alloc_nf4(rt_model *m, alloc_state *a, rt_param *p);
 // Quantize host weights w[p->n] and upload them into p's NF4 buffers.
 int rt_model_upload_nf4(rt_model *m, rt_param *p, const float *w, rt_error *err);
 
-// out [N, out] = x [N, in] @ W^T (+ scale * (x A^T) B^T with an adapter) for the projection `site` of layer
-// l. Dequantizes an NF4 weight into m->wtmp first.
+// out [N, out] = x [N, in] @ W^T (+ scale * (x A^T) B^T with an adapter) (+ bias) for the projection `site`
+// of layer l. Dequantizes an NF4 weight into m->wtmp first.
 void rt_model_linear_forward(rt_model *m, int l, rt_lora_site site, void *out, const void *x, int N);
-// Backward of the same: dW += dy^T x when W trains, the adapter's dA and dB, and dx [N, in] = dy W (+ the
-// adapter's path); dx_beta 1 accumulates into dx, 0 overwrites it.
+// Backward of the same: dW += dy^T x and dbias += column sums of dy when they train, the adapter's dA and dB,
+// and dx [N, in] = dy W (+ the adapter's path); dx_beta 1 accumulates into dx, 0 overwrites it.
 void rt_model_linear_backward(rt_model *m, int l, rt_lora_site site, void *dx, float dx_beta, const void *dy,
                               const void *x, int N);
 

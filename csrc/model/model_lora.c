@@ -32,6 +32,13 @@ int rt_model_site_weight(const rt_model *m, int l, rt_lora_site site) {
     }
 }
 
+int rt_model_site_bias(const rt_model *m, int l, rt_lora_site site) {
+    if (site == RT_SITE_Q) return m->layer[l].bq;
+    if (site == RT_SITE_K) return m->layer[l].bk;
+    if (site == RT_SITE_V) return m->layer[l].bv;
+    return -1;
+}
+
 static int add_adapter(rt_model *m, int weight, const char *suffix, int64_t rows, int64_t cols) {
     rt_param *p = &m->params[m->n_params];
     memset(p, 0, sizeof *p);
@@ -223,6 +230,8 @@ void rt_model_linear_forward(rt_model *m, int l, rt_lora_site site, void *out, c
     int idx = rt_model_site_weight(m, l, site);
     int n_out = (int)m->params[idx].shape[0], n_in = (int)m->params[idx].shape[1], r = m->lora.rank;
     be->matmul(ctx, out, x, weight_for_matmul(m, idx), N, n_out, n_in, 0, 1, 1.0f, 0.0f); // [N, out]
+    int bias = rt_model_site_bias(m, l, site);
+    if (bias >= 0) be->add_bias_rows(ctx, out, m->params[bias].w, N, n_out); // [N, out] += [out]
     adapter_view ad = adapter_of(m, l, site);
     if (ad.a < 0) return;
     const void *xin = x;
@@ -242,6 +251,9 @@ void rt_model_linear_backward(rt_model *m, int l, rt_lora_site site, void *dx, f
     rt_param *w = &m->params[idx];
     int n_out = (int)w->shape[0], n_in = (int)w->shape[1], r = m->lora.rank;
     if (w->grad) be->matmul(ctx, w->grad, dy, x, n_out, n_in, N, 1, 0, 1.0f, 1.0f); // [out, in] +=
+    int bias = rt_model_site_bias(m, l, site);
+    if (bias >= 0 && m->params[bias].grad)
+        be->bias_backward(ctx, m->params[bias].grad, dy, N, n_out); // [out] +=
     if (dx)
         be->matmul(ctx, dx, dy, weight_for_matmul(m, idx), N, n_in, n_out, 0, 0, 1.0f, dx_beta); // [N, in]
     adapter_view ad = adapter_of(m, l, site);
