@@ -7,3 +7,11 @@ target_link_libraries(safetensors_harness PRIVATE retort_core)
 rt_script_test(safetensors_py check_safetensors.py $<TARGET_FILE:safetensors_harness>)
 set_tests_properties(safetensors_py PROPERTIES LABELS "script;sanitize")
 rt_check_test(test_safetensors ${CMAKE_CURRENT_SOURCE_DIR}/test_safetensors.c)
+# retort import gguf against llama.cpp's converter (files from transformers models, logits against
+# transformers via .venv-hf's python), gguf-py's dequantization and llama.cpp's logits on hand-written and
+# llama.cpp-quantized files, refusals. Fetches the llama-cpp-python source package once
+# (scripts/fetch_llama_cpp_src.sh).
+add_executable(ckpt_logits_harness ${CMAKE_CURRENT_SOURCE_DIR}/ckpt_logits_harness.c
+                                   ${CMAKE_CURRENT_SOURCE_DIR}/harness.c)
+target_link_libraries(ckpt_logits_harness PRIVATE retort_core)
+rt_script_test(import_gguf check_import_gguf.py $<TARGET_FILE:ckpt_logits_harness>)

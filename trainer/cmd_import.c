@@ -1,0 +1,95 @@
+// retort import hf|gguf SOURCE --out CKPT [--max-seq-len N]: a pretrained model from another format as an
+// ordinary checkpoint that train, finetune, distill, eval, generate and export take.
+#include <stdio.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+#include "gguf/ggml_quants.h"
+#include "import/gguf_import.h"
+
+static void print_help(void) {
+    printf("usage: retort import gguf FILE.gguf --out CKPT.h5 [--max-seq-len N]\n\n"
+           "gguf: a llama.cpp model file of architecture llama or qwen2 (Llama 2/3.x, SmolLM, TinyLlama,\n"
+           "Mistral, Qwen2/2.5). Tensors in f32, f16, bf16, q8_0, q4_0, q4_k or q6_k become fp32 (quantized\n"
+           "ones as llama.cpp dequantizes them); the q/k rows that llama.cpp's converter permutes for llama\n"
+           "files are put back; Llama 3.1's RoPE scaling (rope_freqs.weight) and linear scaling are kept.\n"
+           "The checkpoint's config holds the model's keys and every other key's default, at step 0.\n"
+           "  --out CKPT.h5      the checkpoint written (atomically)\n"
+           "  --max-seq-len N    a context shorter than the file's context_length (less memory)\n"
+           "The tokenizer is not imported yet: give the model token ids, not text.\n");
+}
+
+// "q4_k 1.2M + f32 0.1M" elements by type.
+static void type_summary(const rt_gguf_import_report *r, char *buf, size_t cap) {
+    size_t k = 0;
+    buf[0] = '\0';
+    for (int t = 0; t < (int)(sizeof r->n_by_type / sizeof r->n_by_type[0]) && k < cap; t++)
+        if (r->n_by_type[t])
+            k += (size_t)snprintf(buf + k, cap - k, "%s%s %.3gM", k ? " + " : "", rt_ggml_type_name(t),
+                                  (double)r->n_by_type[t] / 1e6);
+}
+
+static int import_gguf(const char *path, const char *out, int max_seq_len) {
+    rt_error err = {{0}};
+    rt_gguf_import_opts opts = {max_seq_len};
+    rt_gguf_import_report rep;
+    if (rt_gguf_import(path, out, &opts, &rep, &err)) {
+        rt_cli_error("import", err.msg);
+        return 1;
+    }
+    char types[256];
+    type_summary(&rep, types, sizeof types);
+    printf("imported %s (%s, context %d%s%s%s) into %s: %d tensors, %zu parameters, %s -> fp32\n", path,
+           rep.arch, max_seq_len ? max_seq_len : rep.context_length, rep.tied ? ", tied head" : "",
+           rep.unpermuted ? ", q/k rows permuted back" : "", rep.rope_freqs ? ", llama3 RoPE scaling" : "",
+           out, rep.n_tensors, rep.n_params, types);
+    if (rep.tokenizer[0])
+        fprintf(stderr,
+                "note: the %s tokenizer of %s is not imported; the checkpoint records its name and ids\n",
+                rep.tokenizer, path);
+    return 0;
+}
+
+int rt_cmd_import(int argc, char **argv) {
+    if (rt_arg_wants_help(argc, argv)) {
+        print_help();
+        return 0;
+    }
+    rt_error err = {{0}};
+    const char *source = NULL, *path = NULL, *out = NULL, *v = NULL;
+    int64_t max_seq_len = 0;
+    for (int i = 1; i < argc;) {
+        int got = 0;
+        if ((got = rt_arg_value(argc, argv, &i, "--out", &out, &err))) {
+        } else if ((got = rt_arg_value(argc, argv, &i, "--max-seq-len", &v, &err))) {
+            if (got > 0 && rt_arg_int("--max-seq-len", v, 2, 1 << 20, &max_seq_len, &err)) got = -1;
+        } else if (argv[i][0] == '-') {
+            rt_fail(&err, "unknown option %s (see retort import --help)", argv[i]);
+            got = -1;
+        } else if (!source) {
+            source = argv[i++];
+        } else if (!path) {
+            path = argv[i++];
+        } else {
+            rt_fail(&err, "unexpected argument %s: one model at a time", argv[i]);
+            got = -1;
+        }
+        if (got < 0) {
+            rt_cli_error("import", err.msg);
+            return 2;
+        }
+    }
+    if (!source || !path || !out || !out[0]) {
+        rt_cli_error("import", "usage: retort import gguf FILE --out CKPT.h5 (see --help)");
+        return 2;
+    }
+    if (strcmp(source, "gguf") == 0) return import_gguf(path, out, (int)max_seq_len);
+    if (strcmp(source, "hf") == 0) {
+        rt_cli_error("import", "import hf: Hugging Face folders are not in this build yet");
+        return 2;
+    }
+    rt_fail(&err, "import %s: expected hf (a Hugging Face model folder) or gguf (a llama.cpp file)", source);
+    rt_cli_error("import", err.msg);
+    return 2;
+}
