@@ -15,3 +15,5 @@ add_executable(ckpt_logits_harness ${CMAKE_CURRENT_SOURCE_DIR}/ckpt_logits_harne
                                    ${CMAKE_CURRENT_SOURCE_DIR}/harness.c)
 target_link_libraries(ckpt_logits_harness PRIVATE retort_core)
 rt_script_test(import_gguf check_import_gguf.py $<TARGET_FILE:ckpt_logits_harness>)
+# llama3 RoPE parameters recovered from rope_freqs.weight vectors made with llama.cpp's converter's formula.
+rt_check_test(test_gguf_rope ${CMAKE_CURRENT_SOURCE_DIR}/test_gguf_rope.c)
