@@ -11,7 +11,7 @@
 #                                           one harness per core at a time: 4 minutes on 2 cores)
 #   scripts/fuzz.sh --run-one SECONDS BINARY SEEDS WORKDIR
 #                                           one bounded run (the ctest tests use it)
-# Harnesses: config jsonl text_import gguf safetensors dataset checkpoint.
+# Harnesses: config jsonl text_import gguf gguf_import safetensors dataset checkpoint.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${RT_FUZZ_BUILD_DIR:-$root/build-fuzz}
@@ -83,7 +83,7 @@ if [[ "${1:-}" =~ ^[0-9]+$ ]]; then
     shift
 fi
 harnesses=("$@")
-[[ ${#harnesses[@]} -gt 0 ]] || harnesses=(config jsonl text_import gguf dataset checkpoint)
+[[ ${#harnesses[@]} -gt 0 ]] || harnesses=(config jsonl text_import gguf gguf_import dataset checkpoint)
 jobs=${RT_FUZZ_JOBS:-$(nproc)}
 build_fuzz
 sanitizer_env
