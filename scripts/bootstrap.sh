@@ -19,6 +19,7 @@ build_pkgs=(build-essential cmake ninja-build pkg-config libhdf5-dev libyaml-dev
 runtime_pkgs=(python3 python3-numpy python3-pip python3-yaml python3-tqdm python3-requests python3-jinja2
               python3-diskcache python3-typing-extensions)
 test_pkgs=(check libsubunit-dev clang-format python3-torch python3-h5py python3-matplotlib
+           unicode-data # UCD files: the tokenizer tables' source, NormalizationTest.txt, DerivedAge.txt
            clang libclang-rt-dev libomp-dev # the fuzz harnesses (libFuzzer, clang's OpenMP)
            slurmctld slurmd slurm-client munge) # one-node Slurm, not the slurm-wlm metapackage (30+ plugins)
 # PyPI packages the tests load exported files with (not in Debian), pinned; installed with --no-deps since

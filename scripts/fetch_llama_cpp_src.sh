@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Fetches the llama-cpp-python source package from PyPI once and unpacks from its vendored llama.cpp what
 # the tests use: convert_hf_to_gguf.py with its conversion/ folder and gguf-py (llama.cpp's own HF -> GGUF
-# converter, the reference writer of GGUF import tests) and the ggml-vocab-*.gguf test vocabularies. The
-# package (77 MB) is kept in the cache folder, so other files can be unpacked later without a download;
-# nothing here is committed (the vocabularies carry the models' licences).
+# converter, the reference writer of GGUF import tests) and the ggml-vocab-*.gguf test vocabularies with
+# their .inp/.out pairs (the tokenizer tests). The package (77 MB) is kept in the cache folder, so other
+# files can be unpacked later without a download; nothing here is committed (the vocabularies carry the
+# models' licences).
 #   scripts/fetch_llama_cpp_src.sh [DIR]     DIR defaults to tests/ref/llama-cpp-python (gitignored)
 # Prints the unpacked llama.cpp folder. Idempotent: does nothing when the files are already there.
 set -euo pipefail

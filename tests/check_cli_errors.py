@@ -106,6 +106,20 @@ def main():
             expect_error(["generate", cut, "--prompt", "1+1="], 1, os.path.basename(cut))
             expect_error(["inspect", cut], 1, os.path.basename(cut))
 
+    # retort tokenize: usage errors exit 2, unreadable tokenizers 1, each naming the source and the problem
+    expect_error(["tokenize"], 2, "usage: retort tokenize SOURCE")
+    expect_error(["tokenize", good, "--bogus"], 2, "unknown option --bogus")
+    expect_error(["tokenize", good], 1, "good.h5", "checkpoint is not supported yet", "GGUF file")
+    expect_error(["tokenize", os.path.join(tmp, "missing.json")], 1, "missing.json", "a tokenizer source is")
+    expect_error(["tokenize", tmp], 1, "a folder without tokenizer.json")
+    bad_json = os.path.join(tmp, "tokenizer.json")
+    open(bad_json, "w").write('{"model": {"type": "BPE", "vocab": {"a": 0}')
+    expect_error(["tokenize", bad_json, "--text", "a"], 1, "tokenizer.json", "invalid JSON")
+    seed = os.path.join(SRC, "tests", "fuzz", "corpus", "tokenizer_gguf", "llama-bpe.gguf")
+    cut = os.path.join(tmp, "cut-vocab.gguf")
+    open(cut, "wb").write(open(seed, "rb").read()[:300])
+    expect_error(["tokenize", cut, "--text", "a"], 1, "cut-vocab.gguf", "truncated")
+
     finish(failures, "every bad input gave its error")
 
 

@@ -6,6 +6,10 @@
   convert_hf_to_gguf.py, within each type's error; q8_0 and q4_0 bytes equal gguf-py's own quantizer;
 - a LoRA adapter GGUF (general.type adapter, alpha with llama.cpp's alpha / rank = retort's scale, the
   B rows of q and k permuted) and an adapter checkpoint exported merged (equal to `retort merge`);
+- the options of imported architectures: q/k/v biases with linear RoPE scaling as qwen2 (rope.scaling keys,
+  nothing permuted), and biases with head_dim 12 != 64 / 4 and llama3 scaling as llama (attention.key_length
+  and value_length, q/k weights and biases permuted, rope_freqs.weight equal to the factors llama.cpp's
+  convert_hf_to_gguf.py computes, written here in NumPy from its definition);
 - `retort inspect` reads every file, and damaged files (truncated, mutated bytes, impossible counts and
   offsets) are refused with an error, never a crash.
 
@@ -167,6 +171,70 @@ def q6_k_plain(x):
     return (q * ds[..., None]).reshape(x.shape)
 
 
+def llama3_rope_factors(D, theta, factor, low, high, old):
+    """convert_hf_to_gguf.py's rope_freqs for Llama 3.1: per frequency 1, factor, or the smooth blend."""
+    out = []
+    for f in 1.0 / theta ** (np.arange(0, D, 2, dtype=np.float64) / D):
+        wavelen = 2 * np.pi / f
+        if wavelen < old / high:
+            out.append(1.0)
+        elif wavelen > old / low:
+            out.append(factor)
+        else:
+            smooth = (old / wavelen - low) / (high - low)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(out)
+
+
+def check_architectures(work, data):
+    cases = {  # arch expected: overrides, head dim
+        "qwen2": (["model.attn_bias=true", "model.rope_scaling=linear", "model.rope_factor=2"], C // H),
+        "llama": (["model.attn_bias=true", "model.head_dim=12", "model.rope_scaling=llama3", "model.rope_factor=8",
+                   "model.rope_high_freq_factor=4", "model.rope_original_max_seq_len=256"], 12),
+    }
+    for arch, (overrides, hd) in cases.items():
+        d = os.path.join(work, f"arch_{arch}")
+        run(["train", CFG, *MODEL, *COMMON, *overrides, "train.steps=2", f"data.train={data}", f"run.out_dir={d}"],
+            what=f"train {arch}")
+        out = os.path.join(work, f"arch_{arch}.gguf")
+        if run(["export", os.path.join(d, "ckpt-latest.h5"), "--format", "gguf", "--type", "f32", "--out", out],
+               what=f"export {arch}").returncode:
+            continue
+        r = GGUFReader(out)
+        tag = f"{arch} ({' '.join(overrides)})"
+        if scalar(r, "general.architecture", GGUFValueType.STRING) != arch:
+            failures.append(f"{tag}: general.architecture is not {arch}")
+            continue
+        for key in ("attention.key_length", "attention.value_length", "rope.dimension_count"):
+            if scalar(r, f"{arch}.{key}", GGUFValueType.UINT32) != hd:
+                failures.append(f"{tag}: {arch}.{key} != {hd}")
+        tensors = {t.name: dequantize(t.data, t.tensor_type).reshape(list(reversed(list(t.shape))))
+                   for t in r.tensors}
+        if arch == "qwen2":
+            if scalar(r, "qwen2.rope.scaling.type", GGUFValueType.STRING) != "linear" or \
+                    scalar(r, "qwen2.rope.scaling.factor", GGUFValueType.FLOAT32) != 2.0:
+                failures.append(f"{tag}: rope.scaling.type / factor are not linear / 2")
+            if "rope_freqs.weight" in tensors:
+                failures.append(f"{tag}: rope_freqs.weight without llama3 scaling")
+        else:
+            want = llama3_rope_factors(hd, 10000.0, 8.0, 1.0, 4.0, 256)
+            got = tensors.get("rope_freqs.weight")
+            if got is None or got.shape != want.shape or not np.allclose(got, want, rtol=1e-6):
+                failures.append(f"{tag}: rope_freqs.weight {got} != convert_hf_to_gguf's {want}")
+            if not (want == 1).any() or not (want == 8).any() or not ((want > 1) & (want < 8)).any():
+                failures.append(f"{tag}: the case does not reach all three llama3 regimes: {want}")
+            if "llama.rope.scaling.type" in r.fields:
+                failures.append(f"{tag}: rope.scaling.type written for llama3 (llama.cpp reads rope_freqs)")
+        w = weights(os.path.join(d, "ckpt-latest.h5"))
+        for name, v in w.items():
+            heads = H if ".attn_q." in name else KVH if ".attn_k." in name else 0
+            ref = permute(v, heads) if heads and arch == "llama" else v
+            if name not in tensors or tensors[name].shape != ref.shape or not np.array_equal(tensors[name], ref):
+                failures.append(f"{tag}: {name} is not the checkpoint's{' permuted' if heads and arch == 'llama' else ''}")
+        if not any(n.endswith("attn_q.bias") for n in tensors):
+            failures.append(f"{tag}: no biases in the file")
+
+
 def check_damaged(path, work):
     data = open(path, "rb").read()
     rng = random.Random(5)
@@ -243,6 +311,8 @@ def main():
     run(["export", ad_ckpt, "--format", "gguf", "--type", "f32", "--out", mg], what="export merged")
     if os.path.exists(mg) and os.path.exists(merged):
         check_model_file(mg, weights(merged), "f32", 0, "adapter checkpoint merged")
+
+    check_architectures(work, data)
 
     # refusals and damaged files
     run(["export", base, "--format", "safetensors", "--out", os.path.join(work, "x")], expect=2, what="unknown format")

@@ -158,7 +158,7 @@ def check_lora(harness, work, mode, tied):
     B, T = int(meta["B"]), int(meta["T"])
     qlora = int(meta["qlora"])
     ref = LoraLlama(V, C, L, H, KVH, F_, T_max, eps=meta["eps"], theta=meta["theta"], tied=bool(tied),
-                    dtype=torch.float64)
+                    dtype=torch.float64, head_dim=int(meta["D"]), bias=bool(meta["attn_bias"]))
     with torch.no_grad():
         for name, t in ref.named().items():
             w = load(d, "base." + name)
@@ -213,7 +213,7 @@ def main():
         check_nf4(harness, work)
         check_lora(harness, work, "lora", 0)
         check_lora(harness, work, "lora", 1)
-        check_lora(harness, work, "qlora", 0)
+        check_lora(harness, work, "qlora", 0)  # with q/k/v biases and head_dim 12 != 32 / 4
     passed = "NF4 codes, scales and dequantization; LoRA and QLoRA logits, losses and adapter gradients match PyTorch"
     finish(failures, passed)
 

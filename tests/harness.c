@@ -2,6 +2,10 @@
 #include "harness.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+#include "base/rng.h"
+#include "model/model_internal.h"
 
 static const char *prog_name = "harness", *dir = ".";
 
@@ -43,4 +47,18 @@ rt_model_dims rt_harness_dims(int tied) {
                        .theta = 10000.0f,
                        .tied = tied};
     return d;
+}
+
+void rt_harness_random_biases(rt_model *m, uint64_t seed) {
+    rt_rng r;
+    rt_rng_seed(&r, seed);
+    for (int i = 0; i < m->n_params; i++) {
+        rt_param *p = &m->params[i];
+        if (!strstr(p->name, ".bias")) continue;
+        float *h = malloc(p->n * sizeof(float));
+        if (!h) rt_harness_die("out of memory");
+        for (size_t j = 0; j < p->n; j++) h[j] = 0.3f * rt_rng_normal(&r);
+        rt_model_set_weight(m, p, h);
+        free(h);
+    }
 }

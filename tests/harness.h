@@ -26,4 +26,8 @@ FILE *rt_harness_meta(void);
 // up to 16 positions.
 rt_model_dims rt_harness_dims(int tied);
 
+// Sets every q/k/v bias of m to N(0, 0.3^2) values from seed: the init leaves them at zero, and random ones
+// make the forward use them.
+void rt_harness_random_biases(rt_model *m, uint64_t seed);
+
 #endif

@@ -7,7 +7,8 @@
 //     per-token losses and every adapter gradient of one batch, with dropout in lora mode (the masks' seeds
 //     per layer and site are dumped); qlora keeps every block projection in NF4 with double quantization.
 //     After a few AdamW steps it checks in C that the base did not move and that only adapters have
-//     gradients and moments.
+//     gradients and moments. The untied qlora case also has q/k/v biases (random, frozen like the base, kept
+//     in fp32 rather than NF4) and a head dim of 12 on 4 heads of a width of 32.
 // Raw little-endian files plus meta.txt.
 //
 // usage: lora_harness OUT_DIR nf4|lora|qlora TIED SEED
@@ -90,6 +91,10 @@ static void random_batch(rt_rng *r, int32_t *tok, int32_t *tgt, int n, int V) {
 
 static void run_lora(int qlora, int tied, uint64_t seed) {
     rt_model_dims d = rt_harness_dims(tied);
+    if (qlora && !tied) {
+        d.D = 12;
+        d.attn_bias = 1;
+    }
     const int B = 3, T = 13, N = B * T;
     rt_error err;
     rt_ctx ctx;
@@ -97,6 +102,7 @@ static void run_lora(int qlora, int tied, uint64_t seed) {
     rt_model base;
     if (rt_model_create(&base, &d, &ctx, B, T, 0, &err)) rt_harness_die(err.msg);
     if (rt_model_init_weights(&base, seed, 0.08f, &err)) rt_harness_die(err.msg);
+    rt_harness_random_biases(&base, seed + 5);
     rt_named_tensor *bw;
     int nb;
     if (rt_model_export_tensors(&base, &bw, NULL, NULL, &nb, &err)) rt_harness_die(err.msg);
@@ -231,9 +237,9 @@ static void run_lora(int qlora, int tied, uint64_t seed) {
     FILE *f = rt_harness_meta();
     fprintf(f,
             "V %d\nC %d\nL %d\nH %d\nKVH %d\nF %d\nT_max %d\neps %g\ntheta %g\ntied %d\nB %d\nT %d\n"
-            "rank %d\nscale %g\ndropout %g\nqlora %d\n",
+            "rank %d\nscale %g\ndropout %g\nqlora %d\nD %d\nattn_bias %d\n",
             d.V, d.C, d.L, d.H, d.KVH, d.F, d.T_max, d.eps, d.theta, d.tied, B, T, spec.rank, spec.scale,
-            spec.dropout, qlora);
+            spec.dropout, qlora, d.D, d.attn_bias);
     fclose(f);
     free(h);
     free(logits);

@@ -15,7 +15,6 @@
 #include "backend/backend.h"
 #include "harness.h"
 #include "model/model.h"
-#include "model/model_internal.h"
 #include "model/optimizer.h"
 #include "base/rng.h"
 
@@ -71,17 +70,7 @@ int main(int argc, char **argv) {
     rt_model m;
     if (rt_model_create(&m, &d, &ctx, B, T, 1, &err)) rt_harness_die(err.msg);
     if (rt_model_init_weights(&m, seed, 0.08f, &err)) rt_harness_die(err.msg);
-    rt_rng br;
-    rt_rng_seed(&br, seed + 7);
-    for (int i = 0; i < m.n_params; i++) { // biases start at zero; random ones make the forward use them
-        rt_param *p = &m.params[i];
-        if (!strstr(p->name, ".bias")) continue;
-        float *h = malloc(p->n * sizeof(float));
-        if (!h) rt_harness_die("out of memory");
-        for (size_t j = 0; j < p->n; j++) h[j] = 0.3f * rt_rng_normal(&br);
-        rt_model_set_weight(&m, p, h);
-        free(h);
-    }
+    rt_harness_random_biases(&m, seed + 7);
     dump_weights(&m, "init.", 0);
     size_t n_rope = (size_t)d.T_max * (d.D / 2);
     float *tab = malloc(n_rope * sizeof(float));

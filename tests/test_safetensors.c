@@ -1,13 +1,17 @@
 // The safetensors reader's refusals: hand-made files, one per check, each refused with a message that names
 // the file (and the tensor where there is one) and says what was expected. The values of real files are
 // checked against the safetensors package in check_safetensors.py; here only a small hand-made file is read.
+// Also the writer's edge cases (a scalar, an empty tensor, a name needing JSON escapes, BF16 rounding ties,
+// refusals); transformers reads the writer's files in check_import_hf.py.
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "export/safetensors_write.h"
 #include "import/safetensors.h"
 #include "testutil.h"
 
@@ -169,6 +173,55 @@ START_TEST(test_read) {
 }
 END_TEST
 
+START_TEST(test_write) {
+    snprintf(path, sizeof path, "%s/w.safetensors", rt_test_tmpdir("safetensors_write"));
+    const float m[6] = {1.0f,
+                        -0.0f,
+                        NAN,
+                        1.00390625f /* 1 + 2^-8: a tie, to even 1.0 */,
+                        1.01171875f /* 1 + 3 * 2^-8: a tie, to even 1.015625 */,
+                        1.009765625f /* 1 + 2^-7 + 2^-9: down to 1.0078125 */};
+    const float scalar = 2.5f, v[3] = {1, 2, 3};
+    const int64_t sm[2] = {2, 3}, se[2] = {0, 4}, sv[1] = {3};
+    const rt_st_out ts[4] = {{"w\"q\\", 2, sm, m}, {"s", 0, NULL, &scalar}, {"e", 2, se, v}, {"v", 1, sv, v}};
+    rt_error err;
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        size_t bytes = 0;
+        ck_assert_msg(rt_st_write(path, ts, 4, bf16, &bytes, &err) == 0, "%s", err.msg);
+        rt_st_file f;
+        ck_assert_msg(rt_st_open(path, &f, &err) == 0, "%s", err.msg);
+        ck_assert_uint_eq(f.size, bytes);
+        ck_assert_uint_eq(f.data_start % 8, 0);
+        ck_assert_str_eq(rt_st_metadata(&f, "format"), "pt");
+        const rt_st_tensor *w = rt_st_find(&f, "w\"q\\"), *s = rt_st_find(&f, "s"), *e = rt_st_find(&f, "e");
+        ck_assert(w && s && e && rt_st_find(&f, "v"));
+        ck_assert_str_eq(w->dtype, bf16 ? "BF16" : "F32");
+        ck_assert(s->ndim == 0 && e->count == 0 && e->shape[1] == 4);
+        ck_assert(e->begin <= s->begin && s->begin < rt_st_find(&f, "v")->begin &&
+                  rt_st_find(&f, "v")->begin < w->begin);
+        float got[6];
+        ck_assert_int_eq(rt_st_read_f32(w, got, 6, &err), 0);
+        ck_assert(got[0] == 1.0f && got[1] == 0 && signbit(got[1]) && isnan(got[2]));
+        if (bf16)
+            ck_assert(got[3] == 1.0f && got[4] == 1.015625f && got[5] == 1.0078125f);
+        else
+            ck_assert(memcmp(got + 3, m + 3, 3 * sizeof(float)) == 0);
+        ck_assert_int_eq(rt_st_read_f32(s, got, 1, &err), 0);
+        ck_assert(got[0] == 2.5f);
+        rt_st_close(&f);
+    }
+    const rt_st_out dup[2] = {{"a", 1, sv, v}, {"a", 1, sv, v}};
+    ck_assert_int_ne(rt_st_write(path, dup, 2, 0, NULL, &err), 0);
+    ck_assert(strstr(err.msg, "a given twice"));
+    const int64_t neg[1] = {-1}, huge[2] = {INT64_MAX, INT64_MAX};
+    const rt_st_out bad[2] = {{"n", 1, neg, v}, {"h", 2, huge, v}};
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_ne(rt_st_write(path, &bad[i], 1, 0, NULL, &err), 0);
+        ck_assert(strstr(err.msg, bad[i].name) && strstr(err.msg, "overflows"));
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("safetensors");
     TCase *tc = tcase_create("safetensors");
@@ -176,6 +229,7 @@ int main(void) {
     tcase_add_test(tc, test_bad_headers);
     tcase_add_test(tc, test_layout);
     tcase_add_test(tc, test_read);
+    tcase_add_test(tc, test_write);
     suite_add_tcase(s, tc);
     return rt_test_run_suite(s);
 }

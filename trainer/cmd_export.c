@@ -1,6 +1,7 @@
-// retort export CKPT --format gguf|onnx ...: a checkpoint as a file llama.cpp loads (GGUF) or a folder
-// onnxruntime and onnxruntime-genai load (ONNX). An adapter checkpoint is merged into its base first, or
-// for GGUF with --lora-adapter written alone as a llama.cpp LoRA adapter (--lora).
+// retort export CKPT --format gguf|onnx|hf ...: a checkpoint as a file llama.cpp loads (GGUF), a folder
+// onnxruntime and onnxruntime-genai load (ONNX) or one transformers loads (hf). An adapter checkpoint is
+// merged into its base first, or for GGUF with --lora-adapter written alone as a llama.cpp LoRA adapter
+// (--lora).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "train/finetune.h"
 #include "gguf/ggml_quants.h"
 #include "export/gguf_export.h"
+#include "export/hf_export.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "export/onnx_export.h"
@@ -20,7 +22,8 @@ static void print_help(void) {
     printf(
         "usage: retort export CHECKPOINT --format gguf --out FILE [--type TYPE] [--lora-adapter]\n"
         "       retort export CHECKPOINT --format onnx --out FOLDER [--precision P] [--opset N] "
-        "[--external-data]\n\n"
+        "[--external-data]\n"
+        "       retort export CHECKPOINT --format hf --out FOLDER [--dtype f32|bf16]\n\n"
         "gguf: a GGUF v3 file for llama.cpp (and Ollama, LM Studio): llama metadata, the byte\n"
         "vocabulary as a gpt2 tokenizer with empty merges, the Q/K rows permuted for llama.cpp's RoPE, tied\n"
         "embeddings as no output.weight. An adapter checkpoint (LoRA / QLoRA) is merged into its base "
@@ -44,21 +47,40 @@ static void print_help(void) {
         "                    ops) or 23 (IR 11, onnxruntime >= 1.23: the native RMSNormalization,\n"
         "                    RotaryEmbedding and Attention)\n"
         "  --external-data   weights in model.onnx.data (automatic when the model would pass 2 GiB)\n"
+        "  --out FOLDER      the folder written\n\n"
+        "hf: a Hugging Face folder transformers loads with from_pretrained: config.json\n"
+        "(LlamaForCausalLM), generation_config.json and model.safetensors under transformers' names; a\n"
+        "tied head has no lm_head.weight. No tokenizer files yet. Replaced whole, like the ONNX folder.\n"
+        "  --dtype D         f32 (default) or bf16 for the weights\n"
         "  --out FOLDER      the folder written\n");
 }
 
 typedef struct export_job {
-    int onnx;
+    int onnx, hf;
     int type;         // gguf: rt_ggml_type
     int adapter_only; // gguf: --lora-adapter
     rt_onnx_export_opts onnx_opts;
+    rt_hf_export_opts hf_opts;
 } export_job;
 
+typedef struct export_reports {
+    rt_gguf_export_report gguf;
+    rt_onnx_export_report onnx;
+    rt_hf_export_report hf;
+} export_reports;
+
 static int export_weights(const export_job *job, const rt_named_tensor *w, int n, const rt_config *cfg,
-                          const char *path, const char *out, rt_gguf_export_report *rep,
-                          rt_onnx_export_report *orep, rt_error *err) {
-    if (job->onnx) return rt_onnx_export_model(w, n, cfg, &job->onnx_opts, out, orep, err);
-    return rt_gguf_export_model(w, n, cfg, job->type, path, out, rep, err);
+                          const rt_ckpt *ck, const char *path, const char *out, export_reports *r,
+                          rt_error *err) {
+    if (job->onnx) return rt_onnx_export_model(w, n, cfg, &job->onnx_opts, out, &r->onnx, err);
+    if (job->hf) {
+        rt_hf_export_opts o = job->hf_opts;
+        o.bos_id = ck->tokenizer.bos_id;
+        o.eos_id = ck->tokenizer.eos_id;
+        o.pad_id = ck->tokenizer.pad_id;
+        return rt_hf_export_model(w, n, cfg, &o, out, &r->hf, err);
+    }
+    return rt_gguf_export_model(w, n, cfg, job->type, path, out, &r->gguf, err);
 }
 
 static int export_ckpt(const char *path, const char *out, const export_job *job, rt_error *err) {
@@ -67,10 +89,10 @@ static int export_ckpt(const char *path, const char *out, const export_job *job,
     rt_config cfg;
     if (rt_ckpt_read(path, 0, &ck, err)) return 1;
     int rc = rt_ckpt_parse_config(path, ck.config_yaml, &cfg, err);
-    rt_gguf_export_report rep;
-    rt_onnx_export_report orep;
-    memset(&rep, 0, sizeof rep);
-    memset(&orep, 0, sizeof orep);
+    export_reports r;
+    memset(&r, 0, sizeof r);
+    rt_gguf_export_report *rep = &r.gguf;
+    rt_onnx_export_report *orep = &r.onnx;
     if (rc == 0 && adapter_only) {
         rt_lora_spec spec;
         if (ck.n_lora == 0)
@@ -81,7 +103,7 @@ static int export_ckpt(const char *path, const char *out, const export_job *job,
                     "note: %s was trained on an NF4 base; export the base with the same quantization "
                     "error in mind, or merge (retort merge) for the exact trained weights\n",
                     path);
-        if (rc == 0) rc = rt_gguf_export_adapter(ck.lora, ck.n_lora, &cfg, spec.scale, out, &rep, err);
+        if (rc == 0) rc = rt_gguf_export_adapter(ck.lora, ck.n_lora, &cfg, spec.scale, out, rep, err);
     } else if (rc == 0 && ck.n_lora > 0) { // adapters: merged into the base first
         rt_ckpt base;
         rt_config base_cfg, merged_cfg;
@@ -93,24 +115,29 @@ static int export_ckpt(const char *path, const char *out, const export_job *job,
             rc = rt_finetune_merge(&ck, &cfg, &base, &merged, &n, &merged_cfg, err);
             rt_ckpt_free(&base);
         }
-        if (rc == 0) rc = export_weights(job, merged, n, &merged_cfg, path, out, &rep, &orep, err);
+        if (rc == 0) rc = export_weights(job, merged, n, &merged_cfg, &ck, path, out, &r, err);
         rt_model_free_host_tensors(merged, n);
     } else if (rc == 0) {
-        rc = export_weights(job, ck.model, ck.n_model, &cfg, path, out, &rep, &orep, err);
+        rc = export_weights(job, ck.model, ck.n_model, &cfg, &ck, path, out, &r, err);
     }
     if (rc == 0 && job->onnx) {
         size_t n = strlen(out);
         printf("wrote %s%s: model.onnx (%s, %d nodes, %d initializers, %.2f MiB)", out,
                n && out[n - 1] == '/' ? "" : "/", rt_onnx_precision_name(job->onnx_opts.precision),
-               orep.n_nodes, orep.n_initializers, (double)orep.model_bytes / (1 << 20));
-        if (orep.data_bytes) printf(", model.onnx.data (%.2f MiB)", (double)orep.data_bytes / (1 << 20));
+               orep->n_nodes, orep->n_initializers, (double)orep->model_bytes / (1 << 20));
+        if (orep->data_bytes) printf(", model.onnx.data (%.2f MiB)", (double)orep->data_bytes / (1 << 20));
         printf(", genai_config.json and the tokenizer files\n");
+    } else if (rc == 0 && job->hf) {
+        printf("wrote %s: config.json (%s), generation_config.json, model.safetensors (%d tensors, %s, %.2f "
+               "MiB)\n",
+               out, r.hf.architecture, r.hf.n_tensors, job->hf_opts.bf16 ? "BF16" : "F32",
+               (double)r.hf.weights_bytes / (1 << 20));
     } else if (rc == 0) {
-        printf("wrote %s: %d tensors, %.2f MiB of tensor data (%s)\n", out, rep.n_tensors,
-               (double)rep.bytes / (1 << 20), adapter_only ? "LoRA adapter, f32" : rt_ggml_type_name(type));
-        if (rep.n_fallback)
-            printf("note: %d matrices could not use %s, e.g. %s\n", rep.n_fallback, rt_ggml_type_name(type),
-                   rep.fallback_note);
+        printf("wrote %s: %d tensors, %.2f MiB of tensor data (%s)\n", out, rep->n_tensors,
+               (double)rep->bytes / (1 << 20), adapter_only ? "LoRA adapter, f32" : rt_ggml_type_name(type));
+        if (rep->n_fallback)
+            printf("note: %d matrices could not use %s, e.g. %s\n", rep->n_fallback, rt_ggml_type_name(type),
+                   rep->fallback_note);
     }
     rt_ckpt_free(&ck);
     return rc ? 1 : 0;
@@ -127,7 +154,8 @@ int rt_cmd_export(int argc, char **argv) {
         return 0;
     }
     rt_error err = {{0}};
-    const char *ckpt = NULL, *out = NULL, *format = NULL, *type_name = NULL, *precision = NULL, *opset = NULL;
+    const char *ckpt = NULL, *out = NULL, *format = NULL, *type_name = NULL, *precision = NULL, *opset = NULL,
+               *dtype = NULL;
     export_job job;
     memset(&job, 0, sizeof job);
     for (int i = 1; i < argc;) {
@@ -137,6 +165,7 @@ int rt_cmd_export(int argc, char **argv) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--type", &type_name, &err))) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--precision", &precision, &err))) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--opset", &opset, &err))) {
+        } else if ((got = rt_arg_value(argc, argv, &i, "--dtype", &dtype, &err))) {
         } else if (strcmp(argv[i], "--lora-adapter") == 0 || strcmp(argv[i], "--external-data") == 0) {
             *(argv[i][2] == 'l' ? &job.adapter_only : &job.onnx_opts.external_data) = 1;
             i++;
@@ -153,25 +182,37 @@ int rt_cmd_export(int argc, char **argv) {
         if (got < 0) return usage_error(argv[0], &err);
     }
     if (!ckpt || !out || !out[0] || !format) {
-        rt_fail(&err, "usage: retort export CHECKPOINT --format gguf|onnx --out PATH (see --help)");
+        rt_fail(&err, "usage: retort export CHECKPOINT --format gguf|onnx|hf --out PATH (see --help)");
         return usage_error(argv[0], &err);
     }
     job.onnx = strcmp(format, "onnx") == 0;
-    if (!job.onnx && strcmp(format, "gguf") != 0) {
-        rt_fail(&err, "--format %s: expected gguf or onnx", format);
+    job.hf = strcmp(format, "hf") == 0;
+    if (!job.onnx && !job.hf && strcmp(format, "gguf") != 0) {
+        rt_fail(&err, "--format %s: expected gguf, onnx or hf", format);
         return usage_error(argv[0], &err);
     }
-    if (job.onnx && (type_name || job.adapter_only)) {
-        rt_fail(&err, "%s is for --format gguf; ONNX takes --precision fp32|fp16|int4",
-                type_name ? "--type" : "--lora-adapter");
-        return usage_error(argv[0], &err);
-    }
-    if (!job.onnx && (precision || job.onnx_opts.external_data)) {
-        rt_fail(&err, "%s is for --format onnx; GGUF takes --type",
-                precision ? "--precision" : "--external-data");
-        return usage_error(argv[0], &err);
-    }
-    if (job.onnx) {
+    // each option belongs to one format
+    const struct {
+        const char *name, *format;
+        int given;
+    } owned[] = {{"--type", "gguf", type_name != NULL},
+                 {"--lora-adapter", "gguf", job.adapter_only},
+                 {"--precision", "onnx", precision != NULL},
+                 {"--opset", "onnx", opset != NULL},
+                 {"--external-data", "onnx", job.onnx_opts.external_data},
+                 {"--dtype", "hf", dtype != NULL}};
+    for (size_t k = 0; k < sizeof owned / sizeof *owned; k++)
+        if (owned[k].given && strcmp(owned[k].format, format) != 0) {
+            rt_fail(&err, "%s is for --format %s (see retort export --help)", owned[k].name, owned[k].format);
+            return usage_error(argv[0], &err);
+        }
+    if (job.hf) {
+        job.hf_opts.bf16 = dtype && strcmp(dtype, "bf16") == 0;
+        if (dtype && !job.hf_opts.bf16 && strcmp(dtype, "f32") != 0) {
+            rt_fail(&err, "--dtype %s: expected f32 or bf16", dtype);
+            return usage_error(argv[0], &err);
+        }
+    } else if (job.onnx) {
         job.onnx_opts.precision = rt_onnx_precision_from_name(precision ? precision : "fp32");
         job.onnx_opts.source = ckpt;
         if (job.onnx_opts.precision < 0) {

@@ -1,4 +1,4 @@
-// retort import hf|gguf SOURCE --out CKPT [--max-seq-len N]: a pretrained model from another format as an
+// retort import hf DIR|gguf FILE --out CKPT [--max-seq-len N]: a pretrained model from another format as an
 // ordinary checkpoint that train, finetune, distill, eval, generate and export take.
 #include <stdio.h>
 #include <string.h>
@@ -7,17 +7,24 @@
 #include "commands.h"
 #include "gguf/ggml_quants.h"
 #include "import/gguf_import.h"
+#include "import/hf_import.h"
 
 static void print_help(void) {
-    printf("usage: retort import gguf FILE.gguf --out CKPT.h5 [--max-seq-len N]\n\n"
+    printf("usage: retort import hf DIR --out CKPT.h5 [--max-seq-len N]\n"
+           "       retort import gguf FILE.gguf --out CKPT.h5 [--max-seq-len N]\n\n"
+           "hf: a Hugging Face model folder (config.json and model.safetensors, or the shards that\n"
+           "model.safetensors.index.json lists) of a LlamaForCausalLM, MistralForCausalLM or\n"
+           "Qwen2ForCausalLM (SmolLM and TinyLlama are Llama). Weights in F32, F16 or BF16 become fp32.\n"
            "gguf: a llama.cpp model file of architecture llama or qwen2 (Llama 2/3.x, SmolLM, TinyLlama,\n"
            "Mistral, Qwen2/2.5). Tensors in f32, f16, bf16, q8_0, q4_0, q4_k or q6_k become fp32 (quantized\n"
            "ones as llama.cpp dequantizes them); the q/k rows that llama.cpp's converter permutes for llama\n"
            "files are put back; Llama 3.1's RoPE scaling (rope_freqs.weight) and linear scaling are kept.\n"
            "The checkpoint's config holds the model's keys and every other key's default, at step 0.\n"
            "  --out CKPT.h5      the checkpoint written (atomically)\n"
-           "  --max-seq-len N    a context shorter than the file's context_length (less memory)\n"
-           "The tokenizer is not imported yet: give the model token ids, not text.\n");
+           "  --max-seq-len N    a context shorter than the model's (less memory for generation; needed\n"
+           "                     when a sliding window is shorter than the context)\n"
+           "The tokenizer is not imported yet (hf records the byte tokenizer, gguf the file's tokenizer\n"
+           "name and control ids): give the model token ids, not text.\n");
 }
 
 // "q4_k 1.2M + f32 0.1M" elements by type.
@@ -51,6 +58,43 @@ static int import_gguf(const char *path, const char *out, int max_seq_len) {
     return 0;
 }
 
+static const char *dtype_summary(const rt_hf_import_report *r, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s%s%s%s%s", r->n_f32 ? "F32" : "", r->n_f32 && (r->n_f16 || r->n_bf16) ? "+" : "",
+             r->n_f16 ? "F16" : "", r->n_f16 && r->n_bf16 ? "+" : "", r->n_bf16 ? "BF16" : "");
+    return buf;
+}
+
+static int import_hf(const char *dir, const char *out, int max_seq_len) {
+    rt_error err = {{0}};
+    rt_hf_import_opts opts = {max_seq_len};
+    rt_hf_import_report rep;
+    if (rt_hf_import(dir, out, &opts, &rep, &err)) {
+        rt_cli_error("import", err.msg);
+        return 1;
+    }
+    const rt_hf_config *hf = &rep.hf;
+    if (rep.head_missing)
+        fprintf(stderr, "note: %s has no lm_head.weight: the head is tied to the embedding\n", dir);
+    if (rep.head_ignored)
+        fprintf(stderr, "note: tie_word_embeddings is true: lm_head.weight in %s is not used\n", dir);
+    if (rep.window_ignored)
+        fprintf(stderr,
+                "note: sliding_window %d is not shorter than the context, so the window never applies: "
+                "ignored\n",
+                rep.window_ignored);
+    if (rep.n_ignored)
+        fprintf(stderr, "note: skipped %d RoPE inverse-frequency tensors (retort computes them)\n",
+                rep.n_ignored);
+    char dtypes[32];
+    printf("imported %s (%s: %d layers, dim %d, %d/%d heads, ffn %d, vocab %d, context %d%s) into %s: %d "
+           "tensors, %zu parameters, %s -> fp32\n",
+           dir, hf->architecture, hf->n_layers, hf->hidden_size, hf->n_heads, hf->n_kv_heads,
+           hf->intermediate_size, hf->vocab_size, max_seq_len ? max_seq_len : hf->max_position_embeddings,
+           rep.tied ? ", tied head" : "", out, rep.n_tensors, rep.n_params,
+           dtype_summary(&rep, dtypes, sizeof dtypes));
+    return 0;
+}
+
 int rt_cmd_import(int argc, char **argv) {
     if (rt_arg_wants_help(argc, argv)) {
         print_help();
@@ -81,14 +125,11 @@ int rt_cmd_import(int argc, char **argv) {
         }
     }
     if (!source || !path || !out || !out[0]) {
-        rt_cli_error("import", "usage: retort import gguf FILE --out CKPT.h5 (see --help)");
+        rt_cli_error("import", "usage: retort import hf DIR | gguf FILE --out CKPT.h5 (see --help)");
         return 2;
     }
+    if (strcmp(source, "hf") == 0) return import_hf(path, out, (int)max_seq_len);
     if (strcmp(source, "gguf") == 0) return import_gguf(path, out, (int)max_seq_len);
-    if (strcmp(source, "hf") == 0) {
-        rt_cli_error("import", "import hf: Hugging Face folders are not in this build yet");
-        return 2;
-    }
     rt_fail(&err, "import %s: expected hf (a Hugging Face model folder) or gguf (a llama.cpp file)", source);
     rt_cli_error("import", err.msg);
     return 2;

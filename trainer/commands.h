@@ -13,6 +13,7 @@ int rt_cmd_distill(int argc, char **argv);
 int rt_cmd_finetune(int argc, char **argv);
 int rt_cmd_merge(int argc, char **argv);
 int rt_cmd_export(int argc, char **argv);
+int rt_cmd_tokenize(int argc, char **argv);
 int rt_cmd_import(int argc, char **argv);
 // retort inspect on a GGUF file (inspect_gguf.c).
 int rt_inspect_gguf(const char *path, int json);

@@ -23,12 +23,13 @@ static const command commands[] = {
      "train a student from a teacher (its answers, top-k log-probs or live logits)"},
     {"finetune", rt_cmd_finetune, "LoRA, QLoRA (NF4 base) or full fine-tuning of a checkpoint"},
     {"merge", rt_cmd_merge, "fold LoRA adapters into their base: a full checkpoint"},
-    {"import", rt_cmd_import, "a GGUF model file (llama, qwen2) as a checkpoint"},
-    {"export", rt_cmd_export, "a checkpoint as GGUF for llama.cpp (f32 to q4_0, or a LoRA adapter)"},
+    {"import", rt_cmd_import, "a Hugging Face folder or a GGUF file (Llama, Mistral, Qwen2) as a checkpoint"},
+    {"export", rt_cmd_export, "a checkpoint as GGUF (llama.cpp), ONNX or a Hugging Face folder"},
     {"generate", rt_cmd_generate, "sample text from a checkpoint"},
     {"eval", rt_cmd_eval, "loss, perplexity and task exact-match of checkpoints"},
     {"inspect", rt_cmd_inspect, "show what a checkpoint or dataset holds"},
     {"data", rt_cmd_data, "make datasets: synthetic tasks, or text/JSONL files"},
+    {"tokenize", rt_cmd_tokenize, "the token ids of a text under a tokenizer.json, HF folder or GGUF file"},
 };
 
 void rt_cli_error(const char *cmd, const char *msg) {

@@ -1,21 +1,17 @@
 // The ONNX export folder (onnx_export.h): model.onnx (+ model.onnx.data), genai_config.json and the
 // Hugging Face tokenizer files onnxruntime-genai's tokenizer reads, written into a fresh folder and swapped
 // in whole.
-#define _POSIX_C_SOURCE 200809L // fsync, lstat, getpid
-#include <dirent.h>
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "export/onnx_export_internal.h"
 #include "data/tokenizer.h"
 #include "base/buf.h"
 #include "base/files.h"
+#include "export/export_folder.h"
 
 static const char *const precision_names[3] = {"fp32", "fp16", "int4"};
 
@@ -190,16 +186,6 @@ static void genai_config_json(rt_buf *b, const rt_config *c) {
         "\"diversity_penalty\": 0.0, \"early_stopping\": true, \"past_present_share_buffer\": false}\n}\n");
 }
 
-static int write_text_file(const char *dir, const char *name, rt_buf *b, uint64_t *total, rt_error *err) {
-    char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
-        return rt_fail(err, "%s/%s: path too long", dir, name);
-    if (b->oom) return rt_fail(err, "out of memory writing %s", path);
-    if (rt_write_file_atomic(path, b->data, b->len, err)) return -1;
-    *total += b->len;
-    return 0;
-}
-
 // ---------------------------------------------------------------------------------------------------
 // the folder
 
@@ -207,47 +193,6 @@ static const char *const folder_files[] = {
     "model.onnx",     "model.onnx.data",       "genai_config.json",
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"};
 #define N_FOLDER_FILES ((int)(sizeof folder_files / sizeof *folder_files))
-
-static int is_folder_file(const char *name) {
-    for (int i = 0; i < N_FOLDER_FILES; i++)
-        if (strcmp(name, folder_files[i]) == 0) return 1;
-    return 0;
-}
-
-// 1 when path is absent, 0 when it is a folder holding only export files, -1 (err set) otherwise.
-static int check_replaceable(const char *path, rt_error *err) {
-    struct stat st;
-    if (lstat(path, &st) != 0) {
-        if (errno == ENOENT) return 1;
-        return rt_fail(err, "%s: %s", path, strerror(errno));
-    }
-    if (S_ISLNK(st.st_mode)) // replacing it would move the link and empty the folder it points to
-        return rt_fail(err, "%s is a symbolic link: give the folder itself as --out", path);
-    if (!S_ISDIR(st.st_mode))
-        return rt_fail(err, "%s exists and is not a folder: an ONNX export is a folder (give another --out)",
-                       path);
-    DIR *dir = opendir(path);
-    if (!dir) return rt_fail(err, "%s: cannot list: %s", path, strerror(errno));
-    int rc = 0;
-    for (struct dirent *e; rc == 0 && (e = readdir(dir));) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 || is_folder_file(e->d_name))
-            continue;
-        rc = rt_fail(err,
-                     "%s holds %s, which is not part of an ONNX export: refusing to replace the folder "
-                     "(give an empty or new --out)",
-                     path, e->d_name);
-    }
-    closedir(dir);
-    return rc;
-}
-
-// Removes the export files from dir, then dir.
-static void remove_folder(const char *dir) {
-    char path[4096];
-    for (int i = 0; i < N_FOLDER_FILES; i++)
-        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, folder_files[i]) < sizeof path) unlink(path);
-    rmdir(dir);
-}
 
 static int write_folder(const rt_named_tensor *weights, int n, const rt_config *cfg,
                         const rt_onnx_export_opts *opts, const char *dir, rt_onnx_export_report *rep,
@@ -295,10 +240,23 @@ static int write_folder(const rt_named_tensor *weights, int n, const rt_config *
                           "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"pad_token\": \"<pad>\"}\n");
         static const char *const names[4] = {"genai_config.json", "tokenizer.json", "tokenizer_config.json",
                                              "special_tokens_map.json"};
-        rc = write_text_file(dir, names[k], &b, &rep->folder_bytes, err);
+        rc = rt_export_text_file(dir, names[k], &b, &rep->folder_bytes, err);
         rt_buf_free(&b);
     }
     return rc;
+}
+
+typedef struct folder_job {
+    const rt_named_tensor *weights;
+    int n;
+    const rt_config *cfg;
+    const rt_onnx_export_opts *opts;
+    rt_onnx_export_report *rep;
+} folder_job;
+
+static int write_job(const char *dir, void *user, rt_error *err) {
+    const folder_job *j = user;
+    return write_folder(j->weights, j->n, j->cfg, j->opts, dir, j->rep, err);
 }
 
 int rt_onnx_export_model(const rt_named_tensor *weights, int n, const rt_config *cfg,
@@ -312,38 +270,7 @@ int rt_onnx_export_model(const rt_named_tensor *weights, int n, const rt_config 
         (c->model.head_dim == 0 && c->model.dim % c->model.n_heads) || rt_config_head_dim(c) % 2)
         return rt_fail(err, "the model's heads (dim %d, %d heads of %d, %d kv heads) do not split evenly",
                        c->model.dim, c->model.n_heads, rt_config_head_dim(c), c->model.n_kv_heads);
-    char tmp[4096], old[4096];
-    size_t len = strlen(out_dir);
-    if (len == 0) return rt_fail(err, "--out is empty: give the folder to write");
-    while (len > 1 && out_dir[len - 1] == '/') len--; // "out/" names the folder out
-    if (len + 32 >= sizeof tmp) return rt_fail(err, "%s: path too long", out_dir);
-    char target[4096];
-    memcpy(target, out_dir, len);
-    target[len] = '\0';
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", target, (long)getpid());
-    snprintf(old, sizeof old, "%s.old.%ld", target, (long)getpid());
-    int absent = check_replaceable(target, err);
-    if (absent < 0) return -1;
-    char parent[4096];
-    snprintf(parent, sizeof parent, "%s", target);
-    char *slash = strrchr(parent, '/');
-    if (slash && slash != parent) {
-        *slash = '\0';
-        if (rt_mkdir_p(parent, err)) return -1;
-    }
-    remove_folder(tmp); // a leftover of an interrupted export with the same pid
-    if (mkdir(tmp, 0777) != 0) return rt_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
-    int rc = write_folder(weights, n, cfg, opts, tmp, rep, err);
-    if (rc == 0 && !absent && rename(target, old) != 0)
-        rc = rt_fail(err, "%s: cannot move the previous export aside: %s", target, strerror(errno));
-    if (rc == 0 && rename(tmp, target) != 0) {
-        rc = rt_fail(err, "%s: rename failed: %s", target, strerror(errno));
-        if (!absent) rename(old, target); // put the previous export back
-    }
-    if (rc != 0) {
-        remove_folder(tmp);
-        return -1;
-    }
-    if (!absent) remove_folder(old);
-    return rt_fsync_parent_dir(target, err);
+    folder_job job = {weights, n, cfg, opts, rep};
+    rt_export_folder f = {"ONNX", folder_files, N_FOLDER_FILES, write_job, &job};
+    return rt_export_folder_write(out_dir, &f, err);
 }

@@ -79,6 +79,13 @@ void rt_gguf_add_i32_array(rt_gguf_writer *w, const char *k, const int32_t *valu
     for (size_t i = 0; i < n; i++) put_u32(&w->kv, (uint32_t)values[i]);
 }
 
+void rt_gguf_add_f32_array(rt_gguf_writer *w, const char *k, const float *values, size_t n) {
+    key(w, k, RT_GGUF_ARRAY);
+    put_u32(&w->kv, RT_GGUF_FLOAT32);
+    put_u64(&w->kv, n);
+    for (size_t i = 0; i < n; i++) put_f32(&w->kv, values[i]);
+}
+
 int rt_gguf_add_tensor(rt_gguf_writer *w, const char *name, int type, const float *data, int64_t rows,
                        int64_t cols, rt_error *err) {
     if (strlen(name) >= RT_GGUF_NAME_MAX)
@@ -275,6 +282,7 @@ static int read_kv(cursor *c, rt_gguf_kv *kv) {
             return c->failed = 1, rt_fail(c->err, "%s: array %s claims %llu elements (limit 2^30)", c->path,
                                           kv->key, (unsigned long long)kv->n);
         if (kv->elem_type == RT_GGUF_STRING) {
+            kv->array = c->p + c->at;
             for (uint64_t i = 0; i < kv->n && !c->failed; i++) {
                 char *s = get_str(c, kv->key);
                 if (i == 0)
@@ -352,6 +360,14 @@ void rt_gguf_free(rt_gguf_file *f) {
     free(f->tensors);
     free(f->image);
     memset(f, 0, sizeof *f);
+}
+
+const uint8_t *rt_gguf_next_string(const uint8_t *at, const char **s, size_t *len) {
+    uint64_t n = 0;
+    for (int i = 0; i < 8; i++) n |= (uint64_t)at[i] << (8 * i);
+    *s = (const char *)at + 8;
+    *len = (size_t)n; // the reader bounded it by the file size
+    return at + 8 + n;
 }
 
 const rt_gguf_kv *rt_gguf_find_kv(const rt_gguf_file *f, const char *k) {

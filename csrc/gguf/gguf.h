@@ -53,6 +53,7 @@ void rt_gguf_add_bool(rt_gguf_writer *w, const char *key, int value);
 // Arrays: strings (n of them, each NUL-terminated), int32 and float32.
 void rt_gguf_add_string_array(rt_gguf_writer *w, const char *key, const char *const *values, size_t n);
 void rt_gguf_add_i32_array(rt_gguf_writer *w, const char *key, const int32_t *values, size_t n);
+void rt_gguf_add_f32_array(rt_gguf_writer *w, const char *key, const float *values, size_t n);
 // A row-major fp32 tensor of shape [rows, cols] (cols = 0 for a vector), encoded as type. The rows' length
 // must be a multiple of the type's block size.
 int rt_gguf_add_tensor(rt_gguf_writer *w, const char *name, int type, const float *data, int64_t rows,
@@ -70,7 +71,8 @@ typedef struct rt_gguf_kv {
     uint64_t u;           // integer and bool scalars (sign-extended for signed types)
     double f;             // float scalars
     char *str;            // string scalars; string arrays: the first element (or NULL)
-    const uint8_t *array; // arrays of numbers: the raw little-endian elements inside the file image
+    const uint8_t *array; // arrays of numbers: the raw little-endian elements inside the file image;
+                          // arrays of strings: the first element (walk them with rt_gguf_next_string)
 } rt_gguf_kv;
 
 typedef struct rt_gguf_tensor {
@@ -100,6 +102,9 @@ typedef struct rt_gguf_file {
 int rt_gguf_read(const char *path, rt_gguf_file *out, rt_error *err);
 void rt_gguf_free(rt_gguf_file *f);
 const rt_gguf_kv *rt_gguf_find_kv(const rt_gguf_file *f, const char *key);
+// One element of a string array at `at` (kv->array for the first): its bytes (not NUL-terminated) and
+// length; returns where the next element starts. The reader checked that all n elements lie in the image.
+const uint8_t *rt_gguf_next_string(const uint8_t *at, const char **s, size_t *len);
 const char *rt_gguf_value_type_name(int type);
 // Bytes of one value of a numeric or bool type; 0 for strings, arrays and unknown types.
 int rt_gguf_scalar_size(int type);

@@ -57,6 +57,133 @@ def text_import():
         b'\3{"prompt": "1+1=", "completion": "2"}\n\n{"prompt": "", "completion": "x"}\n')
 
 
+def pretokenize():
+    texts = {"mixed": "Hello world's 12345 caf\u00e9 \u4e2d\u6587 \U0001F468\u200d\U0001F469 \r\n\t  x",
+             "marks": "e\u0301 q\u0307\u0323 \u1100\u1161\u11a8 \u212b \u0958 \u0661\u0662\uff13",
+             "contractions": "IT'S we'RE they'Ve 'ſx ''s\n\n  !!abc"}
+    for name, text in texts.items():
+        put("pretokenize", name, text.encode("utf-8"))
+    put("pretokenize", "invalid", b"a\xff\xc3 \xed\xa0\x80 \xf4\x90\x80\x80 \xe2\x82 9")
+
+
+LLAMA3 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+          r"\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2 = LLAMA3.replace(r"\p{N}{1,3}", r"\p{N}")
+
+
+def byte_alphabet():
+    """GPT-2's bytes_to_unicode, in byte order."""
+    printable = [b for b in range(256) if 0x21 <= b <= 0x7E or 0xA1 <= b <= 0xAC or 0xAE <= b <= 0xFF]
+    out, n = {}, 0
+    for b in range(256):
+        if b in printable:
+            out[b] = chr(b)
+        else:
+            out[b] = chr(256 + n)
+            n += 1
+    return [out[b] for b in range(256)]
+
+
+def tokenizer_files():
+    """Small tokenizer.json files of every form retort reads, and vocabulary GGUFs (gpt2 and llama)."""
+    import json
+    alpha = byte_alphabet()
+    pairs = [("\u0120", "t"), ("h", "e"), ("\u0120t", "he"), ("i", "n"), ("1", "2")]
+    vocab = {c: i for i, c in enumerate(alpha)}
+    for a, b in pairs:
+        vocab[a + b] = len(vocab)
+    added = [{"id": len(vocab) + i, "content": c, "single_word": False, "lstrip": i == 2, "rstrip": i == 2,
+              "normalized": i == 3, "special": i < 3}
+             for i, c in enumerate(["<|begin_of_text|>", "<|end_of_text|>", "<mask>", "caf\u00e9"])]
+    split = {"type": "Split", "pattern": {"Regex": LLAMA3}, "behavior": "Isolated", "invert": False}
+    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}
+    single = [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}]
+    template = {"type": "TemplateProcessing", "single": single, "pair": single + [{"Sequence": {"id": "B", "type_id": 1}}],
+                "special_tokens": {"<|begin_of_text|>": {"id": "<|begin_of_text|>", "ids": [len(vocab)],
+                                                         "tokens": ["<|begin_of_text|>"]}}}
+
+    def bpe(merges, **kw):
+        return dict({"type": "BPE", "dropout": None, "unk_token": None, "fuse_unk": False, "byte_fallback": False,
+                     "ignore_merges": False, "vocab": vocab, "merges": merges}, **kw)
+
+    def doc(name, model, pre, normalizer=None, post=None, decoder=None, tokens=added):
+        d = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": tokens, "normalizer": normalizer,
+             "pre_tokenizer": pre, "post_processor": post, "decoder": decoder or dict(byte_level, use_regex=True), "model": model}
+        put("tokenizer_json", name, json.dumps(d, ensure_ascii=False).encode("utf-8"))
+
+    doc("llama3.json", bpe([a + " " + b for a, b in pairs], ignore_merges=True),
+        {"type": "Sequence", "pretokenizers": [split, byte_level]},
+        post={"type": "Sequence", "processors": [dict(byte_level, type="ByteLevel"), template]})
+    doc("qwen2.json", bpe([[a, b] for a, b in pairs]),
+        {"type": "Sequence", "pretokenizers": [dict(split, pattern={"Regex": QWEN2}), byte_level]},
+        normalizer={"type": "NFC"})
+    doc("gpt2.json", bpe([[a, b] for a, b in pairs]), dict(byte_level, use_regex=True))
+    doc("smollm.json", bpe([[a, b] for a, b in pairs]),
+        {"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": True},
+                                               dict(byte_level, use_regex=True)]})
+
+    meta = "\u2581"
+    spm_vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for b in range(256):
+        spm_vocab["<0x%02X>" % b] = len(spm_vocab)
+    for c in [meta] + list("abcdehilnorstw"):
+        spm_vocab[c] = len(spm_vocab)
+    spm_pairs = [(meta, "t"), ("h", "e"), (meta + "t", "he"), ("i", "n")]
+    for a, b in spm_pairs:
+        spm_vocab[a + b] = len(spm_vocab)
+    spm_added = [{"id": i, "content": c, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
+                  "special": True} for i, c in enumerate(["<unk>", "<s>", "</s>"])]
+    spm_model = {"type": "BPE", "dropout": None, "unk_token": "<unk>", "fuse_unk": True, "byte_fallback": True,
+                 "ignore_merges": False, "vocab": spm_vocab, "merges": [[a, b] for a, b in spm_pairs]}
+    single = [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}]
+    spm_template = {"type": "TemplateProcessing", "single": single,
+                    "pair": single + [{"Sequence": {"id": "B", "type_id": 1}}],
+                    "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}}
+    legacy_decoder = {"type": "Sequence", "decoders": [
+        {"type": "Replace", "pattern": {"String": meta}, "content": " "}, {"type": "ByteFallback"},
+        {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+    doc("spm-legacy.json", spm_model, None, post=spm_template, decoder=legacy_decoder, tokens=spm_added,
+        normalizer={"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": meta},
+                                                         {"type": "Replace", "pattern": {"String": " "},
+                                                          "content": meta}]})
+    doc("spm-metaspace.json", spm_model,
+        {"type": "Metaspace", "replacement": meta, "prepend_scheme": "first", "split": False}, post=spm_template,
+        decoder={"type": "Metaspace", "replacement": meta, "prepend_scheme": "first", "split": False},
+        tokens=spm_added)
+
+    tmp = os.path.join(here, "corpus", ".tmp.gguf")
+
+    def write(name, model, pre, tokens, types, merges=None, scores=None):
+        w = gguf.GGUFWriter(tmp, "llama")
+        w.add_tokenizer_model(model)
+        w.add_tokenizer_pre(pre)
+        w.add_token_list(tokens)
+        w.add_token_types(types)
+        if merges:
+            w.add_token_merges(merges)
+        if scores:
+            w.add_token_scores(scores)
+        w.add_bos_token_id(1 if model == "llama" else len(tokens) - 2)
+        w.add_eos_token_id(2 if model == "llama" else len(tokens) - 1)
+        w.add_add_bos_token(True)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        with open(tmp, "rb") as f:
+            put("tokenizer_gguf", name, f.read())
+        os.remove(tmp)
+
+    bpe_tokens = list(vocab) + ["<|begin_of_text|>", "<|end_of_text|>"]
+    bpe_types = [1] * len(vocab) + [3, 3]
+    for pre in ("llama-bpe", "qwen2", "gpt-2", "smollm"):
+        write(pre + ".gguf", "gpt2", pre, bpe_tokens, bpe_types, merges=[a + " " + b for a, b in pairs])
+    spm_tokens = list(spm_vocab)
+    spm_types = [2, 3, 3] + [6] * 256 + [1] * (len(spm_tokens) - 259)
+    spm_scores = [0.0] * 259 + [-float(i) for i in range(len(spm_tokens) - 259)]
+    write("llama-spm.gguf", "llama", "default", spm_tokens, spm_types, scores=spm_scores)
+
+
 def gguf_files():
     tmp = os.path.join(here, "corpus", ".tmp.gguf")
     rng = np.random.default_rng(1)
@@ -205,6 +332,33 @@ def safetensors_files():
     put("safetensors", "unpadded.safetensors", len(header).to_bytes(8, "little") + header + data[8 + n:])
 
 
+def hf_configs():
+    """config.json as transformers 5 writes it (Llama, Mistral, Qwen2 with its window keys), the 4.x form
+    (top-level rope_theta, rope_scaling, torch_dtype) with Llama 3.1's llama3 scaling, and linear scaling."""
+    import json
+    dims = {"vocab_size": 300, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "hidden_act": "silu",
+            "rms_norm_eps": 1e-06, "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2}
+    v5 = {"rope_parameters": {"rope_theta": 500000.0, "rope_type": "default"}, "dtype": "float32"}
+    seeds = {
+        "llama-5x": {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "attention_bias": False,
+                     "mlp_bias": False, "max_position_embeddings": 2048, **dims, **v5},
+        "mistral-5x": {"architectures": ["MistralForCausalLM"], "model_type": "mistral", "sliding_window": 4096,
+                       "max_position_embeddings": 4096, **dims, **v5},
+        "qwen2-5x": {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "use_sliding_window": True,
+                     "sliding_window": 32, "max_window_layers": 1, "layer_types": ["full_attention",
+                     "sliding_attention"], "max_position_embeddings": 32, **dims, **v5, "eos_token_id": [2, 3]},
+        "llama31-4x": {"architectures": ["LlamaForCausalLM"], "max_position_embeddings": 131072, **dims,
+                       "rope_theta": 500000.0, "torch_dtype": "bfloat16", "tie_word_embeddings": True,
+                       "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                        "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}},
+        "linear-legacy": {"architectures": ["LlamaForCausalLM"], **dims, "rope_theta": 10000,
+                          "rope_scaling": {"type": "linear", "factor": 2.0}},
+    }
+    for name, cfg in seeds.items():
+        put("hf_config", name + ".json", json.dumps(cfg, indent=2).encode())
+
+
 def edit_programs(harness, n_bases):
     # [base, option, edits...]; the empty edit list reads the base file as our writer made it
     for b in range(n_bases):
@@ -219,8 +373,11 @@ if __name__ == "__main__":
     config()
     jsonl()
     text_import()
+    pretokenize()
+    tokenizer_files()
     gguf_files()
     gguf_import_files()
     safetensors_files()
+    hf_configs()
     edit_programs("dataset", 3)
     edit_programs("checkpoint", 2)
