@@ -10,7 +10,7 @@
 #include "train/checkpoint.h"
 #include "commands.h"
 #include "train/finetune.h"
-#include "export/ggml_quants.h"
+#include "gguf/ggml_quants.h"
 #include "export/gguf_export.h"
 #include "export/hf_export.h"
 #include "export/peft_export.h"

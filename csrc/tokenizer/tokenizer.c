@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 
 #include "base/files.h"
-#include "export/gguf.h"
+#include "gguf/gguf.h"
 #include "tokenizer/tokenizer_internal.h"
 
 #define ACCEPTED_SOURCES "a tokenizer.json file, a Hugging Face model folder holding one, or a GGUF file"

@@ -230,6 +230,89 @@ def gguf_files():
     write("empty.gguf", lambda w: None)
 
 
+def gguf_import_files():
+    """Whole small models for fuzz_gguf_import: llama (q/k permuted, f32 / q8_0 / q4_0 / f16 / bf16 / q4_k / q6_k
+    tensors, llama3 rope_freqs.weight, untied) and qwen2 (tied, q/k/v biases, own head dim, linear scaling)."""
+    tmp = os.path.join(here, "corpus", ".tmp.gguf")
+    rng = np.random.default_rng(2)
+    Q = gguf.GGMLQuantizationType
+
+    def model(name, arch, C, H, KVH, HD, F, V, types, tied, bias, extra, rope=None):
+        w = gguf.GGUFWriter(tmp, arch)
+        w.add_context_length(32)
+        w.add_embedding_length(C)
+        w.add_block_count(1)
+        w.add_feed_forward_length(F)
+        w.add_head_count(H)
+        w.add_head_count_kv(KVH)
+        if HD * H != C:
+            w.add_key_length(HD)
+            w.add_value_length(HD)
+        w.add_layer_norm_rms_eps(1e-5)
+        w.add_rope_freq_base(10000.0)
+        extra(w)
+        w.add_tokenizer_model("gpt2")
+        w.add_array("tokenizer.ggml.tokens", ["t%d" % i for i in range(V)])
+        w.add_uint32("tokenizer.ggml.bos_token_id", 1)
+        k = iter(range(100))
+
+        def mat(tname, rows, cols):
+            t = types[next(k) % len(types)]
+            if cols % gguf.GGML_QUANT_SIZES[t][0]:  # rows that do not split into the type's blocks
+                t = Q.F32
+            x = rng.standard_normal((rows, cols)).astype(np.float32)
+            if t in (Q.Q4_K, Q.Q6_K):  # no quantizer in gguf-py: random blocks with small fp16 scales
+                size = 144 if t == Q.Q4_K else 210
+                b = rng.integers(0, 256, (rows, cols // 256, size), dtype=np.uint8)
+                scale = rng.uniform(0, 0.02, (rows, cols // 256, 2)).astype(np.float16).view(np.uint8)
+                if t == Q.Q4_K:
+                    b[..., 0:4] = scale
+                else:
+                    b[..., 208:210] = scale[..., :2]
+                w.add_tensor(tname, b.reshape(rows, -1), raw_dtype=t)
+            elif t == Q.F32:
+                w.add_tensor(tname, x)
+            else:
+                w.add_tensor(tname, gguf.quants.quantize(x, t), raw_dtype=t)
+        mat("token_embd.weight", V, C)
+        w.add_tensor("blk.0.attn_norm.weight", np.ones(C, np.float32))
+        for t, rows in (("q", H * HD), ("k", KVH * HD), ("v", KVH * HD)):
+            mat(f"blk.0.attn_{t}.weight", rows, C)
+            if bias:
+                w.add_tensor(f"blk.0.attn_{t}.bias", rng.standard_normal(rows).astype(np.float32))
+        mat("blk.0.attn_output.weight", C, H * HD)
+        w.add_tensor("blk.0.ffn_norm.weight", np.ones(C, np.float32))
+        mat("blk.0.ffn_gate.weight", F, C)
+        mat("blk.0.ffn_up.weight", F, C)
+        mat("blk.0.ffn_down.weight", C, F)
+        w.add_tensor("output_norm.weight", np.ones(C, np.float32))
+        if not tied:
+            mat("output.weight", V, C)
+        if rope is not None:
+            w.add_tensor("rope_freqs.weight", rope)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        with open(tmp, "rb") as f:
+            put("gguf_import", name, f.read())
+        os.remove(tmp)
+
+    def llama3(hd, theta, factor, low, high, n):  # llama.cpp's converter's rope_freqs.weight
+        wavelen = 2 * np.pi * theta ** (np.arange(0, hd, 2) / hd)
+        smooth = (n / wavelen - low) / (high - low)
+        mid = 1 / ((1 - smooth) / factor + smooth)
+        return np.where(wavelen < n / high, 1.0, np.where(wavelen > n / low, factor, mid)).astype(np.float32)
+    # the vocabulary is 259 (retort's smallest); the embedding takes the first type listed
+    model("llama-f32-q8-q4.gguf", "llama", 32, 4, 2, 8, 32, 259, [Q.Q4_0, Q.Q8_0, Q.F32, Q.F16, Q.BF16], False,
+          False, lambda w: None)
+    model("llama-k-quants.gguf", "llama", 256, 1, 1, 4, 4, 259, [Q.Q4_K, Q.Q6_K], True, False, lambda w: None)
+    model("llama3-rope.gguf", "llama", 32, 2, 2, 16, 32, 259, [Q.Q4_0, Q.F32], True, False, lambda w: None,
+          llama3(16, 10000.0, 4.0, 1.0, 4.0, 64))
+    model("qwen2-bias.gguf", "qwen2", 32, 4, 1, 16, 32, 259, [Q.Q4_0, Q.Q8_0, Q.F32], True, True,
+          lambda w: (w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR), w.add_rope_scaling_factor(2.0)))
+
+
 def safetensors_files():
     r = np.random.default_rng(15)
     f32 = r.standard_normal((3, 4)).astype(np.float32)
@@ -327,6 +410,7 @@ if __name__ == "__main__":
     pretokenize()
     tokenizer_files()
     gguf_files()
+    gguf_import_files()
     safetensors_files()
     hf_configs()
     peft_configs()
