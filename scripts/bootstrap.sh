@@ -6,6 +6,7 @@
 #                                 llama-cpp-python (source only on PyPI: a one-time build of llama.cpp,
 #                                 several minutes on 2 cores; pip caches the wheel), onnx, onnxruntime and
 #                                 onnxruntime-genai (wheels)
+#   scripts/bootstrap.sh hf       runtimes and .venv-hf (below): what the demo's real-model part uses
 #   scripts/bootstrap.sh test     also what the tests need (Check, clang-format, PyTorch, h5py, matplotlib,
 #                                 clang with libFuzzer and libomp for scripts/fuzz.sh, and Slurm with munge
 #                                 for the one-node cluster of tests/check_slurm.py), and .venv-hf/: PyTorch 2,
@@ -73,20 +74,20 @@ hf_venv() {
 }
 
 pypi() {
-    [[ "${1:-}" == "test" || "${1:-}" == "runtimes" ]] || return 0
+    [[ "${1:-}" == "test" || "${1:-}" == "runtimes" || "${1:-}" == "hf" ]] || return 0
     pip_into_pydeps "gguf, llama_cpp" "${llama_pkgs[@]}"
     pip_into_pydeps "onnx, onnxruntime, onnxruntime_genai" "${onnx_pkgs[@]}"
     pip_into_pydeps "safetensors" "${st_pkgs[@]}"
-    [[ "${1:-}" == "test" ]] && hf_venv
+    [[ "${1:-}" == "test" || "${1:-}" == "hf" ]] && hf_venv
     return 0
 }
 
 case "${1:-}" in
 "") want=("${build_pkgs[@]}") ;;
-runtimes) want=("${build_pkgs[@]}" "${runtime_pkgs[@]}") ;;
+runtimes | hf) want=("${build_pkgs[@]}" "${runtime_pkgs[@]}") ;;
 test) want=("${build_pkgs[@]}" "${runtime_pkgs[@]}" "${test_pkgs[@]}") ;;
 *)
-    echo "usage: scripts/bootstrap.sh [runtimes|test]" >&2
+    echo "usage: scripts/bootstrap.sh [runtimes|hf|test]" >&2
     exit 2
     ;;
 esac

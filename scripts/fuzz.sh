@@ -11,7 +11,8 @@
 #                                           one harness per core at a time: 4 minutes on 2 cores)
 #   scripts/fuzz.sh --run-one SECONDS BINARY SEEDS WORKDIR
 #                                           one bounded run (the ctest tests use it)
-# Harnesses: config jsonl text_import gguf safetensors dataset checkpoint pretokenize.
+# Harnesses: config jsonl text_import gguf safetensors hf_config dataset checkpoint pretokenize
+# tokenizer_json tokenizer_gguf gguf_import.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${RT_FUZZ_BUILD_DIR:-$root/build-fuzz}
@@ -83,7 +84,8 @@ if [[ "${1:-}" =~ ^[0-9]+$ ]]; then
     shift
 fi
 harnesses=("$@")
-[[ ${#harnesses[@]} -gt 0 ]] || harnesses=(config jsonl text_import gguf dataset checkpoint pretokenize)
+[[ ${#harnesses[@]} -gt 0 ]] ||
+    harnesses=(config jsonl text_import gguf safetensors hf_config dataset checkpoint pretokenize tokenizer_json tokenizer_gguf gguf_import)
 jobs=${RT_FUZZ_JOBS:-$(nproc)}
 build_fuzz
 sanitizer_env

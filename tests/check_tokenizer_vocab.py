@@ -1,6 +1,7 @@
 """retort's tokenizers on real vocabularies (run with .venv-hf's python; argv[1] is tokenizer_harness):
 - llama.cpp's vocabulary files for GPT-2, Llama 3 (llama-bpe), Qwen2 and Llama 2 (llama-spm), fetched from
-  the llama-cpp-python source package by scripts/fetch_vocabs.sh: retort reading the GGUF gives the ids of
+  the llama-cpp-python source package by scripts/fetch_llama_cpp_src.sh (or RT_VOCAB_DIR: a folder with
+  the ggml-vocab-*.gguf files and their .inp/.out pairs): retort reading the GGUF gives the ids of
   every .inp text exactly as the .out file has them (HF AutoTokenizer.encode(text, add_special_tokens=False)
   on the real tokenizers made those), through the harness and through `retort tokenize --ids --no-bos`;
 - the same vocabularies rebuilt as tokenizer.json with the tokenizers package (merges as ["a","b"] pairs,
@@ -21,7 +22,7 @@ import tokenizer_ref as R  # noqa: E402
 HARNESS = R.Harness(sys.argv[1])
 SRC = os.environ.get("RT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), ".."))
 RETORT = os.environ.get("RETORT_BIN")
-VOCAB = os.environ.get("RT_VOCAB_DIR", os.path.join(SRC, "tests", "ref", "vocab"))
+VOCAB = os.environ.get("RT_VOCAB_DIR")
 errors = []
 
 
@@ -50,8 +51,11 @@ def check_cli(label, gguf, texts, want):
 
 
 def main():
-    if not os.environ.get("RT_VOCAB_DIR"):
-        subprocess.run([os.path.join(SRC, "scripts", "fetch_vocabs.sh"), VOCAB], check=True, timeout=600)
+    global VOCAB
+    if not VOCAB:  # the vocabularies in the llama.cpp tree the script unpacks (it prints the tree last)
+        fetch = subprocess.run([os.path.join(SRC, "scripts", "fetch_llama_cpp_src.sh")], check=True,
+                               capture_output=True, text=True, timeout=900)
+        VOCAB = os.path.join(fetch.stdout.strip().splitlines()[-1], "models")
     work = tempfile.mkdtemp(prefix="rt-tok-vocab-")
     for name in R.VOCAB_NAMES:
         gguf = os.path.join(VOCAB, f"ggml-vocab-{name}.gguf")

@@ -197,6 +197,7 @@ static void assert_brief_defaults(const rt_config *c) {
     ck_assert_str_eq(c->distill.topk_tail, "bucket");
     ck_assert_str_eq(c->finetune.base, "");
     ck_assert_str_eq(c->finetune.method, "lora");
+    ck_assert_str_eq(c->finetune.adapter, "");
     ck_assert_int_eq(c->lora.rank, 8);
     ck_assert(c->lora.alpha == 16.0);
     ck_assert(c->lora.dropout == 0.0);

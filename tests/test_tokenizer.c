@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "data/tokenizer.h"
-#include "export/gguf.h"
+#include "gguf/gguf.h"
 #include "testutil.h"
 #include "tokenizer/tokenizer.h"
 

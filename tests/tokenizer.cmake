@@ -7,10 +7,11 @@ rt_hf_test(pretokenize_hf check_pretokenize.py $<TARGET_FILE:unicode_harness>)
 set_tests_properties(pretokenize_hf PROPERTIES LABELS "script;sanitize")
 add_executable(tokenizer_harness ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer_harness.c)
 target_link_libraries(tokenizer_harness PRIVATE retort_core)
-# The BPE and SentencePiece tokenizers: llama.cpp's real vocabularies (fetched by scripts/fetch_vocabs.sh into
-# tests/ref/vocab, never committed) and tokenizer.json files rebuilt from them, against the .out ids and HF
-# tokenizers (check_tokenizer_vocab.py); tokenizers trained here with tokenizers and sentencepiece, as
-# tokenizer.json and GGUF, against HF tokenizers (check_tokenizer_trained.py).
+# The BPE and SentencePiece tokenizers: llama.cpp's real vocabularies (unpacked by
+# scripts/fetch_llama_cpp_src.sh into tests/ref/llama-cpp-python, never committed) and tokenizer.json files
+# rebuilt from them, against the .out ids and HF tokenizers (check_tokenizer_vocab.py); tokenizers trained
+# here with tokenizers and sentencepiece, as tokenizer.json and GGUF, against HF tokenizers
+# (check_tokenizer_trained.py).
 rt_hf_test(tokenizer_vocab check_tokenizer_vocab.py $<TARGET_FILE:tokenizer_harness>)
 set_tests_properties(tokenizer_vocab PROPERTIES LABELS "script;sanitize" TIMEOUT 600)
 rt_hf_test(tokenizer_trained check_tokenizer_trained.py $<TARGET_FILE:tokenizer_harness>)

@@ -1,7 +1,7 @@
-// retort export CKPT --format gguf|onnx|hf ...: a checkpoint as a file llama.cpp loads (GGUF), a folder
+// retort export CKPT --format gguf|onnx|hf|peft ...: a checkpoint as a file llama.cpp loads (GGUF), a folder
 // onnxruntime and onnxruntime-genai load (ONNX) or one transformers loads (hf). An adapter checkpoint is
-// merged into its base first, or for GGUF with --lora-adapter written alone as a llama.cpp LoRA adapter
-// (--lora).
+// merged into its base first, or written alone: for GGUF with --lora-adapter as a llama.cpp LoRA adapter
+// (--lora), and as a PEFT adapter folder (peft).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +10,10 @@
 #include "train/checkpoint.h"
 #include "commands.h"
 #include "train/finetune.h"
-#include "export/ggml_quants.h"
+#include "gguf/ggml_quants.h"
 #include "export/gguf_export.h"
 #include "export/hf_export.h"
+#include "export/peft_export.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "export/onnx_export.h"
@@ -23,7 +24,9 @@ static void print_help(void) {
         "usage: retort export CHECKPOINT --format gguf --out FILE [--type TYPE] [--lora-adapter]\n"
         "       retort export CHECKPOINT --format onnx --out FOLDER [--precision P] [--opset N] "
         "[--external-data]\n"
-        "       retort export CHECKPOINT --format hf --out FOLDER [--dtype f32|bf16]\n\n"
+        "       retort export CHECKPOINT --format hf --out FOLDER [--dtype f32|bf16]\n"
+        "       retort export ADAPTER_CKPT --format peft --out FOLDER [--dtype f32|bf16] [--base-name "
+        "NAME]\n\n"
         "gguf: a GGUF v3 file for llama.cpp (and Ollama, LM Studio): llama metadata, the model's tokenizer\n"
         "(bytes or byte-level BPE as gpt2, SentencePiece as llama), the Q/K rows permuted for llama.cpp's "
         "RoPE, tied\n"
@@ -54,22 +57,31 @@ static void print_help(void) {
         "(LlamaForCausalLM), generation_config.json and model.safetensors under transformers' names; a\n"
         "tied head has no lm_head.weight. No tokenizer files yet. Replaced whole, like the ONNX folder.\n"
         "  --dtype D         f32 (default) or bf16 for the weights\n"
+        "  --out FOLDER      the folder written\n\n"
+        "peft: an adapter checkpoint (LoRA or QLoRA) as a PEFT LoRA adapter: adapter_config.json and\n"
+        "adapter_model.safetensors with PEFT's names. Load it with PeftModel.from_pretrained onto the base\n"
+        "exported with --format hf. Replaced whole, like the ONNX folder.\n"
+        "  --dtype D         f32 (default) or bf16 for the adapter factors\n"
+        "  --base-name NAME  base_model_name_or_path in adapter_config.json (default: the base\n"
+        "                    checkpoint's path; name the HF export of the base or its Hub id)\n"
         "  --out FOLDER      the folder written\n");
 }
 
 typedef struct export_job {
-    int onnx, hf;
+    int onnx, hf, peft;
     int type;         // gguf: rt_ggml_type
     int adapter_only; // gguf: --lora-adapter
     rt_onnx_export_opts onnx_opts;
     rt_hf_export_opts hf_opts;
     const rt_tokenizer *tok; // the checkpoint's
+    rt_peft_export_opts peft_opts;
 } export_job;
 
 typedef struct export_reports {
     rt_gguf_export_report gguf;
     rt_onnx_export_report onnx;
     rt_hf_export_report hf;
+    rt_peft_export_report peft;
 } export_reports;
 
 static int export_weights(const export_job *job, const rt_named_tensor *w, int n, const rt_config *cfg,
@@ -102,7 +114,9 @@ static int export_ckpt(const char *path, const char *out, const export_job *job_
     memset(&r, 0, sizeof r);
     rt_gguf_export_report *rep = &r.gguf;
     rt_onnx_export_report *orep = &r.onnx;
-    if (rc == 0 && adapter_only) {
+    if (rc == 0 && job->peft) {
+        rc = rt_peft_export(&ck, &cfg, &job->peft_opts, out, &r.peft, err);
+    } else if (rc == 0 && adapter_only) {
         rt_lora_spec spec;
         if (ck.n_lora == 0)
             rc = rt_fail(err, "--lora-adapter needs an adapter checkpoint; %s holds full weights", path);
@@ -136,6 +150,23 @@ static int export_ckpt(const char *path, const char *out, const export_job *job_
                orep->n_nodes, orep->n_initializers, (double)orep->model_bytes / (1 << 20));
         if (orep->data_bytes) printf(", model.onnx.data (%.2f MiB)", (double)orep->data_bytes / (1 << 20));
         printf(", genai_config.json and the tokenizer files\n");
+    } else if (rc == 0 && job->peft) {
+        printf(
+            "wrote %s: adapter_config.json (LoRA r %d, alpha %g%s), adapter_model.safetensors (%d tensors, "
+            "%s, %.2f MiB)\n",
+            out, cfg.lora.rank, cfg.lora.alpha, cfg.lora.rslora ? ", rsLoRA" : "", r.peft.n_tensors,
+            job->peft_opts.bf16 ? "BF16" : "F32", (double)r.peft.bytes / (1 << 20));
+        if (r.peft.nf4)
+            fprintf(stderr,
+                    "note: %s was trained on an NF4 base (QLoRA); PEFT applies the adapters to the "
+                    "full-precision base, so its outputs differ slightly from retort's (merge with "
+                    "retort merge for the exact trained weights)\n",
+                    path);
+        if (r.peft.tied_head)
+            fprintf(stderr,
+                    "note: the head is tied to the embedding and carries an adapter: PEFT loads and runs "
+                    "it, but warns, and its merge_and_unload would change the embedding too; for a "
+                    "merged model use retort merge and --format hf\n");
     } else if (rc == 0 && job->hf) {
         printf("wrote %s: config.json (%s), generation_config.json, model.safetensors (%d tensors, %s, %.2f "
                "MiB)\n",
@@ -165,7 +196,7 @@ int rt_cmd_export(int argc, char **argv) {
     }
     rt_error err = {{0}};
     const char *ckpt = NULL, *out = NULL, *format = NULL, *type_name = NULL, *precision = NULL, *opset = NULL,
-               *dtype = NULL;
+               *dtype = NULL, *base_name = NULL;
     export_job job;
     memset(&job, 0, sizeof job);
     for (int i = 1; i < argc;) {
@@ -176,6 +207,7 @@ int rt_cmd_export(int argc, char **argv) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--precision", &precision, &err))) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--opset", &opset, &err))) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--dtype", &dtype, &err))) {
+        } else if ((got = rt_arg_value(argc, argv, &i, "--base-name", &base_name, &err))) {
         } else if (strcmp(argv[i], "--lora-adapter") == 0 || strcmp(argv[i], "--external-data") == 0) {
             *(argv[i][2] == 'l' ? &job.adapter_only : &job.onnx_opts.external_data) = 1;
             i++;
@@ -192,13 +224,14 @@ int rt_cmd_export(int argc, char **argv) {
         if (got < 0) return usage_error(argv[0], &err);
     }
     if (!ckpt || !out || !out[0] || !format) {
-        rt_fail(&err, "usage: retort export CHECKPOINT --format gguf|onnx|hf --out PATH (see --help)");
+        rt_fail(&err, "usage: retort export CHECKPOINT --format gguf|onnx|hf|peft --out PATH (see --help)");
         return usage_error(argv[0], &err);
     }
     job.onnx = strcmp(format, "onnx") == 0;
     job.hf = strcmp(format, "hf") == 0;
-    if (!job.onnx && !job.hf && strcmp(format, "gguf") != 0) {
-        rt_fail(&err, "--format %s: expected gguf, onnx or hf", format);
+    job.peft = strcmp(format, "peft") == 0;
+    if (!job.onnx && !job.hf && !job.peft && strcmp(format, "gguf") != 0) {
+        rt_fail(&err, "--format %s: expected gguf, onnx, hf or peft", format);
         return usage_error(argv[0], &err);
     }
     // each option belongs to one format
@@ -210,14 +243,16 @@ int rt_cmd_export(int argc, char **argv) {
                  {"--precision", "onnx", precision != NULL},
                  {"--opset", "onnx", opset != NULL},
                  {"--external-data", "onnx", job.onnx_opts.external_data},
-                 {"--dtype", "hf", dtype != NULL}};
+                 {"--dtype", "hf", dtype != NULL && !job.peft},
+                 {"--base-name", "peft", base_name != NULL}};
     for (size_t k = 0; k < sizeof owned / sizeof *owned; k++)
         if (owned[k].given && strcmp(owned[k].format, format) != 0) {
             rt_fail(&err, "%s is for --format %s (see retort export --help)", owned[k].name, owned[k].format);
             return usage_error(argv[0], &err);
         }
-    if (job.hf) {
-        job.hf_opts.bf16 = dtype && strcmp(dtype, "bf16") == 0;
+    if (job.hf || job.peft) {
+        job.hf_opts.bf16 = job.peft_opts.bf16 = dtype && strcmp(dtype, "bf16") == 0;
+        job.peft_opts.base_name = base_name;
         if (dtype && !job.hf_opts.bf16 && strcmp(dtype, "f32") != 0) {
             rt_fail(&err, "--dtype %s: expected f32 or bf16", dtype);
             return usage_error(argv[0], &err);

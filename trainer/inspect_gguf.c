@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "commands.h"
-#include "export/ggml_quants.h"
-#include "export/gguf.h"
+#include "gguf/ggml_quants.h"
+#include "gguf/gguf.h"
 
 static void json_str(const char *s) {
     putchar('"');
@@ -60,6 +60,7 @@ typedef struct stats {
 } stats;
 
 static int stats_of(const rt_gguf_tensor *t, stats *s) {
+    if (!rt_ggml_can_decode(t->type)) return -1; // listed with its type and size, no statistics
     size_t n = (size_t)t->ne[0] * (size_t)t->ne[1] * (size_t)t->ne[2] * (size_t)t->ne[3];
     float *x = malloc(n * sizeof(float));
     if (!x) return -1;

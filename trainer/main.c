@@ -23,7 +23,7 @@ static const command commands[] = {
      "train a student from a teacher (its answers, top-k log-probs or live logits)"},
     {"finetune", rt_cmd_finetune, "LoRA, QLoRA (NF4 base) or full fine-tuning of a checkpoint"},
     {"merge", rt_cmd_merge, "fold LoRA adapters into their base: a full checkpoint"},
-    {"import", rt_cmd_import, "a Hugging Face model folder as a checkpoint (Llama, Mistral, Qwen2)"},
+    {"import", rt_cmd_import, "a Hugging Face folder or a GGUF file (Llama, Mistral, Qwen2) as a checkpoint"},
     {"export", rt_cmd_export, "a checkpoint as GGUF (llama.cpp), ONNX or a Hugging Face folder"},
     {"generate", rt_cmd_generate, "sample text from a checkpoint"},
     {"eval", rt_cmd_eval, "loss, perplexity and task exact-match of checkpoints"},

@@ -201,6 +201,47 @@ static int write_checkpoint(train_run *r, float *const host[3], rt_error *err) {
     return rc;
 }
 
+// finetune.adapter: an adapter checkpoint of this base whose adapters the run starts from. The adapters
+// define the function the run continues, so their lora section (rank, alpha, rslora, targets) becomes the
+// run's; dropout, the method (lora or qlora) and the optimizer (fresh) are this run's own.
+static int read_init_adapter(train_run *r, rt_error *err) {
+    rt_config *c = &r->cfg;
+    const char *path = c->finetune.adapter;
+    if (!path[0]) return 0;
+    if (r->lora.rank == 0 && strcmp(c->finetune.method, "full") == 0)
+        return rt_fail(
+            err,
+            "finetune.adapter needs finetune.method lora or qlora (to fine-tune every weight from "
+            "adapters, fold them in with `retort merge %s --out merged.h5` and use that as the base)",
+            path);
+    rt_ckpt *a = &r->init_adapter;
+    if (rt_ckpt_read(path, 0, a, err)) return rt_fail_wrap(err, "finetune.adapter");
+    r->has_init_adapter = 1;
+    if (a->n_lora == 0) return rt_fail(err, "finetune.adapter %s holds full weights, not adapters", path);
+    if (strcmp(a->base_hash, r->base_hash) != 0)
+        return rt_fail(err,
+                       "finetune.adapter %s adapts the base %s (hash %s), but finetune.base %s has hash %s: "
+                       "start from adapters of this base",
+                       path, a->base, a->base_hash, r->base_path, r->base_hash);
+    rt_config acfg;
+    unsigned mine, theirs;
+    if (rt_ckpt_parse_config(path, a->config_yaml, &acfg, err) ||
+        rt_lora_parse_targets(c->lora.targets, &mine, err) ||
+        rt_lora_parse_targets(acfg.lora.targets, &theirs, err))
+        return -1;
+    if (r->comm.rank == 0 && (c->lora.rank != acfg.lora.rank || c->lora.alpha != acfg.lora.alpha ||
+                              c->lora.rslora != acfg.lora.rslora || mine != theirs))
+        fprintf(stderr,
+                "note: lora.rank, alpha, rslora and targets come from finetune.adapter %s (r %d, alpha %g%s, "
+                "%s)\n",
+                path, acfg.lora.rank, acfg.lora.alpha, acfg.lora.rslora ? ", rsLoRA" : "", acfg.lora.targets);
+    c->lora.rank = acfg.lora.rank;
+    c->lora.alpha = acfg.lora.alpha;
+    c->lora.rslora = acfg.lora.rslora;
+    snprintf(c->lora.targets, sizeof c->lora.targets, "%s", acfg.lora.targets);
+    return 0;
+}
+
 // finetune: the base's model section becomes the run's (a fine-tune cannot change the architecture), and
 // its resolved path and hash are what adapter checkpoints record.
 static int read_base(train_run *r, rt_error *err) {
@@ -223,18 +264,29 @@ static int read_base(train_run *r, rt_error *err) {
     if (c->data.seq_len > c->model.max_seq_len)
         return rt_fail(err, "data.seq_len %d exceeds the base's model.max_seq_len %d", c->data.seq_len,
                        c->model.max_seq_len);
-    if (rt_lora_spec_from_config(c, &r->lora, err)) return -1;
-    return 0;
+    if (rt_lora_spec_from_config(c, &r->lora, err) || read_init_adapter(r, err)) return -1;
+    return rt_lora_spec_from_config(c, &r->lora, err);
 }
 
 // The base's weights into the model (quantized to NF4 where the spec says), then its host copy is
-// released; fresh adapters unless resuming.
+// released; unless resuming, fresh adapters or those of finetune.adapter (with no optimizer state).
 static int load_base(train_run *r, int init_adapters, rt_error *err) {
     int rc =
         rt_model_import_tensors(&r->model, r->base.model, r->base.n_model, NULL, NULL, 0, r->base_path, err);
     rt_ckpt_free(&r->base);
     r->has_base = 0;
-    if (rc == 0 && init_adapters) rc = rt_model_init_adapters(&r->model, (uint64_t)r->cfg.run.seed, err);
+    const rt_ckpt *a = &r->init_adapter;
+    if (rc == 0 && init_adapters && r->has_init_adapter) {
+        rc = rt_model_import_adapters(&r->model, a->lora, a->n_lora, NULL, NULL, 0, r->cfg.finetune.adapter,
+                                      err);
+        if (rc == 0 && r->comm.rank == 0)
+            fprintf(stderr, "finetune: adapters from %s (the optimizer starts fresh)\n",
+                    r->cfg.finetune.adapter);
+    } else if (rc == 0 && init_adapters) {
+        rc = rt_model_init_adapters(&r->model, (uint64_t)r->cfg.run.seed, err);
+    }
+    if (r->has_init_adapter) rt_ckpt_free(&r->init_adapter);
+    r->has_init_adapter = 0;
     if (rc == 0)
         fprintf(stderr, "finetune: %s from %s (hash %s)%s\n", r->cfg.finetune.method, r->base_path,
                 r->base_hash, r->lora.rank ? "" : ", every weight trains");
@@ -658,6 +710,7 @@ static int train_loop(train_run *r, rt_error *err) {
 static void cleanup(train_run *r) {
     if (r->has_base) rt_ckpt_free(&r->base);
     rt_tok_source_free(&r->tok);
+    if (r->has_init_adapter) rt_ckpt_free(&r->init_adapter);
     rt_metrics_close(&r->metrics);
     if (r->model.ctx) rt_model_free(&r->model);
     if (r->ctx_ok) r->ctx.be->ctx_free(&r->ctx);

@@ -53,7 +53,9 @@ typedef struct train_run {
     char base_hash[17];
     rt_ckpt base; // finetune: the base checkpoint, from read_base until its weights are in the model
     int has_base;
-    rt_tok_source tok; // the model's tokenizer, which every checkpoint stores (run_tokenizer.c)
+    rt_tok_source tok;    // the model's tokenizer, which every checkpoint stores (run_tokenizer.c)
+    rt_ckpt init_adapter; // finetune.adapter: the adapters the run starts from, until load_base uses them
+    int has_init_adapter;
     rt_ctx ctx;
     int ctx_ok;
     rt_model model;

@@ -58,3 +58,34 @@ void rt_buf_free(rt_buf *b) {
     free(b->data);
     memset(b, 0, sizeof *b);
 }
+
+// The shortest %e precision that reads back exactly, then fixed notation where Python's repr uses it.
+void rt_buf_py_float(rt_buf *b, double x) {
+    char s[48];
+    int prec = 1;
+    for (; prec < 17; prec++) {
+        snprintf(s, sizeof s, "%.*e", prec - 1, x);
+        if (strtod(s, NULL) == x) break;
+    }
+    snprintf(s, sizeof s, "%.*e", prec - 1, x);
+    int exp = atoi(strchr(s, 'e') + 1);
+    if (x != 0 && (exp < -4 || exp >= 16)) {
+        rt_buf_printf(b, "%s", s);
+        return;
+    }
+    int decimals = prec - 1 - exp;
+    rt_buf_printf(b, "%.*f", decimals > 1 ? decimals : 1, x);
+}
+
+void rt_buf_json_string(rt_buf *b, const char *s) {
+    rt_buf_append(b, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            rt_buf_printf(b, "\\%c", *p);
+        else if (*p < 0x20)
+            rt_buf_printf(b, "\\u%04x", *p);
+        else
+            rt_buf_append(b, p, 1);
+    }
+    rt_buf_append(b, "\"", 1);
+}

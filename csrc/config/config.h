@@ -100,9 +100,10 @@ typedef struct rt_config {
         double beta;                  // JSD mixture weight
         char topk_tail[RT_NAME_MAX];  // "bucket" or "renorm": the teacher mass outside its top k
     } distill;
-    struct {                      // retort finetune: a base checkpoint adapted to new data
-        char base[RT_PATH_MAX];   // the checkpoint whose weights the run starts from
-        char method[RT_NAME_MAX]; // "full", "lora" or "qlora"
+    struct {                       // retort finetune: a base checkpoint adapted to new data
+        char base[RT_PATH_MAX];    // the checkpoint whose weights the run starts from
+        char method[RT_NAME_MAX];  // "full", "lora" or "qlora"
+        char adapter[RT_PATH_MAX]; // an adapter checkpoint of the base to start from ("" = fresh adapters)
     } finetune;
     struct {                       // LoRA adapters (finetune.method lora or qlora)
         int rank;                  // r

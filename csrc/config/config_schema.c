@@ -138,6 +138,11 @@ const rt_cfg_key rt_config_schema[] = {
         "retort finetune: the base checkpoint the run starts from (also `base=` on the command line)"),
     ENUM("finetune.method", finetune.method, "lora", "full|lora|qlora",
          "full: every weight trains; lora: adapters on a frozen base; qlora: adapters on an NF4 base"),
+    STR("finetune.adapter", finetune.adapter, "",
+        "lora/qlora: start from the adapters of this adapter checkpoint of the same base (e.g. one `retort "
+        "import peft` wrote) instead of fresh ones; its lora rank, alpha, rslora and targets become the "
+        "run's, "
+        "and the optimizer starts fresh"),
 
     INT("lora.rank", lora.rank, "8", 1, 4096, "adapter rank r"),
     FLT("lora.alpha", lora.alpha, "16", 1e-6, 1e6, "the adapter's output is scaled by alpha / r"),

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "export/ggml_quants.h"
-#include "export/gguf.h"
+#include "gguf/ggml_quants.h"
+#include "gguf/gguf.h"
 #include "tokenizer/tokenizer_gguf_write.h"
 #include "model/rope_scaling.h"
 

@@ -16,25 +16,6 @@
 
 static const char *const hf_files[] = {"config.json", "generation_config.json", "model.safetensors"};
 
-// A finite double as Python's json writes a float (repr): the shortest digits that read back exactly, in
-// fixed notation with at least one decimal when the exponent is in [-4, 16) (10000.0, 0.02), else as 1e-06.
-static void py_float(rt_buf *b, double x) {
-    char s[48];
-    int prec = 1;
-    for (; prec < 17; prec++) {
-        snprintf(s, sizeof s, "%.*e", prec - 1, x);
-        if (strtod(s, NULL) == x) break;
-    }
-    snprintf(s, sizeof s, "%.*e", prec - 1, x);
-    int exp = atoi(strchr(s, 'e') + 1);
-    if (x != 0 && (exp < -4 || exp >= 16)) {
-        rt_buf_printf(b, "%s", s);
-        return;
-    }
-    int decimals = prec - 1 - exp;
-    rt_buf_printf(b, "%.*f", decimals > 1 ? decimals : 1, x);
-}
-
 static void key_int(rt_buf *b, const char *key, long long v) {
     rt_buf_printf(b, "  \"%s\": %lld,\n", key, v);
 }
@@ -48,7 +29,7 @@ static void key_id(rt_buf *b, const char *key, int id) {
 
 static void key_float(rt_buf *b, const char *key, double v) {
     rt_buf_printf(b, "  \"%s\": ", key);
-    py_float(b, v);
+    rt_buf_py_float(b, v);
     rt_buf_printf(b, ",\n");
 }
 
@@ -60,12 +41,12 @@ static void rope_scaling_json(rt_buf *b, const rt_config *cfg) {
         return;
     }
     rt_buf_printf(b, "  \"rope_scaling\": {\n    \"factor\": ");
-    py_float(b, cfg->model.rope_factor);
+    rt_buf_py_float(b, cfg->model.rope_factor);
     if (strcmp(type, "llama3") == 0) {
         rt_buf_printf(b, ",\n    \"high_freq_factor\": ");
-        py_float(b, cfg->model.rope_high_freq_factor);
+        rt_buf_py_float(b, cfg->model.rope_high_freq_factor);
         rt_buf_printf(b, ",\n    \"low_freq_factor\": ");
-        py_float(b, cfg->model.rope_low_freq_factor);
+        rt_buf_py_float(b, cfg->model.rope_low_freq_factor);
         rt_buf_printf(b, ",\n    \"original_max_position_embeddings\": %d",
                       cfg->model.rope_original_max_seq_len);
     }

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "export/ggml_quants.h"
+#include "gguf/ggml_quants.h"
 #include "export/onnx_export_internal.h"
 #include "model/rope_scaling.h"
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "export/ggml_quants.h"
+#include "gguf/ggml_quants.h"
 #include "base/buf.h"
 
 // ONNX's protobuf message limit, and the onnx project's external-data conventions

@@ -11,7 +11,7 @@
 
 #include "base/buf.h"
 #include "base/files.h"
-#include "export/ggml_quants.h"
+#include "gguf/ggml_quants.h"
 
 #define CHUNK 16384 // elements converted per write
 

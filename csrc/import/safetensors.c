@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "base/json.h"
-#include "export/ggml_quants.h"
+#include "gguf/ggml_quants.h"
 
 // Every dtype the format defines with whole-byte elements. Sub-byte ones (F4, F6_*) have no byte size per
 // element and are refused as unknown.

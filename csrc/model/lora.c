@@ -2,6 +2,8 @@
 #include "model/lora.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/rng.h"
@@ -10,6 +12,25 @@ static const char *const site_names[RT_N_SITES] = {"q", "k", "v", "o", "gate", "
 
 const char *rt_lora_site_name(rt_lora_site s) {
     return s >= 0 && s < RT_N_SITES ? site_names[s] : "?";
+}
+
+static const char *const site_suffix[RT_N_SITES] = {"attn_q.weight",      "attn_k.weight",   "attn_v.weight",
+                                                    "attn_output.weight", "ffn_gate.weight", "ffn_up.weight",
+                                                    "ffn_down.weight",    "output.weight"};
+
+int rt_lora_site_of(const char *name, int *layer) {
+    if (layer) *layer = -1;
+    if (strcmp(name, "output.weight") == 0) return RT_SITE_HEAD;
+    if (strncmp(name, "blk.", 4) != 0 || name[4] < '0' || name[4] > '9') return -1;
+    char *end;
+    long l = strtol(name + 4, &end, 10);
+    if (*end != '.' || l > 1000000) return -1;
+    for (int s = 0; s < RT_N_BLOCK_SITES; s++)
+        if (strcmp(end + 1, site_suffix[s]) == 0) {
+            if (layer) *layer = (int)l;
+            return s;
+        }
+    return -1;
 }
 
 int rt_lora_parse_targets(const char *text, unsigned *mask, rt_error *err) {
@@ -39,6 +60,17 @@ int rt_lora_parse_targets(const char *text, unsigned *mask, rt_error *err) {
     }
     if (*mask == 0) return rt_fail(err, "lora.targets is empty: name at least one projection (e.g. q,v)");
     return 0;
+}
+
+void rt_lora_targets_text(unsigned mask, char *out, size_t cap) {
+    size_t at = 0;
+    out[0] = '\0';
+    for (int s = 0; s < RT_N_SITES; s++)
+        if (mask & (1u << s)) {
+            int n = snprintf(out + at, cap - at, "%s%s", at ? "," : "", site_names[s]);
+            if (n < 0 || (size_t)n >= cap - at) return; // cap holds every site: RT_LORA_TARGETS_MAX
+            at += (size_t)n;
+        }
 }
 
 int rt_lora_spec_from_config(const rt_config *cfg, rt_lora_spec *spec, rt_error *err) {

@@ -4,6 +4,7 @@
 #ifndef RT_LORA_H
 #define RT_LORA_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/common.h"
@@ -36,8 +37,16 @@ typedef struct rt_lora_spec {
 // Short name of a site ("q", "gate", "head") and the GGUF suffix of its weight ("attn_q", "output").
 const char *rt_lora_site_name(rt_lora_site s);
 
+// The site of a weight under retort's names (blk.N.attn_q.weight, output.weight), or -1 for a weight no
+// adapter sits on. layer (may be NULL) receives N, or -1 for the head.
+int rt_lora_site_of(const char *weight_name, int *layer);
+
 // Parse lora.targets ("q,v", "all"); err names the key and the token it did not know.
 int rt_lora_parse_targets(const char *text, unsigned *mask, rt_error *err);
+
+// lora.targets text of a site mask ("q,v,head"), in site order. cap >= RT_LORA_TARGETS_MAX holds any mask.
+#define RT_LORA_TARGETS_MAX 40
+void rt_lora_targets_text(unsigned mask, char *out, size_t cap);
 
 // The spec of a finetune config: full (no adapters, nothing frozen), lora or qlora.
 int rt_lora_spec_from_config(const rt_config *cfg, rt_lora_spec *spec, rt_error *err);

@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 
 #include "base/files.h"
-#include "export/gguf.h"
+#include "gguf/gguf.h"
 #include "tokenizer/tokenizer_internal.h"
 #include "tokenizer/tokenizer_source.h"
 

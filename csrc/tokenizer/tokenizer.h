@@ -38,7 +38,7 @@ enum {
 // tokenizer.json text (json[0 .. len)); origin names it in messages (a path, or "tokenizer.json").
 int rt_tokenizer_from_json(const char *json, size_t len, const char *origin, rt_tokenizer **out,
                            rt_error *err);
-// The tokenizer.ggml.* keys of a GGUF file read by rt_gguf_read (export/gguf.h).
+// The tokenizer.ggml.* keys of a GGUF file read by rt_gguf_read (gguf/gguf.h).
 int rt_tokenizer_from_gguf(const struct rt_gguf_file *f, const char *origin, rt_tokenizer **out,
                            rt_error *err);
 // A tokenizer.json file, a Hugging Face model folder holding tokenizer.json (its tokenizer_config.json, when

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "export/gguf.h"
+#include "gguf/gguf.h"
 #include "tokenizer/tokenizer_internal.h"
 
 typedef struct gguf_src {

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "export/gguf.h"
+#include "gguf/gguf.h"
 #include "tokenizer/tokenizer_gguf_write.h"
 #include "tokenizer/tokenizer_internal.h"
 #include "tokenizer/unicode.h"

@@ -4,7 +4,7 @@
 #define RT_TOKENIZER_GGUF_WRITE_H
 
 #include "base/common.h"
-#include "export/gguf.h"
+#include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 
 // Adds t's keys to w, with a token list of model_vocab entries (the model's embedding rows; ids past the

@@ -9,7 +9,7 @@
 
 #include "base/buf.h"
 #include "base/files.h"
-#include "export/gguf.h"
+#include "gguf/gguf.h"
 #include "tokenizer/tokenizer_internal.h"
 
 #define ACCEPTED_SOURCES                                                                                     \

@@ -57,21 +57,6 @@ int rt_finetune_load_adapted(const char *ckpt_path, const rt_ckpt *adapter, cons
 // ---------------------------------------------------------------------------------------------------
 // merging
 
-static const char *const site_suffix[RT_N_SITES] = {"attn_q.weight",      "attn_k.weight",   "attn_v.weight",
-                                                    "attn_output.weight", "ffn_gate.weight", "ffn_up.weight",
-                                                    "ffn_down.weight",    "output.weight"};
-
-// Which site a base weight name is (blk.N.<suffix> or output.weight), -1 for none.
-static int site_of(const char *name) {
-    if (strcmp(name, "output.weight") == 0) return RT_SITE_HEAD;
-    if (strncmp(name, "blk.", 4) != 0) return -1;
-    const char *dot = strchr(name + 4, '.');
-    if (!dot) return -1;
-    for (int s = 0; s < RT_N_BLOCK_SITES; s++)
-        if (strcmp(dot + 1, site_suffix[s]) == 0) return s;
-    return -1;
-}
-
 static int copy_tensor(rt_named_tensor *dst, const rt_named_tensor *src, const char *name, rt_error *err) {
     *dst = *src;
     snprintf(dst->name, sizeof dst->name, "%s", name);
@@ -141,7 +126,7 @@ int rt_finetune_merge(const rt_ckpt *adapter, const rt_config *cfg, const rt_ckp
     }
     for (int i = 0; rc == 0 && i < done; i++) {
         rt_named_tensor *w = &ts[i];
-        int s = site_of(w->name);
+        int s = rt_lora_site_of(w->name, NULL);
         if (s < 0) continue;
         if (s < RT_N_BLOCK_SITES && (spec.nf4_sites & (1u << s)))
             rc = nf4_round_trip(w, spec.double_quant, err);

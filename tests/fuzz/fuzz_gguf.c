@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "export/ggml_quants.h"
-#include "export/gguf.h"
+#include "gguf/ggml_quants.h"
+#include "gguf/gguf.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

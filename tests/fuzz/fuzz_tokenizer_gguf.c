@@ -1,6 +1,6 @@
 // libFuzzer harness: a tokenizer from a GGUF file's tokenizer.ggml.* keys (rt_gguf_read, then
 // rt_tokenizer_from_gguf) on the input as the file. Whatever the reader accepts must work (fuzz_tokenizer.c).
-#include "export/gguf.h"
+#include "gguf/gguf.h"
 #include "fuzz_tokenizer.h"
 #include "fuzz_util.h"
 

@@ -230,6 +230,89 @@ def gguf_files():
     write("empty.gguf", lambda w: None)
 
 
+def gguf_import_files():
+    """Whole small models for fuzz_gguf_import: llama (q/k permuted, f32 / q8_0 / q4_0 / f16 / bf16 / q4_k / q6_k
+    tensors, llama3 rope_freqs.weight, untied) and qwen2 (tied, q/k/v biases, own head dim, linear scaling)."""
+    tmp = os.path.join(here, "corpus", ".tmp.gguf")
+    rng = np.random.default_rng(2)
+    Q = gguf.GGMLQuantizationType
+
+    def model(name, arch, C, H, KVH, HD, F, V, types, tied, bias, extra, rope=None):
+        w = gguf.GGUFWriter(tmp, arch)
+        w.add_context_length(32)
+        w.add_embedding_length(C)
+        w.add_block_count(1)
+        w.add_feed_forward_length(F)
+        w.add_head_count(H)
+        w.add_head_count_kv(KVH)
+        if HD * H != C:
+            w.add_key_length(HD)
+            w.add_value_length(HD)
+        w.add_layer_norm_rms_eps(1e-5)
+        w.add_rope_freq_base(10000.0)
+        extra(w)
+        w.add_tokenizer_model("gpt2")
+        w.add_array("tokenizer.ggml.tokens", ["t%d" % i for i in range(V)])
+        w.add_uint32("tokenizer.ggml.bos_token_id", 1)
+        k = iter(range(100))
+
+        def mat(tname, rows, cols):
+            t = types[next(k) % len(types)]
+            if cols % gguf.GGML_QUANT_SIZES[t][0]:  # rows that do not split into the type's blocks
+                t = Q.F32
+            x = rng.standard_normal((rows, cols)).astype(np.float32)
+            if t in (Q.Q4_K, Q.Q6_K):  # no quantizer in gguf-py: random blocks with small fp16 scales
+                size = 144 if t == Q.Q4_K else 210
+                b = rng.integers(0, 256, (rows, cols // 256, size), dtype=np.uint8)
+                scale = rng.uniform(0, 0.02, (rows, cols // 256, 2)).astype(np.float16).view(np.uint8)
+                if t == Q.Q4_K:
+                    b[..., 0:4] = scale
+                else:
+                    b[..., 208:210] = scale[..., :2]
+                w.add_tensor(tname, b.reshape(rows, -1), raw_dtype=t)
+            elif t == Q.F32:
+                w.add_tensor(tname, x)
+            else:
+                w.add_tensor(tname, gguf.quants.quantize(x, t), raw_dtype=t)
+        mat("token_embd.weight", V, C)
+        w.add_tensor("blk.0.attn_norm.weight", np.ones(C, np.float32))
+        for t, rows in (("q", H * HD), ("k", KVH * HD), ("v", KVH * HD)):
+            mat(f"blk.0.attn_{t}.weight", rows, C)
+            if bias:
+                w.add_tensor(f"blk.0.attn_{t}.bias", rng.standard_normal(rows).astype(np.float32))
+        mat("blk.0.attn_output.weight", C, H * HD)
+        w.add_tensor("blk.0.ffn_norm.weight", np.ones(C, np.float32))
+        mat("blk.0.ffn_gate.weight", F, C)
+        mat("blk.0.ffn_up.weight", F, C)
+        mat("blk.0.ffn_down.weight", C, F)
+        w.add_tensor("output_norm.weight", np.ones(C, np.float32))
+        if not tied:
+            mat("output.weight", V, C)
+        if rope is not None:
+            w.add_tensor("rope_freqs.weight", rope)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        with open(tmp, "rb") as f:
+            put("gguf_import", name, f.read())
+        os.remove(tmp)
+
+    def llama3(hd, theta, factor, low, high, n):  # llama.cpp's converter's rope_freqs.weight
+        wavelen = 2 * np.pi * theta ** (np.arange(0, hd, 2) / hd)
+        smooth = (n / wavelen - low) / (high - low)
+        mid = 1 / ((1 - smooth) / factor + smooth)
+        return np.where(wavelen < n / high, 1.0, np.where(wavelen > n / low, factor, mid)).astype(np.float32)
+    # the vocabulary is 259 (retort's smallest); the embedding takes the first type listed
+    model("llama-f32-q8-q4.gguf", "llama", 32, 4, 2, 8, 32, 259, [Q.Q4_0, Q.Q8_0, Q.F32, Q.F16, Q.BF16], False,
+          False, lambda w: None)
+    model("llama-k-quants.gguf", "llama", 256, 1, 1, 4, 4, 259, [Q.Q4_K, Q.Q6_K], True, False, lambda w: None)
+    model("llama3-rope.gguf", "llama", 32, 2, 2, 16, 32, 259, [Q.Q4_0, Q.F32], True, False, lambda w: None,
+          llama3(16, 10000.0, 4.0, 1.0, 4.0, 64))
+    model("qwen2-bias.gguf", "qwen2", 32, 4, 1, 16, 32, 259, [Q.Q4_0, Q.Q8_0, Q.F32], True, True,
+          lambda w: (w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR), w.add_rope_scaling_factor(2.0)))
+
+
 def safetensors_files():
     r = np.random.default_rng(15)
     f32 = r.standard_normal((3, 4)).astype(np.float32)
@@ -276,6 +359,40 @@ def hf_configs():
         put("hf_config", name + ".json", json.dumps(cfg, indent=2).encode())
 
 
+def peft_configs():
+    """adapter_config.json as PEFT 0.18 writes it (every key), retort's export (the keys every PEFT since 0.9
+    knows), target_modules as "all-linear" and as a regular expression, and rank/alpha patterns that agree."""
+    import json
+    peft_018 = {"alora_invocation_tokens": None, "alpha_pattern": {}, "arrow_config": None, "auto_mapping": None,
+                "base_model_name_or_path": "hf-llama", "bias": "none", "corda_config": None,
+                "ensure_weight_tying": False, "eva_config": None, "exclude_modules": None, "fan_in_fan_out": False,
+                "inference_mode": True, "init_lora_weights": True, "layer_replication": None,
+                "layers_pattern": None, "layers_to_transform": None, "loftq_config": {}, "lora_alpha": 16,
+                "lora_bias": False, "lora_dropout": 0.05, "megatron_config": None, "megatron_core": "megatron.core",
+                "modules_to_save": None, "peft_type": "LORA", "peft_version": "0.18.1", "qalora_group_size": 16,
+                "r": 8, "rank_pattern": {}, "revision": None,
+                "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                "target_parameters": None, "task_type": "CAUSAL_LM", "trainable_token_indices": None,
+                "use_dora": False, "use_qalora": False, "use_rslora": False}
+    retort = {"alpha_pattern": {}, "base_model_name_or_path": "/models/base.h5", "bias": "none",
+              "fan_in_fan_out": False, "inference_mode": True, "init_lora_weights": True, "layers_pattern": None,
+              "layers_to_transform": None, "lora_alpha": 2.5, "lora_dropout": 0.0, "modules_to_save": None,
+              "peft_type": "LORA", "r": 2, "rank_pattern": {}, "revision": None,
+              "target_modules": ["q_proj", "v_proj", "lm_head"], "task_type": "CAUSAL_LM", "use_dora": False,
+              "use_rslora": True}
+    seeds = {
+        "peft-0.18": peft_018,
+        "retort-export": retort,
+        "all-linear": {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": "all-linear"},
+        "regex": {"peft_type": "LORA", "task_type": None, "r": 4, "target_modules": r".*\.(q_proj|v_proj)$",
+                  "layers_to_transform": [0, 1]},
+        "patterns": {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["model.layers.0.mlp.up_proj"],
+                     "rank_pattern": {"up_proj": 4}, "alpha_pattern": {"up_proj": 8.0}},
+    }
+    for name, cfg in seeds.items():
+        put("peft_config", name + ".json", json.dumps(cfg, indent=2, sort_keys=True).encode())
+
+
 def edit_programs(harness, n_bases):
     # [base, option, edits...]; the empty edit list reads the base file as our writer made it
     for b in range(n_bases):
@@ -293,7 +410,9 @@ if __name__ == "__main__":
     pretokenize()
     tokenizer_files()
     gguf_files()
+    gguf_import_files()
     safetensors_files()
     hf_configs()
+    peft_configs()
     edit_programs("dataset", 4)
     edit_programs("checkpoint", 3)

@@ -1,12 +1,12 @@
 // GGUF v3 writer and hardened reader (gguf.h; layout in docs/formats.md, GGUF).
-#include "export/gguf.h"
+#include "gguf/gguf.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "export/ggml_quants.h"
+#include "gguf/ggml_quants.h"
 #include "base/buf.h"
 #include "base/files.h"
 
@@ -92,7 +92,9 @@ int rt_gguf_add_tensor(rt_gguf_writer *w, const char *name, int type, const floa
         return rt_fail(err, "tensor name %s is longer than GGUF's %d bytes", name, RT_GGUF_NAME_MAX - 1);
     int64_t inner = cols > 0 ? cols : rows, outer = cols > 0 ? rows : 1;
     int block = rt_ggml_block_size(type);
-    if (block == 0) return rt_fail(err, "%s: unknown tensor type %d", name, type);
+    if (!rt_ggml_can_encode(type))
+        return rt_fail(err, "%s: retort cannot write tensor type %d (%s)", name, type,
+                       rt_ggml_type_name(type));
     if (inner % block != 0)
         return rt_fail(err, "%s: rows of %lld values do not split into %s blocks of %d", name,
                        (long long)inner, rt_ggml_type_name(type), block);
@@ -390,8 +392,9 @@ static int read_tensor_info(cursor *c, rt_gguf_tensor *t) {
     if (c->failed) return -1;
     int block = rt_ggml_block_size(t->type);
     if (block == 0)
-        return c->failed = 1, rt_fail(c->err, "%s: tensor %s has type %d, which retort does not read",
-                                      c->path, t->name, t->type);
+        return c->failed = 1,
+               rt_fail(c->err, "%s: tensor %s has type %d, which is not a ggml type retort knows", c->path,
+                       t->name, t->type);
     if (t->ne[0] % block != 0)
         return c->failed = 1, rt_fail(c->err, "%s: tensor %s: rows of %lld are not whole %s blocks", c->path,
                                       t->name, (long long)t->ne[0], rt_ggml_type_name(t->type));

@@ -1,22 +1,64 @@
 // ggml encodings (ggml_quants.h), written from the block layouts in docs/formats.md (ggml blocks):
 // ggml-quants.c's reference quantizers for Q8_0 and Q4_0 (so the bytes match gguf-py's), and Q6_K with a
 // weighted least-squares search for each sub-block's scale, the method of ggml's reference quantizer.
-#include "export/ggml_quants.h"
+// Decoding also covers Q4_K, which retort reads (GGUF import) but does not write.
+#include "gguf/ggml_quants.h"
 
 #include <math.h>
 #include <string.h>
 #include <strings.h>
+
+// Decoding multiplies and subtracts in the order ggml's reference dequantizers (and gguf-py's) do; a fused
+// multiply-add would round once where they round twice, and imported weights are checked against gguf-py
+// bit for bit. GCC does not contract in ISO C mode (-std=c11); clang does unless told.
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
 
 typedef struct type_info {
     int type;
     const char *name;
     int block;
     size_t bytes;
+    int encode; // retort writes it (export --type)
+    int decode; // retort reads it as floats (import, inspect)
 } type_info;
 
+// Every type of ggml's classic numbering that appears in GGUF files (ggml.h, enum ggml_type), so the reader
+// can size each tensor of any such file; Q8_1 (an activation type, never stored) and the types newer than
+// MXFP4 are left out, and a file holding them is refused by the reader.
 static const type_info types[] = {
-    {RT_GGML_F32, "f32", 1, 4},     {RT_GGML_F16, "f16", 1, 2},     {RT_GGML_BF16, "bf16", 1, 2},
-    {RT_GGML_Q8_0, "q8_0", 32, 34}, {RT_GGML_Q4_0, "q4_0", 32, 18}, {RT_GGML_Q6_K, "q6_k", 256, 210},
+    {RT_GGML_F32, "f32", 1, 4, 1, 1},
+    {RT_GGML_F16, "f16", 1, 2, 1, 1},
+    {RT_GGML_Q4_0, "q4_0", 32, 18, 1, 1},
+    {3, "q4_1", 32, 20, 0, 0},
+    {6, "q5_0", 32, 22, 0, 0},
+    {7, "q5_1", 32, 24, 0, 0},
+    {RT_GGML_Q8_0, "q8_0", 32, 34, 1, 1},
+    {10, "q2_k", 256, 84, 0, 0},
+    {11, "q3_k", 256, 110, 0, 0},
+    {RT_GGML_Q4_K, "q4_k", 256, 144, 0, 1},
+    {13, "q5_k", 256, 176, 0, 0},
+    {RT_GGML_Q6_K, "q6_k", 256, 210, 1, 1},
+    {15, "q8_k", 256, 292, 0, 0},
+    {16, "iq2_xxs", 256, 66, 0, 0},
+    {17, "iq2_xs", 256, 74, 0, 0},
+    {18, "iq3_xxs", 256, 98, 0, 0},
+    {19, "iq1_s", 256, 50, 0, 0},
+    {20, "iq4_nl", 32, 18, 0, 0},
+    {21, "iq3_s", 256, 110, 0, 0},
+    {22, "iq2_s", 256, 82, 0, 0},
+    {23, "iq4_xs", 256, 136, 0, 0},
+    {24, "i8", 1, 1, 0, 0},
+    {25, "i16", 1, 2, 0, 0},
+    {26, "i32", 1, 4, 0, 0},
+    {27, "i64", 1, 8, 0, 0},
+    {28, "f64", 1, 8, 0, 0},
+    {29, "iq1_m", 256, 56, 0, 0},
+    {RT_GGML_BF16, "bf16", 1, 2, 1, 1},
+    {34, "tq1_0", 256, 54, 0, 0},
+    {35, "tq2_0", 256, 66, 0, 0},
+    {39, "mxfp4", 32, 17, 0, 0},
 };
 #define N_TYPES ((int)(sizeof types / sizeof types[0]))
 
@@ -38,9 +80,17 @@ size_t rt_ggml_block_bytes(int type) {
     const type_info *t = info(type);
     return t ? t->bytes : 0;
 }
+int rt_ggml_can_encode(int type) {
+    const type_info *t = info(type);
+    return t && t->encode;
+}
+int rt_ggml_can_decode(int type) {
+    const type_info *t = info(type);
+    return t && t->decode;
+}
 int rt_ggml_type_from_name(const char *name) {
     for (int i = 0; i < N_TYPES; i++)
-        if (strcasecmp(types[i].name, name) == 0) return types[i].type;
+        if (types[i].encode && strcasecmp(types[i].name, name) == 0) return types[i].type;
     return -1;
 }
 size_t rt_ggml_nbytes(int type, size_t n) {
@@ -230,6 +280,38 @@ static void q6_k_deblock(const uint8_t *y, float *x) {
     }
 }
 
+// ---- Q4_K: 8 sub-blocks of 32 with 6-bit scales and mins packed in 12 bytes; x = d sc q - dmin m ----
+
+// Sub-block j's scale and min: j < 4 in the low 6 bits of bytes j and j + 4; j >= 4 split between the
+// nibbles of byte j + 4 and the top 2 bits of bytes j - 4 (scale) and j (min).
+static void q4_k_scale_min(int j, const uint8_t *s, int *sc, int *m) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+// block: fp16 d, fp16 dmin, scales[12], qs[128]; each 64 elements take 32 bytes of qs, the first 32
+// elements in the low nibbles and the next 32 in the high nibbles
+static void q4_k_deblock(const uint8_t *y, float *x) {
+    float d = rt_fp16_to_fp32(get16(y)), dmin = rt_fp16_to_fp32(get16(y + 2));
+    const uint8_t *scales = y + 4, *qs = y + 16;
+    for (int c = 0; c < 4; c++) {
+        int sc0, m0, sc1, m1;
+        q4_k_scale_min(2 * c, scales, &sc0, &m0);
+        q4_k_scale_min(2 * c + 1, scales, &sc1, &m1);
+        float d0 = d * (float)sc0, min0 = dmin * (float)m0, d1 = d * (float)sc1, min1 = dmin * (float)m1;
+        for (int l = 0; l < 32; l++) {
+            float lo = d0 * (float)(qs[32 * c + l] & 0xF), hi = d1 * (float)(qs[32 * c + l] >> 4);
+            x[64 * c + l] = lo - min0;
+            x[64 * c + 32 + l] = hi - min1;
+        }
+    }
+}
+
 void rt_ggml_quantize(int type, const float *x, size_t n, void *out) {
     uint8_t *o = out;
     switch (type) {
@@ -286,6 +368,9 @@ void rt_ggml_dequantize(int type, const void *data, size_t n, float *out) {
                 out[32 * b + j + 16] = d * (float)((q >> 4) - 8);
             }
         }
+        break;
+    case RT_GGML_Q4_K:
+        for (size_t b = 0; b < n / 256; b++) q4_k_deblock(p + 144 * b, out + 256 * b);
         break;
     case RT_GGML_Q6_K:
         for (size_t b = 0; b < n / 256; b++) q6_k_deblock(p + 210 * b, out + 256 * b);
