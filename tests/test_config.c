@@ -213,7 +213,7 @@ START_TEST(test_defaults) {
     memset(&cfg, 0x5a, sizeof cfg);
     rt_config_defaults(&cfg);
     assert_brief_defaults(&cfg);
-    ck_assert_int_eq(rt_config_schema_len, 80); // one row per field listed above
+    ck_assert_int_eq(rt_config_schema_len, 81); // one row per field listed above
     ck_assert_msg(rt_config_validate(&cfg, &err) == 0, "%s", err.msg);
     // every schema default is accepted by its own key, and is in its range
     for (int i = 0; i < rt_config_schema_len; i++) {

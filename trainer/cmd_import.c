@@ -14,30 +14,31 @@
 #include "model/lora.h"
 
 static void print_help(void) {
-    printf("usage: retort import hf DIR --out CKPT.h5 [--max-seq-len N]\n"
-           "       retort import gguf FILE.gguf --out CKPT.h5 [--max-seq-len N]\n"
-           "       retort import peft DIR --base CKPT.h5 --out ADAPTER.h5\n\n"
-           "hf: a Hugging Face model folder (config.json and model.safetensors, or the shards that\n"
-           "model.safetensors.index.json lists) of a LlamaForCausalLM, MistralForCausalLM or\n"
-           "Qwen2ForCausalLM (SmolLM and TinyLlama are Llama). Weights in F32, F16 or BF16 become fp32.\n"
-           "gguf: a llama.cpp model file of architecture llama or qwen2 (Llama 2/3.x, SmolLM, TinyLlama,\n"
-           "Mistral, Qwen2/2.5). Tensors in f32, f16, bf16, q8_0, q4_0, q4_k or q6_k become fp32 (quantized\n"
-           "ones as llama.cpp dequantizes them); the q/k rows that llama.cpp's converter permutes for llama\n"
-           "files are put back; Llama 3.1's RoPE scaling (rope_freqs.weight) and linear scaling are kept.\n"
-           "The checkpoint's config holds the model's keys and every other key's default, at step 0.\n"
-           "  --out CKPT.h5      the checkpoint written (atomically)\n"
-           "  --max-seq-len N    a context shorter than the model's (less memory for generation; needed\n"
-           "                     when a sliding window is shorter than the context)\n"
-           "The tokenizer is not imported yet (hf records the byte tokenizer, gguf the file's tokenizer\n"
-           "name and control ids): give the model token ids, not text.\n\n"
-           "peft: a PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) trained on\n"
-           "the model whose retort checkpoint --base names (`retort import hf` of it). The adapter\n"
-           "checkpoint records that base's path and content hash, like the ones `retort finetune` writes:\n"
-           "eval, generate, merge and export read it, and finetune.adapter=ADAPTER.h5 continues training\n"
-           "it. Plain LoRA on q/k/v/o/gate/up/down_proj and lm_head, one rank and alpha, every layer;\n"
-           "DoRA, fan_in_fan_out, biases, modules_to_save and per-module ranks are refused.\n"
-           "  --base CKPT.h5     the base checkpoint\n"
-           "  --out ADAPTER.h5   the adapter checkpoint written (atomically)\n");
+    printf(
+        "usage: retort import hf DIR --out CKPT.h5 [--max-seq-len N]\n"
+        "       retort import gguf FILE.gguf --out CKPT.h5 [--max-seq-len N]\n"
+        "       retort import peft DIR --base CKPT.h5 --out ADAPTER.h5\n\n"
+        "hf: a Hugging Face model folder (config.json and model.safetensors, or the shards that\n"
+        "model.safetensors.index.json lists) of a LlamaForCausalLM, MistralForCausalLM or\n"
+        "Qwen2ForCausalLM (SmolLM and TinyLlama are Llama). Weights in F32, F16 or BF16 become fp32.\n"
+        "gguf: a llama.cpp model file of architecture llama or qwen2 (Llama 2/3.x, SmolLM, TinyLlama,\n"
+        "Mistral, Qwen2/2.5). Tensors in f32, f16, bf16, q8_0, q4_0, q4_k or q6_k become fp32 (quantized\n"
+        "ones as llama.cpp dequantizes them); the q/k rows that llama.cpp's converter permutes for llama\n"
+        "files are put back; Llama 3.1's RoPE scaling (rope_freqs.weight) and linear scaling are kept.\n"
+        "The checkpoint's config holds the model's keys and every other key's default, at step 0.\n"
+        "  --out CKPT.h5      the checkpoint written (atomically)\n"
+        "  --max-seq-len N    a context shorter than the model's (less memory for generation; needed\n"
+        "                     when a sliding window is shorter than the context)\n"
+        "gguf stores the file's tokenizer in the checkpoint when retort reads it (docs/tokenizers.md); hf\n"
+        "records the byte tokenizer for now: give such a model token ids, not text.\n\n"
+        "peft: a PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) trained on\n"
+        "the model whose retort checkpoint --base names (`retort import hf` of it). The adapter\n"
+        "checkpoint records that base's path and content hash, like the ones `retort finetune` writes:\n"
+        "eval, generate, merge and export read it, and finetune.adapter=ADAPTER.h5 continues training\n"
+        "it. Plain LoRA on q/k/v/o/gate/up/down_proj and lm_head, one rank and alpha, every layer;\n"
+        "DoRA, fan_in_fan_out, biases, modules_to_save and per-module ranks are refused.\n"
+        "  --base CKPT.h5     the base checkpoint\n"
+        "  --out ADAPTER.h5   the adapter checkpoint written (atomically)\n");
 }
 
 // "q4_k 1.2M + f32 0.1M" elements by type.
@@ -64,10 +65,7 @@ static int import_gguf(const char *path, const char *out, int max_seq_len) {
            rep.arch, max_seq_len ? max_seq_len : rep.context_length, rep.tied ? ", tied head" : "",
            rep.unpermuted ? ", q/k rows permuted back" : "", rep.rope_freqs ? ", llama3 RoPE scaling" : "",
            out, rep.n_tensors, rep.n_params, types);
-    if (rep.tokenizer[0])
-        fprintf(stderr,
-                "note: the %s tokenizer of %s is not imported; the checkpoint records its name and ids\n",
-                rep.tokenizer, path);
+    if (rep.tokenizer_stored) printf("the checkpoint stores the file's %s tokenizer\n", rep.tokenizer);
     return 0;
 }
 

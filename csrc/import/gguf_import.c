@@ -479,17 +479,31 @@ int rt_gguf_import(const char *path, const char *out, const rt_gguf_import_opts 
     c.n_model = n;
     c.state.world_size = 1;
     snprintf(c.architecture, sizeof c.architecture, "llama");
-    // the tokenizer record as today's checkpoints have it: the file's tokenizer name and control ids (the
-    // vocabulary itself is not imported yet)
-    snprintf(c.tokenizer.type, sizeof c.tokenizer.type, "%s", rep->tokenizer[0] ? rep->tokenizer : "none");
-    c.tokenizer.vocab_size = cfg.model.vocab_size;
-    c.tokenizer.bos_id = rep->bos_id >= 0 ? rep->bos_id : 0;
-    c.tokenizer.eos_id = rep->eos_id >= 0 ? rep->eos_id : c.tokenizer.bos_id;
-    c.tokenizer.pad_id = rep->pad_id >= 0 ? rep->pad_id : c.tokenizer.eos_id;
+    // the file's tokenizer, stored whole (its tokenizer.* keys as a vocab-only GGUF: tokenizer_source.h); one
+    // retort cannot read is recorded with the byte tokenizer's type and the file's control ids, with a note
+    rt_error tok_err;
+    int have_tok = rt_tok_source_load(path, &c.tokenizer, NULL, &tok_err) == 0;
+    if (have_tok && c.tokenizer.vocab_size > cfg.model.vocab_size) {
+        snprintf(tok_err.msg, sizeof tok_err.msg, "its %d ids exceed the model's %d", c.tokenizer.vocab_size,
+                 cfg.model.vocab_size);
+        rt_tok_source_free(&c.tokenizer);
+        have_tok = 0;
+    }
+    if (!have_tok) {
+        if (rep->tokenizer[0])
+            fprintf(stderr, "note: the %s tokenizer of %s is not imported (%s); give the model token ids\n",
+                    rep->tokenizer, path, tok_err.msg);
+        rt_tok_source_byte(&c.tokenizer, cfg.model.vocab_size);
+        c.tokenizer.bos_id = rep->bos_id >= 0 ? rep->bos_id : 0;
+        c.tokenizer.eos_id = rep->eos_id >= 0 ? rep->eos_id : c.tokenizer.bos_id;
+        c.tokenizer.pad_id = rep->pad_id >= 0 ? rep->pad_id : c.tokenizer.eos_id;
+    }
+    rep->tokenizer_stored = have_tok;
     c.config_yaml = rt_config_to_yaml(&cfg);
     if (!c.config_yaml) rc = rt_fail(err, "out of memory writing the config");
     if (rc == 0) rc = rt_ckpt_write(out, &c, err);
     free(c.config_yaml);
+    rt_tok_source_free(&c.tokenizer);
     rt_gguf_import_free(ts, n);
     return rc;
 }

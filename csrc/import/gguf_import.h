@@ -27,7 +27,8 @@ typedef struct rt_gguf_import_report {
     int tied;             // no output.weight: the head is the embedding
     int unpermuted;       // llama: the q/k rows were permuted back to retort's order
     int rope_freqs;       // rope_freqs.weight was read as llama3 scaling
-    char tokenizer[16];   // tokenizer.ggml.model ("" when absent); the vocabulary is not imported
+    char tokenizer[16];   // tokenizer.ggml.model ("" when absent)
+    int tokenizer_stored; // the checkpoint stores the file's tokenizer (else the byte record and a note)
     int bos_id, eos_id;   // tokenizer.ggml.bos/eos_token_id, -1 when absent
     int pad_id;           // tokenizer.ggml.padding_token_id, -1 when absent
 } rt_gguf_import_report;
