@@ -15,7 +15,7 @@
 
 static void print_help(void) {
     printf(
-        "usage: retort import hf DIR --out CKPT.h5 [--max-seq-len N]\n"
+        "usage: retort import hf DIR --out CKPT.h5 [--max-seq-len N] [--no-tokenizer]\n"
         "       retort import gguf FILE.gguf --out CKPT.h5 [--max-seq-len N]\n"
         "       retort import peft DIR --base CKPT.h5 --out ADAPTER.h5\n\n"
         "hf: a Hugging Face model folder (config.json and model.safetensors, or the shards that\n"
@@ -29,8 +29,11 @@ static void print_help(void) {
         "  --out CKPT.h5      the checkpoint written (atomically)\n"
         "  --max-seq-len N    a context shorter than the model's (less memory for generation; needed\n"
         "                     when a sliding window is shorter than the context)\n"
-        "gguf stores the file's tokenizer in the checkpoint when retort reads it (docs/tokenizers.md); hf\n"
-        "records the byte tokenizer for now: give such a model token ids, not text.\n\n"
+        "  --no-tokenizer     hf: store the weights without the folder's tokenizer.json\n"
+        "The checkpoint stores the model's tokenizer (docs/tokenizers.md): hf the folder's tokenizer.json\n"
+        "with tokenizer_config.json's special tokens (one retort cannot read is refused unless\n"
+        "--no-tokenizer is given), gguf the file's tokenizer.* keys when retort reads them. Without one\n"
+        "(no tokenizer.json, --no-tokenizer) it records the byte tokenizer: give such a model token ids.\n\n"
         "peft: a PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) trained on\n"
         "the model whose retort checkpoint --base names (`retort import hf` of it). The adapter\n"
         "checkpoint records that base's path and content hash, like the ones `retort finetune` writes:\n"
@@ -75,9 +78,9 @@ static const char *dtype_summary(const rt_hf_import_report *r, char *buf, size_t
     return buf;
 }
 
-static int import_hf(const char *dir, const char *out, int max_seq_len) {
+static int import_hf(const char *dir, const char *out, int max_seq_len, int no_tokenizer) {
     rt_error err = {{0}};
-    rt_hf_import_opts opts = {max_seq_len};
+    rt_hf_import_opts opts = {max_seq_len, no_tokenizer};
     rt_hf_import_report rep;
     if (rt_hf_import(dir, out, &opts, &rep, &err)) {
         rt_cli_error("import", err.msg);
@@ -103,6 +106,13 @@ static int import_hf(const char *dir, const char *out, int max_seq_len) {
            hf->intermediate_size, hf->vocab_size, max_seq_len ? max_seq_len : hf->max_position_embeddings,
            rep.tied ? ", tied head" : "", out, rep.n_tensors, rep.n_params,
            dtype_summary(&rep, dtypes, sizeof dtypes));
+    if (rep.tokenizer == RT_HF_TOK_STORED)
+        printf("the checkpoint stores the folder's tokenizer (%s, %d ids)\n", rep.tok_type, rep.tok_vocab);
+    else
+        fprintf(stderr,
+                "note: %s: the checkpoint records retort's byte tokenizer, not the model's: give it token "
+                "ids (retort tokenize with the model's tokenizer makes them)\n",
+                rep.tokenizer == RT_HF_TOK_SKIPPED ? "--no-tokenizer" : "the folder has no tokenizer.json");
     return 0;
 }
 
@@ -130,9 +140,13 @@ int rt_cmd_import(int argc, char **argv) {
     rt_error err = {{0}};
     const char *source = NULL, *path = NULL, *out = NULL, *v = NULL, *base = NULL;
     int64_t max_seq_len = 0;
+    int no_tokenizer = 0;
     for (int i = 1; i < argc;) {
         int got = 0;
-        if ((got = rt_arg_value(argc, argv, &i, "--out", &out, &err))) {
+        if (strcmp(argv[i], "--no-tokenizer") == 0) {
+            no_tokenizer = 1;
+            i++;
+        } else if ((got = rt_arg_value(argc, argv, &i, "--out", &out, &err))) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--base", &base, &err))) {
         } else if ((got = rt_arg_value(argc, argv, &i, "--max-seq-len", &v, &err))) {
             if (got > 0 && rt_arg_int("--max-seq-len", v, 2, 1 << 20, &max_seq_len, &err)) got = -1;
@@ -165,8 +179,12 @@ int rt_cmd_import(int argc, char **argv) {
                                     : "--base is for import peft");
         return 2;
     }
+    if (no_tokenizer && strcmp(source, "hf") != 0) {
+        rt_cli_error("import", "--no-tokenizer is for import hf");
+        return 2;
+    }
     if (peft) return import_peft(path, base, out);
-    if (strcmp(source, "hf") == 0) return import_hf(path, out, (int)max_seq_len);
+    if (strcmp(source, "hf") == 0) return import_hf(path, out, (int)max_seq_len, no_tokenizer);
     if (strcmp(source, "gguf") == 0) return import_gguf(path, out, (int)max_seq_len);
     rt_fail(&err,
             "import %s: expected hf (a Hugging Face model folder), gguf (a llama.cpp file) or peft (a PEFT "

@@ -9,6 +9,7 @@
 #include "data/tokenizer.h"
 #include "export/hf_names.h"
 #include "import/safetensors.h"
+#include "tokenizer/tokenizer_source.h"
 #include "train/checkpoint.h"
 
 int rt_hf_to_config(const rt_hf_config *hf, const char *path, int max_seq_len, int tied, rt_config *cfg,
@@ -106,7 +107,47 @@ static void count_dtype(const rt_st_tensor *st, rt_hf_import_report *rep) {
     *n += st->count;
 }
 
-static int write_ckpt(const char *out, const rt_config *cfg, rt_named_tensor *ts, int n, rt_error *err) {
+// The tokenizer the checkpoint stores: the folder's tokenizer.json (tokenizer_config.json naming its special
+// tokens), or the byte record when there is none or --no-tokenizer is given. A tokenizer.json retort cannot
+// read is refused, not dropped: a model whose checkpoint tokenizes differently from its folder would
+// silently train and generate on the wrong ids.
+static int read_tokenizer(const char *dir, const rt_config *cfg, const rt_hf_import_opts *opts,
+                          rt_tok_source *tok, rt_hf_import_report *rep, rt_error *err) {
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/tokenizer.json", dir) >= sizeof path)
+        return rt_fail(err, "%s: path too long", dir);
+    FILE *f = opts && opts->no_tokenizer ? NULL : fopen(path, "rb");
+    if (!f) {
+        rep->tokenizer = opts && opts->no_tokenizer ? RT_HF_TOK_SKIPPED : RT_HF_TOK_ABSENT;
+        rt_tok_source_byte(tok, cfg->model.vocab_size);
+        return 0;
+    }
+    fclose(f);
+    if (rt_tok_source_load(dir, tok, NULL, err)) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return rt_fail(err,
+                       "%.900s; retort cannot read this tokenizer (docs/tokenizers.md lists the forms it "
+                       "reads): import with --no-tokenizer to store the weights alone and give the model "
+                       "token ids",
+                       why);
+    }
+    if (tok->vocab_size > cfg->model.vocab_size) {
+        rt_fail(err,
+                "%s has %d ids but config.json's vocab_size is %d: the embedding has no row for ids %d and "
+                "above (a tokenizer of another model?)",
+                path, tok->vocab_size, cfg->model.vocab_size, cfg->model.vocab_size);
+        rt_tok_source_free(tok);
+        return -1;
+    }
+    rep->tokenizer = RT_HF_TOK_STORED;
+    snprintf(rep->tok_type, sizeof rep->tok_type, "%s", tok->type);
+    rep->tok_vocab = tok->vocab_size;
+    return 0;
+}
+
+static int write_ckpt(const char *out, const rt_config *cfg, rt_named_tensor *ts, int n,
+                      const rt_tok_source *tok, rt_error *err) {
     rt_ckpt c;
     memset(&c, 0, sizeof c);
     c.model = ts;
@@ -115,12 +156,7 @@ static int write_ckpt(const char *out, const rt_config *cfg, rt_named_tensor *ts
     c.config_yaml = rt_config_to_yaml(cfg);
     if (!c.config_yaml) return rt_fail(err, "out of memory writing the config");
     snprintf(c.architecture, sizeof c.architecture, "llama");
-    // the tokenizer record as today's format has it: the byte tokenizer's control ids
-    snprintf(c.tokenizer.type, sizeof c.tokenizer.type, "byte");
-    c.tokenizer.vocab_size = cfg->model.vocab_size;
-    c.tokenizer.bos_id = RT_TOK_BOS;
-    c.tokenizer.eos_id = RT_TOK_EOS;
-    c.tokenizer.pad_id = RT_TOK_PAD;
+    c.tokenizer = *tok; // borrowed: the caller frees it
     int rc = rt_ckpt_write(out, &c, err);
     free(c.config_yaml);
     return rc;
@@ -149,6 +185,9 @@ int rt_hf_import(const char *dir, const char *out, const rt_hf_import_opts *opts
     if (rc == 0 && !src) rc = -1;
     for (int i = 0; rc == 0 && i < n; i++) rc = find_checked(&m, &ts[i], dir, &src[i], err);
     if (rc == 0) rc = check_leftovers(&m, ts, n, rep->head_ignored, dir, rep, err);
+    rt_tok_source tok;
+    memset(&tok, 0, sizeof tok);
+    if (rc == 0) rc = read_tokenizer(dir, &cfg, opts, &tok, rep, err);
     rt_named_tensor *w = rc == 0 ? rt_calloc((size_t)n, sizeof *w, "the weights", err) : NULL;
     if (rc == 0 && !w) rc = -1;
     for (int i = 0; rc == 0 && i < n; i++) { // one conversion per tensor, from the mapping into fp32
@@ -159,7 +198,8 @@ int rt_hf_import(const char *dir, const char *out, const rt_hf_import_opts *opts
         rc = w[i].data ? rt_st_read_f32(src[i], w[i].data, src[i]->count, err) : -1;
         if (rc == 0) count_dtype(src[i], rep), rep->n_params += src[i]->count;
     }
-    if (rc == 0) rc = write_ckpt(out, &cfg, w, n, err);
+    if (rc == 0) rc = write_ckpt(out, &cfg, w, n, &tok, err);
+    rt_tok_source_free(&tok);
     if (rc == 0) rep->n_tensors = n;
     for (int i = 0; w && i < n; i++) free(w[i].data);
     free(w);
