@@ -55,7 +55,8 @@ static void print_help(void) {
         "  --out FOLDER      the folder written\n\n"
         "hf: a Hugging Face folder transformers loads with from_pretrained: config.json\n"
         "(LlamaForCausalLM), generation_config.json and model.safetensors under transformers' names; a\n"
-        "tied head has no lm_head.weight. No tokenizer files yet. Replaced whole, like the ONNX folder.\n"
+        "tied head has no lm_head.weight; the tokenizer files AutoTokenizer loads (the model's tokenizer,\n"
+        "or retort's byte tokenizer written as a tokenizer.json). Replaced whole, like the ONNX folder.\n"
         "  --dtype D         f32 (default) or bf16 for the weights\n"
         "  --out FOLDER      the folder written\n\n"
         "peft: an adapter checkpoint (LoRA or QLoRA) as a PEFT LoRA adapter: adapter_config.json and\n"
@@ -93,6 +94,8 @@ static int export_weights(const export_job *job, const rt_named_tensor *w, int n
         o.bos_id = ck->tokenizer.bos_id;
         o.eos_id = ck->tokenizer.eos_id;
         o.pad_id = ck->tokenizer.pad_id;
+        o.tok = job->tok;
+        o.tok_src = &ck->tokenizer;
         return rt_hf_export_model(w, n, cfg, &o, out, &r->hf, err);
     }
     return rt_gguf_export_model(w, n, cfg, job->tok, job->type, path, out, &r->gguf, err);
@@ -169,7 +172,7 @@ static int export_ckpt(const char *path, const char *out, const export_job *job_
                     "merged model use retort merge and --format hf\n");
     } else if (rc == 0 && job->hf) {
         printf("wrote %s: config.json (%s), generation_config.json, model.safetensors (%d tensors, %s, %.2f "
-               "MiB)\n",
+               "MiB) and the tokenizer files\n",
                out, r.hf.architecture, r.hf.n_tensors, job->hf_opts.bf16 ? "BF16" : "F32",
                (double)r.hf.weights_bytes / (1 << 20));
     } else if (rc == 0) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "data/tokenizer.h"
 #include "export/export_folder.h"
 
 int rt_export_has_real_tokenizer(const rt_tok_source *src) {
@@ -82,6 +83,117 @@ int rt_export_tokenizer_files(const char *dir, const rt_tokenizer *tok, const rt
         rt_buf_free(&b);
     }
     return rc;
+}
+
+// ---- the byte tokenizer
+
+static const char *special_name(int id, char buf[24]) {
+    if (id == RT_TOK_BOS) return "<s>";
+    if (id == RT_TOK_EOS) return "</s>";
+    if (id == RT_TOK_PAD) return "<pad>";
+    snprintf(buf, 24, "<unused_%d>", id);
+    return buf;
+}
+
+static void added_token(rt_buf *b, int id, int with_id) {
+    char buf[24];
+    rt_buf_append(b, "{", 1);
+    if (with_id) rt_buf_printf(b, "\"id\": %d, ", id);
+    rt_buf_printf(b,
+                  "\"content\": \"%s\", \"single_word\": false, \"lstrip\": false, \"rstrip\": false, "
+                  "\"normalized\": false, \"special\": true}",
+                  special_name(id, buf));
+}
+
+// retort's byte tokenizer as HF tokenizers reads it: a GPT-2 byte-level BPE with no merges and no regex
+// split, so token b is byte b and the ids are exactly retort's; 256 <s> (added first by the template), 257
+// </s>, 258 <pad> and the model's further ids as special added tokens.
+static void byte_tokenizer_json(rt_buf *b, int V) {
+    rt_buf_printf(
+        b,
+        "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [");
+    for (int id = 256; id < V; id++) {
+        rt_buf_printf(b, "%s\n    ", id > 256 ? "," : "");
+        added_token(b, id, 1);
+    }
+    rt_buf_printf(
+        b,
+        "\n  ],\n  \"normalizer\": null,\n"
+        "  \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": true, "
+        "\"use_regex\": false},\n");
+    rt_buf_printf(
+        b,
+        "  \"post_processor\": {\"type\": \"TemplateProcessing\", "
+        "\"single\": [{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", "
+        "\"type_id\": 0}}], ");
+    rt_buf_printf(
+        b, "\"pair\": [{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", "
+           "\"type_id\": 0}}, {\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 1}}, {\"Sequence\": {\"id\": "
+           "\"B\", \"type_id\": 1}}], ");
+    rt_buf_printf(
+        b, "\"special_tokens\": {\"<s>\": {\"id\": \"<s>\", \"ids\": [%d], \"tokens\": [\"<s>\"]}}},\n",
+        RT_TOK_BOS);
+    rt_buf_printf(
+        b, "  \"decoder\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, \"trim_offsets\": true, "
+           "\"use_regex\": true},\n");
+    rt_buf_printf(b, "  \"model\": {\"type\": \"BPE\", \"dropout\": null, \"unk_token\": null, "
+                     "\"continuing_subword_prefix\": "
+                     "null, \"end_of_word_suffix\": null, \"fuse_unk\": false, \"byte_fallback\": false, "
+                     "\"ignore_merges\": false,\n    \"vocab\": {");
+    char piece[24];
+    for (int id = 0; id < V; id++) {
+        if (id < 256) {
+            rt_tok_byte_unicode(id, piece);
+            rt_buf_printf(b, "%s", id ? ", " : "");
+            json_bytes(b, piece, strlen(piece));
+        } else {
+            rt_buf_printf(b, ", \"%s\"", special_name(id, piece));
+        }
+        rt_buf_printf(b, ": %d", id);
+    }
+    rt_buf_printf(b, "},\n    \"merges\": []\n  }\n}\n");
+}
+
+// split_special_tokens: retort's byte tokenizer reads "<s>" written in a text as its three bytes (only the
+// template adds BOS), so transformers must not match the added tokens in text either.
+static void byte_tokenizer_config_json(rt_buf *b, int max_len) {
+    rt_buf_printf(
+        b,
+        "{\n  \"tokenizer_class\": \"PreTrainedTokenizerFast\",\n  \"add_bos_token\": true,\n"
+        "  \"add_eos_token\": false,\n  \"bos_token\": \"<s>\",\n  \"eos_token\": \"</s>\",\n"
+        "  \"pad_token\": \"<pad>\",\n  \"unk_token\": null,\n  \"clean_up_tokenization_spaces\": false,\n"
+        "  \"split_special_tokens\": true,\n  \"model_max_length\": %d,\n  \"added_tokens_decoder\": {",
+        max_len);
+    for (int id = 256; id < RT_TOK_N_BASE; id++) {
+        rt_buf_printf(b, "%s\n    \"%d\": ", id > 256 ? "," : "", id);
+        added_token(b, id, 0);
+    }
+    rt_buf_printf(b, "\n  }\n}\n");
+}
+
+static int byte_tokenizer_files(const char *dir, int vocab_size, int max_len, uint64_t *total,
+                                rt_error *err) {
+    static const char *const names[3] = {"tokenizer.json", "tokenizer_config.json",
+                                         "special_tokens_map.json"};
+    int rc = 0;
+    for (int k = 0; rc == 0 && k < 3; k++) {
+        rt_buf b = {0};
+        if (k == 0) byte_tokenizer_json(&b, vocab_size);
+        if (k == 1) byte_tokenizer_config_json(&b, max_len);
+        if (k == 2)
+            rt_buf_printf(&b,
+                          "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"pad_token\": \"<pad>\"}\n");
+        rc = rt_export_text_file(dir, names[k], &b, total, err);
+        rt_buf_free(&b);
+    }
+    return rc;
+}
+
+int rt_export_tokenizer_folder_files(const char *dir, const rt_tokenizer *tok, const rt_tok_source *src,
+                                     int vocab_size, int max_len, uint64_t *total, rt_error *err) {
+    if (tok && rt_export_has_real_tokenizer(src))
+        return rt_export_tokenizer_files(dir, tok, src, max_len, total, err);
+    return byte_tokenizer_files(dir, vocab_size, max_len, total, err);
 }
 
 void rt_export_special_ids(const rt_tokenizer *tok, int *bos, int *eos, int *pad) {

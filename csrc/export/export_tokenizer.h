@@ -17,6 +17,11 @@ int rt_export_has_real_tokenizer(const rt_tok_source *src);
 // tokenizer.json: an error naming it.
 int rt_export_tokenizer_files(const char *dir, const rt_tokenizer *tok, const rt_tok_source *src, int max_len,
                               uint64_t *total, rt_error *err);
+// The tokenizer files of a folder export: a real tokenizer's (rt_export_tokenizer_files; tok and src
+// given), else retort's byte tokenizer (tok NULL or src the byte record) as a tokenizer.json HF tokenizers
+// reads with retort's ids, the model's vocab_size ids in all (those past 258 as unused special tokens).
+int rt_export_tokenizer_folder_files(const char *dir, const rt_tokenizer *tok, const rt_tok_source *src,
+                                     int vocab_size, int max_len, uint64_t *total, rt_error *err);
 // The ids a config names for BOS, EOS and PAD where it cannot say "none": a missing BOS or PAD is EOS, as
 // HF's generation does (the byte tokenizer: 256, 257, 258).
 void rt_export_special_ids(const rt_tokenizer *tok, int *bos, int *eos, int *pad);

@@ -11,10 +11,12 @@
 
 #include "base/buf.h"
 #include "export/export_folder.h"
+#include "export/export_tokenizer.h"
 #include "export/hf_names.h"
 #include "export/safetensors_write.h"
 
-static const char *const hf_files[] = {"config.json", "generation_config.json", "model.safetensors"};
+static const char *const hf_files[] = {"config.json",    "generation_config.json", "model.safetensors",
+                                       "tokenizer.json", "tokenizer_config.json",  "special_tokens_map.json"};
 
 static void key_int(rt_buf *b, const char *key, long long v) {
     rt_buf_printf(b, "  \"%s\": %lld,\n", key, v);
@@ -122,6 +124,9 @@ static int write_files(const char *dir, void *user, rt_error *err) {
     generation_config_json(&b, j->opts);
     if (rc == 0) rc = rt_export_text_file(dir, "generation_config.json", &b, NULL, err);
     rt_buf_free(&b);
+    if (rc == 0)
+        rc = rt_export_tokenizer_folder_files(dir, j->opts->tok, j->opts->tok_src, j->cfg->model.vocab_size,
+                                              j->cfg->model.max_seq_len, NULL, err);
     return rc;
 }
 

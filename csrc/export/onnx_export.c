@@ -64,96 +64,6 @@ void rt_onnx_quantize_int4(const float *w, int64_t N, int64_t K, uint8_t *packed
 // ---------------------------------------------------------------------------------------------------
 // text files
 
-// A JSON string literal of UTF-8 s (the byte tokens hold '"' and '\\').
-static void json_string(rt_buf *b, const char *s) {
-    rt_buf_append(b, "\"", 1);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') rt_buf_append(b, "\\", 1);
-        rt_buf_append(b, s, 1);
-    }
-    rt_buf_append(b, "\"", 1);
-}
-
-static const char *special_name(int id, char buf[24]) {
-    if (id == RT_TOK_BOS) return "<s>";
-    if (id == RT_TOK_EOS) return "</s>";
-    if (id == RT_TOK_PAD) return "<pad>";
-    snprintf(buf, 24, "<unused_%d>", id);
-    return buf;
-}
-
-static void added_token(rt_buf *b, int id, int with_id) {
-    char buf[24];
-    rt_buf_append(b, "{", 1);
-    if (with_id) rt_buf_printf(b, "\"id\": %d, ", id);
-    rt_buf_printf(b,
-                  "\"content\": \"%s\", \"single_word\": false, \"lstrip\": false, \"rstrip\": false, "
-                  "\"normalized\": false, \"special\": true}",
-                  special_name(id, buf));
-}
-
-// A GPT-2 byte-level BPE with no merges: token b is byte b, so the ids are exactly retort's.
-static void tokenizer_json(rt_buf *b, int V) {
-    rt_buf_printf(
-        b,
-        "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [");
-    for (int id = 256; id < V; id++) {
-        rt_buf_printf(b, "%s\n    ", id > 256 ? "," : "");
-        added_token(b, id, 1);
-    }
-    rt_buf_printf(
-        b,
-        "\n  ],\n  \"normalizer\": null,\n"
-        "  \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": true, "
-        "\"use_regex\": false},\n");
-    rt_buf_printf(
-        b,
-        "  \"post_processor\": {\"type\": \"TemplateProcessing\", "
-        "\"single\": [{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", "
-        "\"type_id\": 0}}], ");
-    rt_buf_printf(
-        b, "\"pair\": [{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", "
-           "\"type_id\": 0}}, {\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 1}}, {\"Sequence\": {\"id\": "
-           "\"B\", \"type_id\": 1}}], ");
-    rt_buf_printf(
-        b, "\"special_tokens\": {\"<s>\": {\"id\": \"<s>\", \"ids\": [%d], \"tokens\": [\"<s>\"]}}},\n",
-        RT_TOK_BOS);
-    rt_buf_printf(
-        b, "  \"decoder\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, \"trim_offsets\": true, "
-           "\"use_regex\": true},\n");
-    rt_buf_printf(b, "  \"model\": {\"type\": \"BPE\", \"dropout\": null, \"unk_token\": null, "
-                     "\"continuing_subword_prefix\": "
-                     "null, \"end_of_word_suffix\": null, \"fuse_unk\": false, \"byte_fallback\": false, "
-                     "\"ignore_merges\": false,\n    \"vocab\": {");
-    char piece[24];
-    for (int id = 0; id < V; id++) {
-        if (id < 256) {
-            rt_tok_byte_unicode(id, piece);
-            rt_buf_printf(b, "%s", id ? ", " : "");
-            json_string(b, piece);
-        } else {
-            rt_buf_printf(b, ", \"%s\"", special_name(id, piece));
-        }
-        rt_buf_printf(b, ": %d", id);
-    }
-    rt_buf_printf(b, "},\n    \"merges\": []\n  }\n}\n");
-}
-
-static void tokenizer_config_json(rt_buf *b, const rt_config *c) {
-    rt_buf_printf(
-        b,
-        "{\n  \"tokenizer_class\": \"PreTrainedTokenizerFast\",\n  \"add_bos_token\": true,\n"
-        "  \"add_eos_token\": false,\n  \"bos_token\": \"<s>\",\n  \"eos_token\": \"</s>\",\n"
-        "  \"pad_token\": \"<pad>\",\n  \"unk_token\": null,\n  \"clean_up_tokenization_spaces\": false,\n"
-        "  \"model_max_length\": %d,\n  \"added_tokens_decoder\": {",
-        c->model.max_seq_len);
-    for (int id = 256; id < RT_TOK_N_BASE; id++) {
-        rt_buf_printf(b, "%s\n    \"%d\": ", id > 256 ? "," : "", id);
-        added_token(b, id, 0);
-    }
-    rt_buf_printf(b, "\n  }\n}\n");
-}
-
 static void genai_config_json(rt_buf *b, const rt_config *c, const rt_tokenizer *tok) {
     const int hd = rt_config_head_dim(c);
     int bos = RT_TOK_BOS, eos = RT_TOK_EOS, pad = RT_TOK_PAD;
@@ -240,22 +150,13 @@ static int write_folder(const rt_named_tensor *weights, int n, const rt_config *
         rep->folder_bytes = wr.model_bytes + wr.data_bytes;
     }
     rt_onnx_graph_free(&g);
-    if (rc == 0 && ts)
-        rc = rt_export_tokenizer_files(dir, opts->tok, ts, cfg->model.max_seq_len, &rep->folder_bytes, err);
-    for (int k = 0; rc == 0 && k < 4; k++) {
-        if (k > 0 && ts) break; // the real tokenizer's files are written
-        rt_buf b = {0};
-        if (k == 0) genai_config_json(&b, cfg, ts ? opts->tok : NULL);
-        if (k == 1) tokenizer_json(&b, cfg->model.vocab_size);
-        if (k == 2) tokenizer_config_json(&b, cfg);
-        if (k == 3)
-            rt_buf_printf(&b,
-                          "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"pad_token\": \"<pad>\"}\n");
-        static const char *const names[4] = {"genai_config.json", "tokenizer.json", "tokenizer_config.json",
-                                             "special_tokens_map.json"};
-        rc = rt_export_text_file(dir, names[k], &b, &rep->folder_bytes, err);
-        rt_buf_free(&b);
-    }
+    if (rc == 0)
+        rc = rt_export_tokenizer_folder_files(dir, ts ? opts->tok : NULL, ts, cfg->model.vocab_size,
+                                              cfg->model.max_seq_len, &rep->folder_bytes, err);
+    rt_buf b = {0};
+    genai_config_json(&b, cfg, ts ? opts->tok : NULL);
+    if (rc == 0) rc = rt_export_text_file(dir, "genai_config.json", &b, &rep->folder_bytes, err);
+    rt_buf_free(&b);
     return rc;
 }
 
