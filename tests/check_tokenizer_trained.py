@@ -6,7 +6,8 @@ in Metaspace form, all on Debian's licence texts. Each is compared with HF token
 - as tokenizer.json (GPT-2 also with ByteLevel's add_prefix_space), then with extra added tokens that exercise lstrip/rstrip, single_word and normalized
   matching (and an added token in the middle of the vocabulary's ids);
 - as a GGUF file written by the gguf package (tokenizer.ggml.* keys as convert_hf_to_gguf.py writes them),
-  which retort reads with llama.cpp's algorithms (SentencePiece by score)."""
+  which retort reads with llama.cpp's algorithms (SentencePiece by score), and the tokenizer.json retort writes
+  from that GGUF (tokenizer_json_write.c), read by HF tokenizers, against retort on the GGUF."""
 import glob
 import os
 import sys
@@ -121,6 +122,14 @@ def byte_level_gguf(style, tok):
     return path
 
 
+def check_written_json(label, gguf_path, texts):
+    """The tokenizer.json retort writes from the GGUF (tokenizer_json_write.c), read by HF tokenizers, gives
+    retort's ids on the GGUF."""
+    path = gguf_path + ".written.json"
+    open(path, "wb").write(HARNESS.run(["json", gguf_path], b""))
+    check(f"{label} tokenizer.json written from the GGUF", gguf_path, Tokenizer.from_file(path), texts)
+
+
 STYLES = ("llama-bpe", "qwen2", "gpt-2", "smollm")
 
 
@@ -135,7 +144,9 @@ def main():
         path = os.path.join(WORK, f"{style}.json")
         tok = R.save(tok, path, merges_as_strings=style == "qwen2")
         check(f"trained {style} tokenizer.json", path, tok, texts)
-        check(f"trained {style} GGUF", byte_level_gguf(style, tok), tok, texts)
+        gguf_path = byte_level_gguf(style, tok)
+        check(f"trained {style} GGUF", gguf_path, tok, texts)
+        check_written_json(f"trained {style}", gguf_path, texts)
         if style == "gpt-2":  # ByteLevel's prefix space (RoBERTa, Phi): one before every piece lacking it
             prefixed = Tokenizer.from_str(tok.to_str())
             prefixed.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True)
@@ -171,6 +182,7 @@ def main():
                unk=vocab["<unk>"], add_bos=True)
     check("trained SentencePiece GGUF (llama.cpp's algorithm) against the legacy tokenizer.json", gguf_path, ref,
           texts)
+    check_written_json("trained SentencePiece", gguf_path, texts)
 
     if errors:
         print("\n".join(errors))

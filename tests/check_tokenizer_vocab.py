@@ -8,6 +8,9 @@
   and as "a b" strings for Llama 3; Llama 2 in its legacy Prepend/Replace form and in two Metaspace forms):
   retort gives the .out ids and HF tokenizers' own ids on 1,200 varied texts with and without special
   tokens, and decodes HF's ids to HF's text;
+- the tokenizer.json retort writes from each GGUF (tokenizer_json_write.c, what the HF and ONNX exports of a
+  GGUF-imported model carry): HF tokenizers reading it gives the .out ids and retort's ids on the GGUF on 1,200
+  varied texts, with and without special tokens, and decodes as retort does;
 - a Hugging Face folder (tokenizer.json + tokenizer_config.json) loads, with BOS/EOS from the config."""
 import json
 import os
@@ -50,6 +53,24 @@ def check_cli(label, gguf, texts, want):
         errors.append(f"{label}: retort tokenize --text printed {p.stdout[:300]!r} (rc {p.returncode})")
 
 
+def check_written_json(name, gguf, work, texts, want):
+    """The tokenizer.json retort writes from the GGUF, read by HF tokenizers: the .out ids, and retort's own
+    ids on the GGUF for varied texts."""
+    from tokenizers import Tokenizer
+    path = os.path.join(work, f"{name}-written.json")
+    open(path, "wb").write(HARNESS.run(["json", gguf], b""))
+    tok = Tokenizer.from_file(path)
+    got = [tok.encode(t, add_special_tokens=False).ids for t in texts]
+    bad = [i for i in range(len(texts)) if got[i] != want[i]]
+    for i in bad[:3]:
+        errors.append(f"{name} written tokenizer.json in HF: text {texts[i]!r}\n  .out {want[i]}\n  HF   {got[i]}")
+    specials = [a.content for a in tok.get_added_tokens_decoder().values()][:12] + ["<s>", "</s>"]
+    counts = R.compare(f"{name} written tokenizer.json", HARNESS, gguf, tok, R.make_texts(specials) + texts, errors)
+    print(f"{name} tokenizer.json written by retort: HF gives {len(texts) - len(bad)}/{len(texts)} .out ids and "
+          f"retort's ids on {counts[False]} texts (no specials), {counts[True]} (specials), decode {counts['decode']}"
+          + (f"; {counts['nfc_divergent']} texts where HF's NFC is not Unicode's" if counts["nfc_divergent"] else ""))
+
+
 def main():
     global VOCAB
     if not VOCAB:  # the vocabularies in the llama.cpp tree the script unpacks (it prints the tree last)
@@ -76,6 +97,7 @@ def main():
             print(f"{label}: HF ids equal on {counts[False]} texts (no specials), {counts[True]} (specials), "
                   f"decode {counts['decode']}; load {HARNESS.info(path)['load_s']} s" +
                   (f"; {counts['nfc_divergent']} texts where HF's NFC is not Unicode's" if counts["nfc_divergent"] else ""))
+        check_written_json(name, gguf, work, texts, want)
         # the same GGUF with add_special: BOS exactly where HF's post-processor adds it
         info = HARNESS.info(gguf)
         with_bos = HARNESS.encode(gguf, texts[9:10], special=True)[0]

@@ -6,6 +6,8 @@
 //                                               each one's decoded text (skip: skip_special)
 //   tokenizer_harness info SOURCE               kind, vocab size, bos, eos, pad, unk, adds_bos, adds_eos,
 //                                               ggml model, pre, merges, load seconds
+//   tokenizer_harness json SOURCE               the tokenizer written as tokenizer.json
+//   (tokenizer_json_write.h)
 // A harness is a test program: it stops at the first problem with a message and exit 1.
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 
 #include "base/common.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_json_write.h"
 
 static _Noreturn void die(const char *msg) {
     fprintf(stderr, "tokenizer_harness: %s\n", msg);
@@ -35,7 +38,7 @@ static int read_record(char **buf, size_t *cap, size_t *len) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) die("usage: tokenizer_harness encode|decode|info SOURCE [special|skip]");
+    if (argc < 3) die("usage: tokenizer_harness encode|decode|info|json SOURCE [special|skip]");
     rt_error err;
     rt_tokenizer *t;
     double t0 = rt_now();
@@ -84,8 +87,13 @@ int main(int argc, char **argv) {
                rt_tokenizer_pad(t), rt_tokenizer_unk(t), rt_tokenizer_adds_bos(t), rt_tokenizer_adds_eos(t),
                rt_tokenizer_ggml_model(t) ? rt_tokenizer_ggml_model(t) : "-", rt_tokenizer_pre(t),
                rt_tokenizer_n_merges(t), load_s);
+    } else if (strcmp(argv[1], "json") == 0) { // the tokenizer written as tokenizer.json
+        rt_buf out = {0};
+        if (rt_tokenizer_to_json(t, &out, &err)) die(err.msg);
+        fwrite(out.data, 1, out.len, stdout);
+        rt_buf_free(&out);
     } else {
-        die("unknown command (encode, decode, info)");
+        die("unknown command (encode, decode, info, json)");
     }
     rt_tokenizer_free(t);
     return 0;

@@ -7,6 +7,7 @@
 #include "base/buf.h"
 #include "data/tokenizer.h"
 #include "export/export_folder.h"
+#include "tokenizer/tokenizer_json_write.h"
 
 int rt_export_has_real_tokenizer(const rt_tok_source *src) {
     return src && src->type[0] && strcmp(src->type, "byte") != 0;
@@ -66,20 +67,19 @@ static void special_tokens_map_json(rt_buf *b, const rt_tokenizer *t) {
 
 int rt_export_tokenizer_files(const char *dir, const rt_tokenizer *tok, const rt_tok_source *src, int max_len,
                               uint64_t *total, rt_error *err) {
-    if (strcmp(src->format, RT_TOK_FORMAT_JSON) != 0)
-        return rt_fail(err,
-                       "the model's tokenizer came from a GGUF file (%s, hash %s): writing it as a "
-                       "tokenizer.json is not supported yet",
-                       src->type, src->hash);
     static const char *const names[3] = {"tokenizer.json", "tokenizer_config.json",
                                          "special_tokens_map.json"};
     int rc = 0;
     for (int k = 0; rc == 0 && k < 3; k++) {
         rt_buf b = {0};
-        if (k == 0) rt_buf_append(&b, src->bytes, src->len);
+        // a tokenizer.json source as it is; one from a GGUF file written from the tokenizer
+        if (k == 0 && strcmp(src->format, RT_TOK_FORMAT_JSON) == 0)
+            rt_buf_append(&b, src->bytes, src->len);
+        else if (k == 0 && rt_tokenizer_to_json(tok, &b, err))
+            rc = -1;
         if (k == 1) tokenizer_config_json(&b, tok, max_len);
         if (k == 2) special_tokens_map_json(&b, tok);
-        rc = rt_export_text_file(dir, names[k], &b, total, err);
+        if (rc == 0) rc = rt_export_text_file(dir, names[k], &b, total, err);
         rt_buf_free(&b);
     }
     return rc;

@@ -13,8 +13,8 @@
 // Whether src (may be NULL) is a real tokenizer, whose files rt_export_tokenizer_files writes.
 int rt_export_has_real_tokenizer(const rt_tok_source *src);
 // Writes tokenizer.json, tokenizer_config.json (model_max_length = max_len) and special_tokens_map.json into
-// dir, adding their bytes to *total (may be NULL). A tokenizer that came from a GGUF file has no
-// tokenizer.json: an error naming it.
+// dir, adding their bytes to *total (may be NULL). A tokenizer that came from a GGUF file gets the
+// tokenizer.json tokenizer_json_write.h writes.
 int rt_export_tokenizer_files(const char *dir, const rt_tokenizer *tok, const rt_tok_source *src, int max_len,
                               uint64_t *total, rt_error *err);
 // The tokenizer files of a folder export: a real tokenizer's (rt_export_tokenizer_files; tok and src

@@ -26,7 +26,7 @@ typedef struct rt_onnx_export_opts {
                         // RotaryEmbedding and Attention, onnxruntime >= 1.23); 0 means 21
     const char *source; // the checkpoint, recorded in the model's metadata
     // the model's tokenizer (rt_ckpt_tokenizer) and its record; NULL: the byte tokenizer. A real one's
-    // tokenizer.json is copied as it is (one that came from a GGUF file has none: refused)
+    // tokenizer.json is copied as it is (one that came from a GGUF file is written: tokenizer_json_write.h)
     const struct rt_tokenizer *tok;
     const rt_tok_source *tok_src;
 } rt_onnx_export_opts;

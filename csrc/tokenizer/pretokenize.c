@@ -235,6 +235,13 @@ int rt_pretok_kind_from_regex(const char *pattern) {
     return -1;
 }
 
+const char *rt_pretok_regex(rt_pretok_kind kind) {
+    return kind == RT_PRETOK_GPT2     ? GPT2_PATTERN
+           : kind == RT_PRETOK_LLAMA3 ? LLAMA3_PATTERN
+           : kind == RT_PRETOK_QWEN2  ? QWEN2_PATTERN
+                                      : NULL;
+}
+
 const char *rt_pretok_kind_name(rt_pretok_kind kind) {
     switch (kind) {
     case RT_PRETOK_GPT2:

@@ -62,6 +62,9 @@ void rt_spans_free(rt_spans *spans);
 // holds it in "pattern": {"Regex": ...}); -1 when the pattern is not one of GPT2, LLAMA3, QWEN2.
 int rt_pretok_kind_from_regex(const char *pattern);
 
+// The regex of GPT2, LLAMA3 or QWEN2 as tokenizer.json's Split holds it (decoded); NULL for other kinds.
+const char *rt_pretok_regex(rt_pretok_kind kind);
+
 // Name of a kind ("gpt2", "llama3", "qwen2", "digits"), "unknown" otherwise.
 const char *rt_pretok_kind_name(rt_pretok_kind kind);
 
