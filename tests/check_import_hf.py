@@ -352,6 +352,27 @@ def check_exported_tokenizer(style, out, src, hf_tok, texts, model):
           f"{len(texts) - len(bad)}/{len(texts)} texts, greedy text equal on {len(PROMPTS)} prompts")
 
 
+def check_peft_tokenizer(style, d, ckpt, work):
+    """import peft stores the base's tokenizer in the adapter checkpoint (as finetune's adapters do): retort
+    tokenize ADAPTER gives the base's ids, and generate reads text with it."""
+    from peft import LoraConfig, get_peft_model
+    base = tf.AutoModelForCausalLM.from_pretrained(d)
+    adapter = os.path.join(work, f"peft-{style}")
+    torch.manual_seed(4)
+    get_peft_model(base, LoraConfig(task_type="CAUSAL_LM", init_lora_weights=False, r=4, lora_alpha=8,
+                                    target_modules=["q_proj", "v_proj"])).save_pretrained(adapter)
+    out = os.path.join(work, f"peft-{style}.h5")
+    if run(["import", "peft", adapter, "--base", ckpt, "--out", out], what=f"{style}: import peft").returncode:
+        return
+    hf_tok = tf.AutoTokenizer.from_pretrained(d)
+    texts = PROMPTS + R.make_texts(TOK_STYLES[style][2], n=10, seed=11)
+    same = check_tokenize(f"{style} PEFT adapter checkpoint", out, hf_tok, texts)
+    got_ids, _ = retort_greedy(out, PROMPTS[0])
+    if got_ids is not None and got_ids[:len(hf_tok(PROMPTS[0])["input_ids"])] != hf_tok(PROMPTS[0])["input_ids"]:
+        failures.append(f"{style}: generate on the PEFT adapter checkpoint encoded the prompt as {got_ids}")
+    print(f"{style}: import peft stores the base's tokenizer ({same}/{len(texts)} texts tokenize as AutoTokenizer)")
+
+
 def check_tokenizer_refusals(d, work):
     """A tokenizer.json retort cannot read is refused unless --no-tokenizer; one with more ids than the
     embedding is refused; a folder without tokenizer.json imports with a note."""
@@ -508,6 +529,8 @@ def main():
     lines = tok_corpus(work)
     tok_models = {style: make_with_tokenizer(style, lines, work, 20 + i) for i, style in enumerate(TOK_STYLES)}
     tok_ckpts = {style: check_tokenizer_model(style, d, work) for style, d in tok_models.items()}
+    if tok_ckpts["llama2-spm"]:
+        check_peft_tokenizer("llama2-spm", tok_models["llama2-spm"], tok_ckpts["llama2-spm"], work)
     check_tokenizer_refusals(tok_models["llama3"], work)
     mistral = make(f"{work}/hf-mistral", tf.MistralForCausalLM, tf.MistralConfig, 5, sliding_window=4096)
     check_import("mistral", mistral, work, expect_note="sliding_window 4096")
