@@ -4,10 +4,10 @@
 // can run and some have not finished, the kernel has deadlocked (or a barrier is one that not every thread
 // reaches): the emulator stops and names the place every waiting thread is stuck at.
 //
-// Knobs (environment): RT_EMU_SCHEDULE = forward (threads in index order, the default) or reverse, the order
-// in which runnable fibers are resumed; RT_EMU_CP_ASYNC = lazy (a cp.async lands at the latest moment the
-// PTX allows: the wait_group that covers it; the default) or eager (at once); RT_EMU_STACK = fiber stack
-// size in KiB (256).
+// Knobs (environment): RT_EMU_SCHEDULE = forward (the default), reverse, warp or warp-reverse, the order in
+// which runnable fibers are resumed (schedule_knob); RT_EMU_CP_ASYNC = lazy (a cp.async lands at the latest
+// moment the PTX allows: the wait_group that covers it; the default) or eager (at once); RT_EMU_STACK = fiber
+// stack size in KiB (256).
 //
 // Switching: a fiber's stack is made once with makecontext and then lives as long as the OS thread,
 // running one CUDA thread after another; switches are _setjmp/_longjmp, which (unlike swapcontext) make no
@@ -94,9 +94,24 @@ size_t stack_bytes() {
     return (kib < 64 ? 64 : kib) * 1024;
 }
 
-bool reverse_schedule() {
-    static int r = std::string(knob("RT_EMU_SCHEDULE", "forward")) == "reverse";
-    return r;
+// The order runnable fibers are resumed in: forward (thread index order, one step of each per pass),
+// reverse (the same from the last thread), warp (each warp in turn runs until all its threads wait at a
+// block barrier or have exited, so one warp gets as far ahead of the others as the barriers allow),
+// warp-reverse (the same from the last warp). A missing barrier between warps shows under some of them.
+enum schedule { FORWARD, REVERSE, WARP, WARP_REVERSE };
+schedule schedule_knob() {
+    static const schedule s = [] {
+        std::string v = knob("RT_EMU_SCHEDULE", "forward");
+        if (v == "forward") return FORWARD;
+        if (v == "reverse") return REVERSE;
+        if (v == "warp") return WARP;
+        if (v == "warp-reverse") return WARP_REVERSE;
+        fprintf(stderr,
+                "cuda emulator: RT_EMU_SCHEDULE=%s: expected forward, reverse, warp or warp-reverse\n",
+                v.c_str());
+        abort();
+    }();
+    return s;
 }
 
 bool eager_cp_async() {
@@ -220,14 +235,27 @@ void run_block(block *b) {
     }
     b->n_done = b->n_barrier = 0;
     if (b->smem_bytes) memset(b->smem, 0xff, b->smem_bytes); // shared memory starts as garbage: NaN
-    bool rev = reverse_schedule();
+    schedule sch = schedule_knob();
+    bool rev = sch == REVERSE || sch == WARP_REVERSE, by_warp = sch == WARP || sch == WARP_REVERSE;
+    int n_warps = (b->n + 31) / 32;
     for (;;) {
         bool ran = false;
-        for (int k = 0; k < b->n; k++) {
-            fiber *f = &b->f[rev ? b->n - 1 - k : k];
-            if (f->st != READY) continue;
-            resume(b, f);
-            ran = true;
+        if (by_warp) {
+            for (int k = 0; k < n_warps; k++) {
+                int w = rev ? n_warps - 1 - k : k, lo = 32 * w, hi = lo + 32 < b->n ? lo + 32 : b->n;
+                for (bool again = true; again;) { // this warp until none of its threads can go on
+                    again = false;
+                    for (int i = lo; i < hi; i++)
+                        if (b->f[i].st == READY) resume(b, &b->f[i]), again = ran = true;
+                }
+            }
+        } else {
+            for (int k = 0; k < b->n; k++) {
+                fiber *f = &b->f[rev ? b->n - 1 - k : k];
+                if (f->st != READY) continue;
+                resume(b, f);
+                ran = true;
+            }
         }
         if (b->n_done == b->n) return;
         if (!ran) deadlock(b);
