@@ -3,6 +3,10 @@
 #   totals: N passed, N failed, N skipped     (skipped tests are named on the line before it)
 #   RT_SANITIZE=1 scripts/test.sh   the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #   scripts/test.sh -R config       extra arguments go to ctest
+#   Second stage: the GPU twin tests (ctest label emu) built again in build-emu/ with -DRT_CUDA_EMU=ON and
+#   run on the CPU emulation of the CUDA backend (docs/cuda_emulation.md); the totals count both stages.
+#   It runs by default when no ctest arguments are given: RT_EMU=0 leaves it out, RT_EMU=1 forces it (with
+#   the same ctest arguments). Not under RT_SANITIZE.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -24,24 +28,56 @@ set +e
 (cd "$RT_BUILD_DIR" && ctest --output-on-failure --timeout 900 "$@") 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+# Stage 2 (not under the sanitizers): the CUDA backend's kernels on the CPU emulator, in their own build.
+emu_log=/dev/null
+emu_default=1
+if [[ $# -gt 0 ]]; then emu_default=0; fi
+if [[ "${RT_EMU:-$emu_default}" == 1 && "${RT_SANITIZE:-0}" != 1 ]]; then
+    emu_build=${RT_EMU_BUILD_DIR:-$root/build-emu}
+    emu_log=$(mktemp)
+    # only what the emu tests need: the library and the twin test programs (tests/cuda.cmake)
+    mapfile -t emu_targets < <(sed -n 's/^ *rt_check_test(\(test_cuda_[a-z]*\) .*/\1/p' tests/cuda.cmake)
+    gen=()
+    if command -v ninja >/dev/null 2>&1; then gen=(-G Ninja); fi
+    if [[ ! -f "$emu_build/CMakeCache.txt" ]]; then
+        cmake -S "$root" -B "$emu_build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DRT_CUDA_EMU=ON >/dev/null
+    fi
+    cmake --build "$emu_build" -j "$(nproc)" --target "${emu_targets[@]}" >/dev/null
+    set +e
+    (cd "$emu_build" && ctest --output-on-failure --timeout 900 -L emu "$@") 2>&1 | tee "$emu_log"
+    emu_status=${PIPESTATUS[0]}
+    set -e
+    if [[ $emu_status != 0 ]]; then status=$emu_status; fi
+fi
 # ctest counts a skipped test (exit 77, SKIP_RETURN_CODE) among the passed ones in its "N% tests passed" line,
 # so a run whose GPU tests never ran would read as all passed: count the three apart, name what was skipped
 # and why (the gpu-labelled tests skip only when no GPU answers), and end on a line CI reads.
-total=$(grep -oE "tests failed out of [0-9]+" "$log" | tail -1 | grep -oE "[0-9]+$" || true)
-failed=$(grep -oE "[0-9]+ tests failed out of" "$log" | tail -1 | grep -oE "^[0-9]+" || true)
+count() { # field ($1: total or failed) of ctest's summary line in log $2
+    local line
+    line=$(grep -oE "[0-9]+ tests failed out of [0-9]+" "$2" | tail -1 || true)
+    if [[ -z "$line" ]]; then echo 0; elif [[ $1 == total ]]; then echo "${line##* }"; else echo "${line%% *}"; fi
+}
+total=$(($(count total "$log") + $(count total "$emu_log")))
+failed=$(($(count failed "$log") + $(count failed "$emu_log")))
 skipped_names=$(awk '/^The following tests did not run:/ {on = 1; next}
     on && /^[[:space:]]+[0-9]+ - .* \((Skipped|Disabled)\)$/ {print $3; next}
     {on = 0}' "$log")
+emu_ran=" $(awk '/Test +#[0-9]+: .* Passed/ {print $4}' "$emu_log" | tr '\n' ' ')"
 rm -f "$log"
-total=${total:-0}
-failed=${failed:-0}
+if [[ "$emu_log" != /dev/null ]]; then rm -f "$emu_log"; fi
 skipped=0
 if [[ -n "$skipped_names" ]]; then
     gpu_tests=" $( (cd "$RT_BUILD_DIR" && ctest -N -L gpu) | awk '/Test +#[0-9]+:/ {print $3}' | tr '\n' ' ')"
     why=()
     for name in $skipped_names; do
         skipped=$((skipped + 1))
-        if [[ "$gpu_tests" == *" $name "* ]]; then why+=("$name (no GPU)"); else why+=("$name"); fi
+        if [[ "$emu_ran" == *" $name "* ]]; then
+            why+=("$name (no GPU; its kernels ran on the emulator)")
+        elif [[ "$gpu_tests" == *" $name "* ]]; then
+            why+=("$name (no GPU)")
+        else
+            why+=("$name")
+        fi
     done
     echo "skipped, never executed here: ${why[*]}"
 fi

@@ -486,7 +486,7 @@ START_TEST(test_reductions_and_adamw) {
         float *w = random_f32(n, -1, 1), *m = random_f32(n, -0.1f, 0.1f), *v = random_f32(n, 0, 0.01f);
         float gs = 0.7f;
         pair Wm = make_f32(n, w), Wa = make_act(n, NULL), M = make_f32(n, m), Vm = make_f32(n, v);
-        pair G = make_act(n, x), Gs = make_f32(1, &gs);
+        pair G = make_f32(n, x), Gs = make_f32(1, &gs); // the gradient is fp32 whatever the act dtype
         for (int step = 1; step <= 3; step++) {
             cpu.be->adamw(&cpu, Wm.c, Wm.c, G.c, M.c, Vm.c, n, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, step, Gs.c);
             gpu.be->adamw(&gpu, Wm.g, act == RT_F32 ? Wm.g : Wa.g, G.g, M.g, Vm.g, n, 1e-2f, 0.9f, 0.95f,
