@@ -22,6 +22,11 @@ rt_check_test(test_gguf_rope ${CMAKE_CURRENT_SOURCE_DIR}/test_gguf_rope.c)
 # BF16, tied, sharded, 4.x config, RoPE scaling, head_dim), Qwen2 and Mistral models, exports reloaded,
 # refusals (run with .venv-hf's python).
 rt_hf_test(import_hf check_import_hf.py $<TARGET_FILE:ckpt_logits_harness>)
+# The same with real tokenizers trained here (Llama 3, Qwen2, Llama 2 SentencePiece): the checkpoint stores the
+# folder's tokenizer (retort tokenize / generate against AutoTokenizer and transformers), export hf and GGUF
+# carry it (AutoTokenizer, llama.cpp via tests/llama_cpp_tokens.py with Debian's python), GGUF -> import ->
+# export hf writes it as tokenizer.json, import peft keeps it, refusals.
+rt_hf_test(import_hf_tokenizer check_import_hf_tokenizer.py $<TARGET_FILE:ckpt_logits_harness>)
 # retort export --format peft / import peft against PEFT: exported adapters load in PeftModel with retort's
 # logits and merge, PEFT adapters import with PEFT's logits, merge and loss and continue fine-tuning, refusals.
 rt_hf_test(peft check_peft.py $<TARGET_FILE:ckpt_logits_harness>)

@@ -286,8 +286,11 @@ static int model(writer *w) {
     for (int32_t id = 0; id < t->n_vocab; id++) {
         size_t len;
         const char *s = rt_tok_text(t, id, &len);
-        // a text held by two ids is the later one's (the loaders keep that one too)
-        if (!s || !(t->flags[id] & RT_TOKF_MODEL) || rt_tok_lookup(t, s, len) != id) continue;
+        // a text held by two ids is the later one's (the loaders keep that one too); UNUSED ids (a GGUF's
+        // "[PAD<id>]" rows past the tokenizer) hold no token, as in the tokenizer the GGUF was made from
+        if (!s || !(t->flags[id] & RT_TOKF_MODEL) || t->tok_type[id] == RT_TOKEN_UNUSED ||
+            rt_tok_lookup(t, s, len) != id)
+            continue;
         rt_buf_printf(w->b, "%s\n      ", first ? "" : ",");
         first = 0;
         token(w, id);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
+#include "tokenizer/tokenizer_json_write.h"
 
 static void one(rt_tokenizer *t, const char *text, size_t len) {
     rt_error err;
@@ -62,4 +63,13 @@ void fz_exercise_tokenizer(rt_tokenizer *t, const uint8_t *data, size_t size) {
     }
     fz_sink ^=
         (uint8_t)(rt_tokenizer_bos(t) ^ rt_tokenizer_eos(t) ^ rt_tokenizer_pad(t) ^ rt_tokenizer_unk(t));
+    // the exports' tokenizer.json writer: an error or text that the JSON reader takes in (or refuses cleanly)
+    rt_buf json = {0};
+    if (rt_tokenizer_to_json(t, &json, &err) == 0) {
+        rt_tokenizer *back = NULL;
+        if (rt_tokenizer_from_json((const char *)json.data, json.len, "written", &back, &err) == 0)
+            fz_sink ^= (uint8_t)rt_tokenizer_vocab_size(back);
+        rt_tokenizer_free(back);
+    }
+    rt_buf_free(&json);
 }
