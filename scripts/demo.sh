@@ -79,3 +79,67 @@ if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
     /usr/bin/python3 scripts/plot_metrics "$run/student/metrics.jsonl" --out "$run/student/metrics.png" &&
         echo "curves: $run/student/metrics.png"
 fi
+
+# Part 2: a real pretrained model as teacher and base. No weights can be downloaded on the machines this runs on,
+# so a small model made by transformers stands in for SmolLM-135M (scripts/demo_standin.py: LlamaForCausalLM with
+# tied embeddings and a SmolLM-style byte-level BPE tokenizer, trained here on a few hundred facts). With
+# RT_DEMO_HF=DIR and RT_DEMO_PROMPTS=FILE.jsonl the same steps run on your own Hugging Face folder and prompts.
+echo "== 7. a real model's folder: import it, check its tokenizer"
+./scripts/bootstrap.sh hf
+hf=$run/hf
+mkdir -p "$hf"
+if [[ -n "${RT_DEMO_HF:-}" ]]; then
+    src=$RT_DEMO_HF prompts=${RT_DEMO_PROMPTS:?RT_DEMO_PROMPTS: a JSONL file of {\"prompt\": ...} lines}
+else
+    .venv-hf/bin/python scripts/demo_standin.py "$hf/standin"
+    src=$hf/standin/model prompts=$hf/standin/prompts.jsonl
+fi
+$retort import hf "$src" --out "$hf/teacher.h5" --max-seq-len 64
+$retort tokenize "$hf/teacher.h5" --text "the capital of france is paris."
+for p in "the capital of france is" "the duck says it" "7 plus 5 is"; do
+    $retort generate "$hf/teacher.h5" --prompt "$p" --max-tokens 8 --temperature 0
+done
+echo "== 8. the imported model is the teacher: it answers the prompts; a student a third its size, with its tokenizer, distills"
+hf_quick=() hf_lora_quick=()
+if [[ "${RT_DEMO_QUICK:-0}" == 1 ]]; then hf_quick=(train.steps=100) hf_lora_quick=(train.steps=40); fi
+rm -rf "$hf/synth.h5" "$hf/synth.h5.part"
+$retort synth trainer/configs/hf_distill.yaml synth.teacher="$hf/teacher.h5" synth.prompts="$prompts" \
+    synth.out="$hf/synth.h5"
+$retort distill trainer/configs/hf_distill.yaml model.tokenizer="$hf/teacher.h5" data.train="$hf/synth.h5" \
+    run.out_dir="$hf/student" "${hf_quick[@]}"
+for p in "the capital of france is" "the duck says it" "7 plus 5 is"; do
+    $retort generate "$hf/student/ckpt-latest.h5" --prompt "$p" --max-tokens 8 --temperature 0
+done
+echo "== 9. LoRA teaches the teacher a question format, from prompt/answer pairs in its own tokenizer"
+if [[ -z "${RT_DEMO_HF:-}" ]]; then
+    $retort data text --in "$hf/standin/quiz.jsonl" --format jsonl --tokenizer "$hf/teacher.h5" --out "$hf/quiz.h5"
+    $retort finetune trainer/configs/hf_lora.yaml base="$hf/teacher.h5" data.train="$hf/quiz.h5" \
+        run.out_dir="$hf/lora" "${hf_lora_quick[@]}"
+    for p in "q: what is the capital of japan? a:" "q: what does the owl do? a:"; do
+        $retort generate "$hf/lora/ckpt-latest.h5" --prompt "$p" --max-tokens 6 --temperature 0
+    done
+fi
+echo "== 10. the student exported to GGUF (llama.cpp) and to a Hugging Face folder (transformers), greedy text from each"
+$retort export "$hf/student/ckpt-latest.h5" --format gguf --type f32 --out "$hf/student.gguf"
+rm -rf "$hf/student-hf"
+$retort export "$hf/student/ckpt-latest.h5" --format hf --out "$hf/student-hf"
+$retort generate "$hf/student/ckpt-latest.h5" --prompt "the capital of italy is" --max-tokens 8 --temperature 0
+PYTHONPATH="$root/.pydeps" /usr/bin/python3 - "$hf/student.gguf" <<'PY'
+import sys
+from llama_cpp import Llama
+llm = Llama(model_path=sys.argv[1], n_ctx=64, verbose=False, n_threads=2)
+out = llm("the capital of italy is", max_tokens=8, temperature=0.0, top_k=1)
+print("llama.cpp:   ", "the capital of italy is" + out["choices"][0]["text"])
+PY
+.venv-hf/bin/python - "$hf/student-hf" <<'PY'
+import sys
+import transformers
+transformers.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()
+from transformers import AutoModelForCausalLM, AutoTokenizer
+tok = AutoTokenizer.from_pretrained(sys.argv[1])
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1])
+ids = tok("the capital of italy is", return_tensors="pt").input_ids
+out = model.generate(ids, max_new_tokens=8, do_sample=False)
+print("transformers:", tok.decode(out[0], skip_special_tokens=True))
+PY

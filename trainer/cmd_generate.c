@@ -1,4 +1,5 @@
 // retort generate CHECKPOINT --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,7 +112,15 @@ int rt_cmd_generate(int argc, char **argv) {
     rt_config cfg;
     rt_tokenizer *tok = NULL;
     int rc = 1;
-    if (rt_tokenizer_load(ckpt, &tok, &err) == 0 && rt_load_model(ckpt, &ctx, 1, 0, &m, &cfg, &err) == 0) {
+    // the checkpoint first: a missing file is a missing checkpoint, not a missing tokenizer source
+    FILE *probe = fopen(ckpt, "rb");
+    if (!probe) {
+        rt_fail(&err, "checkpoint %s: %s", ckpt, strerror(errno));
+    } else {
+        fclose(probe);
+    }
+    if (probe && rt_tokenizer_load(ckpt, &tok, &err) == 0 &&
+        rt_load_model(ckpt, &ctx, 1, 0, &m, &cfg, &err) == 0) {
         rt_tok_ids prompt_ids = {0};
         int32_t *ids = NULL;
         int32_t start, end;
