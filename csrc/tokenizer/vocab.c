@@ -86,8 +86,7 @@ const char *rt_tok_text(const rt_tokenizer *t, int32_t id, size_t *len) {
     return t->text + t->tok_off[id];
 }
 
-// FNV-1a over the bytes, then a final mix so the low bits the mask keeps are well spread.
-static uint64_t hash_bytes(const char *s, size_t len) {
+uint64_t rt_tok_hash_bytes(const char *s, size_t len) {
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
     h ^= h >> 29;
@@ -113,7 +112,7 @@ static int table_size(size_t n, size_t *out) {
 
 int32_t rt_tok_lookup(const rt_tokenizer *t, const char *s, size_t len) {
     if (!t->vocab.slots) return -1;
-    for (size_t i = hash_bytes(s, len) & t->vocab.mask;; i = (i + 1) & t->vocab.mask) {
+    for (size_t i = rt_tok_hash_bytes(s, len) & t->vocab.mask;; i = (i + 1) & t->vocab.mask) {
         int32_t id = t->vocab.slots[i];
         if (id < 0) return -1;
         if (t->tok_len[id] == len && memcmp(t->text + t->tok_off[id], s, len) == 0) return id;
@@ -132,7 +131,7 @@ int rt_tok_index_vocab(rt_tokenizer *t, int dup_policy, rt_error *err) {
         if (!(t->flags[id] & RT_TOKF_MODEL)) continue;
         const char *s = t->text + t->tok_off[id];
         size_t len = t->tok_len[id];
-        size_t i = hash_bytes(s, len) & t->vocab.mask;
+        size_t i = rt_tok_hash_bytes(s, len) & t->vocab.mask;
         for (;; i = (i + 1) & t->vocab.mask) {
             int32_t other = t->vocab.slots[i];
             if (other < 0) break;
