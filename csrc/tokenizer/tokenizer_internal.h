@@ -124,7 +124,7 @@ struct rt_tokenizer {
 
     // added tokens and the two sets they are matched in
     rt_tok_added *added;
-    size_t n_added;
+    size_t n_added, cap_added;
     rt_tok_matcher match_raw, match_normalized;
 
     rt_tok_norm *norm;

@@ -230,10 +230,14 @@ void rt_tok_find_byte_tokens(rt_tokenizer *t) {
 
 int rt_tok_add_added(rt_tokenizer *t, int32_t id, const char *content, size_t len, int special, int lstrip,
                      int rstrip, int single_word, int normalized, rt_error *err) {
-    rt_tok_added *a = realloc(t->added, (t->n_added + 1) * sizeof *a);
-    if (!a) return rt_fail(err, "%s: out of memory for the added tokens", t->origin);
-    t->added = a;
-    rt_tok_added *x = &a[t->n_added];
+    if (t->n_added == t->cap_added) { // doubling: growing by one copies the list each time
+        size_t cap = t->cap_added ? 2 * t->cap_added : 64;
+        rt_tok_added *a = realloc(t->added, cap * sizeof *a);
+        if (!a) return rt_fail(err, "%s: out of memory for the added tokens", t->origin);
+        t->added = a;
+        t->cap_added = cap;
+    }
+    rt_tok_added *x = &t->added[t->n_added];
     memset(x, 0, sizeof *x);
     x->match = rt_tok_strndup(content, len, err);
     if (!x->match) return -1;
