@@ -145,8 +145,8 @@ START_TEST(test_added_tokens) {
 END_TEST
 
 // A tokenizer.json with 100k added tokens (and a repeated text, which HF gives the first one's id) reads in
-// well under a second: the ids of earlier added tokens are found by hash, where a rescan of the list made
-// this take over ten seconds.
+// well under a second: earlier added tokens are found by hash and the list grows by doubling, where a rescan
+// of the list took 17 s and growing it by one entry at a time 121 s under ASan.
 START_TEST(test_many_added_tokens) {
     enum { N = 100000 };
     rt_buf json = {0};
