@@ -255,6 +255,12 @@ int rt_tok_model_encode(const rt_tokenizer *t, const char *piece, size_t len, rt
             if (rt_tok_ids_push(out, (unsigned char)piece[i], err)) return -1;
         return 0;
     }
+    // symbols are indexed by int32 (prev, next, queue positions) and a piece has at most one per byte;
+    // under a tokenizer with no pre-tokenizer (Llama 2's) a whole text between added tokens is one piece
+    if (len > (size_t)INT32_MAX - 1)
+        return rt_fail(
+            err, "%s: a piece of %zu bytes after pre-tokenization; the model encodes at most 2 GiB at once",
+            t->origin, len);
     word w = {0};
     heap h = {0};
     h.by_score = t->algo == RT_ALGO_SPM_SCORE;

@@ -183,13 +183,16 @@ static int decode_ids(const rt_tokenizer *t, const int32_t *ids, size_t n, int s
             slist_add(&a, s, len);
         }
     }
+    // a failed append leaves len[] counting bytes buf does not hold: stop before anything reads them
+    if (rc == 0 && a.buf.oom) rc = rt_fail(err, "out of memory decoding");
     if (rc == 0 && t->n_dec == 0 && t->algo != RT_ALGO_BYTES && !piece_mode) { // HF: joined with spaces
         slist_clear(&b);
-        if (slist_begin(&b) == 0)
-            for (size_t i = 0; i < a.n; i++) {
-                if (i) slist_add(&b, " ", 1);
-                slist_add(&b, slist_at(&a, i), a.len[i]);
-            }
+        int failed = slist_begin(&b);
+        for (size_t i = 0; !failed && i < a.n; i++) {
+            if (i) slist_add(&b, " ", 1);
+            slist_add(&b, slist_at(&a, i), a.len[i]);
+        }
+        if (failed || b.buf.oom) rc = rt_fail(err, "out of memory decoding");
         slist tmp = a;
         a = b;
         b = tmp;

@@ -124,7 +124,7 @@ struct rt_tokenizer {
 
     // added tokens and the two sets they are matched in
     rt_tok_added *added;
-    size_t n_added;
+    size_t n_added, cap_added;
     rt_tok_matcher match_raw, match_normalized;
 
     rt_tok_norm *norm;
@@ -153,6 +153,8 @@ const char *rt_tok_text(const rt_tokenizer *t, int32_t id, size_t *len);
 int rt_tok_index_vocab(rt_tokenizer *t, int dup_policy, rt_error *err);
 // The model token with this text, or -1.
 int32_t rt_tok_lookup(const rt_tokenizer *t, const char *s, size_t len);
+// The hash the tables use for a text (FNV-1a with a final mix, so the low bits are well spread).
+uint64_t rt_tok_hash_bytes(const char *s, size_t len);
 // Adds the merge of rank n_merges: left + right (their texts) into the token of the concatenated text.
 // Fails naming the rank and the missing token.
 int rt_tok_add_merge(rt_tokenizer *t, const char *left, size_t left_len, const char *right, size_t right_len,

@@ -74,54 +74,76 @@ static int read_merges(rt_tokenizer *t, const rt_json *merges, rt_error *err) {
     return rt_tok_index_merges(t, err);
 }
 
-// The id HF tokenizers gives an added token: the model's id for its text, an earlier added token's id for
-// the same text, else the next new id.
-static int32_t hf_added_id(const rt_tokenizer *t, const char *s, size_t len, int32_t *next_id) {
-    int32_t id = rt_tok_lookup(t, s, len);
-    if (id >= 0) return id;
-    for (size_t i = 0; i < t->n_added; i++)
-        if (t->added[i].match_len == len && memcmp(t->added[i].match, s, len) == 0) return t->added[i].id;
-    return (*next_id)++;
+// The added tokens read so far by text: an open-addressing table of indices into t->added (SIZE_MAX when
+// empty), so that a file with many added tokens is read in linear time, not by rescanning the list.
+typedef struct added_index {
+    size_t *slots;
+    size_t mask;
+} added_index;
+
+// The slot of an earlier added token with this text, or the empty slot where it would go.
+static size_t added_slot(const rt_tokenizer *t, const added_index *ix, const char *s, size_t len) {
+    size_t i = rt_tok_hash_bytes(s, len) & ix->mask;
+    for (; ix->slots[i] != SIZE_MAX; i = (i + 1) & ix->mask) {
+        const rt_tok_added *a = &t->added[ix->slots[i]];
+        if (a->match_len == len && memcmp(a->match, s, len) == 0) break;
+    }
+    return i;
 }
 
+// The ids HF tokenizers gives added tokens: the model's id for the text, an earlier added token's id for the
+// same text, else the next new id.
 static int read_added(rt_tokenizer *t, const rt_json *added, int32_t model_size, rt_error *err) {
     int32_t next_id = model_size;
-    for (size_t i = 0; added && i < added->n; i++) {
+    size_t n = added ? added->n : 0, size = 16; // n is bounded by the parsed file, so size cannot overflow
+    while (size < 2 * n) size *= 2;
+    added_index ix = {rt_malloc(size * sizeof *ix.slots, "the added-token index", err), size - 1};
+    if (!ix.slots) return -1;
+    memset(ix.slots, 0xff, size * sizeof *ix.slots);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
         const rt_json *a = &added->items[i], *content = rt_json_get(a, "content");
-        if (a->type != RT_JSON_OBJECT || !content || content->type != RT_JSON_STRING)
-            return rt_fail(err, "%s: added_tokens[%zu] must be an object with a string content", t->origin,
-                           i);
+        if (a->type != RT_JSON_OBJECT || !content || content->type != RT_JSON_STRING) {
+            rc = rt_fail(err, "%s: added_tokens[%zu] must be an object with a string content", t->origin, i);
+            break;
+        }
         if (content->len == 0) continue; // HF ignores empty added tokens
         uint64_t file_id;
         rt_json_u64(rt_json_get(a, "id"), &file_id); // checked by read_vocab
         int flag[5] = {0, 0, 0, 0, 0};
         static const char *const keys[5] = {"special", "lstrip", "rstrip", "single_word", "normalized"};
-        for (int k = 0; k < 5; k++) {
+        for (int k = 0; rc == 0 && k < 5; k++) {
             const rt_json *v = rt_json_get(a, keys[k]);
             if (v && v->type != RT_JSON_BOOL && v->type != RT_JSON_NULL)
-                return rt_fail(err, "%s: added_tokens[%zu].%s must be a bool", t->origin, i, keys[k]);
+                rc = rt_fail(err, "%s: added_tokens[%zu].%s must be a bool", t->origin, i, keys[k]);
             flag[k] = v && v->type == RT_JSON_BOOL && v->boolean;
         }
-        int32_t id = hf_added_id(t, content->str, content->len, &next_id);
-        if ((uint64_t)id != file_id)
-            return rt_fail(
-                err,
-                "%s: added_tokens[%zu] '%.60s' has id %llu, but HF tokenizers gives it id %d (a new "
-                "added token takes the next id after the vocabulary)",
-                t->origin, i, content->str, (unsigned long long)file_id, id);
+        if (rc) break;
+        size_t slot = added_slot(t, &ix, content->str, content->len);
+        int32_t id = rt_tok_lookup(t, content->str, content->len);
+        if (id < 0) id = ix.slots[slot] != SIZE_MAX ? t->added[ix.slots[slot]].id : next_id++;
+        if ((uint64_t)id != file_id) {
+            rc = rt_fail(err,
+                         "%s: added_tokens[%zu] '%.60s' has id %llu, but HF tokenizers gives it id %d (a new "
+                         "added token takes the next id after the vocabulary)",
+                         t->origin, i, content->str, (unsigned long long)file_id, id);
+            break;
+        }
         int type = flag[0] ? RT_TOKEN_CONTROL : RT_TOKEN_USER_DEFINED;
         int flags = flag[0] ? RT_TOKF_SPECIAL : 0;
         if (rt_tok_text(t, id, NULL)) { // a model token too: it keeps its text, gains the type
             t->tok_type[id] = (uint8_t)type;
             t->flags[id] |= (uint8_t)flags;
         } else if (rt_tok_set_token(t, id, content->str, content->len, type, flags, err)) {
-            return -1;
+            rc = -1;
+            break;
         }
-        if (rt_tok_add_added(t, id, content->str, content->len, flag[0], flag[1], flag[2], flag[3], flag[4],
-                             err))
-            return -1;
+        rc = rt_tok_add_added(t, id, content->str, content->len, flag[0], flag[1], flag[2], flag[3], flag[4],
+                              err);
+        if (rc == 0 && ix.slots[slot] == SIZE_MAX) ix.slots[slot] = t->n_added - 1;
     }
-    return 0;
+    free(ix.slots);
+    return rc;
 }
 
 static int read_model(rt_tokenizer *t, const rt_json *model, const rt_json *added, rt_error *err) {

@@ -86,8 +86,7 @@ const char *rt_tok_text(const rt_tokenizer *t, int32_t id, size_t *len) {
     return t->text + t->tok_off[id];
 }
 
-// FNV-1a over the bytes, then a final mix so the low bits the mask keeps are well spread.
-static uint64_t hash_bytes(const char *s, size_t len) {
+uint64_t rt_tok_hash_bytes(const char *s, size_t len) {
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
     h ^= h >> 29;
@@ -113,7 +112,7 @@ static int table_size(size_t n, size_t *out) {
 
 int32_t rt_tok_lookup(const rt_tokenizer *t, const char *s, size_t len) {
     if (!t->vocab.slots) return -1;
-    for (size_t i = hash_bytes(s, len) & t->vocab.mask;; i = (i + 1) & t->vocab.mask) {
+    for (size_t i = rt_tok_hash_bytes(s, len) & t->vocab.mask;; i = (i + 1) & t->vocab.mask) {
         int32_t id = t->vocab.slots[i];
         if (id < 0) return -1;
         if (t->tok_len[id] == len && memcmp(t->text + t->tok_off[id], s, len) == 0) return id;
@@ -132,7 +131,7 @@ int rt_tok_index_vocab(rt_tokenizer *t, int dup_policy, rt_error *err) {
         if (!(t->flags[id] & RT_TOKF_MODEL)) continue;
         const char *s = t->text + t->tok_off[id];
         size_t len = t->tok_len[id];
-        size_t i = hash_bytes(s, len) & t->vocab.mask;
+        size_t i = rt_tok_hash_bytes(s, len) & t->vocab.mask;
         for (;; i = (i + 1) & t->vocab.mask) {
             int32_t other = t->vocab.slots[i];
             if (other < 0) break;
@@ -231,10 +230,14 @@ void rt_tok_find_byte_tokens(rt_tokenizer *t) {
 
 int rt_tok_add_added(rt_tokenizer *t, int32_t id, const char *content, size_t len, int special, int lstrip,
                      int rstrip, int single_word, int normalized, rt_error *err) {
-    rt_tok_added *a = realloc(t->added, (t->n_added + 1) * sizeof *a);
-    if (!a) return rt_fail(err, "%s: out of memory for the added tokens", t->origin);
-    t->added = a;
-    rt_tok_added *x = &a[t->n_added];
+    if (t->n_added == t->cap_added) { // doubling: growing by one copies the list each time
+        size_t cap = t->cap_added ? 2 * t->cap_added : 64;
+        rt_tok_added *a = realloc(t->added, cap * sizeof *a);
+        if (!a) return rt_fail(err, "%s: out of memory for the added tokens", t->origin);
+        t->added = a;
+        t->cap_added = cap;
+    }
+    rt_tok_added *x = &t->added[t->n_added];
     memset(x, 0, sizeof *x);
     x->match = rt_tok_strndup(content, len, err);
     if (!x->match) return -1;
