@@ -104,8 +104,8 @@ MUTANTS = [
      "    if (lane == 0) shared[warp] = v;",
      "block_sum: a warp may overwrite the partial sums another warp still reads"),
     ("block-sum-reads-unwritten", "static __shared__ read before written", "cuda_internal.h",
-     "float s = lane < n_warps ? shared[lane] : 0.0f;", "float s = shared[lane];",
-     "block_sum reads all 32 slots, also those no warp wrote (garbage on a GPU)"),
+     "float s = lane < n_warps ? shared[lane] : 0.0f;", "float s = lane < 2 * n_warps ? shared[lane] : 0.0f;",
+     "block_sum reads twice as many slots as warps wrote (garbage on a GPU)"),
     ("grid-y-no-stride", "a grid-stride loop that stops after one grid", "attention.cu",
      "    const E *vb = v + (size_t)b * s.T * kstride + (size_t)g * D;\n"
      "    for (int y = blockIdx.y; y < s.nt; y += gridDim.y) {",
