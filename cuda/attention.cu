@@ -29,7 +29,7 @@
 
 #define ATT_LANES       8                  // lanes per tile row
 #define ATT_THREADS(bt) (ATT_LANES * (bt)) // threads per block of BT-row tiles
-#define ATT_MAX_GRID_Y  65535
+#define ATT_MAX_GRID_Y  RT_CUDA_MAX_GRID_Y
 #define DELTA_WARPS     8 // rows per block of the delta kernel, one warp each
 
 typedef struct att_shape {

@@ -64,7 +64,7 @@
 #define AM_WARPS      4
 #define AM_THREADS    (32 * AM_WARPS)
 #define AM_BM         64 // query rows per CTA (forward, dQ) and keys per CTA (dK/dV): 16 per warp
-#define AM_MAX_GRID_Y 65535
+#define AM_MAX_GRID_Y RT_CUDA_MAX_GRID_Y
 #define AM_LOG2E      1.4426950408889634f
 #define AM_LN2        0.6931471805599453f
 

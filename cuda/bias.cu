@@ -47,7 +47,7 @@ void cuda_bias_backward(rt_ctx *ctx, void *dbias, const void *dout, int N, int n
     cuda_state *st = cuda_of(ctx);
     if (st->failed || N <= 0 || n <= 0) return;
     int chunk_rows = BIAS_CHUNK_ROWS;
-    while (((size_t)N + chunk_rows - 1) / chunk_rows > 65535) chunk_rows *= 2;
+    while (((size_t)N + chunk_rows - 1) / chunk_rows > RT_CUDA_MAX_GRID_Y) chunk_rows *= 2;
     int n_chunks = (int)(((size_t)N + chunk_rows - 1) / chunk_rows);
     float *partial = (float *)cuda_scratch(ctx, (size_t)n_chunks * n * sizeof(float), "bias_backward");
     if (!partial) return;

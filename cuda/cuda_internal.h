@@ -63,10 +63,20 @@ int cuda_check_launch(rt_ctx *ctx, const char *op);
 // context marked failed) when it cannot be allocated.
 void *cuda_scratch(rt_ctx *ctx, size_t bytes, const char *op);
 
+// Grid limits that the strided and capped paths of the launches depend on. The emulation build
+// (tests/cuda_emu) defines them far lower, so that those paths run at the twin tests' shapes; nvcc builds
+// get the real values.
+#ifndef RT_CUDA_MAX_GRID_Y
+#define RT_CUDA_MAX_GRID_Y 65535 // grid.y of every CUDA device; kernels stride over y past it
+#endif
+#ifndef RT_CUDA_GRID_CAP
+#define RT_CUDA_GRID_CAP (65535u * 16u) // blocks of a grid-stride launch; its threads loop over the rest
+#endif
+
 // Grid size for n elements in blocks of `threads`, capped so that a grid-stride loop covers the rest.
 static inline unsigned cuda_grid(size_t n, int threads) {
     size_t blocks = (n + (size_t)threads - 1) / (size_t)threads;
-    if (blocks > 65535u * 16u) blocks = 65535u * 16u;
+    if (blocks > RT_CUDA_GRID_CAP) blocks = RT_CUDA_GRID_CAP;
     return blocks ? (unsigned)blocks : 1u;
 }
 

@@ -18,7 +18,7 @@
 #define KVC_THREADS  128
 #define KVC_KEYS     32                       // keys per chunk
 #define KVC_SPLIT    (KVC_THREADS / KVC_KEYS) // lanes per key in the score phase
-#define KVC_MAX_GRID 65535
+#define KVC_MAX_GRID RT_CUDA_MAX_GRID_Y
 
 typedef struct kvc_shape {
     int B, Tq, T_ctx, H, KVH, D, S;

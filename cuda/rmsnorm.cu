@@ -82,7 +82,7 @@ void cuda_rmsnorm_backward(rt_ctx *ctx, void *dx, void *dweight, const void *dou
     // C == 0 adds nothing, and its grid of 0 column blocks would be an invalid launch that fails the context
     if (st->failed || N <= 0 || C <= 0) return;
     int chunk_rows = DW_CHUNK_ROWS;
-    while (((size_t)N + chunk_rows - 1) / chunk_rows > 65535) chunk_rows *= 2;
+    while (((size_t)N + chunk_rows - 1) / chunk_rows > RT_CUDA_MAX_GRID_Y) chunk_rows *= 2;
     int n_chunks = (int)(((size_t)N + chunk_rows - 1) / chunk_rows);
     float *partial = (float *)cuda_scratch(ctx, (size_t)n_chunks * C * sizeof(float), "rmsnorm_backward");
     if (!partial) return;

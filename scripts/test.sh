@@ -4,7 +4,8 @@
 #   RT_SANITIZE=1 scripts/test.sh   the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #   scripts/test.sh -R config       extra arguments go to ctest
 #   Second stage: the GPU twin tests (ctest label emu) built again in build-emu/ with -DRT_CUDA_EMU=ON and
-#   run on the CPU emulation of the CUDA backend (docs/cuda_emulation.md); the totals count both stages.
+#   run on the CPU emulation of the CUDA backend (docs/cuda_emulation.md), each under two schedules of the
+#   emulated threads; the totals count both stages.
 #   It runs by default when no ctest arguments are given: RT_EMU=0 leaves it out, RT_EMU=1 forces it (with
 #   the same ctest arguments). Not under RT_SANITIZE.
 set -euo pipefail
@@ -44,7 +45,8 @@ if [[ "${RT_EMU:-$emu_default}" == 1 && "${RT_SANITIZE:-0}" != 1 ]]; then
     fi
     cmake --build "$emu_build" -j "$(nproc)" --target "${emu_targets[@]}" >/dev/null
     set +e
-    (cd "$emu_build" && ctest --output-on-failure --timeout 900 -L emu "$@") 2>&1 | tee "$emu_log"
+    # the suites under each schedule (tests/cuda.cmake) are independent single-threaded programs
+    (cd "$emu_build" && ctest --output-on-failure --timeout 900 -j "$(nproc)" -L emu "$@") 2>&1 | tee "$emu_log"
     emu_status=${PIPESTATUS[0]}
     set -e
     if [[ $emu_status != 0 ]]; then status=$emu_status; fi

@@ -25,3 +25,33 @@ if(RT_HAVE_CUDA)
   set_property(TEST train_resume_cuda APPEND PROPERTY ENVIRONMENT "RT_TEST_DEVICE=cuda")
   set_tests_properties(train_resume_cuda PROPERTIES SKIP_RETURN_CODE 77 LABELS "script;gpu")
 endif()
+if(RT_HAVE_CUDA AND NOT RT_CUDA_EMU)
+  # no GPU needed: what ptxas made of every kernel (tests/ptxas_record.sh keeps it at build time), recorded
+  # in ptxas_report.txt; fails on a register spill or a launch bound the registers cannot meet
+  rt_script_test(cuda_ptxas check_ptxas.py ${CMAKE_BINARY_DIR})
+endif()
+if(RT_CUDA_EMU)
+  # The emulator resumes a block's threads in one order per run, so a missing barrier passes under some
+  # orders and fails under others; cp.async copies land as late as allowed (lazy) or at once (eager). Each
+  # twin suite runs under the default (forward, lazy) and again under every entry of RT_EMU_SCHEDULES
+  # (schedule/cp.async mode): the set the mutation table in docs/cuda_emulation.md shows catches every
+  # injected bug class. OMP_WAIT_POLICY=passive: the CPU twin's idle OpenMP threads would otherwise spin on
+  # the cores the emulated kernels run on.
+  set(RT_EMU_SCHEDULES "warp/eager" CACHE STRING "extra RT_EMU_SCHEDULE/RT_EMU_CP_ASYNC pairs the emu tests run under")
+  foreach(t test_cuda_ops test_cuda_kv test_cuda_lora test_cuda_model)
+    set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT OMP_WAIT_POLICY=passive)
+    foreach(pair ${RT_EMU_SCHEDULES})
+      string(REPLACE "/" ";" sm "${pair}")
+      list(GET sm 0 schedule)
+      list(GET sm 1 copies)
+      set(variant ${t}_${schedule}_${copies})
+      add_test(NAME ${variant} COMMAND ${t})
+      get_test_property(${t} TIMEOUT timeout)
+      set_tests_properties(${variant} PROPERTIES SKIP_RETURN_CODE 77 LABELS "unit;emu"
+        ENVIRONMENT "${RT_TEST_ENV};OMP_WAIT_POLICY=passive;RT_EMU_SCHEDULE=${schedule};RT_EMU_CP_ASYNC=${copies}")
+      if(timeout)
+        set_tests_properties(${variant} PROPERTIES TIMEOUT ${timeout})
+      endif()
+    endforeach()
+  endforeach()
+endif()

@@ -270,9 +270,13 @@ START_TEST(test_rope) {
 END_TEST
 
 START_TEST(test_attention) {
-    // B, T, H, KVH, D: odd lengths, grouped heads, head dims from 2 to 128
-    static const int shapes[][5] = {{1, 1, 1, 1, 2},   {2, 17, 4, 2, 8},   {1, 70, 3, 1, 32},
-                                    {2, 33, 2, 2, 64}, {1, 40, 2, 1, 128}, {1, 129, 4, 4, 16}};
+    // B, T, H, KVH, D: odd lengths, grouped heads, head dims from 2 to 128. In bf16, D = 16, 32, 64 and 128
+    // take the tensor-core path (attention_mma.cu) with several 64-row tiles each way (query tiles, key
+    // tiles of 64 or 32 and partial last tiles); T = 300 is past 4 tiles, where the emulation build's lowered
+    // grid limit sends it to the portable kernels (and those stride over grid.y).
+    static const int shapes[][5] = {
+        {1, 1, 1, 1, 2},    {2, 17, 4, 2, 8},   {1, 70, 3, 1, 32},   {2, 33, 2, 2, 64},  {1, 40, 2, 1, 128},
+        {1, 129, 4, 4, 16}, {2, 150, 4, 2, 64}, {1, 100, 2, 1, 128}, {1, 193, 2, 2, 32}, {1, 300, 2, 1, 64}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int B = shapes[s][0], T = shapes[s][1], H = shapes[s][2], KVH = shapes[s][3], D = shapes[s][4];
         size_t nq = (size_t)B * T * H * D, nk = (size_t)B * T * KVH * D;

@@ -4,7 +4,9 @@
 # register, and labels them emu there.
 enable_language(CXX)
 set(RT_EMU_DIR ${CMAKE_SOURCE_DIR}/tests/cuda_emu)
-file(GLOB RT_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/cuda/*.cu)
+# The kernel sources to translate: cuda/ itself, or a mutated copy of it (tests/cuda_emu/mutate.py).
+set(RT_EMU_CUDA_DIR ${CMAKE_SOURCE_DIR}/cuda CACHE PATH "the cuda/ folder the emulation build translates")
+file(GLOB RT_CUDA_SOURCES CONFIGURE_DEPENDS ${RT_EMU_CUDA_DIR}/*.cu)
 set(RT_EMU_TRANSLATED)
 foreach(cu ${RT_CUDA_SOURCES})
   get_filename_component(name ${cu} NAME_WE)
@@ -18,9 +20,11 @@ endforeach()
 add_library(rt_cuda OBJECT ${RT_EMU_TRANSLATED} ${RT_EMU_DIR}/emu_runtime.cpp ${RT_EMU_DIR}/emu_device.cpp
                            ${RT_EMU_DIR}/emu_ptx.cpp ${RT_EMU_DIR}/emu_cublaslt.cpp)
 target_link_libraries(rt_cuda PUBLIC rt_deps)
-target_include_directories(rt_cuda PRIVATE ${RT_EMU_DIR}/include ${RT_EMU_DIR} ${CMAKE_SOURCE_DIR}/cuda)
-# the PTX wrappers of attention_mma.cu come from rt_emu_prelude.h
-target_compile_definitions(rt_cuda PRIVATE RT_ATT_MMA_EMULATION=1)
+target_include_directories(rt_cuda PRIVATE ${RT_EMU_DIR}/include ${RT_EMU_DIR} ${RT_EMU_CUDA_DIR})
+# The PTX wrappers of attention_mma.cu come from rt_emu_prelude.h. The grid limits (cuda_internal.h) are
+# lowered so that the strided and capped paths run at test shapes: grid.y past 4 tiles or rows, grid-stride
+# loops past 4 blocks.
+target_compile_definitions(rt_cuda PRIVATE RT_ATT_MMA_EMULATION=1 RT_CUDA_MAX_GRID_Y=4 RT_CUDA_GRID_CAP=4u)
 set_target_properties(rt_cuda PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
 target_compile_options(rt_cuda PRIVATE -Wall -Wextra -Werror -Wno-unused-parameter -Wno-unknown-pragmas -g)
 list(APPEND RT_OBJECTS $<TARGET_OBJECTS:rt_cuda>)

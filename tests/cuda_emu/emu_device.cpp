@@ -68,6 +68,12 @@ struct fiber {
     long n_committed;
 };
 
+struct static_array {
+    const void *tag;
+    unsigned char *p;
+    size_t bytes;
+};
+
 struct block {
     const launch_config *cfg;
     void (*body)(void *);
@@ -78,6 +84,8 @@ struct block {
     fiber *cur;
     unsigned char *smem;
     size_t smem_bytes;
+    std::vector<static_array> statics; // static __shared__ arrays met so far in this launch
+    size_t static_bytes;
 };
 
 thread_local block *tl_block;
@@ -234,7 +242,9 @@ void run_block(block *b) {
         f.n_committed = 0;
     }
     b->n_done = b->n_barrier = 0;
-    if (b->smem_bytes) memset(b->smem, 0xff, b->smem_bytes); // shared memory starts as garbage: NaN
+    // shared memory starts as garbage: NaN bytes, so a read before the block wrote shows in the results
+    if (b->smem_bytes) memset(b->smem, 0xff, b->smem_bytes);
+    for (static_array &a : b->statics) memset(a.p, 0xff, a.bytes);
     schedule sch = schedule_knob();
     bool rev = sch == REVERSE || sch == WARP_REVERSE, by_warp = sch == WARP || sch == WARP_REVERSE;
     int n_warps = (b->n + 31) / 32;
@@ -300,11 +310,39 @@ unsigned char *dynamic_smem(void) {
     return b->smem;
 }
 
+void *static_smem(const void *tag, size_t bytes, size_t align) {
+    block *b = current("__shared__", __FILE__, __LINE__);
+    for (const static_array &a : b->statics)
+        if (a.tag == tag) return a.p;
+    // the static shared memory of a kernel is at most 48 KiB (the rest of the opt-in is dynamic only)
+    if (b->static_bytes + bytes > 48 * 1024 ||
+        b->static_bytes + bytes + b->smem_bytes > device_prop().sharedMemPerBlockOptin)
+        fault(__FILE__, __LINE__,
+              "static __shared__ arrays of %zu bytes in all: over 48 KiB, or with the %zu dynamic bytes over "
+              "the opt-in limit",
+              b->static_bytes + bytes, b->smem_bytes);
+    void *p = NULL;
+    if (posix_memalign(&p, align < 16 ? 16 : align, bytes ? bytes : 1) != 0) {
+        fprintf(stderr, "cuda emulator: cannot allocate %zu bytes of static shared memory\n", bytes);
+        abort();
+    }
+    memset(p, 0xff, bytes);
+    b->statics.push_back(static_array{tag, (unsigned char *)p, bytes});
+    b->static_bytes += bytes;
+    return p;
+}
+
 bool in_shared(const void *p, size_t bytes) {
     block *b = tl_block;
     if (!b) return false;
-    uintptr_t a = (uintptr_t)p, s = (uintptr_t)b->smem;
-    return a >= s && bytes <= b->smem_bytes && a - s <= b->smem_bytes - bytes;
+    auto inside = [&](const unsigned char *base, size_t size) {
+        uintptr_t a = (uintptr_t)p, s = (uintptr_t)base;
+        return base && a >= s && bytes <= size && a - s <= size - bytes;
+    };
+    if (inside(b->smem, b->smem_bytes)) return true;
+    for (const static_array &a : b->statics)
+        if (inside(a.p, a.bytes)) return true;
+    return false;
 }
 
 void syncthreads(const char *file, int line) {
@@ -514,6 +552,7 @@ void launch(const launch_config &cfg, const void *kernel, void (*body)(void *), 
         return;
     }
     b.cur = NULL;
+    b.static_bytes = 0;
     tl_grid_dim = g;
     tl_block_dim = bl;
     tl_block = &b;
@@ -525,6 +564,7 @@ void launch(const launch_config &cfg, const void *kernel, void (*body)(void *), 
             }
     tl_block = NULL;
     free(b.smem);
+    for (static_array &a : b.statics) free(a.p);
 }
 
 } // namespace rt_emu

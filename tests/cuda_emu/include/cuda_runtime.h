@@ -24,9 +24,9 @@
 #define __constant__
 #define __restrict__ __restrict
 #define __align__(n) __attribute__((aligned(n)))
-// Static shared memory: one copy per OS thread, and a block's threads share an OS thread. Dynamic shared
-// memory (extern __shared__ T name[]) is rewritten by translate.cmake into a pointer to the block's buffer.
-#define __shared__ static thread_local
+// __shared__ never reaches the compiler: translate.cmake rewrites static shared arrays into references to
+// the running block's storage (rt_emu::block_shared) and extern __shared__ arrays into a pointer to its
+// dynamic shared memory (rt_emu::dynamic_smem).
 
 struct uint3 {
     unsigned x, y, z;
@@ -157,7 +157,14 @@ extern thread_local dim3 tl_block_dim, tl_grid_dim;
 
 // The block's dynamic shared memory (launch argument), filled with 0xff bytes (NaN) at the block's start.
 unsigned char *dynamic_smem(void);
-// Whether [p, p + bytes) lies in this block's dynamic shared memory.
+// The running block's copy of one static __shared__ declaration, told apart by `tag` (the address of a
+// static object distinct per declaration and template instantiation): made at the declaration's first use
+// in a launch, filled with 0xff bytes (NaN) at every block's start.
+void *static_smem(const void *tag, size_t bytes, size_t align);
+template <class A> static inline A &block_shared(const void *tag) {
+    return *(A *)static_smem(tag, sizeof(A), alignof(A));
+}
+// Whether [p, p + bytes) lies in this block's shared memory (dynamic or static).
 bool in_shared(const void *p, size_t bytes);
 // Whether [p, p + bytes) lies in one live device allocation.
 bool in_device_memory(const void *p, size_t bytes);
