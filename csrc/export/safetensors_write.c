@@ -19,20 +19,6 @@ static int cmp_name(const void *a, const void *b) {
     return strcmp((*(const rt_st_out *const *)a)->name, (*(const rt_st_out *const *)b)->name);
 }
 
-// A JSON string: quotes, backslashes and control bytes escaped; other bytes (UTF-8) as they are.
-static void json_string(rt_buf *b, const char *s) {
-    rt_buf_append(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            rt_buf_printf(b, "\\%c", *p);
-        else if (*p < 0x20)
-            rt_buf_printf(b, "\\u%04x", *p);
-        else
-            rt_buf_append(b, p, 1);
-    }
-    rt_buf_append(b, "\"", 1);
-}
-
 // Elements of a tensor (0 when a dim is 0), or -1 for a bad shape or an overflow.
 static int count_of(const rt_st_out *t, size_t *out) {
     if (t->ndim < 0 || t->ndim > 8) return -1;
@@ -57,7 +43,7 @@ static int build_header(const char *path, const rt_st_out *const *sorted, size_t
         if (count_of(t, &count) || !rt_mul_size(count, esize, &nbytes) || !rt_add_size(offset, nbytes, &end))
             return rt_fail(err, "%s: tensor %s: bad shape or a size that overflows", path, t->name);
         rt_buf_append(h, ",", 1);
-        json_string(h, t->name);
+        rt_buf_json_string(h, t->name);
         rt_buf_printf(h, ":{\"dtype\":\"%s\",\"shape\":[", bf16 ? "BF16" : "F32");
         for (int d = 0; d < t->ndim; d++) rt_buf_printf(h, "%s%lld", d ? "," : "", (long long)t->shape[d]);
         rt_buf_printf(h, "],\"data_offsets\":[%zu,%zu]}", offset, end);
