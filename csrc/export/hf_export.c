@@ -151,7 +151,8 @@ static int map_tensors(const rt_named_tensor *w, int n, const rt_hf_tensor *ts, 
             int found = 0;
             for (int k = 0; k < nt && !found; k++) found = strcmp(w[i].name, ts[k].rt) == 0;
             if (!found)
-                return rt_fail(err, "the checkpoint's %s has no place in a LlamaForCausalLM folder",
+                return rt_fail(err,
+                               "the checkpoint's %s has no place in a Llama or Qwen2 Hugging Face folder",
                                w[i].name);
         }
     return 0;

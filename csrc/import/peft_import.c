@@ -198,6 +198,7 @@ int rt_peft_import(const char *dir, const char *base_path, const char *out, rt_p
     if ((size_t)snprintf(file, sizeof file, "%s/adapter_model.safetensors", dir) >= sizeof file)
         return rt_fail(err, "%s: path too long", dir);
     if (stat(file, &st) != 0) {
+        int missing = errno; // the probe for adapter_model.bin below overwrites errno
         char bin[4096];
         snprintf(bin, sizeof bin, "%s/adapter_model.bin", dir);
         if (stat(bin, &st) == 0)
@@ -206,7 +207,7 @@ int rt_peft_import(const char *dir, const char *base_path, const char *out, rt_p
                 "%s holds adapter_model.bin (a pickle), which retort does not read: save the adapter "
                 "with save_pretrained(..., safe_serialization=True) for adapter_model.safetensors",
                 dir);
-        return rt_fail(err, "%s: %s", file, strerror(errno));
+        return rt_fail(err, "%s: %s", file, strerror(missing));
     }
     char *abs = realpath(base_path, NULL);
     if (!abs) return rt_fail(err, "--base %s: %s", base_path, strerror(errno));
