@@ -19,6 +19,21 @@ _Noreturn void rt_harness_die(const char *msg) {
     exit(1);
 }
 
+int rt_harness_read_record(char **buf, size_t *cap, size_t *len) {
+    unsigned long long n;
+    int rc = scanf("%llu", &n);
+    if (rc == EOF) return 0;
+    if (rc != 1 || getchar() != '\n') rt_harness_die("bad record header");
+    if (n + 1 > *cap) {
+        *cap = (size_t)n + 1;
+        *buf = realloc(*buf, *cap);
+        if (!*buf) rt_harness_die("out of memory");
+    }
+    if (fread(*buf, 1, (size_t)n, stdin) != n) rt_harness_die("truncated record");
+    *len = (size_t)n;
+    return 1;
+}
+
 void rt_harness_dump(const char *name, const void *data, size_t bytes) {
     char path[2048];
     snprintf(path, sizeof path, "%s/%s.bin", dir, name);

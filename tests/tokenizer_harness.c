@@ -14,44 +14,26 @@
 #include <string.h>
 
 #include "base/common.h"
+#include "harness.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_json_write.h"
 
-static _Noreturn void die(const char *msg) {
-    fprintf(stderr, "tokenizer_harness: %s\n", msg);
-    exit(1);
-}
-
-static int read_record(char **buf, size_t *cap, size_t *len) {
-    unsigned long long n;
-    int rc = scanf("%llu", &n);
-    if (rc == EOF) return 0;
-    if (rc != 1 || getchar() != '\n') die("bad record header");
-    if (n + 1 > *cap) {
-        *cap = (size_t)n + 1;
-        *buf = realloc(*buf, *cap);
-        if (!*buf) die("out of memory");
-    }
-    if (fread(*buf, 1, (size_t)n, stdin) != n) die("truncated record");
-    *len = (size_t)n;
-    return 1;
-}
-
 int main(int argc, char **argv) {
-    if (argc < 3) die("usage: tokenizer_harness encode|decode|info|json SOURCE [special|skip]");
+    rt_harness_init("tokenizer_harness", ".");
+    if (argc < 3) rt_harness_die("usage: tokenizer_harness encode|decode|info|json SOURCE [special|skip]");
     rt_error err;
     rt_tokenizer *t;
     double t0 = rt_now();
-    if (rt_tokenizer_load(argv[2], &t, &err)) die(err.msg);
+    if (rt_tokenizer_load(argv[2], &t, &err)) rt_harness_die(err.msg);
     double load_s = rt_now() - t0;
     int flag = argc > 3;
     if (strcmp(argv[1], "encode") == 0) {
         char *buf = NULL;
         size_t cap = 0, len;
         rt_tok_ids ids = {0};
-        while (read_record(&buf, &cap, &len)) {
+        while (rt_harness_read_record(&buf, &cap, &len)) {
             ids.n = 0;
-            if (rt_tokenizer_encode(t, buf, len, flag, &ids, &err)) die(err.msg);
+            if (rt_tokenizer_encode(t, buf, len, flag, &ids, &err)) rt_harness_die(err.msg);
             for (size_t i = 0; i < ids.n; i++) printf(i ? " %d" : "%d", ids.ids[i]);
             putchar('\n');
         }
@@ -61,20 +43,20 @@ int main(int argc, char **argv) {
         char line[1 << 16];
         rt_tok_ids ids = {0};
         while (fgets(line, sizeof line, stdin)) {
-            if (!strchr(line, '\n')) die("an ids line is too long");
+            if (!strchr(line, '\n')) rt_harness_die("an ids line is too long");
             ids.n = 0;
             for (char *p = line, *end; *p && *p != '\n'; p = end) {
                 long v = strtol(p, &end, 10);
-                if (end == p) die("bad id");
+                if (end == p) rt_harness_die("bad id");
                 if (ids.n == ids.cap) {
                     ids.cap = ids.cap ? 2 * ids.cap : 64;
                     ids.ids = realloc(ids.ids, ids.cap * sizeof *ids.ids);
-                    if (!ids.ids) die("out of memory");
+                    if (!ids.ids) rt_harness_die("out of memory");
                 }
                 ids.ids[ids.n++] = (int32_t)v;
             }
             rt_buf out = {0};
-            if (rt_tokenizer_decode(t, ids.ids, ids.n, flag, &out, &err)) die(err.msg);
+            if (rt_tokenizer_decode(t, ids.ids, ids.n, flag, &out, &err)) rt_harness_die(err.msg);
             printf("%zu\n", out.len);
             if (out.len) fwrite(out.data, 1, out.len, stdout);
             rt_buf_free(&out);
@@ -89,11 +71,11 @@ int main(int argc, char **argv) {
                rt_tokenizer_n_merges(t), load_s);
     } else if (strcmp(argv[1], "json") == 0) { // the tokenizer written as tokenizer.json
         rt_buf out = {0};
-        if (rt_tokenizer_to_json(t, &out, &err)) die(err.msg);
+        if (rt_tokenizer_to_json(t, &out, &err)) rt_harness_die(err.msg);
         fwrite(out.data, 1, out.len, stdout);
         rt_buf_free(&out);
     } else {
-        die("unknown command (encode, decode, info, json)");
+        rt_harness_die("unknown command (encode, decode, info, json)");
     }
     rt_tokenizer_free(t);
     return 0;

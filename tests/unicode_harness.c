@@ -10,38 +10,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness.h"
 #include "tokenizer/pretokenize.h"
 #include "tokenizer/unicode.h"
-
-static _Noreturn void die(const char *msg) {
-    fprintf(stderr, "unicode_harness: %s\n", msg);
-    exit(1);
-}
-
-// Reads one record into *buf (grown as needed); 0 at a clean EOF, 1 with a record.
-static int read_record(char **buf, size_t *cap, size_t *len) {
-    unsigned long long n;
-    int rc = scanf("%llu", &n);
-    if (rc == EOF) return 0;
-    if (rc != 1 || getchar() != '\n') die("bad record header");
-    if (n + 1 > *cap) {
-        *cap = (size_t)n + 1;
-        *buf = realloc(*buf, *cap);
-        if (!*buf) die("out of memory");
-    }
-    if (fread(*buf, 1, (size_t)n, stdin) != n) die("truncated record");
-    *len = (size_t)n;
-    return 1;
-}
 
 static rt_pretok_kind kind_named(const char *name) {
     for (int k = 0; k < 4; k++)
         if (strcmp(name, rt_pretok_kind_name((rt_pretok_kind)k)) == 0) return (rt_pretok_kind)k;
-    die("unknown kind (gpt2, llama3, qwen2, digits)");
+    rt_harness_die("unknown kind (gpt2, llama3, qwen2, digits)");
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) die("usage: unicode_harness flags | split KIND... | nfc | kind FILE");
+    rt_harness_init("unicode_harness", ".");
+    if (argc < 2) rt_harness_die("usage: unicode_harness flags | split KIND... | nfc | kind FILE");
     rt_error err;
     char *buf = NULL;
     size_t cap = 0, len = 0;
@@ -50,37 +31,37 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[1], "split") == 0) {
         rt_pretok_kind kinds[8];
         int n = argc - 2;
-        if (n < 1 || n > 8) die("split needs 1 to 8 kinds");
+        if (n < 1 || n > 8) rt_harness_die("split needs 1 to 8 kinds");
         for (int i = 0; i < n; i++) kinds[i] = kind_named(argv[2 + i]);
         rt_spans spans = {0};
-        while (read_record(&buf, &cap, &len)) {
+        while (rt_harness_read_record(&buf, &cap, &len)) {
             spans.count = 0;
-            if (rt_pretok_split_seq(kinds, n, buf, len, &spans, &err)) die(err.msg);
+            if (rt_pretok_split_seq(kinds, n, buf, len, &spans, &err)) rt_harness_die(err.msg);
             for (size_t i = 0; i < spans.count; i++)
                 printf(i ? " %zu:%zu" : "%zu:%zu", spans.items[i].offset, spans.items[i].length);
             putchar('\n');
         }
         rt_spans_free(&spans);
     } else if (strcmp(argv[1], "nfc") == 0) {
-        while (read_record(&buf, &cap, &len)) {
+        while (rt_harness_read_record(&buf, &cap, &len)) {
             char *out;
             size_t out_len;
-            if (rt_unicode_nfc(buf, len, &out, &out_len, &err)) die(err.msg);
+            if (rt_unicode_nfc(buf, len, &out, &out_len, &err)) rt_harness_die(err.msg);
             printf("%zu\n", out_len);
             fwrite(out, 1, out_len, stdout);
             free(out);
         }
     } else if (strcmp(argv[1], "kind") == 0 && argc == 3) {
         FILE *f = fopen(argv[2], "rb");
-        if (!f) die("cannot open the pattern file");
+        if (!f) rt_harness_die("cannot open the pattern file");
         buf = malloc(65536);
-        if (!buf) die("out of memory");
+        if (!buf) rt_harness_die("out of memory");
         len = fread(buf, 1, 65535, f);
         fclose(f);
         buf[len] = 0;
         printf("%d\n", rt_pretok_kind_from_regex(buf));
     } else {
-        die("usage: unicode_harness flags | split KIND... | nfc | kind FILE");
+        rt_harness_die("usage: unicode_harness flags | split KIND... | nfc | kind FILE");
     }
     free(buf);
     return fflush(stdout) == 0 ? 0 : 1;
