@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what retort needs from Debian packages, only what is missing. Idempotent.
-#   scripts/bootstrap.sh          build and run (compiler, cmake, HDF5, libyaml, OpenBLAS, OpenMP)
+#   scripts/bootstrap.sh          build and run (compiler, cmake, HDF5, libyaml, oneDNN, OpenMP)
 #   scripts/bootstrap.sh runtimes also the runtimes the exports run in (what the demo's last step uses):
 #                                 Debian's python3 and numpy and, from PyPI into .pydeps/, gguf and
 #                                 llama-cpp-python (source only on PyPI: a one-time build of llama.cpp,
@@ -15,7 +15,7 @@
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -euo pipefail
 
-build_pkgs=(build-essential cmake ninja-build pkg-config libhdf5-dev libyaml-dev libopenblas-openmp-dev openmpi-bin
+build_pkgs=(build-essential cmake ninja-build pkg-config libhdf5-dev libyaml-dev libdnnl-dev openmpi-bin
     libopenmpi-dev)
 runtime_pkgs=(python3 python3-numpy python3-pip python3-yaml python3-tqdm python3-requests python3-jinja2
               python3-diskcache python3-typing-extensions)

@@ -1,22 +1,71 @@
-#define _POSIX_C_SOURCE 200809L // sigaction
+#define _POSIX_C_SOURCE 200809L // pthread_sigmask, sigwait
 #include "args.h"
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config/config.h"
 
+// Stop signals are never delivered to a thread that computes. A signal frame pushed onto a thread that is
+// inside oneDNN's generated GEMM code corrupted that code's state (heap corruption, segfaults and hangs in
+// about one SIGTERM in six during the first GEMMs: tests/check_resume.py's SIGTERM case). So every thread
+// blocks them (the mask is set in main before any thread exists, and threads inherit it) and one thread
+// waits for them with sigwait and runs the command's handler there, as ordinary code. Until a command
+// installs a handler, a stop signal does what it does by default: it ends the process.
+static void (*_Atomic stop_handler)(int);
+
+static void stop_signal_set(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGUSR1);
+}
+
+static void *stop_signal_thread(void *arg) {
+    (void)arg;
+    sigset_t set;
+    stop_signal_set(&set);
+    for (;;) {
+        int sig;
+        if (sigwait(&set, &sig) != 0) continue;
+        void (*handler)(int) = atomic_load(&stop_handler);
+        if (handler) {
+            handler(sig);
+        } else { // the default action: unblock in this thread only and take the signal again
+            signal(sig, SIG_DFL);
+            pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+            raise(sig);
+        }
+    }
+    return NULL;
+}
+
+int rt_stop_signals_init(rt_error *err) {
+    sigset_t set;
+    stop_signal_set(&set);
+    int rc = pthread_sigmask(SIG_BLOCK, &set, NULL);
+    pthread_attr_t attr;
+    pthread_t thread;
+    if (rc == 0) rc = pthread_attr_init(&attr);
+    if (rc == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        rc = pthread_create(&thread, &attr, stop_signal_thread, NULL);
+        pthread_attr_destroy(&attr);
+    }
+    if (rc != 0) {
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        return rt_fail(err, "cannot start the thread that waits for stop signals: %s", strerror(rc));
+    }
+    return 0;
+}
+
 void rt_catch_stop_signals(void (*handler)(int)) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = handler;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
+    atomic_store(&stop_handler, handler);
 }
 
 int rt_arg_value(int argc, char **argv, int *i, const char *name, const char **value, rt_error *err) {

@@ -28,8 +28,12 @@ int rt_config_from_args(int argc, char **argv, const char *const *value_opts, st
 // EX_TEMPFAIL, "try again later"; a Slurm batch script requeues the job on it (scripts/slurm/).
 #define RT_EXIT_CHECKPOINTED 75
 
+// Blocks SIGINT, SIGTERM and SIGUSR1 in the calling thread and in every thread it starts later, and starts
+// the thread that waits for them (args.c says why). Called first in main, before any other thread exists.
+int rt_stop_signals_init(rt_error *err);
 // handler for SIGINT (Ctrl-C), SIGTERM (Slurm's time limit, scancel, requeue and preemption) and SIGUSR1
-// (`sbatch --signal=USR1@SECONDS`, the warning before the limit). It should only set a flag.
+// (`sbatch --signal=USR1@SECONDS`, the warning before the limit). It runs on the signal thread, not in a
+// signal context, and should only set a flag the command polls.
 void rt_catch_stop_signals(void (*handler)(int));
 
 // True when argv holds -h or --help.

@@ -4,6 +4,7 @@
 
 #include "backend/backend.h"
 #include "train/comm.h"
+#include "args.h"
 #include "commands.h"
 
 #ifndef RT_VERSION
@@ -48,6 +49,7 @@ static void usage(FILE *out) {
 // test for "gpu: yes" and read the communicators line).
 static void print_version(void) {
     printf("retort %s\nbackends: cpu%s\n", RT_VERSION, rt_backend_cuda() ? ", cuda" : "");
+    printf("cpu gemm: %s\n", rt_cpu_gemm_library());
     printf("communicators: single%s%s\n", rt_comm_built("mpi") ? ", mpi" : "",
            rt_comm_built("nccl") ? ", nccl" : "");
     rt_error why;
@@ -68,6 +70,11 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "--version") == 0) {
         print_version();
         return 0;
+    }
+    rt_error err;
+    if (rt_stop_signals_init(&err)) {
+        fprintf(stderr, "retort: error: %s\n", err.msg);
+        return 1;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);

@@ -432,10 +432,11 @@ static int setup(train_run *r, rt_error *err) {
                 mem->parameters / 1048576.0, mem->gradients / 1048576.0, mem->optimizer / 1048576.0,
                 mem->activations / 1048576.0, B, T);
     fprintf(stderr,
-            "model: %zu parameters, %.1f MFLOP per training token | backend %s (%s, %d threads) | measured "
-            "matmul peak %.1f GFLOP/s\n",
+            "model: %zu parameters, %.1f MFLOP per training token | backend %s (%s, %d threads, %s) | "
+            "measured matmul peak %.1f GFLOP/s\n",
             rt_model_param_count(&r->model), rt_model_train_flops_per_token(&r->model, T) / 1e6,
-            r->ctx.be->name, rt_dtype_name(r->ctx.act), r->ctx.n_threads, r->peak.gemm / 1e9);
+            r->ctx.be->name, rt_dtype_name(r->ctx.act), r->ctx.n_threads,
+            r->ctx.be == &rt_backend_cpu ? rt_cpu_gemm_library() : "cuBLASLt", r->peak.gemm / 1e9);
     char peak[32], gemm[32];
     rt_format_rate(peak, sizeof peak, r->peak.flops);
     rt_format_rate(gemm, sizeof gemm, r->peak.gemm);

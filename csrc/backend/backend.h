@@ -1,5 +1,5 @@
 // The backend operation table: every computation the model and the optimizer need, behind one struct of
-// function pointers. Two implementations: csrc/cpu/ (C11 + OpenMP + OpenBLAS, the reference) and cuda/.
+// function pointers. Two implementations: csrc/cpu/ (C11 + OpenMP + oneDNN, the reference) and cuda/.
 //
 // Rules that let one model file run on either backend:
 // - Tensor memory is device memory. Model code passes pointers around but never dereferences them; the only
@@ -224,6 +224,9 @@ struct rt_backend {
 
 // The CPU backend (always present).
 extern const rt_backend rt_backend_cpu;
+// The CPU backend's GEMM library, its version and the kernels it picked for this CPU, e.g. "oneDNN 2.6.3,
+// AVX-512 BF16 kernels" (for --version and the training log).
+const char *rt_cpu_gemm_library(void);
 
 // The CUDA backend, or NULL when retort was built without CUDA. rt_cuda_available() is 1 when a usable
 // GPU exists at run time; otherwise it fills err with why not.

@@ -4,7 +4,6 @@
 // triangle is never computed beyond the diagonal block. The probabilities are never kept: backward rebuilds
 // them from the saved log-sum-exp.
 //   q [B, T, H, D], k/v [B, T, KVH, D], out [B, T, H, D], lse [B, H, T]
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -18,8 +17,7 @@
 // otherwise it is computed and stored into lse_out.
 static void probabilities(float *P, int ldp, const float *q, int ldq, const float *k, int ldk, int r0, int r1,
                           int D, float scale, float *lse_out, const float *lse_in) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, D, scale, q + (size_t)r0 * ldq, ldq, k,
-                ldk, 0.0f, P, ldp);
+    cpu_gemm(0, 1, r1 - r0, r1, D, scale, q + (size_t)r0 * ldq, ldq, k, ldk, 0.0f, P, ldp);
     for (int t = r0; t < r1; t++) {
         float *row = P + (size_t)(t - r0) * ldp;
         int n = t + 1;
@@ -61,8 +59,7 @@ void cpu_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, co
         for (int r0 = 0; r0 < T; r0 += bs) {
             int r1 = r0 + bs < T ? r0 + bs : T;
             probabilities(P, T, qb, ldq, kb, ldk, r0, r1, D, scale, lb, NULL);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, r1, 1.0f, P, T, vb, ldk, 0.0f,
-                        ob + (size_t)r0 * ldq, ldq);
+            cpu_gemm(0, 0, r1 - r0, D, r1, 1.0f, P, T, vb, ldk, 0.0f, ob + (size_t)r0 * ldq, ldq);
         }
     }
 }
@@ -100,8 +97,7 @@ void cpu_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const voi
             for (int r0 = 0; r0 < T; r0 += bs) {
                 int r1 = r0 + bs < T ? r0 + bs : T, m = r1 - r0;
                 probabilities(P, T, qb, ldq, kb, ldk, r0, r1, D, scale, NULL, lb);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, r1, D, 1.0f, dob + (size_t)r0 * ldq,
-                            ldq, vb, ldk, 0.0f, dS, T); // dP
+                cpu_gemm(0, 1, m, r1, D, 1.0f, dob + (size_t)r0 * ldq, ldq, vb, ldk, 0.0f, dS, T); // dP
                 for (int t = r0; t < r1; t++) {
                     float *prow = P + (size_t)(t - r0) * T, *srow = dS + (size_t)(t - r0) * T;
                     float delta = cpu_dot(dob + (size_t)t * ldq, ob + (size_t)t * ldq, D);
@@ -109,12 +105,9 @@ void cpu_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const voi
                     for (int u = 0; u <= t; u++) srow[u] = prow[u] * (srow[u] - delta);
                     for (int u = t + 1; u < r1; u++) srow[u] = 0.0f;
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, r1, scale, dS, T, kb, ldk, 0.0f,
-                            dQ + qoff + (size_t)r0 * ldq, ldq);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, m, scale, dS, T,
-                            qb + (size_t)r0 * ldq, ldq, 1.0f, dkb, ldk);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, D, m, 1.0f, P, T,
-                            dob + (size_t)r0 * ldq, ldq, 1.0f, dvb, ldk);
+                cpu_gemm(0, 0, m, D, r1, scale, dS, T, kb, ldk, 0.0f, dQ + qoff + (size_t)r0 * ldq, ldq);
+                cpu_gemm(1, 0, r1, D, m, scale, dS, T, qb + (size_t)r0 * ldq, ldq, 1.0f, dkb, ldk);
+                cpu_gemm(1, 0, r1, D, m, 1.0f, P, T, dob + (size_t)r0 * ldq, ldq, 1.0f, dvb, ldk);
             }
         }
     }

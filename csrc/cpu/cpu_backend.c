@@ -16,7 +16,7 @@ static int cpu_ctx_init(rt_ctx *ctx, rt_dtype act, int n_threads, rt_error *err)
     cpu_state *st = calloc(1, sizeof *st);
     if (!st) return rt_fail(err, "out of memory creating the CPU context");
     st->n_threads = n_threads > 0 ? n_threads : omp_get_num_procs();
-    // OpenBLAS (OpenMP build) takes its thread count from the OpenMP runtime
+    // oneDNN (OpenMP build) takes its thread count from the OpenMP runtime
     omp_set_num_threads(st->n_threads);
     ctx->be = &rt_backend_cpu;
     ctx->act = act;
@@ -86,9 +86,10 @@ static void cpu_upload_i32(rt_ctx *ctx, int32_t *dst, const int32_t *src, size_t
 
 static void cpu_sync(rt_ctx *ctx) {}
 
-// CPU ops cannot fail once their memory exists (scratch growth that fails stops the process).
+// CPU ops cannot fail once their memory exists (scratch growth that fails stops the process), except a
+// GEMM whose library runs out of memory for its packing buffers.
 static int cpu_check(rt_ctx *ctx, rt_error *err) {
-    return 0;
+    return cpu_gemm_check(err);
 }
 
 static void cpu_zero(rt_ctx *ctx, void *p, size_t bytes) {

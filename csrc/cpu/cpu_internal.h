@@ -104,6 +104,12 @@ static inline void cpu_chunk(size_t n, int parts, int p, size_t *lo, size_t *hi)
 }
 
 // Declarations of the ops, one file each.
+// C[M,N] = alpha * op(A) op(B) + beta * C, row-major, through oneDNN (matmul.c). Safe to call inside a
+// parallel region (it then runs on the calling thread). A failure is kept for cpu_gemm_check.
+void cpu_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *a, int lda,
+              const float *b, int ldb, float beta, float *c, int ldc);
+// 0, or -1 with err filled when a GEMM of this process has failed.
+int cpu_gemm_check(rt_error *err);
 void cpu_matmul(rt_ctx *ctx, void *out, const void *a, const void *b, int M, int N, int K, int trans_a,
                 int trans_b, float alpha, float beta);
 void cpu_add_bias_rows(rt_ctx *ctx, void *out, const void *bias, int N, int n);

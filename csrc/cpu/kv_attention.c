@@ -5,7 +5,6 @@
 // strided cache into per-thread scratch), softmax per row in fp32, then P V by sgemm.
 //   q [B, Tq, H, D] at positions p0 = T_ctx - Tq .. T_ctx - 1, k/v cache [B, S, KVH, D] (S = cache_stride_T,
 //   positions 0 .. T_ctx - 1 valid), out [B, Tq, H, D]
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -36,8 +35,8 @@ void cpu_attention_forward_cached(rt_ctx *ctx, void *out, const void *q, const v
         float *ob = O + (size_t)b * Tq * ldq + (size_t)h * D;
         for (int r0 = 0; r0 < Tq; r0 += bs) {
             int r1 = r0 + bs < Tq ? r0 + bs : Tq, n_keys = p0 + r1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, n_keys, D, scale,
-                        qb + (size_t)r0 * ldq, ldq, kb, ldk, 0.0f, P, T_ctx); // [r1 - r0, n_keys]
+            cpu_gemm(0, 1, r1 - r0, n_keys, D, scale, qb + (size_t)r0 * ldq, ldq, kb, ldk, 0.0f, P,
+                     T_ctx); // [r1 - r0, n_keys]
             for (int t = r0; t < r1; t++) {
                 float *row = P + (size_t)(t - r0) * T_ctx;
                 int n = p0 + t + 1; // keys 0 .. p0 + t
@@ -49,8 +48,8 @@ void cpu_attention_forward_cached(rt_ctx *ctx, void *out, const void *q, const v
                 for (int j = 0; j < n; j++) row[j] *= inv;
                 for (int j = n; j < n_keys; j++) row[j] = 0.0f;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, n_keys, 1.0f, P, T_ctx, vb,
-                        ldk, 0.0f, ob + (size_t)r0 * ldq, ldq); // [r1 - r0, D]
+            cpu_gemm(0, 0, r1 - r0, D, n_keys, 1.0f, P, T_ctx, vb, ldk, 0.0f, ob + (size_t)r0 * ldq,
+                     ldq); // [r1 - r0, D]
         }
     }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds retort with the CUDA backend here and packs what a bare GPU machine needs to run it into
 # gpu-bundle/ (ignored by git): the binaries and the shared libraries they link that such a machine lacks
-# (HDF5, libyaml, OpenBLAS and their dependencies), xz-compressed. The GPU machine has the CUDA toolkit,
+# (HDF5, libyaml, oneDNN and their dependencies), xz-compressed. The GPU machine has the CUDA toolkit,
 # PyTorch, h5py, cmake and ninja but no Debian packages; cuBLASLt (500 MB) is taken from its toolkit or
 # from PyTorch's nvidia-cublas wheel by scripts/gpu/run.sh. Open MPI's libraries come along (retort links
 # them, and starts MPI only for system.dist mpi/nccl) but not mpirun; NCCL is not linked (retort loads
