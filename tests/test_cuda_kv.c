@@ -37,12 +37,12 @@ START_TEST(test_rope_at) {
         float *x = random_vals(n, -1, 1, 1);
         pair Cs = twin_make((size_t)rows * half, RT_F32, cs), Sn = twin_make((size_t)rows * half, RT_F32, sn);
         pair X = twin_make(n, act, x), O = twin_make(n, act, NULL);
-        cpu.be->rope_forward_at(&cpu, O.c, X.c, Cs.c, Sn.c, B, T, H, D, pos0);
-        gpu.be->rope_forward_at(&gpu, O.g, X.g, Cs.g, Sn.g, B, T, H, D, pos0);
+        cpu.be->rope_forward_at(&cpu, O.c, X.c, Cs.c, Sn.c, B, T, H, D, pos0, H * D);
+        gpu.be->rope_forward_at(&gpu, O.g, X.g, Cs.g, Sn.g, B, T, H, D, pos0, H * D);
         float tol = act == RT_BF16 ? 2e-2f : 2e-6f;
         twin_expect_close("rope_forward_at", &O, 0, tol, tol);
-        cpu.be->rope_forward_at(&cpu, X.c, X.c, Cs.c, Sn.c, B, T, H, D, pos0); // in place
-        gpu.be->rope_forward_at(&gpu, X.g, X.g, Cs.g, Sn.g, B, T, H, D, pos0);
+        cpu.be->rope_forward_at(&cpu, X.c, X.c, Cs.c, Sn.c, B, T, H, D, pos0, H * D); // in place
+        gpu.be->rope_forward_at(&gpu, X.g, X.g, Cs.g, Sn.g, B, T, H, D, pos0, H * D);
         twin_expect_close("rope_forward_at in place", &X, 0, tol, tol);
         twin_drop(&Cs), twin_drop(&Sn), twin_drop(&X), twin_drop(&O);
         free(cs), free(sn), free(x);
@@ -59,8 +59,8 @@ START_TEST(test_kv_append) {
         size_t nx = (size_t)B * T * KVH * D, nc = (size_t)B * S * KVH * D;
         float *x = random_vals(nx, -1, 1, 1), *c0 = random_vals(nc, -1, 1, 1);
         pair X = twin_make(nx, act, x), Cc = twin_make(nc, act, c0);
-        cpu.be->kv_append(&cpu, Cc.c, X.c, B, T, KVH, D, pos0, S);
-        gpu.be->kv_append(&gpu, Cc.g, X.g, B, T, KVH, D, pos0, S);
+        cpu.be->kv_append(&cpu, Cc.c, X.c, B, T, KVH, D, pos0, S, KVH * D);
+        gpu.be->kv_append(&gpu, Cc.g, X.g, B, T, KVH, D, pos0, S, KVH * D);
         twin_expect_close("kv_append", &Cc, 0, 0.0f, 0.0f);
         twin_drop(&X), twin_drop(&Cc);
         free(x), free(c0);
@@ -83,12 +83,12 @@ START_TEST(test_attention_cached) {
               *v = random_vals(nkv, -1, 1, 1);
         pair Q = twin_make(nq, act, q), K = twin_make(nkv, act, k), Vv = twin_make(nkv, act, v);
         pair Kc = twin_make(nc, act, NULL), Vc = twin_make(nc, act, NULL), O = twin_make(nq, act, NULL);
-        cpu.be->kv_append(&cpu, Kc.c, K.c, B, T, KVH, D, 0, S);
-        gpu.be->kv_append(&gpu, Kc.g, K.g, B, T, KVH, D, 0, S);
-        cpu.be->kv_append(&cpu, Vc.c, Vv.c, B, T, KVH, D, 0, S);
-        gpu.be->kv_append(&gpu, Vc.g, Vv.g, B, T, KVH, D, 0, S);
-        cpu.be->attention_forward_cached(&cpu, O.c, Q.c, Kc.c, Vc.c, B, Tq, T, H, KVH, D, S);
-        gpu.be->attention_forward_cached(&gpu, O.g, Q.g, Kc.g, Vc.g, B, Tq, T, H, KVH, D, S);
+        cpu.be->kv_append(&cpu, Kc.c, K.c, B, T, KVH, D, 0, S, KVH * D);
+        gpu.be->kv_append(&gpu, Kc.g, K.g, B, T, KVH, D, 0, S, KVH * D);
+        cpu.be->kv_append(&cpu, Vc.c, Vv.c, B, T, KVH, D, 0, S, KVH * D);
+        gpu.be->kv_append(&gpu, Vc.g, Vv.g, B, T, KVH, D, 0, S, KVH * D);
+        cpu.be->attention_forward_cached(&cpu, O.c, Q.c, Kc.c, Vc.c, B, Tq, T, H, KVH, D, S, H * D);
+        gpu.be->attention_forward_cached(&gpu, O.g, Q.g, Kc.g, Vc.g, B, Tq, T, H, KVH, D, S, H * D);
         char what[128];
         snprintf(what, sizeof what, "attention_forward_cached B=%d Tq=%d T_ctx=%d H=%d KVH=%d D=%d S=%d", B,
                  Tq, T, H, KVH, D, S);
@@ -110,7 +110,7 @@ START_TEST(test_attention_cached_deterministic) {
     float *out[2];
     for (int run = 0; run < 2; run++) {
         pair O = twin_make(nq, act, NULL);
-        gpu.be->attention_forward_cached(&gpu, O.g, Q.g, Kc.g, Vc.g, B, Tq, T, H, KVH, D, S);
+        gpu.be->attention_forward_cached(&gpu, O.g, Q.g, Kc.g, Vc.g, B, Tq, T, H, KVH, D, S, H * D);
         out[run] = twin_host(nq);
         gpu.be->download(&gpu, out[run], O.g, act, nq);
         twin_drop(&O);

@@ -252,11 +252,11 @@ START_TEST(test_rope) {
         float *x = random_act(n, -1, 1);
         pair Cs = make_f32((size_t)T * D / 2, cs), Sn = make_f32((size_t)T * D / 2, sn);
         pair X = make_act(n, x), O = make_act(n, NULL);
-        cpu.be->rope_forward(&cpu, O.c, X.c, Cs.c, Sn.c, B, T, H, D);
-        gpu.be->rope_forward(&gpu, O.g, X.g, Cs.g, Sn.g, B, T, H, D);
+        cpu.be->rope_forward(&cpu, O.c, X.c, Cs.c, Sn.c, B, T, H, D, H * D);
+        gpu.be->rope_forward(&gpu, O.g, X.g, Cs.g, Sn.g, B, T, H, D, H * D);
         expect_close("rope_forward", &O, tol_for(1, 1));
-        cpu.be->rope_backward(&cpu, X.c, X.c, Cs.c, Sn.c, B, T, H, D); // in place
-        gpu.be->rope_backward(&gpu, X.g, X.g, Cs.g, Sn.g, B, T, H, D);
+        cpu.be->rope_backward(&cpu, X.c, X.c, Cs.c, Sn.c, B, T, H, D, H * D); // in place
+        gpu.be->rope_backward(&gpu, X.g, X.g, Cs.g, Sn.g, B, T, H, D, H * D);
         expect_close("rope_backward in place", &X, tol_for(1, 1));
         twin_drop(&Cs);
         twin_drop(&Sn);
@@ -284,8 +284,8 @@ START_TEST(test_attention) {
         float *dout = random_act(nq, -1, 1);
         pair Q = make_act(nq, q), K = make_act(nk, k), Vv = make_act(nk, v), O = make_act(nq, NULL);
         pair L = make_f32((size_t)B * H * T, NULL);
-        cpu.be->attention_forward(&cpu, O.c, L.c, Q.c, K.c, Vv.c, B, T, H, KVH, D);
-        gpu.be->attention_forward(&gpu, O.g, L.g, Q.g, K.g, Vv.g, B, T, H, KVH, D);
+        cpu.be->attention_forward(&cpu, O.c, L.c, Q.c, K.c, Vv.c, B, T, H, KVH, D, H * D, KVH * D);
+        gpu.be->attention_forward(&gpu, O.g, L.g, Q.g, K.g, Vv.g, B, T, H, KVH, D, H * D, KVH * D);
         char what[128];
         snprintf(what, sizeof what, "attention_forward B=%d T=%d H=%d KVH=%d D=%d", B, T, H, KVH, D);
         expect_close(what, &O, tol_for(1, 1));
@@ -299,8 +299,10 @@ START_TEST(test_attention) {
             for (size_t i = 0; i < nq; i++) o_ref[i] = twin_round_bf16(o_ref[i]);
         pair O2 = make_act(nq, o_ref), L2 = make_f32((size_t)B * H * T, l_ref), Dd = make_act(nq, dout);
         pair dQ = make_act(nq, NULL), dK = make_act(nk, NULL), dV = make_act(nk, NULL);
-        cpu.be->attention_backward(&cpu, dQ.c, dK.c, dV.c, Dd.c, Q.c, K.c, Vv.c, O2.c, L2.c, B, T, H, KVH, D);
-        gpu.be->attention_backward(&gpu, dQ.g, dK.g, dV.g, Dd.g, Q.g, K.g, Vv.g, O2.g, L2.g, B, T, H, KVH, D);
+        cpu.be->attention_backward(&cpu, dQ.c, dK.c, dV.c, Dd.c, Q.c, K.c, Vv.c, O2.c, L2.c, B, T, H, KVH, D,
+                                   H * D, KVH * D);
+        gpu.be->attention_backward(&gpu, dQ.g, dK.g, dV.g, Dd.g, Q.g, K.g, Vv.g, O2.g, L2.g, B, T, H, KVH, D,
+                                   H * D, KVH * D);
         float grp = sqrtf((float)(H / KVH)) * 2.0f;
         snprintf(what, sizeof what, "attention_backward dq B=%d T=%d H=%d KVH=%d D=%d", B, T, H, KVH, D);
         expect_close(what, &dQ, tol_for(1, 2));
@@ -327,11 +329,11 @@ START_TEST(test_swiglu) {
         float *g = random_act(n, -6, 6), *u = random_act(n, -2, 2), *d = random_act(n, -1, 1);
         pair G = make_act(n, g), U = make_act(n, u), D = make_act(n, d), O = make_act(n, NULL);
         pair dG = make_act(n, NULL), dU = make_act(n, NULL);
-        cpu.be->swiglu_forward(&cpu, O.c, G.c, U.c, n);
-        gpu.be->swiglu_forward(&gpu, O.g, G.g, U.g, n);
+        cpu.be->swiglu_forward(&cpu, O.c, G.c, U.c, 1, (int)n, (int)n);
+        gpu.be->swiglu_forward(&gpu, O.g, G.g, U.g, 1, (int)n, (int)n);
         expect_close("swiglu_forward", &O, tol_for(1, 1));
-        cpu.be->swiglu_backward(&cpu, dG.c, dU.c, D.c, G.c, U.c, n);
-        gpu.be->swiglu_backward(&gpu, dG.g, dU.g, D.g, G.g, U.g, n);
+        cpu.be->swiglu_backward(&cpu, dG.c, dU.c, D.c, G.c, U.c, 1, (int)n, (int)n);
+        gpu.be->swiglu_backward(&gpu, dG.g, dU.g, D.g, G.g, U.g, 1, (int)n, (int)n);
         expect_close("swiglu_backward dgate", &dG, tol_for(1, 1));
         expect_close("swiglu_backward dup", &dU, tol_for(1, 1));
         pair *all[] = {&G, &U, &D, &O, &dG, &dU};
@@ -558,8 +560,9 @@ START_TEST(test_deterministic) {
         pair dK = make_act(nk, NULL), dV = make_act(nk, NULL), Do = make_act((size_t)N * C, dout);
         float *zeros = twin_host((size_t)V * C);
         pair Tk = make_i32((size_t)N, tok), dT = make_act((size_t)V * C, zeros);
-        gpu.be->attention_forward(&gpu, O.g, L.g, Q.g, K.g, Vv.g, B, T, H, KVH, D);
-        gpu.be->attention_backward(&gpu, dQ.g, dK.g, dV.g, Dd.g, Q.g, K.g, Vv.g, O.g, L.g, B, T, H, KVH, D);
+        gpu.be->attention_forward(&gpu, O.g, L.g, Q.g, K.g, Vv.g, B, T, H, KVH, D, H * D, KVH * D);
+        gpu.be->attention_backward(&gpu, dQ.g, dK.g, dV.g, Dd.g, Q.g, K.g, Vv.g, O.g, L.g, B, T, H, KVH, D,
+                                   H * D, KVH * D);
         gpu.be->embedding_backward(&gpu, dT.g, Do.g, Tk.g, N, C);
         gpu.be->download(&gpu, out, O.g, act, nq);
         gpu.be->download(&gpu, out + nq, dQ.g, act, nq);

@@ -196,13 +196,13 @@ START_TEST(test_rope) {
         float *dout = get(op, i, "dout", NULL), *r_out = get(op, i, "out", NULL),
               *r_dx = get(op, i, "dx", NULL);
         float *out = poisoned(n), *dx = poisoned(n);
-        be->rope_forward(&ctx, out, x, cs, sn, B, T, H, D);
+        be->rope_forward(&ctx, out, x, cs, sn, B, T, H, D, H * D);
         CLOSE("forward", out, r_out, n, 1e-6f, 1e-5f);
-        be->rope_backward(&ctx, dx, dout, cs, sn, B, T, H, D);
+        be->rope_backward(&ctx, dx, dout, cs, sn, B, T, H, D, H * D);
         CLOSE("backward", dx, r_dx, n, 1e-6f, 1e-5f);
-        be->rope_forward(&ctx, x, x, cs, sn, B, T, H, D);
+        be->rope_forward(&ctx, x, x, cs, sn, B, T, H, D, H * D);
         CLOSE("forward in place", x, r_out, n, 1e-6f, 1e-5f);
-        be->rope_backward(&ctx, dout, dout, cs, sn, B, T, H, D);
+        be->rope_backward(&ctx, dout, dout, cs, sn, B, T, H, D, H * D);
         CLOSE("backward in place", dout, r_dx, n, 1e-6f, 1e-5f);
         free(cs), free(sn), free(x), free(dout), free(r_out), free(r_dx), free(out), free(dx), free(d),
             free(sc);
@@ -222,16 +222,16 @@ START_TEST(test_attention) {
         float *r_dq = get(op, i, "dq", NULL), *r_dk = get(op, i, "dk", NULL), *r_dv = get(op, i, "dv", NULL);
         float *out = poisoned(nq), *lse = poisoned(nl), *dq = poisoned(nq), *dk = poisoned(nk),
               *dv = poisoned(nk);
-        be->attention_forward(&ctx, out, lse, q, k, v, B, T, H, KVH, D);
+        be->attention_forward(&ctx, out, lse, q, k, v, B, T, H, KVH, D, H * D, KVH * D);
         CLOSE("out", out, r_out, nq, 1e-5f, 1e-4f);
         CLOSE("lse", lse, r_lse, nl, 1e-5f, 1e-5f);
-        be->attention_backward(&ctx, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D);
+        be->attention_backward(&ctx, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D, H * D, KVH * D);
         CLOSE("dq", dq, r_dq, nq, 1e-5f, 1e-4f);
         CLOSE("dk (overwritten)", dk, r_dk, nk, 1e-5f, 1e-4f);
         CLOSE("dv (overwritten)", dv, r_dv, nk, 1e-5f, 1e-4f);
         // backward overwrites: values already in the gradients must not leak into the result
         for (size_t j = 0; j < nk; j++) dk[j] = dv[j] = 1e3f;
-        be->attention_backward(&ctx, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D);
+        be->attention_backward(&ctx, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D, H * D, KVH * D);
         CLOSE("dk over old values", dk, r_dk, nk, 1e-5f, 1e-4f);
         CLOSE("dv over old values", dv, r_dv, nk, 1e-5f, 1e-4f);
         free(q), free(k), free(v), free(dout), free(r_out), free(r_lse), free(r_dq), free(r_dk), free(r_dv);
@@ -262,16 +262,16 @@ START_TEST(test_rope_at) {
         float *x = malloc(n_full * 4), *full = poisoned(n_full), *xs = malloc(n * 4), *ref = malloc(n * 4);
         float *out = poisoned(n);
         rt_test_fill_uniform(&r, x, n_full, -1, 1);
-        be->rope_forward(&ctx, full, x, cs, sn, B, Tt, H, D);
+        be->rope_forward(&ctx, full, x, cs, sn, B, Tt, H, D, H * D);
         for (int b = 0; b < B; b++) {
             memcpy(xs + (size_t)b * T * row, x + ((size_t)b * Tt + pos0) * row, (size_t)T * row * 4);
             memcpy(ref + (size_t)b * T * row, full + ((size_t)b * Tt + pos0) * row, (size_t)T * row * 4);
         }
         char what[96];
         snprintf(what, sizeof what, "rope_forward_at B=%d T=%d H=%d D=%d pos0=%d", B, T, H, D, pos0);
-        be->rope_forward_at(&ctx, out, xs, cs, sn, B, T, H, D, pos0);
+        be->rope_forward_at(&ctx, out, xs, cs, sn, B, T, H, D, pos0, H * D);
         rt_test_assert_close(what, out, ref, n, 0.0f, 0.0f);
-        be->rope_forward_at(&ctx, xs, xs, cs, sn, B, T, H, D, pos0);
+        be->rope_forward_at(&ctx, xs, xs, cs, sn, B, T, H, D, pos0, H * D);
         rt_test_assert_close("rope_forward_at in place", xs, ref, n, 0.0f, 0.0f);
         free(cs), free(sn), free(x), free(full), free(xs), free(ref), free(out);
     }
@@ -300,7 +300,7 @@ START_TEST(test_attention_cached) {
         rt_test_fill_uniform(&r, q, nq, -2, 2);
         rt_test_fill_uniform(&r, k, nk, -2, 2);
         rt_test_fill_uniform(&r, v, nk, -1, 1);
-        be->attention_forward(&ctx, full, lse, q, k, v, B, T, H, KVH, D);
+        be->attention_forward(&ctx, full, lse, q, k, v, B, T, H, KVH, D, H * D, KVH * D);
         for (int which = 0; which < 2; which++) {
             const float *src = which ? v : k;
             float *cache = which ? vc : kc;
@@ -311,7 +311,7 @@ START_TEST(test_attention_cached) {
                 for (int b = 0; b < B; b++)
                     memcpy(part + (size_t)b * n * krow, src + ((size_t)b * T + pos0) * krow,
                            (size_t)n * krow * 4);
-                be->kv_append(&ctx, cache, part, B, n, KVH, D, pos0, S);
+                be->kv_append(&ctx, cache, part, B, n, KVH, D, pos0, S, KVH * D);
             }
         }
         for (int b = 0; b < B; b++)
@@ -325,7 +325,7 @@ START_TEST(test_attention_cached) {
             memcpy(qs + (size_t)b * Tq * qrow, q + ((size_t)b * T + p0) * qrow, (size_t)Tq * qrow * 4);
             memcpy(ref + (size_t)b * Tq * qrow, full + ((size_t)b * T + p0) * qrow, (size_t)Tq * qrow * 4);
         }
-        be->attention_forward_cached(&ctx, out, qs, kc, vc, B, Tq, T, H, KVH, D, S);
+        be->attention_forward_cached(&ctx, out, qs, kc, vc, B, Tq, T, H, KVH, D, S, H * D);
         char what[128];
         snprintf(what, sizeof what, "attention_forward_cached B=%d Tq=%d T_ctx=%d H=%d KVH=%d D=%d S=%d", B,
                  Tq, T, H, KVH, D, S);
@@ -345,9 +345,9 @@ START_TEST(test_swiglu) {
         float *r_out = get(op, i, "out", NULL), *r_dg = get(op, i, "dgate", NULL),
               *r_du = get(op, i, "dup", NULL);
         float *out = poisoned(n), *dg = poisoned(n), *du = poisoned(n);
-        be->swiglu_forward(&ctx, out, g, u, n);
+        be->swiglu_forward(&ctx, out, g, u, 1, (int)n, (int)n);
         CLOSE("out", out, r_out, n, 1e-6f, 1e-5f);
-        be->swiglu_backward(&ctx, dg, du, dout, g, u, n);
+        be->swiglu_backward(&ctx, dg, du, dout, g, u, 1, (int)n, (int)n);
         CLOSE("dgate", dg, r_dg, n, 1e-6f, 1e-5f);
         CLOSE("dup", du, r_du, n, 1e-6f, 1e-5f);
         free(g), free(u), free(dout), free(r_out), free(r_dg), free(r_du), free(out), free(dg), free(du);
@@ -526,12 +526,12 @@ START_TEST(test_determinism) {
     rt_test_fill_uniform(&r, k, nk, -2, 2);
     rt_test_fill_uniform(&r, v, nk, -1, 1);
     rt_test_fill_uniform(&r, dout, nq, -1, 1);
-    be->attention_forward(&ctx, out, lse, q, k, v, B, T, H, KVH, D);
+    be->attention_forward(&ctx, out, lse, q, k, v, B, T, H, KVH, D, H * D, KVH * D);
     float *g[2][3];
     for (int run = 0; run < 2; run++) {
         g[run][0] = poisoned(nq), g[run][1] = poisoned(nk), g[run][2] = poisoned(nk);
         be->attention_backward(&ctx, g[run][0], g[run][1], g[run][2], dout, q, k, v, out, lse, B, T, H, KVH,
-                               D);
+                               D, H * D, KVH * D);
     }
     ck_assert_msg(memcmp(g[0][0], g[1][0], nq * 4) == 0, "attention dq differs between two runs");
     ck_assert_msg(memcmp(g[0][1], g[1][1], nk * 4) == 0, "attention dk differs between two runs");
