@@ -10,6 +10,8 @@
 //   (fp32 on the CPU; bf16 or fp32 on the GPU). Buffers typed float * are always fp32: master weights, Adam
 //   moments, norm statistics, attention log-sum-exps, per-token losses, scalars.
 // - Matrices are row-major. Linear weights are stored [out, in] (GGUF / PyTorch layout).
+// - Ops that read the model's fused projections (q | k | v, gate | up: docs/training.md, Fused projections)
+//   take row strides (ld, in elements), so they work on column slices of the fused rows without copies.
 // - A backward op *accumulates* (+=) into weight gradients and into the input gradient where the docs of
 //   that op say so; the model zeroes gradient buffers with zero() at the start of each accumulation window.
 #ifndef RT_BACKEND_H
