@@ -121,14 +121,17 @@ void rt_model_alloc_lora(rt_model *m, alloc_state *a) {
     const rt_model_dims *d = &m->dims;
     size_t N = (size_t)m->B_max * (size_t)m->T_max_batch, act = rt_dtype_size(m->ctx->act);
     size_t r = (size_t)m->lora.rank, wmax = 0, in_max = 0, slice_max = 0;
-    for (int i = 0, group_n = 0, group_nf4 = 0; i < m->n_params;
-         i++) { // the largest group with an NF4 member
+    // m->wtmp holds the largest projection or fused group (rt_param.fuse_next) with an NF4 member
+    size_t group_n = 0;
+    int group_nf4 = 0;
+    for (int i = 0; i < m->n_params; i++) {
         const rt_param *p = &m->params[i];
-        group_n += (int)p->n;
+        group_n += p->n;
         group_nf4 |= p->nf4 != NULL;
         if (p->fuse_next) continue;
-        if (group_nf4 && (size_t)group_n > wmax) wmax = (size_t)group_n;
-        group_n = group_nf4 = 0;
+        if (group_nf4 && group_n > wmax) wmax = group_n;
+        group_n = 0;
+        group_nf4 = 0;
     }
     if (wmax) m->wtmp = rt_model_dev_alloc(a, wmax, act, "NF4 dequantization buffer");
     if (m->training && m->lora.freeze_base)
