@@ -21,7 +21,8 @@
 //   backward (Q, dO, K, V, P, dS): BT = 32 for D <= 64 (41 KB), 16 for D <= 128 (35 KB), 8 up to 256 (33 KB)
 // Blocks have 8 * BT threads. Grids: x = batch * heads + head (up to 2^31 - 1), y strides over the tiles
 // (a y of 65535 covers T up to half a million in one pass), heaviest tiles scheduled first.
-//   q [B, T, H, D], k/v [B, T, KVH, D], out/dout/dq [B, T, H, D], dk/dv [B, T, KVH, D], lse/delta [B, H, T]
+//   q/dq [B, T, H, D] (rows ldq elements apart), k/v/dk/dv [B, T, KVH, D] (rows ldkv apart), out/dout
+//   [B, T, H, D] contiguous, lse/delta [B, H, T]
 #include <limits.h>
 #include <math.h>
 
@@ -34,8 +35,9 @@
 
 typedef struct att_shape {
     int B, T, H, KVH, D;
-    int group; // H / KVH query heads per kv head
-    int nt;    // tiles along T
+    int ldq, ldkv; // elements between rows (b, t) of q / dq and of k, v / dk, dv
+    int group;     // H / KVH query heads per kv head
+    int nt;        // tiles along T
     float scale;
 } att_shape;
 
@@ -70,7 +72,7 @@ __global__ void __launch_bounds__(ATT_THREADS(BT))
     float *Qs = smem, *KVs = Qs + BT * ld, *Ps = KVs + BT * ld; // [BT, ld], [BT, ld], [BT, lp]
     const int b = blockIdx.x / s.H, h = blockIdx.x % s.H, g = h / s.group;
     const int r = threadIdx.x / ATT_LANES, lane = threadIdx.x % ATT_LANES;
-    const size_t qstride = (size_t)s.H * D, kstride = (size_t)s.KVH * D;
+    const size_t qstride = (size_t)s.ldq, kstride = (size_t)s.ldkv, ostride = (size_t)s.H * D;
     const E *qb = q + (size_t)b * s.T * qstride + (size_t)h * D;
     const E *kb = k + (size_t)b * s.T * kstride + (size_t)g * D;
     const E *vb = v + (size_t)b * s.T * kstride + (size_t)g * D;
@@ -130,7 +132,7 @@ __global__ void __launch_bounds__(ATT_THREADS(BT))
         lsum = row_sum(lsum);
         if (tq < s.T) {
             const float inv = 1.0f / lsum;
-            E *orow = out + (size_t)tq * qstride + ((size_t)b * s.T * qstride + (size_t)h * D);
+            E *orow = out + (size_t)tq * ostride + ((size_t)b * s.T * ostride + (size_t)h * D);
 #pragma unroll
             for (int i = 0; i < NI; i++) {
                 int d = lane + i * ATT_LANES;
@@ -173,7 +175,7 @@ __global__ void __launch_bounds__(ATT_THREADS(BT))
     float *Ps = dOs + BT * ld, *dSs = Ps + BT * lp;                                // [BT, lp] each, [r, c]
     const int b = blockIdx.x / s.KVH, g = blockIdx.x % s.KVH;
     const int c = threadIdx.x / ATT_LANES, lane = threadIdx.x % ATT_LANES;
-    const size_t qstride = (size_t)s.H * D, kstride = (size_t)s.KVH * D;
+    const size_t qstride = (size_t)s.ldq, kstride = (size_t)s.ldkv, ostride = (size_t)s.H * D;
     const size_t koff = (size_t)b * s.T * kstride + (size_t)g * D;
     for (int kt = blockIdx.y; kt < s.nt; kt += gridDim.y) { // the first tiles have the most queries: first
         const int k0 = kt * BT, tk = k0 + c;
@@ -186,12 +188,13 @@ __global__ void __launch_bounds__(ATT_THREADS(BT))
         for (int j = 0; j < s.group; j++) {
             const int h = g * s.group + j;
             const size_t qoff = (size_t)b * s.T * qstride + (size_t)h * D;
+            const size_t ooff = (size_t)b * s.T * ostride + (size_t)h * D;
             const float *lb = lse + ((size_t)b * s.H + h) * s.T, *db = delta + ((size_t)b * s.H + h) * s.T;
             for (int qt = kt; qt < s.nt; qt++) {
                 const int q0 = qt * BT;
                 __syncthreads(); // the previous query tile is done with Qs, dOs (and Ks, Vs are loaded)
                 load_tile(Qs, BT, q + qoff, qstride, q0, s.T, D);
-                load_tile(dOs, BT, dout + qoff, qstride, q0, s.T, D);
+                load_tile(dOs, BT, dout + ooff, ostride, q0, s.T, D);
                 float lr[NJ], dr[NJ], sc[NJ], dp[NJ];
 #pragma unroll
                 for (int jj = 0; jj < NJ; jj++) {
@@ -262,15 +265,16 @@ __global__ void __launch_bounds__(ATT_THREADS(BT))
     float *dSs = Vs + BT * ld;                                                      // [BT, lp]
     const int b = blockIdx.x / s.H, h = blockIdx.x % s.H, g = h / s.group;
     const int r = threadIdx.x / ATT_LANES, lane = threadIdx.x % ATT_LANES;
-    const size_t qstride = (size_t)s.H * D, kstride = (size_t)s.KVH * D;
+    const size_t qstride = (size_t)s.ldq, kstride = (size_t)s.ldkv, ostride = (size_t)s.H * D;
     const size_t qoff = (size_t)b * s.T * qstride + (size_t)h * D,
-                 koff = (size_t)b * s.T * kstride + (size_t)g * D;
+                 koff = (size_t)b * s.T * kstride + (size_t)g * D,
+                 ooff = (size_t)b * s.T * ostride + (size_t)h * D;
     const float *lb = lse + ((size_t)b * s.H + h) * s.T, *db = delta + ((size_t)b * s.H + h) * s.T;
     for (int y = blockIdx.y; y < s.nt; y += gridDim.y) {
         const int qt = s.nt - 1 - y, q0 = qt * BT, tq = q0 + r; // the last tiles have the most keys: first
         __syncthreads();                                        // the previous tile is done with Qs, dOs
         load_tile(Qs, BT, q + qoff, qstride, q0, s.T, D);
-        load_tile(dOs, BT, dout + qoff, qstride, q0, s.T, D);
+        load_tile(dOs, BT, dout + ooff, ostride, q0, s.T, D);
         const float lr = tq < s.T ? lb[tq] : 0.0f, dr = tq < s.T ? db[tq] : 0.0f;
         float acc[NI];
 #pragma unroll
@@ -381,23 +385,29 @@ static void backward(rt_ctx *ctx, E *dq, E *dk, E *dv, const E *dout, const E *q
 }
 
 // The shape the kernels handle, or 0 with the context marked failed.
-static int att_shape_of(rt_ctx *ctx, const char *op, att_shape *s, int B, int T, int H, int KVH, int D) {
-    if (D < 1 || D > 256 || KVH < 1 || H % KVH != 0 || (size_t)B * H > INT_MAX) {
+static int att_shape_of(rt_ctx *ctx, const char *op, att_shape *s, int B, int T, int H, int KVH, int D,
+                        int ldq, int ldkv) {
+    if (D < 1 || D > 256 || KVH < 1 || H % KVH != 0 || (size_t)B * H > INT_MAX || ldq < H * D ||
+        ldkv < KVH * D) {
         cuda_record_failure(
-            ctx, op, "unsupported shape B=%d H=%d KVH=%d D=%d (needs D <= 256, H %% KVH == 0)", B, H, KVH, D);
+            ctx, op,
+            "unsupported shape B=%d H=%d KVH=%d D=%d ldq=%d ldkv=%d (needs D <= 256, H %% KVH == "
+            "0, rows at least H * D and KVH * D apart)",
+            B, H, KVH, D, ldq, ldkv);
         return 0;
     }
-    *s = att_shape{B, T, H, KVH, D, H / KVH, 0, 1.0f / sqrtf((float)D)};
+    *s = att_shape{B, T, H, KVH, D, ldq, ldkv, H / KVH, 0, 1.0f / sqrtf((float)D)};
     return 1;
 }
 
 void cuda_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k, const void *v,
-                            int B, int T, int H, int KVH, int D) {
+                            int B, int T, int H, int KVH, int D, int ldq, int ldkv) {
     cuda_state *st = cuda_of(ctx);
     att_shape s;
     if (st->failed || B <= 0 || T <= 0 || H <= 0) return;
-    if (!att_shape_of(ctx, "attention_forward", &s, B, T, H, KVH, D)) return;
-    if (cuda_attention_mma_forward(ctx, out, lse, q, k, v, B, T, H, KVH, D)) return; // bf16 tensor cores
+    if (!att_shape_of(ctx, "attention_forward", &s, B, T, H, KVH, D, ldq, ldkv)) return;
+    if (cuda_attention_mma_forward(ctx, out, lse, q, k, v, B, T, H, KVH, D, ldq, ldkv))
+        return; // tensor cores
     cudaStream_t stream = st->stream;
     CUDA_DISPATCH_ACT(ctx, forward<T>(stream, (T *)out, lse, (const T *)q, (const T *)k, (const T *)v, s));
     cuda_check_launch(ctx, "attention_forward");
@@ -405,12 +415,13 @@ void cuda_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, c
 
 void cuda_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const void *dout, const void *q,
                              const void *k, const void *v, const void *out, const float *lse, int B, int T,
-                             int H, int KVH, int D) {
+                             int H, int KVH, int D, int ldq, int ldkv) {
     cuda_state *st = cuda_of(ctx);
     att_shape s;
     if (st->failed || B <= 0 || T <= 0 || H <= 0) return;
-    if (!att_shape_of(ctx, "attention_backward", &s, B, T, H, KVH, D)) return;
-    if (cuda_attention_mma_backward(ctx, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D)) return;
+    if (!att_shape_of(ctx, "attention_backward", &s, B, T, H, KVH, D, ldq, ldkv)) return;
+    if (cuda_attention_mma_backward(ctx, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D, ldq, ldkv))
+        return;
     float *delta = (float *)cuda_scratch(ctx, (size_t)B * H * T * sizeof(float), "attention_backward");
     if (!delta) return;
     CUDA_DISPATCH_ACT(ctx, backward<T>(ctx, (T *)dq, (T *)dk, (T *)dv, (const T *)dout, (const T *)q,

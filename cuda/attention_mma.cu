@@ -52,7 +52,8 @@
 // The only inline PTX is in the small wrappers below (am_mma, am_ldsm_x4, am_ldsm_x4_t, am_cp_async16/4,
 // commit, wait); defining RT_ATT_MMA_EMULATION leaves them out so that a host emulation (every lane a
 // thread, warps exchanging registers) can supply them and check these layouts on a CPU.
-//   q, out, dout, dq [B, T, H, D]; k, v, dk, dv [B, T, KVH, D]; lse, delta [B, H, T] fp32
+//   q, dq [B, T, H, D] (rows ldq elements apart); k, v, dk, dv [B, T, KVH, D] (rows ldkv apart); out, dout
+//   [B, T, H, D] contiguous; lse, delta [B, H, T] fp32
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
@@ -78,6 +79,7 @@ template <int D> struct am_cfg {
 
 typedef struct am_shape {
     int B, T, H, KVH, group; // group = H / KVH
+    int ldq, ldkv;           // elements between rows (b, t) of q / dq and of k, v / dk, dv
     float scale;             // 1 / sqrt(D)
     float scale_log2;        // log2(e) / sqrt(D)
 } am_shape;
@@ -193,8 +195,11 @@ __global__ void __launch_bounds__(AM_THREADS)
     const int b = blockIdx.x / s.H, h = blockIdx.x % s.H, kvh = h / s.group;
     const int q0 = ((s.T + AM_BM - 1) / AM_BM - 1 - (int)blockIdx.y) * AM_BM, w0 = q0 + warp * 16;
     const int row0 = w0 + (lane >> 2); // this thread's rows: row0, row0 + 8
-    const size_t qstride = (size_t)s.H * D, kstride = (size_t)s.KVH * D;
-    const bf16 *qb = q + (size_t)b * s.T * qstride + (size_t)h * D;
+    // q's offset as out's (contiguous, rows H D apart) plus the batch's share of the wider q rows: the two
+    // share one live offset, which keeps the kernel within its 128 registers at D = 96
+    const size_t ostride = (size_t)s.H * D, ooff = (size_t)b * s.T * ostride + (size_t)h * D;
+    const size_t qstride = (size_t)s.ldq, kstride = (size_t)s.ldkv;
+    const bf16 *qb = q + ooff + (size_t)b * s.T * (qstride - ostride);
     const bf16 *kb = k + (size_t)b * s.T * kstride + (size_t)kvh * D;
     const bf16 *vb = v + (size_t)b * s.T * kstride + (size_t)kvh * D;
     const int kend = s.T < q0 + AM_BM ? s.T : q0 + AM_BM, nkt = (kend + BN - 1) / BN;
@@ -282,7 +287,7 @@ __global__ void __launch_bounds__(AM_THREADS)
         __syncthreads(); // everyone is done with buffer st before the next iteration refills it
     }
 
-    bf16 *ob = out + (size_t)b * s.T * qstride + (size_t)h * D;
+    bf16 *ob = out + ooff;
     float *lb = lse + ((size_t)b * s.H + h) * s.T;
 #pragma unroll
     for (int r = 0; r < 2; r++) {
@@ -291,7 +296,7 @@ __global__ void __launch_bounds__(AM_THREADS)
         if (row < s.T) {
 #pragma unroll
             for (int j = 0; j < D / 8; j++)
-                am_store2(ob + (size_t)row * qstride + 8 * j + 2 * t4, o[j][2 * r] * inv,
+                am_store2(ob + (size_t)row * ostride + 8 * j + 2 * t4, o[j][2 * r] * inv,
                           o[j][2 * r + 1] * inv);
             if (t4 == 0) lb[row] = m[r] * AM_LN2 + logf(sum);
         }
@@ -335,15 +340,16 @@ __global__ void __launch_bounds__(AM_THREADS)
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, t4 = lane & 3;
     const int b = blockIdx.x / s.KVH, kvh = blockIdx.x % s.KVH, k0 = blockIdx.y * AM_BM;
     const int key0 = k0 + warp * 16 + (lane >> 2); // this thread's keys: key0, key0 + 8
-    const size_t qstride = (size_t)s.H * D, kstride = (size_t)s.KVH * D;
+    const size_t qstride = (size_t)s.ldq, kstride = (size_t)s.ldkv, ostride = (size_t)s.H * D;
     const size_t koff = (size_t)b * s.T * kstride + (size_t)kvh * D;
     const int qt_first = k0 / BQ, nq = (s.T + BQ - 1) / BQ - qt_first, n_it = s.group * nq;
     // Iteration i covers query head kvh * group + i / nq, query tile qt_first + i % nq.
     auto issue = [&](int i, int st) {
         const int h = kvh * s.group + i / nq, r0 = (qt_first + i % nq) * BQ;
         const size_t qoff = (size_t)b * s.T * qstride + (size_t)h * D, loff = ((size_t)b * s.H + h) * s.T;
+        const size_t ooff = (size_t)b * s.T * ostride + (size_t)h * D;
         am_load_rows<BQ, D>(Qs + st * BQ * LD, q + qoff, qstride, r0, s.T);
-        am_load_rows<BQ, D>(dOs + st * BQ * LD, dout + qoff, qstride, r0, s.T);
+        am_load_rows<BQ, D>(dOs + st * BQ * LD, dout + ooff, ostride, r0, s.T);
         am_load_vec<BQ>(Ls + st * BQ, lse + loff, r0, s.T);
         am_load_vec<BQ>(Dls + st * BQ, delta + loff, r0, s.T);
     };
@@ -444,13 +450,14 @@ __global__ void __launch_bounds__(AM_THREADS)
     const int b = blockIdx.x / s.H, h = blockIdx.x % s.H, kvh = h / s.group;
     const int q0 = ((s.T + AM_BM - 1) / AM_BM - 1 - (int)blockIdx.y) * AM_BM, w0 = q0 + warp * 16;
     const int row0 = w0 + (lane >> 2); // this thread's rows: row0, row0 + 8
-    const size_t qstride = (size_t)s.H * D, kstride = (size_t)s.KVH * D;
+    const size_t qstride = (size_t)s.ldq, kstride = (size_t)s.ldkv, ostride = (size_t)s.H * D;
     const size_t qoff = (size_t)b * s.T * qstride + (size_t)h * D,
-                 koff = (size_t)b * s.T * kstride + (size_t)kvh * D;
+                 koff = (size_t)b * s.T * kstride + (size_t)kvh * D,
+                 ooff = (size_t)b * s.T * ostride + (size_t)h * D;
     const int kend = s.T < q0 + AM_BM ? s.T : q0 + AM_BM, nkt = (kend + BN - 1) / BN;
 
     am_load_rows<AM_BM, D>(Qs, q + qoff, qstride, q0, s.T);
-    am_load_rows<AM_BM, D>(dOs, dout + qoff, qstride, q0, s.T);
+    am_load_rows<AM_BM, D>(dOs, dout + ooff, ostride, q0, s.T);
     am_load_rows<BN, D>(Ks, k + koff, kstride, 0, s.T);
     am_load_rows<BN, D>(Vs, v + koff, kstride, 0, s.T);
     am_cp_commit();
@@ -595,18 +602,20 @@ static int am_backward(rt_ctx *ctx, bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *do
 }
 
 // Whether the tensor-core path takes this call: bf16, D a multiple of 16 up to 128, 16-byte aligned
-// bf16 tensors (fp32 lse/delta need only their natural alignment), a tile grid that fits, an sm_80+ device,
-// and RT_ATTENTION_PORTABLE unset (it forces the portable kernels, to compare the two paths).
-static int am_supported(rt_ctx *ctx, am_shape *s, int B, int T, int H, int KVH, int D,
+// bf16 tensors and rows (ldq, ldkv multiples of 8) (fp32 lse/delta need only their natural alignment), a tile
+// grid that fits, an sm_80+ device, and RT_ATTENTION_PORTABLE unset (it forces the portable kernels, to
+// compare the two paths).
+static int am_supported(rt_ctx *ctx, am_shape *s, int B, int T, int H, int KVH, int D, int ldq, int ldkv,
                         const void *const *ptrs, int n_ptrs) {
     static int portable = -1;
     if (portable < 0) portable = getenv("RT_ATTENTION_PORTABLE") != NULL;
     if (portable || ctx->act != RT_BF16 || D < 16 || D > 128 || D % 16 != 0) return 0;
     if (B <= 0 || T <= 0 || H <= 0 || KVH <= 0 || H % KVH != 0 || (size_t)B * H > INT_MAX) return 0;
     if ((T + AM_BM - 1) / AM_BM > AM_MAX_GRID_Y || cuda_of(ctx)->prop.major < 8) return 0;
+    if (ldq % 8 != 0 || ldkv % 8 != 0) return 0; // every row 16-byte aligned, for cp.async
     for (int i = 0; i < n_ptrs; i++)
         if ((uintptr_t)ptrs[i] % 16 != 0) return 0;
-    *s = am_shape{B, T, H, KVH, H / KVH, 1.0f / sqrtf((float)D), AM_LOG2E / sqrtf((float)D)};
+    *s = am_shape{B, T, H, KVH, H / KVH, ldq, ldkv, 1.0f / sqrtf((float)D), AM_LOG2E / sqrtf((float)D)};
     return 1;
 }
 
@@ -619,11 +628,11 @@ template <int D = 16, typename F> static int am_with_d(int d, F &&f) {
 }
 
 int cuda_attention_mma_forward(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k,
-                               const void *v, int B, int T, int H, int KVH, int D) {
+                               const void *v, int B, int T, int H, int KVH, int D, int ldq, int ldkv) {
     const void *ptrs[] = {out, q, k, v};
     am_shape s;
     if (cuda_of(ctx)->failed) return 1;
-    if (!am_supported(ctx, &s, B, T, H, KVH, D, ptrs, 4)) return 0;
+    if (!am_supported(ctx, &s, B, T, H, KVH, D, ldq, ldkv, ptrs, 4)) return 0;
     return am_with_d(D, [&]<int DD>() {
         return am_forward<DD>(ctx, (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, s);
     });
@@ -631,11 +640,11 @@ int cuda_attention_mma_forward(rt_ctx *ctx, void *out, float *lse, const void *q
 
 int cuda_attention_mma_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const void *dout, const void *q,
                                 const void *k, const void *v, const void *out, const float *lse, int B, int T,
-                                int H, int KVH, int D) {
+                                int H, int KVH, int D, int ldq, int ldkv) {
     const void *ptrs[] = {dq, dk, dv, dout, q, k, v, out};
     am_shape s;
     if (cuda_of(ctx)->failed) return 1;
-    if (!am_supported(ctx, &s, B, T, H, KVH, D, ptrs, 8)) return 0;
+    if (!am_supported(ctx, &s, B, T, H, KVH, D, ldq, ldkv, ptrs, 8)) return 0;
     return am_with_d(D, [&]<int DD>() {
         return am_backward<DD>(ctx, (bf16 *)dq, (bf16 *)dk, (bf16 *)dv, (const bf16 *)dout, (const bf16 *)q,
                                (const bf16 *)k, (const bf16 *)v, (const bf16 *)out, lse, s);

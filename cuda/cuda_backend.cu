@@ -356,6 +356,7 @@ static const rt_backend cuda_backend_table = {
     .upload_bytes = cuda_upload_bytes,
     .nf4_dequantize = cuda_nf4_dequantize,
     .dropout = cuda_dropout,
+    .copy_rows = cuda_copy_rows,
 };
 
 extern "C" const rt_backend *rt_backend_cuda(void) {

@@ -151,24 +151,24 @@ void cuda_rmsnorm_forward(rt_ctx *ctx, void *out, float *rstd, const void *x, co
 void cuda_rmsnorm_backward(rt_ctx *ctx, void *dx, void *dweight, const void *dout, const void *x,
                            const void *weight, const float *rstd, int N, int C);
 void cuda_rope_forward(rt_ctx *ctx, void *out, const void *x, const float *cos_tab, const float *sin_tab,
-                       int B, int T, int H, int D);
+                       int B, int T, int H, int D, int ld);
 void cuda_rope_backward(rt_ctx *ctx, void *dx, const void *dout, const float *cos_tab, const float *sin_tab,
-                        int B, int T, int H, int D);
+                        int B, int T, int H, int D, int ld);
 void cuda_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k, const void *v,
-                            int B, int T, int H, int KVH, int D);
+                            int B, int T, int H, int KVH, int D, int ldq, int ldkv);
 void cuda_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const void *dout, const void *q,
                              const void *k, const void *v, const void *out, const float *lse, int B, int T,
-                             int H, int KVH, int D);
+                             int H, int KVH, int D, int ldq, int ldkv);
 // The bf16 tensor-core attention kernels (attention_mma.cu, sm_80+). 1 when the call was handled (enqueued,
 // or its failure recorded); 0 when the dtype or shape is not theirs and the caller runs the portable kernels.
 int cuda_attention_mma_forward(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k,
-                               const void *v, int B, int T, int H, int KVH, int D);
+                               const void *v, int B, int T, int H, int KVH, int D, int ldq, int ldkv);
 int cuda_attention_mma_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const void *dout, const void *q,
                                 const void *k, const void *v, const void *out, const float *lse, int B, int T,
-                                int H, int KVH, int D);
-void cuda_swiglu_forward(rt_ctx *ctx, void *out, const void *gate, const void *up, size_t n);
+                                int H, int KVH, int D, int ldq, int ldkv);
+void cuda_swiglu_forward(rt_ctx *ctx, void *out, const void *gate, const void *up, int N, int F, int ld);
 void cuda_swiglu_backward(rt_ctx *ctx, void *dgate, void *dup, const void *dout, const void *gate,
-                          const void *up, size_t n);
+                          const void *up, int N, int F, int ld);
 void cuda_cross_entropy(rt_ctx *ctx, float *losses, void *dlogits, const void *logits, const int32_t *targets,
                         int N, int V, float grad_scale);
 void cuda_distill_loss(rt_ctx *ctx, float *ce, float *kd, void *dlogits, const void *logits,
@@ -187,15 +187,17 @@ void cuda_add_inplace(rt_ctx *ctx, void *acc, const void *x, size_t n);
 void cuda_convert(rt_ctx *ctx, void *dst, rt_dtype dst_t, const void *src, rt_dtype src_t, size_t n);
 // Generation with a KV cache (kv_attention.cu).
 void cuda_rope_forward_at(rt_ctx *ctx, void *out, const void *x, const float *cos_tab, const float *sin_tab,
-                          int B, int T, int H, int D, int pos0);
+                          int B, int T, int H, int D, int pos0, int ld);
 void cuda_attention_forward_cached(rt_ctx *ctx, void *out, const void *q, const void *k_cache,
                                    const void *v_cache, int B, int Tq, int T_ctx, int H, int KVH, int D,
-                                   int cache_stride_T);
+                                   int cache_stride_T, int ld);
 void cuda_kv_append(rt_ctx *ctx, void *cache, const void *x, int B, int T, int KVH, int D, int pos0,
-                    int cache_stride_T);
+                    int cache_stride_T, int ld);
 // Fine-tuning (finetune_ops.cu).
 void cuda_nf4_dequantize(rt_ctx *ctx, void *out, const uint8_t *codes, const float *absmax,
                          const int8_t *absmax_q, const float *absmax_scale, float absmax_offset, size_t n);
 void cuda_dropout(rt_ctx *ctx, void *out, const void *x, size_t n, float p, uint64_t seed);
+void cuda_copy_rows(rt_ctx *ctx, void *dst, int ld_dst, const void *src, int ld_src, int rows, int cols,
+                    int accumulate);
 
 #endif

@@ -1,5 +1,6 @@
 // Fine-tuning ops of the CUDA backend: NF4 dequantization of a QLoRA base (feeding cuBLASLt through a bf16
-// or fp32 buffer) and the LoRA input dropout. CPU twins in csrc/cpu/finetune_ops.c.
+// or fp32 buffer), the LoRA input dropout and the strided row copies of an adapter's slice of a fused
+// projection. CPU twins in csrc/cpu/finetune_ops.c.
 #include "cuda_internal.h"
 
 extern "C" {
@@ -51,4 +52,27 @@ void cuda_dropout(rt_ctx *ctx, void *out, const void *x, size_t n, float p, uint
     CUDA_DISPATCH_ACT(ctx, (dropout_kernel<T><<<cuda_grid(n, 256), 256, 0, st->stream>>>(
                                (T *)out, (const T *)x, n, threshold, keep_scale, seed)));
     cuda_check_launch(ctx, "dropout");
+}
+
+template <typename T>
+__global__ void copy_rows_kernel(T *dst, size_t ld_dst, const T *src, size_t ld_src, int cols, size_t n,
+                                 int accumulate) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t r = i / (size_t)cols, c = i % (size_t)cols;
+        T *d = dst + r * ld_dst + c;
+        float v = to_f32(src[r * ld_src + c]);
+        *d = from_f32<T>(accumulate ? to_f32(*d) + v : v);
+    }
+}
+
+void cuda_copy_rows(rt_ctx *ctx, void *dst, int ld_dst, const void *src, int ld_src, int rows, int cols,
+                    int accumulate) {
+    cuda_state *st = cuda_of(ctx);
+    size_t n = rows > 0 && cols > 0 ? (size_t)rows * cols : 0;
+    if (st->failed || n == 0) return;
+    CUDA_DISPATCH_ACT(ctx,
+                      (copy_rows_kernel<T><<<cuda_grid(n, 256), 256, 0, st->stream>>>(
+                          (T *)dst, (size_t)ld_dst, (const T *)src, (size_t)ld_src, cols, n, accumulate)));
+    cuda_check_launch(ctx, "copy_rows");
 }

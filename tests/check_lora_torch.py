@@ -157,12 +157,19 @@ def check_lora(harness, work, mode, tied):
     V, C, L, H, KVH, F_, T_max = (int(meta[k]) for k in ("V", "C", "L", "H", "KVH", "F", "T_max"))
     B, T = int(meta["B"]), int(meta["T"])
     qlora = int(meta["qlora"])
+    targets_mask, nf4_mask = int(meta["targets"]), int(meta["nf4_sites"])
+    block_site = {"attn_q": "q", "attn_k": "k", "attn_v": "v", "attn_output": "o", "ffn_gate": "gate",
+                  "ffn_up": "up", "ffn_down": "down"}
+
+    def in_nf4(name):  # a block projection of a site the spec stores in NF4
+        site = block_site.get(name.split(".")[2]) if name.startswith("blk.") else None
+        return site is not None and name.endswith(".weight") and (nf4_mask >> SITES.index(site)) & 1
     ref = LoraLlama(V, C, L, H, KVH, F_, T_max, eps=meta["eps"], theta=meta["theta"], tied=bool(tied),
                     dtype=torch.float64, head_dim=int(meta["D"]), bias=bool(meta["attn_bias"]))
     with torch.no_grad():
         for name, t in ref.named().items():
             w = load(d, "base." + name)
-            if qlora and name.startswith("blk.") and t.dim() == 2:  # every block projection in NF4
+            if in_nf4(name):
                 w = nf4_reference(w, True)[3].numpy()
             t.copy_(torch.from_numpy(w.astype(np.float64)).view(t.shape))
     tokens = torch.from_numpy(load(d, "tokens", np.int32).astype(np.int64)).view(B, T)
@@ -187,8 +194,9 @@ def check_lora(harness, work, mode, tied):
         r = int(meta["rank"])
         shp = (r, shape[1]) if n.endswith("lora_a") else (shape[0], r)
         adapters[n] = torch.from_numpy(load(d, "adapter." + n).astype(np.float64)).view(shp).requires_grad_()
-    if len(adapters) != 2 * (7 * L + 1):
-        failures.append(f"{tag}: {len(adapters)} adapter tensors, expected {2 * (7 * L + 1)}")
+    want = 2 * (bin(targets_mask & 127).count("1") * L + (targets_mask >> 7 & 1))
+    if len(adapters) != want:
+        failures.append(f"{tag}: {len(adapters)} adapter tensors, expected {want}")
     seeds = load(d, "dropout_seeds", np.uint64)
     ref.set_adapters(adapters, meta["scale"], meta["dropout"], seeds)
     logits = ref(tokens)
@@ -214,6 +222,8 @@ def main():
         check_lora(harness, work, "lora", 0)
         check_lora(harness, work, "lora", 1)
         check_lora(harness, work, "qlora", 0)  # with q/k/v biases and head_dim 12 != 32 / 4
+        # adapters on some columns of the fused q|k|v and gate|up, NF4 on some of their members, dropout
+        check_lora(harness, work, "qlora_partial", 0)
     passed = "NF4 codes, scales and dequantization; LoRA and QLoRA logits, losses and adapter gradients match PyTorch"
     finish(failures, passed)
 

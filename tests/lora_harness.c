@@ -9,9 +9,12 @@
 //     After a few AdamW steps it checks in C that the base did not move and that only adapters have
 //     gradients and moments. The untied qlora case also has q/k/v biases (random, frozen like the base, kept
 //     in fp32 rather than NF4) and a head dim of 12 on 4 heads of a width of 32.
-// Raw little-endian files plus meta.txt.
+//   qlora_partial mode: qlora with adapters on q, v, gate and the head only, NF4 on q, v and gate only (so
+//     the fused q|k|v and gate|up projections mix NF4 and fp32 members and adapters cover some of their
+//     columns), and dropout as in lora mode.
+// Raw little-endian files plus meta.txt (targets and nf4_sites as site masks).
 //
-// usage: lora_harness OUT_DIR nf4|lora|qlora TIED SEED
+// usage: lora_harness OUT_DIR nf4|lora|qlora|qlora_partial TIED SEED
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -89,7 +92,7 @@ static void random_batch(rt_rng *r, int32_t *tok, int32_t *tgt, int n, int V) {
     }
 }
 
-static void run_lora(int qlora, int tied, uint64_t seed) {
+static void run_lora(int qlora, int partial, int tied, uint64_t seed) {
     rt_model_dims d = rt_harness_dims(tied);
     if (qlora && !tied) {
         d.D = 12;
@@ -113,12 +116,15 @@ static void run_lora(int qlora, int tied, uint64_t seed) {
         rt_harness_dump(name, bw[i].data, n * sizeof(float));
     }
 
+    unsigned some = (1u << RT_SITE_Q) | (1u << RT_SITE_V) | (1u << RT_SITE_GATE);
     rt_lora_spec spec = {.rank = 4,
                          .scale = 2.0f,
-                         .dropout = qlora ? 0.0f : 0.25f,
-                         .targets = (1u << RT_N_SITES) - 1u,
+                         .dropout = qlora && !partial ? 0.0f : 0.25f,
+                         .targets = partial ? some | (1u << RT_SITE_HEAD) : (1u << RT_N_SITES) - 1u,
                          .freeze_base = 1,
-                         .nf4_sites = qlora ? (1u << RT_N_BLOCK_SITES) - 1u : 0u,
+                         .nf4_sites = partial ? some
+                                      : qlora ? (1u << RT_N_BLOCK_SITES) - 1u
+                                              : 0u,
                          .double_quant = 1};
     rt_model m;
     if (rt_model_create_adapted(&m, &d, &spec, &ctx, B, T, 1, &err)) rt_harness_die(err.msg);
@@ -237,9 +243,9 @@ static void run_lora(int qlora, int tied, uint64_t seed) {
     FILE *f = rt_harness_meta();
     fprintf(f,
             "V %d\nC %d\nL %d\nH %d\nKVH %d\nF %d\nT_max %d\neps %g\ntheta %g\ntied %d\nB %d\nT %d\n"
-            "rank %d\nscale %g\ndropout %g\nqlora %d\nD %d\nattn_bias %d\n",
+            "rank %d\nscale %g\ndropout %g\nqlora %d\nD %d\nattn_bias %d\ntargets %u\nnf4_sites %u\n",
             d.V, d.C, d.L, d.H, d.KVH, d.F, d.T_max, d.eps, d.theta, d.tied, B, T, spec.rank, spec.scale,
-            spec.dropout, qlora, d.D, d.attn_bias);
+            spec.dropout, qlora, d.D, d.attn_bias, spec.targets, spec.nf4_sites);
     fclose(f);
     free(h);
     free(logits);
@@ -252,13 +258,15 @@ static void run_lora(int qlora, int tied, uint64_t seed) {
 
 int main(int argc, char **argv) {
     rt_harness_init("lora_harness", argc > 1 ? argv[1] : ".");
-    if (argc != 5) rt_harness_die("usage: lora_harness OUT_DIR nf4|lora|qlora TIED SEED");
+    if (argc != 5) rt_harness_die("usage: lora_harness OUT_DIR nf4|lora|qlora|qlora_partial TIED SEED");
     uint64_t seed = strtoull(argv[4], NULL, 10);
     if (strcmp(argv[2], "nf4") == 0)
         run_nf4(seed);
     else if (strcmp(argv[2], "lora") == 0 || strcmp(argv[2], "qlora") == 0)
-        run_lora(strcmp(argv[2], "qlora") == 0, atoi(argv[3]), seed);
+        run_lora(strcmp(argv[2], "qlora") == 0, 0, atoi(argv[3]), seed);
+    else if (strcmp(argv[2], "qlora_partial") == 0)
+        run_lora(1, 1, atoi(argv[3]), seed);
     else
-        rt_harness_die("mode is nf4, lora or qlora");
+        rt_harness_die("mode is nf4, lora, qlora or qlora_partial");
     return 0;
 }

@@ -64,6 +64,12 @@ static void expect_close(const char *what, const pair *p, tol t) {
     twin_expect_close(what, p, 0, t.atol, t.rtol);
 }
 
+// Elements [off, n) of both sides of p: a slice of a fused buffer (never dropped itself).
+static pair view(const pair *p, size_t off) {
+    pair v = {(float *)p->c + off, (char *)p->g + off * rt_dtype_size(p->gt), p->n - off, p->gt};
+    return v;
+}
+
 // bf16 gradients of the fused losses against the GPU's own fp32 result on the same inputs. Their elements
 // span many decades (a non-target dlogit at V = 32768 is ~1e-5 and may be 1e-11), so an absolute tolerance
 // against the CPU would let zeros pass. The kernels do all their arithmetic in fp32 in the same code for both
@@ -243,20 +249,22 @@ static void rope_tables(int T, int D, float **cos_tab, float **sin_tab) {
 }
 
 START_TEST(test_rope) {
-    static const int shapes[][4] = {{1, 1, 1, 2}, {2, 9, 3, 8}, {1, 130, 2, 64}}; // B, T, H, D
+    // B, T, H, D, and the columns past H * D in a row: the model's fused q | k | v rotates the q and k heads
+    // of rows (H + 2 KVH) D apart; the columns past the heads keep their (random) values on both sides
+    static const int shapes[][5] = {{1, 1, 1, 2, 0}, {2, 9, 3, 8, 0}, {1, 130, 2, 64, 0}, {2, 9, 3, 8, 16}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        int B = shapes[s][0], T = shapes[s][1], H = shapes[s][2], D = shapes[s][3];
-        size_t n = (size_t)B * T * H * D;
+        int B = shapes[s][0], T = shapes[s][1], H = shapes[s][2], D = shapes[s][3], ld = H * D + shapes[s][4];
+        size_t n = (size_t)B * T * ld;
         float *cs, *sn;
         rope_tables(T, D, &cs, &sn);
-        float *x = random_act(n, -1, 1);
+        float *x = random_act(n, -1, 1), *o0 = random_act(n, -1, 1);
         pair Cs = make_f32((size_t)T * D / 2, cs), Sn = make_f32((size_t)T * D / 2, sn);
-        pair X = make_act(n, x), O = make_act(n, NULL);
-        cpu.be->rope_forward(&cpu, O.c, X.c, Cs.c, Sn.c, B, T, H, D);
-        gpu.be->rope_forward(&gpu, O.g, X.g, Cs.g, Sn.g, B, T, H, D);
+        pair X = make_act(n, x), O = make_act(n, ld > H * D ? o0 : NULL);
+        cpu.be->rope_forward(&cpu, O.c, X.c, Cs.c, Sn.c, B, T, H, D, ld);
+        gpu.be->rope_forward(&gpu, O.g, X.g, Cs.g, Sn.g, B, T, H, D, ld);
         expect_close("rope_forward", &O, tol_for(1, 1));
-        cpu.be->rope_backward(&cpu, X.c, X.c, Cs.c, Sn.c, B, T, H, D); // in place
-        gpu.be->rope_backward(&gpu, X.g, X.g, Cs.g, Sn.g, B, T, H, D);
+        cpu.be->rope_backward(&cpu, X.c, X.c, Cs.c, Sn.c, B, T, H, D, ld); // in place
+        gpu.be->rope_backward(&gpu, X.g, X.g, Cs.g, Sn.g, B, T, H, D, ld);
         expect_close("rope_backward in place", &X, tol_for(1, 1));
         twin_drop(&Cs);
         twin_drop(&Sn);
@@ -265,6 +273,7 @@ START_TEST(test_rope) {
         free(cs);
         free(sn);
         free(x);
+        free(o0);
     }
 }
 END_TEST
@@ -284,8 +293,8 @@ START_TEST(test_attention) {
         float *dout = random_act(nq, -1, 1);
         pair Q = make_act(nq, q), K = make_act(nk, k), Vv = make_act(nk, v), O = make_act(nq, NULL);
         pair L = make_f32((size_t)B * H * T, NULL);
-        cpu.be->attention_forward(&cpu, O.c, L.c, Q.c, K.c, Vv.c, B, T, H, KVH, D);
-        gpu.be->attention_forward(&gpu, O.g, L.g, Q.g, K.g, Vv.g, B, T, H, KVH, D);
+        cpu.be->attention_forward(&cpu, O.c, L.c, Q.c, K.c, Vv.c, B, T, H, KVH, D, H * D, KVH * D);
+        gpu.be->attention_forward(&gpu, O.g, L.g, Q.g, K.g, Vv.g, B, T, H, KVH, D, H * D, KVH * D);
         char what[128];
         snprintf(what, sizeof what, "attention_forward B=%d T=%d H=%d KVH=%d D=%d", B, T, H, KVH, D);
         expect_close(what, &O, tol_for(1, 1));
@@ -299,8 +308,10 @@ START_TEST(test_attention) {
             for (size_t i = 0; i < nq; i++) o_ref[i] = twin_round_bf16(o_ref[i]);
         pair O2 = make_act(nq, o_ref), L2 = make_f32((size_t)B * H * T, l_ref), Dd = make_act(nq, dout);
         pair dQ = make_act(nq, NULL), dK = make_act(nk, NULL), dV = make_act(nk, NULL);
-        cpu.be->attention_backward(&cpu, dQ.c, dK.c, dV.c, Dd.c, Q.c, K.c, Vv.c, O2.c, L2.c, B, T, H, KVH, D);
-        gpu.be->attention_backward(&gpu, dQ.g, dK.g, dV.g, Dd.g, Q.g, K.g, Vv.g, O2.g, L2.g, B, T, H, KVH, D);
+        cpu.be->attention_backward(&cpu, dQ.c, dK.c, dV.c, Dd.c, Q.c, K.c, Vv.c, O2.c, L2.c, B, T, H, KVH, D,
+                                   H * D, KVH * D);
+        gpu.be->attention_backward(&gpu, dQ.g, dK.g, dV.g, Dd.g, Q.g, K.g, Vv.g, O2.g, L2.g, B, T, H, KVH, D,
+                                   H * D, KVH * D);
         float grp = sqrtf((float)(H / KVH)) * 2.0f;
         snprintf(what, sizeof what, "attention_backward dq B=%d T=%d H=%d KVH=%d D=%d", B, T, H, KVH, D);
         expect_close(what, &dQ, tol_for(1, 2));
@@ -320,6 +331,49 @@ START_TEST(test_attention) {
 }
 END_TEST
 
+// q, k and v as slices of one [B*T, ld] buffer and dq, dk, dv of another, as the model's fused projection
+// lays them out, with 8 columns past v (so bf16 rows stay 16-byte aligned for the tensor-core path, taken at
+// D = 16 .. 128) that neither direction may touch: they start with the same random values on both sides.
+START_TEST(test_attention_fused) {
+    static const int shapes[][5] = {
+        {2, 17, 4, 2, 8}, {1, 70, 3, 1, 32}, {1, 70, 2, 1, 64}, {1, 66, 2, 1, 128}, {1, 129, 2, 2, 16}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int B = shapes[s][0], T = shapes[s][1], H = shapes[s][2], KVH = shapes[s][3], D = shapes[s][4];
+        int ld = (H + 2 * KVH) * D + 8;
+        size_t n = (size_t)B * T * ld, nq = (size_t)B * T * H * D, nl = (size_t)B * H * T;
+        size_t k_off = (size_t)H * D, v_off = (size_t)(H + KVH) * D;
+        float *qkv = random_act(n, -1, 1), *dout = random_act(nq, -1, 1), *d0 = random_act(n, -1, 1);
+        pair QKV = make_act(n, qkv), O = make_act(nq, NULL), L = make_f32(nl, NULL);
+        pair Q = view(&QKV, 0), K = view(&QKV, k_off), Vv = view(&QKV, v_off);
+        cpu.be->attention_forward(&cpu, O.c, L.c, Q.c, K.c, Vv.c, B, T, H, KVH, D, ld, ld);
+        gpu.be->attention_forward(&gpu, O.g, L.g, Q.g, K.g, Vv.g, B, T, H, KVH, D, ld, ld);
+        char what[128];
+        snprintf(what, sizeof what, "fused attention_forward B=%d T=%d H=%d KVH=%d D=%d", B, T, H, KVH, D);
+        expect_close(what, &O, tol_for(1, 1));
+        expect_close(what, &L, (tol){act == RT_BF16 ? 2e-2f : 2e-5f, 1e-4f});
+        float *o_ref = twin_host(nq), *l_ref = twin_host(nl);
+        cpu.be->download(&cpu, o_ref, O.c, RT_F32, nq);
+        cpu.be->download(&cpu, l_ref, L.c, RT_F32, nl);
+        if (act == RT_BF16)
+            for (size_t i = 0; i < nq; i++) o_ref[i] = twin_round_bf16(o_ref[i]);
+        pair O2 = make_act(nq, o_ref), L2 = make_f32(nl, l_ref), Dd = make_act(nq, dout),
+             dQKV = make_act(n, d0);
+        pair dQ = view(&dQKV, 0), dK = view(&dQKV, k_off), dV = view(&dQKV, v_off);
+        cpu.be->attention_backward(&cpu, dQ.c, dK.c, dV.c, Dd.c, Q.c, K.c, Vv.c, O2.c, L2.c, B, T, H, KVH, D,
+                                   ld, ld);
+        gpu.be->attention_backward(&gpu, dQ.g, dK.g, dV.g, Dd.g, Q.g, K.g, Vv.g, O2.g, L2.g, B, T, H, KVH, D,
+                                   ld, ld);
+        float grp = sqrtf((float)(H / KVH)) * 2.0f;
+        snprintf(what, sizeof what, "fused attention_backward dq|dk|dv B=%d T=%d H=%d KVH=%d D=%d", B, T, H,
+                 KVH, D);
+        expect_close(what, &dQKV, tol_for(grp, grp));
+        pair *all[] = {&QKV, &O, &L, &O2, &L2, &Dd, &dQKV};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) twin_drop(all[i]);
+        free(qkv), free(dout), free(d0), free(o_ref), free(l_ref);
+    }
+}
+END_TEST
+
 START_TEST(test_swiglu) {
     static const size_t sizes[] = {1, 1000, 4097};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
@@ -327,11 +381,11 @@ START_TEST(test_swiglu) {
         float *g = random_act(n, -6, 6), *u = random_act(n, -2, 2), *d = random_act(n, -1, 1);
         pair G = make_act(n, g), U = make_act(n, u), D = make_act(n, d), O = make_act(n, NULL);
         pair dG = make_act(n, NULL), dU = make_act(n, NULL);
-        cpu.be->swiglu_forward(&cpu, O.c, G.c, U.c, n);
-        gpu.be->swiglu_forward(&gpu, O.g, G.g, U.g, n);
+        cpu.be->swiglu_forward(&cpu, O.c, G.c, U.c, 1, (int)n, (int)n);
+        gpu.be->swiglu_forward(&gpu, O.g, G.g, U.g, 1, (int)n, (int)n);
         expect_close("swiglu_forward", &O, tol_for(1, 1));
-        cpu.be->swiglu_backward(&cpu, dG.c, dU.c, D.c, G.c, U.c, n);
-        gpu.be->swiglu_backward(&gpu, dG.g, dU.g, D.g, G.g, U.g, n);
+        cpu.be->swiglu_backward(&cpu, dG.c, dU.c, D.c, G.c, U.c, 1, (int)n, (int)n);
+        gpu.be->swiglu_backward(&gpu, dG.g, dU.g, D.g, G.g, U.g, 1, (int)n, (int)n);
         expect_close("swiglu_backward dgate", &dG, tol_for(1, 1));
         expect_close("swiglu_backward dup", &dU, tol_for(1, 1));
         pair *all[] = {&G, &U, &D, &O, &dG, &dU};
@@ -340,6 +394,40 @@ START_TEST(test_swiglu) {
         free(u);
         free(d);
     }
+    // gate | up as the halves of one [N, 2F] buffer and dgate | dup of another, as the model runs it
+    enum { N = 33, F = 100 };
+    float *gu = random_act((size_t)N * 2 * F, -4, 4), *d = random_act((size_t)N * F, -1, 1);
+    pair GU = make_act((size_t)N * 2 * F, gu), D = make_act((size_t)N * F, d),
+         O = make_act((size_t)N * F, NULL);
+    pair dGU = make_act((size_t)N * 2 * F, NULL), U = view(&GU, F), dU = view(&dGU, F);
+    cpu.be->swiglu_forward(&cpu, O.c, GU.c, U.c, N, F, 2 * F);
+    gpu.be->swiglu_forward(&gpu, O.g, GU.g, U.g, N, F, 2 * F);
+    expect_close("fused swiglu_forward", &O, tol_for(1, 1));
+    cpu.be->swiglu_backward(&cpu, dGU.c, dU.c, D.c, GU.c, U.c, N, F, 2 * F);
+    gpu.be->swiglu_backward(&gpu, dGU.g, dU.g, D.g, GU.g, U.g, N, F, 2 * F);
+    expect_close("fused swiglu_backward dgate|dup", &dGU, tol_for(1, 1));
+    twin_drop(&GU), twin_drop(&D), twin_drop(&O), twin_drop(&dGU);
+    free(gu), free(d);
+}
+END_TEST
+
+// copy_rows into and out of a column slice of a wider buffer, overwriting and accumulating; the columns
+// outside the slice keep their (random) values.
+START_TEST(test_copy_rows) {
+    enum { ROWS = 37, COLS = 21, LD = 50, OFF = 13 };
+    float *wide = random_act((size_t)ROWS * LD, -1, 1), *narrow = random_act((size_t)ROWS * COLS, -1, 1);
+    pair Wd = make_act((size_t)ROWS * LD, wide), Nw = make_act((size_t)ROWS * COLS, NULL);
+    pair Sl = view(&Wd, OFF);
+    cpu.be->copy_rows(&cpu, Nw.c, COLS, Sl.c, LD, ROWS, COLS, 0);
+    gpu.be->copy_rows(&gpu, Nw.g, COLS, Sl.g, LD, ROWS, COLS, 0);
+    expect_close("copy_rows out of a slice", &Nw, (tol){0.0f, 0.0f});
+    twin_drop(&Nw);
+    Nw = make_act((size_t)ROWS * COLS, narrow);
+    cpu.be->copy_rows(&cpu, Sl.c, LD, Nw.c, COLS, ROWS, COLS, 1);
+    gpu.be->copy_rows(&gpu, Sl.g, LD, Nw.g, COLS, ROWS, COLS, 1);
+    expect_close("copy_rows accumulating into a slice", &Wd, tol_for(1, 1));
+    twin_drop(&Wd), twin_drop(&Nw);
+    free(wide), free(narrow);
 }
 END_TEST
 
@@ -558,8 +646,9 @@ START_TEST(test_deterministic) {
         pair dK = make_act(nk, NULL), dV = make_act(nk, NULL), Do = make_act((size_t)N * C, dout);
         float *zeros = twin_host((size_t)V * C);
         pair Tk = make_i32((size_t)N, tok), dT = make_act((size_t)V * C, zeros);
-        gpu.be->attention_forward(&gpu, O.g, L.g, Q.g, K.g, Vv.g, B, T, H, KVH, D);
-        gpu.be->attention_backward(&gpu, dQ.g, dK.g, dV.g, Dd.g, Q.g, K.g, Vv.g, O.g, L.g, B, T, H, KVH, D);
+        gpu.be->attention_forward(&gpu, O.g, L.g, Q.g, K.g, Vv.g, B, T, H, KVH, D, H * D, KVH * D);
+        gpu.be->attention_backward(&gpu, dQ.g, dK.g, dV.g, Dd.g, Q.g, K.g, Vv.g, O.g, L.g, B, T, H, KVH, D,
+                                   H * D, KVH * D);
         gpu.be->embedding_backward(&gpu, dT.g, Do.g, Tk.g, N, C);
         gpu.be->download(&gpu, out, O.g, act, nq);
         gpu.be->download(&gpu, out + nq, dQ.g, act, nq);
@@ -614,7 +703,9 @@ static void add_all(TCase *tc) {
     tcase_add_test(tc, test_bias);
     tcase_add_test(tc, test_rope);
     tcase_add_test(tc, test_attention);
+    tcase_add_test(tc, test_attention_fused);
     tcase_add_test(tc, test_swiglu);
+    tcase_add_test(tc, test_copy_rows);
     tcase_add_test(tc, test_cross_entropy);
     tcase_add_test(tc, test_distill);
     tcase_add_test(tc, test_reductions_and_adamw);

@@ -85,7 +85,7 @@ typedef struct {
 } rope_state;
 static double rope_loss(void *p) {
     rope_state *s = p;
-    be->rope_forward(&ctx, s->out, s->x, s->cs, s->sn, s->B, s->T, s->H, s->D);
+    be->rope_forward(&ctx, s->out, s->x, s->cs, s->sn, s->B, s->T, s->H, s->D, s->H * s->D);
     return dot(s->out, s->R, (size_t)s->B * s->T * s->H * s->D);
 }
 START_TEST(test_rope) {
@@ -100,7 +100,7 @@ START_TEST(test_rope) {
     rt_test_fill_uniform(&rng, s.x, n, -1, 1);
     rt_test_fill_uniform(&rng, s.R, n, -1, 1);
     float *dx = malloc(n * 4);
-    be->rope_backward(&ctx, dx, s.R, s.cs, s.sn, s.B, s.T, s.H, s.D);
+    be->rope_backward(&ctx, dx, s.R, s.cs, s.sn, s.B, s.T, s.H, s.D, s.H * s.D);
     check_grad("rope dx", rope_loss, &s, s.x, dx, n);
     free(s.x), free(s.out), free(s.R), free(s.cs), free(s.sn), free(dx);
 }
@@ -113,7 +113,8 @@ typedef struct {
 } att_state;
 static double att_loss(void *p) {
     att_state *s = p;
-    be->attention_forward(&ctx, s->out, s->lse, s->q, s->k, s->v, s->B, s->T, s->H, s->KVH, s->D);
+    be->attention_forward(&ctx, s->out, s->lse, s->q, s->k, s->v, s->B, s->T, s->H, s->KVH, s->D, s->H * s->D,
+                          s->KVH * s->D);
     return dot(s->out, s->R, (size_t)s->B * s->T * s->H * s->D);
 }
 START_TEST(test_attention) {
@@ -128,7 +129,8 @@ START_TEST(test_attention) {
     rt_test_fill_uniform(&rng, s.R, nq, -1, 1);
     float *dq = malloc(nq * 4), *dk = malloc(nk * 4), *dv = malloc(nk * 4);
     att_loss(&s);
-    be->attention_backward(&ctx, dq, dk, dv, s.R, s.q, s.k, s.v, s.out, s.lse, s.B, s.T, s.H, s.KVH, s.D);
+    be->attention_backward(&ctx, dq, dk, dv, s.R, s.q, s.k, s.v, s.out, s.lse, s.B, s.T, s.H, s.KVH, s.D,
+                           s.H * s.D, s.KVH * s.D);
     check_grad("attention dq", att_loss, &s, s.q, dq, nq);
     check_grad("attention dk", att_loss, &s, s.k, dk, nk);
     check_grad("attention dv", att_loss, &s, s.v, dv, nk);
@@ -143,7 +145,7 @@ typedef struct {
 } glu_state;
 static double glu_loss(void *p) {
     glu_state *s = p;
-    be->swiglu_forward(&ctx, s->out, s->g, s->u, s->n);
+    be->swiglu_forward(&ctx, s->out, s->g, s->u, 1, (int)s->n, (int)s->n);
     return dot(s->out, s->R, s->n);
 }
 START_TEST(test_swiglu) {
@@ -153,7 +155,7 @@ START_TEST(test_swiglu) {
     rt_test_fill_uniform(&rng, s.u, s.n, -1, 1);
     rt_test_fill_uniform(&rng, s.R, s.n, -1, 1);
     float *dg = malloc(s.n * 4), *du = malloc(s.n * 4);
-    be->swiglu_backward(&ctx, dg, du, s.R, s.g, s.u, s.n);
+    be->swiglu_backward(&ctx, dg, du, s.R, s.g, s.u, 1, (int)s.n, (int)s.n);
     check_grad("swiglu dgate", glu_loss, &s, s.g, dg, s.n);
     check_grad("swiglu dup", glu_loss, &s, s.u, du, s.n);
     free(s.g), free(s.u), free(s.out), free(s.R), free(dg), free(du);

@@ -84,6 +84,30 @@ static void dims_str(char *buf, size_t cap, const int32_t *d, size_t n) {
         rt_test_assert_close(label_, got, ref, n, atol, rtol);                                               \
     } while (0)
 
+// Strided layouts (the model's fused q | k | v and gate | up): the [rows, w] tensor x as columns
+// [col, col + w) of buf, whose rows are ld apart.
+static void put_cols(float *buf, size_t ld, size_t col, const float *x, size_t rows, size_t w) {
+    for (size_t r = 0; r < rows; r++) memcpy(buf + r * ld + col, x + r * w, w * sizeof(float));
+}
+static float *get_cols(const float *buf, size_t ld, size_t col, size_t rows, size_t w) {
+    float *x = poisoned(rows * w);
+    for (size_t r = 0; r < rows; r++) memcpy(x + r * w, buf + r * ld + col, w * sizeof(float));
+    return x;
+}
+// [rows, ld] filled with PAD, the value the columns no op writes must keep.
+#define PAD 7.25f
+static float *padded(size_t rows, size_t ld) {
+    float *p = poisoned(rows * ld);
+    for (size_t i = 0; i < rows * ld; i++) p[i] = PAD;
+    return p;
+}
+static void expect_pad(const char *what, const float *buf, size_t rows, size_t ld, size_t col0) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = col0; c < ld; c++)
+            ck_assert_msg(buf[r * ld + c] == PAD, "%s: row %zu column %zu past the tensors was written", what,
+                          r, c);
+}
+
 // d: the case's shape parameters, shape: them as text, sc: its scalar parameters.
 #define LOAD_DIMS()                                                                                          \
     size_t nd_;                                                                                              \
@@ -196,14 +220,29 @@ START_TEST(test_rope) {
         float *dout = get(op, i, "dout", NULL), *r_out = get(op, i, "out", NULL),
               *r_dx = get(op, i, "dx", NULL);
         float *out = poisoned(n), *dx = poisoned(n);
-        be->rope_forward(&ctx, out, x, cs, sn, B, T, H, D);
+        be->rope_forward(&ctx, out, x, cs, sn, B, T, H, D, H * D);
         CLOSE("forward", out, r_out, n, 1e-6f, 1e-5f);
-        be->rope_backward(&ctx, dx, dout, cs, sn, B, T, H, D);
+        be->rope_backward(&ctx, dx, dout, cs, sn, B, T, H, D, H * D);
         CLOSE("backward", dx, r_dx, n, 1e-6f, 1e-5f);
-        be->rope_forward(&ctx, x, x, cs, sn, B, T, H, D);
+        be->rope_forward(&ctx, x, x, cs, sn, B, T, H, D, H * D);
         CLOSE("forward in place", x, r_out, n, 1e-6f, 1e-5f);
-        be->rope_backward(&ctx, dout, dout, cs, sn, B, T, H, D);
+        be->rope_backward(&ctx, dout, dout, cs, sn, B, T, H, D, H * D);
         CLOSE("backward in place", dout, r_dx, n, 1e-6f, 1e-5f);
+        // rows H * D + 3 apart (the q | k heads of a fused projection), in place; the 3 columns stay
+        size_t rows = (size_t)B * T, w = (size_t)H * D, ld = w + 3;
+        float *xs = padded(rows, ld), *x0 = get(op, i, "x", NULL), *d0 = get(op, i, "dout", NULL);
+        put_cols(xs, ld, 0, x0, rows, w);
+        be->rope_forward(&ctx, xs, xs, cs, sn, B, T, H, D, (int)ld);
+        float *got = get_cols(xs, ld, 0, rows, w);
+        CLOSE("forward, strided rows", got, r_out, n, 1e-6f, 1e-5f);
+        expect_pad("rope_forward", xs, rows, ld, w);
+        free(got);
+        put_cols(xs, ld, 0, d0, rows, w);
+        be->rope_backward(&ctx, xs, xs, cs, sn, B, T, H, D, (int)ld);
+        got = get_cols(xs, ld, 0, rows, w);
+        CLOSE("backward, strided rows", got, r_dx, n, 1e-6f, 1e-5f);
+        expect_pad("rope_backward", xs, rows, ld, w);
+        free(got), free(xs), free(x0), free(d0);
         free(cs), free(sn), free(x), free(dout), free(r_out), free(r_dx), free(out), free(dx), free(d),
             free(sc);
     }
@@ -222,18 +261,39 @@ START_TEST(test_attention) {
         float *r_dq = get(op, i, "dq", NULL), *r_dk = get(op, i, "dk", NULL), *r_dv = get(op, i, "dv", NULL);
         float *out = poisoned(nq), *lse = poisoned(nl), *dq = poisoned(nq), *dk = poisoned(nk),
               *dv = poisoned(nk);
-        be->attention_forward(&ctx, out, lse, q, k, v, B, T, H, KVH, D);
+        be->attention_forward(&ctx, out, lse, q, k, v, B, T, H, KVH, D, H * D, KVH * D);
         CLOSE("out", out, r_out, nq, 1e-5f, 1e-4f);
         CLOSE("lse", lse, r_lse, nl, 1e-5f, 1e-5f);
-        be->attention_backward(&ctx, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D);
+        be->attention_backward(&ctx, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D, H * D, KVH * D);
         CLOSE("dq", dq, r_dq, nq, 1e-5f, 1e-4f);
         CLOSE("dk (overwritten)", dk, r_dk, nk, 1e-5f, 1e-4f);
         CLOSE("dv (overwritten)", dv, r_dv, nk, 1e-5f, 1e-4f);
         // backward overwrites: values already in the gradients must not leak into the result
         for (size_t j = 0; j < nk; j++) dk[j] = dv[j] = 1e3f;
-        be->attention_backward(&ctx, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D);
+        be->attention_backward(&ctx, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D, H * D, KVH * D);
         CLOSE("dk over old values", dk, r_dk, nk, 1e-5f, 1e-4f);
         CLOSE("dv over old values", dv, r_dv, nk, 1e-5f, 1e-4f);
+        // q | k | v as one [B*T, (H + 2 KVH) D + 3] buffer and dq | dk | dv as another (the model's fused
+        // projection); the 3 columns past v are never written
+        size_t rows = (size_t)B * T, wq = (size_t)H * D, wk = (size_t)KVH * D, ld = wq + 2 * wk + 3;
+        float *qkv = padded(rows, ld), *dqkv = padded(rows, ld), *out2 = poisoned(nq), *lse2 = poisoned(nl);
+        put_cols(qkv, ld, 0, q, rows, wq);
+        put_cols(qkv, ld, wq, k, rows, wk);
+        put_cols(qkv, ld, wq + wk, v, rows, wk);
+        be->attention_forward(&ctx, out2, lse2, qkv, qkv + wq, qkv + wq + wk, B, T, H, KVH, D, (int)ld,
+                              (int)ld);
+        CLOSE("out, fused q|k|v", out2, r_out, nq, 1e-5f, 1e-4f);
+        CLOSE("lse, fused q|k|v", lse2, r_lse, nl, 1e-5f, 1e-5f);
+        be->attention_backward(&ctx, dqkv, dqkv + wq, dqkv + wq + wk, dout, qkv, qkv + wq, qkv + wq + wk,
+                               out2, lse2, B, T, H, KVH, D, (int)ld, (int)ld);
+        float *g_dq = get_cols(dqkv, ld, 0, rows, wq), *g_dk = get_cols(dqkv, ld, wq, rows, wk),
+              *g_dv = get_cols(dqkv, ld, wq + wk, rows, wk);
+        CLOSE("dq, fused", g_dq, r_dq, nq, 1e-5f, 1e-4f);
+        CLOSE("dk, fused", g_dk, r_dk, nk, 1e-5f, 1e-4f);
+        CLOSE("dv, fused", g_dv, r_dv, nk, 1e-5f, 1e-4f);
+        expect_pad("attention_backward", dqkv, rows, ld, wq + 2 * wk);
+        expect_pad("attention_forward", qkv, rows, ld, wq + 2 * wk);
+        free(qkv), free(dqkv), free(out2), free(lse2), free(g_dq), free(g_dk), free(g_dv);
         free(q), free(k), free(v), free(dout), free(r_out), free(r_lse), free(r_dq), free(r_dk), free(r_dv);
         free(out), free(lse), free(dq), free(dk), free(dv), free(d), free(sc);
     }
@@ -262,16 +322,16 @@ START_TEST(test_rope_at) {
         float *x = malloc(n_full * 4), *full = poisoned(n_full), *xs = malloc(n * 4), *ref = malloc(n * 4);
         float *out = poisoned(n);
         rt_test_fill_uniform(&r, x, n_full, -1, 1);
-        be->rope_forward(&ctx, full, x, cs, sn, B, Tt, H, D);
+        be->rope_forward(&ctx, full, x, cs, sn, B, Tt, H, D, H * D);
         for (int b = 0; b < B; b++) {
             memcpy(xs + (size_t)b * T * row, x + ((size_t)b * Tt + pos0) * row, (size_t)T * row * 4);
             memcpy(ref + (size_t)b * T * row, full + ((size_t)b * Tt + pos0) * row, (size_t)T * row * 4);
         }
         char what[96];
         snprintf(what, sizeof what, "rope_forward_at B=%d T=%d H=%d D=%d pos0=%d", B, T, H, D, pos0);
-        be->rope_forward_at(&ctx, out, xs, cs, sn, B, T, H, D, pos0);
+        be->rope_forward_at(&ctx, out, xs, cs, sn, B, T, H, D, pos0, H * D);
         rt_test_assert_close(what, out, ref, n, 0.0f, 0.0f);
-        be->rope_forward_at(&ctx, xs, xs, cs, sn, B, T, H, D, pos0);
+        be->rope_forward_at(&ctx, xs, xs, cs, sn, B, T, H, D, pos0, H * D);
         rt_test_assert_close("rope_forward_at in place", xs, ref, n, 0.0f, 0.0f);
         free(cs), free(sn), free(x), free(full), free(xs), free(ref), free(out);
     }
@@ -300,7 +360,7 @@ START_TEST(test_attention_cached) {
         rt_test_fill_uniform(&r, q, nq, -2, 2);
         rt_test_fill_uniform(&r, k, nk, -2, 2);
         rt_test_fill_uniform(&r, v, nk, -1, 1);
-        be->attention_forward(&ctx, full, lse, q, k, v, B, T, H, KVH, D);
+        be->attention_forward(&ctx, full, lse, q, k, v, B, T, H, KVH, D, H * D, KVH * D);
         for (int which = 0; which < 2; which++) {
             const float *src = which ? v : k;
             float *cache = which ? vc : kc;
@@ -311,7 +371,7 @@ START_TEST(test_attention_cached) {
                 for (int b = 0; b < B; b++)
                     memcpy(part + (size_t)b * n * krow, src + ((size_t)b * T + pos0) * krow,
                            (size_t)n * krow * 4);
-                be->kv_append(&ctx, cache, part, B, n, KVH, D, pos0, S);
+                be->kv_append(&ctx, cache, part, B, n, KVH, D, pos0, S, KVH * D);
             }
         }
         for (int b = 0; b < B; b++)
@@ -325,11 +385,32 @@ START_TEST(test_attention_cached) {
             memcpy(qs + (size_t)b * Tq * qrow, q + ((size_t)b * T + p0) * qrow, (size_t)Tq * qrow * 4);
             memcpy(ref + (size_t)b * Tq * qrow, full + ((size_t)b * T + p0) * qrow, (size_t)Tq * qrow * 4);
         }
-        be->attention_forward_cached(&ctx, out, qs, kc, vc, B, Tq, T, H, KVH, D, S);
+        be->attention_forward_cached(&ctx, out, qs, kc, vc, B, Tq, T, H, KVH, D, S, H * D);
         char what[128];
         snprintf(what, sizeof what, "attention_forward_cached B=%d Tq=%d T_ctx=%d H=%d KVH=%d D=%d S=%d", B,
                  Tq, T, H, KVH, D, S);
         rt_test_assert_close(what, out, ref, no, 1e-6f, 1e-5f);
+        // the same from the model's fused layout: keys and values appended from their columns of q | k | v
+        // rows (H + 2 KVH) D + 2 apart, the queries read from rows as far apart
+        size_t ld = qrow + 2 * krow + 2, rows = (size_t)B * T;
+        float *qkv = padded(rows, ld), *qf = padded((size_t)B * Tq, ld), *kc2 = poisoned(nc),
+              *vc2 = poisoned(nc);
+        float *out2 = poisoned(no);
+        put_cols(qkv, ld, 0, q, rows, qrow);
+        put_cols(qkv, ld, qrow, k, rows, krow);
+        put_cols(qkv, ld, qrow + krow, v, rows, krow);
+        put_cols(qf, ld, 0, qs, (size_t)B * Tq, qrow);
+        be->kv_append(&ctx, kc2, qkv + qrow, B, T, KVH, D, 0, S, (int)ld);
+        be->kv_append(&ctx, vc2, qkv + qrow + krow, B, T, KVH, D, 0, S, (int)ld);
+        for (int b = 0; b < B; b++) {
+            size_t off = (size_t)b * S * krow, bytes = (size_t)T * krow * 4;
+            ck_assert_msg(memcmp(kc2 + off, kc + off, bytes) == 0 && memcmp(vc2 + off, vc + off, bytes) == 0,
+                          "kv_append from strided rows: batch %d differs from the contiguous append", b);
+        }
+        be->attention_forward_cached(&ctx, out2, qf, kc2, vc2, B, Tq, T, H, KVH, D, S, (int)ld);
+        snprintf(what, sizeof what, "attention_forward_cached, fused q|k|v, B=%d Tq=%d T_ctx=%d", B, Tq, T);
+        rt_test_assert_close(what, out2, ref, no, 1e-6f, 1e-5f);
+        free(qkv), free(qf), free(kc2), free(vc2), free(out2);
         free(q), free(k), free(v), free(full), free(lse), free(kc), free(vc), free(qs), free(ref), free(out),
             free(part);
     }
@@ -345,14 +426,52 @@ START_TEST(test_swiglu) {
         float *r_out = get(op, i, "out", NULL), *r_dg = get(op, i, "dgate", NULL),
               *r_du = get(op, i, "dup", NULL);
         float *out = poisoned(n), *dg = poisoned(n), *du = poisoned(n);
-        be->swiglu_forward(&ctx, out, g, u, n);
+        be->swiglu_forward(&ctx, out, g, u, 1, (int)n, (int)n);
         CLOSE("out", out, r_out, n, 1e-6f, 1e-5f);
-        be->swiglu_backward(&ctx, dg, du, dout, g, u, n);
+        be->swiglu_backward(&ctx, dg, du, dout, g, u, 1, (int)n, (int)n);
         CLOSE("dgate", dg, r_dg, n, 1e-6f, 1e-5f);
         CLOSE("dup", du, r_du, n, 1e-6f, 1e-5f);
+        // gate | up as the halves of one [N, 2F + 1] buffer (the model's fused projection, one column more)
+        size_t N = n % 5 == 0 ? 5 : n % 3 == 0 ? 3 : 1, F = n / N, ld = 2 * F + 1;
+        float *gu = padded(N, ld), *dgu = padded(N, ld), *out2 = poisoned(n);
+        put_cols(gu, ld, 0, g, N, F);
+        put_cols(gu, ld, F, u, N, F);
+        be->swiglu_forward(&ctx, out2, gu, gu + F, (int)N, (int)F, (int)ld);
+        CLOSE("out, fused gate|up", out2, r_out, n, 1e-6f, 1e-5f);
+        be->swiglu_backward(&ctx, dgu, dgu + F, dout, gu, gu + F, (int)N, (int)F, (int)ld);
+        float *g_dg = get_cols(dgu, ld, 0, N, F), *g_du = get_cols(dgu, ld, F, N, F);
+        CLOSE("dgate, fused", g_dg, r_dg, n, 1e-6f, 1e-5f);
+        CLOSE("dup, fused", g_du, r_du, n, 1e-6f, 1e-5f);
+        expect_pad("swiglu_backward", dgu, N, ld, 2 * F);
+        free(gu), free(dgu), free(out2), free(g_dg), free(g_du);
         free(g), free(u), free(dout), free(r_out), free(r_dg), free(r_du), free(out), free(dg), free(du);
         free(d), free(sc);
     }
+}
+END_TEST
+
+// copy_rows moves a column slice of rows ld apart out of and (accumulating) back into a wider buffer; every
+// other column keeps its value.
+START_TEST(test_copy_rows) {
+    enum { ROWS = 9, COLS = 5, LD = 12, OFF = 4 };
+    rt_rng r;
+    rt_rng_seed(&r, 31);
+    float wide[ROWS * LD], before[ROWS * LD], narrow[ROWS * COLS];
+    rt_test_fill_uniform(&r, wide, ROWS * LD, -1, 1);
+    memcpy(before, wide, sizeof wide);
+    for (size_t j = 0; j < ROWS * COLS; j++) narrow[j] = NAN;
+    be->copy_rows(&ctx, narrow, COLS, wide + OFF, LD, ROWS, COLS, 0);
+    for (int i = 0; i < ROWS; i++)
+        for (int c = 0; c < COLS; c++)
+            ck_assert_msg(narrow[i * COLS + c] == wide[i * LD + OFF + c], "copy_rows: row %d column %d", i,
+                          c);
+    be->copy_rows(&ctx, wide + OFF, LD, narrow, COLS, ROWS, COLS, 1);
+    for (int i = 0; i < ROWS; i++)
+        for (int c = 0; c < LD; c++) {
+            int in = c >= OFF && c < OFF + COLS;
+            float want = in ? before[i * LD + c] + before[i * LD + c] : before[i * LD + c];
+            ck_assert_msg(wide[i * LD + c] == want, "copy_rows accumulating: row %d column %d", i, c);
+        }
 }
 END_TEST
 
@@ -526,12 +645,12 @@ START_TEST(test_determinism) {
     rt_test_fill_uniform(&r, k, nk, -2, 2);
     rt_test_fill_uniform(&r, v, nk, -1, 1);
     rt_test_fill_uniform(&r, dout, nq, -1, 1);
-    be->attention_forward(&ctx, out, lse, q, k, v, B, T, H, KVH, D);
+    be->attention_forward(&ctx, out, lse, q, k, v, B, T, H, KVH, D, H * D, KVH * D);
     float *g[2][3];
     for (int run = 0; run < 2; run++) {
         g[run][0] = poisoned(nq), g[run][1] = poisoned(nk), g[run][2] = poisoned(nk);
         be->attention_backward(&ctx, g[run][0], g[run][1], g[run][2], dout, q, k, v, out, lse, B, T, H, KVH,
-                               D);
+                               D, H * D, KVH * D);
     }
     ck_assert_msg(memcmp(g[0][0], g[1][0], nq * 4) == 0, "attention dq differs between two runs");
     ck_assert_msg(memcmp(g[0][1], g[1][1], nk * 4) == 0, "attention dk differs between two runs");
@@ -596,6 +715,7 @@ int main(void) {
     tcase_add_test(tc, test_rope_at);
     tcase_add_test(tc, test_attention_cached);
     tcase_add_test(tc, test_swiglu);
+    tcase_add_test(tc, test_copy_rows);
     tcase_add_test(tc, test_cross_entropy);
     tcase_add_test(tc, test_distill);
     tcase_add_test(tc, test_reductions);

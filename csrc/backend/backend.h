@@ -10,6 +10,8 @@
 //   (fp32 on the CPU; bf16 or fp32 on the GPU). Buffers typed float * are always fp32: master weights, Adam
 //   moments, norm statistics, attention log-sum-exps, per-token losses, scalars.
 // - Matrices are row-major. Linear weights are stored [out, in] (GGUF / PyTorch layout).
+// - Ops that read the model's fused projections (q | k | v, gate | up: docs/training.md, Fused projections)
+//   take row strides (ld, in elements), so they work on column slices of the fused rows without copies.
 // - A backward op *accumulates* (+=) into weight gradients and into the input gradient where the docs of
 //   that op say so; the model zeroes gradient buffers with zero() at the start of each accumulation window.
 #ifndef RT_BACKEND_H
@@ -114,31 +116,37 @@ struct rt_backend {
                              const void *weight, const float *rstd, int N, int C);
 
     // ---- RoPE, rotate-half (Hugging Face) convention ----
-    // x is [B, T, H, D], D even; position of row t is t. cos/sin are fp32 [T_max, D/2] tables.
-    // Pairs (i, i + D/2) rotate by angle t * theta^(-2i/D). In place is allowed (out == x).
+    // x is [B, T, H, D] with rows (b, t) ld elements apart (ld >= H * D; ld = H * D when contiguous, more
+    // for the q and k heads of a fused [N, (H + 2 KVH) D] projection), D even; position of row t is t.
+    // cos/sin are fp32 [T_max, D/2] tables. Pairs (i, i + D/2) rotate by angle t * theta^(-2i/D). out has
+    // the layout of x; in place is allowed (out == x).
     void (*rope_forward)(rt_ctx *ctx, void *out, const void *x, const float *cos_tab, const float *sin_tab,
-                         int B, int T, int H, int D);
-    // dx = R^T dout (rotation by the negative angle). In place is allowed.
+                         int B, int T, int H, int D, int ld);
+    // dx = R^T dout (rotation by the negative angle), the same layout. In place is allowed.
     void (*rope_backward)(rt_ctx *ctx, void *dx, const void *dout, const float *cos_tab, const float *sin_tab,
-                          int B, int T, int H, int D);
+                          int B, int T, int H, int D, int ld);
 
     // ---- causal grouped-query attention ----
-    // q [B,T,H,D], k,v [B,T,KVH,D] with H % KVH == 0 (head h reads kv head h / (H/KVH)).
-    // out [B,T,H,D] = softmax(q k^T / sqrt(D), causal) v; lse [B,H,T] (fp32) = log-sum-exp of each
-    // scaled score row, kept so backward can rebuild the probabilities without storing a T x T matrix.
+    // q [B,T,H,D], k,v [B,T,KVH,D] with H % KVH == 0 (head h reads kv head h / (H/KVH)); rows (b, t) of q
+    // are ldq elements apart (ldq >= H * D), of k and v ldkv apart (ldkv >= KVH * D). In the model all three
+    // are slices of one fused [B*T, (H + 2 KVH) D] projection and ldq = ldkv = (H + 2 KVH) D.
+    // out [B,T,H,D] (contiguous) = softmax(q k^T / sqrt(D), causal) v; lse [B,H,T] (fp32) = log-sum-exp of
+    // each scaled score row, kept so backward can rebuild the probabilities without storing a T x T matrix.
     void (*attention_forward)(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k, const void *v,
-                              int B, int T, int H, int KVH, int D);
-    // dq, dk, dv are overwritten (not accumulated).
+                              int B, int T, int H, int KVH, int D, int ldq, int ldkv);
+    // dq (rows ldq apart, like q), dk, dv (ldkv apart) are overwritten (not accumulated); dout, out
+    // contiguous.
     void (*attention_backward)(rt_ctx *ctx, void *dq, void *dk, void *dv, const void *dout, const void *q,
                                const void *k, const void *v, const void *out, const float *lse, int B, int T,
-                               int H, int KVH, int D);
+                               int H, int KVH, int D, int ldq, int ldkv);
 
     // ---- SwiGLU ----
-    // out[n] = silu(gate[n]) * up[n]
-    void (*swiglu_forward)(rt_ctx *ctx, void *out, const void *gate, const void *up, size_t n);
-    // dgate, dup overwritten.
+    // out [N, F] (contiguous) = silu(gate) * up, gate and up [N, F] with rows ld elements apart (ld >= F;
+    // in the model the two halves of one fused [N, 2F] projection, ld = 2F).
+    void (*swiglu_forward)(rt_ctx *ctx, void *out, const void *gate, const void *up, int N, int F, int ld);
+    // dgate, dup (rows ld apart, like gate and up) overwritten; dout [N, F] contiguous.
     void (*swiglu_backward)(rt_ctx *ctx, void *dgate, void *dup, const void *dout, const void *gate,
-                            const void *up, size_t n);
+                            const void *up, int N, int F, int ld);
 
     // ---- fused softmax cross-entropy ----
     // logits [N,V]; targets [N] (int32, < 0 = ignored). losses[N] (fp32) = -log softmax(logits)[target]
@@ -191,22 +199,25 @@ struct rt_backend {
                          float grad_scale);
 
     // ---- inference with a KV cache (generation: a prefill, then one new position per step) ----
-    // rope_forward for rows at positions pos0 .. pos0 + T - 1: row t of x [B, T, H, D] rotates by the angle
-    // of position pos0 + t (pos0 + T <= the tables' rows). In place is allowed (out == x).
+    // rope_forward for rows at positions pos0 .. pos0 + T - 1: row t of x [B, T, H, D] (rows ld apart, as
+    // rope_forward) rotates by the angle of position pos0 + t (pos0 + T <= the tables' rows). In place is
+    // allowed (out == x).
     void (*rope_forward_at)(rt_ctx *ctx, void *out, const void *x, const float *cos_tab, const float *sin_tab,
-                            int B, int T, int H, int D, int pos0);
-    // Causal grouped-query attention of new queries against a cache: q [B, Tq, H, D] holds positions
-    // T_ctx - Tq .. T_ctx - 1; k_cache, v_cache are [B, cache_stride_T, KVH, D] of which positions
-    // 0 .. T_ctx - 1 are valid (Tq <= T_ctx <= cache_stride_T). The query at position p sees keys 0 .. p:
-    // out [B, Tq, H, D] = softmax(q k^T / sqrt(D), causal) v, the rows attention_forward gives for those
-    // positions of the whole sequence. fp32 softmax, no T x T buffer; no lse (nothing runs backward).
+                            int B, int T, int H, int D, int pos0, int ld);
+    // Causal grouped-query attention of new queries against a cache: q [B, Tq, H, D] (rows ld apart, ld >=
+    // H * D) holds positions T_ctx - Tq .. T_ctx - 1; k_cache, v_cache are [B, cache_stride_T, KVH, D] of
+    // which positions 0 .. T_ctx - 1 are valid (Tq <= T_ctx <= cache_stride_T). The query at position p sees
+    // keys 0 .. p: out [B, Tq, H, D] (contiguous) = softmax(q k^T / sqrt(D), causal) v, the rows
+    // attention_forward gives for those positions of the whole sequence. fp32 softmax, no T x T buffer; no
+    // lse (nothing runs backward).
     void (*attention_forward_cached)(rt_ctx *ctx, void *out, const void *q, const void *k_cache,
                                      const void *v_cache, int B, int Tq, int T_ctx, int H, int KVH, int D,
-                                     int cache_stride_T);
-    // cache [B, cache_stride_T, KVH, D] rows pos0 .. pos0 + T - 1 of each batch = x [B, T, KVH, D] (act
-    // buffers; pos0 + T <= cache_stride_T). Other rows are left as they are.
+                                     int cache_stride_T, int ld);
+    // cache [B, cache_stride_T, KVH, D] rows pos0 .. pos0 + T - 1 of each batch = x [B, T, KVH, D] with rows
+    // ld elements apart (ld >= KVH * D) (act buffers; pos0 + T <= cache_stride_T). Other rows are left as
+    // they are.
     void (*kv_append)(rt_ctx *ctx, void *cache, const void *x, int B, int T, int KVH, int D, int pos0,
-                      int cache_stride_T);
+                      int cache_stride_T, int ld);
 
     // ---- fine-tuning: LoRA dropout and the NF4 base of QLoRA ----
     // Host bytes -> device bytes (NF4 codes and scales).
@@ -220,6 +231,11 @@ struct rt_backend {
     // buffers, n elements, 0 <= p < 1; in place allowed). Applied to a gradient with the same seed it is the
     // dropout's backward.
     void (*dropout)(rt_ctx *ctx, void *out, const void *x, size_t n, float p, uint64_t seed);
+    // dst[r, c] = src[r, c] (accumulate 0) or dst[r, c] += src[r, c] (accumulate 1) for r < rows, c < cols,
+    // rows of dst ld_dst elements apart and of src ld_src apart (act buffers, not overlapping): a LoRA
+    // adapter's slice of a fused projection's output or gradient.
+    void (*copy_rows)(rt_ctx *ctx, void *dst, int ld_dst, const void *src, int ld_src, int rows, int cols,
+                      int accumulate);
 };
 
 // The CPU backend (always present).

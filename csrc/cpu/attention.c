@@ -3,7 +3,8 @@
 // so the score block is [r1 - r0, r1] (sgemm on strided q/k/v, into per-thread scratch) and the masked upper
 // triangle is never computed beyond the diagonal block. The probabilities are never kept: backward rebuilds
 // them from the saved log-sum-exp.
-//   q [B, T, H, D], k/v [B, T, KVH, D], out [B, T, H, D], lse [B, H, T]
+//   q/dq [B, T, H, D] (rows ldq elements apart), k/v/dk/dv [B, T, KVH, D] (rows ldkv apart),
+//   out/dout [B, T, H, D] contiguous, lse [B, H, T]
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -39,10 +40,10 @@ static void probabilities(float *P, int ldp, const float *q, int ldq, const floa
 }
 
 void cpu_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k, const void *v,
-                           int B, int T, int H, int KVH, int D) {
+                           int B, int T, int H, int KVH, int D, int ldq, int ldkv) {
     const float *Q = q, *K = k, *Vv = v;
     float *O = out;
-    int group = H / KVH, ldq = H * D, ldk = KVH * D, bs = T < ATT_BLOCK ? T : ATT_BLOCK;
+    int group = H / KVH, ldk = ldkv, ldo = H * D, bs = T < ATT_BLOCK ? T : ATT_BLOCK;
     float scale = 1.0f / sqrtf((float)D);
     float *scratch = cpu_scratch(ctx, (size_t)bs * T);
     size_t per = cpu_of(ctx)->scratch_per_thread;
@@ -54,12 +55,12 @@ void cpu_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, co
         const float *qb = Q + (size_t)b * T * ldq + (size_t)h * D;
         const float *kb = K + (size_t)b * T * ldk + (size_t)g * D;
         const float *vb = Vv + (size_t)b * T * ldk + (size_t)g * D;
-        float *ob = O + (size_t)b * T * ldq + (size_t)h * D;
+        float *ob = O + (size_t)b * T * ldo + (size_t)h * D;
         float *lb = lse + ((size_t)b * H + h) * T;
         for (int r0 = 0; r0 < T; r0 += bs) {
             int r1 = r0 + bs < T ? r0 + bs : T;
             probabilities(P, T, qb, ldq, kb, ldk, r0, r1, D, scale, lb, NULL);
-            cpu_gemm(0, 0, r1 - r0, D, r1, 1.0f, P, T, vb, ldk, 0.0f, ob + (size_t)r0 * ldq, ldq);
+            cpu_gemm(0, 0, r1 - r0, D, r1, 1.0f, P, T, vb, ldk, 0.0f, ob + (size_t)r0 * ldo, ldo);
         }
     }
 }
@@ -70,10 +71,10 @@ void cpu_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, co
 // A kv head's query heads run in order inside one task, so dK and dV accumulate deterministically.
 void cpu_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const void *dout, const void *q,
                             const void *k, const void *v, const void *out, const float *lse, int B, int T,
-                            int H, int KVH, int D) {
+                            int H, int KVH, int D, int ldq, int ldkv) {
     const float *Q = q, *K = k, *Vv = v, *dO = dout, *O = out;
     float *dQ = dq, *dK = dk, *dV = dv;
-    int group = H / KVH, ldq = H * D, ldk = KVH * D, bs = T < ATT_BLOCK ? T : ATT_BLOCK;
+    int group = H / KVH, ldk = ldkv, ldo = H * D, bs = T < ATT_BLOCK ? T : ATT_BLOCK;
     float scale = 1.0f / sqrtf((float)D);
     float *scratch = cpu_scratch(ctx, 2 * (size_t)bs * T);
     size_t per = cpu_of(ctx)->scratch_per_thread;
@@ -92,22 +93,22 @@ void cpu_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const voi
         }
         for (int j = 0; j < group; j++) {
             int h = g * group + j;
-            size_t qoff = (size_t)b * T * ldq + (size_t)h * D;
-            const float *qb = Q + qoff, *dob = dO + qoff, *ob = O + qoff, *lb = lse + ((size_t)b * H + h) * T;
+            size_t qoff = (size_t)b * T * ldq + (size_t)h * D, ooff = (size_t)b * T * ldo + (size_t)h * D;
+            const float *qb = Q + qoff, *dob = dO + ooff, *ob = O + ooff, *lb = lse + ((size_t)b * H + h) * T;
             for (int r0 = 0; r0 < T; r0 += bs) {
                 int r1 = r0 + bs < T ? r0 + bs : T, m = r1 - r0;
                 probabilities(P, T, qb, ldq, kb, ldk, r0, r1, D, scale, NULL, lb);
-                cpu_gemm(0, 1, m, r1, D, 1.0f, dob + (size_t)r0 * ldq, ldq, vb, ldk, 0.0f, dS, T); // dP
+                cpu_gemm(0, 1, m, r1, D, 1.0f, dob + (size_t)r0 * ldo, ldo, vb, ldk, 0.0f, dS, T); // dP
                 for (int t = r0; t < r1; t++) {
                     float *prow = P + (size_t)(t - r0) * T, *srow = dS + (size_t)(t - r0) * T;
-                    float delta = cpu_dot(dob + (size_t)t * ldq, ob + (size_t)t * ldq, D);
+                    float delta = cpu_dot(dob + (size_t)t * ldo, ob + (size_t)t * ldo, D);
 #pragma omp simd
                     for (int u = 0; u <= t; u++) srow[u] = prow[u] * (srow[u] - delta);
                     for (int u = t + 1; u < r1; u++) srow[u] = 0.0f;
                 }
                 cpu_gemm(0, 0, m, D, r1, scale, dS, T, kb, ldk, 0.0f, dQ + qoff + (size_t)r0 * ldq, ldq);
                 cpu_gemm(1, 0, r1, D, m, scale, dS, T, qb + (size_t)r0 * ldq, ldq, 1.0f, dkb, ldk);
-                cpu_gemm(1, 0, r1, D, m, 1.0f, P, T, dob + (size_t)r0 * ldq, ldq, 1.0f, dvb, ldk);
+                cpu_gemm(1, 0, r1, D, m, 1.0f, P, T, dob + (size_t)r0 * ldo, ldo, 1.0f, dvb, ldk);
             }
         }
     }

@@ -166,4 +166,5 @@ const rt_backend rt_backend_cpu = {
     .upload_bytes = cpu_upload_bytes,
     .nf4_dequantize = cpu_nf4_dequantize,
     .dropout = cpu_dropout,
+    .copy_rows = cpu_copy_rows,
 };

@@ -121,17 +121,17 @@ void cpu_rmsnorm_forward(rt_ctx *ctx, void *out, float *rstd, const void *x, con
 void cpu_rmsnorm_backward(rt_ctx *ctx, void *dx, void *dweight, const void *dout, const void *x,
                           const void *weight, const float *rstd, int N, int C);
 void cpu_rope_forward(rt_ctx *ctx, void *out, const void *x, const float *cos_tab, const float *sin_tab,
-                      int B, int T, int H, int D);
+                      int B, int T, int H, int D, int ld);
 void cpu_rope_backward(rt_ctx *ctx, void *dx, const void *dout, const float *cos_tab, const float *sin_tab,
-                       int B, int T, int H, int D);
+                       int B, int T, int H, int D, int ld);
 void cpu_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k, const void *v,
-                           int B, int T, int H, int KVH, int D);
+                           int B, int T, int H, int KVH, int D, int ldq, int ldkv);
 void cpu_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const void *dout, const void *q,
                             const void *k, const void *v, const void *out, const float *lse, int B, int T,
-                            int H, int KVH, int D);
-void cpu_swiglu_forward(rt_ctx *ctx, void *out, const void *gate, const void *up, size_t n);
+                            int H, int KVH, int D, int ldq, int ldkv);
+void cpu_swiglu_forward(rt_ctx *ctx, void *out, const void *gate, const void *up, int N, int F, int ld);
 void cpu_swiglu_backward(rt_ctx *ctx, void *dgate, void *dup, const void *dout, const void *gate,
-                         const void *up, size_t n);
+                         const void *up, int N, int F, int ld);
 void cpu_cross_entropy(rt_ctx *ctx, float *losses, void *dlogits, const void *logits, const int32_t *targets,
                        int N, int V, float grad_scale);
 void cpu_distill_loss(rt_ctx *ctx, float *ce, float *kd, void *dlogits, const void *logits,
@@ -145,15 +145,17 @@ void cpu_adamw(rt_ctx *ctx, float *master, void *param, const float *grad, float
                float lr, float beta1, float beta2, float eps, float weight_decay, int64_t step,
                const float *grad_scale);
 void cpu_rope_forward_at(rt_ctx *ctx, void *out, const void *x, const float *cos_tab, const float *sin_tab,
-                         int B, int T, int H, int D, int pos0);
+                         int B, int T, int H, int D, int pos0, int ld);
 void cpu_attention_forward_cached(rt_ctx *ctx, void *out, const void *q, const void *k_cache,
                                   const void *v_cache, int B, int Tq, int T_ctx, int H, int KVH, int D,
-                                  int cache_stride_T);
+                                  int cache_stride_T, int ld);
 void cpu_kv_append(rt_ctx *ctx, void *cache, const void *x, int B, int T, int KVH, int D, int pos0,
-                   int cache_stride_T);
+                   int cache_stride_T, int ld);
 void cpu_upload_bytes(rt_ctx *ctx, void *dst, const void *src, size_t bytes);
 void cpu_nf4_dequantize(rt_ctx *ctx, void *out, const uint8_t *codes, const float *absmax,
                         const int8_t *absmax_q, const float *absmax_scale, float absmax_offset, size_t n);
 void cpu_dropout(rt_ctx *ctx, void *out, const void *x, size_t n, float p, uint64_t seed);
+void cpu_copy_rows(rt_ctx *ctx, void *dst, int ld_dst, const void *src, int ld_src, int rows, int cols,
+                   int accumulate);
 
 #endif

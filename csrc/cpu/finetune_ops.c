@@ -1,4 +1,5 @@
-// Fine-tuning ops of the CPU backend: the NF4 dequantization of a QLoRA base and the LoRA input dropout.
+// Fine-tuning ops of the CPU backend: the NF4 dequantization of a QLoRA base, the LoRA input dropout, and
+// the strided row copies that move an adapter's slice in and out of a fused projection.
 #include <string.h>
 
 #include "cpu_internal.h"
@@ -38,5 +39,22 @@ void cpu_dropout(rt_ctx *ctx, void *out, const void *x, size_t n, float p, uint6
 #pragma omp simd
         for (size_t i = lo; i < hi; i++)
             o[i] = rt_dropout_bits(seed, i) >= threshold ? in[i] * keep_scale : 0.0f;
+    }
+}
+
+void cpu_copy_rows(rt_ctx *ctx, void *dst, int ld_dst, const void *src, int ld_src, int rows, int cols,
+                   int accumulate) {
+    float *d = dst;
+    const float *s = src;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)rows *cols))
+    for (int r = 0; r < rows; r++) {
+        float *drow = d + (size_t)r * ld_dst;
+        const float *srow = s + (size_t)r * ld_src;
+        if (accumulate) {
+#pragma omp simd
+            for (int c = 0; c < cols; c++) drow[c] += srow[c];
+        } else {
+            memcpy(drow, srow, (size_t)cols * sizeof(float));
+        }
     }
 }

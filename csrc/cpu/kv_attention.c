@@ -3,8 +3,8 @@
 // rows in blocks of KV_BLOCK, as attention_forward does: a block of rows [r0, r1) at positions
 // p0 + r0 .. p0 + r1 - 1 sees keys [0, p0 + r1), so its score block is [r1 - r0, p0 + r1] (sgemm on the
 // strided cache into per-thread scratch), softmax per row in fp32, then P V by sgemm.
-//   q [B, Tq, H, D] at positions p0 = T_ctx - Tq .. T_ctx - 1, k/v cache [B, S, KVH, D] (S = cache_stride_T,
-//   positions 0 .. T_ctx - 1 valid), out [B, Tq, H, D]
+//   q [B, Tq, H, D] (rows ld apart) at positions p0 = T_ctx - Tq .. T_ctx - 1, k/v cache [B, S, KVH, D] (S =
+//   cache_stride_T, positions 0 .. T_ctx - 1 valid), out [B, Tq, H, D]
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -15,11 +15,12 @@
 
 void cpu_attention_forward_cached(rt_ctx *ctx, void *out, const void *q, const void *k_cache,
                                   const void *v_cache, int B, int Tq, int T_ctx, int H, int KVH, int D,
-                                  int cache_stride_T) {
+                                  int cache_stride_T, int ld) {
     if (B <= 0 || Tq <= 0 || H <= 0) return;
     const float *Q = q, *K = k_cache, *Vv = v_cache;
     float *O = out;
-    int group = H / KVH, ldq = H * D, ldk = KVH * D, bs = Tq < KV_BLOCK ? Tq : KV_BLOCK, p0 = T_ctx - Tq;
+    int group = H / KVH, ldq = ld, ldo = H * D, ldk = KVH * D, bs = Tq < KV_BLOCK ? Tq : KV_BLOCK,
+        p0 = T_ctx - Tq;
     size_t S = (size_t)cache_stride_T;
     float scale = 1.0f / sqrtf((float)D);
     float *scratch = cpu_scratch(ctx, (size_t)bs * T_ctx);
@@ -32,7 +33,7 @@ void cpu_attention_forward_cached(rt_ctx *ctx, void *out, const void *q, const v
         const float *qb = Q + (size_t)b * Tq * ldq + (size_t)h * D;
         const float *kb = K + (size_t)b * S * ldk + (size_t)g * D;
         const float *vb = Vv + (size_t)b * S * ldk + (size_t)g * D;
-        float *ob = O + (size_t)b * Tq * ldq + (size_t)h * D;
+        float *ob = O + (size_t)b * Tq * ldo + (size_t)h * D;
         for (int r0 = 0; r0 < Tq; r0 += bs) {
             int r1 = r0 + bs < Tq ? r0 + bs : Tq, n_keys = p0 + r1;
             cpu_gemm(0, 1, r1 - r0, n_keys, D, scale, qb + (size_t)r0 * ldq, ldq, kb, ldk, 0.0f, P,
@@ -48,19 +49,19 @@ void cpu_attention_forward_cached(rt_ctx *ctx, void *out, const void *q, const v
                 for (int j = 0; j < n; j++) row[j] *= inv;
                 for (int j = n; j < n_keys; j++) row[j] = 0.0f;
             }
-            cpu_gemm(0, 0, r1 - r0, D, n_keys, 1.0f, P, T_ctx, vb, ldk, 0.0f, ob + (size_t)r0 * ldq,
-                     ldq); // [r1 - r0, D]
+            cpu_gemm(0, 0, r1 - r0, D, n_keys, 1.0f, P, T_ctx, vb, ldk, 0.0f, ob + (size_t)r0 * ldo,
+                     ldo); // [r1 - r0, D]
         }
     }
 }
 
 void cpu_kv_append(rt_ctx *ctx, void *cache, const void *x, int B, int T, int KVH, int D, int pos0,
-                   int cache_stride_T) {
+                   int cache_stride_T, int ld) {
     float *dst = cache;
     const float *src = x;
     size_t row = (size_t)KVH * D;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
-            memcpy(dst + ((size_t)b * cache_stride_T + pos0 + t) * row, src + ((size_t)b * T + t) * row,
-                   row * sizeof(float));
+            memcpy(dst + ((size_t)b * cache_stride_T + pos0 + t) * row,
+                   src + ((size_t)b * T + t) * (size_t)ld, row * sizeof(float));
 }

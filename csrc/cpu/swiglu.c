@@ -1,24 +1,34 @@
 // SwiGLU gate: out = silu(gate) * up, silu(g) = g * sigmoid(g). Elementwise; cpu_expf keeps the loops SIMD.
 #include "cpu_internal.h"
 
-// gate, up, out [n]
-void cpu_swiglu_forward(rt_ctx *ctx, void *out, const void *gate, const void *up, size_t n) {
+// gate, up [N, F] with rows ld apart (the halves of a fused [N, 2F] projection); out [N, F] contiguous
+void cpu_swiglu_forward(rt_ctx *ctx, void *out, const void *gate, const void *up, int N, int F, int ld) {
     float *o = out;
     const float *g = gate, *u = up;
-#pragma omp parallel for simd schedule(static) num_threads(cpu_threads(ctx, n))
-    for (size_t i = 0; i < n; i++) o[i] = g[i] / (1.0f + cpu_expf(-g[i])) * u[i];
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)N *F))
+    for (int r = 0; r < N; r++) {
+        float *orow = o + (size_t)r * F;
+        const float *grow = g + (size_t)r * ld, *urow = u + (size_t)r * ld;
+#pragma omp simd
+        for (int i = 0; i < F; i++) orow[i] = grow[i] / (1.0f + cpu_expf(-grow[i])) * urow[i];
+    }
 }
 
-// dgate = dout * up * sig * (1 + g (1 - sig)),  dup = dout * silu(g)
+// dgate = dout * up * sig * (1 + g (1 - sig)),  dup = dout * silu(g); dgate, dup rows ld apart like gate, up
 void cpu_swiglu_backward(rt_ctx *ctx, void *dgate, void *dup, const void *dout, const void *gate,
-                         const void *up, size_t n) {
+                         const void *up, int N, int F, int ld) {
     float *dg = dgate, *du = dup;
     const float *d = dout, *g = gate, *u = up;
-#pragma omp parallel for simd schedule(static) num_threads(cpu_threads(ctx, n))
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i], di = d[i];
-        float sig = 1.0f / (1.0f + cpu_expf(-gi));
-        dg[i] = di * u[i] * sig * (1.0f + gi * (1.0f - sig));
-        du[i] = di * gi * sig;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)N *F))
+    for (int r = 0; r < N; r++) {
+        size_t io = (size_t)r * ld;
+        const float *drow = d + (size_t)r * F;
+#pragma omp simd
+        for (int i = 0; i < F; i++) {
+            float gi = g[io + i], di = drow[i];
+            float sig = 1.0f / (1.0f + cpu_expf(-gi));
+            dg[io + i] = di * u[io + i] * sig * (1.0f + gi * (1.0f - sig));
+            du[io + i] = di * gi * sig;
+        }
     }
 }

@@ -4,7 +4,9 @@
 
 #include "model/model_internal.h"
 
-// Tensors start on 16-element boundaries (64 bytes in fp32), for vector loads.
+// Tensors start on 16-element boundaries (64 bytes in fp32), for vector loads; the members of a fused group
+// (rt_param.fuse_next: wq, wk, wv; bq, bk, bv; wgate, wup) follow each other without a gap, so the group is
+// one matrix in every arena and the group's start is aligned.
 #define ALIGN 16
 
 static size_t round_up(size_t x, size_t to) {
@@ -52,7 +54,10 @@ static void layout(rt_model *m) {
                 if (!in_arena(m, i) || (p->decay != 0) != (pass == 0) || p->bucket != b) continue;
                 p->in_arena = 1;
                 p->off = off;
-                off = round_up(off + p->n, ALIGN);
+                // a group's members share bucket, decay and training, so the next one in the pass is the
+                // next member
+                int gap = !p->fuse_next || !in_arena(m, i + 1);
+                off = gap ? round_up(off + p->n, ALIGN) : off + p->n;
             }
             if (pass == 0) {
                 ar->buckets[b].decay_lo = lo;

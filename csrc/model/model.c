@@ -93,15 +93,44 @@ static void define_params(rt_model *m) {
             LAYER_PARAM(bk, "attn_k.bias", (int64_t)d->KVH * d->D, 0);
             LAYER_PARAM(bv, "attn_v.bias", (int64_t)d->KVH * d->D, 0);
         }
+        m->params[lp->wq].fuse_next = m->params[lp->wk].fuse_next = 1; // [wq; wk; wv]
+        if (d->attn_bias) m->params[lp->bq].fuse_next = m->params[lp->bk].fuse_next = 1;
         LAYER_PARAM(wo, "attn_output.weight", d->C, (int64_t)d->H * d->D);
         LAYER_PARAM(ffn_norm, "ffn_norm.weight", d->C, 0);
         LAYER_PARAM(wgate, "ffn_gate.weight", d->F, d->C);
         LAYER_PARAM(wup, "ffn_up.weight", d->F, d->C);
         LAYER_PARAM(wdown, "ffn_down.weight", d->C, d->F);
+        m->params[lp->wgate].fuse_next = 1; // [wgate; wup]
 #undef LAYER_PARAM
     }
     m->out_norm = add_param(m, "output_norm.weight", d->C, 0);
     m->out_head = d->tied ? m->tok_embd : add_param(m, "output.weight", d->V, d->C);
+}
+
+// Params first .. last of a fused group (rt_param.fuse_next) outside the arena: one allocation for all, the
+// later members views into it. A group with an NF4 member keeps separate buffers (the linear layer gathers
+// it in m->wtmp).
+static int alloc_group(rt_model *m, alloc_state *a, int first, int last) {
+    rt_ctx *ctx = m->ctx;
+    size_t act = rt_dtype_size(ctx->act), n = 0;
+    for (int i = first; i <= last; i++) {
+        if (m->params[i].in_arena || rt_model_param_is_nf4(m, i)) return 0;
+        n += m->params[i].n;
+    }
+    rt_param *lead = &m->params[first];
+    a->kind = lead->frozen ? ALLOC_BASE : ALLOC_PARAMS;
+    if (!(lead->frozen && ctx->act != RT_F32)) lead->master = dev_alloc(a, n, sizeof(float), lead->name);
+    lead->w = ctx->act == RT_F32 && lead->master ? (void *)lead->master : dev_alloc(a, n, act, lead->name);
+    if (a->failed) return 1;
+    size_t off = lead->n;
+    for (int i = first + 1; i <= last; i++) {
+        rt_param *p = &m->params[i];
+        p->view = 1;
+        p->master = lead->master ? lead->master + off : NULL;
+        p->w = (char *)lead->w + off * act;
+        off += p->n;
+    }
+    return 1;
 }
 
 // The trainable weights of a training model live in the arenas (arena.c). Of the others, a frozen weight
@@ -113,7 +142,12 @@ static void alloc_params(rt_model *m, alloc_state *a) {
     rt_model_alloc_arena(m, a);
     for (int i = 0; i < m->n_params; i++) {
         rt_param *p = &m->params[i];
-        if (p->in_arena) continue;
+        if (p->in_arena || p->view) continue;
+        if (p->fuse_next && (i == 0 || !m->params[i - 1].fuse_next)) {
+            int last = i;
+            while (m->params[last].fuse_next) last++;
+            if (alloc_group(m, a, i, last)) continue;
+        }
         a->kind = p->frozen ? ALLOC_BASE : ALLOC_PARAMS;
         if (rt_model_param_is_nf4(m, i)) {
             rt_model_alloc_nf4(m, a, p);
@@ -132,22 +166,19 @@ static void alloc_acts(rt_model *m, alloc_state *a) {
     const rt_model_dims *d = &m->dims;
     size_t act = rt_dtype_size(m->ctx->act);
     size_t N = (size_t)m->B_max * (size_t)m->T_max_batch;
-    size_t HD = (size_t)d->H * d->D, KD = (size_t)d->KVH * d->D;
+    size_t HD = (size_t)d->H * d->D, QKV = (size_t)(d->H + 2 * d->KVH) * d->D, F2 = 2 * (size_t)d->F;
     for (int l = 0; l < d->L; l++) {
         rt_layer_acts *la = &m->acts[l];
         la->x = dev_alloc(a, N * d->C, act, "activations");
         la->xn1 = dev_alloc(a, N * d->C, act, "activations");
         la->rstd1 = dev_alloc(a, N, sizeof(float), "activations");
-        la->q = dev_alloc(a, N * HD, act, "activations");
-        la->k = dev_alloc(a, N * KD, act, "activations");
-        la->v = dev_alloc(a, N * KD, act, "activations");
+        la->qkv = dev_alloc(a, N * QKV, act, "activations");
         la->att = dev_alloc(a, N * HD, act, "activations");
         la->lse = dev_alloc(a, N * d->H, sizeof(float), "activations");
         la->xmid = dev_alloc(a, N * d->C, act, "activations");
         la->xn2 = dev_alloc(a, N * d->C, act, "activations");
         la->rstd2 = dev_alloc(a, N, sizeof(float), "activations");
-        la->gate = dev_alloc(a, N * d->F, act, "activations");
-        la->up = dev_alloc(a, N * d->F, act, "activations");
+        la->gu = dev_alloc(a, N * F2, act, "activations");
         la->h = dev_alloc(a, N * d->F, act, "activations");
     }
     m->resid_out = dev_alloc(a, N * d->C, act, "activations");
@@ -166,12 +197,9 @@ static void alloc_acts(rt_model *m, alloc_state *a) {
         m->dresid = dev_alloc(a, N * d->C, act, "gradients");
         m->dx = dev_alloc(a, N * d->C, act, "gradients");
         m->dC = dev_alloc(a, N * d->C, act, "gradients");
-        m->dq = dev_alloc(a, N * HD, act, "gradients");
-        m->dk = dev_alloc(a, N * KD, act, "gradients");
-        m->dv = dev_alloc(a, N * KD, act, "gradients");
+        m->dqkv = dev_alloc(a, N * QKV, act, "gradients");
         m->datt = dev_alloc(a, N * wide, act, "gradients");
-        m->dgate = dev_alloc(a, N * d->F, act, "gradients");
-        m->dup = dev_alloc(a, N * d->F, act, "gradients");
+        m->dgu = dev_alloc(a, N * F2, act, "gradients");
         m->dh = dev_alloc(a, N * d->F, act, "gradients");
     }
 }
@@ -294,7 +322,7 @@ void rt_model_free(rt_model *m) {
     if (m->params) {
         for (int i = 0; i < m->n_params; i++) {
             rt_param *p = &m->params[i];
-            if (p->in_arena) continue;
+            if (p->in_arena || p->view) continue;
             if (p->w != p->master) dev_free(m, p->w);
             dev_free(m, p->master);
         }
@@ -303,8 +331,8 @@ void rt_model_free(rt_model *m) {
     if (m->acts) {
         for (int l = 0; l < m->dims.L; l++) {
             rt_layer_acts *la = &m->acts[l];
-            void *bufs[] = {la->x,   la->xn1,  la->rstd1, la->q,     la->k,    la->v,  la->att,
-                            la->lse, la->xmid, la->xn2,   la->rstd2, la->gate, la->up, la->h};
+            void *bufs[] = {la->x,    la->xn1, la->rstd1, la->qkv, la->att, la->lse,
+                            la->xmid, la->xn2, la->rstd2, la->gu,  la->h};
             for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dev_free(m, bufs[i]);
         }
     }
@@ -315,9 +343,9 @@ void rt_model_free(rt_model *m) {
     }
     free(m->cache_k);
     free(m->cache_v);
-    void *bufs[] = {m->resid_out, m->xf,       m->rstdf,    m->logits, m->losses, m->tokens, m->targets,
-                    m->scalars,   m->rope_cos, m->rope_sin, m->dresid, m->dx,     m->dC,     m->dq,
-                    m->dk,        m->dv,       m->datt,     m->dgate,  m->dup,    m->dh};
+    void *bufs[] = {m->resid_out, m->xf,      m->rstdf,    m->logits,   m->losses, m->tokens,
+                    m->targets,   m->scalars, m->rope_cos, m->rope_sin, m->dresid, m->dx,
+                    m->dC,        m->dqkv,    m->datt,     m->dgu,      m->dh};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dev_free(m, bufs[i]);
     free(m->params);
     free(m->layer);
@@ -417,40 +445,41 @@ void rt_model_run_blocks(rt_model *m, int B, int T, int pos0, int cached) {
     const rt_backend *be = ctx->be;
     const rt_model_dims *d = &m->dims;
     int N = B * T, C = d->C, F = d->F, S = m->T_max_batch;
+    int QKV = (d->H + 2 * d->KVH) * d->D; // row stride of the fused q | k | v
+    size_t act = rt_dtype_size(ctx->act), k_off = (size_t)d->H * d->D * act,
+           v_off = k_off + (size_t)d->KVH * d->D * act;
     be->embedding_forward(ctx, m->acts[0].x, m->tokens, W(m->tok_embd), N, C); // [N, C]
     for (int l = 0; l < d->L; l++) {
         const rt_layer_params *lp = &m->layer[l];
         rt_layer_acts *a = &m->acts[l];
         void *out = l + 1 < d->L ? m->acts[l + 1].x : m->resid_out; // [N, C]
         be->rmsnorm_forward(ctx, a->xn1, a->rstd1, a->x, W(lp->attn_norm), N, C, d->eps);
-        rt_model_linear_forward(m, l, RT_SITE_Q, a->q, a->xn1, N); // [N, H*D]
-        rt_model_linear_forward(m, l, RT_SITE_K, a->k, a->xn1, N); // [N, KVH*D]
-        rt_model_linear_forward(m, l, RT_SITE_V, a->v, a->xn1, N); // [N, KVH*D]
+        rt_model_linear_forward(m, l, RT_SITE_Q, 3, a->qkv, a->xn1, N); // [N, (H + 2 KVH) D]
+        void *k = (char *)a->qkv + k_off, *v = (char *)a->qkv + v_off;  // [N, KVH*D] each, rows QKV apart
+        // q and k heads are adjacent in a row: one rotation over H + KVH heads
         if (cached) {
-            be->rope_forward_at(ctx, a->q, a->q, m->rope_cos, m->rope_sin, B, T, d->H, d->D, pos0);
-            be->rope_forward_at(ctx, a->k, a->k, m->rope_cos, m->rope_sin, B, T, d->KVH, d->D, pos0);
-            be->kv_append(ctx, m->cache_k[l], a->k, B, T, d->KVH, d->D, pos0, S); // [B, S, KVH, D]
-            be->kv_append(ctx, m->cache_v[l], a->v, B, T, d->KVH, d->D, pos0, S);
+            be->rope_forward_at(ctx, a->qkv, a->qkv, m->rope_cos, m->rope_sin, B, T, d->H + d->KVH, d->D,
+                                pos0, QKV);
+            be->kv_append(ctx, m->cache_k[l], k, B, T, d->KVH, d->D, pos0, S, QKV); // [B, S, KVH, D]
+            be->kv_append(ctx, m->cache_v[l], v, B, T, d->KVH, d->D, pos0, S, QKV);
         } else {
-            be->rope_forward(ctx, a->q, a->q, m->rope_cos, m->rope_sin, B, T, d->H, d->D);
-            be->rope_forward(ctx, a->k, a->k, m->rope_cos, m->rope_sin, B, T, d->KVH, d->D);
+            be->rope_forward(ctx, a->qkv, a->qkv, m->rope_cos, m->rope_sin, B, T, d->H + d->KVH, d->D, QKV);
         }
         if (cached && pos0 > 0)
-            be->attention_forward_cached(ctx, a->att, a->q, m->cache_k[l], m->cache_v[l], B, T, pos0 + T,
-                                         d->H, d->KVH, d->D, S); // [N, H*D]
+            be->attention_forward_cached(ctx, a->att, a->qkv, m->cache_k[l], m->cache_v[l], B, T, pos0 + T,
+                                         d->H, d->KVH, d->D, S, QKV); // [N, H*D]
         else
-            be->attention_forward(ctx, a->att, a->lse, a->q, a->k, a->v, B, T, d->H, d->KVH, d->D);
-        rt_model_linear_forward(m, l, RT_SITE_O, a->xmid, a->att, N); // [N, C]
+            be->attention_forward(ctx, a->att, a->lse, a->qkv, k, v, B, T, d->H, d->KVH, d->D, QKV, QKV);
+        rt_model_linear_forward(m, l, RT_SITE_O, 1, a->xmid, a->att, N); // [N, C]
         be->add_inplace(ctx, a->xmid, a->x, (size_t)N * C);
         be->rmsnorm_forward(ctx, a->xn2, a->rstd2, a->xmid, W(lp->ffn_norm), N, C, d->eps);
-        rt_model_linear_forward(m, l, RT_SITE_GATE, a->gate, a->xn2, N); // [N, F]
-        rt_model_linear_forward(m, l, RT_SITE_UP, a->up, a->xn2, N);     // [N, F]
-        be->swiglu_forward(ctx, a->h, a->gate, a->up, (size_t)N * F);
-        rt_model_linear_forward(m, l, RT_SITE_DOWN, out, a->h, N); // [N, C]
+        rt_model_linear_forward(m, l, RT_SITE_GATE, 2, a->gu, a->xn2, N);                   // [N, 2F]
+        be->swiglu_forward(ctx, a->h, a->gu, (char *)a->gu + (size_t)F * act, N, F, 2 * F); // [N, F]
+        rt_model_linear_forward(m, l, RT_SITE_DOWN, 1, out, a->h, N);                       // [N, C]
         be->add_inplace(ctx, out, a->xmid, (size_t)N * C);
     }
     be->rmsnorm_forward(ctx, m->xf, m->rstdf, m->resid_out, W(m->out_norm), N, C, d->eps);
-    rt_model_linear_forward(m, -1, RT_SITE_HEAD, m->logits, m->xf, N); // [N, V]
+    rt_model_linear_forward(m, -1, RT_SITE_HEAD, 1, m->logits, m->xf, N); // [N, V]
 }
 
 int rt_model_forward(rt_model *m, const int32_t *tokens, const int32_t *targets, int B, int T,
@@ -508,7 +537,9 @@ void rt_model_backward(rt_model *m, int B, int T) {
     rt_ctx *ctx = m->ctx;
     const rt_backend *be = ctx->be;
     const rt_model_dims *d = &m->dims;
-    int N = B * T, C = d->C;
+    int N = B * T, C = d->C, F = d->F, QKV = (d->H + 2 * d->KVH) * d->D;
+    size_t act = rt_dtype_size(ctx->act), k_off = (size_t)d->H * d->D * act,
+           v_off = k_off + (size_t)d->KVH * d->D * act;
     void *dlogits = m->logits; // [N, V], written in place by cross_entropy
     rt_param_arena *ar = &m->arena;
     // a micro-batch after the first starts from a zero gradient of its own; its sum joins arena.acc bucket
@@ -519,7 +550,7 @@ void rt_model_backward(rt_model *m, int B, int T) {
 #define GN(idx) (G(idx) ? G(idx) : m->dnorm_sink)
 
     // output head: logits = xf @ W^T
-    rt_model_linear_backward(m, -1, RT_SITE_HEAD, m->dx, 0.0f, dlogits, m->xf, N); // dx [N, C]
+    rt_model_linear_backward(m, -1, RT_SITE_HEAD, 1, m->dx, 0.0f, dlogits, m->xf, N); // dx [N, C]
     be->zero(ctx, m->dresid, (size_t)N * C * rt_dtype_size(ctx->act));
     be->rmsnorm_backward(ctx, m->dresid, GN(m->out_norm), m->dx, m->resid_out, W(m->out_norm), m->rstdf, N,
                          C);
@@ -529,23 +560,21 @@ void rt_model_backward(rt_model *m, int B, int T) {
         const rt_layer_params *lp = &m->layer[l];
         rt_layer_acts *a = &m->acts[l];
         // dresid holds dL/d(block output); the block output is xmid + down(h)
-        rt_model_linear_backward(m, l, RT_SITE_DOWN, m->dh, 0.0f, m->dresid, a->h, N); // dh [N, F]
-        be->swiglu_backward(ctx, m->dgate, m->dup, m->dh, a->gate, a->up, (size_t)N * d->F);
-        rt_model_linear_backward(m, l, RT_SITE_GATE, m->dx, 0.0f, m->dgate, a->xn2, N); // dx [N, C]
-        rt_model_linear_backward(m, l, RT_SITE_UP, m->dx, 1.0f, m->dup, a->xn2, N);     // dx [N, C] +=
+        rt_model_linear_backward(m, l, RT_SITE_DOWN, 1, m->dh, 0.0f, m->dresid, a->h, N); // dh [N, F]
+        be->swiglu_backward(ctx, m->dgu, (char *)m->dgu + (size_t)F * act, m->dh, a->gu,
+                            (char *)a->gu + (size_t)F * act, N, F, 2 * F);               // dgu [N, 2F]
+        rt_model_linear_backward(m, l, RT_SITE_GATE, 2, m->dx, 0.0f, m->dgu, a->xn2, N); // dx [N, C]
         // dresid becomes dL/dxmid: the residual path plus the ffn_norm path
         be->rmsnorm_backward(ctx, m->dresid, GN(lp->ffn_norm), m->dx, a->xmid, W(lp->ffn_norm), a->rstd2, N,
                              C);
 
         // xmid = x + att @ Wo^T
-        rt_model_linear_backward(m, l, RT_SITE_O, m->datt, 0.0f, m->dresid, a->att, N); // datt [N, H*D]
-        be->attention_backward(ctx, m->dq, m->dk, m->dv, m->datt, a->q, a->k, a->v, a->att, a->lse, B, T,
-                               d->H, d->KVH, d->D);
-        be->rope_backward(ctx, m->dq, m->dq, m->rope_cos, m->rope_sin, B, T, d->H, d->D);
-        be->rope_backward(ctx, m->dk, m->dk, m->rope_cos, m->rope_sin, B, T, d->KVH, d->D);
-        rt_model_linear_backward(m, l, RT_SITE_Q, m->dx, 0.0f, m->dq, a->xn1, N); // dx [N, C]
-        rt_model_linear_backward(m, l, RT_SITE_K, m->dx, 1.0f, m->dk, a->xn1, N); // dx [N, C] +=
-        rt_model_linear_backward(m, l, RT_SITE_V, m->dx, 1.0f, m->dv, a->xn1, N); // dx [N, C] +=
+        rt_model_linear_backward(m, l, RT_SITE_O, 1, m->datt, 0.0f, m->dresid, a->att, N); // datt [N, H*D]
+        be->attention_backward(ctx, m->dqkv, (char *)m->dqkv + k_off, (char *)m->dqkv + v_off, m->datt,
+                               a->qkv, (char *)a->qkv + k_off, (char *)a->qkv + v_off, a->att, a->lse, B, T,
+                               d->H, d->KVH, d->D, QKV, QKV); // dqkv [N, (H + 2 KVH) D]
+        be->rope_backward(ctx, m->dqkv, m->dqkv, m->rope_cos, m->rope_sin, B, T, d->H + d->KVH, d->D, QKV);
+        rt_model_linear_backward(m, l, RT_SITE_Q, 3, m->dx, 0.0f, m->dqkv, a->xn1, N); // dx [N, C]
         // dresid becomes dL/dx: the residual path plus the attn_norm path
         be->rmsnorm_backward(ctx, m->dresid, GN(lp->attn_norm), m->dx, a->x, W(lp->attn_norm), a->rstd1, N,
                              C);

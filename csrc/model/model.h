@@ -57,9 +57,15 @@ typedef struct rt_param {
     int in_arena;       // a trainable weight of a training model: its buffers are slices of m->arena
     size_t off;         // its first element in the arena
     int bucket;         // the arena bucket (rt_grad_bucket) its gradient completes in
+    // Fused projections: wq, wk, wv (and bq, bk, bv) of a layer are one [(H + 2 KVH) D, C] matrix for one
+    // matmul, wgate and wup one [2F, C]. Each stays its own parameter (own name, shape and checkpoint
+    // tensor) whose buffers (master, compute copy, gradient, moments) are rows of the group's.
+    int fuse_next; // the next parameter follows this one directly in every buffer (same group)
+    int view;      // a later member of a group outside the arena: its buffers belong to the group's first
 } rt_param;
 
-// Per-layer parameters as indices into rt_model.params.
+// Per-layer parameters as indices into rt_model.params. wq, wk, wv and bq, bk, bv and wgate, wup are
+// fused groups (rt_param.fuse_next).
 typedef struct rt_layer_params {
     int attn_norm, wq, wk, wv, wo, ffn_norm, wgate, wup, wdown;
     int bq, bk, bv; // q/k/v biases [H*D], [KVH*D], [KVH*D] with dims.attn_bias, else -1
@@ -71,16 +77,13 @@ typedef struct rt_layer_acts {
     void *x;                        // [N, C]     block input (residual stream)
     void *xn1;                      // [N, C]     attn_norm(x)
     float *rstd1;                   // [N]
-    void *q;                        // [N, H*D]   after RoPE
-    void *k;                        // [N, KVH*D] after RoPE
-    void *v;                        // [N, KVH*D]
+    void *qkv;                      // [N, (H + 2 KVH) D] q | k | v per row, q and k after RoPE
     void *att;                      // [N, H*D]   attention output (before attn_output)
     float *lse;                     // [B, H, T]
     void *xmid;                     // [N, C]     x + attn_output(att)
     void *xn2;                      // [N, C]     ffn_norm(xmid)
     float *rstd2;                   // [N]
-    void *gate;                     // [N, F]
-    void *up;                       // [N, F]
+    void *gu;                       // [N, 2F]    gate | up per row
     void *h;                        // [N, F]     silu(gate) * up
     void *lora_u[RT_N_BLOCK_SITES]; // [N, r] adapter inputs projected by A, kept for backward (or NULL)
 } rt_layer_acts;
@@ -122,7 +125,8 @@ typedef struct rt_model {
     void *head_lora_u;            // [N, r]
     void *lora_du;                // [N, r]       backward scratch
     void *lora_xd, *lora_dxd;     // [N, in_max]  dropped-out adapter input and its gradient
-    void *wtmp;                   // dequantized NF4 weight, the largest block projection (act dtype)
+    void *lora_slice;             // [N, out_max] an adapter's output, or its slice of a fused gradient
+    void *wtmp;                   // dequantized NF4 weight of a projection or fused group (act dtype)
     void *dnorm_sink;             // [C] receives the unused norm gradients of a frozen base
     int dropout_on;               // training forward: adapter dropout applies
     uint64_t dropout_run_seed; // with dropout_step and dropout_micro, seeds the masks (rt_lora_dropout_seed)
@@ -140,7 +144,9 @@ typedef struct rt_model {
     float *kd_losses;           // [N]  per-token divergence from a teacher (training models)
     float *scalars;             // [4] device scratch: grad norm^2, clip scale, loss sum
     // backward scratch
-    void *dresid, *dx, *dC, *dq, *dk, *dv, *datt, *dgate, *dup, *dh;
+    void *dresid, *dx, *dC, *datt, *dh;
+    void *dqkv; // [N, (H + 2 KVH) D] dq | dk | dv per row
+    void *dgu;  // [N, 2F] dgate | dup per row
     // KV cache of inference models (NULL when training): per layer [B_max, T_max_batch, KVH, D] act dtype,
     // keys after RoPE and values of positions 0 .. kv_len - 1 of a batch of kv_B sequences
     void **cache_k, **cache_v; // [L]

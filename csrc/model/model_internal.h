@@ -45,12 +45,16 @@ void rt_model_alloc_nf4(rt_model *m, alloc_state *a, rt_param *p);
 // Quantize host weights w[p->n] and upload them into p's NF4 buffers.
 int rt_model_upload_nf4(rt_model *m, rt_param *p, const float *w, rt_error *err);
 
-// out [N, out] = x [N, in] @ W^T (+ scale * (x A^T) B^T with an adapter) (+ bias) for the projection `site`
-// of layer l. Dequantizes an NF4 weight into m->wtmp first.
-void rt_model_linear_forward(rt_model *m, int l, rt_lora_site site, void *out, const void *x, int N);
-// Backward of the same: dW += dy^T x and dbias += column sums of dy when they train, the adapter's dA and dB,
-// and dx [N, in] = dy W (+ the adapter's path); dx_beta 1 accumulates into dx, 0 overwrites it.
-void rt_model_linear_backward(rt_model *m, int l, rt_lora_site site, void *dx, float dx_beta, const void *dy,
-                              const void *x, int N);
+// The projections of sites site .. site + n_sites - 1 of layer l as one linear layer (n_sites 3 for the
+// fused q, k, v; 2 for gate, up; 1 for the others): W is their weights stacked, [out, in] with out the sum
+// of theirs. out [N, out] = x [N, in] @ W^T (+ bias), then each site's adapter adds
+// scale * (x A^T) B^T into its columns of out. Dequantizes NF4 weights into m->wtmp first.
+void rt_model_linear_forward(rt_model *m, int l, rt_lora_site site, int n_sites, void *out, const void *x,
+                             int N);
+// Backward of the same: one dW += dy^T x and dbias += column sums of dy when they train, one dx [N, in] =
+// dy W, then each adapter's dA and dB from its columns of dy and its path into dx; dx_beta 1 accumulates into
+// dx, 0 overwrites it.
+void rt_model_linear_backward(rt_model *m, int l, rt_lora_site site, int n_sites, void *dx, float dx_beta,
+                              const void *dy, const void *x, int N);
 
 #endif

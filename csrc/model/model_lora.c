@@ -1,7 +1,7 @@
 // LoRA adapters and the NF4 base of QLoRA inside the model (docs/training.md, LoRA): every projection goes
-// through rt_model_linear_forward / _backward, which add the adapter's path where there is one and dequantize
-// an NF4 weight block-wise into one shared buffer right before its matmul, so no full-precision copy of a
-// quantized base stays in memory.
+// through rt_model_linear_forward / _backward, which run a fused group (q, k, v; gate, up) as one matmul, add
+// each adapter's path into its columns where there is one, and dequantize an NF4 weight block-wise into one
+// shared buffer right before its matmul, so no full-precision copy of a quantized base stays in memory.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,9 +120,19 @@ int rt_model_upload_nf4(rt_model *m, rt_param *p, const float *w, rt_error *err)
 void rt_model_alloc_lora(rt_model *m, alloc_state *a) {
     const rt_model_dims *d = &m->dims;
     size_t N = (size_t)m->B_max * (size_t)m->T_max_batch, act = rt_dtype_size(m->ctx->act);
-    size_t r = (size_t)m->lora.rank, wmax = 0, in_max = 0;
-    for (int i = 0; i < m->n_params; i++)
-        if (m->params[i].nf4 && m->params[i].n > wmax) wmax = m->params[i].n;
+    size_t r = (size_t)m->lora.rank, wmax = 0, in_max = 0, slice_max = 0;
+    // m->wtmp holds the largest projection or fused group (rt_param.fuse_next) with an NF4 member
+    size_t group_n = 0;
+    int group_nf4 = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        const rt_param *p = &m->params[i];
+        group_n += p->n;
+        group_nf4 |= p->nf4 != NULL;
+        if (p->fuse_next) continue;
+        if (group_nf4 && group_n > wmax) wmax = group_n;
+        group_n = 0;
+        group_nf4 = 0;
+    }
     if (wmax) m->wtmp = rt_model_dev_alloc(a, wmax, act, "NF4 dequantization buffer");
     if (m->training && m->lora.freeze_base)
         m->dnorm_sink = rt_model_dev_alloc(a, (size_t)d->C, act, "gradients");
@@ -132,8 +142,11 @@ void rt_model_alloc_lora(rt_model *m, alloc_state *a) {
             if (m->layer[l].lora_a[s] >= 0) {
                 m->acts[l].lora_u[s] = rt_model_dev_alloc(a, N * r, act, "activations");
                 size_t in = (size_t)m->params[m->layer[l].lora_a[s]].shape[1];
+                size_t out = (size_t)m->params[m->layer[l].lora_b[s]].shape[0];
                 if (in > in_max) in_max = in;
+                if (s != RT_SITE_O && s != RT_SITE_DOWN && out > slice_max) slice_max = out; // a fused site
             }
+    if (slice_max) m->lora_slice = rt_model_dev_alloc(a, N * slice_max, act, "activations");
     if (m->head_lora_a >= 0) {
         m->head_lora_u = rt_model_dev_alloc(a, N * r, act, "activations");
         if ((size_t)d->C > in_max) in_max = (size_t)d->C;
@@ -148,7 +161,8 @@ void rt_model_alloc_lora(rt_model *m, alloc_state *a) {
 
 void rt_model_free_lora(rt_model *m) {
     const rt_backend *be = m->ctx->be;
-    void *bufs[] = {m->head_lora_u, m->lora_du, m->lora_xd, m->lora_dxd, m->wtmp, m->dnorm_sink};
+    void *bufs[] = {m->head_lora_u, m->lora_du, m->lora_xd,   m->lora_dxd,
+                    m->lora_slice,  m->wtmp,    m->dnorm_sink};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) be->free(m->ctx, bufs[i]);
     for (int l = 0; m->acts && l < m->dims.L; l++)
@@ -190,13 +204,26 @@ int rt_model_init_adapters(rt_model *m, uint64_t seed, rt_error *err) {
 // ---------------------------------------------------------------------------------------------------
 // the linear layers
 
-// The weight in act dtype for a matmul: the compute copy, or the NF4 weight dequantized into m->wtmp.
-static const void *weight_for_matmul(rt_model *m, int idx) {
-    rt_param *p = &m->params[idx];
-    if (!p->nf4) return p->w;
-    rt_nf4_weight *q = p->nf4;
-    m->ctx->be->nf4_dequantize(m->ctx, m->wtmp, q->codes, q->absmax, q->absmax_q, q->absmax_scale,
-                               q->absmax_offset, p->n);
+// The stacked weights [out, in] of params first .. first + n - 1 in act dtype for a matmul: the first's
+// compute copy, which the group's others follow (arena.c, alloc_params), or, when a member is NF4, every
+// member dequantized or copied into m->wtmp.
+static const void *weight_for_matmul(rt_model *m, int first, int n) {
+    int any_nf4 = 0;
+    for (int i = first; i < first + n; i++) any_nf4 |= m->params[i].nf4 != NULL;
+    if (!any_nf4) return m->params[first].w;
+    rt_ctx *ctx = m->ctx;
+    size_t off = 0, act = rt_dtype_size(ctx->act);
+    for (int i = first; i < first + n; i++) {
+        rt_param *p = &m->params[i];
+        void *dst = (char *)m->wtmp + off * act;
+        rt_nf4_weight *q = p->nf4;
+        if (q)
+            ctx->be->nf4_dequantize(ctx, dst, q->codes, q->absmax, q->absmax_q, q->absmax_scale,
+                                    q->absmax_offset, p->n);
+        else
+            ctx->be->convert(ctx, dst, ctx->act, p->w, ctx->act, p->n);
+        off += p->n;
+    }
     return m->wtmp;
 }
 
@@ -224,56 +251,89 @@ static adapter_view adapter_of(const rt_model *m, int l, rt_lora_site site) {
     return v;
 }
 
-void rt_model_linear_forward(rt_model *m, int l, rt_lora_site site, void *out, const void *x, int N) {
-    rt_ctx *ctx = m->ctx;
-    const rt_backend *be = ctx->be;
-    int idx = rt_model_site_weight(m, l, site);
-    int n_out = (int)m->params[idx].shape[0], n_in = (int)m->params[idx].shape[1], r = m->lora.rank;
-    be->matmul(ctx, out, x, weight_for_matmul(m, idx), N, n_out, n_in, 0, 1, 1.0f, 0.0f); // [N, out]
-    int bias = rt_model_site_bias(m, l, site);
-    if (bias >= 0) be->add_bias_rows(ctx, out, m->params[bias].w, N, n_out); // [N, out] += [out]
-    adapter_view ad = adapter_of(m, l, site);
-    if (ad.a < 0) return;
-    const void *xin = x;
-    if (ad.drop) {
-        be->dropout(ctx, m->lora_xd, x, (size_t)N * n_in, m->lora.dropout, ad.seed);
-        xin = m->lora_xd;
-    }
-    be->matmul(ctx, ad.u, xin, m->params[ad.a].w, N, r, n_in, 0, 1, 1.0f, 0.0f);           // [N, r]
-    be->matmul(ctx, out, ad.u, m->params[ad.b].w, N, n_out, r, 0, 1, m->lora.scale, 1.0f); // [N, out] +=
+// The out rows of the group of sites site .. site + n_sites - 1; *first receives its first weight.
+static int group_out(const rt_model *m, int l, rt_lora_site site, int n_sites, int *first) {
+    int n_out = 0;
+    *first = rt_model_site_weight(m, l, site);
+    for (int s = 0; s < n_sites; s++) n_out += (int)m->params[rt_model_site_weight(m, l, site + s)].shape[0];
+    return n_out;
 }
 
-void rt_model_linear_backward(rt_model *m, int l, rt_lora_site site, void *dx, float dx_beta, const void *dy,
-                              const void *x, int N) {
+void rt_model_linear_forward(rt_model *m, int l, rt_lora_site site, int n_sites, void *out, const void *x,
+                             int N) {
     rt_ctx *ctx = m->ctx;
     const rt_backend *be = ctx->be;
-    int idx = rt_model_site_weight(m, l, site);
+    int idx, n_out = group_out(m, l, site, n_sites, &idx), n_in = (int)m->params[idx].shape[1];
+    int r = m->lora.rank;
+    size_t act = rt_dtype_size(ctx->act);
+    be->matmul(ctx, out, x, weight_for_matmul(m, idx, n_sites), N, n_out, n_in, 0, 1, 1.0f, 0.0f); // [N, out]
+    int bias = rt_model_site_bias(m, l, site); // a group's biases are one vector, like its weights
+    if (bias >= 0) be->add_bias_rows(ctx, out, m->params[bias].w, N, n_out); // [N, out] += [out]
+    for (int s = 0, col = 0; s < n_sites; s++) {
+        rt_lora_site st = (rt_lora_site)(site + s);
+        int n_s = (int)m->params[rt_model_site_weight(m, l, st)].shape[0];
+        adapter_view ad = adapter_of(m, l, st);
+        if (ad.a >= 0) {
+            const void *xin = x;
+            if (ad.drop) {
+                be->dropout(ctx, m->lora_xd, x, (size_t)N * n_in, m->lora.dropout, ad.seed);
+                xin = m->lora_xd;
+            }
+            be->matmul(ctx, ad.u, xin, m->params[ad.a].w, N, r, n_in, 0, 1, 1.0f, 0.0f); // [N, r]
+            if (n_sites == 1) {
+                be->matmul(ctx, out, ad.u, m->params[ad.b].w, N, n_s, r, 0, 1, m->lora.scale, 1.0f); // +=
+            } else { // its columns of the fused output: [N, n_s] rows n_out apart
+                be->matmul(ctx, m->lora_slice, ad.u, m->params[ad.b].w, N, n_s, r, 0, 1, m->lora.scale, 0.0f);
+                be->copy_rows(ctx, (char *)out + (size_t)col * act, n_out, m->lora_slice, n_s, N, n_s, 1);
+            }
+        }
+        col += n_s;
+    }
+}
+
+void rt_model_linear_backward(rt_model *m, int l, rt_lora_site site, int n_sites, void *dx, float dx_beta,
+                              const void *dy, const void *x, int N) {
+    rt_ctx *ctx = m->ctx;
+    const rt_backend *be = ctx->be;
+    int idx, n_out = group_out(m, l, site, n_sites, &idx);
     rt_param *w = &m->params[idx];
-    int n_out = (int)w->shape[0], n_in = (int)w->shape[1], r = m->lora.rank;
+    int n_in = (int)w->shape[1], r = m->lora.rank;
+    size_t act = rt_dtype_size(ctx->act);
     if (w->grad) be->matmul(ctx, w->grad, dy, x, n_out, n_in, N, 1, 0, 1.0f, 1.0f); // [out, in] +=
     int bias = rt_model_site_bias(m, l, site);
     if (bias >= 0 && m->params[bias].grad)
         be->bias_backward(ctx, m->params[bias].grad, dy, N, n_out); // [out] +=
     if (dx)
-        be->matmul(ctx, dx, dy, weight_for_matmul(m, idx), N, n_in, n_out, 0, 0, 1.0f, dx_beta); // [N, in]
-    adapter_view ad = adapter_of(m, l, site);
-    if (ad.a < 0) return;
-    rt_param *A = &m->params[ad.a], *Bm = &m->params[ad.b];
-    float s = m->lora.scale;
-    be->matmul(ctx, Bm->grad, dy, ad.u, n_out, r, N, 1, 0, s, 1.0f);    // dB [out, r] += s dy^T u
-    be->matmul(ctx, m->lora_du, dy, Bm->w, N, r, n_out, 0, 0, s, 0.0f); // du [N, r] = s dy B
-    const void *xin = x;
-    if (ad.drop) {
-        be->dropout(ctx, m->lora_xd, x, (size_t)N * n_in, m->lora.dropout, ad.seed); // the forward's mask
-        xin = m->lora_xd;
-    }
-    be->matmul(ctx, A->grad, m->lora_du, xin, r, n_in, N, 1, 0, 1.0f, 1.0f); // dA [r, in] += du^T xd
-    if (!dx) return;
-    if (ad.drop) {
-        be->matmul(ctx, m->lora_dxd, m->lora_du, A->w, N, n_in, r, 0, 0, 1.0f, 0.0f); // [N, in]
-        be->dropout(ctx, m->lora_dxd, m->lora_dxd, (size_t)N * n_in, m->lora.dropout, ad.seed);
-        be->add_inplace(ctx, dx, m->lora_dxd, (size_t)N * n_in);
-    } else {
-        be->matmul(ctx, dx, m->lora_du, A->w, N, n_in, r, 0, 0, 1.0f, 1.0f); // dx [N, in] += du A
+        be->matmul(ctx, dx, dy, weight_for_matmul(m, idx, n_sites), N, n_in, n_out, 0, 0, 1.0f,
+                   dx_beta); // [N, in]
+    for (int s = 0, col = 0; s < n_sites; s++) {
+        rt_lora_site st = (rt_lora_site)(site + s);
+        int n_s = (int)m->params[rt_model_site_weight(m, l, st)].shape[0];
+        adapter_view ad = adapter_of(m, l, st);
+        const void *dys = dy;
+        if (ad.a >= 0 && n_sites > 1) { // its columns of the fused gradient, contiguous for the matmuls
+            be->copy_rows(ctx, m->lora_slice, n_s, (const char *)dy + (size_t)col * act, n_out, N, n_s, 0);
+            dys = m->lora_slice;
+        }
+        col += n_s;
+        if (ad.a < 0) continue;
+        rt_param *A = &m->params[ad.a], *Bm = &m->params[ad.b];
+        float sc = m->lora.scale;
+        be->matmul(ctx, Bm->grad, dys, ad.u, n_s, r, N, 1, 0, sc, 1.0f);    // dB [out, r] += s dy^T u
+        be->matmul(ctx, m->lora_du, dys, Bm->w, N, r, n_s, 0, 0, sc, 0.0f); // du [N, r] = s dy B
+        const void *xin = x;
+        if (ad.drop) {
+            be->dropout(ctx, m->lora_xd, x, (size_t)N * n_in, m->lora.dropout, ad.seed); // the forward's mask
+            xin = m->lora_xd;
+        }
+        be->matmul(ctx, A->grad, m->lora_du, xin, r, n_in, N, 1, 0, 1.0f, 1.0f); // dA [r, in] += du^T xd
+        if (!dx) continue;
+        if (ad.drop) {
+            be->matmul(ctx, m->lora_dxd, m->lora_du, A->w, N, n_in, r, 0, 0, 1.0f, 0.0f); // [N, in]
+            be->dropout(ctx, m->lora_dxd, m->lora_dxd, (size_t)N * n_in, m->lora.dropout, ad.seed);
+            be->add_inplace(ctx, dx, m->lora_dxd, (size_t)N * n_in);
+        } else {
+            be->matmul(ctx, dx, m->lora_du, A->w, N, n_in, r, 0, 0, 1.0f, 1.0f); // dx [N, in] += du A
+        }
     }
 }
