@@ -1,6 +1,8 @@
 // A model and its GPU twin, and the bf16 training run against the CPU (model_twin.h).
 #include "model_twin.h"
 
+#include "testutil.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,7 +10,8 @@
 
 void rt_test_twin_open(rt_test_model_twin *tw, rt_dtype gpu_act) {
     rt_error err;
-    ck_assert_msg(rt_backend_cpu.ctx_init(&tw->cpu_ctx, RT_F32, 2, &err) == 0, "%s", err.msg);
+    ck_assert_msg(rt_backend_cpu.ctx_init(&tw->cpu_ctx, RT_F32, rt_test_cpu_threads(), &err) == 0, "%s",
+                  err.msg);
     ck_assert_msg(rt_backend_cuda()->ctx_init(&tw->gpu_ctx, gpu_act, 0, &err) == 0, "%s", err.msg);
 }
 
