@@ -35,6 +35,9 @@ void rt_test_bf16_tracks_cpu(rt_model *cpu, rt_model *gpu, const rt_adamw_config
     float first[2] = {0}, last[2] = {0};
     rt_error err;
     rt_model *ms[2] = {cpu, gpu};
+    const char *cap = getenv("RT_TEST_STEPS_MAX");
+    int full = steps;
+    if (cap && atoi(cap) > 0 && atoi(cap) < steps) steps = atoi(cap);
     for (int step = 0; step < steps; step++) {
         batch(&r, tok, tgt);
         float loss[2];
@@ -53,9 +56,14 @@ void rt_test_bf16_tracks_cpu(rt_model *cpu, rt_model *gpu, const rt_adamw_config
     }
     printf("bf16 GPU vs fp32 CPU %s over %d steps: %.4f -> %.4f vs %.4f -> %.4f\n", what, steps, first[1],
            last[1], first[0], last[0]);
-    ck_assert_msg(last[0] < fall * first[0] && last[1] < fall * first[1],
-                  "%s: the loss did not fall: CPU %.4f -> %.4f, GPU %.4f -> %.4f", what, first[0], last[0],
-                  first[1], last[1]);
+    if (steps < full) {
+        printf("%s: cut to %d of %d steps by RT_TEST_STEPS_MAX: the loss-fall check is left out\n", what,
+               steps, full);
+    } else {
+        ck_assert_msg(last[0] < fall * first[0] && last[1] < fall * first[1],
+                      "%s: the loss did not fall: CPU %.4f -> %.4f, GPU %.4f -> %.4f", what, first[0],
+                      last[0], first[1], last[1]);
+    }
     free(tok);
     free(tgt);
 }

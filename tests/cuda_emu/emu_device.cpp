@@ -20,9 +20,10 @@
 // and releases every participant's `leave` object, which each acquires as it goes on. A thread's two
 // objects live in the block's sync storage, renewed for every block (so blocks do not synchronise through
 // them), and shared memory is renewed too (so one block's accesses do not race with the next block's).
-// The launch releases what the host did before it to every thread; every thread's exit is released to the
-// host, which acquires it when the grid is done. Fiber stacks are reused by the same thread index of the
-// next block, so thread t of block i happens before thread t of block i + 1 (and no other pair of blocks).
+// A fiber runs thread t of every block of a grid in turn, so thread t of block i happens before thread t
+// of block i + 1 (and no other pair of blocks is ordered). The launch releases what the host did before it,
+// which the threads of the first block acquire; the threads of the last block release to the host, which
+// acquires that when the grid is done.
 #undef _FORTIFY_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -109,6 +110,9 @@ struct block {
     unsigned char *sync;
     long barrier_gen;
     std::vector<long> warp_gen;
+    // the first and the last block of the grid: a fiber runs the same thread index of every block in turn,
+    // so it acquires the launch in the first and releases to the host in the last (RT_EMU_TSAN)
+    bool first_block, last_block;
 #ifdef RT_EMU_TSAN
     ucontext_t sched_ctx;
     void *host_fiber;
@@ -241,7 +245,7 @@ void fiber_entry() {
             emu_quiet q;
             b = tl_block;
             f = b->cur;
-            hb_acquire(&tl_launch_sync);
+            if (b->first_block) hb_acquire(&tl_launch_sync);
         }
         b->body(b->arg);
         emu_quiet q;
@@ -250,7 +254,7 @@ void fiber_entry() {
         f->st = DONE;
         f->what = "exit";
         b->n_done++;
-        hb_release(&tl_grid_sync);
+        if (b->last_block) hb_release(&tl_grid_sync);
         to_scheduler(b, f);
     }
 }
@@ -704,6 +708,8 @@ void launch(const launch_config &cfg, const void *kernel, void (*body)(void *), 
         for (unsigned y = 0; y < g.y; y++)
             for (unsigned x = 0; x < g.x; x++) {
                 tl_block_idx = uint3{x, y, z};
+                b.first_block = x == 0 && y == 0 && z == 0;
+                b.last_block = x == g.x - 1 && y == g.y - 1 && z == g.z - 1;
                 run_block(&b);
             }
     tl_block = NULL;
