@@ -24,6 +24,11 @@ if(RT_HAVE_CUDA)
   rt_script_test(train_resume_cuda check_resume.py)
   set_property(TEST train_resume_cuda APPEND PROPERTY ENVIRONMENT "RT_TEST_DEVICE=cuda")
   set_tests_properties(train_resume_cuda PROPERTIES SKIP_RETURN_CODE 77 LABELS "script;gpu")
+  if(RT_CUDA_EMU AND NOT RT_CUDA_EMU_TSAN)
+    # on the emulator: the real bf16 CUDA path through the CLI, with the interrupted run cut to 20 steps
+    set_property(TEST train_resume_cuda APPEND PROPERTY ENVIRONMENT RT_TEST_RESUME_STEPS=20 OMP_WAIT_POLICY=passive)
+    set_tests_properties(train_resume_cuda PROPERTIES LABELS "script;gpu;emu")
+  endif()
 endif()
 if(RT_HAVE_CUDA AND NOT RT_CUDA_EMU)
   # no GPU needed: what ptxas made of every kernel (tests/ptxas_record.sh keeps it at build time), recorded
