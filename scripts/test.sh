@@ -41,6 +41,7 @@ emu_stage() {
     # only what the emu tests need: the library and the twin test programs (tests/cuda.cmake)
     local emu_targets gen=()
     mapfile -t emu_targets < <(sed -n 's/^ *rt_check_test(\(test_cuda_[a-z]*\) .*/\1/p' tests/cuda.cmake)
+    if [[ $label == emu ]]; then emu_targets+=(retort); fi # train_resume_cuda runs the CLI
     if command -v ninja >/dev/null 2>&1; then gen=(-G Ninja); fi
     if [[ ! -f "$build/CMakeCache.txt" ]]; then
         cmake -S "$root" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release "$option" >/dev/null
