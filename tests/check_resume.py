@@ -1,7 +1,11 @@
 """Training through the CLI: bit-exact resume, fallback past a damaged checkpoint, signal handling, the run
 directory's files, and the inspect/generate/eval commands on the result. Checks files with h5py.
 
-usage: check_resume.py   (RETORT_BIN, RT_SOURCE_DIR from ctest)"""
+usage: check_resume.py   (RETORT_BIN, RT_SOURCE_DIR from ctest)
+
+RT_TEST_RESUME_STEPS: the steps of the run the SIGTERM check interrupts (100; the CUDA emulation build's
+train_resume_cuda runs 20, tests/cuda.cmake: its steps are slow, and 20 still leave the signal landing
+mid-run)."""
 import json
 import os
 import shutil
@@ -125,7 +129,8 @@ def main():
 
     # SIGTERM: finish the step, checkpoint, exit 75 (checkpointed, not finished); --resume completes the run identically to a run that
     # was never interrupted (losses of every step, weights, moments and state bit for bit)
-    long_run = common[:-3] + ["train.steps=100", "run.log_every=1", "system.threads=2", f"data.train={train_h5}",
+    long_steps = int(os.environ.get("RT_TEST_RESUME_STEPS", "100"))
+    long_run = common[:-3] + [f"train.steps={long_steps}", "run.log_every=1", "system.threads=2", f"data.train={train_h5}",
                               f"data.val={val_h5}"]
     r = os.path.join(tmp, "r")
     run(["train", cfg, f"run.out_dir={r}", "checkpoint.every=0"] + long_run)
@@ -147,15 +152,16 @@ def main():
         with h5py.File(latest, "r") as f:
             stopped_at = int(f["state"].attrs["step"])
         # a run that finished before the signal landed would make the resume below compare two complete runs
-        if not 1 <= stopped_at < 100:
-            fail(f"SIGTERM: the checkpoint left is at step {stopped_at}, not an interrupted run's (1..99)")
+        if not 1 <= stopped_at < long_steps:
+            fail(f"SIGTERM: the checkpoint left is at step {stopped_at}, not an interrupted run's "
+                 f"(1..{long_steps - 1})")
         p = run(["train", os.path.join(s, "config.yaml"), "--resume"])
         if f"step {stopped_at}" not in p.stderr:
             fail(f"resume after SIGTERM did not start from step {stopped_at}: {p.stderr[-1500:]}")
         if losses(s) != losses(r):
             fail("losses after SIGTERM and --resume differ from the uninterrupted run's")
-        same_checkpoint(os.path.join(r, "ckpt-00000100.h5"), os.path.join(s, "ckpt-00000100.h5"),
-                        "resume after SIGTERM")
+        final = f"ckpt-{long_steps:08d}.h5"
+        same_checkpoint(os.path.join(r, final), os.path.join(s, final), "resume after SIGTERM")
 
     # the other commands read the checkpoint
     ck = os.path.join(a, "ckpt-latest.h5")

@@ -24,6 +24,11 @@ if(RT_HAVE_CUDA)
   rt_script_test(train_resume_cuda check_resume.py)
   set_property(TEST train_resume_cuda APPEND PROPERTY ENVIRONMENT "RT_TEST_DEVICE=cuda")
   set_tests_properties(train_resume_cuda PROPERTIES SKIP_RETURN_CODE 77 LABELS "script;gpu")
+  if(RT_CUDA_EMU AND NOT RT_CUDA_EMU_TSAN)
+    # on the emulator: the real bf16 CUDA path through the CLI, with the interrupted run cut to 20 steps
+    set_property(TEST train_resume_cuda APPEND PROPERTY ENVIRONMENT RT_TEST_RESUME_STEPS=20 OMP_WAIT_POLICY=passive)
+    set_tests_properties(train_resume_cuda PROPERTIES LABELS "script;gpu;emu")
+  endif()
 endif()
 if(RT_HAVE_CUDA AND NOT RT_CUDA_EMU)
   # no GPU needed: what ptxas made of every kernel (tests/ptxas_record.sh keeps it at build time), recorded
@@ -37,7 +42,11 @@ if(RT_CUDA_EMU)
   # (schedule/cp.async mode): the set the mutation table in docs/cuda_emulation.md shows catches every
   # injected bug class. OMP_WAIT_POLICY=passive: the CPU twin's idle OpenMP threads would otherwise spin on
   # the cores the emulated kernels run on.
-  set(RT_EMU_SCHEDULES "warp/eager" CACHE STRING "extra RT_EMU_SCHEDULE/RT_EMU_CP_ASYNC pairs the emu tests run under")
+  if(RT_CUDA_EMU_TSAN)
+    set(RT_EMU_SCHEDULES "" CACHE STRING "extra RT_EMU_SCHEDULE/RT_EMU_CP_ASYNC pairs the emu tests run under")
+  else()
+    set(RT_EMU_SCHEDULES "warp/eager" CACHE STRING "extra RT_EMU_SCHEDULE/RT_EMU_CP_ASYNC pairs the emu tests run under")
+  endif()
   foreach(t test_cuda_ops test_cuda_kv test_cuda_lora test_cuda_model)
     set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT OMP_WAIT_POLICY=passive)
     foreach(pair ${RT_EMU_SCHEDULES})
@@ -53,5 +62,16 @@ if(RT_CUDA_EMU)
         set_tests_properties(${variant} PROPERTIES TIMEOUT ${timeout})
       endif()
     endforeach()
+  endforeach()
+endif()
+if(RT_CUDA_EMU_TSAN)
+  # The ThreadSanitizer variant (docs/cuda_emulation.md): the four suites once, under the default schedule
+  # (TSan reports a race whatever order the threads ran in), labelled tsan as well. The CPU twins run one
+  # thread (libgomp is not instrumented: its workers would be reported), the training runs stop after two
+  # steps (every step runs the same kernels at the same shapes), and any report fails the test (exit 66).
+  foreach(t test_cuda_ops test_cuda_kv test_cuda_lora test_cuda_model)
+    set_tests_properties(${t} PROPERTIES LABELS "unit;gpu;emu;tsan" TIMEOUT 900)
+    set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT OMP_NUM_THREADS=1 RT_TEST_CPU_THREADS=1
+                 RT_TEST_STEPS_MAX=2 "TSAN_OPTIONS=halt_on_error=0:exitcode=66")
   endforeach()
 endif()

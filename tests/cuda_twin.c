@@ -16,7 +16,7 @@ rt_rng rng;
 static void setup_ctx(rt_dtype a) {
     rt_error err;
     act = a;
-    ck_assert_msg(rt_backend_cpu.ctx_init(&cpu, RT_F32, 2, &err) == 0, "%s", err.msg);
+    ck_assert_msg(rt_backend_cpu.ctx_init(&cpu, RT_F32, rt_test_cpu_threads(), &err) == 0, "%s", err.msg);
     ck_assert_msg(rt_backend_cuda()->ctx_init(&gpu, a, 0, &err) == 0, "%s", err.msg);
 }
 

@@ -1,6 +1,8 @@
 // A model and its GPU twin, and the bf16 training run against the CPU (model_twin.h).
 #include "model_twin.h"
 
+#include "testutil.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,7 +10,8 @@
 
 void rt_test_twin_open(rt_test_model_twin *tw, rt_dtype gpu_act) {
     rt_error err;
-    ck_assert_msg(rt_backend_cpu.ctx_init(&tw->cpu_ctx, RT_F32, 2, &err) == 0, "%s", err.msg);
+    ck_assert_msg(rt_backend_cpu.ctx_init(&tw->cpu_ctx, RT_F32, rt_test_cpu_threads(), &err) == 0, "%s",
+                  err.msg);
     ck_assert_msg(rt_backend_cuda()->ctx_init(&tw->gpu_ctx, gpu_act, 0, &err) == 0, "%s", err.msg);
 }
 
@@ -32,6 +35,9 @@ void rt_test_bf16_tracks_cpu(rt_model *cpu, rt_model *gpu, const rt_adamw_config
     float first[2] = {0}, last[2] = {0};
     rt_error err;
     rt_model *ms[2] = {cpu, gpu};
+    const char *cap = getenv("RT_TEST_STEPS_MAX");
+    int full = steps;
+    if (cap && atoi(cap) > 0 && atoi(cap) < steps) steps = atoi(cap);
     for (int step = 0; step < steps; step++) {
         batch(&r, tok, tgt);
         float loss[2];
@@ -50,9 +56,14 @@ void rt_test_bf16_tracks_cpu(rt_model *cpu, rt_model *gpu, const rt_adamw_config
     }
     printf("bf16 GPU vs fp32 CPU %s over %d steps: %.4f -> %.4f vs %.4f -> %.4f\n", what, steps, first[1],
            last[1], first[0], last[0]);
-    ck_assert_msg(last[0] < fall * first[0] && last[1] < fall * first[1],
-                  "%s: the loss did not fall: CPU %.4f -> %.4f, GPU %.4f -> %.4f", what, first[0], last[0],
-                  first[1], last[1]);
+    if (steps < full) {
+        printf("%s: cut to %d of %d steps by RT_TEST_STEPS_MAX: the loss-fall check is left out\n", what,
+               steps, full);
+    } else {
+        ck_assert_msg(last[0] < fall * first[0] && last[1] < fall * first[1],
+                      "%s: the loss did not fall: CPU %.4f -> %.4f, GPU %.4f -> %.4f", what, first[0],
+                      last[0], first[1], last[1]);
+    }
     free(tok);
     free(tgt);
 }

@@ -47,7 +47,7 @@ static void *dev_copy(rt_ctx *ctx, const void *src, size_t bytes) {
 static void check_ops(rt_dtype act) {
     rt_error err;
     rt_ctx cpu, gpu;
-    ok(rt_backend_cpu.ctx_init(&cpu, RT_F32, 2, &err), &err);
+    ok(rt_backend_cpu.ctx_init(&cpu, RT_F32, rt_test_cpu_threads(), &err), &err);
     ok(rt_backend_cuda()->ctx_init(&gpu, act, 0, &err), &err);
     rt_rng r;
     rt_rng_seed(&r, 3);

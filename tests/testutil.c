@@ -45,6 +45,12 @@ int rt_test_gpu_or_skip(void) {
     return 0;
 }
 
+int rt_test_cpu_threads(void) {
+    const char *v = getenv("RT_TEST_CPU_THREADS");
+    int n = v ? atoi(v) : 2;
+    return n > 0 ? n : 2;
+}
+
 const char *rt_test_env(const char *name) {
     const char *v = getenv(name);
     ck_assert_msg(v && *v, "environment variable %s is not set: run the tests through ctest", name);

@@ -17,6 +17,11 @@ int rt_test_run_suite_nofork(Suite *s);
 // why and returns 77, the exit status ctest reports as skipped (SKIP_RETURN_CODE in tests/cuda.cmake).
 int rt_test_gpu_or_skip(void);
 
+// The thread count of the CPU contexts the GPU twin tests compare with: 2, or RT_TEST_CPU_THREADS (the
+// ThreadSanitizer emulation run sets 1: OpenMP's runtime is not instrumented, and its workers would be
+// reported).
+int rt_test_cpu_threads(void);
+
 // Environment set by ctest (tests/CMakeLists.txt); abort the test with a message when missing.
 const char *rt_test_env(const char *name);
 

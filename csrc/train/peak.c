@@ -56,6 +56,14 @@ int rt_peak_spec(const char *device_name, rt_dtype t, double *flops, const char 
     return 0;
 }
 
+// The size of the GPU's product. The CUDA emulation build (tests/cuda_emu, docs/cuda_emulation.md) runs
+// cuBLASLt's products on the CPU one multiply-add at a time, where an 8192-cube would take hours.
+#ifdef RT_CUDA_EMU
+#define PEAK_GPU_N 128
+#else
+#define PEAK_GPU_N 8192
+#endif
+
 double rt_measure_matmul_peak(rt_ctx *ctx, int n, int max_reps, double budget_s) {
     const rt_backend *be = ctx->be;
     rt_error err;
@@ -96,7 +104,7 @@ void rt_peak_resolve(rt_ctx *ctx, double config_tflops, rt_peak *out) {
     // the run-to-run noise of a shared machine is larger than the difference: the best of two sizes, each
     // repeated, with about half a second spent in all.
     if (ctx->be->device_name) {
-        out->gemm = rt_measure_matmul_peak(ctx, 8192, 10, 0.5);
+        out->gemm = rt_measure_matmul_peak(ctx, PEAK_GPU_N, 10, 0.5);
     } else {
         double small = rt_measure_matmul_peak(ctx, 512, 24, 0.15);
         double large = rt_measure_matmul_peak(ctx, 1024, 12, 0.35);

@@ -27,6 +27,14 @@ target_include_directories(rt_cuda PRIVATE ${RT_EMU_DIR}/include ${RT_EMU_DIR} $
 target_compile_definitions(rt_cuda PRIVATE RT_ATT_MMA_EMULATION=1 RT_CUDA_MAX_GRID_Y=4 RT_CUDA_GRID_CAP=4u)
 set_target_properties(rt_cuda PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
 target_compile_options(rt_cuda PRIVATE -Wall -Wextra -Werror -Wno-unused-parameter -Wno-unknown-pragmas -g)
+if(RT_CUDA_EMU_TSAN)
+  # Only the kernels and the emulator are instrumented: the C code around them (the CPU twins the tests
+  # compare with, the test programs) runs on the host thread alone and is left as it is, which also keeps
+  # OpenMP's uninstrumented runtime out of the picture.
+  target_compile_definitions(rt_cuda PRIVATE RT_EMU_TSAN=1)
+  target_compile_options(rt_cuda PRIVATE -fsanitize=thread -fno-omit-frame-pointer)
+  target_link_options(rt_deps INTERFACE -fsanitize=thread)
+endif()
 list(APPEND RT_OBJECTS $<TARGET_OBJECTS:rt_cuda>)
 target_compile_definitions(rt_deps INTERFACE RT_HAVE_CUDA=1 RT_CUDA_EMU=1)
 target_link_libraries(rt_deps INTERFACE stdc++)

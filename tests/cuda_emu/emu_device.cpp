@@ -12,6 +12,18 @@
 // Switching: a fiber's stack is made once with makecontext and then lives as long as the OS thread,
 // running one CUDA thread after another; switches are _setjmp/_longjmp, which (unlike swapcontext) make no
 // system call. _FORTIFY_SOURCE's longjmp check rejects jumps between stacks, so it is off in this file.
+//
+// ThreadSanitizer variant (RT_EMU_TSAN, emu_tsan.h): every fiber stack is also a TSan fiber, switched with
+// swapcontext (what TSan's fiber API expects) and __tsan_switch_to_fiber without synchronisation, so the
+// only happens-before edges between the threads of a block are the barriers' and warp collectives' own:
+// each thread releases its `arrive` object as it reaches one, the last one in acquires every participant's
+// and releases every participant's `leave` object, which each acquires as it goes on. A thread's two
+// objects live in the block's sync storage, renewed for every block (so blocks do not synchronise through
+// them), and shared memory is renewed too (so one block's accesses do not race with the next block's).
+// A fiber runs thread t of every block of a grid in turn, so thread t of block i happens before thread t
+// of block i + 1 (and no other pair of blocks is ordered). The launch releases what the host did before it,
+// which the threads of the first block acquire; the threads of the last block release to the host, which
+// acquires that when the grid is done.
 #undef _FORTIFY_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +37,7 @@
 #include <vector>
 
 #include "emu_internal.h"
+#include "emu_tsan.h"
 
 namespace rt_emu {
 
@@ -47,6 +60,10 @@ struct slot {
     char *stack;
     bool made;
     jmp_buf jb; // where the fiber goes on when resumed
+#ifdef RT_EMU_TSAN
+    ucontext_t ctx;
+    void *tsan_fiber;
+#endif
 };
 
 struct fiber {
@@ -71,7 +88,7 @@ struct fiber {
 struct static_array {
     const void *tag;
     unsigned char *p;
-    size_t bytes;
+    size_t bytes, align;
 };
 
 struct block {
@@ -86,12 +103,59 @@ struct block {
     size_t smem_bytes;
     std::vector<static_array> statics; // static __shared__ arrays met so far in this launch
     size_t static_bytes;
+    // The happens-before objects (RT_EMU_TSAN): two for the block barrier, used by alternate generations
+    // (a thread leaving barrier k acquires generation k's, never what a faster thread released at k + 1);
+    // two per warp alike for full-warp collectives; and an arrive and a leave object per thread for
+    // collectives of part of a warp, which the last lane in acquires and releases one by one.
+    unsigned char *sync;
+    long barrier_gen;
+    std::vector<long> warp_gen;
+    // the first and the last block of the grid: a fiber runs the same thread index of every block in turn,
+    // so it acquires the launch in the first and releases to the host in the last (RT_EMU_TSAN)
+    bool first_block, last_block;
+#ifdef RT_EMU_TSAN
+    ucontext_t sched_ctx;
+    void *host_fiber;
+#endif
 };
 
 thread_local block *tl_block;
 thread_local std::vector<slot *> tl_slots;
 thread_local const char *tl_collective_file; // the collective being completed, for its faults
 thread_local int tl_collective_line;
+// RT_EMU_TSAN: the host releases to every thread of a launch, and acquires every thread's exit
+thread_local char tl_launch_sync, tl_grid_sync;
+
+size_t n_sync(const block *b) {
+    return 2 + 2 * b->warp_gen.size() + 2 * (size_t)b->n;
+}
+void *barrier_obj(block *b) {
+    return b->sync ? b->sync + (b->barrier_gen & 1) : NULL;
+}
+void *warp_obj(block *b, int warp) {
+    return b->sync ? b->sync + 2 + 2 * warp + (b->warp_gen[(size_t)warp] & 1) : NULL;
+}
+void *arrive_obj(block *b, const fiber *f) {
+    return b->sync ? b->sync + 2 + 2 * b->warp_gen.size() + 2 * (size_t)(f - b->f.data()) : NULL;
+}
+void *leave_obj(block *b, const fiber *f) {
+    return b->sync ? b->sync + 2 + 2 * b->warp_gen.size() + 2 * (size_t)(f - b->f.data()) + 1 : NULL;
+}
+// Memory the block's threads use as new: under TSan a fresh allocation (freed and allocated again inside
+// emu_quiet, which clears TSan's record of earlier accesses and sync objects there); otherwise the same one.
+void renew(unsigned char *&p, size_t bytes, size_t align) {
+#ifdef RT_EMU_TSAN
+    free(p);
+    p = NULL;
+    if (posix_memalign((void **)&p, align < 16 ? 16 : align, bytes ? bytes : 1) != 0) {
+        fprintf(stderr, "cuda emulator: cannot allocate %zu bytes of block memory\n", bytes);
+        abort();
+    }
+#else
+    (void)align;
+    (void)bytes;
+#endif
+}
 
 bool same_place(const char *file_a, int line_a, const char *file_b, int line_b) {
     return line_a == line_b && strcmp(file_a, file_b) == 0;
@@ -164,23 +228,58 @@ void land(const cp_copy &c) {
 }
 
 // The body of every fiber stack: one CUDA thread per turn, then park until the scheduler hands it the next.
+void to_scheduler(block *b, fiber *f) {
+#ifdef RT_EMU_TSAN
+    __tsan_switch_to_fiber(b->host_fiber, __tsan_switch_to_fiber_no_sync);
+    swapcontext(&f->s->ctx, &b->sched_ctx);
+#else
+    if (!_setjmp(f->s->jb)) _longjmp(b->sched, 1);
+#endif
+}
+
 void fiber_entry() {
     for (;;) {
-        block *b = tl_block;
-        fiber *f = b->cur;
+        block *b;
+        fiber *f;
+        {
+            emu_quiet q;
+            b = tl_block;
+            f = b->cur;
+            if (b->first_block) hb_acquire(&tl_launch_sync);
+        }
         b->body(b->arg);
+        emu_quiet q;
         for (const cp_copy &c : f->copies) land(c); // copies still in flight land after the thread is gone
         f->copies.clear();
         f->st = DONE;
         f->what = "exit";
         b->n_done++;
-        if (!_setjmp(f->s->jb)) _longjmp(b->sched, 1);
+        if (b->last_block) hb_release(&tl_grid_sync);
+        to_scheduler(b, f);
     }
 }
 
 void resume(block *b, fiber *f) {
     b->cur = f;
     tl_thread_idx = f->idx;
+#ifdef RT_EMU_TSAN
+    if (!f->s->made) {
+        getcontext(&f->s->ctx);
+        f->s->ctx.uc_stack.ss_sp = f->s->stack;
+        f->s->ctx.uc_stack.ss_size = stack_bytes();
+        f->s->ctx.uc_link = NULL;
+        makecontext(&f->s->ctx, fiber_entry, 0);
+        f->s->tsan_fiber = __tsan_create_fiber(0);
+        char name[48];
+        snprintf(name, sizeof name, "CUDA thread %zu of a block", (size_t)(f - b->f.data()));
+        __tsan_set_fiber_name(f->s->tsan_fiber, name);
+        f->s->made = true;
+    }
+    __tsan_switch_to_fiber(f->s->tsan_fiber, __tsan_switch_to_fiber_no_sync);
+    swapcontext(&b->sched_ctx, &f->s->ctx);
+    b->cur = NULL;
+    return;
+#endif
     if (!_setjmp(b->sched)) {
         if (!f->s->made) {
             static thread_local ucontext_t start;
@@ -199,8 +298,7 @@ void resume(block *b, fiber *f) {
 
 // The current fiber waits: back to the scheduler until a barrier or collective releases it.
 void wait_here(block *b) {
-    fiber *f = b->cur;
-    if (!_setjmp(f->s->jb)) _longjmp(b->sched, 1);
+    to_scheduler(b, b->cur);
 }
 
 [[noreturn]] void deadlock(block *b) {
@@ -243,8 +341,17 @@ void run_block(block *b) {
     }
     b->n_done = b->n_barrier = 0;
     // shared memory starts as garbage: NaN bytes, so a read before the block wrote shows in the results
-    if (b->smem_bytes) memset(b->smem, 0xff, b->smem_bytes);
-    for (static_array &a : b->statics) memset(a.p, 0xff, a.bytes);
+    if (b->smem_bytes) {
+        renew(b->smem, b->smem_bytes, 128);
+        memset(b->smem, 0xff, b->smem_bytes);
+    }
+    for (static_array &a : b->statics) {
+        renew(a.p, a.bytes, a.align);
+        memset(a.p, 0xff, a.bytes);
+    }
+    b->barrier_gen = 0;
+    for (long &g : b->warp_gen) g = 0;
+    renew(b->sync, n_sync(b), 16);
     schedule sch = schedule_knob();
     bool rev = sch == REVERSE || sch == WARP_REVERSE, by_warp = sch == WARP || sch == WARP_REVERSE;
     int n_warps = (b->n + 31) / 32;
@@ -306,11 +413,13 @@ void fault(const char *file, int line, const char *fmt, ...) {
 }
 
 unsigned char *dynamic_smem(void) {
+    emu_quiet q;
     block *b = current("extern __shared__", __FILE__, __LINE__);
     return b->smem;
 }
 
 void *static_smem(const void *tag, size_t bytes, size_t align) {
+    emu_quiet q;
     block *b = current("__shared__", __FILE__, __LINE__);
     for (const static_array &a : b->statics)
         if (a.tag == tag) return a.p;
@@ -327,7 +436,7 @@ void *static_smem(const void *tag, size_t bytes, size_t align) {
         abort();
     }
     memset(p, 0xff, bytes);
-    b->statics.push_back(static_array{tag, (unsigned char *)p, bytes});
+    b->statics.push_back(static_array{tag, (unsigned char *)p, bytes, align});
     b->static_bytes += bytes;
     return p;
 }
@@ -350,6 +459,7 @@ void syncthreads(const char *file, int line) {
 }
 
 int syncthreads_reduce(int op, int predicate, const char *file, int line) {
+    emu_quiet q;
     block *b = current("__syncthreads", file, line);
     fiber *f = b->cur;
     f->st = AT_BARRIER;
@@ -357,8 +467,11 @@ int syncthreads_reduce(int op, int predicate, const char *file, int line) {
     f->file = file;
     f->line = line;
     f->pred = predicate != 0;
+    void *hb = barrier_obj(b);
+    hb_release(hb);
     if (++b->n_barrier < b->n) {
         wait_here(b);
+        hb_acquire(hb);
         return b->reduce_result;
     }
     // the last thread in: every thread must be at this same barrier
@@ -376,12 +489,15 @@ int syncthreads_reduce(int op, int predicate, const char *file, int line) {
     }
     b->reduce_result = op == 0 ? any : op == 1 ? all : count;
     b->n_barrier = 0;
+    b->barrier_gen++;
+    hb_acquire(hb);
     for (fiber &o : b->f) o.st = READY;
     return b->reduce_result;
 }
 
 void warp_collective(const char *what, collective_fn complete, int arg, unsigned mask, const void *in,
                      void *out, const char *file, int line) {
+    emu_quiet q;
     block *b = current(what, file, line);
     fiber *f = b->cur;
     int first = f->warp * 32, lanes = b->n - first < 32 ? b->n - first : 32;
@@ -402,9 +518,13 @@ void warp_collective(const char *what, collective_fn complete, int arg, unsigned
     f->in = in;
     f->out = out;
     fiber *w = &b->f[first];
+    bool whole_warp = mask == 0xffffffffu;
+    void *hb = whole_warp ? warp_obj(b, f->warp) : arrive_obj(b, f);
+    hb_release(hb);
     for (int l = 0; l < 32; l++)
         if ((mask >> l & 1u) && w[l].st != AT_WARP) {
             wait_here(b); // released by the last lane in
+            hb_acquire(whole_warp ? hb : leave_obj(b, f));
             return;
         }
     const void *ins[32] = {0};
@@ -419,6 +539,15 @@ void warp_collective(const char *what, collective_fn complete, int arg, unsigned
                 l, w[l].what, w[l].mask, w[l].file, w[l].line, f->lane, what, mask);
         ins[l] = w[l].in;
         outs[l] = w[l].out;
+    }
+    if (whole_warp) {
+        b->warp_gen[(size_t)f->warp]++;
+        hb_acquire(hb);
+    } else {
+        for (int l = 0; l < 32; l++)
+            if (mask >> l & 1u) hb_acquire(arrive_obj(b, &w[l]));
+        for (int l = 0; l < 32; l++)
+            if (mask >> l & 1u) hb_release(leave_obj(b, &w[l]));
     }
     tl_collective_file = file;
     tl_collective_line = line;
@@ -476,12 +605,22 @@ void syncwarp(const char *file, int line, unsigned mask) {
 }
 
 void cp_async(void *dst, const void *src, int bytes, int src_bytes, const char *file, int line) {
-    block *b = current("cp.async", file, line);
-    fiber *f = b->cur;
-    if (!in_shared(dst, (size_t)bytes) || (uintptr_t)dst % (uintptr_t)bytes)
-        fault(file, line, "cp.async destination %p (%d bytes) is not aligned shared memory", dst, bytes);
-    if (src_bytes > 0 && (!in_device_memory(src, (size_t)src_bytes) || (uintptr_t)src % (uintptr_t)bytes))
-        fault(file, line, "cp.async source %p (%d bytes) is not aligned device memory", src, src_bytes);
+    block *b;
+    fiber *f;
+    {
+        emu_quiet q;
+        b = current("cp.async", file, line);
+        f = b->cur;
+        if (!in_shared(dst, (size_t)bytes) || (uintptr_t)dst % (uintptr_t)bytes)
+            fault(file, line, "cp.async destination %p (%d bytes) is not aligned shared memory", dst, bytes);
+        if (src_bytes > 0 && (!in_device_memory(src, (size_t)src_bytes) || (uintptr_t)src % (uintptr_t)bytes))
+            fault(file, line, "cp.async source %p (%d bytes) is not aligned device memory", src, src_bytes);
+    }
+    // to TSan the copy is this thread's, at the issue: the destination may be written, and the source read,
+    // any time until the wait_group that covers it
+    if (src_bytes > 0) kernel_read(src, (size_t)src_bytes);
+    kernel_write(dst, (size_t)bytes);
+    emu_quiet q;
     cp_copy c = {dst, src, bytes, src_bytes, f->n_committed};
     if (eager_cp_async())
         land(c);
@@ -490,11 +629,13 @@ void cp_async(void *dst, const void *src, int bytes, int src_bytes, const char *
 }
 
 void cp_async_commit(void) {
+    emu_quiet q;
     block *b = current("cp.async.commit_group", __FILE__, __LINE__);
     b->cur->n_committed++;
 }
 
 void cp_async_wait(int n, const char *file, int line) {
+    emu_quiet q;
     block *b = current("cp.async.wait_group", file, line);
     fiber *f = b->cur;
     long oldest_pending = f->n_committed - n; // groups below this one must have landed
@@ -532,6 +673,8 @@ void launch(const launch_config &cfg, const void *kernel, void (*body)(void *), 
         return;
     }
     if (tl_block) fault(cfg.file, cfg.line, "a kernel launched from inside a kernel");
+    hb_release(&tl_launch_sync); // the host's work so far happens before every thread of the grid
+    emu_quiet q;
     block b;
     b.cfg = &cfg;
     b.body = body;
@@ -553,6 +696,11 @@ void launch(const launch_config &cfg, const void *kernel, void (*body)(void *), 
     }
     b.cur = NULL;
     b.static_bytes = 0;
+    b.sync = NULL;
+    b.warp_gen.assign((size_t)(b.n + 31) / 32, 0);
+#ifdef RT_EMU_TSAN
+    b.host_fiber = __tsan_get_current_fiber();
+#endif
     tl_grid_dim = g;
     tl_block_dim = bl;
     tl_block = &b;
@@ -560,11 +708,15 @@ void launch(const launch_config &cfg, const void *kernel, void (*body)(void *), 
         for (unsigned y = 0; y < g.y; y++)
             for (unsigned x = 0; x < g.x; x++) {
                 tl_block_idx = uint3{x, y, z};
+                b.first_block = x == 0 && y == 0 && z == 0;
+                b.last_block = x == g.x - 1 && y == g.y - 1 && z == g.z - 1;
                 run_block(&b);
             }
     tl_block = NULL;
     free(b.smem);
+    free(b.sync);
     for (static_array &a : b.statics) free(a.p);
+    hb_acquire(&tl_grid_sync); // every thread of the grid happens before what the host does next
 }
 
 } // namespace rt_emu

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "emu_internal.h"
+#include "emu_tsan.h"
 #include "rt_emu_prelude.h"
 
 namespace rt_emu {
@@ -106,6 +107,8 @@ void mma_m16n8k16_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint3
 }
 
 void ldmatrix_x4(uint32_t (&r)[4], const void *row, bool trans, const char *file, int line) {
+    // to TSan each lane reads its own row, before the collective (the completion checks the address)
+    if ((uintptr_t)row % 16 == 0 && in_shared(row, 16)) kernel_read(row, 16);
     warp_collective(trans ? "ldmatrix.x4.trans" : "ldmatrix.x4", ldmatrix_complete, trans ? 1 : 0,
                     0xffffffffu, &row, r, file, line);
 }

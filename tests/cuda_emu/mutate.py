@@ -7,7 +7,10 @@ to), rebuilds the emulation build against the mutated copy (-DRT_EMU_CUDA_DIR), 
 tests catch it. A mutant is caught when some test fails: a wrong result, or the emulator stopping the
 kernel (deadlock, mismatched barrier, bad address, invalid launch).
 
-    tests/cuda_emu/mutate.py [--build DIR] [--out FILE] [--only NAME ...] [--schedules LIST] [-j N]
+    tests/cuda_emu/mutate.py [--build DIR] [--out FILE] [--only NAME ...] [--schedules LIST] [--tsan] [-j N]
+
+--tsan builds the ThreadSanitizer variant instead (-DRT_CUDA_EMU_TSAN=ON) and runs `ctest -L tsan`: the
+suites once, under the default schedule, where a race TSan reports fails the test.
 
 --out writes the results as a Markdown table (bench/results/cuda_emu_mutations.md is the committed one).
 Exits 1 when a mutant is missed or the unmutated copy fails. Standard library only.
@@ -131,6 +134,9 @@ def run(cmd, cwd, log, timeout=None):
 
 def first_symptom(text):
     """The first line of a failing suite's output that says what went wrong."""
+    m = re.search(r"SUMMARY: ThreadSanitizer: (.*)", text)
+    if m:
+        return re.sub(r"/\S*/(cuda|tests)/", r"\1/", m.group(1).strip())[:140]
     for line in text.splitlines():
         if re.search(r"cuda emulator:|:[EF]:|[Ff]ailed|differ|mismatch|nan|Assertion", line) and \
                 "Test #" not in line and "tests failed" not in line:
@@ -143,12 +149,13 @@ def first_symptom(text):
     return ""
 
 
-def ctest(build, log, jobs, stop):
+def ctest(build, log, jobs, stop, label):
     """Runs ctest -L emu; returns ({test: passed}, {test: symptom}, seconds). With stop, ctest stops at the
     first failure (the tests it did not get to count as not run)."""
     t0 = time.time()
     out = os.path.join(build, "mutate-ctest.log")
-    cmd = ["ctest", "-L", "emu", "-j", str(jobs), "--timeout", "300", "--output-on-failure"]
+    # the twin suites only: train_resume_cuda (label emu too) needs the CLI and adds minutes per mutant
+    cmd = ["ctest", "-L", label, "-E", "train_resume", "-j", str(jobs), "--timeout", "900", "--output-on-failure"]
     with open(out, "wb") as f:
         subprocess.run(cmd + (["--stop-on-failure"] if stop else []), cwd=build, stdout=f,
                        stderr=subprocess.STDOUT)
@@ -175,6 +182,7 @@ def main():
     ap.add_argument("--schedules", help="RT_EMU_SCHEDULES for the build (default: the CI set)")
     ap.add_argument("--all", action="store_true", help="run every test on every mutant (default: stop at "
                     "the first failure, so the failing tests named are the first to fail, not all)")
+    ap.add_argument("--tsan", action="store_true", help="the ThreadSanitizer variant (ctest -L tsan)")
     ap.add_argument("-j", type=int, default=2, help="ctest and build jobs")
     args = ap.parse_args()
 
@@ -185,8 +193,8 @@ def main():
     shutil.copytree(pristine, cuda)
     log = os.path.join(work, "mutate.log")
     gen = ["-G", "Ninja"] if shutil.which("ninja") else []
-    conf = ["cmake", "-S", ROOT, "-B", args.build, *gen, "-DCMAKE_BUILD_TYPE=Release", "-DRT_CUDA_EMU=ON",
-            "-DRT_EMU_CUDA_DIR=" + cuda]
+    conf = ["cmake", "-S", ROOT, "-B", args.build, *gen, "-DCMAKE_BUILD_TYPE=Release",
+            "-DRT_CUDA_EMU_TSAN=ON" if args.tsan else "-DRT_CUDA_EMU=ON", "-DRT_EMU_CUDA_DIR=" + cuda]
     if args.schedules is not None:
         conf.append("-DRT_EMU_SCHEDULES=" + args.schedules)
     if run(conf, ROOT, log) != 0:
@@ -196,7 +204,7 @@ def main():
     def build_and_test(stop):
         if run(build, ROOT, log) != 0:
             return None, {}, 0.0
-        return ctest(args.build, log, args.j, stop)
+        return ctest(args.build, log, args.j, stop, "tsan" if args.tsan else "emu")
 
     print("log: " + log, flush=True)
     results, symptoms, secs = build_and_test(False)
