@@ -2,7 +2,10 @@
 (tests/torch_llama.py) with AdamW on random byte tokens and prints tokens/s of the timed steps as JSON.
 
 usage: torch_train.py --dim 256 --layers 4 --heads 8 --kv-heads 8 --ffn 688 --vocab 259 --batch 8 --seq 256
-                      --steps 20 --warmup 3 --threads 2 --accum 1
+                      --steps 20 --warmup 3 --threads 2 --accum 1 [--sdpa]
+
+--sdpa computes attention with F.scaled_dot_product_attention (PyTorch 2's fused kernel) instead of
+tests/torch_llama.py's explicit softmax(QK^T)V.
 
 Started by torchrun (WORLD_SIZE > 1) it trains data-parallel with DistributedDataParallel over gloo, each
 rank on its own micro-batches; tokens/s are then over every rank and rank 0 prints them."""
@@ -17,7 +20,17 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+import torch_llama  # noqa: E402
 from torch_llama import Llama  # noqa: E402
+
+
+def sdpa_attention(q, k, v, H, KVH):
+    # q [B, T, H, D], k/v [B, T, KVH, D]; the kv heads repeated for grouped-query attention as in torch_llama
+    B, T, _, D = q.shape
+    k = k.repeat_interleave(H // KVH, dim=2)
+    v = v.repeat_interleave(H // KVH, dim=2)
+    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+    return out.transpose(1, 2).reshape(B, T, H * D)
 
 
 def main():
@@ -25,7 +38,10 @@ def main():
     for k, d in (("dim", 256), ("layers", 4), ("heads", 8), ("kv-heads", 8), ("ffn", 688), ("vocab", 259),
                  ("batch", 8), ("seq", 256), ("steps", 20), ("warmup", 3), ("threads", 2), ("accum", 1)):
         ap.add_argument("--" + k, type=int, default=d)
+    ap.add_argument("--sdpa", action="store_true", help="attention through F.scaled_dot_product_attention")
     a = ap.parse_args()
+    if a.sdpa:
+        torch_llama.attention = sdpa_attention
     torch.set_num_threads(a.threads)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -65,7 +81,7 @@ def main():
     if rank == 0:
         print(json.dumps({"tokens_per_s": a.steps * a.accum * a.batch * a.seq * world / dt, "params": params,
                           "torch": torch.__version__, "threads": torch.get_num_threads(), "world": world,
-                          "accum": a.accum, "loss": loss.item() * a.accum}))
+                          "accum": a.accum, "sdpa": a.sdpa, "loss": loss.item() * a.accum}))
     if world > 1:
         dist.destroy_process_group()
 
