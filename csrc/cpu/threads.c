@@ -57,3 +57,17 @@ int rt_cpu_default_threads(int local_ranks, char *why, size_t why_size) {
     if (why && why_size) snprintf(why, why_size, "%s", buf);
     return (int)n;
 }
+
+// libgomp's idle threads spin GOMP_SPINCOUNT times (300000 by default, about a millisecond) before they
+// sleep. On a core that another process also wants, a spinning waiter takes the time slice the thread it
+// waits for needs: with one of two cores busy, training ran 2.5x slower than idle with the default and 1.8x
+// with 1000 spins, while idle speed did not change (docs/cpu_threads.md). libgomp reads the variable once,
+// when it loads, so setting it takes a fresh image of this program.
+#define RT_GOMP_SPINCOUNT "1000"
+
+void rt_cpu_wait_policy_exec(char **argv) {
+    if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY")) return; // the user's choice, or done
+    if (setenv("GOMP_SPINCOUNT", RT_GOMP_SPINCOUNT, 1)) return;
+    execv("/proc/self/exe", argv);
+    // no /proc (or exec refused): run on with libgomp's default; the variable stays for child processes
+}
