@@ -70,7 +70,7 @@ measure() { # $1 name
     case $1 in
     retort) retort_tps ;;
     torch) torch_tps ;;
-    torch_sdpa) torch_tps --sdpa ;;
+    torch_sdpa) torch_tps --attention sdpa ;;
     esac
 }
 for ((r = 0; r < repeats; r++)); do
