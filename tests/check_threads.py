@@ -6,7 +6,9 @@ from (docs/cpu_threads.md), against what the operating system and the launchers 
 - SLURM_CPUS_PER_TASK=1 and OMP_NUM_THREADS=1: one thread, naming the variable;
 - an explicit system.threads wins over OMP_NUM_THREADS;
 - two Open MPI ranks on this node, unbound (tests/checklib.py MPI_ENV) and with mpirun's default binding: each
-  rank takes at most the online CPUs divided by 2, never all of them.
+  rank takes at most the online CPUs divided by 2, never all of them;
+- the running process's environment (/proc/PID/environ) holds GOMP_SPINCOUNT=1000, which retort sets for
+  libgomp by executing itself again, and keeps the user's OMP_WAIT_POLICY without adding it.
 
 Skips (exit 77) when this process may run on only one CPU (every count would be 1)."""
 import os
@@ -84,5 +86,33 @@ if mpirun:
 else:
     print("note: no mpirun; the rank cases were not run")
 
+
+
+def running_environ(what, env):
+    """GOMP_SPINCOUNT and OMP_WAIT_POLICY in the environment of a running `retort train`, read once it logs."""
+    out = os.path.join(work, f"environ{len(env)}")
+    p = subprocess.Popen([RETORT, "train", CFG, "train.steps=100000", "train.eval_every=0", "checkpoint.every=0",
+                          f"data.train={data}", "data.val=", f"run.out_dir={out}"],
+                         env={**BASE_ENV, **env}, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        p.stderr.readline()  # the first line comes from the program after its exec
+        with open(f"/proc/{p.pid}/environ", "rb") as f:
+            pairs = [kv.decode(errors="replace").split("=", 1) for kv in f.read().split(b"\0") if b"=" in kv]
+        got = {k: v for k, v in pairs if k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    finally:
+        p.kill()
+        p.wait()
+    return got
+
+
+clean = {k: v for k, v in BASE_ENV.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+BASE_ENV = clean
+got = running_environ("default", {})
+if got != {"GOMP_SPINCOUNT": "1000"}:
+    failures.append(f"retort's own environment: {got}, expected GOMP_SPINCOUNT=1000 only")
+got = running_environ("passive", {"OMP_WAIT_POLICY": "passive"})
+if got != {"OMP_WAIT_POLICY": "passive"}:
+    failures.append(f"retort's environment under OMP_WAIT_POLICY=passive: {got}, expected it unchanged")
+
 finish(failures, "threads: affinity mask, taskset, SLURM_CPUS_PER_TASK, OMP_NUM_THREADS, system.threads and "
-       "ranks per node give the expected counts", work)
+       "ranks per node give the expected counts; GOMP_SPINCOUNT set unless the user chose a wait policy", work)
