@@ -60,7 +60,7 @@ int rt_cpu_default_threads(int local_ranks, char *why, size_t why_size) {
 
 // libgomp's idle threads spin GOMP_SPINCOUNT times (300000 by default, about a millisecond) before they
 // sleep. On a core that another process also wants, a spinning waiter takes the time slice the thread it
-// waits for needs: with one of two cores busy, training ran 2.5x slower than idle with the default and 1.8x
+// waits for needs: with one of two cores busy, training ran 2.6x slower than idle with the default and 1.9x
 // with 1000 spins, while idle speed did not change (docs/cpu_threads.md). libgomp reads the variable once,
 // when it loads, so setting it takes a fresh image of this program.
 #define RT_GOMP_SPINCOUNT "1000"
