@@ -88,7 +88,7 @@ int rt_cmd_synth(int argc, char **argv) {
     // ranks of a node spread over its GPUs; synth sums nothing on them, so several may share one
     int gpus = rt_cuda_device_count();
     if (!failed && rt_ctx_init_device(&ctx, cfg.system.device, cfg.system.precision,
-                                      rt_comm_threads(&comm, cfg.system.threads),
+                                      rt_comm_threads(&comm, cfg.system.threads, NULL, 0),
                                       gpus > 0 ? comm.local_rank % gpus : 0, &err))
         failed = 1;
     ctx_ok = !failed;

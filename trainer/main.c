@@ -62,6 +62,7 @@ static void print_version(void) {
 }
 
 int main(int argc, char **argv) {
+    rt_cpu_wait_policy_exec(argv);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         usage(argc < 2 ? stderr : stdout);

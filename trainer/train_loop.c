@@ -375,7 +375,8 @@ static int setup(train_run *r, rt_error *err) {
         rt_batcher_set_mask(&r->batcher, r->train_mask);
     }
     // ranks sharing a node share its cores
-    int threads = rt_comm_threads(&r->comm, c->system.threads);
+    char threads_why[160];
+    int threads = rt_comm_threads(&r->comm, c->system.threads, threads_why, sizeof threads_why);
     if (rt_ctx_init_device(&r->ctx, device, c->system.precision, threads, r->comm.local_rank, err)) return -1;
     r->ctx_ok = 1;
     rt_model_dims dims = rt_model_dims_from_config(c);
@@ -437,6 +438,17 @@ static int setup(train_run *r, rt_error *err) {
             rt_model_param_count(&r->model), rt_model_train_flops_per_token(&r->model, T) / 1e6,
             r->ctx.be->name, rt_dtype_name(r->ctx.act), r->ctx.n_threads,
             r->ctx.be == &rt_backend_cpu ? rt_cpu_gemm_library() : "cuBLASLt", r->peak.gemm / 1e9);
+    if (r->ctx.be == &rt_backend_cpu) {
+        // how OpenMP's idle threads wait matters as much as how many there are (docs/cpu_threads.md)
+        const char *policy = getenv("OMP_WAIT_POLICY"), *spin = getenv("GOMP_SPINCOUNT");
+        fprintf(stderr, "threads: %d, from %s; waiting threads: %s%s\n", r->ctx.n_threads, threads_why,
+                policy ? "OMP_WAIT_POLICY="
+                : spin ? "GOMP_SPINCOUNT="
+                       : "libgomp's default spin",
+                policy ? policy
+                : spin ? spin
+                       : "");
+    }
     char peak[32], gemm[32];
     rt_format_rate(peak, sizeof peak, r->peak.flops);
     rt_format_rate(gemm, sizeof gemm, r->peak.gemm);

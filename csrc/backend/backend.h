@@ -243,6 +243,14 @@ extern const rt_backend rt_backend_cpu;
 // The CPU backend's GEMM library, its version and the kernels it picked for this CPU, e.g. "oneDNN 2.6.3,
 // AVX-512 BF16 kernels" (for --version and the training log).
 const char *rt_cpu_gemm_library(void);
+// The CPU threads when system.threads is 0 (threads.c): the CPUs of this process's affinity mask, shared
+// among local_ranks ranks on the node, capped by SLURM_CPUS_PER_TASK and OMP_NUM_THREADS. why (NULL or
+// why_size bytes) says which of them set the count, for the training log.
+int rt_cpu_default_threads(int local_ranks, char *why, size_t why_size);
+// Call first in main: unless the user set GOMP_SPINCOUNT or OMP_WAIT_POLICY, sets a short spin count for
+// OpenMP's idle threads and executes this program again with it (threads.c says why); returns only when the
+// variable was already set or the exec failed.
+void rt_cpu_wait_policy_exec(char **argv);
 
 // The CUDA backend, or NULL when retort was built without CUDA. rt_cuda_available() is 1 when a usable
 // GPU exists at run time; otherwise it fills err with why not.

@@ -89,7 +89,8 @@ const rt_cfg_key rt_config_schema[] = {
     ENUM("system.device", system.device, "cpu", "cpu|cuda|auto", "where to train"),
     ENUM("system.precision", system.precision, "fp32", "fp32|bf16", "compute precision (bf16 on the GPU)"),
     INT("system.threads", system.threads, "0", 0, 4096,
-        "CPU threads; 0 = the node's cores divided by the ranks on the node"),
+        "CPU threads; 0 = the CPUs this process may run on (affinity mask), shared by the ranks on the node, "
+        "capped by SLURM_CPUS_PER_TASK and OMP_NUM_THREADS"),
     ENUM("system.dist", system.dist, "auto", "auto|single|mpi|nccl",
          "communicator between ranks: auto = nccl on cuda with more than one rank, mpi under mpirun or "
          "srun, single otherwise"),

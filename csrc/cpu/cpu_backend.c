@@ -15,7 +15,7 @@ static int cpu_ctx_init(rt_ctx *ctx, rt_dtype act, int n_threads, rt_error *err)
                        rt_dtype_name(act));
     cpu_state *st = calloc(1, sizeof *st);
     if (!st) return rt_fail(err, "out of memory creating the CPU context");
-    st->n_threads = n_threads > 0 ? n_threads : omp_get_num_procs();
+    st->n_threads = n_threads > 0 ? n_threads : rt_cpu_default_threads(1, NULL, 0);
     // oneDNN (OpenMP build) takes its thread count from the OpenMP runtime
     omp_set_num_threads(st->n_threads);
     ctx->be = &rt_backend_cpu;

@@ -107,8 +107,8 @@ int rt_comm_agree(rt_comm *c, int failed, int *stop, rt_error *err) {
     return -1;
 }
 
-int rt_comm_threads(const rt_comm *c, int threads) {
-    if (threads != 0 || c->local_world <= 1) return threads;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    return cores > c->local_world ? (int)(cores / c->local_world) : 1;
+int rt_comm_threads(const rt_comm *c, int threads, char *why, size_t why_size) {
+    if (threads == 0) return rt_cpu_default_threads(c->local_world, why, why_size);
+    if (why && why_size) snprintf(why, why_size, "system.threads");
+    return threads;
 }

@@ -74,8 +74,10 @@ int rt_comm_launched(void);
 // are agreed (this rank has no signal to report, and the agreed one is not wanted).
 int rt_comm_agree(rt_comm *c, int failed, int *stop, rt_error *err);
 
-// CPU threads for this rank: `threads` (system.threads) when set; 0 (all cores) becomes the node's cores
-// shared among the ranks on it, so ranks on one node do not each start a thread per core.
-int rt_comm_threads(const rt_comm *c, int threads);
+// CPU threads for this rank: `threads` (system.threads) when set; 0 becomes rt_cpu_default_threads for the
+// ranks on this node (the CPUs this process may run on, shared among the node's ranks when they are not
+// bound, capped by SLURM_CPUS_PER_TASK and OMP_NUM_THREADS), so ranks on one node do not each start a thread
+// per core. why (NULL or why_size bytes) gets where the number came from, for the log.
+int rt_comm_threads(const rt_comm *c, int threads, char *why, size_t why_size);
 
 #endif
