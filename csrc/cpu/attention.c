@@ -8,6 +8,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "bf16.h"
 #include "cpu_internal.h"
 
 #define ATT_BLOCK 64
@@ -40,6 +41,10 @@ static void probabilities(float *P, int ldp, const float *q, int ldq, const floa
 
 void cpu_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k, const void *v,
                            int B, int T, int H, int KVH, int D) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_attention_forward(ctx, out, lse, q, k, v, B, T, H, KVH, D);
+        return;
+    }
     const float *Q = q, *K = k, *Vv = v;
     float *O = out;
     int group = H / KVH, ldq = H * D, ldk = KVH * D, bs = T < ATT_BLOCK ? T : ATT_BLOCK;
@@ -71,6 +76,10 @@ void cpu_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, co
 void cpu_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const void *dout, const void *q,
                             const void *k, const void *v, const void *out, const float *lse, int B, int T,
                             int H, int KVH, int D) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_attention_backward(ctx, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D);
+        return;
+    }
     const float *Q = q, *K = k, *Vv = v, *dO = dout, *O = out;
     float *dQ = dq, *dK = dk, *dV = dv;
     int group = H / KVH, ldq = H * D, ldk = KVH * D, bs = T < ATT_BLOCK ? T : ATT_BLOCK;

@@ -1,6 +1,7 @@
 // Fine-tuning ops of the CPU backend: the NF4 dequantization of a QLoRA base and the LoRA input dropout.
 #include <string.h>
 
+#include "bf16.h"
 #include "cpu_internal.h"
 #include "backend/dropout_hash.h"
 #include "backend/nf4.h"
@@ -12,6 +13,10 @@ void cpu_upload_bytes(rt_ctx *ctx, void *dst, const void *src, size_t bytes) {
 // One block of 64 weights per iteration, so each reads its scale once.
 void cpu_nf4_dequantize(rt_ctx *ctx, void *out, const uint8_t *codes, const float *absmax,
                         const int8_t *absmax_q, const float *absmax_scale, float absmax_offset, size_t n) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_nf4_dequantize(ctx, out, codes, absmax, absmax_q, absmax_scale, absmax_offset, n);
+        return;
+    }
     float *o = out;
     size_t n_blocks = (n + RT_NF4_BLOCK - 1) / RT_NF4_BLOCK;
 #pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, n / 4))
@@ -27,6 +32,10 @@ void cpu_nf4_dequantize(rt_ctx *ctx, void *out, const uint8_t *codes, const floa
 
 // Blocks of 4096 elements per thread step, a SIMD loop inside (the mask's hash is 32-bit arithmetic).
 void cpu_dropout(rt_ctx *ctx, void *out, const void *x, size_t n, float p, uint64_t seed) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_dropout(ctx, out, x, n, p, seed);
+        return;
+    }
     float *o = out;
     const float *in = x;
     uint32_t threshold = (uint32_t)rt_dropout_threshold(p); // p < 1, so below 2^32
