@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
-# CPU training throughput: retort vs PyTorch on the same model, batch, sequence length and threads, in the
-# same run. Prints tokens/s for both, the ratio, both GFLOP/s against the sgemm peak retort measures at start,
-# and both peak resident memories; appends the result to bench/results/cpu_train.jsonl.
+# CPU training throughput: retort against the PyTorch a user would pick instead, on the same model, batch,
+# sequence length and threads, in the same run:
+#   - PyTorch 2 from PyPI (.venv-hf, made by scripts/bootstrap.sh test), eager, attention through
+#     F.scaled_dot_product_attention: the reference of the ratio;
+#   - the same with torch.compile (its compilation falls in the warm-up steps);
+#   - Debian's PyTorch 1.13 (python3-torch) with the explicit attention of tests/torch_llama.py.
+# Prints tokens/s, GFLOP/s against the fp32 GEMM peak retort measures at start, the ratios, peak resident
+# memory, and the GEMM library and kernels each one ran; appends one JSON line to
+# bench/results/cpu_train.jsonl. Nothing in the environment is set for any of them.
 #
 #   bench/cpu_train.sh [STEPS] [THREADS]
 # Model: dim 256, 4 layers, 8 heads, ffn 688, byte vocabulary (3.2M parameters), B=8, T=256.
-# Debian's OpenBLAS 0.3.21 does not recognise some newer CPUs and falls back to its Haswell (AVX2) kernels;
-# set OPENBLAS_CORETYPE=SkylakeX on AVX-512 machines to get the faster sgemm (the script reports which ran).
+# RT_BENCH_PRECISION=bf16 trains retort in bf16 (the peers stay fp32).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 steps=${1:-30}
 threads=${2:-$(nproc)}
+precision=${RT_BENCH_PRECISION:-fp32}
 ./scripts/bootstrap.sh test >/dev/null
 ./scripts/build.sh >/dev/null
 retort=./build/retort
+torch2=$root/.venv-hf/bin/python
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -27,45 +34,63 @@ rc = subprocess.call(sys.argv[1:])
 print("peak_rss_mib %.1f" % (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024), file=sys.stderr)
 sys.exit(rc)')
 "${maxrss[@]}" $retort train trainer/configs/tiny.yaml "${dims[@]}" "train.steps=$steps" train.warmup_steps=2 \
-    train.eval_every=0 checkpoint.every=0 run.log_every=1 "system.threads=$threads" "data.train=$work/train.h5" \
-    data.val= "run.out_dir=$work/run" >/dev/null 2>"$work/train.log"
-retort_mib=$(grep -o "peak_rss_mib [0-9.]*" "$work/train.log" | grep -o "[0-9.]*$")
-# skip the first 3 steps (warm-up), average the rest
-retort_tps=$(/usr/bin/python3 - "$work/run/metrics.jsonl" <<'PY'
-import json, sys
-recs = [json.loads(l) for l in open(sys.argv[1]) if '"train"' in l]
-recs = recs[3:]
-print(sum(r["tokens_per_s"] for r in recs) / len(recs))
+    train.eval_every=0 checkpoint.every=0 run.log_every=1 "system.threads=$threads" "system.precision=$precision" \
+    "data.train=$work/train.h5" data.val= "run.out_dir=$work/run" >/dev/null 2>"$work/retort.log"
+
+# the peers: NAME PYTHON ARGS...; each writes NAME.json (torch_train.py's record plus peak_rss_mib)
+peer() {
+    local name=$1 py=$2
+    shift 2
+    OMP_NUM_THREADS=$threads "${maxrss[@]}" "$py" bench/torch_train.py --steps "$steps" --threads "$threads" "$@" \
+        >"$work/$name.out" 2>"$work/$name.log"
+    /usr/bin/python3 - "$work/$name.out" "$work/$name.log" >"$work/$name.json" <<'PY'
+import json, re, sys
+rec = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+rec["peak_rss_mib"] = float(re.findall(r"peak_rss_mib ([0-9.]+)", open(sys.argv[2]).read())[-1])
+print(json.dumps(rec))
 PY
-)
-peak=$(grep -o "matmul peak [0-9.]* GFLOP/s" "$work/train.log" | grep -o "[0-9.]*" | head -1)
-flops=$(grep -o "[0-9.]* MFLOP per training token" "$work/train.log" | grep -o "^[0-9.]*")
-params=$(grep -o "model: [0-9]* parameters" "$work/train.log" | grep -o "[0-9]*")
-torch_json=$(OMP_NUM_THREADS=$threads "${maxrss[@]}" /usr/bin/python3 bench/torch_train.py --steps "$steps" \
-    --threads "$threads" 2>"$work/torch.log")
-torch_tps=$(echo "$torch_json" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens_per_s"])')
-torch_ver=$(echo "$torch_json" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["torch"])')
-torch_mib=$(grep -o "peak_rss_mib [0-9.]*" "$work/torch.log" | grep -o "[0-9.]*$")
-coretype=${OPENBLAS_CORETYPE:-auto}
-/usr/bin/python3 - "$retort_tps" "$torch_tps" "$peak" "$flops" "$params" "$threads" "$steps" "$coretype" \
-    "$retort_mib" "$torch_mib" "$torch_ver" "bench/cpu_train.sh $*" <<'PY'
-import datetime, json, os, platform, subprocess, sys
-rt, pt, peak, mflop, params, threads, steps, core, rt_mib, pt_mib, torch_ver, command = sys.argv[1:]
-rt, pt, peak, mflop = float(rt), float(pt), float(peak), float(mflop)
-gflops = rt * mflop / 1e3
+}
+peer torch2_sdpa "$torch2" --attention sdpa
+peer torch2_compile "$torch2" --attention sdpa --compile
+peer torch_debian /usr/bin/python3 --attention explicit
+
+/usr/bin/python3 - "$work" "$threads" "$steps" "$precision" "bench/cpu_train.sh $*" <<'PY'
+import datetime, json, os, platform, re, subprocess, sys
+work, threads, steps, precision, command = sys.argv[1:]
+log = open(os.path.join(work, "retort.log")).read()
+# skip the first 3 steps (warm-up), average the rest
+recs = [json.loads(l) for l in open(os.path.join(work, "run", "metrics.jsonl")) if '"train"' in l][3:]
+rt = sum(r["tokens_per_s"] for r in recs) / len(recs)
+peak = float(re.search(r"matmul peak ([0-9.]+) GFLOP/s", log).group(1))
+mflop = float(re.search(r"([0-9.]+) MFLOP per training token", log).group(1))
+params = int(re.search(r"model: ([0-9]+) parameters", log).group(1))
+rt_gemm = re.search(r"threads, ([^)]*)\) \|", log).group(1)
+rt_mib = float(re.findall(r"peak_rss_mib ([0-9.]+)", log)[-1])
+peers = {n: json.load(open(os.path.join(work, n + ".json"))) for n in ("torch2_sdpa", "torch2_compile", "torch_debian")}
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
+fam = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("cpu family")), "?")
+model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model\t")), "?")
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-print(f"model: {params} parameters, B=8, T=256, {threads} threads, {steps} steps, OPENBLAS_CORETYPE={core}")
-print(f"retort : {rt:10.0f} tok/s   {gflops:6.1f} GFLOP/s = {100 * gflops / peak:4.1f}% of measured sgemm peak {peak:.1f}")
-print(f"pytorch: {pt:10.0f} tok/s    {pt * mflop / 1e3:6.1f} GFLOP/s = {100 * pt * mflop / 1e3 / peak:4.1f}% "
-      f"(torch {torch_ver})")
-print(f"ratio  : {rt / pt:.2f}x")
-print(f"peak RSS: retort {float(rt_mib):.0f} MiB, pytorch {float(pt_mib):.0f} MiB")
-rec = {"date": datetime.date.today().isoformat(), "commit": commit, "cpu": cpu, "threads": int(threads),
-       "openblas_coretype": core, "params": int(params), "B": 8, "T": 256, "steps": int(steps),
-       "retort_tokens_per_s": round(rt, 1), "pytorch_tokens_per_s": round(pt, 1), "ratio": round(rt / pt, 3),
-       "retort_gflops": round(gflops, 2), "sgemm_peak_gflops": peak, "retort_peak_rss_mib": float(rt_mib),
-       "pytorch_peak_rss_mib": float(pt_mib), "torch": torch_ver, "command": command}
+print(f"{cpu} (family {fam} model {model}); model: {params} parameters, B=8, T=256, {threads} threads, {steps} steps")
+print(f"fp32 GEMM peak measured by retort at start: {peak:.1f} GFLOP/s")
+def row(name, tps, mib, kernels):
+    g = tps * mflop / 1e3
+    print(f"{name:34s} {tps:9.0f} tok/s {g:7.1f} GFLOP/s {100 * g / peak:5.1f}% {mib:7.0f} MiB  {kernels}")
+row(f"retort ({precision})", rt, rt_mib, rt_gemm)
+labels = {"torch2_sdpa": "PyTorch %s eager + SDPA", "torch2_compile": "PyTorch %s compile + SDPA",
+          "torch_debian": "PyTorch %s (Debian), explicit attn"}
+for n, p in peers.items():
+    row(labels[n] % p["torch"].split("+")[0], p["tokens_per_s"], p["peak_rss_mib"], p["kernels"])
+for n, p in peers.items():
+    print(f"ratio retort / {labels[n] % p['torch'].split('+')[0]}: {rt / p['tokens_per_s']:.2f}x")
+rec = {"date": datetime.date.today().isoformat(), "commit": commit, "cpu": cpu, "cpu_family": fam, "cpu_model": model,
+       "threads": int(threads), "params": params, "B": 8, "T": 256, "steps": int(steps), "precision": precision,
+       "retort_tokens_per_s": round(rt, 1), "retort_gemm": rt_gemm, "retort_gflops": round(rt * mflop / 1e3, 2),
+       "gemm_peak_gflops": peak, "retort_peak_rss_mib": rt_mib, "command": command,
+       "mflop_per_token": mflop}
+for n, p in peers.items():
+    rec[n] = {"torch": p["torch"], "tokens_per_s": round(p["tokens_per_s"], 1), "kernels": p["kernels"],
+              "peak_rss_mib": p["peak_rss_mib"], "ratio": round(rt / p["tokens_per_s"], 3)}
 os.makedirs(os.path.join("bench", "results"), exist_ok=True)
 with open(os.path.join("bench", "results", "cpu_train.jsonl"), "a") as f:
     f.write(json.dumps(rec) + "\n")

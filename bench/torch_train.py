@@ -2,14 +2,21 @@
 (tests/torch_llama.py) with AdamW on random byte tokens and prints tokens/s of the timed steps as JSON.
 
 usage: torch_train.py --dim 256 --layers 4 --heads 8 --kv-heads 8 --ffn 688 --vocab 259 --batch 8 --seq 256
-                      --steps 20 --warmup 3 --threads 2 --accum 1
+                      --steps 20 --warmup 3 --threads 2 --accum 1 [--attention explicit|sdpa] [--compile]
+
+--attention sdpa (PyTorch 2) computes attention with F.scaled_dot_product_attention, the fused kernel a user
+of PyTorch 2 gets, instead of tests/torch_llama.py's explicit softmax(QK^T)V; --compile wraps the model in
+torch.compile (its warm-up steps include the compilation). The JSON also names the math libraries this
+PyTorch runs on and the kernels they picked (the "kernels" field).
 
 Started by torchrun (WORLD_SIZE > 1) it trains data-parallel with DistributedDataParallel over gloo, each
 rank on its own micro-batches; tokens/s are then over every rank and rank 0 prints them."""
 import argparse
 import contextlib
+import ctypes
 import json
 import os
+import re
 import sys
 import time
 
@@ -20,13 +27,55 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from torch_llama import Llama  # noqa: E402
 
 
+def kernels():
+    """The BLAS and oneDNN this PyTorch uses and the instruction set it dispatches to."""
+    parts = []
+    try:
+        parts.append("cpu capability " + torch.backends.cpu.get_cpu_capability())
+    except AttributeError:  # PyTorch 1.x
+        pass
+    config = torch.__config__.show()
+    blas = re.search(r"BLAS_INFO=(\w+)", config)
+    if blas:
+        parts.append("BLAS " + blas.group(1))
+    for line in config.splitlines():
+        line = line.strip().lstrip("- ")
+        if line.startswith(("Intel(R) oneAPI Math Kernel Library Version", "Intel(R) MKL-DNN")):
+            parts.append(line.split(" for ")[0].split(" (Git")[0])
+    # the OpenBLAS a Debian PyTorch loaded: which kernels it detected for this CPU
+    with open("/proc/self/maps") as f:
+        libs = sorted({l.split()[-1] for l in f if "libopenblas" in l})
+    for path in libs:
+        try:
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            lib.openblas_get_config.restype = ctypes.c_char_p
+            parts.append("%s, core %s" % (lib.openblas_get_config().decode(), lib.openblas_get_corename().decode()))
+        except (AttributeError, OSError):
+            pass
+    return "; ".join(parts)
+
+
 def main():
     ap = argparse.ArgumentParser()
     for k, d in (("dim", 256), ("layers", 4), ("heads", 8), ("kv-heads", 8), ("ffn", 688), ("vocab", 259),
                  ("batch", 8), ("seq", 256), ("steps", 20), ("warmup", 3), ("threads", 2), ("accum", 1)):
         ap.add_argument("--" + k, type=int, default=d)
+    ap.add_argument("--attention", choices=("explicit", "sdpa"), default="explicit")
+    ap.add_argument("--compile", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.attention == "sdpa":
+        import torch_llama
+
+        def sdpa(q, k, v, H, KVH):  # q [B, T, H, D], k/v [B, T, KVH, D]
+            B, T, _, D = q.shape
+            k = k.repeat_interleave(H // KVH, dim=2)
+            v = v.repeat_interleave(H // KVH, dim=2)
+            out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                                 is_causal=True)
+            return out.transpose(1, 2).reshape(B, T, H * D)
+        torch_llama.attention = sdpa
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if world > 1:
@@ -36,6 +85,8 @@ def main():
     m = Llama(a.vocab, a.dim, a.layers, a.heads, a.kv_heads, a.ffn, a.seq, tied=True)
     m.init_normal(0.02)
     net = m
+    if a.compile:
+        net = torch.compile(m)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
         net = DistributedDataParallel(m)
@@ -65,7 +116,8 @@ def main():
     if rank == 0:
         print(json.dumps({"tokens_per_s": a.steps * a.accum * a.batch * a.seq * world / dt, "params": params,
                           "torch": torch.__version__, "threads": torch.get_num_threads(), "world": world,
-                          "accum": a.accum, "loss": loss.item() * a.accum}))
+                          "accum": a.accum, "loss": loss.item() * a.accum, "attention": a.attention,
+                          "compile": a.compile, "kernels": kernels()}))
     if world > 1:
         dist.destroy_process_group()
 
