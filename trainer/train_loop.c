@@ -437,6 +437,9 @@ static int setup(train_run *r, rt_error *err) {
             rt_model_param_count(&r->model), rt_model_train_flops_per_token(&r->model, T) / 1e6,
             r->ctx.be->name, rt_dtype_name(r->ctx.act), r->ctx.n_threads,
             r->ctx.be == &rt_backend_cpu ? rt_cpu_gemm_library() : "cuBLASLt", r->peak.gemm / 1e9);
+    if (r->ctx.be == &rt_backend_cpu && r->ctx.act == RT_BF16)
+        fprintf(stderr, "bf16 on the CPU: GEMMs %s; master weights, moments and statistics fp32\n",
+                rt_cpu_bf16_kernels());
     char peak[32], gemm[32];
     rt_format_rate(peak, sizeof peak, r->peak.flops);
     rt_format_rate(gemm, sizeof gemm, r->peak.gemm);

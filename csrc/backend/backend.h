@@ -243,6 +243,10 @@ extern const rt_backend rt_backend_cpu;
 // The CPU backend's GEMM library, its version and the kernels it picked for this CPU, e.g. "oneDNN 2.6.3,
 // AVX-512 BF16 kernels" (for --version and the training log).
 const char *rt_cpu_gemm_library(void);
+// How this CPU runs bf16 GEMMs: natively (AVX512-BF16 or AMX instructions), emulated (AVX-512 without
+// them: oneDNN converts in software, typically no faster than fp32), or not at all (below AVX-512, where a
+// bf16 CPU context is refused). For the training log of a bf16 run on the CPU.
+const char *rt_cpu_bf16_kernels(void);
 
 // The CUDA backend, or NULL when retort was built without CUDA. rt_cuda_available() is 1 when a usable
 // GPU exists at run time; otherwise it fills err with why not.
