@@ -16,8 +16,8 @@ SRC = os.environ["RT_SOURCE_DIR"]
 failures = []
 
 
-def expect_error(args, code, *needles):
-    p = subprocess.run([RETORT] + args, capture_output=True, text=True)
+def expect_error(args, code, *needles, env=None):
+    p = subprocess.run([RETORT] + args, capture_output=True, text=True, env=env)
     # a negative code is a signal: a crash, which is never acceptable
     if p.returncode != code:
         failures.append(f"retort {' '.join(args)}: exit {p.returncode}, expected {code}; stderr: {p.stderr[-800:]}")
@@ -75,6 +75,12 @@ def main():
     expect_error(["eval", garbage, "--task", "no-such-task"], 2, "no-such-task")
     expect_error(["nonsense-command"], 2, "nonsense-command")
 
+    # bf16 on a CPU oneDNN has no bf16 kernels for (capped to AVX2 here, as on an AVX2-only CPU): refused,
+    # naming the instruction set
+    expect_error(["train", cfg, f"run.out_dir={tmp}/bf16", f"data.train={good}", "system.device=cpu",
+                  "system.precision=bf16"] + small, 1, "bf16 needs AVX-512", "AVX2 kernels",
+                 env=dict(os.environ, DNNL_MAX_CPU_ISA="AVX2"))
+
     # system.device=cuda without a usable GPU: a clear error, whichever way this retort was built; auto falls
     # back to the CPU and trains
     ver = subprocess.run([RETORT, "--version"], capture_output=True, text=True).stdout
@@ -86,10 +92,6 @@ def main():
                             "system.device=auto"] + small, capture_output=True, text=True)
         if p.returncode != 0 or "backend cpu" not in p.stderr:
             failures.append(f"system.device=auto without a GPU did not train on the CPU: {p.stderr[-800:]}")
-        expect_error(["train", cfg, f"run.out_dir={tmp}/bf", f"data.train={good}", "system.precision=bf16"] + small,
-                     2, "system.precision bf16")
-        expect_error(["train", cfg, f"run.out_dir={tmp}/bf2", f"data.train={good}", "system.precision=bf16",
-                      "system.device=auto"] + small, 1, "bf16 needs the CUDA backend")
 
     # a real checkpoint cut short: error, no crash
     run = os.path.join(tmp, "ok")

@@ -56,7 +56,9 @@ def same_checkpoint(a, b, what):
 
 
 # RT_TEST_DEVICE=cuda runs the same checks on the GPU in bf16 (tests/cuda.cmake); exit 77 = skipped.
+# RT_TEST_PRECISION=bf16 runs them in bf16 on the CPU (tests/cpu_bf16.cmake).
 DEVICE = os.environ.get("RT_TEST_DEVICE", "cpu")
+PRECISION = os.environ.get("RT_TEST_PRECISION", "fp32" if DEVICE == "cpu" else "bf16")
 
 
 def main():
@@ -74,8 +76,14 @@ def main():
               "model.max_seq_len=32", "data.seq_len=32", "train.batch_size=4", "train.grad_accum=2",
               "train.steps=12", "train.warmup_steps=2", "train.eval_every=4", "train.eval_batches=2",
               "run.log_every=1", "system.threads=2", f"data.train={train_h5}", f"data.val={val_h5}"]
-    if DEVICE != "cpu":
-        common = [f"system.device={DEVICE}", "system.precision=bf16"] + common
+    common = [f"system.device={DEVICE}", f"system.precision={PRECISION}"] + common
+    if DEVICE == "cpu" and PRECISION == "bf16":  # refused on CPUs oneDNN has no bf16 kernels for
+        p = subprocess.run([RETORT, "train", cfg, f"run.out_dir={tmp}/probe"] + common +
+                           ["train.steps=1", "train.warmup_steps=0", "train.eval_every=0"], capture_output=True,
+                           text=True)
+        if "has no bf16 kernels" in p.stderr:
+            print(f"skipped: {p.stderr.strip().splitlines()[-1]}")
+            sys.exit(77)
 
     a = os.path.join(tmp, "a")
     run(["train", cfg, f"run.out_dir={a}", "checkpoint.every=0"] + common)
@@ -178,6 +186,20 @@ def main():
             fail(f"eval --json: {rows}")
     except (ValueError, KeyError, IndexError) as e:
         fail(f"eval --json output is not the expected JSON ({e}): {p.stdout[:500]}")
+
+    if PRECISION == "bf16":  # a bf16 run keeps fp32 master weights: the checkpoint and its export hold them
+        from gguf import GGUFReader
+        out = os.path.join(tmp, "bf16.gguf")
+        run(["export", ck, "--format", "gguf", "--type", "f32", "--out", out])
+        if os.path.exists(out):
+            t, _ = ckpt_tensors(ck)
+            got = {x.name: np.array(x.data).reshape(-1) for x in GGUFReader(out).tensors}
+            for name in ("token_embd.weight", "blk.0.attn_v.weight", "blk.1.ffn_down.weight", "output_norm.weight"):
+                want = t[f"model/{name}"]
+                if want.dtype != np.float32:
+                    fail(f"the bf16 run's checkpoint holds {name} as {want.dtype}, not its fp32 master weight")
+                if name not in got or not np.array_equal(got[name], want.reshape(-1)):
+                    fail(f"gguf export of the bf16 run: {name} is not the checkpoint's weight")
 
     shutil.rmtree(tmp, ignore_errors=True)
     finish(failures, "resume, fallback, signal and command checks passed")

@@ -17,7 +17,7 @@ static void setup_ctx(rt_dtype a) {
     rt_error err;
     act = a;
     ck_assert_msg(rt_backend_cpu.ctx_init(&cpu, RT_F32, rt_test_cpu_threads(), &err) == 0, "%s", err.msg);
-    ck_assert_msg(rt_backend_cuda()->ctx_init(&gpu, a, 0, &err) == 0, "%s", err.msg);
+    ck_assert_msg(RT_TEST_TWIN_BACKEND->ctx_init(&gpu, a, 0, &err) == 0, "%s", err.msg);
 }
 
 void twin_setup_f32(void) {

@@ -12,7 +12,7 @@ void rt_test_twin_open(rt_test_model_twin *tw, rt_dtype gpu_act) {
     rt_error err;
     ck_assert_msg(rt_backend_cpu.ctx_init(&tw->cpu_ctx, RT_F32, rt_test_cpu_threads(), &err) == 0, "%s",
                   err.msg);
-    ck_assert_msg(rt_backend_cuda()->ctx_init(&tw->gpu_ctx, gpu_act, 0, &err) == 0, "%s", err.msg);
+    ck_assert_msg(RT_TEST_TWIN_BACKEND->ctx_init(&tw->gpu_ctx, gpu_act, 0, &err) == 0, "%s", err.msg);
 }
 
 void rt_test_twin_free(rt_test_model_twin *tw) {
@@ -50,12 +50,13 @@ void rt_test_bf16_tracks_cpu(rt_model *cpu, rt_model *gpu, const rt_adamw_config
         }
         ck_assert_msg(gpu->ctx->be->check(gpu->ctx, &err) == 0, "%s", err.msg);
         ck_assert_msg(fabsf(loss[1] - loss[0]) <= 0.05f + 0.03f * loss[0],
-                      "step %d: bf16 GPU %s loss %.5f vs CPU fp32 %.5f", step + 1, what, loss[1], loss[0]);
+                      "step %d: bf16 %s %s loss %.5f vs CPU fp32 %.5f", step + 1, gpu->ctx->be->name, what,
+                      loss[1], loss[0]);
         if (step == 0) first[0] = loss[0], first[1] = loss[1];
         last[0] = loss[0], last[1] = loss[1];
     }
-    printf("bf16 GPU vs fp32 CPU %s over %d steps: %.4f -> %.4f vs %.4f -> %.4f\n", what, steps, first[1],
-           last[1], first[0], last[0]);
+    printf("bf16 %s vs fp32 cpu %s over %d steps: %.4f -> %.4f vs %.4f -> %.4f\n", gpu->ctx->be->name, what,
+           steps, first[1], last[1], first[0], last[0]);
     if (steps < full) {
         printf("%s: cut to %d of %d steps by RT_TEST_STEPS_MAX: the loss-fall check is left out\n", what,
                steps, full);

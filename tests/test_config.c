@@ -541,7 +541,6 @@ START_TEST(test_validate) {
         {"train.warmup_steps=100000", "train.warmup_steps"},
         {"data.train=", "data.train"},
         {"run.out_dir=", "run.out_dir"},
-        {"system.precision=bf16", "bf16"},
         {"model.head_dim=33", "model.head_dim 33 must be even"},
         {"model.rope_high_freq_factor=0.5", "model.rope_high_freq_factor 0.5 must exceed"},
     };

@@ -1,6 +1,7 @@
 // The whole model on the GPU against the CPU model (itself checked against PyTorch in model_torch):
 // - fp32: the same weights and batch give the same per-token losses and every parameter gradient;
-// - bf16: 50 AdamW steps on a learnable token stream track the CPU's fp32 loss curve within
+// - bf16: one step's per-token losses and every parameter gradient near the CPU's fp32 ones;
+//   50 AdamW steps on a learnable token stream track the CPU's fp32 loss curve within
 //   |gpu - cpu| <= 0.05 + 0.03 * cpu at every step, and both end well below where they started.
 // - the KV cache: prefill + single steps give the whole-sequence forward's logits (fp32 and bf16).
 // Exits 77 (skipped) without a GPU.
@@ -63,9 +64,27 @@ static float *download_param(rt_model *m, const rt_param *p, const void *buf) {
     return h;
 }
 
-static void check_fp32_gradients(int tied) {
+// ||got - ref|| / ||ref|| over n elements (0 when both are zero).
+static double rel_l2(const float *got, const float *ref, size_t n) {
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)got[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    return den > 0.0 ? sqrt(num / den) : sqrt(num);
+}
+
+// One forward and backward of the twin in gpu_act and of the CPU in fp32 on the same weights and batch.
+// fp32: the per-token losses and every gradient element match to fp32 rounding. bf16: every per-token loss
+// within BF16_LOSS_ATOL, and each parameter's gradient within BF16_GRAD_REL_L2 of the fp32 one in relative
+// L2 norm (elementwise bounds mean nothing for the gradients' small elements, which bf16 rounding of the
+// activations upstream moves by more than their size).
+#define BF16_LOSS_ATOL   0.05f
+#define BF16_GRAD_REL_L2 0.03
+static void check_gradients(rt_dtype gpu_act, int tied) {
     twin tw;
-    twin_create(&tw, RT_F32, tied);
+    twin_create(&tw, gpu_act, tied);
     rt_rng r;
     rt_rng_seed(&r, 5 + (uint64_t)tied);
     int32_t tok[N], tgt[N];
@@ -85,24 +104,48 @@ static void check_fp32_gradients(int tied) {
     tw.cpu_ctx.be->download(&tw.cpu_ctx, lc, tw.cpu.losses, RT_F32, N);
     tw.gpu_ctx.be->download(&tw.gpu_ctx, lg, tw.gpu.losses, RT_F32, N);
     ck_assert_msg(tw.gpu_ctx.be->check(&tw.gpu_ctx, &err) == 0, "%s", err.msg);
-    rt_test_assert_close("fp32 model per-token losses", lg, lc, N, 1e-5f, 1e-5f);
+    const char *dt = rt_dtype_name(gpu_act);
+    char what[160];
+    snprintf(what, sizeof what, "%s model per-token losses", dt);
+    if (gpu_act == RT_BF16)
+        rt_test_assert_close(what, lg, lc, N, BF16_LOSS_ATOL, 0.0f);
+    else
+        rt_test_assert_close(what, lg, lc, N, 1e-5f, 1e-5f);
+    double worst = 0.0;
     for (int i = 0; i < tw.cpu.n_params; i++) {
         rt_param *pc = &tw.cpu.params[i], *pg = &tw.gpu.params[i];
         float *gc = download_param(&tw.cpu, pc, pc->grad), *gg = download_param(&tw.gpu, pg, pg->grad);
-        float mx = 0.0f;
-        for (size_t j = 0; j < pc->n; j++) mx = fmaxf(mx, fabsf(gc[j]));
-        char what[160];
-        snprintf(what, sizeof what, "fp32 model gradient %s (tied=%d)", pc->name, tied);
-        rt_test_assert_close(what, gg, gc, pc->n, 1e-4f * mx + 1e-9f, 1e-3f);
+        snprintf(what, sizeof what, "%s model gradient %s (tied=%d)", dt, pc->name, tied);
+        if (gpu_act == RT_BF16) {
+            double e = rel_l2(gg, gc, pc->n);
+            ck_assert_msg(e <= BF16_GRAD_REL_L2, "%s: relative L2 error %.4f > %.2f", what, e,
+                          BF16_GRAD_REL_L2);
+            worst = e > worst ? e : worst;
+        } else {
+            float mx = 0.0f;
+            for (size_t j = 0; j < pc->n; j++) mx = fmaxf(mx, fabsf(gc[j]));
+            rt_test_assert_close(what, gg, gc, pc->n, 1e-4f * mx + 1e-9f, 1e-3f);
+        }
         free(gc);
         free(gg);
     }
+    if (gpu_act == RT_BF16)
+        printf("bf16 model gradients (tied=%d): largest relative L2 error %.4f (bound %.2f)\n", tied, worst,
+               BF16_GRAD_REL_L2);
     rt_test_twin_free(&tw);
 }
 
+#ifndef RT_TWIN_CPU // on the CPU the fp32 twin is the reference itself
 START_TEST(test_fp32_matches_cpu) {
-    check_fp32_gradients(1);
-    check_fp32_gradients(0);
+    check_gradients(RT_F32, 1);
+    check_gradients(RT_F32, 0);
+}
+END_TEST
+#endif
+
+START_TEST(test_bf16_gradients_near_cpu) {
+    check_gradients(RT_BF16, 1);
+    check_gradients(RT_BF16, 0);
 }
 END_TEST
 
@@ -132,7 +175,7 @@ static void check_kv_cache(rt_dtype gpu_act, int tied) {
     rt_model m;
     rt_model_dims d = dims;
     d.tied = tied;
-    ck_assert_msg(rt_backend_cuda()->ctx_init(&gctx, gpu_act, 0, &err) == 0, "%s", err.msg);
+    ck_assert_msg(RT_TEST_TWIN_BACKEND->ctx_init(&gctx, gpu_act, 0, &err) == 0, "%s", err.msg);
     ck_assert_msg(rt_model_create(&m, &d, &gctx, KB, T, 0, &err) == 0, "%s", err.msg);
     ck_assert_msg(rt_model_init_weights(&m, 17, 0.2f, &err) == 0, "%s", err.msg);
     rt_rng r;
@@ -169,19 +212,24 @@ static void check_kv_cache(rt_dtype gpu_act, int tied) {
 }
 
 START_TEST(test_kv_cache_matches_forward) {
+#ifndef RT_TWIN_CPU // the CPU's fp32 cache is checked in test_kv_cache
     check_kv_cache(RT_F32, 1);
     check_kv_cache(RT_F32, 0);
+#endif
     check_kv_cache(RT_BF16, 1);
 }
 END_TEST
 
 int main(void) {
-    int skip = rt_test_gpu_or_skip();
+    int skip = RT_TEST_TWIN_SKIP();
     if (skip) return skip;
     Suite *s = suite_create("cuda model vs cpu");
     TCase *tc = tcase_create("model");
     tcase_set_timeout(tc, 600);
+#ifndef RT_TWIN_CPU // on the CPU the fp32 twin is the reference itself
     tcase_add_test(tc, test_fp32_matches_cpu);
+#endif
+    tcase_add_test(tc, test_bf16_gradients_near_cpu);
     tcase_add_test(tc, test_bf16_tracks_cpu_loss);
     tcase_add_test(tc, test_kv_cache_matches_forward);
     suite_add_tcase(s, tc);

@@ -32,6 +32,17 @@ int rt_test_run_suite_nofork(Suite *s) {
     return run_suite(s, 0);
 }
 
+int rt_test_cpu_bf16_or_skip(void) {
+    rt_ctx ctx;
+    rt_error why;
+    if (rt_backend_cpu.ctx_init(&ctx, RT_BF16, 1, &why)) {
+        printf("skipped: %s\n", why.msg);
+        return 77;
+    }
+    rt_backend_cpu.ctx_free(&ctx);
+    return 0;
+}
+
 int rt_test_gpu_or_skip(void) {
     rt_error why;
     if (!rt_backend_cuda()) {

@@ -22,6 +22,22 @@ int rt_test_gpu_or_skip(void);
 // reported).
 int rt_test_cpu_threads(void);
 
+// The CPU bf16 tests' first call: 0 when the CPU backend runs bf16 here (oneDNN has bf16 kernels for this
+// CPU); otherwise it prints why and returns 77 (skipped).
+int rt_test_cpu_bf16_or_skip(void);
+
+// The backend the twin tests (cuda_twin.h, model_twin.h) check against the CPU's fp32 reference: the GPU, or,
+// where the test is built with RT_TWIN_CPU (tests/cpu_bf16.cmake), the CPU backend itself, whose bf16 ops
+// and model are then held to the GPU's bf16 tolerances against its own fp32 ones. RT_TEST_TWIN_SKIP(): the
+// GPU tests' skip check, or the CPU's bf16 one.
+#ifdef RT_TWIN_CPU
+#define RT_TEST_TWIN_BACKEND (&rt_backend_cpu)
+#define RT_TEST_TWIN_SKIP()  rt_test_cpu_bf16_or_skip()
+#else
+#define RT_TEST_TWIN_BACKEND rt_backend_cuda()
+#define RT_TEST_TWIN_SKIP()  rt_test_gpu_or_skip()
+#endif
+
 // Environment set by ctest (tests/CMakeLists.txt); abort the test with a message when missing.
 const char *rt_test_env(const char *name);
 

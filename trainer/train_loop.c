@@ -449,6 +449,9 @@ static int setup(train_run *r, rt_error *err) {
                 : spin ? spin
                        : "");
     }
+    if (r->ctx.be == &rt_backend_cpu && r->ctx.act == RT_BF16)
+        fprintf(stderr, "bf16 on the CPU: GEMMs %s; master weights, moments and statistics fp32\n",
+                rt_cpu_bf16_kernels());
     char peak[32], gemm[32];
     rt_format_rate(peak, sizeof peak, r->peak.flops);
     rt_format_rate(gemm, sizeof gemm, r->peak.gemm);

@@ -251,6 +251,10 @@ int rt_cpu_default_threads(int local_ranks, char *why, size_t why_size);
 // OpenMP's idle threads and executes this program again with it (threads.c says why); returns only when the
 // variable was already set or the exec failed.
 void rt_cpu_wait_policy_exec(char **argv);
+// How this CPU runs bf16 GEMMs: natively (AVX512-BF16 or AMX instructions), emulated (AVX-512 without
+// them: oneDNN converts in software, typically no faster than fp32), or not at all (below AVX-512, where a
+// bf16 CPU context is refused). For the training log of a bf16 run on the CPU.
+const char *rt_cpu_bf16_kernels(void);
 
 // The CUDA backend, or NULL when retort was built without CUDA. rt_cuda_available() is 1 when a usable
 // GPU exists at run time; otherwise it fills err with why not.

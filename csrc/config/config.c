@@ -615,8 +615,6 @@ int rt_config_validate(const rt_config *c, rt_error *err) {
                        (long long)c->train.warmup_steps, (long long)c->train.steps);
     if (!c->data.train[0]) return rt_fail(err, "data.train is empty: name a training dataset (HDF5)");
     if (!c->run.out_dir[0]) return rt_fail(err, "run.out_dir is empty: name a run directory");
-    if (strcmp(c->system.precision, "bf16") == 0 && strcmp(c->system.device, "cpu") == 0)
-        return rt_fail(err, "system.precision bf16 needs system.device cuda or auto; the CPU trains in fp32");
     unsigned lora_targets;
     if (rt_lora_parse_targets(c->lora.targets, &lora_targets, err)) return -1;
     size_t tokens;

@@ -87,7 +87,8 @@ const rt_cfg_key rt_config_schema[] = {
     INT("checkpoint.keep", checkpoint.keep, "3", 1, 1000, "most recent checkpoints kept"),
 
     ENUM("system.device", system.device, "cpu", "cpu|cuda|auto", "where to train"),
-    ENUM("system.precision", system.precision, "fp32", "fp32|bf16", "compute precision (bf16 on the GPU)"),
+    ENUM("system.precision", system.precision, "fp32", "fp32|bf16",
+         "compute precision (bf16: GPU, or a CPU with AVX-512)"),
     INT("system.threads", system.threads, "0", 0, 4096,
         "CPU threads; 0 = the CPUs this process may run on (affinity mask), shared by the ranks on the node, "
         "capped by SLURM_CPUS_PER_TASK and OMP_NUM_THREADS"),

@@ -2,12 +2,18 @@
 // Elementwise, so a static split over threads gives the same bits for any thread count.
 #include <math.h>
 
+#include "bf16.h"
 #include "cpu_internal.h"
 
 // master, m, v [n] fp32; param [n] receives the new weights (may be master); grad [n]
 void cpu_adamw(rt_ctx *ctx, float *master, void *param, const float *grad, float *m, float *v, size_t n,
                float lr, float beta1, float beta2, float eps, float weight_decay, int64_t step,
                const float *grad_scale) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_adamw(ctx, master, param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step,
+                       grad_scale);
+        return;
+    }
     const float *g = grad;
     float *p = param;
     float gs = *grad_scale;

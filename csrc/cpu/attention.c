@@ -9,6 +9,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "bf16.h"
 #include "cpu_internal.h"
 
 #define ATT_BLOCK 64
@@ -41,6 +42,10 @@ static void probabilities(float *P, int ldp, const float *q, int ldq, const floa
 
 void cpu_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k, const void *v,
                            int B, int T, int H, int KVH, int D, int ldq, int ldkv) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_attention_forward(ctx, out, lse, q, k, v, B, T, H, KVH, D, ldq, ldkv);
+        return;
+    }
     const float *Q = q, *K = k, *Vv = v;
     float *O = out;
     int group = H / KVH, ldk = ldkv, ldo = H * D, bs = T < ATT_BLOCK ? T : ATT_BLOCK;
@@ -72,6 +77,10 @@ void cpu_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, co
 void cpu_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const void *dout, const void *q,
                             const void *k, const void *v, const void *out, const float *lse, int B, int T,
                             int H, int KVH, int D, int ldq, int ldkv) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_attention_backward(ctx, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D, ldq, ldkv);
+        return;
+    }
     const float *Q = q, *K = k, *Vv = v, *dO = dout, *O = out;
     float *dQ = dq, *dK = dk, *dV = dv;
     int group = H / KVH, ldk = ldkv, ldo = H * D, bs = T < ATT_BLOCK ? T : ATT_BLOCK;

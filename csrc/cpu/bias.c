@@ -4,10 +4,15 @@
 #include <omp.h>
 #include <string.h>
 
+#include "bf16.h"
 #include "cpu_internal.h"
 
 // out [N, n] += bias [n] on every row
 void cpu_add_bias_rows(rt_ctx *ctx, void *out, const void *bias, int N, int n) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_add_bias_rows(ctx, out, bias, N, n);
+        return;
+    }
     float *o = out;
     const float *b = bias;
     int nt = cpu_threads(ctx, (size_t)N * n);
@@ -21,6 +26,10 @@ void cpu_add_bias_rows(rt_ctx *ctx, void *out, const void *bias, int N, int n) {
 
 // dbias [n] += sum over rows of dout [N, n]
 void cpu_bias_backward(rt_ctx *ctx, void *dbias, const void *dout, int N, int n) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_bias_backward(ctx, dbias, dout, N, n);
+        return;
+    }
     float *db = dbias;
     const float *d = dout;
     if (N <= 0 || n <= 0) return;

@@ -1,18 +1,21 @@
-// The CPU backend: the reference implementation of the operation table (backend.h). fp32 only; every op
-// runs when called (the context is a stream that is always idle). Parallel regions use the context's fixed
-// thread count with static partitions, and reductions add per-thread partials in thread order, so results
-// are bit-identical from run to run.
+// The CPU backend: the reference implementation of the operation table (backend.h). Activations in fp32, or
+// in bf16 where oneDNN has bf16 kernels (bf16.h says how a bf16 op computes); every op runs when called (the
+// context is a stream that is always idle). Parallel regions use the context's fixed thread count with static
+// partitions, and reductions add per-thread partials in thread order, so results are bit-identical from run
+// to run.
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf16.h"
 #include "cpu_internal.h"
 
+static void cpu_ctx_free(rt_ctx *ctx);
+
 static int cpu_ctx_init(rt_ctx *ctx, rt_dtype act, int n_threads, rt_error *err) {
-    if (act != RT_F32)
-        return rt_fail(err, "the CPU backend computes in fp32 (system.precision %s needs the CUDA backend)",
-                       rt_dtype_name(act));
+    const char *no_bf16 = act == RT_BF16 ? cpu_bf16_unsupported() : NULL;
+    if (no_bf16) return rt_fail(err, "system.precision bf16 on the CPU: %s", no_bf16);
     cpu_state *st = calloc(1, sizeof *st);
     if (!st) return rt_fail(err, "out of memory creating the CPU context");
     st->n_threads = n_threads > 0 ? n_threads : rt_cpu_default_threads(1, NULL, 0);
@@ -22,12 +25,18 @@ static int cpu_ctx_init(rt_ctx *ctx, rt_dtype act, int n_threads, rt_error *err)
     ctx->act = act;
     ctx->n_threads = st->n_threads;
     ctx->impl = st;
+    if (act == RT_BF16 && cpu_bf16_matmul_init(ctx, err)) {
+        cpu_ctx_free(ctx);
+        return -1;
+    }
     return 0;
 }
 
 static void cpu_ctx_free(rt_ctx *ctx) {
     cpu_state *st = cpu_of(ctx);
     if (st) {
+        cpu_bf16_matmul_free(ctx);
+        cpu_f32_slots_free(ctx);
         free(st->scratch);
         free(st);
     }
@@ -73,11 +82,17 @@ static void cpu_free(rt_ctx *ctx, void *p) {
 }
 
 static void cpu_upload(rt_ctx *ctx, void *dst, rt_dtype t, const float *src, size_t n) {
-    memcpy(dst, src, n * sizeof(float));
+    if (t == RT_BF16)
+        cpu_f32_to_bf16(ctx, dst, src, n);
+    else
+        memcpy(dst, src, n * sizeof(float));
 }
 
 static void cpu_download(rt_ctx *ctx, float *dst, const void *src, rt_dtype t, size_t n) {
-    memcpy(dst, src, n * sizeof(float));
+    if (t == RT_BF16)
+        cpu_bf16_to_f32(ctx, dst, src, n);
+    else
+        memcpy(dst, src, n * sizeof(float));
 }
 
 static void cpu_upload_i32(rt_ctx *ctx, int32_t *dst, const int32_t *src, size_t n) {
@@ -97,10 +112,20 @@ static void cpu_zero(rt_ctx *ctx, void *p, size_t bytes) {
 }
 
 static void cpu_convert(rt_ctx *ctx, void *dst, rt_dtype dst_t, const void *src, rt_dtype src_t, size_t n) {
-    if (dst != src) memmove(dst, src, n * sizeof(float));
+    if (dst_t == src_t) {
+        if (dst != src) memmove(dst, src, n * rt_dtype_size(dst_t));
+    } else if (dst_t == RT_BF16) {
+        cpu_f32_to_bf16(ctx, dst, src, n);
+    } else {
+        cpu_bf16_to_f32(ctx, dst, src, n);
+    }
 }
 
 static void cpu_add(rt_ctx *ctx, void *out, const void *a, const void *b, size_t n) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_add(ctx, out, a, b, n);
+        return;
+    }
     float *o = out;
     const float *x = a, *y = b;
 #pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, n / 2))
@@ -108,6 +133,10 @@ static void cpu_add(rt_ctx *ctx, void *out, const void *a, const void *b, size_t
 }
 
 static void cpu_add_inplace(rt_ctx *ctx, void *acc, const void *x, size_t n) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_add(ctx, acc, acc, x, n);
+        return;
+    }
     float *o = acc;
     const float *y = x;
 #pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, n / 2))
@@ -115,6 +144,10 @@ static void cpu_add_inplace(rt_ctx *ctx, void *acc, const void *x, size_t n) {
 }
 
 static void cpu_accumulate_f32(rt_ctx *ctx, float *acc, const void *x, size_t n, int first) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_accumulate_f32(ctx, acc, x, n, first);
+        return;
+    }
     const float *y = x;
     if (first) {
         if (acc != y) memcpy(acc, y, n * sizeof(float));

@@ -10,10 +10,14 @@
 // Per-context state: scratch memory for ops that need it, grown once and reused (never inside a step after
 // the first), and the thread count every parallel region uses, so results do not depend on the machine's
 // load and stay bit-identical run to run.
+// A bf16 context also holds fp32 working copies of its act buffers (bf16.h) and its GEMM primitives.
 typedef struct cpu_state {
     int n_threads;
     float *scratch; // [n_threads * scratch_per_thread]
     size_t scratch_per_thread;
+    float *f32_slot[8]; // bf16 contexts: [f32_slot_n[i]] each (CPU_F32_SLOTS in bf16.h)
+    size_t f32_slot_n[8];
+    struct cpu_bf16_mm *mm; // bf16 contexts: oneDNN engine, stream and primitive cache (matmul_bf16.c)
 } cpu_state;
 
 static inline cpu_state *cpu_of(rt_ctx *ctx) {
@@ -110,6 +114,8 @@ void cpu_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
               const float *b, int ldb, float beta, float *c, int ldc);
 // 0, or -1 with err filled when a GEMM of this process has failed.
 int cpu_gemm_check(rt_error *err);
+// Keeps msg as the process's GEMM failure unless one is kept already (the first failure is the cause).
+void cpu_gemm_record_failure(const char *msg);
 void cpu_matmul(rt_ctx *ctx, void *out, const void *a, const void *b, int M, int N, int K, int trans_a,
                 int trans_b, float alpha, float beta);
 void cpu_add_bias_rows(rt_ctx *ctx, void *out, const void *bias, int N, int n);

@@ -3,11 +3,16 @@
 // probabilities are never stored. Row-parallel.
 #include <math.h>
 
+#include "bf16.h"
 #include "cpu_internal.h"
 
 // logits [N, V]; targets [N] (< 0 ignored); losses [N]; dlogits [N, V] or NULL
 void cpu_cross_entropy(rt_ctx *ctx, float *losses, void *dlogits, const void *logits, const int32_t *targets,
                        int N, int V, float grad_scale) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_cross_entropy(ctx, losses, dlogits, logits, targets, N, V, grad_scale);
+        return;
+    }
     const float *x = logits;
     float *dx = dlogits;
     int nt = cpu_threads(ctx, (size_t)N * V);

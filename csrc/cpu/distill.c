@@ -8,6 +8,7 @@
 #include <math.h>
 #include <omp.h>
 
+#include "bf16.h"
 #include "cpu_internal.h"
 
 // log(1 + x) for 0 <= x <= 1 within a few ulp (Cephes logf polynomial on [sqrt(1/2) - 1, sqrt(2) - 1]),
@@ -194,6 +195,11 @@ static void zero_row(float *dz, int V) {
 void cpu_distill_loss(rt_ctx *ctx, float *ce, float *kd, void *dlogits, const void *logits,
                       const void *teacher_logits, const int32_t *topk_ids, const float *topk_logprobs, int k,
                       const int32_t *targets, int N, int V, const rt_kd_params *p, float grad_scale) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_distill_loss(ctx, ce, kd, dlogits, logits, teacher_logits, topk_ids, topk_logprobs, k,
+                              targets, N, V, p, grad_scale);
+        return;
+    }
     rt_kd_cfg c = rt_kd_cfg_of(p, grad_scale);
     const float *x = logits, *tv = teacher_logits;
     float *dx = dlogits;

@@ -3,10 +3,15 @@
 
 #include <omp.h>
 
+#include "bf16.h"
 #include "cpu_internal.h"
 
 // out[N,C] = table[tokens[i], :]
 void cpu_embedding_forward(rt_ctx *ctx, void *out, const int32_t *tokens, const void *table, int N, int C) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_embedding_forward(ctx, out, tokens, table, N, C);
+        return;
+    }
     float *o = out;
     const float *tab = table;
     size_t work = (size_t)N * C;
@@ -19,6 +24,10 @@ void cpu_embedding_forward(rt_ctx *ctx, void *out, const int32_t *tokens, const 
 // the rows: no two threads ever add into the same element, and each element sums in row order.
 void cpu_embedding_backward(rt_ctx *ctx, void *dtable, const void *dout, const int32_t *tokens, int N,
                             int C) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_embedding_backward(ctx, dtable, dout, tokens, N, C);
+        return;
+    }
     float *dt = dtable;
     const float *d = dout;
     size_t work = (size_t)N * C;

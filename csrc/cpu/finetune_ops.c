@@ -2,6 +2,7 @@
 // the strided row copies that move an adapter's slice in and out of a fused projection.
 #include <string.h>
 
+#include "bf16.h"
 #include "cpu_internal.h"
 #include "backend/dropout_hash.h"
 #include "backend/nf4.h"
@@ -13,6 +14,10 @@ void cpu_upload_bytes(rt_ctx *ctx, void *dst, const void *src, size_t bytes) {
 // One block of 64 weights per iteration, so each reads its scale once.
 void cpu_nf4_dequantize(rt_ctx *ctx, void *out, const uint8_t *codes, const float *absmax,
                         const int8_t *absmax_q, const float *absmax_scale, float absmax_offset, size_t n) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_nf4_dequantize(ctx, out, codes, absmax, absmax_q, absmax_scale, absmax_offset, n);
+        return;
+    }
     float *o = out;
     size_t n_blocks = (n + RT_NF4_BLOCK - 1) / RT_NF4_BLOCK;
 #pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, n / 4))
@@ -28,6 +33,10 @@ void cpu_nf4_dequantize(rt_ctx *ctx, void *out, const uint8_t *codes, const floa
 
 // Blocks of 4096 elements per thread step, a SIMD loop inside (the mask's hash is 32-bit arithmetic).
 void cpu_dropout(rt_ctx *ctx, void *out, const void *x, size_t n, float p, uint64_t seed) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_dropout(ctx, out, x, n, p, seed);
+        return;
+    }
     float *o = out;
     const float *in = x;
     uint32_t threshold = (uint32_t)rt_dropout_threshold(p); // p < 1, so below 2^32
@@ -44,6 +53,10 @@ void cpu_dropout(rt_ctx *ctx, void *out, const void *x, size_t n, float p, uint6
 
 void cpu_copy_rows(rt_ctx *ctx, void *dst, int ld_dst, const void *src, int ld_src, int rows, int cols,
                    int accumulate) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_copy_rows(ctx, dst, ld_dst, src, ld_src, rows, cols, accumulate);
+        return;
+    }
     float *d = dst;
     const float *s = src;
 #pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)rows *cols))

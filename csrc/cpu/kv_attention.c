@@ -9,6 +9,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "bf16.h"
 #include "cpu_internal.h"
 
 #define KV_BLOCK 64
@@ -16,6 +17,11 @@
 void cpu_attention_forward_cached(rt_ctx *ctx, void *out, const void *q, const void *k_cache,
                                   const void *v_cache, int B, int Tq, int T_ctx, int H, int KVH, int D,
                                   int cache_stride_T, int ld) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_attention_forward_cached(ctx, out, q, k_cache, v_cache, B, Tq, T_ctx, H, KVH, D,
+                                          cache_stride_T, ld);
+        return;
+    }
     if (B <= 0 || Tq <= 0 || H <= 0) return;
     const float *Q = q, *K = k_cache, *Vv = v_cache;
     float *O = out;
@@ -57,6 +63,10 @@ void cpu_attention_forward_cached(rt_ctx *ctx, void *out, const void *q, const v
 
 void cpu_kv_append(rt_ctx *ctx, void *cache, const void *x, int B, int T, int KVH, int D, int pos0,
                    int cache_stride_T, int ld) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_kv_append(ctx, cache, x, B, T, KVH, D, pos0, cache_stride_T, ld);
+        return;
+    }
     float *dst = cache;
     const float *src = x;
     size_t row = (size_t)KVH * D;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bf16.h"
 #include "cpu_internal.h"
 
 // The first failed GEMM of the process (oneDNN out of memory for its packing buffers; a bad argument
@@ -25,6 +26,10 @@ void cpu_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
                  st == dnnl_out_of_memory ? ", out of memory" : "", M, N, M, K, K, N);
 }
 
+void cpu_gemm_record_failure(const char *msg) {
+    if (atomic_exchange(&gemm_failed, 1) == 0) snprintf(gemm_failure, sizeof gemm_failure, "%s", msg);
+}
+
 int cpu_gemm_check(rt_error *err) {
     if (!atomic_load(&gemm_failed)) return 0;
     return rt_fail(err, "%s", gemm_failure);
@@ -34,6 +39,10 @@ int cpu_gemm_check(rt_error *err) {
 // (stored [N,K] when trans_b).
 void cpu_matmul(rt_ctx *ctx, void *out, const void *a, const void *b, int M, int N, int K, int trans_a,
                 int trans_b, float alpha, float beta) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_matmul(ctx, out, a, b, M, N, K, trans_a, trans_b, alpha, beta);
+        return;
+    }
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { // empty product: the leading dimensions below would be 0
         if (beta == 0.0f) memset(out, 0, (size_t)M * N * sizeof(float));

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <omp.h>
 
+#include "bf16.h"
 #include "cpu_internal.h"
 
 #define LANES 8
@@ -56,6 +57,10 @@ void cpu_sum_squares_segments(rt_ctx *ctx, float *partials, const float *x, size
 }
 
 void cpu_sum_squares(rt_ctx *ctx, float *acc, const void *x, size_t n) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_sum_squares(ctx, acc, x, n);
+        return;
+    }
     *acc += (float)sum_blocks(ctx, x, n, 1);
 }
 

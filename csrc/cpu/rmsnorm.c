@@ -3,11 +3,16 @@
 #include <omp.h>
 #include <string.h>
 
+#include "bf16.h"
 #include "cpu_internal.h"
 
 // x, out [N, C]; weight [C]; rstd [N]
 void cpu_rmsnorm_forward(rt_ctx *ctx, void *out, float *rstd, const void *x, const void *weight, int N, int C,
                          float eps) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_rmsnorm_forward(ctx, out, rstd, x, weight, N, C, eps);
+        return;
+    }
     float *o = out;
     const float *xs = x, *w = weight;
     int nt = cpu_threads(ctx, (size_t)N * C);
@@ -28,6 +33,10 @@ void cpu_rmsnorm_forward(rt_ctx *ctx, void *out, float *rstd, const void *x, con
 // partials are added in thread order.
 void cpu_rmsnorm_backward(rt_ctx *ctx, void *dx, void *dweight, const void *dout, const void *x,
                           const void *weight, const float *rstd, int N, int C) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_rmsnorm_backward(ctx, dx, dweight, dout, x, weight, rstd, N, C);
+        return;
+    }
     float *dxs = dx, *dw = dweight;
     const float *d = dout, *xs = x, *w = weight;
     float *scratch = cpu_scratch(ctx, 2 * (size_t)C);

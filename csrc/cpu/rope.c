@@ -1,6 +1,7 @@
 // Rotary position embedding, rotate-half (Hugging Face) convention: the pair (i, i + D/2) of each head
 // rotates by angle t * theta^(-2i/D). x [B, T, H, D] with rows (b, t) ld elements apart; cos/sin tables
 // [T_max, D/2]; row t is at position pos0 + t (pos0 = 0 but in cached generation).
+#include "bf16.h"
 #include "cpu_internal.h"
 
 static void rope_apply(rt_ctx *ctx, float *out, const float *x, const float *cos_tab, const float *sin_tab,
@@ -27,16 +28,28 @@ static void rope_apply(rt_ctx *ctx, float *out, const float *x, const float *cos
 
 void cpu_rope_forward(rt_ctx *ctx, void *out, const void *x, const float *cos_tab, const float *sin_tab,
                       int B, int T, int H, int D, int ld) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_rope_forward_at(ctx, out, x, cos_tab, sin_tab, B, T, H, D, 0, ld);
+        return;
+    }
     rope_apply(ctx, out, x, cos_tab, sin_tab, B, T, H, D, 0, ld, 1.0f);
 }
 
 void cpu_rope_forward_at(rt_ctx *ctx, void *out, const void *x, const float *cos_tab, const float *sin_tab,
                          int B, int T, int H, int D, int pos0, int ld) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_rope_forward_at(ctx, out, x, cos_tab, sin_tab, B, T, H, D, pos0, ld);
+        return;
+    }
     rope_apply(ctx, out, x, cos_tab, sin_tab, B, T, H, D, pos0, ld, 1.0f);
 }
 
 // The rotation is orthogonal: its transpose is the rotation by the negative angle.
 void cpu_rope_backward(rt_ctx *ctx, void *dx, const void *dout, const float *cos_tab, const float *sin_tab,
                        int B, int T, int H, int D, int ld) {
+    if (ctx->act == RT_BF16) {
+        cpu_bf16_rope_backward(ctx, dx, dout, cos_tab, sin_tab, B, T, H, D, ld);
+        return;
+    }
     rope_apply(ctx, dx, dout, cos_tab, sin_tab, B, T, H, D, 0, ld, -1.0f);
 }

@@ -1,0 +1,353 @@
+// The CPU backend's ops on bf16 act buffers. Elementwise ops load, compute and store per element; the
+// others convert their bf16 inputs (and any output they accumulate into) to fp32 working copies, run the
+// fp32 op on those, and round the outputs to bf16 once. Either way an output rounds once, after the whole
+// fp32 computation, as the CUDA kernels do, and fp32-typed buffers (statistics, losses, master weights,
+// moments) stay fp32. Each op file sends a bf16 context here on its first line.
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bf16.h"
+#include "cpu_internal.h"
+
+void cpu_bf16_to_f32(rt_ctx *ctx, float *dst, const uint16_t *src, size_t n) {
+#pragma omp parallel for simd schedule(static) num_threads(cpu_threads(ctx, n / 4))
+    for (size_t i = 0; i < n; i++) dst[i] = cpu_bf16_load(src[i]);
+}
+
+void cpu_f32_to_bf16(rt_ctx *ctx, uint16_t *dst, const float *src, size_t n) {
+#pragma omp parallel for simd schedule(static) num_threads(cpu_threads(ctx, n / 4))
+    for (size_t i = 0; i < n; i++) dst[i] = cpu_bf16_store(src[i]);
+}
+
+float *cpu_f32_slot(rt_ctx *ctx, int slot, size_t n) {
+    cpu_state *st = cpu_of(ctx);
+    if (n > st->f32_slot_n[slot]) {
+        size_t bytes;
+        float *p = NULL;
+        if (rt_mul_size(n ? n : 1, sizeof(float), &bytes) && bytes <= SIZE_MAX - 63)
+            p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        if (!p) {
+            fprintf(stderr, "retort: out of memory growing a bf16 working copy to %zu floats\n", n);
+            exit(EXIT_FAILURE);
+        }
+        free(st->f32_slot[slot]);
+        st->f32_slot[slot] = p;
+        st->f32_slot_n[slot] = n;
+    }
+    return st->f32_slot[slot];
+}
+
+void cpu_f32_slots_free(rt_ctx *ctx) {
+    cpu_state *st = cpu_of(ctx);
+    for (int i = 0; i < CPU_F32_SLOTS; i++) {
+        free(st->f32_slot[i]);
+        st->f32_slot[i] = NULL;
+        st->f32_slot_n[i] = 0;
+    }
+}
+
+// The fp32 copy of bf16 buffer x [n] in slot s.
+static float *load(rt_ctx *ctx, int s, const void *x, size_t n) {
+    float *f = cpu_f32_slot(ctx, s, n);
+    cpu_bf16_to_f32(ctx, f, x, n);
+    return f;
+}
+
+// The same context computing in fp32 (same threads and scratch), for the fp32 ops run on working copies.
+static rt_ctx f32_twin(const rt_ctx *ctx) {
+    rt_ctx f = *ctx;
+    f.act = RT_F32;
+    return f;
+}
+
+static void store(rt_ctx *ctx, void *dst, const float *f, size_t n) {
+    cpu_f32_to_bf16(ctx, dst, f, n);
+}
+
+// The contiguous fp32 copy [rows, cols] in slot s of bf16 rows ld elements apart (a column slice of a
+// fused projection).
+static float *load_rows(rt_ctx *ctx, int s, const void *x, int rows, int cols, int ld) {
+    float *f = cpu_f32_slot(ctx, s, (size_t)rows * cols);
+    const uint16_t *src = x;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)rows *cols / 4))
+    for (int r = 0; r < rows; r++) {
+        float *frow = f + (size_t)r * cols;
+        const uint16_t *srow = src + (size_t)r * ld;
+#pragma omp simd
+        for (int c = 0; c < cols; c++) frow[c] = cpu_bf16_load(srow[c]);
+    }
+    return f;
+}
+
+// bf16 rows ld elements apart = f [rows, cols] rounded; the columns past cols of each row are left as they
+// are.
+static void store_rows(rt_ctx *ctx, void *dst, int ld, const float *f, int rows, int cols) {
+    uint16_t *d = dst;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)rows *cols / 4))
+    for (int r = 0; r < rows; r++) {
+        uint16_t *drow = d + (size_t)r * ld;
+        const float *frow = f + (size_t)r * cols;
+#pragma omp simd
+        for (int c = 0; c < cols; c++) drow[c] = cpu_bf16_store(frow[c]);
+    }
+}
+
+// ---- elementwise ----
+
+void cpu_bf16_add(rt_ctx *ctx, void *out, const void *a, const void *b, size_t n) {
+    uint16_t *o = out;
+    const uint16_t *x = a, *y = b;
+#pragma omp parallel for simd schedule(static) num_threads(cpu_threads(ctx, n / 2))
+    for (size_t i = 0; i < n; i++) o[i] = cpu_bf16_store(cpu_bf16_load(x[i]) + cpu_bf16_load(y[i]));
+}
+
+void cpu_bf16_accumulate_f32(rt_ctx *ctx, float *acc, const void *x, size_t n, int first) {
+    const uint16_t *y = x;
+    if (first) {
+        cpu_bf16_to_f32(ctx, acc, y, n);
+        return;
+    }
+#pragma omp parallel for simd schedule(static) num_threads(cpu_threads(ctx, n / 2))
+    for (size_t i = 0; i < n; i++) acc[i] += cpu_bf16_load(y[i]);
+}
+
+void cpu_bf16_add_bias_rows(rt_ctx *ctx, void *out, const void *bias, int N, int n) {
+    uint16_t *o = out;
+    const uint16_t *b = bias;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)N *n))
+    for (int i = 0; i < N; i++) {
+        uint16_t *row = o + (size_t)i * n;
+#pragma omp simd
+        for (int c = 0; c < n; c++) row[c] = cpu_bf16_store(cpu_bf16_load(row[c]) + cpu_bf16_load(b[c]));
+    }
+}
+
+// gate, up (and dgate, dup) rows ld apart, out and dout [N, F] contiguous, as the fp32 ops
+void cpu_bf16_swiglu_forward(rt_ctx *ctx, void *out, const void *gate, const void *up, int N, int F, int ld) {
+    uint16_t *o = out;
+    const uint16_t *g = gate, *u = up;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)N *F))
+    for (int r = 0; r < N; r++) {
+        uint16_t *orow = o + (size_t)r * F;
+        const uint16_t *grow = g + (size_t)r * ld, *urow = u + (size_t)r * ld;
+#pragma omp simd
+        for (int i = 0; i < F; i++) {
+            float gi = cpu_bf16_load(grow[i]);
+            orow[i] = cpu_bf16_store(gi / (1.0f + cpu_expf(-gi)) * cpu_bf16_load(urow[i]));
+        }
+    }
+}
+
+void cpu_bf16_swiglu_backward(rt_ctx *ctx, void *dgate, void *dup, const void *dout, const void *gate,
+                              const void *up, int N, int F, int ld) {
+    uint16_t *dg = dgate, *du = dup;
+    const uint16_t *d = dout, *g = gate, *u = up;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)N *F))
+    for (int r = 0; r < N; r++) {
+        size_t io = (size_t)r * ld;
+        const uint16_t *drow = d + (size_t)r * F;
+#pragma omp simd
+        for (int i = 0; i < F; i++) {
+            float gi = cpu_bf16_load(g[io + i]), di = cpu_bf16_load(drow[i]);
+            float sig = 1.0f / (1.0f + cpu_expf(-gi));
+            dg[io + i] = cpu_bf16_store(di * cpu_bf16_load(u[io + i]) * sig * (1.0f + gi * (1.0f - sig)));
+            du[io + i] = cpu_bf16_store(di * gi * sig);
+        }
+    }
+}
+
+// param (bf16) = the updated fp32 master, rounded once
+void cpu_bf16_adamw(rt_ctx *ctx, float *master, void *param, const float *grad, float *m, float *v, size_t n,
+                    float lr, float beta1, float beta2, float eps, float weight_decay, int64_t step,
+                    const float *grad_scale) {
+    rt_ctx f = f32_twin(ctx);
+    cpu_adamw(&f, master, master, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step, grad_scale);
+    store(ctx, param, master, n);
+}
+
+// ---- gathers and copies: bf16 values moved as they are ----
+
+void cpu_bf16_embedding_forward(rt_ctx *ctx, void *out, const int32_t *tokens, const void *table, int N,
+                                int C) {
+    uint16_t *o = out;
+    const uint16_t *tab = table;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)N *C))
+    for (int i = 0; i < N; i++)
+        memcpy(o + (size_t)i * C, tab + (size_t)tokens[i] * C, (size_t)C * sizeof(uint16_t));
+}
+
+void cpu_bf16_kv_append(rt_ctx *ctx, void *cache, const void *x, int B, int T, int KVH, int D, int pos0,
+                        int cache_stride_T, int ld) {
+    uint16_t *dst = cache;
+    const uint16_t *src = x;
+    size_t row = (size_t)KVH * D;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            memcpy(dst + ((size_t)b * cache_stride_T + pos0 + t) * row,
+                   src + ((size_t)b * T + t) * (size_t)ld, row * sizeof(uint16_t));
+}
+
+// A copy moves bf16 values as they are; an accumulate adds in fp32 and rounds the sum once.
+void cpu_bf16_copy_rows(rt_ctx *ctx, void *dst, int ld_dst, const void *src, int ld_src, int rows, int cols,
+                        int accumulate) {
+    uint16_t *d = dst;
+    const uint16_t *s = src;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)rows *cols))
+    for (int r = 0; r < rows; r++) {
+        uint16_t *drow = d + (size_t)r * ld_dst;
+        const uint16_t *srow = s + (size_t)r * ld_src;
+        if (accumulate) {
+#pragma omp simd
+            for (int c = 0; c < cols; c++)
+                drow[c] = cpu_bf16_store(cpu_bf16_load(drow[c]) + cpu_bf16_load(srow[c]));
+        } else {
+            memcpy(drow, srow, (size_t)cols * sizeof(uint16_t));
+        }
+    }
+}
+
+// ---- the rest: fp32 working copies ----
+
+void cpu_bf16_bias_backward(rt_ctx *ctx, void *dbias, const void *dout, int N, int n) {
+    rt_ctx f = f32_twin(ctx);
+    float *db = load(ctx, 0, dbias, (size_t)n);
+    cpu_bias_backward(&f, db, load(ctx, 1, dout, (size_t)N * n), N, n);
+    store(ctx, dbias, db, (size_t)n);
+}
+
+// The whole table in fp32, so a token that repeats sums its rows in fp32 and rounds once (as the GPU does).
+void cpu_bf16_embedding_backward(rt_ctx *ctx, void *dtable, const void *dout, const int32_t *tokens, int N,
+                                 int C) {
+    rt_ctx f = f32_twin(ctx);
+    int V = 0;
+    for (int i = 0; i < N; i++) V = tokens[i] >= V ? tokens[i] + 1 : V; // rows past the largest id stay
+    float *dt = load(ctx, 0, dtable, (size_t)V * C);
+    cpu_embedding_backward(&f, dt, load(ctx, 1, dout, (size_t)N * C), tokens, N, C);
+    store(ctx, dtable, dt, (size_t)V * C);
+}
+
+void cpu_bf16_rmsnorm_forward(rt_ctx *ctx, void *out, float *rstd, const void *x, const void *weight, int N,
+                              int C, float eps) {
+    rt_ctx f = f32_twin(ctx);
+    size_t n = (size_t)N * C;
+    float *o = cpu_f32_slot(ctx, 2, n);
+    cpu_rmsnorm_forward(&f, o, rstd, load(ctx, 0, x, n), load(ctx, 1, weight, (size_t)C), N, C, eps);
+    store(ctx, out, o, n);
+}
+
+void cpu_bf16_rmsnorm_backward(rt_ctx *ctx, void *dx, void *dweight, const void *dout, const void *x,
+                               const void *weight, const float *rstd, int N, int C) {
+    rt_ctx f = f32_twin(ctx);
+    size_t n = (size_t)N * C;
+    float *dxf = load(ctx, 0, dx, n), *dwf = load(ctx, 1, dweight, (size_t)C);
+    cpu_rmsnorm_backward(&f, dxf, dwf, load(ctx, 2, dout, n), load(ctx, 3, x, n),
+                         load(ctx, 4, weight, (size_t)C), rstd, N, C);
+    store(ctx, dx, dxf, n);
+    store(ctx, dweight, dwf, (size_t)C);
+}
+
+// The strided rows (ld apart) convert to a contiguous fp32 copy; only the H * D columns of each row go back.
+void cpu_bf16_rope_forward_at(rt_ctx *ctx, void *out, const void *x, const float *cos_tab,
+                              const float *sin_tab, int B, int T, int H, int D, int pos0, int ld) {
+    rt_ctx f = f32_twin(ctx);
+    int rows = B * T, cols = H * D;
+    float *xf = load_rows(ctx, 0, x, rows, cols, ld);
+    cpu_rope_forward_at(&f, xf, xf, cos_tab, sin_tab, B, T, H, D, pos0, cols);
+    store_rows(ctx, out, ld, xf, rows, cols);
+}
+
+void cpu_bf16_rope_backward(rt_ctx *ctx, void *dx, const void *dout, const float *cos_tab,
+                            const float *sin_tab, int B, int T, int H, int D, int ld) {
+    rt_ctx f = f32_twin(ctx);
+    int rows = B * T, cols = H * D;
+    float *df = load_rows(ctx, 0, dout, rows, cols, ld);
+    cpu_rope_backward(&f, df, df, cos_tab, sin_tab, B, T, H, D, cols);
+    store_rows(ctx, dx, ld, df, rows, cols);
+}
+
+// q rows ldq apart, k and v ldkv apart (slices of the fused projection) in contiguous fp32 copies.
+void cpu_bf16_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k,
+                                const void *v, int B, int T, int H, int KVH, int D, int ldq, int ldkv) {
+    rt_ctx f = f32_twin(ctx);
+    int rows = B * T, cq = H * D, ck = KVH * D;
+    float *o = cpu_f32_slot(ctx, 3, (size_t)rows * cq);
+    cpu_attention_forward(&f, o, lse, load_rows(ctx, 0, q, rows, cq, ldq),
+                          load_rows(ctx, 1, k, rows, ck, ldkv), load_rows(ctx, 2, v, rows, ck, ldkv), B, T, H,
+                          KVH, D, cq, ck);
+    store(ctx, out, o, (size_t)rows * cq);
+}
+
+// dq goes back to rows ldq apart, dk and dv to rows ldkv apart; dout and out are contiguous.
+void cpu_bf16_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const void *dout, const void *q,
+                                 const void *k, const void *v, const void *out, const float *lse, int B,
+                                 int T, int H, int KVH, int D, int ldq, int ldkv) {
+    rt_ctx f = f32_twin(ctx);
+    int rows = B * T, cq = H * D, ck = KVH * D;
+    size_t nq = (size_t)rows * cq, nk = (size_t)rows * ck;
+    float *dqf = cpu_f32_slot(ctx, 5, nq), *dkf = cpu_f32_slot(ctx, 6, nk), *dvf = cpu_f32_slot(ctx, 7, nk);
+    cpu_attention_backward(&f, dqf, dkf, dvf, load(ctx, 0, dout, nq), load_rows(ctx, 1, q, rows, cq, ldq),
+                           load_rows(ctx, 2, k, rows, ck, ldkv), load_rows(ctx, 3, v, rows, ck, ldkv),
+                           load(ctx, 4, out, nq), lse, B, T, H, KVH, D, cq, ck);
+    store_rows(ctx, dq, ldq, dqf, rows, cq);
+    store_rows(ctx, dk, ldkv, dkf, rows, ck);
+    store_rows(ctx, dv, ldkv, dvf, rows, ck);
+}
+
+void cpu_bf16_cross_entropy(rt_ctx *ctx, float *losses, void *dlogits, const void *logits,
+                            const int32_t *targets, int N, int V, float grad_scale) {
+    rt_ctx f = f32_twin(ctx);
+    size_t n = (size_t)N * V;
+    float *lf = load(ctx, 0, logits, n), *df = NULL;
+    if (dlogits) df = dlogits == logits ? lf : cpu_f32_slot(ctx, 1, n);
+    cpu_cross_entropy(&f, losses, df, lf, targets, N, V, grad_scale);
+    if (dlogits) store(ctx, dlogits, df, n);
+}
+
+void cpu_bf16_distill_loss(rt_ctx *ctx, float *ce, float *kd, void *dlogits, const void *logits,
+                           const void *teacher_logits, const int32_t *topk_ids, const float *topk_logprobs,
+                           int k, const int32_t *targets, int N, int V, const rt_kd_params *p,
+                           float grad_scale) {
+    rt_ctx f = f32_twin(ctx);
+    size_t n = (size_t)N * V;
+    float *lf = load(ctx, 0, logits, n), *df = NULL;
+    const float *tf = teacher_logits ? load(ctx, 1, teacher_logits, n) : NULL;
+    if (dlogits) df = dlogits == logits ? lf : cpu_f32_slot(ctx, 2, n);
+    cpu_distill_loss(&f, ce, kd, df, lf, tf, topk_ids, topk_logprobs, k, targets, N, V, p, grad_scale);
+    if (dlogits) store(ctx, dlogits, df, n);
+}
+
+void cpu_bf16_sum_squares(rt_ctx *ctx, float *acc, const void *x, size_t n) {
+    rt_ctx f = f32_twin(ctx);
+    cpu_sum_squares(&f, acc, load(ctx, 0, x, n), n);
+}
+
+// Converts the whole cache [B, cache_stride_T, KVH, D]: generation on a bf16 CPU context is for checking
+// against the GPU, not for speed.
+void cpu_bf16_attention_forward_cached(rt_ctx *ctx, void *out, const void *q, const void *k_cache,
+                                       const void *v_cache, int B, int Tq, int T_ctx, int H, int KVH, int D,
+                                       int cache_stride_T, int ld) {
+    rt_ctx f = f32_twin(ctx);
+    int cq = H * D;
+    size_t nq = (size_t)B * Tq * cq, nk = (size_t)B * cache_stride_T * KVH * D;
+    float *o = cpu_f32_slot(ctx, 3, nq);
+    cpu_attention_forward_cached(&f, o, load_rows(ctx, 0, q, B * Tq, cq, ld), load(ctx, 1, k_cache, nk),
+                                 load(ctx, 2, v_cache, nk), B, Tq, T_ctx, H, KVH, D, cache_stride_T, cq);
+    store(ctx, out, o, nq);
+}
+
+void cpu_bf16_nf4_dequantize(rt_ctx *ctx, void *out, const uint8_t *codes, const float *absmax,
+                             const int8_t *absmax_q, const float *absmax_scale, float absmax_offset,
+                             size_t n) {
+    rt_ctx f = f32_twin(ctx);
+    float *o = cpu_f32_slot(ctx, 0, n);
+    cpu_nf4_dequantize(&f, o, codes, absmax, absmax_q, absmax_scale, absmax_offset, n);
+    store(ctx, out, o, n);
+}
+
+void cpu_bf16_dropout(rt_ctx *ctx, void *out, const void *x, size_t n, float p, uint64_t seed) {
+    rt_ctx f = f32_twin(ctx);
+    float *xf = load(ctx, 0, x, n);
+    cpu_dropout(&f, xf, xf, n, p, seed);
+    store(ctx, out, xf, n);
+}
