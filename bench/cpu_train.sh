@@ -11,13 +11,13 @@
 #
 #   bench/cpu_train.sh [STEPS] [THREADS]
 # Model: dim 256, 4 layers, 8 heads, ffn 688, byte vocabulary (3.2M parameters), B=8, T=256.
-# RT_BENCH_PRECISION=bf16 trains retort in bf16 (the peers stay fp32).
+# retort trains in fp32 and, where the CPU runs bf16 (oneDNN has bf16 kernels for it), again in bf16; the
+# peers train in fp32, so the ratios are against retort's fp32 and bf16 is reported against retort's fp32.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 steps=${1:-30}
 threads=${2:-$(nproc)}
-precision=${RT_BENCH_PRECISION:-fp32}
 ./scripts/bootstrap.sh test >/dev/null
 ./scripts/build.sh >/dev/null
 retort=./build/retort
@@ -33,9 +33,17 @@ maxrss=(/usr/bin/python3 -c 'import resource, subprocess, sys
 rc = subprocess.call(sys.argv[1:])
 print("peak_rss_mib %.1f" % (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024), file=sys.stderr)
 sys.exit(rc)')
-"${maxrss[@]}" $retort train trainer/configs/tiny.yaml "${dims[@]}" "train.steps=$steps" train.warmup_steps=2 \
-    train.eval_every=0 checkpoint.every=0 run.log_every=1 "system.threads=$threads" "system.precision=$precision" \
-    "data.train=$work/train.h5" data.val= "run.out_dir=$work/run" >/dev/null 2>"$work/retort.log"
+retort_run() { # PRECISION: trains into $work/PRECISION/, its log in $work/retort-PRECISION.log
+    "${maxrss[@]}" $retort train trainer/configs/tiny.yaml "${dims[@]}" "train.steps=$steps" \
+        train.warmup_steps=2 train.eval_every=0 checkpoint.every=0 run.log_every=1 "system.threads=$threads" \
+        "system.precision=$1" "data.train=$work/train.h5" data.val= "run.out_dir=$work/$1" >/dev/null \
+        2>"$work/retort-$1.log"
+}
+retort_run fp32
+if ! retort_run bf16; then
+    echo "cpu_train: no bf16 run: $(grep -m1 error "$work/retort-bf16.log")" >&2
+    rm -f "$work/retort-bf16.log"
+fi
 
 # the peers: NAME PYTHON ARGS...; each writes NAME.json (torch_train.py's record plus peak_rss_mib)
 peer() {
@@ -54,43 +62,62 @@ peer torch2_sdpa "$torch2" --attention sdpa
 peer torch2_compile "$torch2" --attention sdpa --compile
 peer torch_debian /usr/bin/python3 --attention explicit
 
-/usr/bin/python3 - "$work" "$threads" "$steps" "$precision" "bench/cpu_train.sh $*" <<'PY'
+/usr/bin/python3 - "$work" "$threads" "$steps" "bench/cpu_train.sh $*" <<'PY'
 import datetime, json, os, platform, re, subprocess, sys
-work, threads, steps, precision, command = sys.argv[1:]
-log = open(os.path.join(work, "retort.log")).read()
-# skip the first 3 steps (warm-up), average the rest
-recs = [json.loads(l) for l in open(os.path.join(work, "run", "metrics.jsonl")) if '"train"' in l][3:]
-rt = sum(r["tokens_per_s"] for r in recs) / len(recs)
-peak = float(re.search(r"matmul peak ([0-9.]+) GFLOP/s", log).group(1))
+work, threads, steps, command = sys.argv[1:]
+runs = {}
+for precision in ("fp32", "bf16"):
+    path = os.path.join(work, f"retort-{precision}.log")
+    if not os.path.exists(path):
+        continue
+    log = open(path).read()
+    # skip the first 3 steps (warm-up), average the rest
+    recs = [json.loads(l) for l in open(os.path.join(work, precision, "metrics.jsonl")) if '"train"' in l][3:]
+    runs[precision] = {
+        "tokens_per_s": sum(r["tokens_per_s"] for r in recs) / len(recs),
+        "gemm_peak": float(re.search(r"matmul peak ([0-9.]+) GFLOP/s", log).group(1)),
+        "gemm": re.search(r"threads, ([^)]*)\) \|", log).group(1),
+        "peak_rss_mib": float(re.findall(r"peak_rss_mib ([0-9.]+)", log)[-1]),
+    }
+log = open(os.path.join(work, "retort-fp32.log")).read()
 mflop = float(re.search(r"([0-9.]+) MFLOP per training token", log).group(1))
 params = int(re.search(r"model: ([0-9]+) parameters", log).group(1))
-rt_gemm = re.search(r"threads, ([^)]*)\) \|", log).group(1)
-rt_mib = float(re.findall(r"peak_rss_mib ([0-9.]+)", log)[-1])
+rt = runs["fp32"]["tokens_per_s"]
+peak = runs["fp32"]["gemm_peak"]
 peers = {n: json.load(open(os.path.join(work, n + ".json"))) for n in ("torch2_sdpa", "torch2_compile", "torch_debian")}
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 fam = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("cpu family")), "?")
 model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model\t")), "?")
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 print(f"{cpu} (family {fam} model {model}); model: {params} parameters, B=8, T=256, {threads} threads, {steps} steps")
-print(f"fp32 GEMM peak measured by retort at start: {peak:.1f} GFLOP/s")
+print(f"GEMM peak measured by retort at start: fp32 {peak:.1f} GFLOP/s"
+      + (f", bf16 {runs['bf16']['gemm_peak']:.1f} GFLOP/s" if "bf16" in runs else ""))
 def row(name, tps, mib, kernels):
     g = tps * mflop / 1e3
     print(f"{name:34s} {tps:9.0f} tok/s {g:7.1f} GFLOP/s {100 * g / peak:5.1f}% {mib:7.0f} MiB  {kernels}")
-row(f"retort ({precision})", rt, rt_mib, rt_gemm)
+for precision, r in runs.items():
+    row(f"retort ({precision})", r["tokens_per_s"], r["peak_rss_mib"], r["gemm"])
 labels = {"torch2_sdpa": "PyTorch %s eager + SDPA", "torch2_compile": "PyTorch %s compile + SDPA",
           "torch_debian": "PyTorch %s (Debian), explicit attn"}
 for n, p in peers.items():
     row(labels[n] % p["torch"].split("+")[0], p["tokens_per_s"], p["peak_rss_mib"], p["kernels"])
 for n, p in peers.items():
-    print(f"ratio retort / {labels[n] % p['torch'].split('+')[0]}: {rt / p['tokens_per_s']:.2f}x")
+    print(f"ratio retort fp32 / {labels[n] % p['torch'].split('+')[0]}: {rt / p['tokens_per_s']:.2f}x")
+if "bf16" in runs:
+    print(f"ratio retort bf16 / retort fp32: {runs['bf16']['tokens_per_s'] / rt:.2f}x")
 rec = {"date": datetime.date.today().isoformat(), "commit": commit, "cpu": cpu, "cpu_family": fam, "cpu_model": model,
-       "threads": int(threads), "params": params, "B": 8, "T": 256, "steps": int(steps), "precision": precision,
-       "retort_tokens_per_s": round(rt, 1), "retort_gemm": rt_gemm, "retort_gflops": round(rt * mflop / 1e3, 2),
-       "gemm_peak_gflops": peak, "retort_peak_rss_mib": rt_mib, "command": command,
+       "threads": int(threads), "params": params, "B": 8, "T": 256, "steps": int(steps),
+       "retort_tokens_per_s": round(rt, 1), "retort_gemm": runs["fp32"]["gemm"],
+       "retort_gflops": round(rt * mflop / 1e3, 2), "gemm_peak_gflops": peak,
+       "retort_peak_rss_mib": runs["fp32"]["peak_rss_mib"], "command": command,
        "mflop_per_token": mflop}
 for n, p in peers.items():
     rec[n] = {"torch": p["torch"], "tokens_per_s": round(p["tokens_per_s"], 1), "kernels": p["kernels"],
               "peak_rss_mib": p["peak_rss_mib"], "ratio": round(rt / p["tokens_per_s"], 3)}
+if "bf16" in runs:
+    b = runs["bf16"]
+    rec["retort_bf16"] = {"tokens_per_s": round(b["tokens_per_s"], 1), "gemm_peak_gflops": b["gemm_peak"],
+                          "peak_rss_mib": b["peak_rss_mib"], "over_fp32": round(b["tokens_per_s"] / rt, 3)}
 os.makedirs(os.path.join("bench", "results"), exist_ok=True)
 with open(os.path.join("bench", "results", "cpu_train.jsonl"), "a") as f:
     f.write(json.dumps(rec) + "\n")
