@@ -68,7 +68,7 @@ typedef struct rt_config {
     } checkpoint;
     struct {
         char device[RT_NAME_MAX];    // "cpu", "cuda" or "auto"
-        char precision[RT_NAME_MAX]; // "fp32" or "bf16" (GPU only)
+        char precision[RT_NAME_MAX]; // "fp32" or "bf16" (GPU, or CPU with oneDNN bf16 kernels)
         int threads;                 // CPU threads, 0 = the node's cores / ranks on the node
         char dist[RT_NAME_MAX];      // communicator: "auto", "single", "mpi" or "nccl"
         double peak_tflops;          // MFU's denominator; 0 = a known GPU's spec peak, else measured
