@@ -50,8 +50,6 @@ void cpu_bf16_add(rt_ctx *ctx, void *out, const void *a, const void *b, size_t n
 void cpu_bf16_accumulate_f32(rt_ctx *ctx, float *acc, const void *x, size_t n, int first);
 void cpu_bf16_add_bias_rows(rt_ctx *ctx, void *out, const void *bias, int N, int n);
 void cpu_bf16_bias_backward(rt_ctx *ctx, void *dbias, const void *dout, int N, int n);
-void cpu_bf16_embedding_forward(rt_ctx *ctx, void *out, const int32_t *tokens, const void *table, int N,
-                                int C);
 void cpu_bf16_embedding_backward(rt_ctx *ctx, void *dtable, const void *dout, const int32_t *tokens, int N,
                                  int C);
 void cpu_bf16_rmsnorm_forward(rt_ctx *ctx, void *out, float *rstd, const void *x, const void *weight, int N,
@@ -83,10 +81,8 @@ void cpu_bf16_adamw(rt_ctx *ctx, float *master, void *param, const float *grad, 
 void cpu_bf16_attention_forward_cached(rt_ctx *ctx, void *out, const void *q, const void *k_cache,
                                        const void *v_cache, int B, int Tq, int T_ctx, int H, int KVH, int D,
                                        int cache_stride_T, int ld);
-void cpu_bf16_kv_append(rt_ctx *ctx, void *cache, const void *x, int B, int T, int KVH, int D, int pos0,
-                        int cache_stride_T, int ld);
-void cpu_bf16_copy_rows(rt_ctx *ctx, void *dst, int ld_dst, const void *src, int ld_src, int rows, int cols,
-                        int accumulate);
+// dst rows += src rows in fp32, each sum rounded once (copy_rows' accumulate; its plain copy moves bytes)
+void cpu_bf16_add_rows(rt_ctx *ctx, void *dst, int ld_dst, const void *src, int ld_src, int rows, int cols);
 void cpu_bf16_nf4_dequantize(rt_ctx *ctx, void *out, const uint8_t *codes, const float *absmax,
                              const int8_t *absmax_q, const float *absmax_scale, float absmax_offset,
                              size_t n);

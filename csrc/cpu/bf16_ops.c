@@ -166,44 +166,19 @@ void cpu_bf16_adamw(rt_ctx *ctx, float *master, void *param, const float *grad, 
     store(ctx, param, master, n);
 }
 
-// ---- gathers and copies: bf16 values moved as they are ----
+// ---- row sums ----
+// (Gathers and copies move bf16 values as they are: the fp32 ops do them by element size.)
 
-void cpu_bf16_embedding_forward(rt_ctx *ctx, void *out, const int32_t *tokens, const void *table, int N,
-                                int C) {
-    uint16_t *o = out;
-    const uint16_t *tab = table;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)N *C))
-    for (int i = 0; i < N; i++)
-        memcpy(o + (size_t)i * C, tab + (size_t)tokens[i] * C, (size_t)C * sizeof(uint16_t));
-}
-
-void cpu_bf16_kv_append(rt_ctx *ctx, void *cache, const void *x, int B, int T, int KVH, int D, int pos0,
-                        int cache_stride_T, int ld) {
-    uint16_t *dst = cache;
-    const uint16_t *src = x;
-    size_t row = (size_t)KVH * D;
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-            memcpy(dst + ((size_t)b * cache_stride_T + pos0 + t) * row,
-                   src + ((size_t)b * T + t) * (size_t)ld, row * sizeof(uint16_t));
-}
-
-// A copy moves bf16 values as they are; an accumulate adds in fp32 and rounds the sum once.
-void cpu_bf16_copy_rows(rt_ctx *ctx, void *dst, int ld_dst, const void *src, int ld_src, int rows, int cols,
-                        int accumulate) {
+void cpu_bf16_add_rows(rt_ctx *ctx, void *dst, int ld_dst, const void *src, int ld_src, int rows, int cols) {
     uint16_t *d = dst;
     const uint16_t *s = src;
 #pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)rows *cols))
     for (int r = 0; r < rows; r++) {
         uint16_t *drow = d + (size_t)r * ld_dst;
         const uint16_t *srow = s + (size_t)r * ld_src;
-        if (accumulate) {
 #pragma omp simd
-            for (int c = 0; c < cols; c++)
-                drow[c] = cpu_bf16_store(cpu_bf16_load(drow[c]) + cpu_bf16_load(srow[c]));
-        } else {
-            memcpy(drow, srow, (size_t)cols * sizeof(uint16_t));
-        }
+        for (int c = 0; c < cols; c++)
+            drow[c] = cpu_bf16_store(cpu_bf16_load(drow[c]) + cpu_bf16_load(srow[c]));
     }
 }
 

@@ -8,16 +8,12 @@
 
 // out[N,C] = table[tokens[i], :]
 void cpu_embedding_forward(rt_ctx *ctx, void *out, const int32_t *tokens, const void *table, int N, int C) {
-    if (ctx->act == RT_BF16) {
-        cpu_bf16_embedding_forward(ctx, out, tokens, table, N, C);
-        return;
-    }
-    float *o = out;
-    const float *tab = table;
-    size_t work = (size_t)N * C;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, work))
-    for (int i = 0; i < N; i++)
-        memcpy(o + (size_t)i * C, tab + (size_t)tokens[i] * C, (size_t)C * sizeof(float));
+    // a gather: the same bytes in fp32 and bf16
+    size_t es = rt_dtype_size(ctx->act), row = (size_t)C * es;
+    char *o = out;
+    const char *tab = table;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)N *C))
+    for (int i = 0; i < N; i++) memcpy(o + (size_t)i * row, tab + (size_t)tokens[i] * row, row);
 }
 
 // dtable[tokens[i], :] += dout[i, :]. Rows repeat across tokens, so threads split the columns instead of

@@ -53,21 +53,24 @@ void cpu_dropout(rt_ctx *ctx, void *out, const void *x, size_t n, float p, uint6
 
 void cpu_copy_rows(rt_ctx *ctx, void *dst, int ld_dst, const void *src, int ld_src, int rows, int cols,
                    int accumulate) {
-    if (ctx->act == RT_BF16) {
-        cpu_bf16_copy_rows(ctx, dst, ld_dst, src, ld_src, rows, cols, accumulate);
+    if (accumulate && ctx->act == RT_BF16) {
+        cpu_bf16_add_rows(ctx, dst, ld_dst, src, ld_src, rows, cols);
         return;
     }
-    float *d = dst;
-    const float *s = src;
+    size_t es = rt_dtype_size(ctx->act); // a plain copy moves the same bytes in fp32 and bf16
+    char *d = dst;
+    const char *s = src;
 #pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)rows *cols))
     for (int r = 0; r < rows; r++) {
-        float *drow = d + (size_t)r * ld_dst;
-        const float *srow = s + (size_t)r * ld_src;
+        char *drow = d + (size_t)r * ld_dst * es;
+        const char *srow = s + (size_t)r * ld_src * es;
         if (accumulate) {
+            float *df = (float *)drow;
+            const float *sf = (const float *)srow;
 #pragma omp simd
-            for (int c = 0; c < cols; c++) drow[c] += srow[c];
+            for (int c = 0; c < cols; c++) df[c] += sf[c];
         } else {
-            memcpy(drow, srow, (size_t)cols * sizeof(float));
+            memcpy(drow, srow, (size_t)cols * es);
         }
     }
 }

@@ -63,15 +63,12 @@ void cpu_attention_forward_cached(rt_ctx *ctx, void *out, const void *q, const v
 
 void cpu_kv_append(rt_ctx *ctx, void *cache, const void *x, int B, int T, int KVH, int D, int pos0,
                    int cache_stride_T, int ld) {
-    if (ctx->act == RT_BF16) {
-        cpu_bf16_kv_append(ctx, cache, x, B, T, KVH, D, pos0, cache_stride_T, ld);
-        return;
-    }
-    float *dst = cache;
-    const float *src = x;
-    size_t row = (size_t)KVH * D;
+    // a copy: the same bytes in fp32 and bf16
+    size_t es = rt_dtype_size(ctx->act), row = (size_t)KVH * D;
+    char *dst = cache;
+    const char *src = x;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
-            memcpy(dst + ((size_t)b * cache_stride_T + pos0 + t) * row,
-                   src + ((size_t)b * T + t) * (size_t)ld, row * sizeof(float));
+            memcpy(dst + ((size_t)b * cache_stride_T + pos0 + t) * row * es,
+                   src + ((size_t)b * T + t) * (size_t)ld * es, row * es);
 }
