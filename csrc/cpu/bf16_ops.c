@@ -132,10 +132,8 @@ void cpu_bf16_swiglu_forward(rt_ctx *ctx, void *out, const void *gate, const voi
         uint16_t *orow = o + (size_t)r * F;
         const uint16_t *grow = g + (size_t)r * ld, *urow = u + (size_t)r * ld;
 #pragma omp simd
-        for (int i = 0; i < F; i++) {
-            float gi = cpu_bf16_load(grow[i]);
-            orow[i] = cpu_bf16_store(gi / (1.0f + cpu_expf(-gi)) * cpu_bf16_load(urow[i]));
-        }
+        for (int i = 0; i < F; i++)
+            orow[i] = cpu_bf16_store(cpu_swiglu(cpu_bf16_load(grow[i]), cpu_bf16_load(urow[i])));
     }
 }
 
@@ -150,9 +148,8 @@ void cpu_bf16_swiglu_backward(rt_ctx *ctx, void *dgate, void *dup, const void *d
 #pragma omp simd
         for (int i = 0; i < F; i++) {
             float gi = cpu_bf16_load(g[io + i]), di = cpu_bf16_load(drow[i]);
-            float sig = 1.0f / (1.0f + cpu_expf(-gi));
-            dg[io + i] = cpu_bf16_store(di * cpu_bf16_load(u[io + i]) * sig * (1.0f + gi * (1.0f - sig)));
-            du[io + i] = cpu_bf16_store(di * gi * sig);
+            dg[io + i] = cpu_bf16_store(cpu_swiglu_dgate(gi, cpu_bf16_load(u[io + i]), di));
+            du[io + i] = cpu_bf16_store(cpu_swiglu_dup(gi, di));
         }
     }
 }

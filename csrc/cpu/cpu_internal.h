@@ -66,6 +66,20 @@ static inline float cpu_expf(float x) {
     return x < lo ? 0.0f : y;
 }
 
+// SwiGLU of one element, out = silu(g) u, and its gradients for dout d: the fp32 and bf16 ops share them
+// (bf16 loads and rounds around them). dgate = d u sig (1 + g (1 - sig)), dup = d silu(g).
+static inline float cpu_swiglu(float g, float u) {
+    return g / (1.0f + cpu_expf(-g)) * u;
+}
+static inline float cpu_swiglu_dgate(float g, float u, float d) {
+    float sig = 1.0f / (1.0f + cpu_expf(-g));
+    return d * u * sig * (1.0f + g * (1.0f - sig));
+}
+static inline float cpu_swiglu_dup(float g, float d) {
+    float sig = 1.0f / (1.0f + cpu_expf(-g));
+    return d * g * sig;
+}
+
 #define CPU_LANES 16
 
 // sum(a[i] * b[i]) in CPU_LANES fixed lanes.

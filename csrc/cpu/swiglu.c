@@ -15,7 +15,7 @@ void cpu_swiglu_forward(rt_ctx *ctx, void *out, const void *gate, const void *up
         float *orow = o + (size_t)r * F;
         const float *grow = g + (size_t)r * ld, *urow = u + (size_t)r * ld;
 #pragma omp simd
-        for (int i = 0; i < F; i++) orow[i] = grow[i] / (1.0f + cpu_expf(-grow[i])) * urow[i];
+        for (int i = 0; i < F; i++) orow[i] = cpu_swiglu(grow[i], urow[i]);
     }
 }
 
@@ -34,10 +34,8 @@ void cpu_swiglu_backward(rt_ctx *ctx, void *dgate, void *dup, const void *dout, 
         const float *drow = d + (size_t)r * F;
 #pragma omp simd
         for (int i = 0; i < F; i++) {
-            float gi = g[io + i], di = drow[i];
-            float sig = 1.0f / (1.0f + cpu_expf(-gi));
-            dg[io + i] = di * u[io + i] * sig * (1.0f + gi * (1.0f - sig));
-            du[io + i] = di * gi * sig;
+            dg[io + i] = cpu_swiglu_dgate(g[io + i], u[io + i], drow[i]);
+            du[io + i] = cpu_swiglu_dup(g[io + i], drow[i]);
         }
     }
 }
