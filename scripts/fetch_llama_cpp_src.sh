@@ -13,6 +13,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 dest=${1:-$root/tests/ref/llama-cpp-python}
 version=0.3.36
 tarball=$dest/llama_cpp_python-$version.tar.gz
+# the source package's address on PyPI and its sha256 (https://pypi.org/simple/llama-cpp-python/)
+url=https://files.pythonhosted.org/packages/ec/e9/e7de2b0463ea3ffbf0ede6cb21b58c1258a8f6521aae45ca773a59fe7cf3/llama_cpp_python-$version.tar.gz
+sha256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 tree=$dest/llama_cpp_python-$version/vendor/llama.cpp
 stamp=$tree/.unpacked
 
@@ -22,9 +25,24 @@ if [[ ! -f $stamp ]]; then
         tmp=$(mktemp -d "$dest/.fetch.XXXXXX")
         trap 'rm -rf "$tmp"' EXIT
         echo "fetch_llama_cpp_src: downloading llama-cpp-python $version (source package, about 77 MB)" >&2
-        /usr/bin/python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
-            --dest "$tmp" "llama-cpp-python==$version" >&2
-        mv "$tmp"/llama_cpp_python-"$version".tar.gz "$tarball"
+        # straight from the file's PyPI address and checked against its published digest: `pip download`
+        # of a source package first builds the package's build backend to read its metadata (3 minutes on
+        # 2 cores), for a file we only unpack
+        /usr/bin/python3 - "$url" "$sha256" "$tmp/package.tar.gz" <<'PY'
+import hashlib
+import sys
+import urllib.request
+
+url, want, out = sys.argv[1:]
+digest = hashlib.sha256()
+with urllib.request.urlopen(url, timeout=300) as response, open(out, "wb") as f:
+    while block := response.read(1 << 20):
+        digest.update(block)
+        f.write(block)
+if digest.hexdigest() != want:
+    sys.exit(f"fetch_llama_cpp_src: {url}: sha256 {digest.hexdigest()}, expected {want}")
+PY
+        mv "$tmp/package.tar.gz" "$tarball"
     fi
     tar -xzf "$tarball" -C "$dest" --wildcards \
         "llama_cpp_python-$version/vendor/llama.cpp/convert_hf_to_gguf.py" \

@@ -7,8 +7,8 @@
 #                                           fuzz-out/<harness>/crash-*, each reported with the command
 #                                           that replays it.
 #   scripts/fuzz.sh --ci                    what CI runs: build, then `ctest -L fuzz` (each harness for
-#                                           RT_FUZZ_SECONDS, 60 by default, over its committed seeds;
-#                                           one harness per core at a time: 4 minutes on 2 cores)
+#                                           RT_FUZZ_SECONDS, 30 by default, over its committed seeds;
+#                                           one harness per core at a time: 13 harnesses, 3.5 minutes on 2 cores)
 #   scripts/fuzz.sh --run-one SECONDS BINARY SEEDS WORKDIR
 #                                           one bounded run (the ctest tests use it)
 # Harnesses: config jsonl text_import gguf safetensors hf_config dataset checkpoint pretokenize
