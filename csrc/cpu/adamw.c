@@ -5,33 +5,45 @@
 #include "bf16.h"
 #include "cpu_internal.h"
 
-// master, m, v [n] fp32; param [n] receives the new weights (may be master); grad [n]
+// One element's update of m, v and the master weight; returns the new weight.
+static inline float adamw_step(float *master, float *m, float *v, float g, float lr, float beta1, float beta2,
+                               float eps, float weight_decay, float bc1, float bc2) {
+    float mi = beta1 * *m + (1.0f - beta1) * g;
+    float vi = beta2 * *v + (1.0f - beta2) * g * g;
+    *m = mi;
+    *v = vi;
+    float w = *master;
+    w = w - lr * ((mi / bc1) / (sqrtf(vi / bc2) + eps) + weight_decay * w);
+    *master = w;
+    return w;
+}
+
+// master, m, v [n] fp32; param [n] receives the new weights: master itself, an fp32 copy, or (bf16 contexts)
+// the bf16 compute copy, rounded in the same pass; grad [n]
 void cpu_adamw(rt_ctx *ctx, float *master, void *param, const float *grad, float *m, float *v, size_t n,
                float lr, float beta1, float beta2, float eps, float weight_decay, int64_t step,
                const float *grad_scale) {
-    if (ctx->act == RT_BF16) {
-        cpu_bf16_adamw(ctx, master, param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step,
-                       grad_scale);
-        return;
-    }
-    const float *g = grad;
-    float *p = param;
     float gs = *grad_scale;
     float bc1 = (float)(1.0 - pow((double)beta1, (double)step));
     float bc2 = (float)(1.0 - pow((double)beta2, (double)step));
-    // memory-bound: 5 streams in, 3 out; sqrtf (errno) keeps GCC from vectorizing it, which costs little
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, n))
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i] * gs;
-        float mi = beta1 * m[i] + (1.0f - beta1) * gi;
-        float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        float w = master[i];
-        master[i] = w - lr * ((mi / bc1) / (sqrtf(vi / bc2) + eps) + weight_decay * w);
-    }
-    if (p != master) {
-#pragma omp parallel for simd schedule(static) num_threads(cpu_threads(ctx, n))
-        for (size_t i = 0; i < n; i++) p[i] = master[i];
+    int nt = cpu_threads(ctx, n);
+    // 4 streams in, 3 or 4 out; SIMD (the build has no math errno), and vsqrtps and vdivps round as the
+    // scalar instructions do, so the bits do not depend on the vector width
+    if (ctx->act == RT_BF16) {
+        uint16_t *p = param;
+#pragma omp parallel for simd schedule(static) num_threads(nt)
+        for (size_t i = 0; i < n; i++)
+            p[i] = cpu_bf16_store(adamw_step(&master[i], &m[i], &v[i], grad[i] * gs, lr, beta1, beta2, eps,
+                                             weight_decay, bc1, bc2));
+    } else if (param != master) {
+        float *p = param;
+#pragma omp parallel for simd schedule(static) num_threads(nt)
+        for (size_t i = 0; i < n; i++)
+            p[i] = adamw_step(&master[i], &m[i], &v[i], grad[i] * gs, lr, beta1, beta2, eps, weight_decay,
+                              bc1, bc2);
+    } else {
+#pragma omp parallel for simd schedule(static) num_threads(nt)
+        for (size_t i = 0; i < n; i++)
+            adamw_step(&master[i], &m[i], &v[i], grad[i] * gs, lr, beta1, beta2, eps, weight_decay, bc1, bc2);
     }
 }

@@ -28,10 +28,7 @@ static void probabilities(float *P, int ldp, const float *q, int ldq, const floa
 #pragma omp simd
             for (int j = 0; j < n; j++) row[j] = cpu_expf(row[j] - l);
         } else {
-            float mx = cpu_max(row, n);
-#pragma omp simd
-            for (int j = 0; j < n; j++) row[j] = cpu_expf(row[j] - mx);
-            float sum = cpu_sum(row, n), inv = 1.0f / sum;
+            float mx = cpu_max(row, n), sum = cpu_exp_sum(row, n, mx), inv = 1.0f / sum;
             lse_out[t] = mx + logf(sum);
 #pragma omp simd
             for (int j = 0; j < n; j++) row[j] *= inv;

@@ -42,6 +42,27 @@ int cpu_bf16_matmul_init(rt_ctx *ctx, rt_error *err);
 void cpu_bf16_matmul_free(rt_ctx *ctx);
 void cpu_bf16_matmul(rt_ctx *ctx, void *out, const void *a, const void *b, int M, int N, int K, int trans_a,
                      int trans_b, float alpha, float beta);
+// One bf16 GEMM, or a batch of them, as oneDNN's matmul takes it: for every batch index (i, j, l) < batch,
+//   c[i,j,l][M,N] = alpha a[i,j,l][M,K] b[i,j,l][K,N] + beta c[i,j,l]    (fp32 accumulation)
+// with each operand given by element strides (batch 0..2, row, column), so transposed and strided operands
+// (a head's slice of a fused projection) need no copy; a batch dim of 1 in a_batch or b_batch broadcasts.
+// c is fp32 or bf16. Build it from a zeroed struct (the cache compares descriptors by their bytes).
+typedef struct cpu_bmm {
+    int64_t batch[3], a_batch[3], b_batch[3];
+    int64_t M, N, K;
+    int64_t a_stride[5], b_stride[5], c_stride[5];
+    int32_t c_f32;
+    float alpha, beta;
+    int32_t unused; // keeps the struct free of padding
+} cpu_bmm;
+void cpu_bf16_bmm(rt_ctx *ctx, const cpu_bmm *d, void *c, const void *a, const void *b);
+// The same in two steps, for products run from inside a parallel region: prepare (outside the region: it
+// finds or makes the primitive in the context's cache) and run (from any thread of the context, each on its
+// own memory objects and stream). A prepared primitive stays valid until MM_CACHE others have been
+// prepared. A failure is kept for cpu_gemm_check; run then does nothing.
+struct mm_entry;
+const struct mm_entry *cpu_bf16_bmm_prepare(rt_ctx *ctx, const cpu_bmm *d);
+void cpu_bf16_bmm_run(rt_ctx *ctx, const struct mm_entry *e, void *c, const void *a, const void *b);
 // NULL when oneDNN runs bf16 GEMMs on this CPU, otherwise why not, naming the CPU's instruction set.
 const char *cpu_bf16_unsupported(void);
 
@@ -75,9 +96,6 @@ void cpu_bf16_distill_loss(rt_ctx *ctx, float *ce, float *kd, void *dlogits, con
                            int k, const int32_t *targets, int N, int V, const rt_kd_params *p,
                            float grad_scale);
 void cpu_bf16_sum_squares(rt_ctx *ctx, float *acc, const void *x, size_t n);
-void cpu_bf16_adamw(rt_ctx *ctx, float *master, void *param, const float *grad, float *m, float *v, size_t n,
-                    float lr, float beta1, float beta2, float eps, float weight_decay, int64_t step,
-                    const float *grad_scale);
 void cpu_bf16_attention_forward_cached(rt_ctx *ctx, void *out, const void *q, const void *k_cache,
                                        const void *v_cache, int B, int Tq, int T_ctx, int H, int KVH, int D,
                                        int cache_stride_T, int ld);

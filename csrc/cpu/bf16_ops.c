@@ -155,13 +155,6 @@ void cpu_bf16_swiglu_backward(rt_ctx *ctx, void *dgate, void *dup, const void *d
 }
 
 // param (bf16) = the updated fp32 master, rounded once
-void cpu_bf16_adamw(rt_ctx *ctx, float *master, void *param, const float *grad, float *m, float *v, size_t n,
-                    float lr, float beta1, float beta2, float eps, float weight_decay, int64_t step,
-                    const float *grad_scale) {
-    rt_ctx f = f32_twin(ctx);
-    cpu_adamw(&f, master, master, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step, grad_scale);
-    store(ctx, param, master, n);
-}
 
 // ---- row sums ----
 // (Gathers and copies move bf16 values as they are: the fp32 ops do them by element size.)
@@ -236,34 +229,6 @@ void cpu_bf16_rope_backward(rt_ctx *ctx, void *dx, const void *dout, const float
     float *df = load_rows(ctx, 0, dout, rows, cols, ld);
     cpu_rope_backward(&f, df, df, cos_tab, sin_tab, B, T, H, D, cols);
     store_rows(ctx, dx, ld, df, rows, cols);
-}
-
-// q rows ldq apart, k and v ldkv apart (slices of the fused projection) in contiguous fp32 copies.
-void cpu_bf16_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k,
-                                const void *v, int B, int T, int H, int KVH, int D, int ldq, int ldkv) {
-    rt_ctx f = f32_twin(ctx);
-    int rows = B * T, cq = H * D, ck = KVH * D;
-    float *o = cpu_f32_slot(ctx, 3, (size_t)rows * cq);
-    cpu_attention_forward(&f, o, lse, load_rows(ctx, 0, q, rows, cq, ldq),
-                          load_rows(ctx, 1, k, rows, ck, ldkv), load_rows(ctx, 2, v, rows, ck, ldkv), B, T, H,
-                          KVH, D, cq, ck);
-    store(ctx, out, o, (size_t)rows * cq);
-}
-
-// dq goes back to rows ldq apart, dk and dv to rows ldkv apart; dout and out are contiguous.
-void cpu_bf16_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const void *dout, const void *q,
-                                 const void *k, const void *v, const void *out, const float *lse, int B,
-                                 int T, int H, int KVH, int D, int ldq, int ldkv) {
-    rt_ctx f = f32_twin(ctx);
-    int rows = B * T, cq = H * D, ck = KVH * D;
-    size_t nq = (size_t)rows * cq, nk = (size_t)rows * ck;
-    float *dqf = cpu_f32_slot(ctx, 5, nq), *dkf = cpu_f32_slot(ctx, 6, nk), *dvf = cpu_f32_slot(ctx, 7, nk);
-    cpu_attention_backward(&f, dqf, dkf, dvf, load(ctx, 0, dout, nq), load_rows(ctx, 1, q, rows, cq, ldq),
-                           load_rows(ctx, 2, k, rows, ck, ldkv), load_rows(ctx, 3, v, rows, ck, ldkv),
-                           load(ctx, 4, out, nq), lse, B, T, H, KVH, D, cq, ck);
-    store_rows(ctx, dq, ldq, dqf, rows, cq);
-    store_rows(ctx, dk, ldkv, dkf, rows, ck);
-    store_rows(ctx, dv, ldkv, dvf, rows, ck);
 }
 
 void cpu_bf16_cross_entropy(rt_ctx *ctx, float *losses, void *dlogits, const void *logits,

@@ -94,13 +94,21 @@ static inline float cpu_dot(const float *a, const float *b, int n) {
     return s;
 }
 
-// sum(a[i]) in CPU_LANES fixed lanes.
-static inline float cpu_sum(const float *a, int n) {
+// row[i] = exp(row[i] - shift) for i < n, in one pass with their sum, taken in CPU_LANES fixed lanes as
+// cpu_dot takes its products.
+static inline float cpu_exp_sum(float *row, int n, float shift) {
     float acc[CPU_LANES] = {0};
     int i = 0;
     for (; i + CPU_LANES <= n; i += CPU_LANES)
-        for (int j = 0; j < CPU_LANES; j++) acc[j] += a[i + j];
-    for (int j = 0; i < n; i++, j++) acc[j] += a[i];
+        for (int j = 0; j < CPU_LANES; j++) {
+            float e = cpu_expf(row[i + j] - shift);
+            row[i + j] = e;
+            acc[j] += e;
+        }
+    for (int j = 0; i < n; i++, j++) {
+        row[i] = cpu_expf(row[i] - shift);
+        acc[j] += row[i];
+    }
     float s = 0.0f;
     for (int j = 0; j < CPU_LANES; j++) s += acc[j];
     return s;

@@ -47,10 +47,7 @@ void cpu_attention_forward_cached(rt_ctx *ctx, void *out, const void *q, const v
             for (int t = r0; t < r1; t++) {
                 float *row = P + (size_t)(t - r0) * T_ctx;
                 int n = p0 + t + 1; // keys 0 .. p0 + t
-                float mx = cpu_max(row, n);
-#pragma omp simd
-                for (int j = 0; j < n; j++) row[j] = cpu_expf(row[j] - mx);
-                float inv = 1.0f / cpu_sum(row, n);
+                float mx = cpu_max(row, n), inv = 1.0f / cpu_exp_sum(row, n, mx);
 #pragma omp simd
                 for (int j = 0; j < n; j++) row[j] *= inv;
                 for (int j = n; j < n_keys; j++) row[j] = 0.0f;
