@@ -4,15 +4,18 @@
 #   - PyTorch 2 from PyPI (.venv-hf, made by scripts/bootstrap.sh test), eager, attention through
 #     F.scaled_dot_product_attention: the reference of the ratio;
 #   - the same with torch.compile (its compilation falls in the warm-up steps);
-#   - Debian's PyTorch 1.13 (python3-torch) with the explicit attention of tests/torch_llama.py.
+#   - Debian's PyTorch 1.13 (python3-torch) with the explicit attention of tests/torch_llama.py;
+#   - where retort trains in bf16 too: PyTorch 2 eager + SDPA under bf16 autocast, its mixed precision on
+#     CPUs, the reference of retort bf16's ratio.
 # Prints tokens/s, GFLOP/s against the fp32 GEMM peak retort measures at start, the ratios, peak resident
 # memory, and the GEMM library and kernels each one ran; appends one JSON line to
 # bench/results/cpu_train.jsonl. Nothing in the environment is set for any of them.
 #
 #   bench/cpu_train.sh [STEPS] [THREADS]
 # Model: dim 256, 4 layers, 8 heads, ffn 688, byte vocabulary (3.2M parameters), B=8, T=256.
-# retort trains in fp32 and, where the CPU runs bf16 (oneDNN has bf16 kernels for it), again in bf16; the
-# peers train in fp32, so the ratios are against retort's fp32 and bf16 is reported against retort's fp32.
+# retort trains in fp32 and, where the CPU runs bf16 (oneDNN has bf16 kernels for it), again in bf16. The
+# fp32 peers are compared with retort's fp32, PyTorch's bf16 autocast with retort's bf16, and retort's bf16
+# with its own fp32.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -61,6 +64,9 @@ PY
 peer torch2_sdpa "$torch2" --attention sdpa
 peer torch2_compile "$torch2" --attention sdpa --compile
 peer torch_debian /usr/bin/python3 --attention explicit
+if [[ -f "$work/retort-bf16.log" ]]; then
+    peer torch2_sdpa_bf16 "$torch2" --attention sdpa --bf16
+fi
 
 /usr/bin/python3 - "$work" "$threads" "$steps" "bench/cpu_train.sh $*" <<'PY'
 import datetime, json, os, platform, re, subprocess, sys
@@ -85,6 +91,7 @@ params = int(re.search(r"model: ([0-9]+) parameters", log).group(1))
 rt = runs["fp32"]["tokens_per_s"]
 peak = runs["fp32"]["gemm_peak"]
 peers = {n: json.load(open(os.path.join(work, n + ".json"))) for n in ("torch2_sdpa", "torch2_compile", "torch_debian")}
+bf16_peer = json.load(open(os.path.join(work, "torch2_sdpa_bf16.json"))) if "bf16" in runs else None
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 fam = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("cpu family")), "?")
 model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model\t")), "?")
@@ -101,9 +108,13 @@ labels = {"torch2_sdpa": "PyTorch %s eager + SDPA", "torch2_compile": "PyTorch %
           "torch_debian": "PyTorch %s (Debian), explicit attn"}
 for n, p in peers.items():
     row(labels[n] % p["torch"].split("+")[0], p["tokens_per_s"], p["peak_rss_mib"], p["kernels"])
+bf16_label = "PyTorch %s bf16 autocast eager + SDPA" % bf16_peer["torch"].split("+")[0] if bf16_peer else ""
+if bf16_peer:
+    row(bf16_label, bf16_peer["tokens_per_s"], bf16_peer["peak_rss_mib"], bf16_peer["kernels"])
 for n, p in peers.items():
     print(f"ratio retort fp32 / {labels[n] % p['torch'].split('+')[0]}: {rt / p['tokens_per_s']:.2f}x")
 if "bf16" in runs:
+    print(f"ratio retort bf16 / {bf16_label}: {runs['bf16']['tokens_per_s'] / bf16_peer['tokens_per_s']:.2f}x")
     print(f"ratio retort bf16 / retort fp32: {runs['bf16']['tokens_per_s'] / rt:.2f}x")
 rec = {"date": datetime.date.today().isoformat(), "commit": commit, "cpu": cpu, "cpu_family": fam, "cpu_model": model,
        "threads": int(threads), "params": params, "B": 8, "T": 256, "steps": int(steps),
@@ -118,6 +129,9 @@ if "bf16" in runs:
     b = runs["bf16"]
     rec["retort_bf16"] = {"tokens_per_s": round(b["tokens_per_s"], 1), "gemm_peak_gflops": b["gemm_peak"],
                           "peak_rss_mib": b["peak_rss_mib"], "over_fp32": round(b["tokens_per_s"] / rt, 3)}
+    rec["torch2_sdpa_bf16"] = {"torch": bf16_peer["torch"], "tokens_per_s": round(bf16_peer["tokens_per_s"], 1),
+                               "kernels": bf16_peer["kernels"], "peak_rss_mib": bf16_peer["peak_rss_mib"],
+                               "ratio": round(b["tokens_per_s"] / bf16_peer["tokens_per_s"], 3)}
 os.makedirs(os.path.join("bench", "results"), exist_ok=True)
 with open(os.path.join("bench", "results", "cpu_train.jsonl"), "a") as f:
     f.write(json.dumps(rec) + "\n")

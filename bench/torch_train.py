@@ -3,10 +3,13 @@
 
 usage: torch_train.py --dim 256 --layers 4 --heads 8 --kv-heads 8 --ffn 688 --vocab 259 --batch 8 --seq 256
                       --steps 20 --warmup 3 --threads 2 --accum 1 [--attention explicit|sdpa] [--compile]
+                      [--bf16]
 
 --attention sdpa (PyTorch 2) computes attention with F.scaled_dot_product_attention, the fused kernel a user
 of PyTorch 2 gets, instead of tests/torch_llama.py's explicit softmax(QK^T)V; --compile wraps the model in
-torch.compile (its warm-up steps include the compilation). The JSON also names the math libraries this
+torch.compile (its warm-up steps include the compilation); --bf16 runs forward and loss under
+torch.autocast(device_type="cpu", dtype=torch.bfloat16), PyTorch's mixed precision on CPUs (fp32 weights,
+gradients and optimizer; bf16 matmuls and attention). The JSON also names the math libraries this
 PyTorch runs on and the kernels they picked (the "kernels" field).
 
 Started by torchrun (WORLD_SIZE > 1) it trains data-parallel with DistributedDataParallel over gloo, each
@@ -63,6 +66,7 @@ def main():
         ap.add_argument("--" + k, type=int, default=d)
     ap.add_argument("--attention", choices=("explicit", "sdpa"), default="explicit")
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--bf16", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.attention == "sdpa":
@@ -104,7 +108,9 @@ def main():
             x, y = data[s, k, :, :-1], data[s, k, :, 1:]
             # DDP averages the gradients over ranks in the last micro-batch's backward only
             local = world > 1 and k + 1 < a.accum
-            with net.no_sync() if local else contextlib.nullcontext():
+            autocast = torch.autocast(device_type="cpu", dtype=torch.bfloat16) if a.bf16 else \
+                contextlib.nullcontext()
+            with net.no_sync() if local else contextlib.nullcontext(), autocast:
                 loss = F.cross_entropy(net(x).reshape(-1, a.vocab), y.reshape(-1)) / a.accum
                 loss.backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
@@ -117,7 +123,8 @@ def main():
         print(json.dumps({"tokens_per_s": a.steps * a.accum * a.batch * a.seq * world / dt, "params": params,
                           "torch": torch.__version__, "threads": torch.get_num_threads(), "world": world,
                           "accum": a.accum, "loss": loss.item() * a.accum, "attention": a.attention,
-                          "compile": a.compile, "kernels": kernels()}))
+                          "compile": a.compile, "precision": "bf16 autocast" if a.bf16 else "fp32",
+                          "kernels": kernels()}))
     if world > 1:
         dist.destroy_process_group()
 

@@ -25,6 +25,36 @@ static inline uint16_t cpu_bf16_store(float f) {
     return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
 }
 
+// One row of an act buffer (rows ld elements apart) as fp32, for ops written once for fp32 rows: in an fp32
+// context the row itself, in a bf16 context a conversion into the caller's per-thread row buffer tmp [n],
+// with cpu_row_out rounding a computed row back. Converting row by row keeps the copies in L1, where
+// whole-buffer conversions would pass every element through memory twice more.
+static inline const float *cpu_row_in(const rt_ctx *ctx, const void *buf, size_t row, size_t ld, int n,
+                                      float *tmp) {
+    if (ctx->act != RT_BF16) return (const float *)buf + row * ld;
+    const uint16_t *src = (const uint16_t *)buf + row * ld;
+#pragma omp simd
+    for (int i = 0; i < n; i++) tmp[i] = cpu_bf16_load(src[i]);
+    return tmp;
+}
+
+// The same, writable: an output row that also holds an input (an accumulation), written back by cpu_row_out.
+static inline float *cpu_row_inout(const rt_ctx *ctx, void *buf, size_t row, size_t ld, int n, float *tmp) {
+    return (float *)cpu_row_in(ctx, buf, row, ld, n, tmp);
+}
+
+// Where to compute an output row: the row itself (fp32) or tmp (bf16, rounded back by cpu_row_out).
+static inline float *cpu_row_at(const rt_ctx *ctx, void *buf, size_t row, size_t ld, float *tmp) {
+    return ctx->act != RT_BF16 ? (float *)buf + row * ld : tmp;
+}
+
+static inline void cpu_row_out(const rt_ctx *ctx, void *buf, size_t row, size_t ld, int n, const float *tmp) {
+    if (ctx->act != RT_BF16) return;
+    uint16_t *dst = (uint16_t *)buf + row * ld;
+#pragma omp simd
+    for (int i = 0; i < n; i++) dst[i] = cpu_bf16_store(tmp[i]);
+}
+
 // Whole-buffer conversions, parallel over the context's threads.
 void cpu_bf16_to_f32(rt_ctx *ctx, float *dst, const uint16_t *src, size_t n);
 void cpu_f32_to_bf16(rt_ctx *ctx, uint16_t *dst, const float *src, size_t n);
@@ -73,14 +103,6 @@ void cpu_bf16_add_bias_rows(rt_ctx *ctx, void *out, const void *bias, int N, int
 void cpu_bf16_bias_backward(rt_ctx *ctx, void *dbias, const void *dout, int N, int n);
 void cpu_bf16_embedding_backward(rt_ctx *ctx, void *dtable, const void *dout, const int32_t *tokens, int N,
                                  int C);
-void cpu_bf16_rmsnorm_forward(rt_ctx *ctx, void *out, float *rstd, const void *x, const void *weight, int N,
-                              int C, float eps);
-void cpu_bf16_rmsnorm_backward(rt_ctx *ctx, void *dx, void *dweight, const void *dout, const void *x,
-                               const void *weight, const float *rstd, int N, int C);
-void cpu_bf16_rope_backward(rt_ctx *ctx, void *dx, const void *dout, const float *cos_tab,
-                            const float *sin_tab, int B, int T, int H, int D, int ld);
-void cpu_bf16_rope_forward_at(rt_ctx *ctx, void *out, const void *x, const float *cos_tab,
-                              const float *sin_tab, int B, int T, int H, int D, int pos0, int ld);
 void cpu_bf16_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k,
                                 const void *v, int B, int T, int H, int KVH, int D, int ldq, int ldkv);
 void cpu_bf16_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const void *dout, const void *q,
@@ -89,8 +111,6 @@ void cpu_bf16_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, cons
 void cpu_bf16_swiglu_forward(rt_ctx *ctx, void *out, const void *gate, const void *up, int N, int F, int ld);
 void cpu_bf16_swiglu_backward(rt_ctx *ctx, void *dgate, void *dup, const void *dout, const void *gate,
                               const void *up, int N, int F, int ld);
-void cpu_bf16_cross_entropy(rt_ctx *ctx, float *losses, void *dlogits, const void *logits,
-                            const int32_t *targets, int N, int V, float grad_scale);
 void cpu_bf16_distill_loss(rt_ctx *ctx, float *ce, float *kd, void *dlogits, const void *logits,
                            const void *teacher_logits, const int32_t *topk_ids, const float *topk_logprobs,
                            int k, const int32_t *targets, int N, int V, const rt_kd_params *p,

@@ -1,8 +1,9 @@
 // The CPU backend's ops on bf16 act buffers. Elementwise ops load, compute and store per element; the
-// others convert their bf16 inputs (and any output they accumulate into) to fp32 working copies, run the
-// fp32 op on those, and round the outputs to bf16 once. Either way an output rounds once, after the whole
-// fp32 computation, as the CUDA kernels do, and fp32-typed buffers (statistics, losses, master weights,
-// moments) stay fp32. Each op file sends a bf16 context here on its first line.
+// others here convert their bf16 inputs (and any output they accumulate into) to fp32 working copies, run
+// the fp32 op on those, and round the outputs to bf16 once; their op files send a bf16 context here on their
+// first line. (Row-wise ops, RMSNorm, RoPE, cross-entropy and AdamW, convert row by row in their own files,
+// and attention has its own bf16 file.) Either way an output rounds once, after the whole fp32 computation,
+// as the CUDA kernels do, and fp32-typed buffers (statistics, losses, master weights, moments) stay fp32.
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,19 +81,6 @@ static float *load_rows(rt_ctx *ctx, int s, const void *x, int rows, int cols, i
     return f;
 }
 
-// bf16 rows ld elements apart = f [rows, cols] rounded; the columns past cols of each row are left as they
-// are.
-static void store_rows(rt_ctx *ctx, void *dst, int ld, const float *f, int rows, int cols) {
-    uint16_t *d = dst;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)rows *cols / 4))
-    for (int r = 0; r < rows; r++) {
-        uint16_t *drow = d + (size_t)r * ld;
-        const float *frow = f + (size_t)r * cols;
-#pragma omp simd
-        for (int c = 0; c < cols; c++) drow[c] = cpu_bf16_store(frow[c]);
-    }
-}
-
 // ---- elementwise ----
 
 void cpu_bf16_add(rt_ctx *ctx, void *out, const void *a, const void *b, size_t n) {
@@ -154,8 +142,6 @@ void cpu_bf16_swiglu_backward(rt_ctx *ctx, void *dgate, void *dup, const void *d
     }
 }
 
-// param (bf16) = the updated fp32 master, rounded once
-
 // ---- row sums ----
 // (Gathers and copies move bf16 values as they are: the fp32 ops do them by element size.)
 
@@ -190,55 +176,6 @@ void cpu_bf16_embedding_backward(rt_ctx *ctx, void *dtable, const void *dout, co
     float *dt = load(ctx, 0, dtable, (size_t)V * C);
     cpu_embedding_backward(&f, dt, load(ctx, 1, dout, (size_t)N * C), tokens, N, C);
     store(ctx, dtable, dt, (size_t)V * C);
-}
-
-void cpu_bf16_rmsnorm_forward(rt_ctx *ctx, void *out, float *rstd, const void *x, const void *weight, int N,
-                              int C, float eps) {
-    rt_ctx f = f32_twin(ctx);
-    size_t n = (size_t)N * C;
-    float *o = cpu_f32_slot(ctx, 2, n);
-    cpu_rmsnorm_forward(&f, o, rstd, load(ctx, 0, x, n), load(ctx, 1, weight, (size_t)C), N, C, eps);
-    store(ctx, out, o, n);
-}
-
-void cpu_bf16_rmsnorm_backward(rt_ctx *ctx, void *dx, void *dweight, const void *dout, const void *x,
-                               const void *weight, const float *rstd, int N, int C) {
-    rt_ctx f = f32_twin(ctx);
-    size_t n = (size_t)N * C;
-    float *dxf = load(ctx, 0, dx, n), *dwf = load(ctx, 1, dweight, (size_t)C);
-    cpu_rmsnorm_backward(&f, dxf, dwf, load(ctx, 2, dout, n), load(ctx, 3, x, n),
-                         load(ctx, 4, weight, (size_t)C), rstd, N, C);
-    store(ctx, dx, dxf, n);
-    store(ctx, dweight, dwf, (size_t)C);
-}
-
-// The strided rows (ld apart) convert to a contiguous fp32 copy; only the H * D columns of each row go back.
-void cpu_bf16_rope_forward_at(rt_ctx *ctx, void *out, const void *x, const float *cos_tab,
-                              const float *sin_tab, int B, int T, int H, int D, int pos0, int ld) {
-    rt_ctx f = f32_twin(ctx);
-    int rows = B * T, cols = H * D;
-    float *xf = load_rows(ctx, 0, x, rows, cols, ld);
-    cpu_rope_forward_at(&f, xf, xf, cos_tab, sin_tab, B, T, H, D, pos0, cols);
-    store_rows(ctx, out, ld, xf, rows, cols);
-}
-
-void cpu_bf16_rope_backward(rt_ctx *ctx, void *dx, const void *dout, const float *cos_tab,
-                            const float *sin_tab, int B, int T, int H, int D, int ld) {
-    rt_ctx f = f32_twin(ctx);
-    int rows = B * T, cols = H * D;
-    float *df = load_rows(ctx, 0, dout, rows, cols, ld);
-    cpu_rope_backward(&f, df, df, cos_tab, sin_tab, B, T, H, D, cols);
-    store_rows(ctx, dx, ld, df, rows, cols);
-}
-
-void cpu_bf16_cross_entropy(rt_ctx *ctx, float *losses, void *dlogits, const void *logits,
-                            const int32_t *targets, int N, int V, float grad_scale) {
-    rt_ctx f = f32_twin(ctx);
-    size_t n = (size_t)N * V;
-    float *lf = load(ctx, 0, logits, n), *df = NULL;
-    if (dlogits) df = dlogits == logits ? lf : cpu_f32_slot(ctx, 1, n);
-    cpu_cross_entropy(&f, losses, df, lf, targets, N, V, grad_scale);
-    if (dlogits) store(ctx, dlogits, df, n);
 }
 
 void cpu_bf16_distill_loss(rt_ctx *ctx, float *ce, float *kd, void *dlogits, const void *logits,

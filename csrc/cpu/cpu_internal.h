@@ -2,6 +2,7 @@
 #ifndef RT_CPU_INTERNAL_H
 #define RT_CPU_INTERNAL_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,23 +42,34 @@ float *cpu_scratch(rt_ctx *ctx, size_t n_per_thread);
 // The loops below compile to SIMD code at -O2 (`omp simd` or fixed-width lane arrays) without -ffast-math:
 // every sum runs in a fixed lane order, so results depend on the binary only, never on the run.
 
+// a * b + c, fused (one rounding) where the build's instruction set has FMA, else two roundings: a libm fmaf
+// would be a slow software call there. Results depend on the build, as every vectorized loop's do.
+static inline float cpu_fma(float a, float b, float c) {
+#ifdef __FMA__
+    return fmaf(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
 // exp(x) for x in float range, within 2 ulp: 2^n * p(r) with r = x - n ln2 in [-ln2/2, ln2/2] (Cephes
-// polynomial). Branch-free so loops vectorize; below -87.3 it returns 0 (glibc returns a denormal there).
+// polynomial, Horner steps fused). Branch-free so loops vectorize; below -87.3 it returns 0 (glibc returns a
+// denormal there).
 static inline float cpu_expf(float x) {
     const float hi = 88.37f, lo = -87.33f;
     float xc = x > hi ? hi : x;
     xc = xc < lo ? lo : xc;
     // round to nearest by the 1.5 * 2^23 trick (no floorf call, so it vectorizes)
-    float n = (xc * 1.44269504089f + 12582912.0f) - 12582912.0f;
-    float r = xc - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
+    float n = cpu_fma(xc, 1.44269504089f, 12582912.0f) - 12582912.0f;
+    float r = cpu_fma(n, -0.693359375f, xc);
+    r = cpu_fma(n, 2.12194440e-4f, r);
     float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    float y = p * r * r + r + 1.0f;
+    p = cpu_fma(p, r, 1.3981999507e-3f);
+    p = cpu_fma(p, r, 8.3334519073e-3f);
+    p = cpu_fma(p, r, 4.1665795894e-2f);
+    p = cpu_fma(p, r, 1.6666665459e-1f);
+    p = cpu_fma(p, r, 5.0000001201e-1f);
+    float y = cpu_fma(p, r * r, r) + 1.0f;
     union {
         uint32_t u;
         float f;
