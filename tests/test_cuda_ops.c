@@ -283,9 +283,15 @@ START_TEST(test_attention) {
     // take the tensor-core path (attention_mma.cu) with several 64-row tiles each way (query tiles, key
     // tiles of 64 or 32 and partial last tiles); T = 300 is past 4 tiles, where the emulation build's lowered
     // grid limit sends it to the portable kernels (and those stride over grid.y).
+    // On the CPU twin, T = 1000 also splits the kv heads over tasks in the CPU's bf16 attention (its score
+    // blocks for all four would pass its scratch bound, attention_bf16.c).
     static const int shapes[][5] = {
-        {1, 1, 1, 1, 2},    {2, 17, 4, 2, 8},   {1, 70, 3, 1, 32},   {2, 33, 2, 2, 64},  {1, 40, 2, 1, 128},
-        {1, 129, 4, 4, 16}, {2, 150, 4, 2, 64}, {1, 100, 2, 1, 128}, {1, 193, 2, 2, 32}, {1, 300, 2, 1, 64}};
+        {1, 1, 1, 1, 2},     {2, 17, 4, 2, 8},   {1, 70, 3, 1, 32},   {2, 33, 2, 2, 64},  {1, 40, 2, 1, 128},
+        {1, 129, 4, 4, 16},  {2, 150, 4, 2, 64}, {1, 100, 2, 1, 128}, {1, 193, 2, 2, 32}, {1, 300, 2, 1, 64},
+#ifdef RT_TWIN_CPU
+        {2, 1000, 8, 4, 16},
+#endif
+    };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int B = shapes[s][0], T = shapes[s][1], H = shapes[s][2], KVH = shapes[s][3], D = shapes[s][4];
         size_t nq = (size_t)B * T * H * D, nk = (size_t)B * T * KVH * D;
