@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# CPU training under contention: retort and PyTorch 2 (.venv-hf) train bench/cpu_train.sh's model for STEPS
+# CPU training under contention: retort (fp32, and bf16 where the CPU runs it) and PyTorch 2 (.venv-hf)
+# train bench/cpu_train.sh's model for STEPS
 # steps with the machine idle, then again while a busy loop holds CPU 0 (the ordinary case on a shared node:
 # another job's process on one of our cores). Prints tokens/s idle and busy and busy/idle for each trainer,
 # and appends a record to bench/results/cpu_contention.jsonl.
@@ -39,12 +40,13 @@ trap 'stop_spinner; rm -rf "$work"' EXIT
 dims=(model.dim=256 model.n_layers=4 model.n_heads=8 model.n_kv_heads=8 model.ffn_dim=688 model.max_seq_len=256
       data.seq_len=256 train.batch_size=8 train.grad_accum=1)
 
-# tokens/s of one retort run: the mean over its steps after the 3 warm-up steps
+# tokens/s of one retort run: the mean over its steps after the 3 warm-up steps; $1: precision, $2: steps
 retort_tps() {
     rm -rf "$work/run"
-    "$RETORT" train trainer/configs/tiny.yaml "${dims[@]}" "train.steps=$((steps + 3))" train.warmup_steps=2 \
-        train.eval_every=0 checkpoint.every=0 run.log_every=1 "system.threads=$threads" \
-        "data.train=$work/train.h5" data.val= "run.out_dir=$work/run" >/dev/null 2>"$work/train.log"
+    "$RETORT" train trainer/configs/tiny.yaml "${dims[@]}" "train.steps=$((${2:-$steps} + 3))" \
+        train.warmup_steps=2 train.eval_every=0 checkpoint.every=0 run.log_every=1 "system.threads=$threads" \
+        "system.precision=$1" "data.train=$work/train.h5" data.val= "run.out_dir=$work/run" >/dev/null \
+        2>"$work/train.log"
     /usr/bin/python3 - "$work/run/metrics.jsonl" <<'PY'
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1]) if '"train"' in l][3:]
@@ -62,13 +64,18 @@ start_spinner() {
     spinner=$!
 }
 
-names=(retort torch torch_sdpa)
+names=(retort retort_bf16 torch torch_sdpa)
+if ! retort_tps bf16 1 >/dev/null 2>&1; then # bf16 needs AVX-512 (the log says why)
+    echo "cpu_contention: no bf16 run: $(grep -m1 error "$work/train.log")" >&2
+    names=(retort torch torch_sdpa)
+fi
 declare -A idle busy
 for n in "${names[@]}"; do idle[$n]=0; busy[$n]=0; done
 best() { /usr/bin/python3 -c 'import sys; print(max(float(a) for a in sys.argv[1:]))' "$@"; }
 measure() { # $1 name
     case $1 in
-    retort) retort_tps ;;
+    retort) retort_tps fp32 ;;
+    retort_bf16) retort_tps bf16 ;;
     torch) torch_tps ;;
     torch_sdpa) torch_tps --attention sdpa ;;
     esac
@@ -84,13 +91,13 @@ done
 
 lib=$(sed -n 's/.*backend cpu ([^,]*, [0-9]* threads, \([^)]*\)).*/\1/p' "$work/train.log" | head -1)
 torch_ver=$("$torch_py" -c 'import torch; print(torch.__version__)')
+results=()
+for n in "${names[@]}"; do results+=("$n=${idle[$n]}:${busy[$n]}"); done
 /usr/bin/python3 - "$threads" "$steps" "$repeats" "$torch_ver" "$lib" "bench/cpu_contention.sh $*" \
-    "${idle[retort]}" "${busy[retort]}" "${idle[torch]}" "${busy[torch]}" "${idle[torch_sdpa]}" \
-    "${busy[torch_sdpa]}" <<'PY'
+    "${results[@]}" <<'PY'
 import datetime, json, os, platform, subprocess, sys
 threads, steps, repeats, torch_ver, lib, command = sys.argv[1:7]
-v = [float(x) for x in sys.argv[7:]]
-rows = {"retort": v[0:2], "torch": v[2:4], "torch_sdpa": v[4:6]}
+rows = {a.split("=")[0]: [float(x) for x in a.split("=")[1].split(":")] for a in sys.argv[7:]}
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 print(f"bench/cpu_train.sh's model, {threads} threads, {steps} steps, best of {repeats}; busy = a spinning "
