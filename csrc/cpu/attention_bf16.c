@@ -40,8 +40,8 @@ static void set5(int64_t dst[5], int64_t a, int64_t b, int64_t c, int64_t row, i
 // A product batched over the block's kv heads (one call; a plain GEMM for one kv head).
 static cpu_bmm per_head(const att_block *x, int64_t M, int64_t N, int64_t K) {
     cpu_bmm d = bmm_zero();
-    for (int i = 0; i < 3; i++) d.batch[i] = d.a_batch[i] = d.b_batch[i] = 1;
-    d.batch[1] = d.a_batch[1] = d.b_batch[1] = x->nk;
+    d.batch[0] = d.batch[2] = 1;
+    d.batch[1] = x->nk;
     d.M = M, d.N = N, d.K = K;
     d.alpha = 1.0f;
     return d;

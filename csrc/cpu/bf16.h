@@ -75,10 +75,10 @@ void cpu_bf16_matmul(rt_ctx *ctx, void *out, const void *a, const void *b, int M
 // One bf16 GEMM, or a batch of them, as oneDNN's matmul takes it: for every batch index (i, j, l) < batch,
 //   c[i,j,l][M,N] = alpha a[i,j,l][M,K] b[i,j,l][K,N] + beta c[i,j,l]    (fp32 accumulation)
 // with each operand given by element strides (batch 0..2, row, column), so transposed and strided operands
-// (a head's slice of a fused projection) need no copy; a batch dim of 1 in a_batch or b_batch broadcasts.
-// c is fp32 or bf16. Build it from a zeroed struct (the cache compares descriptors by their bytes).
+// (a head's slice of a fused projection) need no copy. Batch dims of 1 are left out of the primitive. c is
+// fp32 or bf16. Build it from a zeroed struct (the cache compares descriptors by their bytes).
 typedef struct cpu_bmm {
-    int64_t batch[3], a_batch[3], b_batch[3];
+    int64_t batch[3];
     int64_t M, N, K;
     int64_t a_stride[5], b_stride[5], c_stride[5];
     int32_t c_f32;
@@ -88,8 +88,9 @@ typedef struct cpu_bmm {
 void cpu_bf16_bmm(rt_ctx *ctx, const cpu_bmm *d, void *c, const void *a, const void *b);
 // The same in two steps, for products run from inside a parallel region: prepare (outside the region: it
 // finds or makes the primitive in the context's cache) and run (from any thread of the context, each on its
-// own memory objects and stream). A prepared primitive stays valid until MM_CACHE others have been
-// prepared. A failure is kept for cpu_gemm_check; run then does nothing.
+// own memory objects, stream and scratchpad). A prepared primitive stays valid while fewer than MM_CACHE
+// (matmul_bf16.c) other descriptors have been prepared since. A failure is kept for cpu_gemm_check; run then
+// does nothing.
 struct mm_entry;
 const struct mm_entry *cpu_bf16_bmm_prepare(rt_ctx *ctx, const cpu_bmm *d);
 void cpu_bf16_bmm_run(rt_ctx *ctx, const struct mm_entry *e, void *c, const void *a, const void *b);

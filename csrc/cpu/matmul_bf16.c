@@ -16,8 +16,8 @@
 #include "bf16.h"
 #include "cpu_internal.h"
 
-// A model uses a few distinct GEMM shapes per layer type (the same for every layer), and bf16 attention a few
-// per block of query rows: 128 is plenty, and a full cache replaces its oldest entry.
+// A model uses a few distinct GEMM shapes per layer type (the same for every layer), and bf16 attention five
+// per block of query rows: 128 is plenty, and a full cache replaces its least recently prepared entry.
 #define MM_CACHE 128
 
 // The arguments of one execution: src, weights, dst and the scratchpad.
@@ -60,8 +60,6 @@ const char *rt_cpu_bf16_kernels(void) {
         return "emulated on AVX-512 (this CPU has no AVX512-BF16: expect no speed-up over fp32)";
     return "unavailable (needs AVX-512)";
 }
-
-void cpu_bf16_matmul_free(rt_ctx *ctx);
 
 int cpu_bf16_matmul_init(rt_ctx *ctx, rt_error *err) {
     cpu_state *st = cpu_of(ctx);
@@ -117,14 +115,14 @@ void cpu_bf16_matmul_free(rt_ctx *ctx) {
 }
 
 // One operand's memory descriptor [batch dims..., rows, cols] with the given element strides, keeping only
-// the batch dims where dst has more than one matrix: oneDNN's GEMM-based implementation takes a batch whose
-// other dims are 1 only when those dims are left out (with them it falls back to its reference loops).
-static dnnl_status_t operand_md(dnnl_memory_desc_t *md, const int64_t dst_batch[3], const int64_t batch[3],
-                                int64_t rows, int64_t cols, const int64_t stride[5], dnnl_data_type_t type) {
+// the batch dims above 1: oneDNN's GEMM-based implementation takes a batch whose other dims are 1 only when
+// those dims are left out (with them it falls back to its reference loops).
+static dnnl_status_t operand_md(dnnl_memory_desc_t *md, const int64_t batch[3], int64_t rows, int64_t cols,
+                                const int64_t stride[5], dnnl_data_type_t type) {
     dnnl_dims_t dims, strides;
     int n = 0;
     for (int i = 0; i < 3; i++)
-        if (dst_batch[i] != 1) dims[n] = batch[i], strides[n++] = stride[i];
+        if (batch[i] != 1) dims[n] = batch[i], strides[n++] = stride[i];
     dims[n] = rows, strides[n++] = stride[3];
     dims[n] = cols, strides[n++] = stride[4];
     return dnnl_memory_desc_init_by_strides(md, n, dims, type, strides);
@@ -140,10 +138,9 @@ static dnnl_status_t entry_create(struct cpu_bf16_mm *mm, mm_entry *e) {
     dnnl_post_ops_t ops = NULL;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_status_t s;
-    if ((s = operand_md(&a_md, d->batch, d->a_batch, d->M, d->K, d->a_stride, dnnl_bf16)) ||
-        (s = operand_md(&b_md, d->batch, d->b_batch, d->K, d->N, d->b_stride, dnnl_bf16)) ||
-        (s = operand_md(&c_md, d->batch, d->batch, d->M, d->N, d->c_stride,
-                        d->c_f32 ? dnnl_f32 : dnnl_bf16)) ||
+    if ((s = operand_md(&a_md, d->batch, d->M, d->K, d->a_stride, dnnl_bf16)) ||
+        (s = operand_md(&b_md, d->batch, d->K, d->N, d->b_stride, dnnl_bf16)) ||
+        (s = operand_md(&c_md, d->batch, d->M, d->N, d->c_stride, d->c_f32 ? dnnl_f32 : dnnl_bf16)) ||
         (s = dnnl_matmul_desc_init(&desc, &a_md, &b_md, NULL, &c_md)) ||
         (s = dnnl_primitive_attr_create(&attr)) ||
         (s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user)))
@@ -269,7 +266,7 @@ void cpu_bf16_matmul(rt_ctx *ctx, void *out, const void *a, const void *b, int M
     }
     cpu_bmm d;
     memset(&d, 0, sizeof d);
-    for (int i = 0; i < 3; i++) d.batch[i] = d.a_batch[i] = d.b_batch[i] = 1;
+    for (int i = 0; i < 3; i++) d.batch[i] = 1;
     d.M = M, d.N = N, d.K = K;
     d.a_stride[3] = trans_a ? 1 : K, d.a_stride[4] = trans_a ? M : 1;
     d.b_stride[3] = trans_b ? 1 : N, d.b_stride[4] = trans_b ? K : 1;
