@@ -97,7 +97,8 @@ void cpu_bf16_bmm_run(rt_ctx *ctx, const struct mm_entry *e, void *c, const void
 // NULL when oneDNN runs bf16 GEMMs on this CPU, otherwise why not, naming the CPU's instruction set.
 const char *cpu_bf16_unsupported(void);
 
-// The ops' bf16 entry points (bf16_ops.c), with the signatures of their fp32 ops.
+// The ops' bf16 entry points (bf16_ops.c; attention's in attention_bf16.c), with the signatures of their fp32
+// ops.
 void cpu_bf16_add(rt_ctx *ctx, void *out, const void *a, const void *b, size_t n);
 void cpu_bf16_accumulate_f32(rt_ctx *ctx, float *acc, const void *x, size_t n, int first);
 void cpu_bf16_add_bias_rows(rt_ctx *ctx, void *out, const void *bias, int N, int n);
