@@ -135,18 +135,6 @@ void cpu_bf16_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *
     }
 }
 
-// sum(a[i] b[i]) of two bf16 vectors in fp32, in cpu_dot's fixed lanes.
-static float bf16_dot(const uint16_t *a, const uint16_t *b, int64_t n) {
-    float acc[CPU_LANES] = {0};
-    int64_t i = 0;
-    for (; i + CPU_LANES <= n; i += CPU_LANES)
-        for (int j = 0; j < CPU_LANES; j++) acc[j] += cpu_bf16_load(a[i + j]) * cpu_bf16_load(b[i + j]);
-    for (int j = 0; i < n; i++, j++) acc[j] += cpu_bf16_load(a[i]) * cpu_bf16_load(b[i]);
-    float s = 0.0f;
-    for (int j = 0; j < CPU_LANES; j++) s += acc[j];
-    return s;
-}
-
 // acc [T, KVH, D] fp32 (keys 0 .. r1) += alpha X^T Y, X a bf16 score block [nk, m, r1] and Y a query-side
 // tensor at the block's first row with rows ld apart: dK += scale dS^T Q and dV += P^T dO, one group member
 // at a time.
@@ -169,12 +157,12 @@ void cpu_bf16_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, cons
                                  int T, int H, int KVH, int D, int ldq, int ldkv) {
     if (B <= 0 || T <= 0 || H <= 0) return;
     const uint16_t *Q = q, *K = k, *V = v, *dO = dout, *O = out;
-    uint16_t *dQ = dq, *dK = dk, *dV = dv;
+    uint16_t *dQ = dq;
     int64_t bs = min64(T, ATT_BLOCK), G = H / KVH, nk = kv_chunk(KVH, bs, T), chunks = KVH / nk;
     int64_t n = nk * bs * T, ldo = (int64_t)H * D, nkv = (int64_t)B * T * KVH * D, nd = (int64_t)B * H * T;
     float scale = 1.0f / sqrtf((float)D);
-    // per thread: S and dP [nk, bs, T] fp32, then P and dS, the same in bf16
-    float *scratch = cpu_scratch(ctx, (size_t)(3 * n));
+    // per thread: S and dP [nk, bs, T] fp32, then P and dS, the same in bf16 (first, delta's two rows [D])
+    float *scratch = cpu_scratch(ctx, (size_t)(3 * n > 2 * (int64_t)D ? 3 * n : 2 * (int64_t)D));
     size_t per = cpu_of(ctx)->scratch_per_thread;
     float *delta = cpu_f32_slot(ctx, 0, (size_t)nd); // [B, H, T]
     float *dKf = cpu_f32_slot(ctx, 1, (size_t)nkv),
@@ -183,7 +171,9 @@ void cpu_bf16_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, cons
 #pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)(nd * D)))
     for (int64_t i = 0; i < nd; i++) { // i = (b H + h) T + t
         int64_t b = i / ((int64_t)H * T), h = i / T % H, t = i % T, off = (b * T + t) * ldo + h * D;
-        delta[i] = bf16_dot(dO + off, O + off, D);
+        float *tmp = scratch + (size_t)omp_get_thread_num() * per;
+        delta[i] =
+            cpu_dot(cpu_row_in(ctx, dO + off, 0, 0, D, tmp), cpu_row_in(ctx, O + off, 0, 0, D, tmp + D), D);
     }
     memset(dKf, 0, (size_t)nkv * sizeof(float));
     memset(dVf, 0, (size_t)nkv * sizeof(float));
@@ -241,12 +231,7 @@ void cpu_bf16_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, cons
     int64_t kv_rows = (int64_t)B * T, kv_cols = (int64_t)KVH * D;
 #pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)nkv))
     for (int64_t r = 0; r < kv_rows; r++) {
-        uint16_t *dkrow = dK + r * ldkv, *dvrow = dV + r * ldkv;
-        const float *kf = dKf + r * kv_cols, *vf = dVf + r * kv_cols;
-#pragma omp simd
-        for (int64_t c = 0; c < kv_cols; c++) {
-            dkrow[c] = cpu_bf16_store(kf[c]);
-            dvrow[c] = cpu_bf16_store(vf[c]);
-        }
+        cpu_row_out(ctx, dk, (size_t)r, (size_t)ldkv, (int)kv_cols, dKf + r * kv_cols);
+        cpu_row_out(ctx, dv, (size_t)r, (size_t)ldkv, (int)kv_cols, dVf + r * kv_cols);
     }
 }
