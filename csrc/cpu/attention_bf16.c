@@ -15,6 +15,7 @@
 
 #include "bf16.h"
 #include "cpu_internal.h"
+#include "simd.h"
 
 #define ATT_BLOCK 64
 // A task's score blocks (backward: S and dP fp32, P and dS bf16, 12 bytes a score) for its kv heads: the
@@ -89,6 +90,61 @@ static int64_t kv_chunk(int64_t KVH, int64_t bs, int64_t T) {
     return nk;
 }
 
+// p[0 .. n) = 0: the masked keys of a row, a few vectors at most (a memset call per row cost more than the
+// stores).
+static void zero_keys(uint16_t *p, int64_t n) {
+#ifdef CPU_SIMD_AVX512
+    for (int64_t c = 0; c < n; c += 32)
+        _mm512_mask_storeu_epi16(p + c, n - c >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << (n - c)) - 1),
+                                 _mm512_setzero_si512());
+#else
+    memset(p, 0, (size_t)n * sizeof *p);
+#endif
+}
+
+// P [width] bf16 = the softmax of row's first n scores, 0 past them (the causal mask inside the block);
+// returns their log-sum-exp. row [width] is overwritten with the exponentials (its first n).
+static float softmax_row(float *row, uint16_t *prow, int64_t n, int64_t width) {
+    float mx = cpu_max(row, (int)n), sum = cpu_exp_sum(row, (int)n, mx);
+    float inv = 1.0f / sum;
+#ifdef CPU_SIMD_AVX512
+    for (int64_t c = 0; c < n; c += CPU_LANES) {
+        int k = n - c < CPU_LANES ? (int)(n - c) : CPU_LANES;
+        cpu_v16_store_bf16_n(prow + c, _mm512_mul_ps(cpu_v16_load_n(row + c, k), cpu_v16_set(inv)), k);
+    }
+#else
+#pragma omp simd
+    for (int64_t c = 0; c < n; c++) prow[c] = cpu_bf16_store(row[c] * inv);
+#endif
+    zero_keys(prow + n, width - n);
+    return mx + logf(sum);
+}
+
+// The backward's row: P = exp(S - lse) and dS = P (dP - delta) for the first n keys, 0 for the rest of the
+// width (the mask).
+static void gradient_row(const float *srow, const float *dprow, uint16_t *prow, uint16_t *dsrow, float l,
+                         float dl, int64_t n, int64_t width) {
+#ifdef CPU_SIMD_AVX512
+    cpu_v16 vl = cpu_v16_set(l), vdl = cpu_v16_set(dl);
+    for (int64_t u = 0; u < n; u += CPU_LANES) {
+        int k = n - u < CPU_LANES ? (int)(n - u) : CPU_LANES;
+        cpu_v16 p = cpu_v16_exp(_mm512_sub_ps(cpu_v16_load_n(srow + u, k), vl));
+        cpu_v16_store_bf16_n(prow + u, p, k);
+        cpu_v16_store_bf16_n(dsrow + u, _mm512_mul_ps(p, _mm512_sub_ps(cpu_v16_load_n(dprow + u, k), vdl)),
+                             k);
+    }
+#else
+#pragma omp simd
+    for (int64_t u = 0; u < n; u++) {
+        float p = cpu_expf(srow[u] - l);
+        prow[u] = cpu_bf16_store(p);
+        dsrow[u] = cpu_bf16_store(p * (dprow[u] - dl));
+    }
+#endif
+    zero_keys(prow + n, width - n);
+    zero_keys(dsrow + n, width - n);
+}
+
 void cpu_bf16_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *q, const void *k,
                                 const void *v, int B, int T, int H, int KVH, int D, int ldq, int ldkv) {
     if (B <= 0 || T <= 0 || H <= 0) return;
@@ -119,15 +175,8 @@ void cpu_bf16_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *
                 int64_t h0 = kv0 * G + j; // the first kv head's query head
                 cpu_bf16_bmm_run(ctx, s_mm, S, Q + (b * T + r0) * ldq + h0 * D, Kb);
                 for (int64_t i = 0; i < nk * x.m; i++) { // i = kv m + (t - r0)
-                    int64_t h = h0 + i / x.m * G, t = r0 + i % x.m, n_keys = t + 1;
-                    float *row = S + i * x.r1;
-                    uint16_t *prow = P + i * x.r1;
-                    float mx = cpu_max(row, (int)n_keys), sum = cpu_exp_sum(row, (int)n_keys, mx),
-                          inv = 1.0f / sum;
-                    lse[(b * H + h) * T + t] = mx + logf(sum);
-#pragma omp simd
-                    for (int64_t u = 0; u < n_keys; u++) prow[u] = cpu_bf16_store(row[u] * inv);
-                    for (int64_t u = n_keys; u < x.r1; u++) prow[u] = 0;
+                    int64_t h = h0 + i / x.m * G, t = r0 + i % x.m;
+                    lse[(b * H + h) * T + t] = softmax_row(S + i * x.r1, P + i * x.r1, t + 1, x.r1);
                 }
                 cpu_bf16_bmm_run(ctx, o_mm, O + (b * T + r0) * ldo + h0 * D, P, Vb);
             }
@@ -175,8 +224,12 @@ void cpu_bf16_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, cons
         delta[i] =
             cpu_dot(cpu_row_in(ctx, dO + off, 0, 0, D, tmp), cpu_row_in(ctx, O + off, 0, 0, D, tmp + D), D);
     }
-    memset(dKf, 0, (size_t)nkv * sizeof(float));
-    memset(dVf, 0, (size_t)nkv * sizeof(float));
+    // split over the threads: on one, the other would wait through both
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)nkv))
+    for (int64_t r = 0; r < (int64_t)B * T; r++) {
+        memset(dKf + r * KVH * D, 0, (size_t)(KVH * D) * sizeof(float));
+        memset(dVf + r * KVH * D, 0, (size_t)(KVH * D) * sizeof(float));
+    }
     for (int64_t r0 = 0; r0 < T; r0 += bs) {
         int64_t r1 = min64(r0 + bs, T);
         att_block x = {T, H, nk, G, D, r1 - r0, r1, ldq, ldkv, ldo};
@@ -210,17 +263,9 @@ void cpu_bf16_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, cons
                 cpu_bf16_bmm_run(ctx, s_mm, S, Qb, Kb);
                 cpu_bf16_bmm_run(ctx, dp_mm, dP, dOb, Vb);
                 for (int64_t i = 0; i < nk * x.m; i++) { // i = kv m + (t - r0)
-                    int64_t h = h0 + i / x.m * G, t = r0 + i % x.m, n_keys = t + 1;
-                    float l = lse[(b * H + h) * T + t], dl = delta[(b * H + h) * T + t];
-                    const float *srow = S + i * x.r1, *dprow = dP + i * x.r1;
-                    uint16_t *prow = P + i * x.r1, *dsrow = dS + i * x.r1;
-#pragma omp simd
-                    for (int64_t u = 0; u < n_keys; u++) {
-                        float p = cpu_expf(srow[u] - l);
-                        prow[u] = cpu_bf16_store(p);
-                        dsrow[u] = cpu_bf16_store(p * (dprow[u] - dl));
-                    }
-                    for (int64_t u = n_keys; u < x.r1; u++) prow[u] = dsrow[u] = 0;
+                    int64_t h = h0 + i / x.m * G, t = r0 + i % x.m, at = (b * H + h) * T + t;
+                    gradient_row(S + i * x.r1, dP + i * x.r1, P + i * x.r1, dS + i * x.r1, lse[at], delta[at],
+                                 t + 1, x.r1);
                 }
                 cpu_bf16_bmm_run(ctx, dq_mm, dQ + (b * T + r0) * ldq + h0 * D, dS, Kb);
                 cpu_bf16_bmm_run(ctx, dk_mm, dKb, dS, Qb);

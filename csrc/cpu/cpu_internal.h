@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
+#include "simd.h"
 
 // Per-context state: scratch memory for ops that need it, grown once and reused (never inside a step after
 // the first), and the thread count every parallel region uses, so results do not depend on the machine's
@@ -57,8 +58,9 @@ static inline float cpu_fma(float a, float b, float c) {
 // denormal there).
 static inline float cpu_expf(float x) {
     const float hi = 88.37f, lo = -87.33f;
-    float xc = x > hi ? hi : x;
-    xc = xc < lo ? lo : xc;
+    // written as x86's minps/maxps compare (a NaN passes through), so they compile to one instruction each
+    float xc = hi < x ? hi : x;
+    xc = lo > xc ? lo : xc;
     // round to nearest by the 1.5 * 2^23 trick (no floorf call, so it vectorizes)
     float n = cpu_fma(xc, 1.44269504089f, 12582912.0f) - 12582912.0f;
     float r = cpu_fma(n, -0.693359375f, xc);
@@ -110,6 +112,17 @@ static inline float cpu_dot(const float *a, const float *b, int n) {
 // cpu_dot takes its products.
 static inline float cpu_exp_sum(float *row, int n, float shift) {
     float acc[CPU_LANES] = {0};
+#ifdef CPU_SIMD_AVX512
+    cpu_v16 vacc = _mm512_setzero_ps(), vshift = cpu_v16_set(shift);
+    for (int i = 0; i < n; i += CPU_LANES) {
+        int k = n - i < CPU_LANES ? n - i : CPU_LANES;
+        cpu_v16 e = _mm512_maskz_mov_ps(cpu_v16_first(k),
+                                        cpu_v16_exp(_mm512_sub_ps(cpu_v16_load_n(row + i, k), vshift)));
+        cpu_v16_store_n(row + i, e, k);
+        vacc = _mm512_add_ps(vacc, e);
+    }
+    cpu_v16_store(acc, vacc);
+#else
     int i = 0;
     for (; i + CPU_LANES <= n; i += CPU_LANES)
         for (int j = 0; j < CPU_LANES; j++) {
@@ -121,6 +134,7 @@ static inline float cpu_exp_sum(float *row, int n, float shift) {
         row[i] = cpu_expf(row[i] - shift);
         acc[j] += row[i];
     }
+#endif
     float s = 0.0f;
     for (int j = 0; j < CPU_LANES; j++) s += acc[j];
     return s;
@@ -128,10 +142,20 @@ static inline float cpu_exp_sum(float *row, int n, float shift) {
 
 // max(a[0..n)), n >= 1 (max is exact, so the order of comparisons cannot change the result).
 static inline float cpu_max(const float *a, int n) {
+#ifdef CPU_SIMD_AVX512
+    // (GCC's reduction form spills the vector and folds it with sixteen dependent scalar steps)
+    cpu_v16 m = cpu_v16_set(a[0]);
+    for (int i = 0; i < n; i += CPU_LANES) {
+        int k = n - i < CPU_LANES ? n - i : CPU_LANES;
+        m = _mm512_max_ps(m, _mm512_mask_loadu_ps(m, cpu_v16_first(k), a + i));
+    }
+    return _mm512_reduce_max_ps(m);
+#else
     float m = a[0];
 #pragma omp simd reduction(max : m)
     for (int i = 1; i < n; i++) m = a[i] > m ? a[i] : m;
     return m;
+#endif
 }
 
 // Static partition of [0, n) into `parts` contiguous chunks: chunk p is [*lo, *hi).
