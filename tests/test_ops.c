@@ -191,6 +191,20 @@ START_TEST(test_simd) {
     }
     ck_assert_msg(!bad_bf16, "bf16 rounding differs %d times, first of 0x%08x: 0x%04x, not 0x%04x", bad_bf16,
                   bad_w, bad_h, want_h);
+    // cpu_max against its plain loop, a NaN past the first element passed over as there
+    float row[40];
+    for (int n = 1; n <= 40; n++)
+        for (int nan_at = -1; nan_at < n; nan_at++) {
+            for (int j = 0; j < n; j++) {
+                state = state * 1664525u + 1013904223u;
+                row[j] = j == nan_at ? NAN : (float)(state >> 8) / 16777216.0f - 0.5f;
+            }
+            float want = row[0];
+            for (int j = 1; j < n; j++) want = row[j] > want ? row[j] : want;
+            float got = cpu_max(row, n);
+            ck_assert_msg(isnan(want) ? isnan(got) : got == want, "cpu_max n=%d, NaN at %d: %g, not %g", n,
+                          nan_at, got, want);
+        }
     // the _n forms: lanes past n read as 0 and are not written
     float src[16], dst[16];
     uint16_t hsrc[16], hdst[16];

@@ -58,9 +58,8 @@ static inline float cpu_fma(float a, float b, float c) {
 // denormal there).
 static inline float cpu_expf(float x) {
     const float hi = 88.37f, lo = -87.33f;
-    // written as x86's minps/maxps compare (a NaN passes through), so they compile to one instruction each
-    float xc = hi < x ? hi : x;
-    xc = lo > xc ? lo : xc;
+    float xc = x > hi ? hi : x;
+    xc = xc < lo ? lo : xc;
     // round to nearest by the 1.5 * 2^23 trick (no floorf call, so it vectorizes)
     float n = cpu_fma(xc, 1.44269504089f, 12582912.0f) - 12582912.0f;
     float r = cpu_fma(n, -0.693359375f, xc);
@@ -143,11 +142,12 @@ static inline float cpu_exp_sum(float *row, int n, float shift) {
 // max(a[0..n)), n >= 1 (max is exact, so the order of comparisons cannot change the result).
 static inline float cpu_max(const float *a, int n) {
 #ifdef CPU_SIMD_AVX512
-    // (GCC's reduction form spills the vector and folds it with sixteen dependent scalar steps)
+    // (GCC's reduction form spills the vector and folds it with sixteen dependent scalar steps.) MAXPS(x, m)
+    // is x > m ? x : m, the plain loop's step, so a NaN past a[0] is passed over here as there.
     cpu_v16 m = cpu_v16_set(a[0]);
     for (int i = 0; i < n; i += CPU_LANES) {
         int k = n - i < CPU_LANES ? n - i : CPU_LANES;
-        m = _mm512_max_ps(m, _mm512_mask_loadu_ps(m, cpu_v16_first(k), a + i));
+        m = _mm512_max_ps(_mm512_mask_loadu_ps(m, cpu_v16_first(k), a + i), m);
     }
     return _mm512_reduce_max_ps(m);
 #else
