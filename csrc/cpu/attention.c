@@ -24,16 +24,14 @@ static void probabilities(float *P, int ldp, const float *q, int ldq, const floa
         float *row = P + (size_t)(t - r0) * ldp;
         int n = t + 1;
         if (lse_in) {
-            float l = lse_in[t];
-#pragma omp simd
-            for (int j = 0; j < n; j++) row[j] = cpu_expf(row[j] - l);
+            cpu_exp_shift(row, n, lse_in[t]);
         } else {
             float mx = cpu_max(row, n), sum = cpu_exp_sum(row, n, mx), inv = 1.0f / sum;
             lse_out[t] = mx + logf(sum);
 #pragma omp simd
             for (int j = 0; j < n; j++) row[j] *= inv;
         }
-        for (int j = n; j < r1; j++) row[j] = 0.0f;
+        memset(row + n, 0, (size_t)(r1 - n) * sizeof *row);
     }
 }
 
@@ -110,7 +108,7 @@ void cpu_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const voi
                     float delta = cpu_dot(dob + (size_t)t * ldo, ob + (size_t)t * ldo, D);
 #pragma omp simd
                     for (int u = 0; u <= t; u++) srow[u] = prow[u] * (srow[u] - delta);
-                    for (int u = t + 1; u < r1; u++) srow[u] = 0.0f;
+                    memset(srow + t + 1, 0, (size_t)(r1 - t - 1) * sizeof *srow);
                 }
                 cpu_gemm(0, 0, m, D, r1, scale, dS, T, kb, ldk, 0.0f, dQ + qoff + (size_t)r0 * ldq, ldq);
                 cpu_gemm(1, 0, r1, D, m, scale, dS, T, qb + (size_t)r0 * ldq, ldq, 1.0f, dkb, ldk);

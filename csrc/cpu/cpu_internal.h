@@ -139,6 +139,20 @@ static inline float cpu_exp_sum(float *row, int n, float shift) {
     return s;
 }
 
+// row[i] = exp(row[i] - shift) for i < n.
+static inline void cpu_exp_shift(float *row, int n, float shift) {
+#ifdef CPU_SIMD_AVX512
+    cpu_v16 vshift = cpu_v16_set(shift);
+    for (int i = 0; i < n; i += CPU_LANES) {
+        int k = n - i < CPU_LANES ? n - i : CPU_LANES;
+        cpu_v16_store_n(row + i, cpu_v16_exp(_mm512_sub_ps(cpu_v16_load_n(row + i, k), vshift)), k);
+    }
+#else
+#pragma omp simd
+    for (int i = 0; i < n; i++) row[i] = cpu_expf(row[i] - shift);
+#endif
+}
+
 // max(a[0..n)), n >= 1 (max is exact, so the order of comparisons cannot change the result).
 static inline float cpu_max(const float *a, int n) {
 #ifdef CPU_SIMD_AVX512
