@@ -9,7 +9,12 @@
 #     CPUs, the reference of retort bf16's ratio.
 # Prints tokens/s, GFLOP/s against the fp32 GEMM peak retort measures at start, the ratios, peak resident
 # memory, and the GEMM library and kernels each one ran; appends one JSON line to
-# bench/results/cpu_train.jsonl. Nothing in the environment is set for any of them.
+# bench/results/cpu_train.jsonl. Nothing in the environment is set for any of them, except:
+#
+#   RT_BENCH_ISA=avx2: the run stands in for an AVX2 CPU on this one. retort is built for x86-64-v3 (AVX2 and
+#   FMA, in build-avx2/) and every GEMM library is told to stop at AVX2: oneDNN by ONEDNN_MAX_CPU_ISA, MKL by
+#   MKL_ENABLE_INSTRUCTIONS, PyTorch's own kernels by ATEN_CPU_CAPABILITY, OpenBLAS by OPENBLAS_CORETYPE. The
+#   caches, clock and memory stay this machine's; the record's "isa" says "avx2".
 #
 #   bench/cpu_train.sh [STEPS] [THREADS]
 # Model: dim 256, 4 layers, 8 heads, ffn 688, byte vocabulary (3.2M parameters), B=8, T=256.
@@ -21,9 +26,24 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 steps=${1:-30}
 threads=${2:-$(nproc)}
+isa=${RT_BENCH_ISA:-native}
 ./scripts/bootstrap.sh test >/dev/null
-./scripts/build.sh >/dev/null
-retort=./build/retort
+case $isa in
+native)
+    ./scripts/build.sh >/dev/null
+    retort=./build/retort
+    ;;
+avx2)
+    RT_BUILD_DIR=$root/build-avx2 ./scripts/build.sh -DRT_NATIVE=OFF -DRT_CUDA=OFF \
+        -DCMAKE_C_FLAGS=-march=x86-64-v3 >/dev/null
+    retort=./build-avx2/retort
+    export ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2 OPENBLAS_CORETYPE=Haswell
+    ;;
+*)
+    echo "cpu_train: RT_BENCH_ISA is native or avx2, not '$isa'" >&2
+    exit 2
+    ;;
+esac
 torch2=$root/.venv-hf/bin/python
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -68,9 +88,11 @@ if [[ -f "$work/retort-bf16.log" ]]; then
     peer torch2_sdpa_bf16 "$torch2" --attention sdpa --bf16
 fi
 
-/usr/bin/python3 - "$work" "$threads" "$steps" "bench/cpu_train.sh $*" <<'PY'
+command="bench/cpu_train.sh $*"
+if [[ $isa != native ]]; then command="RT_BENCH_ISA=$isa $command"; fi
+/usr/bin/python3 - "$work" "$threads" "$steps" "$command" "$isa" <<'PY'
 import datetime, json, os, platform, re, subprocess, sys
-work, threads, steps, command = sys.argv[1:]
+work, threads, steps, command, isa = sys.argv[1:]
 runs = {}
 for precision in ("fp32", "bf16"):
     path = os.path.join(work, f"retort-{precision}.log")
@@ -96,7 +118,8 @@ cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.start
 fam = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("cpu family")), "?")
 model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model\t")), "?")
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-print(f"{cpu} (family {fam} model {model}); model: {params} parameters, B=8, T=256, {threads} threads, {steps} steps")
+print(f"{cpu} (family {fam} model {model}); model: {params} parameters, B=8, T=256, {threads} threads, {steps} steps"
+      + ("" if isa == "native" else f"; every library held to {isa}"))
 print(f"GEMM peak measured by retort at start: fp32 {peak:.1f} GFLOP/s"
       + (f", bf16 {runs['bf16']['gemm_peak']:.1f} GFLOP/s" if "bf16" in runs else ""))
 def row(name, tps, mib, kernels):
@@ -121,7 +144,7 @@ rec = {"date": datetime.date.today().isoformat(), "commit": commit, "cpu": cpu, 
        "retort_tokens_per_s": round(rt, 1), "retort_gemm": runs["fp32"]["gemm"],
        "retort_gflops": round(rt * mflop / 1e3, 2), "gemm_peak_gflops": peak,
        "retort_peak_rss_mib": runs["fp32"]["peak_rss_mib"], "command": command,
-       "mflop_per_token": mflop}
+       "mflop_per_token": mflop, "isa": isa}
 for n, p in peers.items():
     rec[n] = {"torch": p["torch"], "tokens_per_s": round(p["tokens_per_s"], 1), "kernels": p["kernels"],
               "peak_rss_mib": p["peak_rss_mib"], "ratio": round(rt / p["tokens_per_s"], 3)}

@@ -19,8 +19,8 @@ cd "$root"
 if [[ "${RT_SANITIZE:-0}" == 1 ]]; then
     export RT_BUILD_DIR=${RT_BUILD_DIR:-$root/build-asan}
     # the sanitizers check the C code; the CUDA runtime's own allocations would read as leaks, and its code
-    # is covered by the GPU twin tests instead. Built for plain x86-64 (no -march=native): the CPU ops' plain
-    # loops, which an AVX-512 build replaces with csrc/cpu/simd.h, run their tests here.
+    # is covered by the GPU twin tests instead. Built for plain x86-64 (no -march=native), so the CPU ops run
+    # here on csrc/cpu/simd.h's plain form, the main build's tests on the machine's own.
     ./scripts/build.sh -DRT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRT_CUDA=OFF -DRT_NATIVE=OFF
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
     export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp:print_suppressions=0

@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "backend/backend.h"
-#include "cpu/bf16.h"
 #include "cpu/cpu_internal.h"
 #include "testutil.h"
 
@@ -139,92 +138,6 @@ START_TEST(test_expf) {
     ck_assert_msg(cpu_expf(0.0f) == 1.0f, "cpu_expf(0) = %.9g", cpu_expf(0.0f));
 }
 END_TEST
-
-#ifdef CPU_SIMD_AVX512
-// simd.h stands in for cpu_expf and cpu_bf16_store in the AVX-512 build: lane for lane the same bits (the
-// bf16 rounding may flush fp32 denormals, which VCVTNEPS2BF16 does), and its _n forms touch only their n
-// lanes.
-static uint32_t bits_of(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-START_TEST(test_simd) {
-    float xs[16];
-    const float special[] = {NAN,   -NAN,    INFINITY, -INFINITY, 0.0f,    -0.0f,   88.37f, 88.5f,
-                             88.8f, 1000.0f, -87.33f,  -87.4f,    -100.0f, -104.0f, -1e30f, 1e-40f};
-    uint32_t state = 12345;
-    int bad = 0;
-    float bad_x = 0, bad_got = 0, bad_want = 0;
-    for (int round = 0; round < 200000; round++) {
-        for (int j = 0; j < 16; j++) {
-            state = state * 1664525u + 1013904223u;
-            xs[j] = round == 0 ? special[j] : ((float)(state >> 8) / 16777216.0f - 0.5f) * 200.0f;
-        }
-        float got[16];
-        cpu_v16_store(got, cpu_v16_exp(cpu_v16_load(xs)));
-        for (int j = 0; j < 16; j++) { // (one assertion at the end: Check reports every one to its parent)
-            float want = cpu_expf(xs[j]);
-            if (!(isnan(want) ? isnan(got[j]) : bits_of(got[j]) == bits_of(want)) && !bad++)
-                bad_x = xs[j], bad_got = got[j], bad_want = want;
-        }
-    }
-    ck_assert_msg(!bad, "cpu_v16_exp differs from cpu_expf %d times, first at %.9g: %.9g, not %.9g", bad,
-                  bad_x, bad_got, bad_want);
-    int bad_bf16 = 0;
-    uint32_t bad_w = 0;
-    uint16_t bad_h = 0, want_h = 0;
-    for (uint64_t u = 0; u <= 0xffffffffu; u += 4099) { // every exponent, mantissa patterns, both signs
-        uint32_t w[16];
-        for (int j = 0; j < 16; j++) w[j] = (uint32_t)u + (uint32_t)j * 0x10001u;
-        memcpy(xs, w, sizeof xs);
-        uint16_t got[16];
-        cpu_v16_store_bf16(got, cpu_v16_load(xs));
-        for (int j = 0; j < 16; j++) {
-            uint16_t want = cpu_bf16_store(xs[j]);
-#ifdef __AVX512BF16__
-            if (fpclassify(xs[j]) == FP_SUBNORMAL) want = (uint16_t)((w[j] >> 16) & 0x8000u);
-#endif
-            if (got[j] != want && !bad_bf16++) bad_w = w[j], bad_h = got[j], want_h = want;
-        }
-    }
-    ck_assert_msg(!bad_bf16, "bf16 rounding differs %d times, first of 0x%08x: 0x%04x, not 0x%04x", bad_bf16,
-                  bad_w, bad_h, want_h);
-    // cpu_max against its plain loop, a NaN past the first element passed over as there
-    float row[40];
-    for (int n = 1; n <= 40; n++)
-        for (int nan_at = -1; nan_at < n; nan_at++) {
-            for (int j = 0; j < n; j++) {
-                state = state * 1664525u + 1013904223u;
-                row[j] = j == nan_at ? NAN : (float)(state >> 8) / 16777216.0f - 0.5f;
-            }
-            float want = row[0];
-            for (int j = 1; j < n; j++) want = row[j] > want ? row[j] : want;
-            float got = cpu_max(row, n);
-            ck_assert_msg(isnan(want) ? isnan(got) : got == want, "cpu_max n=%d, NaN at %d: %g, not %g", n,
-                          nan_at, got, want);
-        }
-    // the _n forms: lanes past n read as 0 and are not written
-    float src[16], dst[16];
-    uint16_t hsrc[16], hdst[16];
-    for (int j = 0; j < 16; j++) src[j] = (float)(j + 1), hsrc[j] = cpu_bf16_store((float)(j + 1));
-    for (int n = 1; n <= 16; n++) {
-        float lanes[16];
-        for (int j = 0; j < 16; j++) dst[j] = -1.0f, hdst[j] = 0xffff;
-        cpu_v16_store(lanes, cpu_v16_load_n(src, n));
-        cpu_v16_store_n(dst, cpu_v16_load(src), n);
-        cpu_v16_store_bf16_n(hdst, cpu_v16_load_bf16_n(hsrc, n), n);
-        for (int j = 0; j < 16; j++) {
-            ck_assert_msg(lanes[j] == (j < n ? src[j] : 0.0f), "load_n(%d) lane %d = %g", n, j, lanes[j]);
-            ck_assert_msg(dst[j] == (j < n ? src[j] : -1.0f), "store_n(%d) lane %d = %g", n, j, dst[j]);
-            ck_assert_msg(hdst[j] == (j < n ? hsrc[j] : 0xffff), "bf16 store_n(%d) lane %d = 0x%04x", n, j,
-                          hdst[j]);
-        }
-    }
-}
-END_TEST
-#endif
 
 START_TEST(test_matmul) {
     const char *op = "matmul";
@@ -814,9 +727,6 @@ int main(void) {
     TCase *tc = tcase_create("ops");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_expf);
-#ifdef CPU_SIMD_AVX512
-    tcase_add_test(tc, test_simd);
-#endif
     tcase_add_test(tc, test_matmul);
     tcase_add_test(tc, test_add);
     tcase_add_test(tc, test_embedding);

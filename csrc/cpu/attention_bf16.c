@@ -15,7 +15,6 @@
 
 #include "bf16.h"
 #include "cpu_internal.h"
-#include "simd.h"
 
 #define ATT_BLOCK 64
 // A task's score blocks (backward: S and dP fp32, P and dS bf16, 12 bytes a score) for its kv heads: the
@@ -93,29 +92,19 @@ static int64_t kv_chunk(int64_t KVH, int64_t bs, int64_t T) {
 // p[0 .. n) = 0: the masked keys of a row, a few vectors at most (a memset call per row cost more than the
 // stores).
 static void zero_keys(uint16_t *p, int64_t n) {
-#ifdef CPU_SIMD_AVX512
-    for (int64_t c = 0; c < n; c += 32)
-        _mm512_mask_storeu_epi16(p + c, n - c >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << (n - c)) - 1),
-                                 _mm512_setzero_si512());
-#else
-    memset(p, 0, (size_t)n * sizeof *p);
-#endif
+    for (int64_t c = 0; c < n; c += CPU_LANES)
+        cpu_v16_store_bf16_n(p + c, cpu_v16_set(0.0f), n - c < CPU_LANES ? (int)(n - c) : CPU_LANES);
 }
 
 // P [width] bf16 = the softmax of row's first n scores, 0 past them (the causal mask inside the block);
 // returns their log-sum-exp. row [width] is overwritten with the exponentials (its first n).
 static float softmax_row(float *row, uint16_t *prow, int64_t n, int64_t width) {
     float mx = cpu_max(row, (int)n), sum = cpu_exp_sum(row, (int)n, mx);
-    float inv = 1.0f / sum;
-#ifdef CPU_SIMD_AVX512
+    cpu_v16 inv = cpu_v16_set(1.0f / sum);
     for (int64_t c = 0; c < n; c += CPU_LANES) {
         int k = n - c < CPU_LANES ? (int)(n - c) : CPU_LANES;
-        cpu_v16_store_bf16_n(prow + c, _mm512_mul_ps(cpu_v16_load_n(row + c, k), cpu_v16_set(inv)), k);
+        cpu_v16_store_bf16_n(prow + c, cpu_v16_mul(cpu_v16_load_n(row + c, k), inv), k);
     }
-#else
-#pragma omp simd
-    for (int64_t c = 0; c < n; c++) prow[c] = cpu_bf16_store(row[c] * inv);
-#endif
     zero_keys(prow + n, width - n);
     return mx + logf(sum);
 }
@@ -124,23 +113,13 @@ static float softmax_row(float *row, uint16_t *prow, int64_t n, int64_t width) {
 // width (the mask).
 static void gradient_row(const float *srow, const float *dprow, uint16_t *prow, uint16_t *dsrow, float l,
                          float dl, int64_t n, int64_t width) {
-#ifdef CPU_SIMD_AVX512
     cpu_v16 vl = cpu_v16_set(l), vdl = cpu_v16_set(dl);
     for (int64_t u = 0; u < n; u += CPU_LANES) {
         int k = n - u < CPU_LANES ? (int)(n - u) : CPU_LANES;
-        cpu_v16 p = cpu_v16_exp(_mm512_sub_ps(cpu_v16_load_n(srow + u, k), vl));
+        cpu_v16 p = cpu_v16_exp(cpu_v16_sub(cpu_v16_load_n(srow + u, k), vl));
         cpu_v16_store_bf16_n(prow + u, p, k);
-        cpu_v16_store_bf16_n(dsrow + u, _mm512_mul_ps(p, _mm512_sub_ps(cpu_v16_load_n(dprow + u, k), vdl)),
-                             k);
+        cpu_v16_store_bf16_n(dsrow + u, cpu_v16_mul(p, cpu_v16_sub(cpu_v16_load_n(dprow + u, k), vdl)), k);
     }
-#else
-#pragma omp simd
-    for (int64_t u = 0; u < n; u++) {
-        float p = cpu_expf(srow[u] - l);
-        prow[u] = cpu_bf16_store(p);
-        dsrow[u] = cpu_bf16_store(p * (dprow[u] - dl));
-    }
-#endif
     zero_keys(prow + n, width - n);
     zero_keys(dsrow + n, width - n);
 }

@@ -110,9 +110,6 @@ void cpu_bf16_attention_forward(rt_ctx *ctx, void *out, float *lse, const void *
 void cpu_bf16_attention_backward(rt_ctx *ctx, void *dq, void *dk, void *dv, const void *dout, const void *q,
                                  const void *k, const void *v, const void *out, const float *lse, int B,
                                  int T, int H, int KVH, int D, int ldq, int ldkv);
-void cpu_bf16_swiglu_forward(rt_ctx *ctx, void *out, const void *gate, const void *up, int N, int F, int ld);
-void cpu_bf16_swiglu_backward(rt_ctx *ctx, void *dgate, void *dup, const void *dout, const void *gate,
-                              const void *up, int N, int F, int ld);
 void cpu_bf16_distill_loss(rt_ctx *ctx, float *ce, float *kd, void *dlogits, const void *logits,
                            const void *teacher_logits, const int32_t *topk_ids, const float *topk_logprobs,
                            int k, const int32_t *targets, int N, int V, const rt_kd_params *p,

@@ -111,37 +111,6 @@ void cpu_bf16_add_bias_rows(rt_ctx *ctx, void *out, const void *bias, int N, int
     }
 }
 
-// gate, up (and dgate, dup) rows ld apart, out and dout [N, F] contiguous, as the fp32 ops
-void cpu_bf16_swiglu_forward(rt_ctx *ctx, void *out, const void *gate, const void *up, int N, int F, int ld) {
-    uint16_t *o = out;
-    const uint16_t *g = gate, *u = up;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)N *F))
-    for (int r = 0; r < N; r++) {
-        uint16_t *orow = o + (size_t)r * F;
-        const uint16_t *grow = g + (size_t)r * ld, *urow = u + (size_t)r * ld;
-#pragma omp simd
-        for (int i = 0; i < F; i++)
-            orow[i] = cpu_bf16_store(cpu_swiglu(cpu_bf16_load(grow[i]), cpu_bf16_load(urow[i])));
-    }
-}
-
-void cpu_bf16_swiglu_backward(rt_ctx *ctx, void *dgate, void *dup, const void *dout, const void *gate,
-                              const void *up, int N, int F, int ld) {
-    uint16_t *dg = dgate, *du = dup;
-    const uint16_t *d = dout, *g = gate, *u = up;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx, (size_t)N *F))
-    for (int r = 0; r < N; r++) {
-        size_t io = (size_t)r * ld;
-        const uint16_t *drow = d + (size_t)r * F;
-#pragma omp simd
-        for (int i = 0; i < F; i++) {
-            float gi = cpu_bf16_load(g[io + i]), di = cpu_bf16_load(drow[i]);
-            dg[io + i] = cpu_bf16_store(cpu_swiglu_dgate(gi, cpu_bf16_load(u[io + i]), di));
-            du[io + i] = cpu_bf16_store(cpu_swiglu_dup(gi, di));
-        }
-    }
-}
-
 // ---- row sums ----
 // (Gathers and copies move bf16 values as they are: the fp32 ops do them by element size.)
 

@@ -40,60 +40,8 @@ static inline int cpu_threads(rt_ctx *ctx, size_t work) {
 float *cpu_scratch(rt_ctx *ctx, size_t n_per_thread);
 
 // ---- vectorizable math helpers ----
-// The loops below compile to SIMD code at -O2 (`omp simd` or fixed-width lane arrays) without -ffast-math:
-// every sum runs in a fixed lane order, so results depend on the binary only, never on the run.
-
-// a * b + c, fused (one rounding) where the build's instruction set has FMA, else two roundings: a libm fmaf
-// would be a slow software call there. Results depend on the build, as every vectorized loop's do.
-static inline float cpu_fma(float a, float b, float c) {
-#ifdef __FMA__
-    return fmaf(a, b, c);
-#else
-    return a * b + c;
-#endif
-}
-
-// exp(x) for x in float range, within 2 ulp: 2^n * p(r) with r = x - n ln2 in [-ln2/2, ln2/2] (Cephes
-// polynomial, Horner steps fused). Branch-free so loops vectorize; below -87.3 it returns 0 (glibc returns a
-// denormal there).
-static inline float cpu_expf(float x) {
-    const float hi = 88.37f, lo = -87.33f;
-    float xc = x > hi ? hi : x;
-    xc = xc < lo ? lo : xc;
-    // round to nearest by the 1.5 * 2^23 trick (no floorf call, so it vectorizes)
-    float n = cpu_fma(xc, 1.44269504089f, 12582912.0f) - 12582912.0f;
-    float r = cpu_fma(n, -0.693359375f, xc);
-    r = cpu_fma(n, 2.12194440e-4f, r);
-    float p = 1.9875691500e-4f;
-    p = cpu_fma(p, r, 1.3981999507e-3f);
-    p = cpu_fma(p, r, 8.3334519073e-3f);
-    p = cpu_fma(p, r, 4.1665795894e-2f);
-    p = cpu_fma(p, r, 1.6666665459e-1f);
-    p = cpu_fma(p, r, 5.0000001201e-1f);
-    float y = cpu_fma(p, r * r, r) + 1.0f;
-    union {
-        uint32_t u;
-        float f;
-    } scale = {.u = (uint32_t)((int32_t)n + 127) << 23};
-    y = y * scale.f;
-    return x < lo ? 0.0f : y;
-}
-
-// SwiGLU of one element, out = silu(g) u, and its gradients for dout d: the fp32 and bf16 ops share them
-// (bf16 loads and rounds around them). dgate = d u sig (1 + g (1 - sig)), dup = d silu(g).
-static inline float cpu_swiglu(float g, float u) {
-    return g / (1.0f + cpu_expf(-g)) * u;
-}
-static inline float cpu_swiglu_dgate(float g, float u, float d) {
-    float sig = 1.0f / (1.0f + cpu_expf(-g));
-    return d * u * sig * (1.0f + g * (1.0f - sig));
-}
-static inline float cpu_swiglu_dup(float g, float d) {
-    float sig = 1.0f / (1.0f + cpu_expf(-g));
-    return d * g * sig;
-}
-
-#define CPU_LANES 16
+// On cpu_v16 (simd.h) or in fixed-width lane arrays, without -ffast-math: every sum runs in a fixed lane
+// order, so results depend on the binary only, never on the run.
 
 // sum(a[i] * b[i]) in CPU_LANES fixed lanes.
 static inline float cpu_dot(const float *a, const float *b, int n) {
@@ -110,66 +58,40 @@ static inline float cpu_dot(const float *a, const float *b, int n) {
 // row[i] = exp(row[i] - shift) for i < n, in one pass with their sum, taken in CPU_LANES fixed lanes as
 // cpu_dot takes its products.
 static inline float cpu_exp_sum(float *row, int n, float shift) {
-    float acc[CPU_LANES] = {0};
-#ifdef CPU_SIMD_AVX512
-    cpu_v16 vacc = _mm512_setzero_ps(), vshift = cpu_v16_set(shift);
+    cpu_v16 acc = cpu_v16_set(0.0f), vshift = cpu_v16_set(shift);
     for (int i = 0; i < n; i += CPU_LANES) {
         int k = n - i < CPU_LANES ? n - i : CPU_LANES;
-        cpu_v16 e = _mm512_maskz_mov_ps(cpu_v16_first(k),
-                                        cpu_v16_exp(_mm512_sub_ps(cpu_v16_load_n(row + i, k), vshift)));
+        cpu_v16 e = cpu_v16_keep_first(cpu_v16_exp(cpu_v16_sub(cpu_v16_load_n(row + i, k), vshift)), k);
         cpu_v16_store_n(row + i, e, k);
-        vacc = _mm512_add_ps(vacc, e);
+        acc = cpu_v16_add(acc, e);
     }
-    cpu_v16_store(acc, vacc);
-#else
-    int i = 0;
-    for (; i + CPU_LANES <= n; i += CPU_LANES)
-        for (int j = 0; j < CPU_LANES; j++) {
-            float e = cpu_expf(row[i + j] - shift);
-            row[i + j] = e;
-            acc[j] += e;
-        }
-    for (int j = 0; i < n; i++, j++) {
-        row[i] = cpu_expf(row[i] - shift);
-        acc[j] += row[i];
-    }
-#endif
-    float s = 0.0f;
-    for (int j = 0; j < CPU_LANES; j++) s += acc[j];
+    float lanes[CPU_LANES], s = 0.0f;
+    cpu_v16_store(lanes, acc);
+    for (int j = 0; j < CPU_LANES; j++) s += lanes[j];
     return s;
 }
 
 // row[i] = exp(row[i] - shift) for i < n.
 static inline void cpu_exp_shift(float *row, int n, float shift) {
-#ifdef CPU_SIMD_AVX512
     cpu_v16 vshift = cpu_v16_set(shift);
     for (int i = 0; i < n; i += CPU_LANES) {
         int k = n - i < CPU_LANES ? n - i : CPU_LANES;
-        cpu_v16_store_n(row + i, cpu_v16_exp(_mm512_sub_ps(cpu_v16_load_n(row + i, k), vshift)), k);
+        cpu_v16_store_n(row + i, cpu_v16_exp(cpu_v16_sub(cpu_v16_load_n(row + i, k), vshift)), k);
     }
-#else
-#pragma omp simd
-    for (int i = 0; i < n; i++) row[i] = cpu_expf(row[i] - shift);
-#endif
 }
 
-// max(a[0..n)), n >= 1 (max is exact, so the order of comparisons cannot change the result).
+// max(a[0..n)), n >= 1, with the plain loop's steps m = a[i] > m ? a[i] : m (a NaN past a[0] is passed
+// over); otherwise the order of comparisons cannot change the result, so the vectors may overlap.
 static inline float cpu_max(const float *a, int n) {
-#ifdef CPU_SIMD_AVX512
-    // (GCC's reduction form spills the vector and folds it with sixteen dependent scalar steps.) MAXPS(x, m)
-    // is x > m ? x : m, the plain loop's step, so a NaN past a[0] is passed over here as there.
-    cpu_v16 m = cpu_v16_set(a[0]);
-    for (int i = 0; i < n; i += CPU_LANES) {
-        int k = n - i < CPU_LANES ? n - i : CPU_LANES;
-        m = _mm512_max_ps(_mm512_mask_loadu_ps(m, cpu_v16_first(k), a + i), m);
-    }
-    return _mm512_reduce_max_ps(m);
-#else
     float m = a[0];
-#pragma omp simd reduction(max : m)
-    for (int i = 1; i < n; i++) m = a[i] > m ? a[i] : m;
-    return m;
-#endif
+    if (n < CPU_LANES) {
+        for (int i = 1; i < n; i++) m = a[i] > m ? a[i] : m;
+        return m;
+    }
+    cpu_v16 v = cpu_v16_set(m);
+    for (int i = 0; i + CPU_LANES <= n; i += CPU_LANES) v = cpu_v16_max(cpu_v16_load(a + i), v);
+    v = cpu_v16_max(cpu_v16_load(a + n - CPU_LANES), v); // the tail, overlapping the last whole vector
+    return cpu_v16_hmax(v);
 }
 
 // Static partition of [0, n) into `parts` contiguous chunks: chunk p is [*lo, *hi).
