@@ -138,6 +138,11 @@ def check_text(tmp):
     p = retort("data", "text", "--in", bad, "--format", "jsonl", "--out", os.path.join(tmp, "x.h5"), expect=1)
     if "bad.jsonl:1:" not in p.stderr or "string" not in p.stderr:
         failures.append(f"non-string text not reported: {p.stderr}")
+    with open(bad, "w") as f:  # a key that a C string would cut to "text"
+        f.write('{"text": "ok"}\n{"text\\u0000x": "ignored key?"}\n')
+    p = retort("data", "text", "--in", bad, "--format", "jsonl", "--out", os.path.join(tmp, "x.h5"), expect=1)
+    if "bad.jsonl:2:" not in p.stderr or "NUL" not in p.stderr:
+        failures.append(f"a key with \\u0000 not refused: {p.stderr}")
     retort("data", "text", "--in", os.path.join(tmp, "missing.txt"), "--out", os.path.join(tmp, "x.h5"), expect=1)
     retort("data", "synth", "--task", "nope", "--n", "5", "--out", os.path.join(tmp, "x.h5"), expect=2)
     retort("data", "synth", "--task", "add", "--n", "ten", "--out", os.path.join(tmp, "x.h5"), expect=2)

@@ -173,6 +173,11 @@ int rt_json_object(const char *text, size_t len, rt_json_string_field on_string,
             break;
         }
         if ((rc = string(&p))) break;
+        // keys are C strings to the callbacks: "text\u0000x" would read as "text"
+        if (memchr(p.buf, 0, p.buf_len)) {
+            rc = fail(&p, "a key holds a NUL character");
+            break;
+        }
         char *key = malloc(p.buf_len + 1);
         if (!key) {
             rc = fail(&p, "out of memory");
