@@ -7,9 +7,9 @@
 // written once on cpu_v16, which this header builds from AVX-512 intrinsics (CPU_SIMD_AVX512), from two AVX2
 // halves (CPU_SIMD_AVX2), or from a plain array of floats elsewhere, chosen by the build's instruction set
 // (-march=native by default). Every operation gives, lane by lane, the bits of the scalar code it names
-// (cpu_expf, cpu_bf16_store, a * b, ...), so a loop computes the same numbers whichever form the build has;
-// the one exception is the AVX512-BF16 rounding of fp32 denormals (cpu_v16_to_bf16). test_simd checks each
-// form against the scalar code, built three times (tests/ops.cmake).
+// (cpu_expf, cpu_bf16_store, a * b, ...) in the same build, so with FMA every form computes the same
+// numbers; the one exception is the AVX512-BF16 rounding of fp32 denormals (cpu_v16_to_bf16). test_simd
+// checks each form against the scalar code, built three times (tests/ops.cmake).
 //
 // A vector's lanes are in memory order; the _n forms take the first n lanes (0 < n <= 16), reading and
 // writing nothing past them, and load 0 into the rest.

@@ -1,5 +1,6 @@
-// SwiGLU gate: out = silu(gate) * up, silu(g) = g * sigmoid(g). Elementwise on cpu_v16 (simd.h), one loop
-// for fp32 and bf16 act buffers; the lanes give the bits of cpu_swiglu and its gradients.
+// SwiGLU gate: out = silu(gate) * up, silu(g) = g * sigmoid(g), sigmoid(g) = 1 / (1 + exp(-g)).
+// Elementwise on cpu_v16 (simd.h), one loop for fp32 and bf16 act buffers, each product in the order its
+// comment gives, so every form of cpu_v16 computes the same bits.
 #include "cpu_internal.h"
 
 // One row: gate, up (and dgate, dup) at element offset in, out and dout at io; F elements.
@@ -9,7 +10,7 @@ static void forward_row(int bf, void *out, const void *gate, const void *up, siz
         int n = F - i < CPU_LANES ? F - i : CPU_LANES;
         cpu_v16 g = cpu_v16_load_act(bf, gate, in + i, n), u = cpu_v16_load_act(bf, up, in + i, n);
         cpu_v16 e = cpu_v16_exp(cpu_v16_neg(g));
-        // g / (1 + e) * u, cpu_swiglu's order
+        // (g / (1 + e)) u
         cpu_v16_store_act(bf, out, io + i, cpu_v16_mul(cpu_v16_div(g, cpu_v16_add(one, e)), u), n);
     }
 }
@@ -22,7 +23,7 @@ static void backward_row(int bf, void *dgate, void *dup, const void *dout, const
         cpu_v16 g = cpu_v16_load_act(bf, gate, in + i, n), u = cpu_v16_load_act(bf, up, in + i, n),
                 d = cpu_v16_load_act(bf, dout, io + i, n);
         cpu_v16 sig = cpu_v16_div(one, cpu_v16_add(one, cpu_v16_exp(cpu_v16_neg(g))));
-        // d u sig (1 + g (1 - sig)) and d g sig, left to right as cpu_swiglu_dgate and cpu_swiglu_dup
+        // dgate = ((d u) sig) (1 + g (1 - sig)), dup = (d g) sig
         cpu_v16 slope = cpu_v16_add(one, cpu_v16_mul(g, cpu_v16_sub(one, sig)));
         cpu_v16_store_act(bf, dgate, in + i, cpu_v16_mul(cpu_v16_mul(cpu_v16_mul(d, u), sig), slope), n);
         cpu_v16_store_act(bf, dup, in + i, cpu_v16_mul(cpu_v16_mul(d, g), sig), n);
