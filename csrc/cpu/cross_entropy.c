@@ -1,8 +1,10 @@
-// Softmax cross-entropy fused with its gradient: one pass over a row for the max, one for the sum of
-// exponentials, one to write the gradient (in place over the logits when dlogits == logits); the
-// probabilities are never stored. Row-parallel.
+// Softmax cross-entropy fused with its gradient: one pass over a row for the max, one for the exponentials
+// and their sum (cpu_exp_sum, written where the gradient goes: in place over the logits when dlogits ==
+// logits, or a per-thread row), one to scale them into the gradient; no [N, V] buffer of probabilities.
+// Row-parallel.
 #include <math.h>
 #include <omp.h>
+#include <string.h>
 
 #include "bf16.h"
 #include "cpu_internal.h"
@@ -30,19 +32,15 @@ void cpu_cross_entropy(rt_ctx *ctx, float *losses, void *dlogits, const void *lo
             }
             continue;
         }
-        float mx = cpu_max(row, V), sum[CPU_LANES] = {0};
-        int j = 0;
-        for (; j + CPU_LANES <= V; j += CPU_LANES)
-            for (int l = 0; l < CPU_LANES; l++) sum[l] += cpu_expf(row[j + l] - mx);
-        for (int l = 0; j < V; j++, l++) sum[l] += cpu_expf(row[j] - mx);
-        float total = 0.0f;
-        for (int l = 0; l < CPU_LANES; l++) total += sum[l];
-        float target_logit = row[tgt];
+        float mx = cpu_max(row, V), target_logit = row[tgt];
+        float *e = drow ? drow : tmp + V; // exp(row - mx), then the gradient
+        if (e != row) memcpy(e, row, (size_t)V * sizeof *e);
+        float total = cpu_exp_sum(e, V, mx);
         losses[i] = logf(total) + mx - target_logit;
         if (drow) {
             float s = grad_scale / total;
 #pragma omp simd
-            for (int k = 0; k < V; k++) drow[k] = s * cpu_expf(row[k] - mx);
+            for (int k = 0; k < V; k++) drow[k] *= s;
             drow[tgt] -= grad_scale;
             cpu_row_out(ctx, dlogits, (size_t)i, (size_t)V, V, drow);
         }
